@@ -1,0 +1,111 @@
+//! SeaORM migrations for the session table of `tower-sessions-seaorm-store`.
+//!
+//! Three ways to run them, all creating the same table:
+//!
+//! 1. **The store does it**: `PostgresStore::migrate()` runs [`migrations`] for its own schema and
+//!    table, records them in `"<schema>"."seaql_migrations_tower_sessions"` (never the
+//!    application's `seaql_migrations`) and is safe when many replicas call it at once.
+//! 2. **Your own `Migrator`**: add [`CreateSessionTable`] to your application's list, so the
+//!    session table is created with the rest of your schema:
+//!
+//!    ```
+//!    use sea_orm_migration::prelude::*;
+//!    use tower_sessions_seaorm_migration::CreateSessionTable;
+//!
+//!    pub struct Migrator;
+//!
+//!    impl MigratorTrait for Migrator {
+//!        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+//!            vec![
+//!                // ... your migrations ...
+//!                Box::new(CreateSessionTable::new("tower_sessions", "session")),
+//!            ]
+//!        }
+//!    }
+//!    ```
+//! 3. **The command line** (feature `cli`), SeaORM's usual `up`, `down`, `status`… for the
+//!    default table, with the history in `seaql_migrations_tower_sessions`:
+//!    `DATABASE_URL=postgres://… cargo run -p tower-sessions-seaorm-migration --features cli -- up`.
+//!
+//! Every migration here is idempotent (`IF NOT EXISTS`), so the paths can be mixed: a table
+//! created by one is left as it is by another.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_session_table;
+
+pub use m20261125_000001_create_session_table::CreateSessionTable;
+pub use sea_orm_migration;
+
+/// The default schema of the session table.
+pub const DEFAULT_SCHEMA: &str = "tower_sessions";
+/// The default name of the session table.
+pub const DEFAULT_TABLE: &str = "session";
+/// The history table the store's migrations are recorded in, apart from the application's
+/// `seaql_migrations`.
+pub const HISTORY_TABLE: &str = "seaql_migrations_tower_sessions";
+
+/// Every migration of the session table `"<schema>"."<table>"`, oldest first.
+///
+/// The names are not validated here; they are quoted in every statement. The store validates
+/// them before it gets here.
+pub fn migrations(schema: &str, table: &str) -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(CreateSessionTable::new(schema, table))]
+}
+
+/// The migrator for the default table, `"tower_sessions"."session"`, with its history in
+/// `seaql_migrations_tower_sessions`. The CLI runs this one.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        migrations(DEFAULT_SCHEMA, DEFAULT_TABLE)
+    }
+
+    fn migration_table_name() -> sea_orm::DynIden {
+        Alias::new(HISTORY_TABLE).into_iden()
+    }
+}
+
+/// Quotes an identifier for PostgreSQL, doubling any embedded quote.
+pub(crate) fn quote_pg(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The name of the expiry index of `table`, kept within PostgreSQL's 63 bytes so that two long
+/// table names never truncate to the same index name.
+pub fn expiry_index_name(table: &str) -> String {
+    const SUFFIX: &str = "_expiry_date_idx";
+    let name = format!("{table}{SUFFIX}");
+    if name.len() <= 63 {
+        return name;
+    }
+    // FNV-1a: stable across releases and platforms, unlike std's hasher.
+    let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut prefix_len = 63 - SUFFIX.len() - 9;
+    while !table.is_char_boundary(prefix_len) {
+        prefix_len -= 1;
+    }
+    format!("{}_{:08x}{SUFFIX}", &table[..prefix_len], hash as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_fit_and_stay_distinct() {
+        assert_eq!(expiry_index_name("session"), "session_expiry_date_idx");
+        let a = expiry_index_name(&format!("{}a", "x".repeat(62)));
+        let b = expiry_index_name(&format!("{}b", "x".repeat(62)));
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn quoting_doubles_quotes() {
+        assert_eq!(quote_pg(r#"a"b"#), r#""a""b""#);
+    }
+}

@@ -1,0 +1,4 @@
+//! The outside world behind the ports: codecs and the SeaORM repository.
+
+pub mod codec;
+pub mod sea_orm;

@@ -1,0 +1,173 @@
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tower_sessions_core::session::{Id, Record};
+
+use super::SessionError;
+use crate::ports::{Codec, SessionRepository};
+
+/// The knobs of the service's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServicePolicy {
+    /// How many ids `create` tries before it gives up (at least 1).
+    pub max_create_attempts: u32,
+    /// The most rows one cleanup statement deletes (at least 1).
+    pub cleanup_batch_size: u64,
+}
+
+impl Default for ServicePolicy {
+    fn default() -> Self {
+        Self {
+            max_create_attempts: 8,
+            cleanup_batch_size: 10_000,
+        }
+    }
+}
+
+/// Applies the store's rules over a [`SessionRepository`] and a [`Codec`].
+///
+/// Cheap to clone: the repository and codec are shared.
+#[derive(Debug)]
+pub struct SessionService<R, C> {
+    repository: Arc<R>,
+    codec: Arc<C>,
+    policy: ServicePolicy,
+}
+
+impl<R, C> Clone for SessionService<R, C> {
+    fn clone(&self) -> Self {
+        Self {
+            repository: Arc::clone(&self.repository),
+            codec: Arc::clone(&self.codec),
+            policy: self.policy,
+        }
+    }
+}
+
+impl<R, C> SessionService<R, C> {
+    /// The repository this service writes to.
+    pub fn repository(&self) -> &Arc<R> {
+        &self.repository
+    }
+
+    /// The codec this service encodes with.
+    pub fn codec(&self) -> &Arc<C> {
+        &self.codec
+    }
+
+    /// The rules' knobs.
+    pub fn policy(&self) -> ServicePolicy {
+        self.policy
+    }
+
+    /// The same service with another policy. Values below 1 are raised to 1.
+    pub fn with_policy(mut self, policy: ServicePolicy) -> Self {
+        self.policy = ServicePolicy {
+            max_create_attempts: policy.max_create_attempts.max(1),
+            cleanup_batch_size: policy.cleanup_batch_size.max(1),
+        };
+        self
+    }
+}
+
+impl<R: SessionRepository, C: Codec> SessionService<R, C> {
+    /// A service over `repository` and `codec` with the default policy.
+    pub fn new(repository: R, codec: C) -> Self {
+        Self::from_parts(Arc::new(repository), Arc::new(codec), ServicePolicy::default())
+    }
+
+    /// A service over shared parts.
+    pub fn from_parts(repository: Arc<R>, codec: Arc<C>, policy: ServicePolicy) -> Self {
+        Self {
+            repository,
+            codec,
+            policy,
+        }
+    }
+
+    /// The same rules over another codec.
+    pub fn with_codec<C2: Codec>(self, codec: C2) -> SessionService<R, C2> {
+        SessionService::from_parts(self.repository, Arc::new(codec), self.policy)
+    }
+
+    /// The same rules over another repository.
+    pub fn with_repository<R2: SessionRepository>(self, repository: R2) -> SessionService<R2, C> {
+        SessionService::from_parts(Arc::new(repository), self.codec, self.policy)
+    }
+
+    /// Stores a new session. When `record.id` is taken, `record.id` is replaced by a fresh id
+    /// and the insert retried; the existing session is never touched.
+    pub async fn create(&self, record: &mut Record) -> Result<(), SessionError> {
+        for attempt in 1..=self.policy.max_create_attempts {
+            if attempt > 1 {
+                record.id = Id::default();
+            }
+            // The id is part of the encoded record, so every attempt encodes again.
+            let data = self.codec.encode(record).map_err(SessionError::Encode)?;
+            let id = record.id.to_string();
+            if self
+                .repository
+                .insert_if_absent(&id, &data, record.expiry_date)
+                .await?
+            {
+                return Ok(());
+            }
+            tracing::debug!(attempt, "session id already taken; drawing a fresh one");
+        }
+        Err(SessionError::IdsExhausted {
+            attempts: self.policy.max_create_attempts,
+        })
+    }
+
+    /// Inserts or replaces the session with `record.id`.
+    pub async fn save(&self, record: &Record) -> Result<(), SessionError> {
+        let data = self.codec.encode(record).map_err(SessionError::Encode)?;
+        self.repository
+            .upsert(&record.id.to_string(), &data, record.expiry_date)
+            .await?;
+        Ok(())
+    }
+
+    /// The session with `id`, unless it is missing or expired at `now`.
+    pub async fn load_at(&self, id: &Id, now: OffsetDateTime) -> Result<Option<Record>, SessionError> {
+        let Some(data) = self.repository.find_unexpired(&id.to_string(), now).await? else {
+            return Ok(None);
+        };
+        let record = self.codec.decode(&data).map_err(SessionError::Decode)?;
+        // The row's expiry column and the encoded expiry agree when this store wrote both; a row
+        // edited by hand may not, and an expired record must never come back.
+        if record.expiry_date <= now {
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+
+    /// The session with `id`, unless it is missing or expired now.
+    pub async fn load(&self, id: &Id) -> Result<Option<Record>, SessionError> {
+        self.load_at(id, OffsetDateTime::now_utc()).await
+    }
+
+    /// Deletes the session with `id`; deleting a missing session succeeds.
+    pub async fn delete(&self, id: &Id) -> Result<(), SessionError> {
+        self.repository.delete_by_id(&id.to_string()).await?;
+        Ok(())
+    }
+
+    /// Deletes every session expired at `now`, batch after batch, and returns how many.
+    pub async fn delete_expired_at(&self, now: OffsetDateTime) -> Result<u64, SessionError> {
+        let limit = self.policy.cleanup_batch_size;
+        let mut total = 0;
+        loop {
+            let deleted = self.repository.delete_expired_batch(now, limit).await?;
+            total += deleted;
+            if deleted < limit {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes every session expired now, batch after batch, and returns how many.
+    pub async fn delete_expired(&self) -> Result<u64, SessionError> {
+        self.delete_expired_at(OffsetDateTime::now_utc()).await
+    }
+}

@@ -1,0 +1,97 @@
+use tower_sessions_core::session_store;
+
+use crate::{
+    adapters::sea_orm::IdentifierError,
+    domain::SessionError,
+    ports::{CodecError, RepositoryError},
+};
+
+/// Everything that can go wrong in this crate.
+///
+/// Messages say what failed and what to do about it; none contains session data or a session id.
+/// At the `SessionStore` seam it becomes a [`session_store::Error`]: encoding failures become
+/// `Encode`, decoding failures `Decode`, everything else `Backend`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeaOrmStoreError {
+    /// The database failed (unreachable, a statement refused, an unreadable row).
+    #[error(transparent)]
+    Database(#[from] RepositoryError),
+
+    /// The session could not be encoded by the store's codec.
+    #[error("could not encode the session: {0}")]
+    Encode(#[source] CodecError),
+
+    /// A stored session could not be decoded by the store's codec: the row is corrupt, truncated
+    /// or was written by another codec.
+    #[error("could not decode a stored session: {0}")]
+    Decode(#[source] CodecError),
+
+    /// A schema or table name was refused.
+    #[error(transparent)]
+    InvalidIdentifier(#[from] IdentifierError),
+
+    /// `create` drew several fresh ids and every one was taken.
+    #[error(
+        "could not create the session: {attempts} freshly drawn session ids were all taken; \
+         check the id generator and the session table"
+    )]
+    IdsExhausted {
+        /// How many ids were tried.
+        attempts: u32,
+    },
+
+    /// `migrate` failed.
+    #[error("migrating the session table failed after {attempts} attempt(s): {message}")]
+    Migration {
+        /// How many times it started over after losing a race to a concurrent migration.
+        attempts: u32,
+        /// What the database said.
+        message: String,
+    },
+}
+
+impl From<SessionError> for SeaOrmStoreError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::Repository(e) => Self::Database(e),
+            SessionError::Encode(e) => Self::Encode(e),
+            SessionError::Decode(e) => Self::Decode(e),
+            SessionError::IdsExhausted { attempts } => Self::IdsExhausted { attempts },
+        }
+    }
+}
+
+impl From<SeaOrmStoreError> for session_store::Error {
+    fn from(err: SeaOrmStoreError) -> Self {
+        match err {
+            SeaOrmStoreError::Encode(_) => Self::Encode(err.to_string()),
+            SeaOrmStoreError::Decode(_) => Self::Decode(err.to_string()),
+            _ => Self::Backend(err.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_failures_keep_their_kind_at_the_seam() {
+        let encode: session_store::Error =
+            SeaOrmStoreError::Encode(CodecError::new("X", "too deep")).into();
+        assert!(matches!(encode, session_store::Error::Encode(m) if m.contains("too deep")));
+        let decode: session_store::Error =
+            SeaOrmStoreError::Decode(CodecError::new("X", "truncated")).into();
+        assert!(matches!(decode, session_store::Error::Decode(m) if m.contains("truncated")));
+    }
+
+    #[test]
+    fn everything_else_is_a_backend_error() {
+        let db: session_store::Error =
+            SeaOrmStoreError::Database(RepositoryError::Unavailable("refused".into())).into();
+        assert!(matches!(db, session_store::Error::Backend(m) if m.contains("unavailable")));
+        let ids: session_store::Error = SeaOrmStoreError::IdsExhausted { attempts: 8 }.into();
+        assert!(matches!(ids, session_store::Error::Backend(m) if m.contains("8 freshly drawn")));
+    }
+}

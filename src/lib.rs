@@ -1,0 +1,111 @@
+//! # tower-sessions-seaorm-store
+//!
+//! A [tower-sessions](https://docs.rs/tower-sessions) 0.15 session store on
+//! [SeaORM](https://www.sea-ql.org/SeaORM/) 2, sharing the connection pool your application
+//! already has.
+//!
+//! - **One statement per operation.** `create` is `INSERT … ON CONFLICT (id) DO NOTHING`,
+//!   `save` an upsert, `load` one `SELECT` that never returns an expired session, `delete` one
+//!   `DELETE`. No transactions, no existence checks.
+//! - **Correct under concurrency.** Id collisions are detected by the database, never by a
+//!   check-then-insert; `migrate()` is safe when every replica runs it at start-up.
+//! - **Independent of the connection's time zone.** Expiry is compared with a bound
+//!   `timestamptz`, never with the server's `now()`.
+//! - **Compatible.** The default MessagePack codec writes exactly what `tower-sessions-sqlx-store`
+//!   writes, into the same `"tower_sessions"."session"` table, so switching stores logs nobody
+//!   out.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use time::Duration;
+//! use tower_sessions::{Expiry, Session, SessionManagerLayer};
+//! use tower_sessions_seaorm_store::{sea_orm::Database, PostgresStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let conn = Database::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+//! let store = PostgresStore::new(conn);
+//! store.migrate().await?;
+//!
+//! // Delete expired sessions every minute; the task survives database errors.
+//! let cleanup = store.spawn_cleanup_task(std::time::Duration::from_secs(60));
+//!
+//! let layer = SessionManagerLayer::new(store).with_expiry(Expiry::OnInactivity(Duration::days(7)));
+//! let app: Router = Router::new()
+//!     .route("/", get(|session: Session| async move {
+//!         let visits: u64 = session.get("visits").await.ok().flatten().unwrap_or(0);
+//!         session.insert("visits", visits + 1).await.ok();
+//!         format!("visit {}", visits + 1)
+//!     }))
+//!     .layer(layer);
+//! # let _ = app;
+//! # cleanup.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Where sessions live
+//!
+//! By default in `"tower_sessions"."session"` (`id text primary key`, `data bytea`,
+//! `expiry_date timestamptz`, indexed on `expiry_date`). Choose another place with
+//! [`with_schema_name`](RepositoryStore::with_schema_name) and
+//! [`with_table_name`](RepositoryStore::with_table_name); names are validated once, there, and
+//! quoted in every statement:
+//!
+//! ```no_run
+//! # use tower_sessions_seaorm_store::{sea_orm::DatabaseConnection, PostgresStore, SeaOrmStoreError};
+//! # fn build(conn: DatabaseConnection) -> Result<PostgresStore, SeaOrmStoreError> {
+//! let store = PostgresStore::new(conn)
+//!     .with_schema_name("auth")?
+//!     .with_table_name("web_session")?;
+//! # Ok(store) }
+//! ```
+//!
+//! ## Migrations
+//!
+//! [`migrate`](RepositoryStore::migrate) (feature `migration`, on by default) creates what is
+//! missing and records it in its own history table, `seaql_migrations_tower_sessions`, never in
+//! your application's `seaql_migrations`. To manage the table with your own SeaORM `Migrator`
+//! instead, add [`migration::CreateSessionTable`] to it; see the [`migration`] crate.
+//!
+//! ## Cleanup
+//!
+//! Expired sessions are never loaded, whether or not they were deleted yet. To reclaim the space,
+//! run [`spawn_cleanup_task`](RepositoryStore::spawn_cleanup_task), or call
+//! [`ExpiredDeletion::delete_expired`] from your own scheduler. Cleanup deletes in batches
+//! (10,000 rows a statement by default) so a large backlog never holds one long lock.
+//!
+//! ## Architecture
+//!
+//! A small hexagon: [`domain`] holds the rules (collision retry, expiry, batched cleanup) and
+//! knows no database; [`ports`] are the two traits it needs, [`Codec`](ports::Codec) and
+//! [`SessionRepository`](ports::SessionRepository); [`adapters`] implement them with SeaORM and
+//! serde codecs. [`RepositoryStore`] composes them and implements tower-sessions' traits.
+//!
+//! ## Errors
+//!
+//! Everything fails with a [`SeaOrmStoreError`], which becomes a [`session_store::Error`] at the
+//! tower-sessions seam. No error message contains session data or a session id.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod adapters;
+mod cleanup;
+pub mod domain;
+mod error;
+pub mod ports;
+mod store;
+
+pub use adapters::{codec, sea_orm::entity};
+pub use cleanup::CleanupTask;
+pub use error::SeaOrmStoreError;
+pub use sea_orm;
+#[cfg(feature = "msgpack")]
+pub use store::PostgresStore;
+pub use store::RepositoryStore;
+#[cfg(feature = "migration")]
+pub use tower_sessions_seaorm_migration as migration;
+pub use tower_sessions_core::{
+    session::{Id, Record},
+    session_store, ExpiredDeletion, Session, SessionStore,
+};

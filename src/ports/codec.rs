@@ -1,0 +1,90 @@
+use std::fmt;
+
+use tower_sessions_core::session::Record;
+
+/// Turns a session [`Record`] into bytes for the database and back.
+///
+/// A codec is chosen once per store and used for every row it writes and reads, so its output
+/// format is part of the stored data: changing it logs every user out. Implementations must be
+/// deterministic about that format across releases.
+///
+/// # Contract
+///
+/// - `decode(encode(r)) == r` for every record `r`, including its `expiry_date` to the nanosecond
+///   (or a precision the codec documents).
+/// - `decode` never panics, whatever the bytes: it returns a [`CodecError`]. Rows can be
+///   truncated, corrupted or written by another codec.
+/// - Errors never contain session data (values, keys or the session id): they end up in logs.
+///
+/// # Example
+///
+/// A codec that wraps another one, here only counting the bytes it sees:
+///
+/// ```
+/// use tower_sessions_seaorm_store::{
+///     codec::MessagePackCodec,
+///     ports::{Codec, CodecError},
+///     Record,
+/// };
+///
+/// #[derive(Debug, Clone, Default)]
+/// struct Measured(MessagePackCodec);
+///
+/// impl Codec for Measured {
+///     fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError> {
+///         let bytes = self.0.encode(record)?;
+///         tracing::debug!(len = bytes.len(), "encoded a session");
+///         Ok(bytes)
+///     }
+///
+///     fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
+///         self.0.decode(bytes)
+///     }
+/// }
+/// ```
+pub trait Codec: Send + Sync + 'static {
+    /// Encodes `record`, its id and expiry included, into the bytes stored in the `data` column.
+    fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError>;
+
+    /// Decodes bytes previously produced by [`Codec::encode`].
+    fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError>;
+}
+
+/// Why a [`Codec`] could not encode or decode a session.
+///
+/// Carries the codec's name and a description that, by the [`Codec`] contract, holds no session
+/// data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecError {
+    codec: &'static str,
+    reason: String,
+}
+
+impl CodecError {
+    /// A new error from codec `codec` (e.g. `"MessagePack"`). `reason` must not contain session
+    /// data: describe the kind of failure, not the value that caused it.
+    pub fn new(codec: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            codec,
+            reason: reason.into(),
+        }
+    }
+
+    /// The name of the codec that failed.
+    pub fn codec(&self) -> &'static str {
+        self.codec
+    }
+
+    /// What went wrong, without session data.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} codec: {}", self.codec, self.reason)
+    }
+}
+
+impl std::error::Error for CodecError {}

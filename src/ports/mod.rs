@@ -1,0 +1,13 @@
+//! The two seams of the store: how a session record becomes bytes ([`Codec`]) and where those
+//! bytes live ([`SessionRepository`]).
+//!
+//! Traits only. The domain service ([`crate::domain`]) is written against them; the adapters
+//! ([`crate::adapters`]) implement them. Nothing here knows about SQL or SeaORM.
+
+mod codec;
+mod repository;
+
+pub use codec::{Codec, CodecError};
+#[cfg(test)]
+pub use repository::MockSessionRepository;
+pub use repository::{RepositoryError, SessionRepository};

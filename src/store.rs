@@ -1,0 +1,244 @@
+//! The store: the domain service composed with the adapters, and the tower-sessions impls.
+
+use std::{fmt, time::Duration};
+
+use async_trait::async_trait;
+use sea_orm::DatabaseConnection;
+use tower_sessions_core::{
+    session::{Id, Record},
+    session_store, ExpiredDeletion, SessionStore,
+};
+
+#[cfg(feature = "msgpack")]
+use crate::codec::MessagePackCodec;
+use crate::{
+    adapters::sea_orm::{SeaOrmRepository, SessionTable},
+    cleanup::CleanupTask,
+    domain::{ServicePolicy, SessionService},
+    ports::{Codec, SessionRepository},
+    SeaOrmStoreError,
+};
+
+/// A tower-sessions store over any [`SessionRepository`] and [`Codec`].
+///
+/// Most applications name it through [`PostgresStore`]. Cloning is cheap: clones share the
+/// repository (and so the connection pool) and the codec.
+pub struct RepositoryStore<R, C> {
+    service: SessionService<R, C>,
+}
+
+/// The PostgreSQL store on a SeaORM connection, MessagePack-encoded by default.
+///
+/// ```no_run
+/// use tower_sessions::{Expiry, SessionManagerLayer};
+/// use tower_sessions_seaorm_store::{sea_orm::Database, PostgresStore};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let conn = Database::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+/// let store = PostgresStore::new(conn);
+/// store.migrate().await?;
+/// let layer = SessionManagerLayer::new(store)
+///     .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "msgpack")]
+pub type PostgresStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository, C>;
+
+/// The PostgreSQL store on a SeaORM connection; enable feature `msgpack` for the default codec.
+#[cfg(not(feature = "msgpack"))]
+pub type PostgresStore<C> = RepositoryStore<SeaOrmRepository, C>;
+
+impl<R, C> Clone for RepositoryStore<R, C> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+        }
+    }
+}
+
+impl<R: fmt::Debug, C: fmt::Debug> fmt::Debug for RepositoryStore<R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepositoryStore")
+            .field("repository", self.service.repository())
+            .field("codec", self.service.codec())
+            .field("policy", &self.service.policy())
+            .finish()
+    }
+}
+
+#[cfg(feature = "msgpack")]
+impl RepositoryStore<SeaOrmRepository, MessagePackCodec> {
+    /// A store on `conn` (the application's own SeaORM connection) using the table
+    /// `"tower_sessions"."session"` and the MessagePack codec.
+    pub fn new(conn: DatabaseConnection) -> Self {
+        Self::from_parts(SeaOrmRepository::new(conn), MessagePackCodec)
+    }
+}
+
+impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
+    /// The same store with its sessions in schema `name` (default `tower_sessions`).
+    ///
+    /// Refuses names that are empty, longer than 63 bytes, start with a digit, or hold anything
+    /// but ASCII letters, digits and underscores.
+    pub fn with_schema_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
+        let table = self.repository().table().clone().with_schema(name)?;
+        Ok(self.with_session_table(table))
+    }
+
+    /// The same store with its sessions in table `name` (default `session`); the same rules as
+    /// [`with_schema_name`](Self::with_schema_name).
+    pub fn with_table_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
+        let table = self.repository().table().clone().with_table(name)?;
+        Ok(self.with_session_table(table))
+    }
+
+    fn with_session_table(self, table: SessionTable) -> Self {
+        let repository =
+            SeaOrmRepository::with_table(self.repository().connection().clone(), table);
+        Self {
+            service: self.service.with_repository(repository),
+        }
+    }
+
+    /// Creates the schema, the session table and its expiry index if they are missing, and
+    /// records the migration in `"<schema>"."seaql_migrations_tower_sessions"`.
+    ///
+    /// Safe to call from every replica at start-up at once: a replica that loses the race to
+    /// create an object starts over and finds it there. Races are recognised by SQLSTATE, and no
+    /// advisory lock is needed.
+    #[cfg(feature = "migration")]
+    pub async fn migrate(&self) -> Result<(), SeaOrmStoreError> {
+        self.repository()
+            .migrate()
+            .await
+            .map_err(|failure| SeaOrmStoreError::Migration {
+                attempts: failure.attempts,
+                message: failure.error.to_string(),
+            })
+    }
+}
+
+impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
+    /// A store over `repository`, encoding with `codec`.
+    pub fn from_parts(repository: R, codec: C) -> Self {
+        Self {
+            service: SessionService::new(repository, codec),
+        }
+    }
+
+    /// The same store encoding with `codec`.
+    ///
+    /// Rows written by another codec no longer decode (a Decode error): choose the codec before
+    /// the first session is stored.
+    pub fn with_codec<C2: Codec>(self, codec: C2) -> RepositoryStore<R, C2> {
+        RepositoryStore {
+            service: self.service.with_codec(codec),
+        }
+    }
+
+    /// How many fresh ids `create` tries when the id is taken (default 8, at least 1).
+    pub fn with_create_attempts(self, attempts: u32) -> Self {
+        let policy = ServicePolicy {
+            max_create_attempts: attempts,
+            ..self.service.policy()
+        };
+        Self {
+            service: self.service.with_policy(policy),
+        }
+    }
+
+    /// The most rows one cleanup statement deletes (default 10,000, at least 1). Smaller
+    /// batches hold their locks for less time; cleanup runs batch after batch until none is left.
+    pub fn with_cleanup_batch_size(self, rows: u64) -> Self {
+        let policy = ServicePolicy {
+            cleanup_batch_size: rows,
+            ..self.service.policy()
+        };
+        Self {
+            service: self.service.with_policy(policy),
+        }
+    }
+
+    /// The repository the store writes to.
+    pub fn repository(&self) -> &R {
+        self.service.repository()
+    }
+
+    /// The codec the store encodes with.
+    pub fn codec(&self) -> &C {
+        self.service.codec()
+    }
+
+    /// The domain service behind the store.
+    pub fn service(&self) -> &SessionService<R, C> {
+        &self.service
+    }
+
+    /// Deletes every expired session, in batches, and returns how many it deleted.
+    pub async fn delete_expired_sessions(&self) -> Result<u64, SeaOrmStoreError> {
+        Ok(self.service.delete_expired().await?)
+    }
+
+    /// Spawns a task that deletes expired sessions every `period`, on the current Tokio runtime.
+    ///
+    /// The task survives database errors (it logs them and retries with a back-off) and stops
+    /// when [`CleanupTask::shutdown`] is called.
+    ///
+    /// ```no_run
+    /// # async fn run(store: tower_sessions_seaorm_store::PostgresStore) {
+    /// let cleanup = store.spawn_cleanup_task(std::time::Duration::from_secs(60));
+    /// // ... serve ...
+    /// cleanup.shutdown().await;
+    /// # }
+    /// ```
+    pub fn spawn_cleanup_task(&self, period: Duration) -> CleanupTask {
+        CleanupTask::spawn(self.service.clone(), period)
+    }
+}
+
+#[async_trait]
+impl<R, C> SessionStore for RepositoryStore<R, C>
+where
+    R: SessionRepository + fmt::Debug,
+    C: Codec + fmt::Debug,
+{
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        Ok(self
+            .service
+            .create(record)
+            .await
+            .map_err(SeaOrmStoreError::from)?)
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        Ok(self
+            .service
+            .save(record)
+            .await
+            .map_err(SeaOrmStoreError::from)?)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        Ok(self.service.load(id).await.map_err(SeaOrmStoreError::from)?)
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        Ok(self
+            .service
+            .delete(id)
+            .await
+            .map_err(SeaOrmStoreError::from)?)
+    }
+}
+
+#[async_trait]
+impl<R, C> ExpiredDeletion for RepositoryStore<R, C>
+where
+    R: SessionRepository + fmt::Debug,
+    C: Codec + fmt::Debug,
+{
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        self.delete_expired_sessions().await?;
+        Ok(())
+    }
+}
