@@ -1,0 +1,92 @@
+//! Shared test setup: where the databases are, and stores in tables of their own so that tests
+//! run in parallel without seeing each other's rows.
+#![allow(dead_code)]
+
+pub mod suite;
+
+use std::time::Duration;
+
+use tower_sessions_seaorm_store::{
+    adapters::sea_orm::SeaOrmRepository,
+    codec::MessagePackCodec,
+    sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection},
+    Id, PostgresStore, RepositoryStore,
+};
+
+/// `DATABASE_URL`, or the local default.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A connection to the test PostgreSQL, or a panic that says how to start one.
+pub async fn connect_postgres(url: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    match Database::connect(options).await {
+        Ok(conn) => conn,
+        Err(err) => panic!(
+            "these tests need PostgreSQL at {url} (set DATABASE_URL to change it): {err}\n\
+             start one with `scripts/test` (it starts or installs PostgreSQL, then runs the suite), \
+             or `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        ),
+    }
+}
+
+/// A schema name no other test uses.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{:016x}", Id::default().0 as u64)
+}
+
+/// A migrated store in a schema of its own, and how to drop it afterwards.
+pub struct PgFixture {
+    pub store: PostgresStore,
+    pub conn: DatabaseConnection,
+    pub schema: String,
+}
+
+impl PgFixture {
+    /// A fresh, migrated store at `DATABASE_URL`.
+    pub async fn new() -> Self {
+        Self::at(&database_url()).await
+    }
+
+    /// A fresh, migrated store on the database at `url`.
+    pub async fn at(url: &str) -> Self {
+        Self::on(connect_postgres(url).await).await
+    }
+
+    /// A fresh, migrated store on `conn`.
+    pub async fn on(conn: DatabaseConnection) -> Self {
+        let schema = unique_name("ts_test");
+        let store = PostgresStore::new(conn.clone())
+            .with_schema_name(&schema)
+            .expect("a valid schema name");
+        store.migrate().await.expect("migrate a fresh schema");
+        Self {
+            store,
+            conn,
+            schema,
+        }
+    }
+
+    /// The schema-qualified, quoted session table.
+    pub fn table(&self) -> String {
+        format!("\"{}\".\"session\"", self.schema)
+    }
+
+    /// Drops the test's schema.
+    pub async fn finish(self) {
+        self.conn
+            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema))
+            .await
+            .expect("drop the test schema");
+        let _ = self.conn.close().await;
+    }
+}
+
+/// The store type the behavioural suite drives on every backend.
+pub type SuiteStore = RepositoryStore<SeaOrmRepository, MessagePackCodec>;

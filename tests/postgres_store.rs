@@ -1,0 +1,301 @@
+//! PostgreSQL specifics: time zones, concurrent migrations, names, the table's shape, and rows
+//! left by other stores.
+
+mod common;
+
+use common::{connect_postgres, database_url, unique_name, PgFixture};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+use tower_sessions_seaorm_store::{
+    sea_orm::{
+        ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
+    },
+    session_store, Id, PostgresStore, Record, SeaOrmStoreError, SessionStore,
+};
+
+async fn scalar_strings(conn: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Vec<String> {
+    conn.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+/// A pool of one connection whose session TimeZone is `zone` (sqlx itself starts every
+/// connection in UTC, so the setting is made on the one connection after it is open).
+async fn connection_in_time_zone(zone: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(database_url());
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(false);
+    let conn = Database::connect(options).await.unwrap();
+    conn.execute_unprepared(&format!("SET TIME ZONE '{zone}'"))
+        .await
+        .unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn delete_expired_keeps_live_sessions_under_time_zones_far_from_utc() {
+    // Kiritimati is UTC+14 and Pago Pago UTC-11: a cleanup that compares with
+    // `now() at time zone 'utc'` is off by that much and deletes live sessions (or keeps dead ones).
+    for zone in ["Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+        let fixture = PgFixture::on(connection_in_time_zone(zone).await).await;
+
+        let store = &fixture.store;
+        let now = OffsetDateTime::now_utc();
+        let mut live = Vec::new();
+        for offset in [Duration::minutes(1), Duration::hours(10), Duration::hours(13)] {
+            let rec = common::suite::record(now + offset);
+            store.save(&rec).await.unwrap();
+            live.push(rec);
+        }
+        let mut dead = Vec::new();
+        for offset in [Duration::minutes(1), Duration::hours(10), Duration::hours(13)] {
+            let rec = common::suite::record(now - offset);
+            store.save(&rec).await.unwrap();
+            dead.push(rec);
+        }
+
+        assert_eq!(store.delete_expired_sessions().await.unwrap(), 3, "in {zone}");
+        for rec in &live {
+            assert_eq!(store.load(&rec.id).await.unwrap().as_ref(), Some(rec), "in {zone}");
+        }
+        let left = scalar_strings(
+            &fixture.conn,
+            &format!("SELECT id FROM {}", fixture.table()),
+            vec![],
+        )
+        .await;
+        assert_eq!(left.len(), 3, "only the live rows are left in {zone}");
+        let shown = scalar_strings(&fixture.conn, "SHOW TimeZone", vec![]).await;
+        assert_eq!(shown, [zone], "every statement ran in {zone}");
+        fixture.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_migrations_on_an_empty_schema_all_succeed() {
+    let conn = connect_postgres(&database_url()).await;
+    for round in 0..3 {
+        let schema = unique_name("ts_migrate");
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                // Separate stores, as separate replicas would have.
+                let store = PostgresStore::new(conn.clone())
+                    .with_schema_name(&schema)
+                    .unwrap();
+                tokio::spawn(async move { store.migrate().await })
+            })
+            .collect();
+        for task in tasks {
+            task.await
+                .unwrap()
+                .unwrap_or_else(|err| panic!("round {round}: a concurrent migrate failed: {err}"));
+        }
+
+        let store = PostgresStore::new(conn.clone())
+            .with_schema_name(&schema)
+            .unwrap();
+        let mut rec = common::suite::record(common::suite::in_a_day());
+        store.create(&mut rec).await.unwrap();
+        assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec));
+        let history = scalar_strings(
+            &conn,
+            &format!("SELECT version FROM \"{schema}\".seaql_migrations_tower_sessions"),
+            vec![],
+        )
+        .await;
+        assert_eq!(history, ["session/m20261125_000001_create_session_table"]);
+        conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn migrate_twice_changes_nothing_and_leaves_the_application_history_alone() {
+    let fixture = PgFixture::new().await;
+    fixture.store.migrate().await.unwrap();
+    fixture.store.migrate().await.unwrap();
+
+    let history = scalar_strings(
+        &fixture.conn,
+        &format!(
+            "SELECT version FROM \"{}\".seaql_migrations_tower_sessions",
+            fixture.schema
+        ),
+        vec![],
+    )
+    .await;
+    assert_eq!(history.len(), 1);
+    let app_history = scalar_strings(
+        &fixture.conn,
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_name = 'seaql_migrations'",
+        vec![fixture.schema.clone().into()],
+    )
+    .await;
+    assert!(app_history.is_empty());
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn the_table_has_the_documented_shape_and_an_expiry_index() {
+    let fixture = PgFixture::new().await;
+    let columns = scalar_strings(
+        &fixture.conn,
+        "SELECT column_name || ' ' || data_type || ' ' || is_nullable \
+         FROM information_schema.columns \
+         WHERE table_schema = $1 AND table_name = 'session' ORDER BY ordinal_position",
+        vec![fixture.schema.clone().into()],
+    )
+    .await;
+    assert_eq!(
+        columns,
+        [
+            "id text NO",
+            "data bytea NO",
+            "expiry_date timestamp with time zone NO"
+        ]
+    );
+    let indexes = scalar_strings(
+        &fixture.conn,
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'session' \
+         ORDER BY indexname",
+        vec![fixture.schema.clone().into()],
+    )
+    .await;
+    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    assert!(indexes.iter().any(|d| d.contains("(expiry_date)")), "{indexes:?}");
+    assert!(indexes.iter().any(|d| d.contains("UNIQUE") && d.contains("(id)")), "{indexes:?}");
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn invalid_names_are_refused() {
+    let conn = connect_postgres(&database_url()).await;
+    let long = "s".repeat(64);
+    for name in [
+        "",
+        "9lives",
+        "a\"b",
+        "a'b",
+        "a b",
+        "a;b",
+        "session; DROP TABLE users",
+        "ѕession", // Cyrillic ѕ
+        long.as_str(),
+    ] {
+        let store = PostgresStore::new(conn.clone());
+        assert!(
+            matches!(
+                store.clone().with_schema_name(name),
+                Err(SeaOrmStoreError::InvalidIdentifier(_))
+            ),
+            "schema {name:?}"
+        );
+        assert!(
+            matches!(
+                store.with_table_name(name),
+                Err(SeaOrmStoreError::InvalidIdentifier(_))
+            ),
+            "table {name:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_custom_table_name_holds_the_sessions() {
+    let conn = connect_postgres(&database_url()).await;
+    let schema = unique_name("ts_custom");
+    let store = PostgresStore::new(conn.clone())
+        .with_schema_name(&schema)
+        .unwrap()
+        .with_table_name("Web_Sessions")
+        .unwrap();
+    store.migrate().await.unwrap();
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    store.create(&mut rec).await.unwrap();
+
+    let ids = scalar_strings(
+        &conn,
+        &format!("SELECT id FROM \"{schema}\".\"Web_Sessions\""),
+        vec![],
+    )
+    .await;
+    assert_eq!(ids, [rec.id.to_string()]);
+    conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rows_written_the_way_tower_sessions_sqlx_store_writes_them_load_unchanged() {
+    // tower-sessions-sqlx-store's PostgresStore::save binds `rmp_serde::to_vec(&record)` and the
+    // id's Display form into the same table shape.
+    let fixture = PgFixture::new().await;
+    let record = Record {
+        id: Id::default(),
+        data: [("user_id".to_owned(), json!(7))].into_iter().collect(),
+        expiry_date: OffsetDateTime::now_utc() + Duration::hours(2),
+    };
+    fixture
+        .conn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "insert into {} (id, data, expiry_date) values ($1, $2, $3)",
+                fixture.table()
+            ),
+            [
+                record.id.to_string().into(),
+                rmp_serde::to_vec(&record).unwrap().into(),
+                record.expiry_date.into(),
+            ],
+        ))
+        .await
+        .unwrap();
+
+    assert_eq!(fixture.store.load(&record.id).await.unwrap(), Some(record));
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_backend_error_that_names_it() {
+    let conn = connect_postgres(&database_url()).await;
+    let store = PostgresStore::new(conn)
+        .with_schema_name(&unique_name("ts_missing"))
+        .unwrap();
+    let err = store.load(&Id::default()).await.unwrap_err();
+    match err {
+        session_store::Error::Backend(message) => {
+            assert!(message.contains("does not exist"), "{message}");
+            assert!(message.contains("42P01"), "{message}");
+        }
+        other => panic!("expected a Backend error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn error_messages_carry_no_session_id() {
+    let conn = connect_postgres(&database_url()).await;
+    let store = PostgresStore::new(conn)
+        .with_schema_name(&unique_name("ts_missing"))
+        .unwrap();
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    let id = rec.id.to_string();
+    let errors = [
+        store.create(&mut rec).await.unwrap_err(),
+        store.save(&rec).await.unwrap_err(),
+        store.load(&rec.id).await.unwrap_err(),
+        store.delete(&rec.id).await.unwrap_err(),
+    ];
+    for err in errors {
+        let message = err.to_string();
+        assert!(!message.contains(&id), "{message}");
+        assert!(!message.contains("Ada Lovelace"), "{message}");
+    }
+}
