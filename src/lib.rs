@@ -103,9 +103,9 @@ pub use sea_orm;
 #[cfg(feature = "msgpack")]
 pub use store::PostgresStore;
 pub use store::RepositoryStore;
-#[cfg(feature = "migration")]
-pub use tower_sessions_seaorm_migration as migration;
 pub use tower_sessions_core::{
     session::{Id, Record},
     session_store, ExpiredDeletion, Session, SessionStore,
 };
+#[cfg(feature = "migration")]
+pub use tower_sessions_seaorm_migration as migration;

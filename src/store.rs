@@ -219,7 +219,11 @@ where
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        Ok(self.service.load(id).await.map_err(SeaOrmStoreError::from)?)
+        Ok(self
+            .service
+            .load(id)
+            .await
+            .map_err(SeaOrmStoreError::from)?)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {

@@ -102,7 +102,7 @@ async fn a_session_lives_through_insert_read_cycle_and_flush() {
     assert_eq!(response.status(), StatusCode::OK);
     let cookie = session_cookie(&response).expect("a session cookie");
     let first_id = cookie.trim_start_matches("id=").to_owned();
-    assert_eq!(stored_ids(&fixture).await, [first_id.clone()]);
+    assert_eq!(stored_ids(&fixture).await, vec![first_id.clone()]);
 
     // Read back with the cookie.
     let response = call(&app, "/get", Some(&cookie)).await;
@@ -113,7 +113,7 @@ async fn a_session_lives_through_insert_read_cycle_and_flush() {
     let cycled = session_cookie(&response).expect("a new cookie after cycle_id");
     let second_id = cycled.trim_start_matches("id=").to_owned();
     assert_ne!(second_id, first_id);
-    assert_eq!(stored_ids(&fixture).await, [second_id.clone()]);
+    assert_eq!(stored_ids(&fixture).await, vec![second_id.clone()]);
     assert_eq!(body(call(&app, "/get", Some(&cycled)).await).await, "42");
     assert_eq!(body(call(&app, "/get", Some(&cookie)).await).await, "none");
 

@@ -95,7 +95,9 @@ async fn the_task_keeps_running_across_database_errors() {
 #[tokio::test]
 async fn shutdown_stops_the_task() {
     let fixture = PgFixture::new().await;
-    let task = fixture.store.spawn_cleanup_task(StdDuration::from_secs(3600));
+    let task = fixture
+        .store
+        .spawn_cleanup_task(StdDuration::from_secs(3600));
     assert!(!task.is_finished());
     tokio::time::timeout(StdDuration::from_secs(5), task.shutdown())
         .await

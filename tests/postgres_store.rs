@@ -14,12 +14,16 @@ use tower_sessions_seaorm_store::{
 };
 
 async fn scalar_strings(conn: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Vec<String> {
-    conn.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get_by_index::<String>(0).unwrap())
-        .collect()
+    conn.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.try_get_by_index::<String>(0).unwrap())
+    .collect()
 }
 
 /// A pool of one connection whose session TimeZone is `zone` (sqlx itself starts every
@@ -47,21 +51,37 @@ async fn delete_expired_keeps_live_sessions_under_time_zones_far_from_utc() {
         let store = &fixture.store;
         let now = OffsetDateTime::now_utc();
         let mut live = Vec::new();
-        for offset in [Duration::minutes(1), Duration::hours(10), Duration::hours(13)] {
+        for offset in [
+            Duration::minutes(1),
+            Duration::hours(10),
+            Duration::hours(13),
+        ] {
             let rec = common::suite::record(now + offset);
             store.save(&rec).await.unwrap();
             live.push(rec);
         }
         let mut dead = Vec::new();
-        for offset in [Duration::minutes(1), Duration::hours(10), Duration::hours(13)] {
+        for offset in [
+            Duration::minutes(1),
+            Duration::hours(10),
+            Duration::hours(13),
+        ] {
             let rec = common::suite::record(now - offset);
             store.save(&rec).await.unwrap();
             dead.push(rec);
         }
 
-        assert_eq!(store.delete_expired_sessions().await.unwrap(), 3, "in {zone}");
+        assert_eq!(
+            store.delete_expired_sessions().await.unwrap(),
+            3,
+            "in {zone}"
+        );
         for rec in &live {
-            assert_eq!(store.load(&rec.id).await.unwrap().as_ref(), Some(rec), "in {zone}");
+            assert_eq!(
+                store.load(&rec.id).await.unwrap().as_ref(),
+                Some(rec),
+                "in {zone}"
+            );
         }
         let left = scalar_strings(
             &fixture.conn,
@@ -169,8 +189,16 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
     )
     .await;
     assert_eq!(indexes.len(), 2, "{indexes:?}");
-    assert!(indexes.iter().any(|d| d.contains("(expiry_date)")), "{indexes:?}");
-    assert!(indexes.iter().any(|d| d.contains("UNIQUE") && d.contains("(id)")), "{indexes:?}");
+    assert!(
+        indexes.iter().any(|d| d.contains("(expiry_date)")),
+        "{indexes:?}"
+    );
+    assert!(
+        indexes
+            .iter()
+            .any(|d| d.contains("UNIQUE") && d.contains("(id)")),
+        "{indexes:?}"
+    );
     fixture.finish().await;
 }
 

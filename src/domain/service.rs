@@ -73,7 +73,11 @@ impl<R, C> SessionService<R, C> {
 impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     /// A service over `repository` and `codec` with the default policy.
     pub fn new(repository: R, codec: C) -> Self {
-        Self::from_parts(Arc::new(repository), Arc::new(codec), ServicePolicy::default())
+        Self::from_parts(
+            Arc::new(repository),
+            Arc::new(codec),
+            ServicePolicy::default(),
+        )
     }
 
     /// A service over shared parts.
@@ -129,7 +133,11 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     }
 
     /// The session with `id`, unless it is missing or expired at `now`.
-    pub async fn load_at(&self, id: &Id, now: OffsetDateTime) -> Result<Option<Record>, SessionError> {
+    pub async fn load_at(
+        &self,
+        id: &Id,
+        now: OffsetDateTime,
+    ) -> Result<Option<Record>, SessionError> {
         let Some(data) = self.repository.find_unexpired(&id.to_string(), now).await? else {
             return Ok(None);
         };

@@ -93,7 +93,10 @@ async fn create_gives_up_after_the_configured_attempts() {
         .await
         .unwrap_err();
 
-    assert!(matches!(err, SessionError::IdsExhausted { attempts: 3 }), "{err:?}");
+    assert!(
+        matches!(err, SessionError::IdsExhausted { attempts: 3 }),
+        "{err:?}"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 
@@ -109,7 +112,10 @@ async fn create_reports_a_repository_failure_without_retrying() {
         .await
         .unwrap_err();
 
-    assert!(matches!(err, SessionError::Repository(RepositoryError::Unavailable(_))));
+    assert!(matches!(
+        err,
+        SessionError::Repository(RepositoryError::Unavailable(_))
+    ));
 }
 
 #[tokio::test]
@@ -119,7 +125,9 @@ async fn save_is_one_upsert_of_the_encoded_record() {
     let expiry = rec.expiry_date;
     let mut repo = MockSessionRepository::new();
     repo.expect_upsert()
-        .withf(move |id, data, at| id == Id(7).to_string() && data == expected.as_slice() && *at == expiry)
+        .withf(move |id, data, at| {
+            id == Id(7).to_string() && data == expected.as_slice() && *at == expiry
+        })
         .times(1)
         .returning(|_, _, _| Ok(()));
 
@@ -224,7 +232,10 @@ async fn delete_expired_stops_at_the_first_error() {
         .returning(|_, _| Err(RepositoryError::Statement("relation does not exist".into())));
 
     let err = service(repo).delete_expired().await.unwrap_err();
-    assert!(matches!(err, SessionError::Repository(RepositoryError::Statement(_))));
+    assert!(matches!(
+        err,
+        SessionError::Repository(RepositoryError::Statement(_))
+    ));
 }
 
 #[test]

@@ -81,7 +81,10 @@ impl PgFixture {
     /// Drops the test's schema.
     pub async fn finish(self) {
         self.conn
-            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema))
+            .execute_unprepared(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                self.schema
+            ))
             .await
             .expect("drop the test schema");
         let _ = self.conn.close().await;

@@ -67,7 +67,10 @@ pub async fn create_with_a_taken_id_keeps_the_old_session_and_takes_a_new_id<R, 
     second.data.insert("name".into(), json!("Mallory"));
     store.create(&mut second).await.unwrap();
 
-    assert_ne!(second.id, first.id, "create must move the new session to a fresh id");
+    assert_ne!(
+        second.id, first.id,
+        "create must move the new session to a fresh id"
+    );
     assert_eq!(store.load(&first.id).await.unwrap(), Some(first));
     assert_eq!(store.load(&second.id).await.unwrap(), Some(second));
 }
@@ -97,7 +100,10 @@ pub async fn concurrent_creates_with_one_preset_id_all_survive_with_distinct_ids
 
     let ids: HashSet<Id> = created.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), 32, "every create ends with an id of its own");
-    assert!(ids.contains(&preset), "exactly one create keeps the preset id");
+    assert!(
+        ids.contains(&preset),
+        "exactly one create keeps the preset id"
+    );
     for rec in &created {
         assert_eq!(store.load(&rec.id).await.unwrap().as_ref(), Some(rec));
     }
@@ -131,7 +137,11 @@ where
         task.await.unwrap().expect("every save succeeds");
     }
 
-    let stored = store.load(&base.id).await.unwrap().expect("the session exists");
+    let stored = store
+        .load(&base.id)
+        .await
+        .unwrap()
+        .expect("the session exists");
     let n = stored.data["n"].as_u64().expect("one of the saves won");
     assert!(n < 40);
     assert_eq!(stored.data["name"], json!("Ada Lovelace"));
@@ -152,8 +162,14 @@ where
     let service = store.service();
     assert!(service.load(&later.id).await.unwrap().is_some());
     let after_expiry = later.expiry_date + Duration::seconds(1);
-    assert_eq!(service.load_at(&later.id, after_expiry).await.unwrap(), None);
-    assert_eq!(service.load_at(&later.id, later.expiry_date).await.unwrap(), None);
+    assert_eq!(
+        service.load_at(&later.id, after_expiry).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        service.load_at(&later.id, later.expiry_date).await.unwrap(),
+        None
+    );
 }
 
 pub async fn delete_is_idempotent<R, C>(store: &RepositoryStore<R, C>)
@@ -212,7 +228,10 @@ where
         .unwrap();
     let err = store.load(&id).await.unwrap_err();
     assert!(
-        matches!(err, tower_sessions_seaorm_store::session_store::Error::Decode(_)),
+        matches!(
+            err,
+            tower_sessions_seaorm_store::session_store::Error::Decode(_)
+        ),
         "{err:?}"
     );
 
@@ -236,7 +255,9 @@ where
     C: Codec + Debug,
 {
     let mut rec = record(in_a_day());
-    let blob: String = (0..1024 * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let blob: String = (0..1024 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
     rec.data.insert("blob".into(), json!(blob));
     store.create(&mut rec).await.unwrap();
     assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec));

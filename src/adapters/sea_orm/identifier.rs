@@ -104,10 +104,7 @@ fn validate(name: &str, kind: IdentifierKind) -> Result<(), IdentifierError> {
     if first.is_ascii_digit() {
         return refuse("the name starts with a digit");
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return refuse("the name has a character other than an ASCII letter, digit or underscore");
     }
     Ok(())

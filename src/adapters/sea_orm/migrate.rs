@@ -48,7 +48,12 @@ impl SeaOrmRepository {
                     tokio::time::sleep(backoff + jitter(backoff)).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
                 }
-                Err(error) => return Err(MigrateFailure { attempts: attempt, error }),
+                Err(error) => {
+                    return Err(MigrateFailure {
+                        attempts: attempt,
+                        error,
+                    })
+                }
             }
         }
         unreachable!("the last attempt returns")
@@ -67,11 +72,8 @@ impl SeaOrmRepository {
 
         // The history table lives beside the session table, in its schema, so the schema must
         // exist first. The migration creates it again, harmlessly.
-        conn.execute_unprepared(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {}",
-            quote(schema)
-        ))
-        .await?;
+        conn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)))
+            .await?;
         let history: TableRef = (Alias::new(schema), Alias::new(MIGRATION_HISTORY_TABLE)).into();
         conn.execute(
             &Table::create()
@@ -83,7 +85,11 @@ impl SeaOrmRepository {
                         .not_null()
                         .primary_key(),
                 )
-                .col(ColumnDef::new(Alias::new("applied_at")).big_integer().not_null())
+                .col(
+                    ColumnDef::new(Alias::new("applied_at"))
+                        .big_integer()
+                        .not_null(),
+                )
                 .to_owned(),
         )
         .await?;
@@ -115,7 +121,11 @@ impl SeaOrmRepository {
                     Expr::val(version.clone()),
                     Expr::val(time::OffsetDateTime::now_utc().unix_timestamp()),
                 ])
-                .on_conflict(OnConflict::column(Alias::new("version")).do_nothing().to_owned())
+                .on_conflict(
+                    OnConflict::column(Alias::new("version"))
+                        .do_nothing()
+                        .to_owned(),
+                )
                 .to_owned()
                 .build(PostgresQueryBuilder);
             txn.execute_raw(Statement::from_sql_and_values(

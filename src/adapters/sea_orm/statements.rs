@@ -66,9 +66,8 @@ impl Statements {
     }
 
     fn postgres(table: &SessionTable) -> Self {
-        let target = || -> TableRef {
-            (Alias::new(table.schema()), Alias::new(table.table())).into()
-        };
+        let target =
+            || -> TableRef { (Alias::new(table.schema()), Alias::new(table.table())).into() };
         let columns = [Column::Id, Column::Data, Column::ExpiryDate];
 
         // ON CONFLICT DO NOTHING, not a check before the insert: two requests creating the same
@@ -177,6 +176,8 @@ mod tests {
             .with_table("web_sessions")
             .unwrap();
         let s = Statements::new(DbBackend::Postgres, &table).unwrap();
-        assert!(s.delete_by_id.starts_with(r#"DELETE FROM "app_Schema"."web_sessions""#));
+        assert!(s
+            .delete_by_id
+            .starts_with(r#"DELETE FROM "app_Schema"."web_sessions""#));
     }
 }
