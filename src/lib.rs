@@ -75,6 +75,31 @@
 //! [`ExpiredDeletion::delete_expired`] from your own scheduler. Cleanup deletes in batches
 //! (10,000 rows a statement by default) so a large backlog never holds one long lock.
 //!
+//! ## Testing your application
+//!
+//! Test handlers' session behaviour without a database: build the store over an
+//! [`InMemoryRepository`](testing::InMemoryRepository) (the SQL semantics, in a `HashMap`), wrap
+//! it in a [`FaultyRepository`](testing::FaultyRepository) to make the database fail, slow down
+//! or hang on demand, or set per-call expectations on `MockSessionRepository` (feature `mock`).
+//! The [`testing`] module shows a whole handler test, and what tower-sessions does with a store
+//! error (a failed load reaches the handler; a failed save becomes an empty 500).
+//!
+//! ```
+//! use tower_sessions::SessionManagerLayer;
+//! use tower_sessions_seaorm_store::{
+//!     testing::{Fault, FaultyRepository, InMemoryRepository, Operation},
+//!     RepositoryStore,
+//! };
+//!
+//! let repository = FaultyRepository::new(InMemoryRepository::new());
+//! let database = repository.controller();
+//! let layer = SessionManagerLayer::new(RepositoryStore::from_repository(repository));
+//! // ... build the app with `layer`, call it with `tower::ServiceExt::oneshot` ...
+//! database.inject(Fault::unavailable().on(Operation::Upsert)); // every save fails from now on
+//! database.clear(); // healthy again
+//! # let _ = layer;
+//! ```
+//!
 //! ## Architecture
 //!
 //! A small hexagon: [`domain`] holds the rules (collision retry, expiry, batched cleanup) and
@@ -95,6 +120,7 @@ pub mod domain;
 mod error;
 pub mod ports;
 mod store;
+pub mod testing;
 
 pub use adapters::{codec, sea_orm::entity};
 pub use cleanup::CleanupTask;

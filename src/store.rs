@@ -75,6 +75,17 @@ impl RepositoryStore<SeaOrmRepository, MessagePackCodec> {
     }
 }
 
+#[cfg(feature = "msgpack")]
+impl<R: SessionRepository> RepositoryStore<R, MessagePackCodec> {
+    /// A store over any `repository`, with the MessagePack codec: an
+    /// [`InMemoryRepository`](crate::adapters::memory::InMemoryRepository), a
+    /// [`FaultyRepository`](crate::adapters::faulty::FaultyRepository), the mock (feature
+    /// `mock`), or your own. See [`testing`](crate::testing).
+    pub fn from_repository(repository: R) -> Self {
+        Self::from_parts(repository, MessagePackCodec)
+    }
+}
+
 impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// The same store with its sessions in schema `name` (default `tower_sessions`).
     ///

@@ -2,6 +2,8 @@
 //! run in parallel without seeing each other's rows.
 #![allow(dead_code)]
 
+pub mod contract;
+pub mod memory;
 pub mod suite;
 
 use std::time::Duration;
