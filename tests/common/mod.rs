@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod demo_app;
 pub mod memory;
 pub mod suite;
 
