@@ -1,8 +1,10 @@
+use std::time::Duration;
+
 use tower_sessions_core::session_store;
 
 use crate::{
     adapters::sea_orm::IdentifierError,
-    domain::SessionError,
+    domain::{Operation, SessionError},
     ports::{CodecError, RepositoryError},
 };
 
@@ -41,6 +43,19 @@ pub enum SeaOrmStoreError {
         attempts: u32,
     },
 
+    /// An operation did not finish within its timeout (see
+    /// [`with_operation_timeout`](crate::RepositoryStore::with_operation_timeout)).
+    #[error(
+        "session {operation} timed out after {} ms: the database is unreachable or overloaded",
+        after.as_millis()
+    )]
+    TimedOut {
+        /// Which operation.
+        operation: Operation,
+        /// The timeout that elapsed.
+        after: Duration,
+    },
+
     /// `migrate` failed.
     #[error("migrating the session table failed after {attempts} attempt(s): {message}")]
     Migration {
@@ -58,6 +73,7 @@ impl From<SessionError> for SeaOrmStoreError {
             SessionError::Encode(e) => Self::Encode(e),
             SessionError::Decode(e) => Self::Decode(e),
             SessionError::IdsExhausted { attempts } => Self::IdsExhausted { attempts },
+            SessionError::TimedOut { operation, after } => Self::TimedOut { operation, after },
         }
     }
 }
@@ -93,5 +109,14 @@ mod tests {
         assert!(matches!(db, session_store::Error::Backend(m) if m.contains("unavailable")));
         let ids: session_store::Error = SeaOrmStoreError::IdsExhausted { attempts: 8 }.into();
         assert!(matches!(ids, session_store::Error::Backend(m) if m.contains("8 freshly drawn")));
+        let slow: session_store::Error = SeaOrmStoreError::TimedOut {
+            operation: Operation::Load,
+            after: Duration::from_millis(1500),
+        }
+        .into();
+        assert!(
+            matches!(&slow, session_store::Error::Backend(m) if m.contains("load timed out after 1500 ms")),
+            "{slow:?}"
+        );
     }
 }

@@ -14,10 +14,14 @@ use crate::codec::MessagePackCodec;
 use crate::{
     adapters::sea_orm::{SeaOrmRepository, SessionTable},
     cleanup::CleanupTask,
-    domain::{ServicePolicy, SessionService},
+    domain::{Operation, ServicePolicy, SessionService},
     ports::{Codec, SessionRepository},
     SeaOrmStoreError,
 };
+
+/// The bound on [`RepositoryStore::migrate`].
+#[cfg(feature = "migration")]
+pub const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A tower-sessions store over any [`SessionRepository`] and [`Codec`].
 ///
@@ -106,15 +110,21 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// Safe to call from every replica at start-up at once: a replica that loses the race to
     /// create an object starts over and finds it there. Races are recognised by SQLSTATE, and no
     /// advisory lock is needed.
+    ///
+    /// Bounded by [`MIGRATE_TIMEOUT`] (60 s): DDL can wait for locks held by long transactions.
     #[cfg(feature = "migration")]
     pub async fn migrate(&self) -> Result<(), SeaOrmStoreError> {
-        self.repository()
-            .migrate()
-            .await
-            .map_err(|failure| SeaOrmStoreError::Migration {
+        let migration = self.repository().migrate();
+        match tokio::time::timeout(MIGRATE_TIMEOUT, migration).await {
+            Ok(result) => result.map_err(|failure| SeaOrmStoreError::Migration {
                 attempts: failure.attempts,
                 message: failure.error.to_string(),
-            })
+            }),
+            Err(_elapsed) => Err(SeaOrmStoreError::TimedOut {
+                operation: Operation::Migrate,
+                after: MIGRATE_TIMEOUT,
+            }),
+        }
     }
 }
 
@@ -134,6 +144,36 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         RepositoryStore {
             service: self.service.with_codec(codec),
         }
+    }
+
+    /// The longest one store operation may take (default 5 s, [`DEFAULT_OPERATION_TIMEOUT`](crate::DEFAULT_OPERATION_TIMEOUT));
+    /// `None` waits as long as the database and its pool do.
+    ///
+    /// It bounds `create` (retries included), `save`, `load`, `delete`, each cleanup batch and
+    /// [`health`](Self::health). Past it the operation fails with
+    /// [`SeaOrmStoreError::TimedOut`] (a `Backend` error for tower-sessions) naming the
+    /// operation and the limit. Without it, an operation waits for the pool's acquire timeout
+    /// (30 s by default in sqlx) whenever the database is away, and requests pile up.
+    pub fn with_operation_timeout(self, timeout: Option<Duration>) -> Self {
+        let policy = ServicePolicy {
+            operation_timeout: timeout,
+            ..self.service.policy()
+        };
+        Self {
+            service: self.service.with_policy(policy),
+        }
+    }
+
+    /// Checks that the session table answers, for readiness probes: one indexed lookup of an id
+    /// no session has, bounded by the operation timeout. Cheap enough to call every few seconds.
+    ///
+    /// The error says what failed: [`RepositoryError::Unavailable`] (cannot connect),
+    /// [`RepositoryError::MissingTable`] (not migrated), [`SeaOrmStoreError::TimedOut`].
+    ///
+    /// [`RepositoryError::Unavailable`]: crate::ports::RepositoryError::Unavailable
+    /// [`RepositoryError::MissingTable`]: crate::ports::RepositoryError::MissingTable
+    pub async fn health(&self) -> Result<(), SeaOrmStoreError> {
+        Ok(self.service.health().await?)
     }
 
     /// How many fresh ids `create` tries when the id is taken (default 8, at least 1).

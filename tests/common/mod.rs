@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod suite;
+pub mod throwaway_pg;
 
 use std::time::Duration;
 
