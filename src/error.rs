@@ -29,6 +29,20 @@ pub enum SeaOrmStoreError {
     #[error("could not decode a stored session: {0}")]
     Decode(#[source] CodecError),
 
+    /// The encoded session is larger than the store's limit
+    /// ([`with_max_session_size`](crate::RepositoryStore::with_max_session_size)); nothing was
+    /// written. An `Encode` error for tower-sessions.
+    #[error(
+        "the session is {size} bytes encoded, over the store's limit of {limit} bytes; \
+         store less in the session or raise the limit"
+    )]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
     /// A schema or table name was refused.
     #[error(transparent)]
     InvalidIdentifier(#[from] IdentifierError),
@@ -74,6 +88,7 @@ impl From<SessionError> for SeaOrmStoreError {
             SessionError::Decode(e) => Self::Decode(e),
             SessionError::IdsExhausted { attempts } => Self::IdsExhausted { attempts },
             SessionError::TimedOut { operation, after } => Self::TimedOut { operation, after },
+            SessionError::TooLarge { size, limit } => Self::TooLarge { size, limit },
         }
     }
 }
@@ -81,7 +96,9 @@ impl From<SessionError> for SeaOrmStoreError {
 impl From<SeaOrmStoreError> for session_store::Error {
     fn from(err: SeaOrmStoreError) -> Self {
         match err {
-            SeaOrmStoreError::Encode(_) => Self::Encode(err.to_string()),
+            SeaOrmStoreError::Encode(_) | SeaOrmStoreError::TooLarge { .. } => {
+                Self::Encode(err.to_string())
+            }
             SeaOrmStoreError::Decode(_) => Self::Decode(err.to_string()),
             _ => Self::Backend(err.to_string()),
         }

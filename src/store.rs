@@ -176,6 +176,36 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         Ok(self.service.health().await?)
     }
 
+    /// The largest encoded session `create` and `save` accept, in bytes (default: no limit but
+    /// the database's). Beyond it they fail with [`SeaOrmStoreError::TooLarge`] (an `Encode`
+    /// error for tower-sessions) giving the size, and nothing is sent to the database.
+    pub fn with_max_session_size(self, bytes: Option<usize>) -> Self {
+        let policy = ServicePolicy {
+            max_encoded_size: bytes,
+            ..self.service.policy()
+        };
+        Self {
+            service: self.service.with_policy(policy),
+        }
+    }
+
+    /// Whether `load` treats a row the codec cannot decode as no session (default `false`: a
+    /// `Decode` error).
+    ///
+    /// With `true`, a corrupt, truncated or foreign row is logged at `warn` (codec, reason and
+    /// size; never the data or the id) and the user simply gets a new session, instead of an
+    /// error on every request until the row expires. The row stays until that new session's
+    /// first save replaces it, or cleanup removes it.
+    pub fn with_undecodable_as_absent(self, absent: bool) -> Self {
+        let policy = ServicePolicy {
+            undecodable_as_absent: absent,
+            ..self.service.policy()
+        };
+        Self {
+            service: self.service.with_policy(policy),
+        }
+    }
+
     /// How many fresh ids `create` tries when the id is taken (default 8, at least 1).
     pub fn with_create_attempts(self, attempts: u32) -> Self {
         let policy = ServicePolicy {

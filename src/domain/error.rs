@@ -69,6 +69,18 @@ pub enum SessionError {
         attempts: u32,
     },
 
+    /// The encoded session is larger than the store accepts.
+    #[error(
+        "the session is {size} bytes encoded, over the store's limit of {limit} bytes; \
+         store less in the session or raise the limit"
+    )]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
     /// The operation did not finish within the operation timeout; the database is probably
     /// unreachable or overloaded.
     #[error(

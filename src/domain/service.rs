@@ -21,6 +21,15 @@ pub struct ServicePolicy {
     /// cleanup batch, a health check) may take before it fails with
     /// [`SessionError::TimedOut`]; `None` waits as long as the repository does.
     pub operation_timeout: Option<Duration>,
+    /// The largest encoded session `create` and `save` accept, in bytes; `None` for no limit
+    /// (the database's own: 1 GiB for PostgreSQL's `bytea`). A larger one fails with
+    /// [`SessionError::TooLarge`] before anything is sent.
+    pub max_encoded_size: Option<usize>,
+    /// What `load` does with a row its codec cannot decode: `false` (the default) fails with
+    /// [`SessionError::Decode`]; `true` logs a warning (without the row's data or id) and
+    /// answers "no session", so a corrupt row does not lock its user into errors: the user gets
+    /// a fresh session, whose first save replaces the row.
+    pub undecodable_as_absent: bool,
 }
 
 impl Default for ServicePolicy {
@@ -29,6 +38,8 @@ impl Default for ServicePolicy {
             max_create_attempts: 8,
             cleanup_batch_size: 10_000,
             operation_timeout: Some(DEFAULT_OPERATION_TIMEOUT),
+            max_encoded_size: None,
+            undecodable_as_absent: false,
         }
     }
 }
@@ -77,7 +88,7 @@ impl<R, C> SessionService<R, C> {
         self.policy = ServicePolicy {
             max_create_attempts: policy.max_create_attempts.max(1),
             cleanup_batch_size: policy.cleanup_batch_size.max(1),
-            operation_timeout: policy.operation_timeout,
+            ..policy
         };
         self
     }
@@ -125,7 +136,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 record.id = Id::default();
             }
             // The id is part of the encoded record, so every attempt encodes again.
-            let data = self.codec.encode(record).map_err(SessionError::Encode)?;
+            let data = self.encode(record)?;
             let id = record.id.to_string();
             if self
                 .repository
@@ -143,7 +154,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
 
     /// Inserts or replaces the session with `record.id`.
     pub async fn save(&self, record: &Record) -> Result<(), SessionError> {
-        let data = self.codec.encode(record).map_err(SessionError::Encode)?;
+        let data = self.encode(record)?;
         let id = record.id.to_string();
         let upsert = self.repository.upsert(&id, &data, record.expiry_date);
         self.bounded(Operation::Save, async { Ok(upsert.await?) })
@@ -164,7 +175,19 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         else {
             return Ok(None);
         };
-        let record = self.codec.decode(&data).map_err(SessionError::Decode)?;
+        let record = match self.codec.decode(&data) {
+            Ok(record) => record,
+            Err(err) if self.policy.undecodable_as_absent => {
+                tracing::warn!(
+                    codec = err.codec(),
+                    reason = err.reason(),
+                    bytes = data.len(),
+                    "a stored session could not be decoded; treating it as absent"
+                );
+                return Ok(None);
+            }
+            Err(err) => return Err(SessionError::Decode(err)),
+        };
         // The row's expiry column and the encoded expiry agree when this store wrote both; a row
         // edited by hand may not, and an expired record must never come back.
         if record.expiry_date <= now {
@@ -215,6 +238,18 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             .find_unexpired(HEALTH_PROBE_ID, OffsetDateTime::now_utc());
         self.bounded(Operation::Health, async { Ok(probe.await.map(drop)?) })
             .await
+    }
+
+    /// Encodes `record` and checks the size limit.
+    fn encode(&self, record: &Record) -> Result<Vec<u8>, SessionError> {
+        let data = self.codec.encode(record).map_err(SessionError::Encode)?;
+        match self.policy.max_encoded_size {
+            Some(limit) if data.len() > limit => Err(SessionError::TooLarge {
+                size: data.len(),
+                limit,
+            }),
+            _ => Ok(data),
+        }
     }
 
     /// Runs `operation` within the policy's timeout.

@@ -243,14 +243,14 @@ fn a_policy_below_one_is_raised_to_one() {
     let service = service(MockSessionRepository::new()).with_policy(ServicePolicy {
         max_create_attempts: 0,
         cleanup_batch_size: 0,
-        operation_timeout: None,
+        ..ServicePolicy::default()
     });
     assert_eq!(
         service.policy(),
         ServicePolicy {
             max_create_attempts: 1,
             cleanup_batch_size: 1,
-            operation_timeout: None,
+            ..ServicePolicy::default()
         }
     );
 }
@@ -386,4 +386,49 @@ async fn health_probes_an_id_no_session_can_have() {
         .returning(|_, _| Ok(None));
 
     service(repo).health().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_over_the_size_limit_is_refused_before_the_repository() {
+    // No expectation: any repository call fails the test.
+    let service = service(MockSessionRepository::new()).with_policy(ServicePolicy {
+        max_encoded_size: Some(16),
+        ..ServicePolicy::default()
+    });
+    let mut rec = record(1, in_an_hour());
+    let size = MessagePackCodec.encode(&rec).unwrap().len();
+
+    for result in [service.save(&rec).await, service.create(&mut rec).await] {
+        match result {
+            Err(SessionError::TooLarge { size: s, limit: 16 }) => assert_eq!(s, size),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_at_the_size_limit_is_stored() {
+    let rec = record(1, in_an_hour());
+    let size = MessagePackCodec.encode(&rec).unwrap().len();
+    let mut repo = MockSessionRepository::new();
+    repo.expect_upsert().times(1).returning(|_, _, _| Ok(()));
+    let service = service(repo).with_policy(ServicePolicy {
+        max_encoded_size: Some(size),
+        ..ServicePolicy::default()
+    });
+
+    service.save(&rec).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_undecodable_row_is_absent_when_the_policy_says_so() {
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired()
+        .returning(|_, _| Ok(Some(b"\xc1garbage".to_vec())));
+    let service = service(repo).with_policy(ServicePolicy {
+        undecodable_as_absent: true,
+        ..ServicePolicy::default()
+    });
+
+    assert_eq!(service.load(&Id(3)).await.unwrap(), None);
 }

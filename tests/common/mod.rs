@@ -2,6 +2,7 @@
 //! run in parallel without seeing each other's rows.
 #![allow(dead_code)]
 
+pub mod log_capture;
 pub mod suite;
 pub mod throwaway_pg;
 
