@@ -75,6 +75,22 @@
 //! [`ExpiredDeletion::delete_expired`] from your own scheduler. Cleanup deletes in batches
 //! (10,000 rows a statement by default) so a large backlog never holds one long lock.
 //!
+//! ## When the database is away
+//!
+//! Every operation is bounded by an operation timeout, 5 s by default
+//! ([`with_operation_timeout`](RepositoryStore::with_operation_timeout)), so requests fail fast
+//! with a `Backend` error instead of waiting 30 s for the pool; the pool recovers by itself when
+//! the database returns. [`health`](RepositoryStore::health) serves readiness probes:
+//!
+//! ```no_run
+//! # async fn probe(store: &tower_sessions_seaorm_store::PostgresStore) {
+//! match store.health().await {
+//!     Ok(()) => println!("ready"),
+//!     Err(err) => eprintln!("not ready: {err}"),
+//! }
+//! # }
+//! ```
+//!
 //! ## Testing your application
 //!
 //! Test handlers' session behaviour without a database: build the store over an
@@ -124,11 +140,14 @@ pub mod testing;
 
 pub use adapters::{codec, sea_orm::entity};
 pub use cleanup::CleanupTask;
+pub use domain::DEFAULT_OPERATION_TIMEOUT;
 pub use error::SeaOrmStoreError;
 pub use sea_orm;
 #[cfg(feature = "msgpack")]
 pub use store::PostgresStore;
 pub use store::RepositoryStore;
+#[cfg(feature = "migration")]
+pub use store::MIGRATE_TIMEOUT;
 pub use tower_sessions_core::{
     session::{Id, Record},
     session_store, ExpiredDeletion, Session, SessionStore,

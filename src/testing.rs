@@ -67,7 +67,11 @@
 //!   session cookie; the handler never knows. To choose that response yourself, call
 //!   `session.save().await` in the handler and handle its error there.
 //!
-//! A handler that itself answers with a 5xx is never followed by a save.
+//! A handler that itself answers with a 5xx is never followed by a save. A repository that
+//! hangs ([`Fault::hang`]) fails at the store's operation timeout (5 s by default,
+//! [`with_operation_timeout`](crate::RepositoryStore::with_operation_timeout)) with a `Backend`
+//! error, like any other database failure; a test with a paused Tokio clock
+//! (`#[tokio::test(start_paused = true)]`) gets there at once.
 //!
 //! # With the mock
 //!

@@ -133,6 +133,21 @@ async fn a_hung_database_read_is_given_up_at_the_applications_deadline() {
     assert_eq!(me.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_hung_database_read_fails_at_the_stores_operation_timeout() {
+    let (_, faults, repository) = database();
+    // The application waits 30 s; the store gives up first, after its default 5 s.
+    let app = app(RepositoryStore::from_repository(repository), PATIENT);
+    let cookie = session_cookie(&send(&app, "POST", "/login/42", None).await).unwrap();
+
+    faults.inject(Fault::hang().on(Operation::FindUnexpired));
+    // The paused clock jumps to the store's timeout as soon as everything waits.
+    let me = send(&app, "GET", "/me", Some(&cookie)).await;
+
+    assert_eq!(me.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body(me).await, "sessions are unavailable, try again");
+}
+
 #[tokio::test]
 async fn a_request_waiting_on_a_hung_database_completes_once_it_recovers() {
     let (_, faults, repository) = database();

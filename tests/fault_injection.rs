@@ -114,6 +114,7 @@ async fn each_failure_is_the_chosen_variant() {
     faults.inject(Fault::unavailable().on_call(1));
     faults.inject(Fault::statement_error().on_call(2));
     faults.inject(Fault::corrupt_row().on_call(3));
+    faults.inject(Fault::missing_table().on_call(4));
 
     assert!(matches!(
         load(&repo).await,
@@ -126,6 +127,10 @@ async fn each_failure_is_the_chosen_variant() {
     assert!(matches!(
         load(&repo).await,
         Err(RepositoryError::CorruptRow(_))
+    ));
+    assert!(matches!(
+        load(&repo).await,
+        Err(RepositoryError::MissingTable(_))
     ));
     assert!(load(&repo).await.is_ok());
 }
@@ -225,4 +230,19 @@ async fn one_controller_can_drive_several_repositories() {
     assert!(load(&first).await.is_err());
     assert!(load(&second).await.is_err());
     assert_eq!(faults.total_calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_repository_fails_at_the_stores_operation_timeout() {
+    let (repo, faults) = faulty();
+    let store = RepositoryStore::from_repository(repo);
+    faults.inject(Fault::hang());
+
+    // The paused clock jumps to the 5 s timeout as soon as everything waits.
+    let err = store.load(&Id::default()).await.unwrap_err();
+
+    assert!(
+        matches!(&err, session_store::Error::Backend(m) if m.contains("load timed out")),
+        "{err:?}"
+    );
 }

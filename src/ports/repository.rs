@@ -70,7 +70,11 @@ pub enum RepositoryError {
     #[error("the session database is unavailable: {0}")]
     Unavailable(String),
 
-    /// The database refused or failed the statement (missing table, permissions, constraint…).
+    /// The session table does not exist: run `migrate()` (or the migration) first.
+    #[error("the session table is missing (run the store's migration): {0}")]
+    MissingTable(String),
+
+    /// The database refused or failed the statement (permissions, constraint, syntax…).
     #[error("the session database failed a statement: {0}")]
     Statement(String),
 

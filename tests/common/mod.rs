@@ -4,8 +4,10 @@
 
 pub mod contract;
 pub mod demo_app;
+pub mod log_capture;
 pub mod memory;
 pub mod suite;
+pub mod throwaway_pg;
 
 use std::time::Duration;
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::ports::RepositoryError;
 
 /// One of the [`SessionRepository`](crate::ports::SessionRepository) operations, to aim a fault
-/// at and to count calls by.
+/// at and to count calls by. (Repository operations, one level below the store operations of
+/// [`domain::Operation`](crate::domain::Operation) that errors and logs name.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     /// `insert_if_absent`: what `SessionStore::create` calls.
@@ -71,6 +72,7 @@ pub(super) enum Effect {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Failure {
     Unavailable,
+    MissingTable,
     Statement,
     CorruptRow,
 }
@@ -80,6 +82,7 @@ impl Failure {
         const WHY: &str = "injected by FaultyRepository";
         match self {
             Failure::Unavailable => RepositoryError::Unavailable(WHY.to_owned()),
+            Failure::MissingTable => RepositoryError::MissingTable(WHY.to_owned()),
             Failure::Statement => RepositoryError::Statement(WHY.to_owned()),
             Failure::CorruptRow => RepositoryError::CorruptRow(WHY.to_owned()),
         }
@@ -106,6 +109,12 @@ impl Fault {
     /// pool has no free connection. The inner repository is not called.
     pub fn unavailable() -> Self {
         Self::new(Effect::Fail(Failure::Unavailable))
+    }
+
+    /// The call fails with [`RepositoryError::MissingTable`], as when nobody ran the migration.
+    /// The inner repository is not called.
+    pub fn missing_table() -> Self {
+        Self::new(Effect::Fail(Failure::MissingTable))
     }
 
     /// The call fails with [`RepositoryError::Statement`], as when the table is missing or a
