@@ -100,9 +100,9 @@ pub use adapters::{codec, sea_orm::entity};
 pub use cleanup::CleanupTask;
 pub use error::SeaOrmStoreError;
 pub use sea_orm;
-#[cfg(feature = "msgpack")]
-pub use store::PostgresStore;
 pub use store::RepositoryStore;
+#[cfg(feature = "msgpack")]
+pub use store::{MySqlStore, PostgresStore, SqliteStore};
 pub use tower_sessions_core::{
     session::{Id, Record},
     session_store, ExpiredDeletion, Session, SessionStore,

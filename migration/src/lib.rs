@@ -105,6 +105,24 @@ mod tests {
     }
 
     #[test]
+    fn the_table_is_created_in_each_backends_types() {
+        use sea_orm_migration::sea_orm::DbBackend;
+        let migration = CreateSessionTable::new("tower_sessions", "session");
+        let sql = |backend| migration.create_statements(backend).unwrap();
+        assert_eq!(
+            sql(DbBackend::Sqlite),
+            [
+                r#"CREATE TABLE IF NOT EXISTS "session" ( "id" text NOT NULL PRIMARY KEY, "data" blob NOT NULL, "expiry_date" integer NOT NULL )"#,
+                r#"CREATE INDEX IF NOT EXISTS "session_expiry_date_idx" ON "session" ("expiry_date")"#,
+            ]
+        );
+        assert_eq!(
+            sql(DbBackend::MySql),
+            ["CREATE TABLE IF NOT EXISTS `session` ( `id` varchar(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY, `data` longblob NOT NULL, `expiry_date` datetime(6) NOT NULL, KEY `session_expiry_date_idx` (`expiry_date`) )"]
+        );
+    }
+
+    #[test]
     fn quoting_doubles_quotes() {
         assert_eq!(quote_pg(r#"a"b"#), r#""a""b""#);
     }

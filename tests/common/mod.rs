@@ -2,6 +2,8 @@
 //! run in parallel without seeing each other's rows.
 #![allow(dead_code)]
 
+pub mod mysql;
+pub mod sqlite;
 pub mod suite;
 
 use std::time::Duration;
