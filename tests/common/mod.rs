@@ -2,6 +2,7 @@
 //! run in parallel without seeing each other's rows.
 #![allow(dead_code)]
 
+pub mod example_app;
 pub mod mysql;
 pub mod sqlite;
 pub mod suite;
