@@ -2,9 +2,10 @@
 //!
 //! Three ways to run them, all creating the same table:
 //!
-//! 1. **The store does it**: `PostgresStore::migrate()` runs [`migrations`] for its own schema and
-//!    table, records them in `"<schema>"."seaql_migrations_tower_sessions"` (never the
-//!    application's `seaql_migrations`) and is safe when many replicas call it at once.
+//! 1. **The store does it**: `migrate()` (on `PostgresStore`, `SqliteStore` or `MySqlStore`) runs
+//!    [`migrations`] for its own table, records them in `seaql_migrations_tower_sessions` (in the
+//!    session table's schema on PostgreSQL; never the application's `seaql_migrations`) and is
+//!    safe when many replicas call it at once.
 //! 2. **Your own `Migrator`**: add [`CreateSessionTable`] to your application's list, so the
 //!    session table is created with the rest of your schema:
 //!
@@ -25,7 +26,12 @@
 //!    ```
 //! 3. **The command line** (feature `cli`), SeaORM's usual `up`, `down`, `status`… for the
 //!    default table, with the history in `seaql_migrations_tower_sessions`:
-//!    `DATABASE_URL=postgres://… cargo run -p tower-sessions-seaorm-migration --features cli -- up`.
+//!    `DATABASE_URL=postgres://… cargo run -p tower-sessions-seaorm-migration --features cli -- up`
+//!    (add feature `sqlite` or `mysql` for those databases).
+//!
+//! The table's column types depend on the connection's backend (PostgreSQL, SQLite, MySQL or
+//! MariaDB); see [`CreateSessionTable`]. Only PostgreSQL has schemas: elsewhere the schema name
+//! is ignored and the table is created in the connection's database.
 //!
 //! Every migration here is idempotent (`IF NOT EXISTS`), so the paths can be mixed: a table
 //! created by one is left as it is by another.
