@@ -163,6 +163,7 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
     /// is needed.
     #[cfg(feature = "migration")]
     pub async fn migrate(&self) -> Result<(), SeaOrmStoreError> {
+        self.repository().check_backend()?;
         self.repository()
             .migrate()
             .await

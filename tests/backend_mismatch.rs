@@ -56,19 +56,19 @@ async fn assert_refused<S>(
 async fn a_postgres_store_on_a_sqlite_connection_is_refused() {
     let store = PostgresStore::new(sqlite_memory().await);
     let migrate = store.migrate().await;
-    assert_refused(store, migrate, "PostgresStore", "Sqlite").await;
+    assert_refused(store, migrate, "PostgresStore", "SQLite").await;
 }
 
 #[tokio::test]
 async fn a_mysql_store_on_a_sqlite_connection_is_refused() {
     let store = MySqlStore::new(sqlite_memory().await);
     let migrate = store.migrate().await;
-    assert_refused(store, migrate, "MySqlStore", "Sqlite").await;
+    assert_refused(store, migrate, "MySqlStore", "SQLite").await;
 }
 
 #[tokio::test]
 async fn a_sqlite_store_on_a_postgres_connection_is_refused() {
     let store = SqliteStore::new(connect_postgres(&database_url()).await);
     let migrate = store.migrate().await;
-    assert_refused(store, migrate, "SqliteStore", "Postgres").await;
+    assert_refused(store, migrate, "SqliteStore", "PostgreSQL").await;
 }

@@ -26,12 +26,6 @@ pub(crate) struct MigrateFailure {
 impl<B: SqlDialect> SeaOrmRepository<B> {
     /// Brings the session table up to date; see `RepositoryStore::migrate`.
     pub(crate) async fn migrate(&self) -> Result<(), MigrateFailure> {
-        if let Err(mismatch) = self.check_backend() {
-            return Err(MigrateFailure {
-                attempts: 0,
-                error: DbErr::Migration(mismatch.to_string()),
-            });
-        }
         let mut backoff = Duration::from_millis(10);
         for attempt in 1..=MAX_ATTEMPTS {
             match self.migrate_once().await {

@@ -89,10 +89,11 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
             return Ok(());
         }
         Err(RepositoryError::Statement(format!(
-            "a {} was given a {actual:?} connection, but it writes {:?} SQL; build the store \
-             that matches the connection (PostgresStore, SqliteStore or MySqlStore)",
+            "not sent: a {} writes {} SQL but was given a {} connection; build the store that \
+             matches the connection (PostgresStore, SqliteStore or MySqlStore)",
             dialect.store_name(),
-            dialect.backend(),
+            backend_name(dialect.backend()),
+            backend_name(actual),
         )))
     }
 
@@ -115,6 +116,15 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
 
     fn classify(&self, err: sea_orm::DbErr) -> RepositoryError {
         classify(self.dialect(), err)
+    }
+}
+
+fn backend_name(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "PostgreSQL",
+        DbBackend::Sqlite => "SQLite",
+        DbBackend::MySql => "MySQL/MariaDB",
+        _ => "unknown",
     }
 }
 
