@@ -4,8 +4,11 @@
 
 pub mod contract;
 pub mod demo_app;
+pub mod example_app;
 pub mod log_capture;
 pub mod memory;
+pub mod mysql;
+pub mod sqlite;
 pub mod suite;
 pub mod throwaway_pg;
 
