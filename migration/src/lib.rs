@@ -33,8 +33,10 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_session_table;
+mod partitioned;
 
 pub use m20261125_000001_create_session_table::CreateSessionTable;
+pub use partitioned::{partition_name, CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
 pub use sea_orm_migration;
 
 /// The default schema of the session table.

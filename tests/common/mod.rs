@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod log_capture;
+pub mod partitioned;
+pub mod pgbouncer;
 pub mod suite;
 pub mod throwaway_pg;
 
