@@ -12,9 +12,14 @@
 #    package of Debian stable (1.24 in Debian 13), fetched with apt through a private source
 #    list under target/ (the machine's apt sources are left alone), into target/pgbouncer/build.
 #
-# The ini file, user list, log and pid file live under target/pgbouncer/. PgBouncer refuses to
-# run as root, so as root it runs as `postgres` (the user the PostgreSQL packages create). A
-# PgBouncer this script started before is stopped first (by the pid in its pid file).
+# PgBouncer refuses to run as root, so as root it runs as `postgres` (the user the PostgreSQL
+# packages create). Its ini file, user list, log and pid file (and a copy of a built binary) go to
+# a directory of this checkout's own under /tmp, which `postgres` can reach wherever the checkout
+# is (a clone under /root is not readable by other users); the ini is also copied to
+# target/pgbouncer/pgbouncer.ini for reading. A PgBouncer this script started before is stopped
+# first (by the pid in its pid file).
+#
+# Needs scripts/lib/postgres.sh sourced first (as_root, pg_answers).
 #
 # PGBOUNCER_POOL_MODE=session|statement tries another mode by hand.
 
@@ -124,15 +129,18 @@ EOF
 
 ensure_pgbouncer() {
   local root=$1 dir bin port rest authority hostport upstream_host upstream_port db mode
-  dir="$root/target/pgbouncer"
+  mkdir -p "$root/target/pgbouncer"
+  dir="${TMPDIR:-/tmp}/ts-pgbouncer-$(printf '%s' "$root" | cksum | cut -d ' ' -f 1)"
   mkdir -p "$dir"
+  stop_our_pgbouncer "$dir/pgbouncer.pid"
   command -v pgbouncer >/dev/null 2>&1 || install_pgbouncer
   bin=$(command -v pgbouncer || true)
   if ! at_least "$(version_of "$bin")" "$MIN_PGBOUNCER"; then
     echo "ensure_pgbouncer: PgBouncer $(version_of "$bin") is older than $MIN_PGBOUNCER" >&2
-    bin=$(build_pgbouncer "$dir") || return 1
+    bin=$(build_pgbouncer "$root/target/pgbouncer") || return 1
+    install -m 755 "$bin" "$dir/pgbouncer"
+    bin="$dir/pgbouncer"
   fi
-  stop_our_pgbouncer "$dir/pgbouncer.pid"
   port=$(spare_port) || { echo "ensure_pgbouncer: no spare port in 16432-16531" >&2; return 1; }
 
   # postgres://user[:password]@host[:port]/db[?params]
@@ -147,6 +155,7 @@ ensure_pgbouncer() {
   mode=${PGBOUNCER_POOL_MODE:-transaction}
 
   write_pgbouncer_ini "$dir" "$port" "$upstream_host" "$upstream_port" "$mode"
+  cp "$dir/pgbouncer.ini" "$root/target/pgbouncer/pgbouncer.ini"
   : >"$dir/pgbouncer.log"
   if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir" "$dir"/pgbouncer.* "$dir/userlist.txt"; fi
 
