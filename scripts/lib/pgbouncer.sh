@@ -56,9 +56,9 @@ build_pgbouncer() {
     -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o "Debug::NoLocking=1")
   apt-get "${apt_opts[@]}" update -qq >&2
   (cd "$work" && apt-get "${apt_opts[@]}" source --download-only pgbouncer >/dev/null 2>&1)
-  tarball=$(ls "$work"/pgbouncer_*.orig.tar.gz 2>/dev/null | head -n 1)
-  [ -n "$tarball" ] || { echo "ensure_pgbouncer: could not fetch PgBouncer's source package" >&2; return 1; }
-  tar -xzf "$tarball" -C "$work"
+  tarball=("$work"/pgbouncer_*.orig.tar.gz)
+  [ -f "${tarball[0]}" ] || { echo "ensure_pgbouncer: could not fetch PgBouncer's source package" >&2; return 1; }
+  tar -xzf "${tarball[0]}" -C "$work"
   (
     cd "$work"/pgbouncer-*/ &&
       ./configure --prefix="$dir/build" --without-pam --without-systemd >"$work/configure.log" 2>&1 &&
