@@ -155,6 +155,7 @@
 
 pub mod adapters;
 mod cleanup;
+mod compat;
 pub mod domain;
 mod error;
 pub mod ports;
