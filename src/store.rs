@@ -48,6 +48,11 @@ pub type PostgresStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository,
 #[cfg(not(feature = "msgpack"))]
 pub type PostgresStore<C> = RepositoryStore<SeaOrmRepository, C>;
 
+#[cfg(feature = "tokio-postgres")]
+mod lean;
+#[cfg(feature = "tokio-postgres")]
+pub use lean::LeanPostgresStore;
+
 impl<R, C> Clone for RepositoryStore<R, C> {
     fn clone(&self) -> Self {
         Self {

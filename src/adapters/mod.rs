@@ -2,3 +2,5 @@
 
 pub mod codec;
 pub mod sea_orm;
+#[cfg(feature = "tokio-postgres")]
+pub mod tokio_postgres;

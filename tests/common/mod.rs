@@ -2,6 +2,8 @@
 //! run in parallel without seeing each other's rows.
 #![allow(dead_code)]
 
+#[cfg(feature = "tokio-postgres")]
+pub mod lean;
 pub mod suite;
 
 use std::time::Duration;
