@@ -7,8 +7,10 @@ use store::Record;
 
 use crate::stacks::{BoxError, Named, Op, Sample};
 
-/// Calls per operation of each stack, in `Op::ALL` order.
-pub type Counts = Vec<(String, [f64; 4])>;
+/// Per stack: statements completed per operation, in `Op::ALL` order, and statements that
+/// failed per operation (pg_stat_statements records only the statements that complete, so
+/// failures are counted from the server's log; `None` where the log cannot be read).
+pub type Counts = Vec<(String, [f64; 4], Option<[f64; 4]>)>;
 
 const SAMPLES: usize = 50;
 
@@ -27,6 +29,20 @@ async fn calls(conn: &DatabaseConnection) -> Result<f64, BoxError> {
         .await?
         .ok_or("pg_stat_statements returned no row")?;
     Ok(row.try_get_by_index::<f64>(0)?)
+}
+
+/// The `ERROR:` lines in the server log so far: the cluster `scripts/bench` starts logs to
+/// `server.log` in its data directory, which a superuser can read.
+async fn errors(conn: &DatabaseConnection) -> Option<f64> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT ((length(f) - length(replace(f, 'ERROR:', ''))) / 6)::float8 \
+             FROM pg_read_file('server.log') f",
+        ))
+        .await
+        .ok()??;
+    row.try_get_by_index::<f64>(0).ok()
 }
 
 async fn reset(conn: &DatabaseConnection) -> Result<(), BoxError> {
@@ -66,8 +82,10 @@ async fn count_each(
     for named in stacks {
         let samples: Vec<Sample> = (0..SAMPLES).map(|_| Sample::new(template)).collect();
         let mut per_op = [0.0; 4];
+        let mut failed = Some([0.0; 4]);
         for (slot, op) in Op::ALL.into_iter().enumerate() {
             reset(conn).await?;
+            let errors_before = errors(conn).await;
             for sample in &samples {
                 match op {
                     Op::Create => named.stack.create(sample).await?,
@@ -79,8 +97,14 @@ async fn count_each(
                 }
             }
             per_op[slot] = calls(conn).await? / SAMPLES as f64;
+            match (errors_before, errors(conn).await, failed.as_mut()) {
+                (Some(before), Some(after), Some(failed)) => {
+                    failed[slot] = (after - before) / SAMPLES as f64;
+                }
+                _ => failed = None,
+            }
         }
-        counts.push((named.name.clone(), per_op));
+        counts.push((named.name.clone(), per_op, failed));
     }
     Ok(counts)
 }

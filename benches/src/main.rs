@@ -2,9 +2,11 @@
 //! driver floors and the peer stores, interleaved round by round. Run with `scripts/bench`.
 //!
 //! Environment: `BENCH_URL` (server, no database; default `postgres://postgres@127.0.0.1:55433`,
-//! the cluster `scripts/bench` starts), `BENCH_ROUNDS` (7), `BENCH_OPS` (operations per stack,
-//! operation and round; 2000), `BENCH_PARTS` (`ops,counts,cache,cleanup,payload`),
-//! `BENCH_CLEANUP_EXPIRED` (1000000), `BENCH_CLEANUP_LIVE` (100000), `BENCH_OUT` (`target/bench`).
+//! the cluster `scripts/bench` starts), `BENCH_ROUNDS` (15), `BENCH_OPS` (operations per stack,
+//! operation and round; 600), `BENCH_PARTS` (`ops,counts,cache,cleanup,payload`),
+//! `BENCH_CLEANUP_EXPIRED` (1000000), `BENCH_CLEANUP_LIVE` (100000), `BENCH_OUT` (`target/bench`),
+//! `BENCH_STACKS` (comma-separated parts of stack names to keep; all by default, e.g. for a
+//! profile).
 
 mod cache;
 mod chart;
@@ -59,8 +61,8 @@ async fn main() -> Result<(), BoxError> {
         "BENCH_URL",
         "postgres://postgres@127.0.0.1:55433".to_owned(),
     );
-    let rounds: usize = env("BENCH_ROUNDS", 7);
-    let ops: usize = env("BENCH_OPS", 2000);
+    let rounds: usize = env("BENCH_ROUNDS", 15);
+    let ops: usize = env("BENCH_OPS", 600);
     let parts: String = env("BENCH_PARTS", "ops,counts,cache,cleanup,payload".to_owned());
     let out: String = env("BENCH_OUT", "target/bench".to_owned());
     std::fs::create_dir_all(&out)?;
@@ -70,7 +72,12 @@ async fn main() -> Result<(), BoxError> {
     setup::ensure_database(&base, setup::BENCH_DB).await?;
     let bench_url = setup::url(&base, setup::BENCH_DB);
     let admin = setup::seaorm(&bench_url, true).await?;
-    let stacks = setup::stacks(&base).await?;
+    let only: String = env("BENCH_STACKS", String::new());
+    let stacks: Vec<_> = setup::stacks(&base)
+        .await?
+        .into_iter()
+        .filter(|s| only.is_empty() || only.split(',').any(|o| s.name.contains(o)))
+        .collect();
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -91,6 +98,9 @@ async fn main() -> Result<(), BoxError> {
         std::fs::write(format!("{out}/chart.svg"), svg)?;
     }
 
+    let save = |md: &String| std::fs::write(format!("{out}/results.md"), md);
+    save(&md)?;
+
     if has("counts") {
         eprintln!("bench: counting statements");
         match counts::count(&admin, &stacks, &template).await {
@@ -101,11 +111,13 @@ async fn main() -> Result<(), BoxError> {
         }
     }
 
+    save(&md)?;
     if has("cache") {
         eprintln!("bench: CachingSessionStore + moka");
         report::cache(&mut md, &cache_runs(&base, &template, rounds, ops).await?);
     }
 
+    save(&md)?;
     if has("cleanup") {
         let expired = env("BENCH_CLEANUP_EXPIRED", 1_000_000);
         let live = env("BENCH_CLEANUP_LIVE", 100_000);
@@ -123,6 +135,7 @@ async fn main() -> Result<(), BoxError> {
         report::cleanup(&mut md, &result);
     }
 
+    save(&md)?;
     if has("payload") {
         report::payload(&mut md, &payload::measure(&template)?);
     }

@@ -11,19 +11,41 @@ use store::Record;
 
 use crate::stacks::{BoxError, Named, Op, Sample, Stack};
 
-/// µs per operation of each (stack, operation, concurrency), one value per round.
+/// µs per operation of each (stack, operation, concurrency), one value per round: wall time,
+/// and the CPU time of this process (the client side: store, driver, pool, runtime).
 #[derive(Default)]
 pub struct Timings {
     pub rounds: HashMap<(usize, Op, usize), Vec<f64>>,
+    pub cpu: HashMap<(usize, Op, usize), Vec<f64>>,
+}
+
+fn median_of(map: &HashMap<(usize, Op, usize), Vec<f64>>, key: (usize, Op, usize)) -> Option<f64> {
+    let mut values = map.get(&key)?.clone();
+    values.sort_by(f64::total_cmp);
+    Some(values[values.len() / 2])
 }
 
 impl Timings {
-    /// The median µs/op over the rounds.
+    /// The median wall µs/op over the rounds.
     pub fn median(&self, stack: usize, op: Op, concurrency: usize) -> Option<f64> {
-        let mut values = self.rounds.get(&(stack, op, concurrency))?.clone();
-        values.sort_by(f64::total_cmp);
-        Some(values[values.len() / 2])
+        median_of(&self.rounds, (stack, op, concurrency))
     }
+
+    /// The median client CPU µs/op over the rounds.
+    pub fn cpu_median(&self, stack: usize, op: Op, concurrency: usize) -> Option<f64> {
+        median_of(&self.cpu, (stack, op, concurrency))
+    }
+}
+
+/// CPU time this process has used (all threads).
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec it is given and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Runs `op` on every sample, split over `concurrency` tasks, and returns the wall time.
@@ -109,16 +131,16 @@ async fn one_round(
         .collect();
     for op in Op::ALL {
         for &i in &order {
+            let cpu_before = process_cpu();
             let elapsed = phase(&stacks[i].stack, op, &samples[i], concurrency)
                 .await
                 .map_err(|err| format!("{} {}: {err}", stacks[i].name, op.name()))?;
             if let Some(timings) = timings.as_deref_mut() {
-                let micros = elapsed.as_secs_f64() * 1e6 / ops as f64;
-                timings
-                    .rounds
-                    .entry((i, op, concurrency))
-                    .or_default()
-                    .push(micros);
+                let per_op = |d: Duration| d.as_secs_f64() * 1e6 / ops as f64;
+                let key = (i, op, concurrency);
+                timings.rounds.entry(key).or_default().push(per_op(elapsed));
+                let cpu = process_cpu().saturating_sub(cpu_before);
+                timings.cpu.entry(key).or_default().push(per_op(cpu));
             }
         }
     }

@@ -46,6 +46,34 @@ pub fn timings(md: &mut String, stacks: &[Named], timings: &Timings) {
         }
         md.push('\n');
     }
+    let _ = writeln!(
+        md,
+        "## Client CPU per operation (µs of this process's CPU time, median of the rounds)\n\n\
+         What the store, driver, pool and runtime cost on the application's cores, apart from \
+         waiting for the server: steadier than wall time on a busy machine.\n"
+    );
+    let _ = write!(md, "| stack |");
+    for c in CONCURRENCIES {
+        for op in Op::ALL {
+            let _ = write!(md, " {} ×{c} |", op.name());
+        }
+    }
+    let _ = writeln!(md, "\n|---|{}", "---:|".repeat(CONCURRENCIES.len() * 4));
+    for (i, named) in stacks.iter().enumerate() {
+        let _ = write!(md, "| {} |", named.name);
+        for c in CONCURRENCIES {
+            for op in Op::ALL {
+                match timings.cpu_median(i, op, c) {
+                    Some(us) => {
+                        let _ = write!(md, " {us:.1} |");
+                    }
+                    None => md.push_str(" – |"),
+                }
+            }
+        }
+        md.push('\n');
+    }
+    md.push('\n');
 }
 
 fn find(stacks: &[Named], kind: Kind, tuned: bool) -> Option<usize> {
@@ -203,15 +231,26 @@ pub fn chart(stacks: &[Named], timings: &Timings) -> String {
 pub fn counts(md: &mut String, counts: &Counts) {
     let _ = writeln!(
         md,
-        "## Statements per operation (pg_stat_statements, 50 operations each)\n\n\
+        "## Statements per operation\n\n\
+         Completed statements from pg_stat_statements (`BEGIN` and `COMMIT` count), plus, after \
+         a `+`, statements the server failed (counted from its log: pg_stat_statements records \
+         only completed statements); 50 operations of each kind.\n\n\
          | stack | create | save | load | delete |\n|---|---:|---:|---:|---:|"
     );
-    for (name, per_op) in counts {
-        let _ = writeln!(
-            md,
-            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            per_op[0], per_op[1], per_op[2], per_op[3]
-        );
+    for (name, per_op, failed) in counts {
+        let _ = write!(md, "| {name} |");
+        for slot in 0..4 {
+            let _ = write!(md, " {:.1}", per_op[slot]);
+            match failed {
+                Some(failed) if failed[slot] > 0.0 => {
+                    let _ = write!(md, " + {:.1} failed", failed[slot]);
+                }
+                Some(_) => {}
+                None => md.push_str(" (failures not counted)"),
+            }
+            md.push_str(" |");
+        }
+        md.push('\n');
     }
     md.push('\n');
 }
@@ -233,7 +272,7 @@ pub fn cleanup(md: &mut String, r: &CleanupReport) {
         md,
         "## Cleanup at scale\n\n\
          {} expired rows beside {} live ones; `delete_expired_sessions()` (batches of 10,000) \
-         deleted {} rows in {:.1} s ({}/s) while 16 clients loaded live sessions.\n\n\
+         deleted {} rows in {:.1} s ({}/s) while 4 clients loaded live sessions.\n\n\
          | loads | count | p50 | p99 | max |\n|---|---:|---:|---:|---:|\n\
          | without cleanup (3 s) | {} | {:.2} ms | {:.2} ms | {:.2} ms |\n\
          | during cleanup | {} | {:.2} ms | {:.2} ms | {:.2} ms |\n",
