@@ -84,7 +84,7 @@
 //!
 //! ## A leaner driver
 //!
-//! With feature `tokio-postgres`, [`LeanPostgresStore`] runs the same statements on the same
+//! With feature `tokio-postgres`, `LeanPostgresStore` runs the same statements on the same
 //! table through tokio-postgres and a deadpool-postgres pool, which costs less per statement
 //! than SeaORM's sqlx pool (see BENCHMARKS.md): for applications whose hottest path is the
 //! session lookup.
