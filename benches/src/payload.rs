@@ -31,8 +31,11 @@ fn records(template: &Record) -> Vec<(&'static str, Record)> {
     ]
 }
 
+/// Per record: its label and the bytes each codec wrote.
+pub type Sizes = Vec<(String, Vec<(String, usize)>)>;
+
 /// (record, [(codec, bytes)]) for every record and codec.
-pub fn measure(template: &Record) -> Result<Vec<(String, Vec<(String, usize)>)>, String> {
+pub fn measure(template: &Record) -> Result<Sizes, String> {
     let mut rows = Vec::new();
     for (label, mut record) in records(template) {
         record.id = Id(i128::MAX);

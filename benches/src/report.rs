@@ -85,7 +85,8 @@ fn find(stacks: &[Named], kind: Kind, tuned: bool) -> Option<usize> {
 /// Throughput ratios: `subject / baseline` (above 1: the subject is faster).
 pub fn ratios(md: &mut String, stacks: &[Named], timings: &Timings) {
     use Kind::*;
-    let rows: [(&str, (Kind, bool), (Kind, bool), &str); 12] = [
+    type Stack = (Kind, bool);
+    let rows: [(&str, Stack, Stack, &str); 12] = [
         (
             "PostgresStore ÷ sqlx floor",
             (SeaOrmStore, true),
@@ -292,7 +293,7 @@ pub fn cleanup(md: &mut String, r: &CleanupReport) {
     );
 }
 
-pub fn payload(md: &mut String, rows: &[(String, Vec<(String, usize)>)]) {
+pub fn payload(md: &mut String, rows: &crate::payload::Sizes) {
     let codecs: Vec<&str> = rows
         .first()
         .map(|(_, sizes)| sizes.iter().map(|(c, _)| c.as_str()).collect())
