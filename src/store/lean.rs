@@ -20,7 +20,7 @@ use crate::{
 /// ```no_run
 /// use tower_sessions::SessionManagerLayer;
 /// use tower_sessions_seaorm_store::{
-///     deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod},
+///     deadpool_postgres::{tokio_postgres::NoTls, Manager, ManagerConfig, Pool, RecyclingMethod},
 ///     sea_orm::Database,
 ///     LeanPostgresStore, PostgresStore,
 /// };
@@ -31,7 +31,7 @@ use crate::{
 ///
 /// let manager = Manager::from_config(
 ///     url.parse()?,
-///     tokio_postgres::NoTls,
+///     NoTls,
 ///     ManagerConfig { recycling_method: RecyclingMethod::Fast },
 /// );
 /// let store = LeanPostgresStore::new(Pool::builder(manager).max_size(16).build()?);
