@@ -146,6 +146,13 @@
 //! [`SessionRepository`](ports::SessionRepository); [`adapters`] implement them with SeaORM and
 //! serde codecs. [`RepositoryStore`] composes them and implements tower-sessions' traits.
 //!
+//! ## A leaner driver
+//!
+//! With feature `tokio-postgres`, `LeanPostgresStore` runs the same statements on the same
+//! table through tokio-postgres and a deadpool-postgres pool, which costs less per statement
+//! than SeaORM's sqlx pool (see BENCHMARKS.md): for applications whose hottest path is the
+//! session lookup.
+//!
 //! ## Errors
 //!
 //! Everything fails with a [`SeaOrmStoreError`], which becomes a [`session_store::Error`] at the
@@ -164,9 +171,13 @@ pub mod testing;
 
 pub use adapters::{codec, sea_orm::entity};
 pub use cleanup::CleanupTask;
+#[cfg(feature = "tokio-postgres")]
+pub use deadpool_postgres;
 pub use domain::DEFAULT_OPERATION_TIMEOUT;
 pub use error::SeaOrmStoreError;
 pub use sea_orm;
+#[cfg(feature = "tokio-postgres")]
+pub use store::LeanPostgresStore;
 pub use store::RepositoryStore;
 #[cfg(feature = "migration")]
 pub use store::MIGRATE_TIMEOUT;

@@ -96,6 +96,11 @@ pub type MySqlStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository<MyS
 #[cfg(not(feature = "msgpack"))]
 pub type MySqlStore<C> = RepositoryStore<SeaOrmRepository<MySql>, C>;
 
+#[cfg(feature = "tokio-postgres")]
+mod lean;
+#[cfg(feature = "tokio-postgres")]
+pub use lean::LeanPostgresStore;
+
 impl<R, C> Clone for RepositoryStore<R, C> {
     fn clone(&self) -> Self {
         Self {

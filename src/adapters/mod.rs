@@ -4,3 +4,5 @@ pub mod codec;
 pub mod faulty;
 pub mod memory;
 pub mod sea_orm;
+#[cfg(feature = "tokio-postgres")]
+pub mod tokio_postgres;

@@ -5,6 +5,8 @@
 pub mod contract;
 pub mod demo_app;
 pub mod example_app;
+#[cfg(feature = "tokio-postgres")]
+pub mod lean;
 pub mod log_capture;
 pub mod memory;
 pub mod mysql;

@@ -1,0 +1,110 @@
+//! Statements per operation, counted by the server: pg_stat_statements, switched on only while
+//! counting (`pg_stat_statements.track` is `none` otherwise, so it costs the timed rounds
+//! nothing).
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use store::Record;
+
+use crate::stacks::{BoxError, Named, Op, Sample};
+
+/// Per stack: statements completed per operation, in `Op::ALL` order, and statements that
+/// failed per operation (pg_stat_statements records only the statements that complete, so
+/// failures are counted from the server's log; `None` where the log cannot be read).
+pub type Counts = Vec<(String, [f64; 4], Option<[f64; 4]>)>;
+
+const SAMPLES: usize = 50;
+
+async fn exec(conn: &DatabaseConnection, sql: &str) -> Result<(), BoxError> {
+    conn.execute_unprepared(sql).await?;
+    Ok(())
+}
+
+async fn calls(conn: &DatabaseConnection) -> Result<f64, BoxError> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT COALESCE(SUM(calls), 0)::float8 FROM pg_stat_statements \
+             WHERE query NOT ILIKE '%pg_stat_statements%' AND query NOT ILIKE '%pg_reload_conf%'",
+        ))
+        .await?
+        .ok_or("pg_stat_statements returned no row")?;
+    Ok(row.try_get_by_index::<f64>(0)?)
+}
+
+/// The `ERROR:` lines in the server log so far: the cluster `scripts/bench` starts logs to
+/// `server.log` in its data directory, which a superuser can read.
+async fn errors(conn: &DatabaseConnection) -> Option<f64> {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT ((length(f) - length(replace(f, 'ERROR:', ''))) / 6)::float8 \
+             FROM pg_read_file('server.log') f",
+        ))
+        .await
+        .ok()??;
+    row.try_get_by_index::<f64>(0).ok()
+}
+
+async fn reset(conn: &DatabaseConnection) -> Result<(), BoxError> {
+    exec(conn, "SELECT pg_stat_statements_reset()").await?;
+    // The reset is not instant for entries being written by other backends.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    exec(conn, "SELECT pg_stat_statements_reset()").await
+}
+
+/// Counts the statements each stack sends per operation. `conn` is a superuser connection to a
+/// database of the bench cluster.
+pub async fn count(
+    conn: &DatabaseConnection,
+    stacks: &[Named],
+    template: &Record,
+) -> Result<Counts, BoxError> {
+    exec(conn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .await
+        .map_err(|err| {
+            format!("pg_stat_statements is not loaded (shared_preload_libraries): {err}")
+        })?;
+    exec(conn, "ALTER SYSTEM SET pg_stat_statements.track = 'top'").await?;
+    exec(conn, "SELECT pg_reload_conf()").await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let result = count_each(conn, stacks, template).await;
+    exec(conn, "ALTER SYSTEM RESET pg_stat_statements.track").await?;
+    exec(conn, "SELECT pg_reload_conf()").await?;
+    result
+}
+
+async fn count_each(
+    conn: &DatabaseConnection,
+    stacks: &[Named],
+    template: &Record,
+) -> Result<Counts, BoxError> {
+    let mut counts = Vec::new();
+    for named in stacks {
+        let samples: Vec<Sample> = (0..SAMPLES).map(|_| Sample::new(template)).collect();
+        let mut per_op = [0.0; 4];
+        let mut failed = Some([0.0; 4]);
+        for (slot, op) in Op::ALL.into_iter().enumerate() {
+            reset(conn).await?;
+            let errors_before = errors(conn).await;
+            for sample in &samples {
+                match op {
+                    Op::Create => named.stack.create(sample).await?,
+                    Op::Save => named.stack.save(sample).await?,
+                    Op::Load => {
+                        named.stack.load(sample).await?;
+                    }
+                    Op::Delete => named.stack.delete(sample).await?,
+                }
+            }
+            per_op[slot] = calls(conn).await? / SAMPLES as f64;
+            match (errors_before, errors(conn).await, failed.as_mut()) {
+                (Some(before), Some(after), Some(failed)) => {
+                    failed[slot] = (after - before) / SAMPLES as f64;
+                }
+                _ => failed = None,
+            }
+        }
+        counts.push((named.name.clone(), per_op, failed));
+    }
+    Ok(counts)
+}

@@ -1,0 +1,137 @@
+//! The floors: one hand-written statement per operation, MessagePack-encoded, on the same table
+//! shape. The same SQL text the stores send, so the only difference left is the store itself.
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use sea_orm::sqlx::{self, PgPool};
+use time::OffsetDateTime;
+
+use crate::stacks::{BoxError, Sample, Stack};
+
+pub struct Sql {
+    insert_if_absent: String,
+    upsert: String,
+    find_unexpired: String,
+    delete_by_id: String,
+}
+
+impl Sql {
+    pub fn new(schema: &str) -> Self {
+        let t = format!(r#""{schema}"."session""#);
+        let insert = format!(
+            r#"INSERT INTO {t} ("id", "data", "expiry_date") VALUES ($1, $2, $3) ON CONFLICT ("id")"#
+        );
+        Sql {
+            insert_if_absent: format!("{insert} DO NOTHING"),
+            upsert: format!(
+                r#"{insert} DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date""#
+            ),
+            find_unexpired: format!(
+                r#"SELECT "data" FROM {t} WHERE "id" = $1 AND "expiry_date" > $2"#
+            ),
+            delete_by_id: format!(r#"DELETE FROM {t} WHERE "id" = $1"#),
+        }
+    }
+}
+
+fn encode(sample: &Sample) -> Result<Vec<u8>, BoxError> {
+    Ok(rmp_serde::to_vec(&sample.record)?)
+}
+
+/// tokio-postgres through deadpool, statements prepared once per connection.
+pub struct LeanFloor {
+    pub pool: Pool,
+    pub sql: Sql,
+}
+
+#[async_trait]
+impl Stack for LeanFloor {
+    async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
+        let data = encode(sample)?;
+        let id = sample.record.id.to_string();
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&self.sql.insert_if_absent).await?;
+        client
+            .execute(&stmt, &[&id, &data, &sample.record.expiry_date])
+            .await?;
+        Ok(())
+    }
+    async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
+        let data = encode(sample)?;
+        let id = sample.record.id.to_string();
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&self.sql.upsert).await?;
+        client
+            .execute(&stmt, &[&id, &data, &sample.record.expiry_date])
+            .await?;
+        Ok(())
+    }
+    async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
+        let id = sample.record.id.to_string();
+        let now = OffsetDateTime::now_utc();
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&self.sql.find_unexpired).await?;
+        let Some(row) = client.query_opt(&stmt, &[&id, &now]).await? else {
+            return Ok(false);
+        };
+        let data: Vec<u8> = row.try_get(0)?;
+        let record: store::Record = rmp_serde::from_slice(&data)?;
+        Ok(record.expiry_date > now)
+    }
+    async fn delete(&self, sample: &Sample) -> Result<(), BoxError> {
+        let id = sample.record.id.to_string();
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&self.sql.delete_by_id).await?;
+        client.execute(&stmt, &[&id]).await?;
+        Ok(())
+    }
+}
+
+/// sqlx 0.9 on SeaORM's own pool (`get_postgres_connection_pool`), sqlx's statement cache.
+pub struct SqlxFloor {
+    pub pool: PgPool,
+    pub sql: Sql,
+}
+
+#[async_trait]
+impl Stack for SqlxFloor {
+    async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
+        let data = encode(sample)?;
+        sqlx::query(sqlx::AssertSqlSafe(self.sql.insert_if_absent.as_str()))
+            .bind(sample.record.id.to_string())
+            .bind(data)
+            .bind(sample.record.expiry_date)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+    async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
+        let data = encode(sample)?;
+        sqlx::query(sqlx::AssertSqlSafe(self.sql.upsert.as_str()))
+            .bind(sample.record.id.to_string())
+            .bind(data)
+            .bind(sample.record.expiry_date)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+    async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
+        let now = OffsetDateTime::now_utc();
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(self.sql.find_unexpired.as_str()))
+                .bind(sample.record.id.to_string())
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((data,)) = row else { return Ok(false) };
+        let record: store::Record = rmp_serde::from_slice(&data)?;
+        Ok(record.expiry_date > now)
+    }
+    async fn delete(&self, sample: &Sample) -> Result<(), BoxError> {
+        sqlx::query(sqlx::AssertSqlSafe(self.sql.delete_by_id.as_str()))
+            .bind(sample.record.id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

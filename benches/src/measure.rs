@@ -1,0 +1,162 @@
+//! The interleaved rounds: every stack runs every operation once per round, in an order that
+//! rotates from round to round, so a burst of load on the machine hits all stacks alike.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use store::Record;
+
+use crate::stacks::{BoxError, Named, Op, Sample, Stack};
+
+/// µs per operation of each (stack, operation, concurrency), one value per round: wall time,
+/// and the CPU time of this process (the client side: store, driver, pool, runtime).
+#[derive(Default)]
+pub struct Timings {
+    pub rounds: HashMap<(usize, Op, usize), Vec<f64>>,
+    pub cpu: HashMap<(usize, Op, usize), Vec<f64>>,
+}
+
+fn median_of(map: &HashMap<(usize, Op, usize), Vec<f64>>, key: (usize, Op, usize)) -> Option<f64> {
+    let mut values = map.get(&key)?.clone();
+    values.sort_by(f64::total_cmp);
+    Some(values[values.len() / 2])
+}
+
+impl Timings {
+    /// The median wall µs/op over the rounds.
+    pub fn median(&self, stack: usize, op: Op, concurrency: usize) -> Option<f64> {
+        median_of(&self.rounds, (stack, op, concurrency))
+    }
+
+    /// The median client CPU µs/op over the rounds.
+    pub fn cpu_median(&self, stack: usize, op: Op, concurrency: usize) -> Option<f64> {
+        median_of(&self.cpu, (stack, op, concurrency))
+    }
+}
+
+/// CPU time this process has used (all threads).
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec it is given and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Runs `op` on every sample, split over `concurrency` tasks, and returns the wall time.
+async fn phase(
+    stack: &Arc<dyn Stack>,
+    op: Op,
+    samples: &Arc<Vec<Sample>>,
+    concurrency: usize,
+) -> Result<Duration, BoxError> {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let stack = Arc::clone(stack);
+            let samples = Arc::clone(samples);
+            tokio::spawn(async move {
+                for sample in samples.iter().skip(task).step_by(concurrency) {
+                    match op {
+                        Op::Create => stack.create(sample).await?,
+                        Op::Save => stack.save(sample).await?,
+                        Op::Load => {
+                            if !stack.load(sample).await? {
+                                return Err::<(), BoxError>("a stored session did not load".into());
+                            }
+                        }
+                        Op::Delete => stack.delete(sample).await?,
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed())
+}
+
+/// `rounds` rounds of create, save, load and delete of `ops` sessions on every stack at each
+/// concurrency.
+pub async fn run(
+    stacks: &[Named],
+    template: &Record,
+    concurrencies: &[usize],
+    rounds: usize,
+    ops: usize,
+) -> Result<Timings, BoxError> {
+    let mut timings = Timings::default();
+    // One untimed round to open every pool connection and prepare every statement.
+    for &concurrency in concurrencies {
+        one_round(stacks, template, concurrency, 0, ops.min(200), None).await?;
+    }
+    for round in 0..rounds {
+        for &concurrency in concurrencies {
+            one_round(
+                stacks,
+                template,
+                concurrency,
+                round,
+                ops,
+                Some(&mut timings),
+            )
+            .await?;
+        }
+        eprintln!("bench: round {}/{rounds} done", round + 1);
+    }
+    Ok(timings)
+}
+
+async fn one_round(
+    stacks: &[Named],
+    template: &Record,
+    concurrency: usize,
+    round: usize,
+    ops: usize,
+    mut timings: Option<&mut Timings>,
+) -> Result<(), BoxError> {
+    let samples: Vec<Arc<Vec<Sample>>> = stacks
+        .iter()
+        .map(|_| Arc::new((0..ops).map(|_| Sample::new(template)).collect()))
+        .collect();
+    let order: Vec<usize> = (0..stacks.len())
+        .map(|i| (i + round) % stacks.len())
+        .collect();
+    for op in Op::ALL {
+        for &i in &order {
+            let cpu_before = process_cpu();
+            let elapsed = phase(&stacks[i].stack, op, &samples[i], concurrency)
+                .await
+                .map_err(|err| format!("{} {}: {err}", stacks[i].name, op.name()))?;
+            if let Some(timings) = timings.as_deref_mut() {
+                let per_op = |d: Duration| d.as_secs_f64() * 1e6 / ops as f64;
+                let key = (i, op, concurrency);
+                timings.rounds.entry(key).or_default().push(per_op(elapsed));
+                let cpu = process_cpu().saturating_sub(cpu_before);
+                timings.cpu.entry(key).or_default().push(per_op(cpu));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `ops` sessions (untimed), loads each once (timed), deletes them; µs per load.
+pub async fn load_only(
+    stack: &Arc<dyn Stack>,
+    template: &Record,
+    concurrency: usize,
+    ops: usize,
+) -> Result<f64, BoxError> {
+    let samples = Arc::new((0..ops).map(|_| Sample::new(template)).collect());
+    phase(stack, Op::Create, &samples, concurrency).await?;
+    let elapsed = phase(stack, Op::Load, &samples, concurrency).await?;
+    phase(stack, Op::Delete, &samples, concurrency).await?;
+    Ok(elapsed.as_secs_f64() * 1e6 / ops as f64)
+}

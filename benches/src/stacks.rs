@@ -1,0 +1,135 @@
+//! The stacks under test, each behind one small trait so the runner treats them alike.
+//!
+//! A stack runs the four store operations on the same session record. The floors are one
+//! hand-written statement per operation plus MessagePack encoding: what a store cannot beat on
+//! that driver. The stores are driven through their own `SessionStore` trait (tower-sessions-core
+//! 0.15 for this crate, 0.14 for the peers).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use store::{Id, Record, SessionStore};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The operations measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Create,
+    Save,
+    Load,
+    Delete,
+}
+
+impl Op {
+    pub const ALL: [Op; 4] = [Op::Create, Op::Save, Op::Load, Op::Delete];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Save => "save",
+            Op::Load => "load",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// One session of the workload, in the record type of each tower-sessions-core.
+#[derive(Clone)]
+pub struct Sample {
+    pub record: Record,
+    pub record014: core014::session::Record,
+}
+
+impl Sample {
+    /// A fresh session with the bench's record and a fresh id.
+    pub fn new(template: &Record) -> Self {
+        let mut record = template.clone();
+        record.id = Id::default();
+        Sample {
+            record014: to_014(&record),
+            record,
+        }
+    }
+}
+
+pub fn to_014(record: &Record) -> core014::session::Record {
+    core014::session::Record {
+        id: core014::session::Id(record.id.0),
+        data: record.data.clone(),
+        expiry_date: record.expiry_date,
+    }
+}
+
+/// A stack under test. `create` stores the sample under its id (or a fresh one); the others
+/// act on a sample created before.
+#[async_trait]
+pub trait Stack: Send + Sync {
+    async fn create(&self, sample: &Sample) -> Result<(), BoxError>;
+    async fn save(&self, sample: &Sample) -> Result<(), BoxError>;
+    async fn load(&self, sample: &Sample) -> Result<bool, BoxError>;
+    async fn delete(&self, sample: &Sample) -> Result<(), BoxError>;
+}
+
+/// A stack under test with its name in the report.
+#[derive(Clone)]
+pub struct Named {
+    pub name: String,
+    /// Which family the chart and the ratios group it with.
+    pub kind: Kind,
+    /// Whether the pool uses the README's recommended options (or has nothing to tune).
+    pub tuned: bool,
+    pub stack: Arc<dyn Stack>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    LeanFloor,
+    LeanStore,
+    SqlxFloor,
+    SeaOrmStore,
+    SqlxStorePeer,
+    SeaOrm01Peer,
+}
+
+/// Any tower-sessions 0.15 store: this crate's.
+pub struct Store15<S>(pub S);
+
+#[async_trait]
+impl<S: SessionStore> Stack for Store15<S> {
+    async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
+        let mut record = sample.record.clone();
+        self.0.create(&mut record).await?;
+        Ok(())
+    }
+    async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
+        Ok(self.0.save(&sample.record).await?)
+    }
+    async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
+        Ok(self.0.load(&sample.record.id).await?.is_some())
+    }
+    async fn delete(&self, sample: &Sample) -> Result<(), BoxError> {
+        Ok(self.0.delete(&sample.record.id).await?)
+    }
+}
+
+/// Any tower-sessions 0.14 store: the peers.
+pub struct Store14<S>(pub S);
+
+#[async_trait]
+impl<S: core014::SessionStore> Stack for Store14<S> {
+    async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
+        let mut record = sample.record014.clone();
+        self.0.create(&mut record).await?;
+        Ok(())
+    }
+    async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
+        Ok(self.0.save(&sample.record014).await?)
+    }
+    async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
+        Ok(self.0.load(&sample.record014.id).await?.is_some())
+    }
+    async fn delete(&self, sample: &Sample) -> Result<(), BoxError> {
+        Ok(self.0.delete(&sample.record014.id).await?)
+    }
+}

@@ -1,0 +1,17 @@
+//! A second PostgreSQL repository, on tokio-postgres and deadpool-postgres (feature
+//! `tokio-postgres`): the same table, the same statements, a leaner driver.
+//!
+//! SeaORM's sqlx pool costs more per statement than tokio-postgres with prepared statements
+//! (see BENCHMARKS.md). Applications whose hottest path is the session lookup can keep SeaORM for
+//! everything else and give the store a small deadpool of its own; the rows are the same, so the
+//! two adapters can even share one table.
+//!
+//! This adapter creates no tables: create the table with
+//! [`PostgresStore::migrate`](crate::PostgresStore::migrate) on a SeaORM connection, or add the
+//! migration crate's `CreateSessionTable` to your own `Migrator`.
+
+mod errors;
+mod repository;
+mod statements;
+
+pub use repository::TokioPostgresRepository;

@@ -1,0 +1,160 @@
+use std::{fmt, sync::Arc};
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use time::OffsetDateTime;
+
+use super::{errors, statements::Statements};
+use crate::{
+    adapters::sea_orm::SessionTable,
+    ports::{RepositoryError, SessionRepository},
+};
+
+/// A [`SessionRepository`] on a [deadpool-postgres](https://docs.rs/deadpool-postgres) pool:
+/// one statement per operation, prepared once per connection and cached by the pool.
+///
+/// Cloning is cheap: clones share the pool.
+///
+/// ```no_run
+/// use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+/// use tower_sessions_seaorm_store::adapters::tokio_postgres::TokioPostgresRepository;
+///
+/// # fn build() -> Result<TokioPostgresRepository, Box<dyn std::error::Error>> {
+/// let config: tokio_postgres::Config = "postgres://postgres@127.0.0.1:5432/test".parse()?;
+/// let manager = Manager::from_config(
+///     config,
+///     tokio_postgres::NoTls,
+///     ManagerConfig { recycling_method: RecyclingMethod::Fast },
+/// );
+/// let pool = Pool::builder(manager).max_size(16).build()?;
+/// let repository = TokioPostgresRepository::new(pool);
+/// # Ok(repository) }
+/// ```
+#[derive(Clone)]
+pub struct TokioPostgresRepository {
+    pool: Pool,
+    table: SessionTable,
+    statements: Arc<Statements>,
+}
+
+impl fmt::Debug for TokioPostgresRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokioPostgresRepository")
+            .field("pool", &self.pool.status())
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokioPostgresRepository {
+    /// A repository on `pool` with the default table, `"tower_sessions"."session"`.
+    pub fn new(pool: Pool) -> Self {
+        Self::with_table(pool, SessionTable::default())
+    }
+
+    /// A repository on `pool` storing sessions in `table`.
+    pub fn with_table(pool: Pool, table: SessionTable) -> Self {
+        let statements = Arc::new(Statements::new(&table));
+        Self {
+            pool,
+            table,
+            statements,
+        }
+    }
+
+    /// The pool the repository uses.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Where the sessions live.
+    pub fn table(&self) -> &SessionTable {
+        &self.table
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, RepositoryError> {
+        self.pool.get().await.map_err(errors::pool)
+    }
+}
+
+async fn prepared(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, RepositoryError> {
+    client.prepare_cached(sql).await.map_err(errors::statement)
+}
+
+#[async_trait]
+impl SessionRepository for TokioPostgresRepository {
+    async fn insert_if_absent(
+        &self,
+        id: &str,
+        data: &[u8],
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, RepositoryError> {
+        let client = self.client().await?;
+        let statement = prepared(&client, &self.statements.insert_if_absent).await?;
+        let inserted = client
+            .execute(&statement, &[&id, &data, &expires_at])
+            .await
+            .map_err(errors::statement)?;
+        Ok(inserted == 1)
+    }
+
+    async fn upsert(
+        &self,
+        id: &str,
+        data: &[u8],
+        expires_at: OffsetDateTime,
+    ) -> Result<(), RepositoryError> {
+        let client = self.client().await?;
+        let statement = prepared(&client, &self.statements.upsert).await?;
+        client
+            .execute(&statement, &[&id, &data, &expires_at])
+            .await
+            .map_err(errors::statement)?;
+        Ok(())
+    }
+
+    async fn find_unexpired(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Vec<u8>>, RepositoryError> {
+        let client = self.client().await?;
+        let statement = prepared(&client, &self.statements.find_unexpired).await?;
+        let Some(row) = client
+            .query_opt(&statement, &[&id, &now])
+            .await
+            .map_err(errors::statement)?
+        else {
+            return Ok(None);
+        };
+        row.try_get::<_, Vec<u8>>(0).map(Some).map_err(errors::row)
+    }
+
+    async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
+        let client = self.client().await?;
+        let statement = prepared(&client, &self.statements.delete_by_id).await?;
+        client
+            .execute(&statement, &[&id])
+            .await
+            .map_err(errors::statement)?;
+        Ok(())
+    }
+
+    async fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, RepositoryError> {
+        let client = self.client().await?;
+        let statement = prepared(&client, &self.statements.delete_expired_batch).await?;
+        // LIMIT is bound as a bigint; a limit beyond i64::MAX means "no limit" anyway.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        client
+            .execute(&statement, &[&now, &limit, &now])
+            .await
+            .map_err(errors::statement)
+    }
+}

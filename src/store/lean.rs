@@ -1,0 +1,78 @@
+//! `LeanPostgresStore`: the store on the tokio-postgres repository (feature `tokio-postgres`).
+
+use deadpool_postgres::Pool;
+
+#[cfg(feature = "msgpack")]
+use crate::codec::MessagePackCodec;
+use crate::{
+    adapters::{sea_orm::SessionTable, tokio_postgres::TokioPostgresRepository},
+    ports::Codec,
+    RepositoryStore, SeaOrmStoreError,
+};
+
+/// The PostgreSQL store on a tokio-postgres pool (deadpool-postgres), MessagePack-encoded by
+/// default: the same rows and rules as [`PostgresStore`](crate::PostgresStore), on a leaner
+/// driver, for applications whose hottest path is the session lookup.
+///
+/// It creates no tables: run [`PostgresStore::migrate`](crate::PostgresStore::migrate) once on a
+/// SeaORM connection (or add the migration crate's `CreateSessionTable` to your `Migrator`).
+///
+/// ```no_run
+/// use tower_sessions::SessionManagerLayer;
+/// use tower_sessions_seaorm_store::{
+///     deadpool_postgres::{tokio_postgres::NoTls, Manager, ManagerConfig, Pool, RecyclingMethod},
+///     sea_orm::Database,
+///     LeanPostgresStore, PostgresStore,
+/// };
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let url = "postgres://postgres@127.0.0.1:5432/test";
+/// PostgresStore::new(Database::connect(url).await?).migrate().await?;
+///
+/// let manager = Manager::from_config(
+///     url.parse()?,
+///     NoTls,
+///     ManagerConfig { recycling_method: RecyclingMethod::Fast },
+/// );
+/// let store = LeanPostgresStore::new(Pool::builder(manager).max_size(16).build()?);
+/// let layer = SessionManagerLayer::new(store);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "msgpack")]
+pub type LeanPostgresStore<C = MessagePackCodec> = RepositoryStore<TokioPostgresRepository, C>;
+
+/// The PostgreSQL store on a tokio-postgres pool; enable feature `msgpack` for the default codec.
+#[cfg(not(feature = "msgpack"))]
+pub type LeanPostgresStore<C> = RepositoryStore<TokioPostgresRepository, C>;
+
+#[cfg(feature = "msgpack")]
+impl RepositoryStore<TokioPostgresRepository, MessagePackCodec> {
+    /// A store on `pool` using the table `"tower_sessions"."session"` and the MessagePack codec.
+    pub fn new(pool: Pool) -> Self {
+        Self::from_parts(TokioPostgresRepository::new(pool), MessagePackCodec)
+    }
+}
+
+impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
+    /// The same store with its sessions in schema `name` (default `tower_sessions`); the same
+    /// rules as [`PostgresStore::with_schema_name`](crate::PostgresStore::with_schema_name).
+    pub fn with_schema_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
+        let table = self.repository().table().clone().with_schema(name)?;
+        Ok(self.with_session_table(table))
+    }
+
+    /// The same store with its sessions in table `name` (default `session`); the same rules as
+    /// [`PostgresStore::with_schema_name`](crate::PostgresStore::with_schema_name).
+    pub fn with_table_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
+        let table = self.repository().table().clone().with_table(name)?;
+        Ok(self.with_session_table(table))
+    }
+
+    fn with_session_table(self, table: SessionTable) -> Self {
+        let repository =
+            TokioPostgresRepository::with_table(self.repository().pool().clone(), table);
+        Self {
+            service: self.service.with_repository(repository),
+        }
+    }
+}
