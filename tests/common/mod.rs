@@ -2,6 +2,7 @@
 //! run in parallel without seeing each other's rows.
 #![allow(dead_code)]
 
+pub mod codecs;
 pub mod suite;
 
 use std::time::Duration;
