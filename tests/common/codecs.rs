@@ -73,8 +73,52 @@ impl<C: Codec> CodecFixture<C> {
         }
     }
 
+    /// The connection the store uses.
+    pub fn conn(&self) -> &tower_sessions_seaorm_store::sea_orm::DatabaseConnection {
+        &self.base.conn
+    }
+
+    /// The schema-qualified, quoted session table.
+    pub fn table(&self) -> String {
+        self.base.table()
+    }
+
     /// Drops the test's schema.
     pub async fn finish(self) {
         self.base.finish().await;
+    }
+}
+
+/// A codec of [`all`] as a store's codec type.
+pub struct Named {
+    name: &'static str,
+    codec: Box<dyn Codec>,
+}
+
+impl Named {
+    pub fn new(name: &'static str, codec: Box<dyn Codec>) -> Self {
+        Self { name, codec }
+    }
+}
+
+impl Codec for Named {
+    fn encode(
+        &self,
+        record: &Record,
+    ) -> Result<Vec<u8>, tower_sessions_seaorm_store::ports::CodecError> {
+        self.codec.encode(record)
+    }
+
+    fn decode(
+        &self,
+        bytes: &[u8],
+    ) -> Result<Record, tower_sessions_seaorm_store::ports::CodecError> {
+        self.codec.decode(bytes)
+    }
+}
+
+impl std::fmt::Debug for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
     }
 }
