@@ -1,7 +1,7 @@
 use ::bincode::{
     config::{self, Configuration},
     de::{BorrowDecode, BorrowDecoder},
-    enc::{write::Writer, Encode, Encoder},
+    enc::{Encode, Encoder},
     error::{DecodeError, EncodeError},
 };
 use tower_sessions_core::session::Record;
@@ -108,9 +108,4 @@ fn decode_reason(err: &DecodeError) -> &'static str {
         DecodeError::Utf8 { .. } => "a stored string is not valid UTF-8",
         _ => "the stored bytes do not form a session record (corrupt, or written by another codec)",
     }
-}
-
-/// Writes raw bytes (the header) through an encoder.
-pub(super) fn write_raw<E: Encoder>(encoder: &mut E, bytes: &[u8]) -> Result<(), EncodeError> {
-    encoder.writer().write(bytes)
 }

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 
 use ::bincode::{
     de::{BorrowDecode, BorrowDecoder, Decode},
-    enc::{Encode, Encoder},
+    enc::{write::Writer, Encode, Encoder},
     error::{DecodeError, EncodeError},
 };
 use serde_json::{Map, Number, Value};
 use time::{OffsetDateTime, UtcOffset};
 use tower_sessions_core::session::{Id, Record};
 
-use super::{bincode::write_raw, BincodeCodec};
+use super::BincodeCodec;
 
 /// 0xC1 is never used by MessagePack and never starts UTF-8, so no row of the other codecs
 /// starts like this; then the format version.
@@ -42,7 +42,7 @@ pub(super) fn encode_record<E: Encoder>(
     record: &Record,
     encoder: &mut E,
 ) -> Result<(), EncodeError> {
-    write_raw(encoder, &HEADER)?;
+    encoder.writer().write(&HEADER)?;
     record.id.0.encode(encoder)?;
     record.expiry_date.unix_timestamp_nanos().encode(encoder)?;
     record
