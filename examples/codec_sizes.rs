@@ -68,15 +68,21 @@ fn large() -> Record {
     record
 }
 
-/// Mean time of `op` over enough runs to take about 200 ms.
+/// Time of one `op`: the best mean of five batches of about 50 ms each, so that other work on a
+/// busy machine inflates the result as little as possible.
 fn time_per_op(mut op: impl FnMut()) -> Duration {
-    let start = Instant::now();
-    let mut runs = 0u32;
-    while start.elapsed() < Duration::from_millis(200) {
-        op();
-        runs += 1;
-    }
-    start.elapsed() / runs
+    (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let mut runs = 0u32;
+            while start.elapsed() < Duration::from_millis(50) {
+                op();
+                runs += 1;
+            }
+            start.elapsed() / runs
+        })
+        .min()
+        .expect("five batches")
 }
 
 fn main() {

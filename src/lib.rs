@@ -73,7 +73,7 @@
 //! The `data` column holds the session record as the store's [`Codec`](ports::Codec) encodes
 //! it: [`MessagePackCodec`](codec::MessagePackCodec) by default (what
 //! `tower-sessions-sqlx-store` writes), [`JsonCodec`](codec::JsonCodec) to read sessions in
-//! `psql`, `BincodeCodec` (feature `bincode`) for the smallest rows, or a codec of your own,
+//! `psql`, `BincodeCodec` (feature `bincode`) if you want bincode, or a codec of your own,
 //! say one that wraps another to compress, encrypt or sign its bytes. Choose it before the first
 //! session is stored: rows of one codec are a `Decode` error for another.
 //!
