@@ -33,13 +33,18 @@ fn scalar() -> impl Strategy<Value = Value> {
         prop_oneof![Just(u64::MAX), Just(0)].prop_map(Value::from),
         Just(Value::from(i64::MIN)),
         float().prop_map(|f| Value::Number(Number::from_f64(f).unwrap())),
-        "\\PC{0,24}".prop_map(Value::String),
+        text().prop_map(Value::String),
     ]
+}
+
+/// Any Unicode, and the characters JSON must escape.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![3 => "\\PC{0,24}", 1 => "[\\x00-\\x1f\"\\\\/\u{7f}\u{2028}]{0,6}"]
 }
 
 /// Unicode keys, empty ones included.
 fn key() -> impl Strategy<Value = String> {
-    "\\PC{0,12}"
+    prop_oneof![3 => "\\PC{0,12}", 1 => "[\\x00-\\x1f\"\\\\/]{0,4}"]
 }
 
 /// Nested arrays and objects, empty ones included, a few levels deep and wide.
