@@ -1,8 +1,10 @@
+use std::time::Duration;
+
 use tower_sessions_core::session_store;
 
 use crate::{
     adapters::sea_orm::IdentifierError,
-    domain::SessionError,
+    domain::{Operation, SessionError},
     ports::{CodecError, RepositoryError},
 };
 
@@ -27,6 +29,20 @@ pub enum SeaOrmStoreError {
     #[error("could not decode a stored session: {0}")]
     Decode(#[source] CodecError),
 
+    /// The encoded session is larger than the store's limit
+    /// ([`with_max_session_size`](crate::RepositoryStore::with_max_session_size)); nothing was
+    /// written. An `Encode` error for tower-sessions.
+    #[error(
+        "the session is {size} bytes encoded, over the store's limit of {limit} bytes; \
+         store less in the session or raise the limit"
+    )]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
     /// A schema or table name was refused.
     #[error(transparent)]
     InvalidIdentifier(#[from] IdentifierError),
@@ -39,6 +55,19 @@ pub enum SeaOrmStoreError {
     IdsExhausted {
         /// How many ids were tried.
         attempts: u32,
+    },
+
+    /// An operation did not finish within its timeout (see
+    /// [`with_operation_timeout`](crate::RepositoryStore::with_operation_timeout)).
+    #[error(
+        "session {operation} timed out after {} ms: the database is unreachable or overloaded",
+        after.as_millis()
+    )]
+    TimedOut {
+        /// Which operation.
+        operation: Operation,
+        /// The timeout that elapsed.
+        after: Duration,
     },
 
     /// `migrate` failed.
@@ -58,6 +87,8 @@ impl From<SessionError> for SeaOrmStoreError {
             SessionError::Encode(e) => Self::Encode(e),
             SessionError::Decode(e) => Self::Decode(e),
             SessionError::IdsExhausted { attempts } => Self::IdsExhausted { attempts },
+            SessionError::TimedOut { operation, after } => Self::TimedOut { operation, after },
+            SessionError::TooLarge { size, limit } => Self::TooLarge { size, limit },
         }
     }
 }
@@ -65,7 +96,9 @@ impl From<SessionError> for SeaOrmStoreError {
 impl From<SeaOrmStoreError> for session_store::Error {
     fn from(err: SeaOrmStoreError) -> Self {
         match err {
-            SeaOrmStoreError::Encode(_) => Self::Encode(err.to_string()),
+            SeaOrmStoreError::Encode(_) | SeaOrmStoreError::TooLarge { .. } => {
+                Self::Encode(err.to_string())
+            }
             SeaOrmStoreError::Decode(_) => Self::Decode(err.to_string()),
             _ => Self::Backend(err.to_string()),
         }
@@ -93,5 +126,14 @@ mod tests {
         assert!(matches!(db, session_store::Error::Backend(m) if m.contains("unavailable")));
         let ids: session_store::Error = SeaOrmStoreError::IdsExhausted { attempts: 8 }.into();
         assert!(matches!(ids, session_store::Error::Backend(m) if m.contains("8 freshly drawn")));
+        let slow: session_store::Error = SeaOrmStoreError::TimedOut {
+            operation: Operation::Load,
+            after: Duration::from_millis(1500),
+        }
+        .into();
+        assert!(
+            matches!(&slow, session_store::Error::Backend(m) if m.contains("load timed out after 1500 ms")),
+            "{slow:?}"
+        );
     }
 }

@@ -98,6 +98,47 @@
 //! [`ExpiredDeletion::delete_expired`] from your own scheduler. Cleanup deletes in batches
 //! (10,000 rows a statement by default) so a large backlog never holds one long lock.
 //!
+//! ## When the database is away
+//!
+//! Every operation is bounded by an operation timeout, 5 s by default
+//! ([`with_operation_timeout`](RepositoryStore::with_operation_timeout)), so requests fail fast
+//! with a `Backend` error instead of waiting 30 s for the pool; the pool recovers by itself when
+//! the database returns. [`health`](RepositoryStore::health) serves readiness probes:
+//!
+//! ```no_run
+//! # async fn probe(store: &tower_sessions_seaorm_store::PostgresStore) {
+//! match store.health().await {
+//!     Ok(()) => println!("ready"),
+//!     Err(err) => eprintln!("not ready: {err}"),
+//! }
+//! # }
+//! ```
+//!
+//! ## Testing your application
+//!
+//! Test handlers' session behaviour without a database: build the store over an
+//! [`InMemoryRepository`](testing::InMemoryRepository) (the SQL semantics, in a `HashMap`), wrap
+//! it in a [`FaultyRepository`](testing::FaultyRepository) to make the database fail, slow down
+//! or hang on demand, or set per-call expectations on `MockSessionRepository` (feature `mock`).
+//! The [`testing`] module shows a whole handler test, and what tower-sessions does with a store
+//! error (a failed load reaches the handler; a failed save becomes an empty 500).
+//!
+//! ```
+//! use tower_sessions::SessionManagerLayer;
+//! use tower_sessions_seaorm_store::{
+//!     testing::{Fault, FaultyRepository, InMemoryRepository, Operation},
+//!     RepositoryStore,
+//! };
+//!
+//! let repository = FaultyRepository::new(InMemoryRepository::new());
+//! let database = repository.controller();
+//! let layer = SessionManagerLayer::new(RepositoryStore::from_repository(repository));
+//! // ... build the app with `layer`, call it with `tower::ServiceExt::oneshot` ...
+//! database.inject(Fault::unavailable().on(Operation::Upsert)); // every save fails from now on
+//! database.clear(); // healthy again
+//! # let _ = layer;
+//! ```
+//!
 //! ## Architecture
 //!
 //! A small hexagon: [`domain`] holds the rules (collision retry, expiry, batched cleanup) and
@@ -118,14 +159,18 @@ pub mod domain;
 mod error;
 pub mod ports;
 mod store;
+pub mod testing;
 
 pub use adapters::{codec, sea_orm::entity};
 pub use cleanup::CleanupTask;
+pub use domain::DEFAULT_OPERATION_TIMEOUT;
 pub use error::SeaOrmStoreError;
 pub use sea_orm;
 #[cfg(feature = "msgpack")]
 pub use store::PostgresStore;
 pub use store::RepositoryStore;
+#[cfg(feature = "migration")]
+pub use store::MIGRATE_TIMEOUT;
 pub use tower_sessions_core::{
     session::{Id, Record},
     session_store, ExpiredDeletion, Session, SessionStore,

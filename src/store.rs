@@ -14,10 +14,14 @@ use crate::codec::MessagePackCodec;
 use crate::{
     adapters::sea_orm::{SeaOrmRepository, SessionTable},
     cleanup::CleanupTask,
-    domain::{ServicePolicy, SessionService},
+    domain::{Operation, ServicePolicy, SessionService},
     ports::{Codec, SessionRepository},
     SeaOrmStoreError,
 };
+
+/// The bound on [`RepositoryStore::migrate`].
+#[cfg(feature = "migration")]
+pub const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A tower-sessions store over any [`SessionRepository`] and [`Codec`].
 ///
@@ -75,6 +79,17 @@ impl RepositoryStore<SeaOrmRepository, MessagePackCodec> {
     }
 }
 
+#[cfg(feature = "msgpack")]
+impl<R: SessionRepository> RepositoryStore<R, MessagePackCodec> {
+    /// A store over any `repository`, with the MessagePack codec: an
+    /// [`InMemoryRepository`](crate::adapters::memory::InMemoryRepository), a
+    /// [`FaultyRepository`](crate::adapters::faulty::FaultyRepository), the mock (feature
+    /// `mock`), or your own. See [`testing`](crate::testing).
+    pub fn from_repository(repository: R) -> Self {
+        Self::from_parts(repository, MessagePackCodec)
+    }
+}
+
 impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// The same store with its sessions in schema `name` (default `tower_sessions`).
     ///
@@ -106,15 +121,21 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// Safe to call from every replica at start-up at once: a replica that loses the race to
     /// create an object starts over and finds it there. Races are recognised by SQLSTATE, and no
     /// advisory lock is needed.
+    ///
+    /// Bounded by [`MIGRATE_TIMEOUT`] (60 s): DDL can wait for locks held by long transactions.
     #[cfg(feature = "migration")]
     pub async fn migrate(&self) -> Result<(), SeaOrmStoreError> {
-        self.repository()
-            .migrate()
-            .await
-            .map_err(|failure| SeaOrmStoreError::Migration {
+        let migration = self.repository().migrate();
+        match tokio::time::timeout(MIGRATE_TIMEOUT, migration).await {
+            Ok(result) => result.map_err(|failure| SeaOrmStoreError::Migration {
                 attempts: failure.attempts,
                 message: failure.error.to_string(),
-            })
+            }),
+            Err(_elapsed) => Err(SeaOrmStoreError::TimedOut {
+                operation: Operation::Migrate,
+                after: MIGRATE_TIMEOUT,
+            }),
+        }
     }
 }
 
@@ -133,6 +154,66 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     pub fn with_codec<C2: Codec>(self, codec: C2) -> RepositoryStore<R, C2> {
         RepositoryStore {
             service: self.service.with_codec(codec),
+        }
+    }
+
+    /// The longest one store operation may take (default 5 s, [`DEFAULT_OPERATION_TIMEOUT`](crate::DEFAULT_OPERATION_TIMEOUT));
+    /// `None` waits as long as the database and its pool do.
+    ///
+    /// It bounds `create` (retries included), `save`, `load`, `delete`, each cleanup batch and
+    /// [`health`](Self::health). Past it the operation fails with
+    /// [`SeaOrmStoreError::TimedOut`] (a `Backend` error for tower-sessions) naming the
+    /// operation and the limit. Without it, an operation waits for the pool's acquire timeout
+    /// (30 s by default in sqlx) whenever the database is away, and requests pile up.
+    pub fn with_operation_timeout(self, timeout: Option<Duration>) -> Self {
+        let policy = ServicePolicy {
+            operation_timeout: timeout,
+            ..self.service.policy()
+        };
+        Self {
+            service: self.service.with_policy(policy),
+        }
+    }
+
+    /// Checks that the session table answers, for readiness probes: one indexed lookup of an id
+    /// no session has, bounded by the operation timeout. Cheap enough to call every few seconds.
+    ///
+    /// The error says what failed: [`RepositoryError::Unavailable`] (cannot connect),
+    /// [`RepositoryError::MissingTable`] (not migrated), [`SeaOrmStoreError::TimedOut`].
+    ///
+    /// [`RepositoryError::Unavailable`]: crate::ports::RepositoryError::Unavailable
+    /// [`RepositoryError::MissingTable`]: crate::ports::RepositoryError::MissingTable
+    pub async fn health(&self) -> Result<(), SeaOrmStoreError> {
+        Ok(self.service.health().await?)
+    }
+
+    /// The largest encoded session `create` and `save` accept, in bytes (default: no limit but
+    /// the database's). Beyond it they fail with [`SeaOrmStoreError::TooLarge`] (an `Encode`
+    /// error for tower-sessions) giving the size, and nothing is sent to the database.
+    pub fn with_max_session_size(self, bytes: Option<usize>) -> Self {
+        let policy = ServicePolicy {
+            max_encoded_size: bytes,
+            ..self.service.policy()
+        };
+        Self {
+            service: self.service.with_policy(policy),
+        }
+    }
+
+    /// Whether `load` treats a row the codec cannot decode as no session (default `false`: a
+    /// `Decode` error).
+    ///
+    /// With `true`, a corrupt, truncated or foreign row is logged at `warn` (codec, reason and
+    /// size; never the data or the id) and the user simply gets a new session, instead of an
+    /// error on every request until the row expires. The row stays until that new session's
+    /// first save replaces it, or cleanup removes it.
+    pub fn with_undecodable_as_absent(self, absent: bool) -> Self {
+        let policy = ServicePolicy {
+            undecodable_as_absent: absent,
+            ..self.service.policy()
+        };
+        Self {
+            service: self.service.with_policy(policy),
         }
     }
 

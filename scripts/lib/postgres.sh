@@ -77,7 +77,9 @@ run_as_postgres() {
 ensure_postgres() {
   local root=$1
   export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
-  command -v psql >/dev/null 2>&1 || install_postgres
+  # The suite also starts clusters of its own (initdb, pg_ctl): the server binaries must be here
+  # even when DATABASE_URL points elsewhere.
+  if ! command -v psql >/dev/null 2>&1 || [ -z "$(pg_bindir)" ]; then install_postgres; fi
   create_database_if_missing "$DATABASE_URL"
   pg_answers "$DATABASE_URL" && return 0
   start_debian_cluster && create_database_if_missing "$DATABASE_URL" && pg_answers "$DATABASE_URL" && return 0

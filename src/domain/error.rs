@@ -1,4 +1,47 @@
+use std::{fmt, time::Duration};
+
 use crate::ports::{CodecError, RepositoryError};
+
+/// A store operation, as named in errors and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `SessionStore::create`.
+    Create,
+    /// `SessionStore::save`.
+    Save,
+    /// `SessionStore::load`.
+    Load,
+    /// `SessionStore::delete`.
+    Delete,
+    /// One batch of expired-session cleanup.
+    DeleteExpired,
+    /// The health check.
+    Health,
+    /// The table migration.
+    Migrate,
+}
+
+impl Operation {
+    /// The operation's name: `create`, `save`, `load`, `delete`, `delete_expired`, `health`,
+    /// `migrate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Save => "save",
+            Self::Load => "load",
+            Self::Delete => "delete",
+            Self::DeleteExpired => "delete_expired",
+            Self::Health => "health",
+            Self::Migrate => "migrate",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a session operation failed, in the domain's terms.
 #[derive(Debug, thiserror::Error)]
@@ -24,5 +67,30 @@ pub enum SessionError {
     IdsExhausted {
         /// How many ids were tried.
         attempts: u32,
+    },
+
+    /// The encoded session is larger than the store accepts.
+    #[error(
+        "the session is {size} bytes encoded, over the store's limit of {limit} bytes; \
+         store less in the session or raise the limit"
+    )]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// The operation did not finish within the operation timeout; the database is probably
+    /// unreachable or overloaded.
+    #[error(
+        "session {operation} timed out after {} ms: the database is unreachable or overloaded",
+        after.as_millis()
+    )]
+    TimedOut {
+        /// Which operation.
+        operation: Operation,
+        /// The timeout that elapsed.
+        after: Duration,
     },
 }

@@ -13,8 +13,8 @@
 mod error;
 mod service;
 
-pub use error::SessionError;
-pub use service::{ServicePolicy, SessionService};
+pub use error::{Operation, SessionError};
+pub use service::{ServicePolicy, SessionService, DEFAULT_OPERATION_TIMEOUT};
 
 #[cfg(test)]
 mod tests;

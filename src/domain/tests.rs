@@ -243,12 +243,192 @@ fn a_policy_below_one_is_raised_to_one() {
     let service = service(MockSessionRepository::new()).with_policy(ServicePolicy {
         max_create_attempts: 0,
         cleanup_batch_size: 0,
+        ..ServicePolicy::default()
     });
     assert_eq!(
         service.policy(),
         ServicePolicy {
             max_create_attempts: 1,
-            cleanup_batch_size: 1
+            cleanup_batch_size: 1,
+            ..ServicePolicy::default()
         }
     );
+}
+
+/// A repository whose every call takes `delay` (on Tokio's clock) and then succeeds.
+#[derive(Debug)]
+struct SlowRepository {
+    delay: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl crate::ports::SessionRepository for SlowRepository {
+    async fn insert_if_absent(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: OffsetDateTime,
+    ) -> Result<bool, RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(true)
+    }
+    async fn upsert(&self, _: &str, _: &[u8], _: OffsetDateTime) -> Result<(), RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(())
+    }
+    async fn find_unexpired(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<Option<Vec<u8>>, RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(None)
+    }
+    async fn delete_by_id(&self, _: &str) -> Result<(), RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(())
+    }
+    async fn delete_expired_batch(
+        &self,
+        _: OffsetDateTime,
+        _: u64,
+    ) -> Result<u64, RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(0)
+    }
+}
+
+fn slow_service(
+    delay_secs: u64,
+    timeout_secs: Option<u64>,
+) -> SessionService<SlowRepository, MessagePackCodec> {
+    SessionService::new(
+        SlowRepository {
+            delay: std::time::Duration::from_secs(delay_secs),
+        },
+        MessagePackCodec,
+    )
+    .with_policy(ServicePolicy {
+        operation_timeout: timeout_secs.map(std::time::Duration::from_secs),
+        ..ServicePolicy::default()
+    })
+}
+
+fn timed_out_as(result: Result<impl std::fmt::Debug, SessionError>, expected: super::Operation) {
+    match result {
+        Err(SessionError::TimedOut { operation, after }) => {
+            assert_eq!(operation, expected);
+            assert_eq!(after, std::time::Duration::from_secs(5));
+        }
+        other => panic!("expected {expected} to time out, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_operation_slower_than_the_timeout_times_out_and_names_itself() {
+    use super::Operation;
+    let service = slow_service(60, Some(5));
+    let mut rec = record(1, in_an_hour());
+    timed_out_as(service.create(&mut rec).await, Operation::Create);
+    timed_out_as(service.save(&rec).await, Operation::Save);
+    timed_out_as(service.load(&rec.id).await, Operation::Load);
+    timed_out_as(service.delete(&rec.id).await, Operation::Delete);
+    timed_out_as(service.delete_expired().await, Operation::DeleteExpired);
+    timed_out_as(service.health().await, Operation::Health);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operation_within_the_timeout_succeeds() {
+    let service = slow_service(4, Some(5));
+    service.save(&record(1, in_an_hour())).await.unwrap();
+    service.health().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_timeout_an_operation_waits_as_long_as_the_repository() {
+    let service = slow_service(600, None);
+    service.save(&record(1, in_an_hour())).await.unwrap();
+}
+
+#[test]
+fn the_default_timeout_is_five_seconds() {
+    assert_eq!(
+        ServicePolicy::default().operation_timeout,
+        Some(std::time::Duration::from_secs(5))
+    );
+}
+
+#[tokio::test]
+async fn health_reports_what_the_repository_says() {
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired().times(1).returning(|_, _| {
+        Err(RepositoryError::MissingTable(
+            "relation does not exist".into(),
+        ))
+    });
+
+    let err = service(repo).health().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SessionError::Repository(RepositoryError::MissingTable(_))
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn health_probes_an_id_no_session_can_have() {
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired()
+        .withf(|id, _| id.parse::<Id>().is_err())
+        .times(1)
+        .returning(|_, _| Ok(None));
+
+    service(repo).health().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_over_the_size_limit_is_refused_before_the_repository() {
+    // No expectation: any repository call fails the test.
+    let service = service(MockSessionRepository::new()).with_policy(ServicePolicy {
+        max_encoded_size: Some(16),
+        ..ServicePolicy::default()
+    });
+    let mut rec = record(1, in_an_hour());
+    let size = MessagePackCodec.encode(&rec).unwrap().len();
+
+    for result in [service.save(&rec).await, service.create(&mut rec).await] {
+        match result {
+            Err(SessionError::TooLarge { size: s, limit: 16 }) => assert_eq!(s, size),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_at_the_size_limit_is_stored() {
+    let rec = record(1, in_an_hour());
+    let size = MessagePackCodec.encode(&rec).unwrap().len();
+    let mut repo = MockSessionRepository::new();
+    repo.expect_upsert().times(1).returning(|_, _, _| Ok(()));
+    let service = service(repo).with_policy(ServicePolicy {
+        max_encoded_size: Some(size),
+        ..ServicePolicy::default()
+    });
+
+    service.save(&rec).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_undecodable_row_is_absent_when_the_policy_says_so() {
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired()
+        .returning(|_, _| Ok(Some(b"\xc1garbage".to_vec())));
+    let service = service(repo).with_policy(ServicePolicy {
+        undecodable_as_absent: true,
+        ..ServicePolicy::default()
+    });
+
+    assert_eq!(service.load(&Id(3)).await.unwrap(), None);
 }

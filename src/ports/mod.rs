@@ -8,6 +8,6 @@ mod codec;
 mod repository;
 
 pub use codec::{Codec, CodecError};
-#[cfg(test)]
+#[cfg(any(test, feature = "mock"))]
 pub use repository::MockSessionRepository;
 pub use repository::{RepositoryError, SessionRepository};

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 /// - A row whose `expires_at` is at or before `now` is **expired**: it is never returned, even
 ///   before anything deleted it.
 /// - Errors carry no session data and no session id.
-#[cfg_attr(test, mockall::automock)]
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait SessionRepository: Send + Sync + 'static {
     /// Inserts the session unless a row with this id exists (expired or not).
@@ -70,7 +70,11 @@ pub enum RepositoryError {
     #[error("the session database is unavailable: {0}")]
     Unavailable(String),
 
-    /// The database refused or failed the statement (missing table, permissions, constraint…).
+    /// The session table does not exist: run `migrate()` (or the migration) first.
+    #[error("the session table is missing (run the store's migration): {0}")]
+    MissingTable(String),
+
+    /// The database refused or failed the statement (permissions, constraint, syntax…).
     #[error("the session database failed a statement: {0}")]
     Statement(String),
 

@@ -3,7 +3,12 @@
 #![allow(dead_code)]
 
 pub mod codecs;
+pub mod contract;
+pub mod demo_app;
+pub mod log_capture;
+pub mod memory;
 pub mod suite;
+pub mod throwaway_pg;
 
 use std::time::Duration;
 

@@ -18,6 +18,10 @@ pub(crate) fn sqlstate(err: &DbErr) -> Option<String> {
     }
 }
 
+/// "No such table": PostgreSQL's undefined_table (also raised for a missing schema), MySQL's
+/// ER_NO_SUCH_TABLE.
+const MISSING_TABLE_SQLSTATES: &[&str] = &["42P01", "3F000", "42S02"];
+
 /// Maps a SeaORM error to the port's error, keeping only what is safe to log.
 ///
 /// Database errors keep the server's primary message and SQLSTATE, which describe the statement
@@ -30,10 +34,18 @@ pub(crate) fn classify(err: DbErr) -> RepositoryError {
         DbErr::Conn(_) => RepositoryError::Unavailable(err.to_string()),
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             match e.as_ref() {
-                Sqlx::Database(db) => RepositoryError::Statement(match db.code() {
-                    Some(code) => format!("{} (SQLSTATE {code})", db.message()),
-                    None => db.message().to_owned(),
-                }),
+                Sqlx::Database(db) => {
+                    let code = db.code();
+                    let message = match &code {
+                        Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+                        None => db.message().to_owned(),
+                    };
+                    if code.is_some_and(|c| MISSING_TABLE_SQLSTATES.contains(&c.as_ref())) {
+                        RepositoryError::MissingTable(message)
+                    } else {
+                        RepositoryError::Statement(message)
+                    }
+                }
                 Sqlx::Io(_)
                 | Sqlx::Tls(_)
                 | Sqlx::PoolTimedOut

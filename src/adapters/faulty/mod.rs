@@ -1,0 +1,143 @@
+//! A [`SessionRepository`] wrapper that injects faults: failures, latency, hangs, on chosen
+//! operations and calls, switched on and off at run time through a [`FaultController`].
+//!
+//! For testing what an application (or the store) does when the database misbehaves in ways
+//! hard to produce for real.
+//!
+//! ```
+//! use tower_sessions_seaorm_store::{
+//!     adapters::{
+//!         faulty::{Fault, FaultyRepository, Operation},
+//!         memory::InMemoryRepository,
+//!     },
+//!     Id, RepositoryStore, SessionStore,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let repository = FaultyRepository::new(InMemoryRepository::new());
+//! let faults = repository.controller();
+//! let store = RepositoryStore::from_repository(repository);
+//!
+//! faults.inject(Fault::unavailable().on(Operation::FindUnexpired));
+//! assert!(store.load(&Id::default()).await.is_err());
+//!
+//! faults.clear();
+//! assert_eq!(store.load(&Id::default()).await.unwrap(), None);
+//! assert_eq!(faults.calls(Operation::FindUnexpired), 2);
+//! # }
+//! ```
+
+mod controller;
+mod fault;
+
+use std::future::Future;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use controller::FaultController;
+pub use fault::{Fault, Operation};
+
+use crate::ports::{RepositoryError, SessionRepository};
+
+/// Wraps a repository; each call first goes through the faults active on its
+/// [`FaultController`], then (unless a fault failed it) to the inner repository.
+///
+/// With no fault injected it behaves exactly as the inner repository.
+#[derive(Debug)]
+pub struct FaultyRepository<R> {
+    inner: R,
+    controller: FaultController,
+}
+
+impl<R: SessionRepository> FaultyRepository<R> {
+    /// Wraps `inner`, with no fault active.
+    pub fn new(inner: R) -> Self {
+        Self::with_controller(inner, FaultController::new())
+    }
+
+    /// Wraps `inner`, driven by `controller` (which may drive other repositories too).
+    pub fn with_controller(inner: R, controller: FaultController) -> Self {
+        Self { inner, controller }
+    }
+
+    /// A handle on this repository's faults; keep it before handing the repository to a store.
+    pub fn controller(&self) -> FaultController {
+        self.controller.clone()
+    }
+
+    /// The wrapped repository, reached without any fault.
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    /// Runs `inner_call` unless a fault fails the call first; a failed call never reaches the
+    /// inner repository.
+    async fn call<'a, T, F>(
+        &'a self,
+        operation: Operation,
+        inner_call: impl FnOnce(&'a R) -> F,
+    ) -> Result<T, RepositoryError>
+    where
+        F: Future<Output = Result<T, RepositoryError>>,
+    {
+        match self.controller.plan(operation).run().await {
+            Some(failure) => Err(failure.to_error()),
+            None => inner_call(&self.inner).await,
+        }
+    }
+}
+
+#[async_trait]
+impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
+    async fn insert_if_absent(
+        &self,
+        id: &str,
+        data: &[u8],
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, RepositoryError> {
+        self.call(Operation::InsertIfAbsent, |inner| {
+            inner.insert_if_absent(id, data, expires_at)
+        })
+        .await
+    }
+
+    async fn upsert(
+        &self,
+        id: &str,
+        data: &[u8],
+        expires_at: OffsetDateTime,
+    ) -> Result<(), RepositoryError> {
+        self.call(Operation::Upsert, |inner| {
+            inner.upsert(id, data, expires_at)
+        })
+        .await
+    }
+
+    async fn find_unexpired(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Vec<u8>>, RepositoryError> {
+        self.call(Operation::FindUnexpired, |inner| {
+            inner.find_unexpired(id, now)
+        })
+        .await
+    }
+
+    async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
+        self.call(Operation::DeleteById, |inner| inner.delete_by_id(id))
+            .await
+    }
+
+    async fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, RepositoryError> {
+        self.call(Operation::DeleteExpiredBatch, |inner| {
+            inner.delete_expired_batch(now, limit)
+        })
+        .await
+    }
+}

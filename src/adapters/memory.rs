@@ -1,0 +1,153 @@
+//! An in-memory [`SessionRepository`]: the SQL adapters' semantics without a database, for
+//! applications' tests and local development.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::ports::{RepositoryError, SessionRepository};
+
+/// Sessions in a `HashMap` behind a mutex, with exactly the semantics of the SQL repositories.
+///
+/// - `insert_if_absent` never overwrites: an id is taken while its row exists, **even if that
+///   row has expired** (as a primary key is until cleanup deletes the row).
+/// - `find_unexpired` hides every row whose expiry is at or before `now`.
+/// - `delete_expired_batch` deletes at most `limit` rows expired at or before `now` and returns
+///   how many it deleted.
+/// - `delete_by_id` of a missing id succeeds.
+///
+/// It never fails. Clones share the same sessions, so a test can keep one clone to look inside
+/// while a store owns another. Nothing is persisted: the sessions die with the last clone.
+///
+/// ```
+/// use tower_sessions_seaorm_store::{adapters::memory::InMemoryRepository, RepositoryStore};
+///
+/// let repository = InMemoryRepository::new();
+/// let store = RepositoryStore::from_repository(repository.clone());
+/// assert!(repository.is_empty());
+/// # let _ = store;
+/// ```
+#[derive(Clone, Default)]
+pub struct InMemoryRepository {
+    rows: Arc<Mutex<HashMap<String, Row>>>,
+}
+
+struct Row {
+    data: Vec<u8>,
+    expires_at: OffsetDateTime,
+}
+
+impl Row {
+    fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        self.expires_at <= now
+    }
+}
+
+impl InMemoryRepository {
+    /// An empty repository.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many rows it holds, expired ones included (as a table would until cleanup).
+    pub fn len(&self) -> usize {
+        self.rows().len()
+    }
+
+    /// Whether it holds no row at all.
+    pub fn is_empty(&self) -> bool {
+        self.rows().is_empty()
+    }
+
+    fn rows(&self) -> MutexGuard<'_, HashMap<String, Row>> {
+        // No code panics while holding the lock, and a map is never left half-updated by one
+        // of these single-step operations, so a poisoned lock still guards consistent rows.
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Shows the number of rows only: ids and session data stay out of logs.
+impl fmt::Debug for InMemoryRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryRepository")
+            .field("rows", &self.len())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl SessionRepository for InMemoryRepository {
+    async fn insert_if_absent(
+        &self,
+        id: &str,
+        data: &[u8],
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, RepositoryError> {
+        let mut rows = self.rows();
+        if rows.contains_key(id) {
+            return Ok(false);
+        }
+        rows.insert(
+            id.to_owned(),
+            Row {
+                data: data.to_vec(),
+                expires_at,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn upsert(
+        &self,
+        id: &str,
+        data: &[u8],
+        expires_at: OffsetDateTime,
+    ) -> Result<(), RepositoryError> {
+        self.rows().insert(
+            id.to_owned(),
+            Row {
+                data: data.to_vec(),
+                expires_at,
+            },
+        );
+        Ok(())
+    }
+
+    async fn find_unexpired(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Vec<u8>>, RepositoryError> {
+        Ok(self
+            .rows()
+            .get(id)
+            .filter(|row| !row.is_expired_at(now))
+            .map(|row| row.data.clone()))
+    }
+
+    async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
+        self.rows().remove(id);
+        Ok(())
+    }
+
+    async fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, RepositoryError> {
+        let mut deleted = 0;
+        self.rows().retain(|_, row| {
+            let delete = deleted < limit && row.is_expired_at(now);
+            if delete {
+                deleted += 1;
+            }
+            !delete
+        });
+        Ok(deleted)
+    }
+}
