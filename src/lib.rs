@@ -61,6 +61,29 @@
 //! # Ok(store) }
 //! ```
 //!
+//! ## Backends
+//!
+//! [`PostgresStore`] (feature `postgres`, default), [`SqliteStore`] (feature `sqlite`) and
+//! [`MySqlStore`] (feature `mysql`, MySQL and MariaDB) are one store writing each backend's SQL;
+//! see [`adapters::sea_orm::SqlDialect`]. A store given a connection to another backend fails
+//! with an error naming both, at `migrate()` and at every operation.
+//!
+//! | | PostgreSQL | SQLite | MySQL / MariaDB |
+//! |---|---|---|---|
+//! | `data` | `bytea` | `blob` | `longblob` |
+//! | `expiry_date` | `timestamptz` | `integer` µs since the epoch, UTC | `datetime(6)`, UTC |
+//! | schema name | a schema | ignored | ignored (the connection's database) |
+//!
+//! ```no_run
+//! use tower_sessions_seaorm_store::{sea_orm::Database, SqliteStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let conn = Database::connect("sqlite://sessions.db?mode=rwc").await?;
+//! let store = SqliteStore::new(conn).with_table_name("web_session")?;
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! ## Migrations
 //!
 //! [`migrate`](RepositoryStore::migrate) (feature `migration`, on by default) creates what is
@@ -166,11 +189,11 @@ pub use cleanup::CleanupTask;
 pub use domain::DEFAULT_OPERATION_TIMEOUT;
 pub use error::SeaOrmStoreError;
 pub use sea_orm;
-#[cfg(feature = "msgpack")]
-pub use store::PostgresStore;
 pub use store::RepositoryStore;
 #[cfg(feature = "migration")]
 pub use store::MIGRATE_TIMEOUT;
+#[cfg(feature = "msgpack")]
+pub use store::{MySqlStore, PostgresStore, SqliteStore};
 pub use tower_sessions_core::{
     session::{Id, Record},
     session_store, ExpiredDeletion, Session, SessionStore,

@@ -12,7 +12,7 @@ use tower_sessions_core::{
 #[cfg(feature = "msgpack")]
 use crate::codec::MessagePackCodec;
 use crate::{
-    adapters::sea_orm::{SeaOrmRepository, SessionTable},
+    adapters::sea_orm::{MySql, Postgres, SeaOrmRepository, SessionTable, SqlDialect, Sqlite},
     cleanup::CleanupTask,
     domain::{Operation, ServicePolicy, SessionService},
     ports::{Codec, SessionRepository},
@@ -25,7 +25,7 @@ pub const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A tower-sessions store over any [`SessionRepository`] and [`Codec`].
 ///
-/// Most applications name it through [`PostgresStore`]. Cloning is cheap: clones share the
+/// Most applications name it through [`PostgresStore`], [`SqliteStore`] or [`MySqlStore`]. Cloning is cheap: clones share the
 /// repository (and so the connection pool) and the codec.
 pub struct RepositoryStore<R, C> {
     service: SessionService<R, C>,
@@ -46,11 +46,55 @@ pub struct RepositoryStore<R, C> {
 /// # Ok(()) }
 /// ```
 #[cfg(feature = "msgpack")]
-pub type PostgresStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository, C>;
+pub type PostgresStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository<Postgres>, C>;
 
 /// The PostgreSQL store on a SeaORM connection; enable feature `msgpack` for the default codec.
 #[cfg(not(feature = "msgpack"))]
-pub type PostgresStore<C> = RepositoryStore<SeaOrmRepository, C>;
+pub type PostgresStore<C> = RepositoryStore<SeaOrmRepository<Postgres>, C>;
+
+/// The SQLite store on a SeaORM connection (feature `sqlite`), MessagePack-encoded by default.
+///
+/// The table is `session` in the connection's database: SQLite has no schemas, so
+/// [`with_schema_name`](RepositoryStore::with_schema_name) is ignored.
+///
+/// ```no_run
+/// use tower_sessions_seaorm_store::{sea_orm::Database, SqliteStore};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let conn = Database::connect("sqlite://sessions.db?mode=rwc").await?;
+/// let store = SqliteStore::new(conn);
+/// store.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "msgpack")]
+pub type SqliteStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository<Sqlite>, C>;
+
+/// The SQLite store on a SeaORM connection; enable feature `msgpack` for the default codec.
+#[cfg(not(feature = "msgpack"))]
+pub type SqliteStore<C> = RepositoryStore<SeaOrmRepository<Sqlite>, C>;
+
+/// The MySQL and MariaDB store on a SeaORM connection (feature `mysql`), MessagePack-encoded by
+/// default.
+///
+/// The table is `session` in the connection's database: a MySQL schema is a database, so
+/// [`with_schema_name`](RepositoryStore::with_schema_name) is ignored.
+///
+/// ```no_run
+/// use tower_sessions_seaorm_store::{sea_orm::Database, MySqlStore};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let conn = Database::connect("mysql://root@127.0.0.1:3306/app").await?;
+/// let store = MySqlStore::new(conn);
+/// store.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "msgpack")]
+pub type MySqlStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository<MySql>, C>;
+
+/// The MySQL and MariaDB store on a SeaORM connection; enable feature `msgpack` for the default
+/// codec.
+#[cfg(not(feature = "msgpack"))]
+pub type MySqlStore<C> = RepositoryStore<SeaOrmRepository<MySql>, C>;
 
 impl<R, C> Clone for RepositoryStore<R, C> {
     fn clone(&self) -> Self {
@@ -71,9 +115,14 @@ impl<R: fmt::Debug, C: fmt::Debug> fmt::Debug for RepositoryStore<R, C> {
 }
 
 #[cfg(feature = "msgpack")]
-impl RepositoryStore<SeaOrmRepository, MessagePackCodec> {
-    /// A store on `conn` (the application's own SeaORM connection) using the table
-    /// `"tower_sessions"."session"` and the MessagePack codec.
+impl<B: SqlDialect> RepositoryStore<SeaOrmRepository<B>, MessagePackCodec> {
+    /// A store on `conn` (the application's own SeaORM connection) using the default table
+    /// (`"tower_sessions"."session"` on PostgreSQL, `session` on SQLite and MySQL) and the
+    /// MessagePack codec.
+    ///
+    /// Never fails: a connection to another backend than the store's (a SQLite connection given
+    /// to [`PostgresStore`], say) makes `migrate()` and every operation fail with an error
+    /// naming both backends.
     pub fn new(conn: DatabaseConnection) -> Self {
         Self::from_parts(SeaOrmRepository::new(conn), MessagePackCodec)
     }
@@ -90,8 +139,12 @@ impl<R: SessionRepository> RepositoryStore<R, MessagePackCodec> {
     }
 }
 
-impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
+impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
     /// The same store with its sessions in schema `name` (default `tower_sessions`).
+    ///
+    /// PostgreSQL only: SQLite has no schemas, and a MySQL schema is a database, so on those
+    /// backends the table lives in the connection's database and the name is ignored (still
+    /// validated).
     ///
     /// Refuses names that are empty, longer than 63 bytes, start with a digit, or hold anything
     /// but ASCII letters, digits and underscores.
@@ -116,15 +169,18 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     }
 
     /// Creates the schema, the session table and its expiry index if they are missing, and
-    /// records the migration in `"<schema>"."seaql_migrations_tower_sessions"`.
+    /// records the migration in `"<schema>"."seaql_migrations_tower_sessions"` (SQLite, MySQL:
+    /// `seaql_migrations_tower_sessions` in the connection's database).
     ///
     /// Safe to call from every replica at start-up at once: a replica that loses the race to
-    /// create an object starts over and finds it there. Races are recognised by SQLSTATE, and no
-    /// advisory lock is needed.
+    /// create an object starts over and finds it there. Races are recognised by error code
+    /// (PostgreSQL's and MySQL's SQLSTATE, SQLite's busy and locked codes), and no advisory lock
+    /// is needed.
     ///
     /// Bounded by [`MIGRATE_TIMEOUT`] (60 s): DDL can wait for locks held by long transactions.
     #[cfg(feature = "migration")]
     pub async fn migrate(&self) -> Result<(), SeaOrmStoreError> {
+        self.repository().check_backend()?;
         let migration = self.repository().migrate();
         match tokio::time::timeout(MIGRATE_TIMEOUT, migration).await {
             Ok(result) => result.map_err(|failure| SeaOrmStoreError::Migration {

@@ -2,9 +2,10 @@
 //!
 //! Three ways to run them, all creating the same table:
 //!
-//! 1. **The store does it**: `PostgresStore::migrate()` runs [`migrations`] for its own schema and
-//!    table, records them in `"<schema>"."seaql_migrations_tower_sessions"` (never the
-//!    application's `seaql_migrations`) and is safe when many replicas call it at once.
+//! 1. **The store does it**: `migrate()` (on `PostgresStore`, `SqliteStore` or `MySqlStore`) runs
+//!    [`migrations`] for its own table, records them in `seaql_migrations_tower_sessions` (in the
+//!    session table's schema on PostgreSQL; never the application's `seaql_migrations`) and is
+//!    safe when many replicas call it at once.
 //! 2. **Your own `Migrator`**: add [`CreateSessionTable`] to your application's list, so the
 //!    session table is created with the rest of your schema:
 //!
@@ -25,7 +26,12 @@
 //!    ```
 //! 3. **The command line** (feature `cli`), SeaORM's usual `up`, `down`, `status`… for the
 //!    default table, with the history in `seaql_migrations_tower_sessions`:
-//!    `DATABASE_URL=postgres://… cargo run -p tower-sessions-seaorm-migration --features cli -- up`.
+//!    `DATABASE_URL=postgres://… cargo run -p tower-sessions-seaorm-migration --features cli -- up`
+//!    (add feature `sqlite` or `mysql` for those databases).
+//!
+//! The table's column types depend on the connection's backend (PostgreSQL, SQLite, MySQL or
+//! MariaDB); see [`CreateSessionTable`]. Only PostgreSQL has schemas: elsewhere the schema name
+//! is ignored and the table is created in the connection's database.
 //!
 //! Every migration here is idempotent (`IF NOT EXISTS`), so the paths can be mixed: a table
 //! created by one is left as it is by another.
@@ -102,6 +108,24 @@ mod tests {
         let b = expiry_index_name(&format!("{}b", "x".repeat(62)));
         assert!(a.len() <= 63 && b.len() <= 63);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_table_is_created_in_each_backends_types() {
+        use sea_orm_migration::sea_orm::DbBackend;
+        let migration = CreateSessionTable::new("tower_sessions", "session");
+        let sql = |backend| migration.create_statements(backend).unwrap();
+        assert_eq!(
+            sql(DbBackend::Sqlite),
+            [
+                r#"CREATE TABLE IF NOT EXISTS "session" ( "id" text NOT NULL PRIMARY KEY, "data" blob NOT NULL, "expiry_date" integer NOT NULL )"#,
+                r#"CREATE INDEX IF NOT EXISTS "session_expiry_date_idx" ON "session" ("expiry_date")"#,
+            ]
+        );
+        assert_eq!(
+            sql(DbBackend::MySql),
+            ["CREATE TABLE IF NOT EXISTS `session` ( `id` varchar(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY, `data` longblob NOT NULL, `expiry_date` datetime(6) NOT NULL, KEY `session_expiry_date_idx` (`expiry_date`) )"]
+        );
     }
 
     #[test]

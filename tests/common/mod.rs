@@ -5,8 +5,11 @@
 pub mod codecs;
 pub mod contract;
 pub mod demo_app;
+pub mod example_app;
 pub mod log_capture;
 pub mod memory;
+pub mod mysql;
+pub mod sqlite;
 pub mod suite;
 pub mod throwaway_pg;
 

@@ -1,17 +1,18 @@
-//! Classifying SeaORM's errors into the port's [`RepositoryError`], without session data.
+//! Classifying SeaORM's errors into the port's [`RepositoryError`], without session data, and
+//! recognising each backend's duplicate-key and lost-race errors.
 
-use sea_orm::{DbErr, RuntimeErr};
+use sea_orm::{sqlx::error::ErrorKind, DbErr, RuntimeErr};
 
+use super::dialect::Dialect;
 use crate::ports::RepositoryError;
 
-/// The SQLSTATE (PostgreSQL, SQLite's extended code, MySQL's state) of a database error, if the
-/// error came from the database.
-pub(crate) fn sqlstate(err: &DbErr) -> Option<String> {
+/// The database's own error, if the error came from the database.
+fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseError + 'static)> {
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(e))
         | DbErr::Query(RuntimeErr::SqlxError(e))
         | DbErr::Conn(RuntimeErr::SqlxError(e)) => match e.as_ref() {
-            sea_orm::sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            sea_orm::sqlx::Error::Database(db) => Some(db.as_ref()),
             _ => None,
         },
         _ => None,
@@ -22,22 +23,80 @@ pub(crate) fn sqlstate(err: &DbErr) -> Option<String> {
 /// ER_NO_SUCH_TABLE.
 const MISSING_TABLE_SQLSTATES: &[&str] = &["42P01", "3F000", "42S02"];
 
+/// The error code of a database error: the SQLSTATE on PostgreSQL and MySQL, the extended
+/// result code on SQLite.
+pub(crate) fn error_code(err: &DbErr) -> Option<String> {
+    database_error(err).and_then(|db| db.code().map(|c| c.into_owned()))
+}
+
+/// Whether the database refused a row because its key is taken: PostgreSQL 23505, SQLite
+/// `SQLITE_CONSTRAINT_PRIMARYKEY`/`_UNIQUE`, MySQL `ER_DUP_ENTRY` (1062) and its kin, as sqlx
+/// reads each driver's code.
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    database_error(err).is_some_and(|db| matches!(db.kind(), ErrorKind::UniqueViolation))
+}
+
+/// Whether `err` is what the loser of a race between two concurrent `migrate()` calls sees, so
+/// that starting over is correct (the winner's objects are then visible and `IF NOT EXISTS`
+/// holds).
+pub(crate) fn lost_a_migration_race(dialect: Dialect, err: &DbErr) -> bool {
+    if is_unique_violation(err) {
+        // PostgreSQL: `IF NOT EXISTS` checks the catalog before inserting into it, so two
+        // transactions can both pass and one trips pg_type's or pg_class's unique index. All:
+        // the history row, when its insert is not an upsert.
+        return true;
+    }
+    let Some(code) = error_code(err) else {
+        return false;
+    };
+    match dialect {
+        Dialect::Postgres => [
+            "42P07", // duplicate_table
+            "42P06", // duplicate_schema
+            "42710", // duplicate_object (the index)
+            "40P01", // deadlock_detected
+            "40001", // serialization_failure
+        ]
+        .contains(&code.as_str()),
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes (the low byte is
+        // the primary code): another connection holds the write lock past the busy timeout.
+        Dialect::Sqlite => code
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+        // MySQL has no transactional DDL: each step is idempotent, and these mean another
+        // replica got there first (or the two collided on a metadata lock).
+        Dialect::MySql => [
+            "42S01", // ER_TABLE_EXISTS_ERROR (1050)
+            "40001", // ER_LOCK_DEADLOCK (1213)
+        ]
+        .contains(&code.as_str()),
+    }
+}
+
 /// Maps a SeaORM error to the port's error, keeping only what is safe to log.
 ///
-/// Database errors keep the server's primary message and SQLSTATE, which describe the statement
+/// Database errors keep the server's primary message and code, which describe the statement
 /// (e.g. `relation "tower_sessions.session" does not exist`), not the bound values; the detail
 /// lines that can quote a value are dropped.
-pub(crate) fn classify(err: DbErr) -> RepositoryError {
+pub(crate) fn classify(dialect: Dialect, err: DbErr) -> RepositoryError {
     use sea_orm::sqlx::Error as Sqlx;
     match &err {
         DbErr::ConnectionAcquire(_) => RepositoryError::Unavailable(err.to_string()),
         DbErr::Conn(_) => RepositoryError::Unavailable(err.to_string()),
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             match e.as_ref() {
+                // MySQL's duplicate-entry message quotes the key, which may be a session id.
+                Sqlx::Database(db) if matches!(db.kind(), ErrorKind::UniqueViolation) => {
+                    RepositoryError::Statement(format!(
+                        "a row with this key already exists ({} {})",
+                        dialect.code_label(),
+                        db.code().unwrap_or_default()
+                    ))
+                }
                 Sqlx::Database(db) => {
                     let code = db.code();
                     let message = match &code {
-                        Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+                        Some(code) => format!("{} ({} {code})", db.message(), dialect.code_label()),
                         None => db.message().to_owned(),
                     };
                     if code.is_some_and(|c| MISSING_TABLE_SQLSTATES.contains(&c.as_ref())) {

@@ -4,31 +4,18 @@
 use std::time::Duration;
 
 use sea_orm::{
-    sea_query::{Alias, ColumnDef, Expr, OnConflict, PostgresQueryBuilder, Query, Table, TableRef},
-    ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait, Value,
+    sea_query::{Alias, ColumnDef, Expr, OnConflict, Query, Table, TableRef},
+    ConnectionTrait, DbErr, TransactionTrait,
 };
 use sea_orm_migration::SchemaManager;
 use tower_sessions_seaorm_migration as migration;
 
-use super::{errors::sqlstate, SeaOrmRepository};
+use super::{dialect::Dialect, errors::lost_a_migration_race, SeaOrmRepository, SqlDialect};
 
 pub use migration::HISTORY_TABLE as MIGRATION_HISTORY_TABLE;
 
 /// How often `migrate` starts over after losing a race to a concurrent migration.
 const MAX_ATTEMPTS: u32 = 12;
-
-/// The SQLSTATEs a concurrent `CREATE … IF NOT EXISTS` or history insert can raise in the loser
-/// of a race: `IF NOT EXISTS` checks the catalog before the insert into it, so two transactions
-/// can both pass the check and one then trips the catalog's unique index. Starting over is
-/// correct: the winner's objects are then visible and the `IF NOT EXISTS` holds.
-const RACE_SQLSTATES: &[&str] = &[
-    "23505", // unique_violation (pg_type, pg_class, pg_namespace, the history table)
-    "42P07", // duplicate_table
-    "42P06", // duplicate_schema
-    "42710", // duplicate_object (the index)
-    "40P01", // deadlock_detected
-    "40001", // serialization_failure
-];
 
 /// The outcome of a failed `migrate`.
 pub(crate) struct MigrateFailure {
@@ -36,14 +23,16 @@ pub(crate) struct MigrateFailure {
     pub error: DbErr,
 }
 
-impl SeaOrmRepository {
-    /// Brings the session table up to date; see `PostgresStore::migrate`.
+impl<B: SqlDialect> SeaOrmRepository<B> {
+    /// Brings the session table up to date; see `RepositoryStore::migrate`.
     pub(crate) async fn migrate(&self) -> Result<(), MigrateFailure> {
         let mut backoff = Duration::from_millis(10);
         for attempt in 1..=MAX_ATTEMPTS {
             match self.migrate_once().await {
                 Ok(()) => return Ok(()),
-                Err(error) if attempt < MAX_ATTEMPTS && lost_a_race(&error) => {
+                Err(error)
+                    if attempt < MAX_ATTEMPTS && lost_a_migration_race(self.dialect(), &error) =>
+                {
                     tracing::debug!(attempt, "session table migration raced another; retrying");
                     tokio::time::sleep(backoff + jitter(backoff)).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
@@ -61,20 +50,21 @@ impl SeaOrmRepository {
 
     async fn migrate_once(&self) -> Result<(), DbErr> {
         let conn = self.connection();
-        if conn.get_database_backend() != DbBackend::Postgres {
-            return Err(DbErr::Migration(format!(
-                "migrate() supports PostgreSQL only in this release, not {:?}",
-                conn.get_database_backend()
-            )));
-        }
+        let dialect = self.dialect();
         let schema = self.table().schema();
         let table = self.table().table();
 
-        // The history table lives beside the session table, in its schema, so the schema must
-        // exist first. The migration creates it again, harmlessly.
-        conn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)))
-            .await?;
-        let history: TableRef = (Alias::new(schema), Alias::new(MIGRATION_HISTORY_TABLE)).into();
+        // The history table lives beside the session table: in its schema on PostgreSQL (which
+        // must exist first; the migration creates it again, harmlessly), in the connection's
+        // database on SQLite and MySQL.
+        let history: TableRef = match dialect {
+            Dialect::Postgres => {
+                conn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)))
+                    .await?;
+                (Alias::new(schema), Alias::new(MIGRATION_HISTORY_TABLE)).into()
+            }
+            Dialect::Sqlite | Dialect::MySql => Alias::new(MIGRATION_HISTORY_TABLE).into(),
+        };
         conn.execute(
             &Table::create()
                 .table(history.clone())
@@ -112,9 +102,9 @@ impl SeaOrmRepository {
             if applied.contains(&version) {
                 continue;
             }
-            let txn = conn.begin().await?;
-            step.up(&SchemaManager::new(&txn)).await?;
-            let (sql, values) = Query::insert()
+            // `ON CONFLICT DO NOTHING` here, `ON DUPLICATE KEY UPDATE version = version` on
+            // MySQL: a replica that applied the step meanwhile is not an error.
+            let record = Query::insert()
                 .into_table(history.clone())
                 .columns([Alias::new("version"), Alias::new("applied_at")])
                 .values_panic([
@@ -123,26 +113,30 @@ impl SeaOrmRepository {
                 ])
                 .on_conflict(
                     OnConflict::column(Alias::new("version"))
-                        .do_nothing()
+                        .do_nothing_on([Alias::new("version")])
                         .to_owned(),
                 )
-                .to_owned()
-                .build(PostgresQueryBuilder);
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                values.into_iter().collect::<Vec<Value>>(),
-            ))
-            .await?;
-            txn.commit().await?;
+                .to_owned();
+            match dialect {
+                // Transactional DDL: the step and its history row commit together.
+                Dialect::Postgres | Dialect::Sqlite => {
+                    let txn = conn.begin().await?;
+                    step.up(&SchemaManager::new(&txn)).await?;
+                    txn.execute(&record).await?;
+                    txn.commit().await?;
+                }
+                // DDL commits implicitly on MySQL, so a transaction would promise nothing: the
+                // step is idempotent instead, and a crash before the history row only means it
+                // runs (harmlessly) again.
+                Dialect::MySql => {
+                    step.up(&SchemaManager::new(conn)).await?;
+                    conn.execute(&record).await?;
+                }
+            }
             tracing::info!(migration = %step.name(), "migrated the session table");
         }
         Ok(())
     }
-}
-
-fn lost_a_race(error: &DbErr) -> bool {
-    sqlstate(error).is_some_and(|code| RACE_SQLSTATES.contains(&code.as_str()))
 }
 
 fn quote(name: &str) -> String {

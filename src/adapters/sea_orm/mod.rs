@@ -1,5 +1,7 @@
-//! The SeaORM repository: sessions in a SQL table, one statement per operation.
+//! The SeaORM repository: sessions in a SQL table, one statement per operation, on
+//! PostgreSQL, SQLite or MySQL/MariaDB.
 
+mod dialect;
 pub mod entity;
 mod errors;
 mod identifier;
@@ -8,6 +10,7 @@ mod migrate;
 mod repository;
 mod statements;
 
+pub use dialect::{MySql, Postgres, SqlDialect, Sqlite};
 pub use identifier::{IdentifierError, IdentifierKind, SessionTable};
 #[cfg(feature = "migration")]
 pub use migrate::MIGRATION_HISTORY_TABLE;

@@ -1,46 +1,67 @@
-use std::{fmt, sync::Arc};
+use std::{fmt, marker::PhantomData, sync::Arc};
 
 use async_trait::async_trait;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use time::OffsetDateTime;
 
-use super::{errors::classify, statements::Statements, SessionTable};
+use super::{
+    dialect::{dialect_of, Dialect, Postgres, SqlDialect},
+    errors::{classify, is_unique_violation},
+    statements::Statements,
+    SessionTable,
+};
 use crate::ports::{RepositoryError, SessionRepository};
 
 /// A [`SessionRepository`] on a SeaORM [`DatabaseConnection`]: one prepared, cached statement
-/// per operation.
+/// per operation, in the SQL of backend `B` ([`Postgres`], [`Sqlite`](super::Sqlite) or
+/// [`MySql`](super::MySql)).
 ///
 /// The connection is the application's own pool, shared, not a second one. Cloning the
-/// repository is cheap.
-#[derive(Clone)]
-pub struct SeaOrmRepository {
+/// repository is cheap. A connection to another backend than `B` is not refused here (building
+/// never fails): every operation, and `migrate`, then fails with an error naming both backends.
+pub struct SeaOrmRepository<B: SqlDialect = Postgres> {
     conn: DatabaseConnection,
     table: SessionTable,
-    statements: Option<Arc<Statements>>,
+    statements: Arc<Statements>,
+    dialect: PhantomData<B>,
 }
 
-impl fmt::Debug for SeaOrmRepository {
+impl<B: SqlDialect> Clone for SeaOrmRepository<B> {
+    fn clone(&self) -> Self {
+        Self {
+            conn: self.conn.clone(),
+            table: self.table.clone(),
+            statements: Arc::clone(&self.statements),
+            dialect: PhantomData,
+        }
+    }
+}
+
+impl<B: SqlDialect> fmt::Debug for SeaOrmRepository<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SeaOrmRepository")
+            .field("dialect", &B::default())
             .field("backend", &self.conn.get_database_backend())
             .field("table", &self.table)
             .finish_non_exhaustive()
     }
 }
 
-impl SeaOrmRepository {
-    /// A repository on `conn` with the default table, `"tower_sessions"."session"`.
+impl<B: SqlDialect> SeaOrmRepository<B> {
+    /// A repository on `conn` with the default table (`"tower_sessions"."session"` on
+    /// PostgreSQL, `session` on SQLite and MySQL).
     pub fn new(conn: DatabaseConnection) -> Self {
         Self::with_table(conn, SessionTable::default())
     }
 
     /// A repository on `conn` storing sessions in `table`.
     pub fn with_table(conn: DatabaseConnection, table: SessionTable) -> Self {
-        let statements = Statements::new(conn.get_database_backend(), &table).map(Arc::new);
+        let statements = Arc::new(Statements::new(dialect_of::<B>(), &table));
         Self {
             conn,
             table,
             statements,
+            dialect: PhantomData,
         }
     }
 
@@ -59,18 +80,51 @@ impl SeaOrmRepository {
         self.conn.get_database_backend()
     }
 
+    /// `Ok` if the connection is to the backend this repository writes SQL for; otherwise an
+    /// error that names both. Every operation checks this first.
+    pub fn check_backend(&self) -> Result<(), RepositoryError> {
+        let dialect = self.dialect();
+        let actual = self.backend();
+        if actual == dialect.backend() {
+            return Ok(());
+        }
+        Err(RepositoryError::Statement(format!(
+            "not sent: a {} writes {} SQL but was given a {} connection; build the store that \
+             matches the connection (PostgresStore, SqliteStore or MySqlStore)",
+            dialect.store_name(),
+            backend_name(dialect.backend()),
+            backend_name(actual),
+        )))
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        dialect_of::<B>()
+    }
+
     fn statements(&self) -> Result<&Statements, RepositoryError> {
-        self.statements.as_deref().ok_or_else(|| {
-            RepositoryError::Statement(format!(
-                "this build of tower-sessions-seaorm-store has no SQL dialect for {:?}; \
-                 use a PostgreSQL connection",
-                self.backend()
-            ))
-        })
+        self.check_backend()?;
+        Ok(&self.statements)
     }
 
     fn statement(&self, sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
         Statement::from_sql_and_values(self.backend(), sql, values)
+    }
+
+    fn instant(&self, at: OffsetDateTime) -> Value {
+        self.dialect().instant(at)
+    }
+
+    fn classify(&self, err: sea_orm::DbErr) -> RepositoryError {
+        classify(self.dialect(), err)
+    }
+}
+
+fn backend_name(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "PostgreSQL",
+        DbBackend::Sqlite => "SQLite",
+        DbBackend::MySql => "MySQL/MariaDB",
+        _ => "unknown",
     }
 }
 
@@ -82,12 +136,8 @@ fn bytes(value: &[u8]) -> Value {
     Value::Bytes(Some(value.to_vec()))
 }
 
-fn instant(value: OffsetDateTime) -> Value {
-    Value::TimeDateTimeWithTimeZone(Some(value))
-}
-
 #[async_trait]
-impl SessionRepository for SeaOrmRepository {
+impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
     async fn insert_if_absent(
         &self,
         id: &str,
@@ -95,9 +145,13 @@ impl SessionRepository for SeaOrmRepository {
         expires_at: OffsetDateTime,
     ) -> Result<bool, RepositoryError> {
         let sql = &self.statements()?.insert_if_absent;
-        let stmt = self.statement(sql, [text(id), bytes(data), instant(expires_at)]);
-        let result = self.conn.execute_raw(stmt).await.map_err(classify)?;
-        Ok(result.rows_affected() == 1)
+        let stmt = self.statement(sql, [text(id), bytes(data), self.instant(expires_at)]);
+        match self.conn.execute_raw(stmt).await {
+            Ok(result) => Ok(result.rows_affected() == 1),
+            // MySQL's plain INSERT: the primary key refused the id, nothing was written.
+            Err(err) if is_unique_violation(&err) => Ok(false),
+            Err(err) => Err(self.classify(err)),
+        }
     }
 
     async fn upsert(
@@ -107,8 +161,11 @@ impl SessionRepository for SeaOrmRepository {
         expires_at: OffsetDateTime,
     ) -> Result<(), RepositoryError> {
         let sql = &self.statements()?.upsert;
-        let stmt = self.statement(sql, [text(id), bytes(data), instant(expires_at)]);
-        self.conn.execute_raw(stmt).await.map_err(classify)?;
+        let stmt = self.statement(sql, [text(id), bytes(data), self.instant(expires_at)]);
+        self.conn
+            .execute_raw(stmt)
+            .await
+            .map_err(|e| self.classify(e))?;
         Ok(())
     }
 
@@ -118,19 +175,27 @@ impl SessionRepository for SeaOrmRepository {
         now: OffsetDateTime,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
         let sql = &self.statements()?.find_unexpired;
-        let stmt = self.statement(sql, [text(id), instant(now)]);
-        let Some(row) = self.conn.query_one_raw(stmt).await.map_err(classify)? else {
+        let stmt = self.statement(sql, [text(id), self.instant(now)]);
+        let Some(row) = self
+            .conn
+            .query_one_raw(stmt)
+            .await
+            .map_err(|e| self.classify(e))?
+        else {
             return Ok(None);
         };
         row.try_get_by_index::<Vec<u8>>(0)
             .map(Some)
-            .map_err(classify)
+            .map_err(|e| self.classify(e))
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
         let sql = &self.statements()?.delete_by_id;
         let stmt = self.statement(sql, [text(id)]);
-        self.conn.execute_raw(stmt).await.map_err(classify)?;
+        self.conn
+            .execute_raw(stmt)
+            .await
+            .map_err(|e| self.classify(e))?;
         Ok(())
     }
 
@@ -139,11 +204,16 @@ impl SessionRepository for SeaOrmRepository {
         now: OffsetDateTime,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
-        let sql = &self.statements()?.delete_expired_batch;
+        let statements = self.statements()?;
         // LIMIT is bound as a bigint; a limit beyond i64::MAX means "no limit" anyway.
         let limit = Value::BigInt(Some(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let stmt = self.statement(sql, [instant(now), limit, instant(now)]);
-        let result = self.conn.execute_raw(stmt).await.map_err(classify)?;
+        let values = statements.delete_expired_values(self.instant(now), limit);
+        let stmt = self.statement(&statements.delete_expired_batch, values);
+        let result = self
+            .conn
+            .execute_raw(stmt)
+            .await
+            .map_err(|e| self.classify(e))?;
         Ok(result.rows_affected())
     }
 }

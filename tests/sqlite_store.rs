@@ -1,0 +1,143 @@
+//! SQLite specifics: the table's shape, how expiry is stored, concurrent migrations on one file,
+//! and what the schema name means.
+
+mod common;
+
+use common::sqlite::{connect_sqlite, file_url, remove_db_files, temp_db_path, SqliteFixture};
+use time::{Duration, OffsetDateTime};
+use tower_sessions_seaorm_store::{
+    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value},
+    SessionStore, SqliteStore,
+};
+
+async fn scalar_strings(conn: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Vec<String> {
+    conn.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        values,
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.try_get_by_index::<String>(0).unwrap())
+    .collect()
+}
+
+#[tokio::test]
+async fn the_table_has_the_documented_shape_and_an_expiry_index() {
+    let fixture = SqliteFixture::memory().await;
+    let columns = scalar_strings(
+        &fixture.conn,
+        "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || pk \
+         FROM pragma_table_info('session') ORDER BY cid",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        columns,
+        ["id TEXT 1 1", "data BLOB 1 0", "expiry_date INTEGER 1 0"]
+    );
+    let indexed = scalar_strings(
+        &fixture.conn,
+        "SELECT name FROM pragma_index_info('session_expiry_date_idx')",
+        vec![],
+    )
+    .await;
+    assert_eq!(indexed, ["expiry_date"]);
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn expiry_is_stored_as_integer_microseconds_since_the_epoch() {
+    let fixture = SqliteFixture::memory().await;
+    let expiry = OffsetDateTime::from_unix_timestamp_nanos(4_102_444_800_123_456_789).unwrap();
+    let mut rec = common::suite::record(expiry);
+    fixture.store.create(&mut rec).await.unwrap();
+    let stored = scalar_strings(
+        &fixture.conn,
+        "SELECT typeof(expiry_date) || ' ' || expiry_date FROM session WHERE id = ?",
+        vec![rec.id.to_string().into()],
+    )
+    .await;
+    assert_eq!(stored, ["integer 4102444800123456"]);
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn expiry_compares_as_an_instant_whatever_the_offset_of_the_record() {
+    // The same instant written with a +14:00 offset: text timestamps would compare by their
+    // local digits and get this wrong.
+    let fixture = SqliteFixture::memory().await;
+    let east = time::UtcOffset::from_hms(14, 0, 0).unwrap();
+    let rec =
+        common::suite::record((OffsetDateTime::now_utc() - Duration::hours(1)).to_offset(east));
+    fixture.store.save(&rec).await.unwrap();
+    assert_eq!(fixture.store.load(&rec.id).await.unwrap(), None);
+    assert_eq!(fixture.store.delete_expired_sessions().await.unwrap(), 1);
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_migrations_on_a_fresh_file_all_succeed() {
+    for round in 0..3 {
+        let path = temp_db_path();
+        let conn = connect_sqlite(&file_url(&path), 8).await;
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = SqliteStore::new(conn.clone());
+                tokio::spawn(async move { store.migrate().await })
+            })
+            .collect();
+        for task in tasks {
+            task.await
+                .unwrap()
+                .unwrap_or_else(|err| panic!("round {round}: a concurrent migrate failed: {err}"));
+        }
+        let store = SqliteStore::new(conn.clone());
+        let mut rec = common::suite::record(common::suite::in_a_day());
+        store.create(&mut rec).await.unwrap();
+        assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec));
+        let history = scalar_strings(
+            &conn,
+            "SELECT version FROM seaql_migrations_tower_sessions",
+            vec![],
+        )
+        .await;
+        assert_eq!(history, ["session/m20261125_000001_create_session_table"]);
+        let _ = conn.close().await;
+        remove_db_files(&path);
+    }
+}
+
+#[tokio::test]
+async fn the_schema_name_is_ignored() {
+    let fixture = SqliteFixture::memory().await;
+    let store = SqliteStore::new(fixture.conn.clone())
+        .with_schema_name("auth")
+        .unwrap()
+        .with_table_name("web_session")
+        .unwrap();
+    store.migrate().await.unwrap();
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    store.create(&mut rec).await.unwrap();
+    let ids = scalar_strings(&fixture.conn, "SELECT id FROM main.web_session", vec![]).await;
+    assert_eq!(ids, [rec.id.to_string()]);
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn sessions_survive_closing_and_reopening_the_file() {
+    let path = temp_db_path();
+    let conn = connect_sqlite(&file_url(&path), 2).await;
+    let store = SqliteStore::new(conn.clone());
+    store.migrate().await.unwrap();
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    store.create(&mut rec).await.unwrap();
+    conn.close().await.unwrap();
+
+    let reopened = SqliteStore::new(connect_sqlite(&file_url(&path), 2).await);
+    reopened.migrate().await.unwrap();
+    assert_eq!(reopened.load(&rec.id).await.unwrap(), Some(rec));
+    let _ = reopened.repository().connection().clone().close().await;
+    remove_db_files(&path);
+}

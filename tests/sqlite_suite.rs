@@ -1,0 +1,12 @@
+//! The behavioural suite on SQLite: in a temporary file, and in a named shared-cache in-memory
+//! database (see `SqliteFixture::memory` for why not plain `sqlite::memory:`).
+
+mod common;
+
+mod file {
+    crate::behaviour_suite!(crate::common::sqlite::SqliteFixture::file());
+}
+
+mod memory {
+    crate::behaviour_suite!(crate::common::sqlite::SqliteFixture::memory());
+}
