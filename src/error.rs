@@ -43,6 +43,10 @@ pub enum SeaOrmStoreError {
         limit: usize,
     },
 
+    /// A builder option was refused (the message says which and the allowed range).
+    #[error("invalid store configuration: {0}")]
+    InvalidConfiguration(String),
+
     /// A schema or table name was refused.
     #[error(transparent)]
     InvalidIdentifier(#[from] IdentifierError),

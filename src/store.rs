@@ -160,6 +160,27 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
         Ok(self.with_session_table(table))
     }
 
+    /// The same store, whose [`migrate`](Self::migrate) creates the table hash-partitioned by
+    /// id into `partitions` partitions (PostgreSQL 11+; 1 to
+    /// [`MAX_HASH_PARTITIONS`](crate::migration::MAX_HASH_PARTITIONS)). Every operation works
+    /// unchanged on it; see SCALING.md. An existing plain table is not converted: `migrate()`
+    /// refuses it.
+    #[cfg(feature = "migration")]
+    pub fn with_hash_partitions(self, partitions: u16) -> Result<Self, SeaOrmStoreError> {
+        if !(1..=crate::migration::MAX_HASH_PARTITIONS).contains(&partitions) {
+            return Err(SeaOrmStoreError::InvalidConfiguration(format!(
+                "{partitions} hash partitions: use 1 to {}",
+                crate::migration::MAX_HASH_PARTITIONS
+            )));
+        }
+        let table = self
+            .repository()
+            .table()
+            .clone()
+            .with_hash_partitions(partitions);
+        Ok(self.with_session_table(table))
+    }
+
     fn with_session_table(self, table: SessionTable) -> Self {
         let repository =
             SeaOrmRepository::with_table(self.repository().connection().clone(), table);

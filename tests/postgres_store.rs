@@ -327,3 +327,53 @@ async fn error_messages_carry_no_session_id() {
         assert!(!message.contains("Ada Lovelace"), "{message}");
     }
 }
+
+#[tokio::test]
+async fn with_hash_partitions_migrate_creates_a_partitioned_table_that_serves_every_operation() {
+    let conn = connect_postgres(&database_url()).await;
+    let schema = unique_name("ts_parts");
+    let store = PostgresStore::new(conn.clone())
+        .with_schema_name(&schema)
+        .unwrap()
+        .with_hash_partitions(4)
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+
+    let partitions = scalar_strings(
+        &conn,
+        "SELECT c.relname::text FROM pg_inherits i \
+         JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
+         JOIN pg_namespace n ON n.oid = p.relnamespace \
+         WHERE n.nspname = $1 AND p.relname = 'session' AND c.relkind = 'r' ORDER BY 1",
+        vec![schema.clone().into()],
+    )
+    .await;
+    assert_eq!(
+        partitions,
+        ["session_p0", "session_p1", "session_p2", "session_p3"]
+    );
+
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    store.create(&mut rec).await.unwrap();
+    assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec.clone()));
+    store.delete(&rec.id).await.unwrap();
+    assert_eq!(store.load(&rec.id).await.unwrap(), None);
+    conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_partition_count_out_of_range_is_refused() {
+    let store = PostgresStore::new(connect_postgres(&database_url()).await);
+    for n in [0, 1025, u16::MAX] {
+        assert!(
+            matches!(
+                store.clone().with_hash_partitions(n),
+                Err(SeaOrmStoreError::InvalidConfiguration(_))
+            ),
+            "{n}"
+        );
+    }
+}

@@ -39,8 +39,10 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_session_table;
+mod partitioned;
 
 pub use m20261125_000001_create_session_table::CreateSessionTable;
+pub use partitioned::{partition_name, CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
 pub use sea_orm_migration;
 
 /// The default schema of the session table.
@@ -56,7 +58,23 @@ pub const HISTORY_TABLE: &str = "seaql_migrations_tower_sessions";
 /// The names are not validated here; they are quoted in every statement. The store validates
 /// them before it gets here.
 pub fn migrations(schema: &str, table: &str) -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateSessionTable::new(schema, table))]
+    migrations_with_partitions(schema, table, None)
+}
+
+/// Every migration of the session table, oldest first, creating it hash-partitioned by id into
+/// `hash_partitions` partitions when given (PostgreSQL; see [`CreatePartitionedSessionTable`]).
+pub fn migrations_with_partitions(
+    schema: &str,
+    table: &str,
+    hash_partitions: Option<u16>,
+) -> Vec<Box<dyn MigrationTrait>> {
+    let create: Box<dyn MigrationTrait> = match hash_partitions {
+        Some(partitions) => Box::new(CreatePartitionedSessionTable::new(
+            schema, table, partitions,
+        )),
+        None => Box::new(CreateSessionTable::new(schema, table)),
+    };
+    vec![create]
 }
 
 /// The migrator for the default table, `"tower_sessions"."session"`, with its history in

@@ -9,6 +9,8 @@ pub mod example_app;
 pub mod log_capture;
 pub mod memory;
 pub mod mysql;
+pub mod partitioned;
+pub mod pgbouncer;
 pub mod sqlite;
 pub mod suite;
 pub mod throwaway_pg;

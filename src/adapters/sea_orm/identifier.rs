@@ -49,6 +49,7 @@ pub struct IdentifierError {
 pub struct SessionTable {
     schema: String,
     table: String,
+    hash_partitions: Option<u16>,
 }
 
 impl Default for SessionTable {
@@ -56,6 +57,7 @@ impl Default for SessionTable {
         Self {
             schema: "tower_sessions".to_owned(),
             table: "session".to_owned(),
+            hash_partitions: None,
         }
     }
 }
@@ -88,6 +90,19 @@ impl SessionTable {
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// The same table, created by `migrate()` hash-partitioned by id into `partitions`
+    /// partitions (PostgreSQL only). Checked when the migration runs: 1 to
+    /// `migration::MAX_HASH_PARTITIONS`.
+    pub fn with_hash_partitions(mut self, partitions: u16) -> Self {
+        self.hash_partitions = Some(partitions);
+        self
+    }
+
+    /// How many hash partitions `migrate()` creates the table with; `None` for a plain table.
+    pub fn hash_partitions(&self) -> Option<u16> {
+        self.hash_partitions
     }
 }
 

@@ -96,7 +96,9 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
             .map(|row| row.try_get_by_index::<String>(0))
             .collect::<Result<_, _>>()?;
 
-        for step in migration::migrations(schema, table) {
+        let steps =
+            migration::migrations_with_partitions(schema, table, self.table().hash_partitions());
+        for step in steps {
             // One schema can hold several session tables, so the version names the table.
             let version = format!("{table}/{}", step.name());
             if applied.contains(&version) {

@@ -1,0 +1,232 @@
+//! The session table hash-partitioned by id, for PostgreSQL deployments whose session table is
+//! hot enough that one heap and one index become the bottleneck (vacuum, index contention).
+
+use sea_orm_migration::{
+    prelude::*,
+    sea_orm::{DbBackend, Statement},
+};
+
+use crate::{expiry_index_name, quote_pg};
+
+/// The most partitions [`CreatePartitionedSessionTable`] creates. PostgreSQL has no hard limit,
+/// but planning and locking cost grows with the count, and sessions gain nothing past a few dozen.
+pub const MAX_HASH_PARTITIONS: u16 = 1024;
+
+/// Creates the session table hash-partitioned by `id` into `partitions` partitions, if it does
+/// not exist (PostgreSQL 11 or later).
+///
+/// The same columns as [`CreateSessionTable`](crate::CreateSessionTable) — `id text primary key`,
+/// `data bytea not null`, `expiry_date timestamptz not null` — on a parent
+/// `PARTITION BY HASH ("id")`, with partitions `"<table>_p0"` … `"<table>_p<n-1>"` in the same
+/// schema (names kept within PostgreSQL's 63 bytes) and the expiry index on the parent, so every
+/// partition has it. The store's statements run unchanged: each `id` lookup is pruned to one
+/// partition, and cleanup's batched `DELETE` spans them all.
+///
+/// Idempotent: every statement is `IF NOT EXISTS`. It refuses to run when `"<schema>"."<table>"`
+/// already exists as an ordinary table, rather than leave it half-converted; see SCALING.md for
+/// moving the rows of an existing table.
+///
+/// Run it before (or instead of) the store's `migrate()`: `migrate()` then finds the table and
+/// its index in place and only records its history.
+///
+/// ```
+/// use sea_orm_migration::prelude::*;
+/// use tower_sessions_seaorm_migration::CreatePartitionedSessionTable;
+///
+/// pub struct Migrator;
+///
+/// impl MigratorTrait for Migrator {
+///     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+///         vec![Box::new(CreatePartitionedSessionTable::new(
+///             "tower_sessions",
+///             "session",
+///             16,
+///         ))]
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePartitionedSessionTable {
+    schema: String,
+    table: String,
+    partitions: u16,
+}
+
+impl CreatePartitionedSessionTable {
+    /// The migration for `"<schema>"."<table>"` in `partitions` hash partitions (1 to
+    /// [`MAX_HASH_PARTITIONS`]; anything else fails when the migration runs).
+    pub fn new(schema: impl Into<String>, table: impl Into<String>, partitions: u16) -> Self {
+        Self {
+            schema: schema.into(),
+            table: table.into(),
+            partitions,
+        }
+    }
+
+    /// The names of the partitions, in remainder order.
+    pub fn partition_names(&self) -> Vec<String> {
+        (0..self.partitions)
+            .map(|k| partition_name(&self.table, k))
+            .collect()
+    }
+
+    fn qualified(&self, name: &str) -> String {
+        format!("{}.{}", quote_pg(&self.schema), quote_pg(name))
+    }
+
+    /// The DDL, in order: schema, parent, partitions, index.
+    fn statements(&self) -> Vec<String> {
+        let parent = self.qualified(&self.table);
+        let mut sql = vec![
+            format!("CREATE SCHEMA IF NOT EXISTS {}", quote_pg(&self.schema)),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {parent} (\
+                 \"id\" text NOT NULL PRIMARY KEY, \
+                 \"data\" bytea NOT NULL, \
+                 \"expiry_date\" timestamptz NOT NULL\
+                 ) PARTITION BY HASH (\"id\")"
+            ),
+        ];
+        for (k, name) in self.partition_names().iter().enumerate() {
+            sql.push(format!(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF {parent} \
+                 FOR VALUES WITH (MODULUS {}, REMAINDER {k})",
+                self.qualified(name),
+                self.partitions
+            ));
+        }
+        // On the parent, so PostgreSQL creates it on every partition, present and future.
+        sql.push(format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {parent} (\"expiry_date\")",
+            quote_pg(&expiry_index_name(&self.table))
+        ));
+        sql
+    }
+
+    /// Whether `"<schema>"."<table>"` exists as something other than a partitioned table.
+    async fn existing_unpartitioned(&self, manager: &SchemaManager<'_>) -> Result<bool, DbErr> {
+        let row = manager
+            .get_connection()
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                [self.schema.clone().into(), self.table.clone().into()],
+            ))
+            .await?;
+        match row {
+            Some(row) => Ok(row.try_get_by_index::<String>(0)? != "p"),
+            None => Ok(false),
+        }
+    }
+}
+
+/// `<table>_p<k>`, shortened with a stable hash of the table name when it would pass 63 bytes,
+/// so that two long table names never truncate to the same partition names.
+pub fn partition_name(table: &str, k: u16) -> String {
+    let suffix = format!("_p{k}");
+    let name = format!("{table}{suffix}");
+    if name.len() <= 63 {
+        return name;
+    }
+    // FNV-1a, as for the index name: stable across releases and platforms.
+    let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut prefix_len = 63 - suffix.len() - 9;
+    while !table.is_char_boundary(prefix_len) {
+        prefix_len -= 1;
+    }
+    format!("{}_{:08x}{suffix}", &table[..prefix_len], hash as u32)
+}
+
+impl MigrationName for CreatePartitionedSessionTable {
+    fn name(&self) -> &str {
+        "m20261125_000001_create_partitioned_session_table"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreatePartitionedSessionTable {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DbBackend::Postgres {
+            return Err(DbErr::Migration(format!(
+                "hash-partitioned session tables are a PostgreSQL feature, not {:?}'s; \
+                 use CreateSessionTable there",
+                manager.get_database_backend()
+            )));
+        }
+        if !(1..=MAX_HASH_PARTITIONS).contains(&self.partitions) {
+            return Err(DbErr::Migration(format!(
+                "a partitioned session table needs 1 to {MAX_HASH_PARTITIONS} partitions, not {}",
+                self.partitions
+            )));
+        }
+        if self.existing_unpartitioned(manager).await? {
+            return Err(DbErr::Migration(format!(
+                "{} exists and is not partitioned; create the partitioned table under another \
+                 name and move the rows (SCALING.md, \"Partitioning\"), or keep it unpartitioned",
+                self.qualified(&self.table)
+            )));
+        }
+        let conn = manager.get_connection();
+        for sql in self.statements() {
+            conn.execute_unprepared(&sql).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Dropping the parent drops its partitions.
+        manager
+            .get_connection()
+            .execute_unprepared(&format!(
+                "DROP TABLE IF EXISTS {}",
+                self.qualified(&self.table)
+            ))
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_named_after_the_table() {
+        let m = CreatePartitionedSessionTable::new("tower_sessions", "session", 3);
+        assert_eq!(
+            m.partition_names(),
+            ["session_p0", "session_p1", "session_p2"]
+        );
+    }
+
+    #[test]
+    fn long_table_names_give_distinct_partition_names_within_63_bytes() {
+        let a = format!("{}a", "x".repeat(62));
+        let b = format!("{}b", "x".repeat(62));
+        for k in [0, 9, 1023] {
+            let (pa, pb) = (partition_name(&a, k), partition_name(&b, k));
+            assert!(pa.len() <= 63 && pb.len() <= 63, "{pa} / {pb}");
+            assert_ne!(pa, pb);
+            assert!(pa.ends_with(&format!("_p{k}")));
+        }
+    }
+
+    #[test]
+    fn the_ddl_is_idempotent_and_quoted() {
+        let sql = CreatePartitionedSessionTable::new("app", "web_session", 2).statements();
+        assert_eq!(sql.len(), 5);
+        assert!(sql.iter().all(|s| s.contains("IF NOT EXISTS")));
+        assert!(sql[1].ends_with(r#"PARTITION BY HASH ("id")"#));
+        assert_eq!(
+            sql[3],
+            r#"CREATE TABLE IF NOT EXISTS "app"."web_session_p1" PARTITION OF "app"."web_session" FOR VALUES WITH (MODULUS 2, REMAINDER 1)"#
+        );
+        assert_eq!(
+            sql[4],
+            r#"CREATE INDEX IF NOT EXISTS "web_session_expiry_date_idx" ON "app"."web_session" ("expiry_date")"#
+        );
+    }
+}
