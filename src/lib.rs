@@ -91,6 +91,29 @@
 //! your application's `seaql_migrations`. To manage the table with your own SeaORM `Migrator`
 //! instead, add [`migration::CreateSessionTable`] to it; see the [`migration`] crate.
 //!
+//! ## Codecs
+//!
+//! The `data` column holds the session record as the store's [`Codec`](ports::Codec) encodes
+//! it: [`MessagePackCodec`](codec::MessagePackCodec) by default (what
+//! `tower-sessions-sqlx-store` writes), [`JsonCodec`](codec::JsonCodec) to read sessions in
+//! `psql`, `BincodeCodec` (feature `bincode`) if you want bincode, or a codec of your own,
+//! say one that wraps another to compress, encrypt or sign its bytes. Choose it before the first
+//! session is stored: rows of one codec are a `Decode` error for another.
+//!
+//! ```no_run
+//! # #[cfg(feature = "json")]
+//! # fn build(conn: tower_sessions_seaorm_store::sea_orm::DatabaseConnection) {
+//! use tower_sessions_seaorm_store::{codec::JsonCodec, PostgresStore};
+//!
+//! let store = PostgresStore::new(conn).with_codec(JsonCodec);
+//! // SELECT convert_from(data, 'UTF8')::jsonb FROM tower_sessions.session;
+//! # let _: PostgresStore<JsonCodec> = store;
+//! # }
+//! ```
+//!
+//! See the [`codec`] module for the formats, and `examples/custom_codec.rs` for a codec of your
+//! own.
+//!
 //! ## Cleanup
 //!
 //! Expired sessions are never loaded, whether or not they were deleted yet. To reclaim the space,

@@ -134,3 +134,23 @@ fn cases() -> u64 {
 fn the_message_pack_decoder_never_panics() {
     fuzz("MessagePack", &MessagePackCodec, cases());
 }
+
+#[cfg(feature = "json")]
+#[test]
+fn the_json_decoder_never_panics() {
+    fuzz(
+        "JSON",
+        &tower_sessions_seaorm_store::codec::JsonCodec,
+        cases(),
+    );
+}
+
+#[cfg(feature = "bincode")]
+#[test]
+fn the_bincode_decoder_never_panics() {
+    fuzz(
+        "bincode",
+        &tower_sessions_seaorm_store::codec::BincodeCodec,
+        cases(),
+    );
+}

@@ -2,6 +2,7 @@
 //! run in parallel without seeing each other's rows.
 #![allow(dead_code)]
 
+pub mod codecs;
 pub mod contract;
 pub mod demo_app;
 pub mod example_app;

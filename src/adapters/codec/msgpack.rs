@@ -1,3 +1,5 @@
+use serde::Deserialize;
+use serde_json::Value;
 use tower_sessions_core::session::Record;
 
 use crate::ports::{Codec, CodecError};
@@ -18,18 +20,55 @@ use crate::ports::{Codec, CodecError};
 /// let bytes = MessagePackCodec.encode(&record).unwrap();
 /// assert_eq!(MessagePackCodec.decode(&bytes).unwrap(), record);
 /// ```
+///
+/// Values may nest arrays and objects [`MessagePackCodec::MAX_DEPTH`] deep; deeper data is
+/// refused when the session is saved, and deeper rows when they are loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MessagePackCodec;
 
+impl MessagePackCodec {
+    /// How deep session values may nest arrays and objects (`[[1]]` is 2 deep).
+    pub const MAX_DEPTH: usize = 100;
+}
+
 const NAME: &str = "MessagePack";
+
+/// rmp_serde's own limit (1024 levels) is deeper than a 2 MiB thread stack holds in a debug
+/// build: a corrupt row would abort the process. The record and its data map take two levels,
+/// and rmp_serde refuses the level that reaches its limit.
+const MAX_READ_DEPTH: usize = MessagePackCodec::MAX_DEPTH + 3;
 
 impl Codec for MessagePackCodec {
     fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError> {
+        if record
+            .data
+            .values()
+            .any(|value| nests_deeper_than(value, MessagePackCodec::MAX_DEPTH))
+        {
+            return Err(CodecError::new(
+                NAME,
+                "the session data nests arrays or objects too deeply for MessagePack \
+                 (at most 100 levels): flatten it",
+            ));
+        }
         rmp_serde::to_vec(record).map_err(|err| CodecError::new(NAME, encode_reason(&err)))
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
-        rmp_serde::from_slice(bytes).map_err(|err| CodecError::new(NAME, decode_reason(&err)))
+        let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
+        deserializer.set_max_depth(MAX_READ_DEPTH);
+        Record::deserialize(&mut deserializer)
+            .map_err(|err| CodecError::new(NAME, decode_reason(&err)))
+    }
+}
+
+/// Whether `value` nests more than `levels` arrays or objects; stops looking at that depth.
+fn nests_deeper_than(value: &Value, levels: usize) -> bool {
+    let deeper = |child: &Value| nests_deeper_than(child, levels - 1);
+    match value {
+        Value::Array(items) => levels == 0 || items.iter().any(deeper),
+        Value::Object(entries) => levels == 0 || entries.values().any(deeper),
+        _ => false,
     }
 }
 

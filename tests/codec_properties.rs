@@ -1,0 +1,164 @@
+//! Properties of every codec over generated data: any JSON value round-trips exactly, and no
+//! byte string makes a decoder panic.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::codecs::all;
+use proptest::{collection, prelude::*};
+use serde_json::{Map, Number, Value};
+use time::{OffsetDateTime, UtcOffset};
+use tower_sessions_seaorm_store::{Id, Record};
+
+/// Finite floats of every magnitude, and the edges.
+fn float() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()),
+        Just(0.0),
+        Just(-0.0),
+        Just(f64::MIN_POSITIVE),
+        Just(f64::MAX),
+        Just(f64::MIN),
+        Just(5e-324),
+    ]
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<u64>().prop_map(Value::from),
+        (i64::MIN..0).prop_map(Value::from),
+        prop_oneof![Just(u64::MAX), Just(0)].prop_map(Value::from),
+        Just(Value::from(i64::MIN)),
+        float().prop_map(|f| Value::Number(Number::from_f64(f).unwrap())),
+        text().prop_map(Value::String),
+    ]
+}
+
+/// Any Unicode, and the characters JSON must escape.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![3 => "\\PC{0,24}", 1 => "[\\x00-\\x1f\"\\\\/\u{7f}\u{2028}]{0,6}"]
+}
+
+/// Unicode keys, empty ones included.
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![3 => "\\PC{0,12}", 1 => "[\\x00-\\x1f\"\\\\/]{0,4}"]
+}
+
+/// Nested arrays and objects, empty ones included, a few levels deep and wide.
+fn value() -> impl Strategy<Value = Value> {
+    scalar().prop_recursive(6, 64, 6, |inner| {
+        prop_oneof![
+            collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            collection::btree_map(key(), inner, 0..6)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// A value wrapped in up to 100 arrays or objects (every codec's `MAX_DEPTH`).
+fn deep_value() -> impl Strategy<Value = Value> {
+    (scalar(), collection::vec((any::<bool>(), key()), 0..=100)).prop_map(|(leaf, levels)| {
+        levels.into_iter().fold(leaf, |inner, (as_array, key)| {
+            if as_array {
+                Value::Array(vec![inner])
+            } else {
+                Value::Object([(key, inner)].into_iter().collect())
+            }
+        })
+    })
+}
+
+/// Instants from year 1 to 9999 (what RFC 3339 writes), to the nanosecond.
+fn expiry() -> impl Strategy<Value = OffsetDateTime> {
+    const YEAR_1: i128 = -62_135_596_800_000_000_000;
+    const YEAR_9999_END: i128 = 253_402_300_799_999_999_999;
+    (YEAR_1..=YEAR_9999_END)
+        .prop_map(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap())
+}
+
+fn record() -> impl Strategy<Value = Record> {
+    (
+        any::<i128>(),
+        collection::hash_map(key(), prop_oneof![3 => value(), 1 => deep_value()], 0..8),
+        expiry(),
+    )
+        .prop_map(|(id, data, expiry_date)| Record {
+            id: Id(id),
+            data,
+            expiry_date,
+        })
+}
+
+fn as_text(record: &Record) -> BTreeMap<&str, String> {
+    record
+        .data
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.to_string()))
+        .collect()
+}
+
+proptest! {
+    // 256 cases each: the whole file runs in seconds in a debug build.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_record_round_trips_through_every_codec(record in record()) {
+        for (name, codec) in all() {
+            let bytes = codec.encode(&record).unwrap();
+            let decoded = codec.decode(&bytes).unwrap();
+            // Compared as JSON too: Value's equality treats 1 and 1.0 alike, the text does not.
+            prop_assert_eq!(&decoded, &record, "{}", name);
+            prop_assert_eq!(as_text(&decoded), as_text(&record), "{}", name);
+            prop_assert_eq!(decoded.expiry_date.nanosecond(), record.expiry_date.nanosecond());
+        }
+    }
+
+    #[test]
+    fn an_expiry_with_any_offset_keeps_its_instant(
+        nanos in 0i128..4_102_444_800_000_000_000,
+        offset in -86_399i32..=86_399,
+    ) {
+        let offset = UtcOffset::from_whole_seconds(offset).unwrap();
+        let expiry = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap().to_offset(offset);
+        let record = Record { id: Id(1), data: Default::default(), expiry_date: expiry };
+        for (name, codec) in all() {
+            let decoded = codec.decode(&codec.encode(&record).unwrap()).unwrap();
+            prop_assert_eq!(
+                decoded.expiry_date.unix_timestamp_nanos(), nanos, "{}", name
+            );
+        }
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_returns_an_error_or_a_record(
+        bytes in collection::vec(any::<u8>(), 0..512),
+    ) {
+        for (_, codec) in all() {
+            let _ = codec.decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn decoding_a_damaged_row_returns_an_error_or_a_record(
+        record in record(),
+        damage in collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        for (_, codec) in all() {
+            let mut bytes = codec.encode(&record).unwrap();
+            for (at, byte) in &damage {
+                let at = at.index(bytes.len());
+                bytes[at] = *byte;
+            }
+            let _ = codec.decode(&bytes);
+            let _ = codec.decode(&bytes[..cut.index(bytes.len())]);
+        }
+    }
+}
