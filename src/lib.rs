@@ -183,6 +183,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(not(any(feature = "postgres", feature = "sqlite", feature = "mysql")))]
+compile_error!(
+    "tower-sessions-seaorm-store needs a database driver: enable at least one of the features \
+     `postgres` (default), `sqlite` or `mysql`"
+);
+
 pub mod adapters;
 mod cleanup;
 mod compat;

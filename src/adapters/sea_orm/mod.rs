@@ -10,8 +10,10 @@ mod migrate;
 mod repository;
 mod statements;
 
+pub(crate) use dialect::Dialect;
 pub use dialect::{MySql, Postgres, SqlDialect, Sqlite};
 pub use identifier::{IdentifierError, IdentifierKind, SessionTable};
 #[cfg(feature = "migration")]
 pub use migrate::MIGRATION_HISTORY_TABLE;
 pub use repository::SeaOrmRepository;
+pub(crate) use statements::Statements;

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use time::OffsetDateTime;
 
-use super::{errors, statements::Statements};
+use super::{errors, statements};
+use crate::adapters::sea_orm::Statements;
 use crate::{
     adapters::sea_orm::SessionTable,
     ports::{RepositoryError, SessionRepository},
@@ -54,7 +55,7 @@ impl TokioPostgresRepository {
 
     /// A repository on `pool` storing sessions in `table`.
     pub fn with_table(pool: Pool, table: SessionTable) -> Self {
-        let statements = Arc::new(Statements::new(&table));
+        let statements = Arc::new(statements::for_table(&table));
         Self {
             pool,
             table,
