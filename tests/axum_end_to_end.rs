@@ -15,7 +15,6 @@ use http_body_util::BodyExt;
 use time::Duration;
 use tower::ServiceExt;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
-use tower_sessions_seaorm_store::sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 fn app(fixture: &PgFixture) -> Router {
     let layer = SessionManagerLayer::new(fixture.store.clone())
@@ -73,17 +72,8 @@ async fn body(response: Response) -> String {
 }
 
 async fn stored_ids(fixture: &PgFixture) -> Vec<String> {
-    fixture
-        .conn
-        .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("SELECT id FROM {} ORDER BY id", fixture.table()),
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get_by_index::<String>(0).unwrap())
-        .collect()
+    let sql = format!("SELECT id FROM {} ORDER BY id", fixture.table());
+    common::scalar_strings(&fixture.conn, &sql, vec![]).await
 }
 
 #[tokio::test]

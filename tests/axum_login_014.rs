@@ -17,7 +17,6 @@ use common::PgFixture;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_sessions_014::SessionManagerLayer;
-use tower_sessions_seaorm_store::sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 #[derive(Debug, Clone)]
 struct User {
@@ -150,17 +149,8 @@ async fn text(response: Response) -> String {
 }
 
 async fn stored_ids(fixture: &PgFixture) -> Vec<String> {
-    fixture
-        .conn
-        .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("SELECT id FROM {}", fixture.table()),
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get_by_index::<String>(0).unwrap())
-        .collect()
+    let sql = format!("SELECT id FROM {}", fixture.table());
+    common::scalar_strings(&fixture.conn, &sql, vec![]).await
 }
 
 #[tokio::test]

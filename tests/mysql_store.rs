@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::scalar_strings;
+
 use common::{
     mysql::{connect_mysql, connect_mysql_with, drop_table, mysql_url, MySqlFixture},
     unique_name,
@@ -10,22 +12,9 @@ use common::{
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
     ports::SessionRepository,
-    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value},
+    sea_orm::{ConnectionTrait, DbBackend, Statement},
     MySqlStore, SessionStore,
 };
-
-async fn scalar_strings(conn: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Vec<String> {
-    conn.query_all_raw(Statement::from_sql_and_values(
-        DbBackend::MySql,
-        sql,
-        values,
-    ))
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| row.try_get_by_index::<String>(0).unwrap())
-    .collect()
-}
 
 #[tokio::test]
 async fn expiry_is_compared_the_same_whatever_the_session_time_zone() {

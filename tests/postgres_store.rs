@@ -3,28 +3,17 @@
 
 mod common;
 
+use common::scalar_strings;
+
 use common::{connect_postgres, database_url, unique_name, PgFixture};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
     sea_orm::{
-        ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
+        ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
     },
     session_store, Id, PostgresStore, Record, SeaOrmStoreError, SessionStore,
 };
-
-async fn scalar_strings(conn: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Vec<String> {
-    conn.query_all_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        values,
-    ))
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| row.try_get_by_index::<String>(0).unwrap())
-    .collect()
-}
 
 /// A pool of one connection whose session TimeZone is `zone` (sqlx itself starts every
 /// connection in UTC, so the setting is made on the one connection after it is open).

@@ -3,25 +3,11 @@
 
 mod common;
 
+use common::scalar_strings;
+
 use common::sqlite::{connect_sqlite, file_url, remove_db_files, temp_db_path, SqliteFixture};
 use time::{Duration, OffsetDateTime};
-use tower_sessions_seaorm_store::{
-    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value},
-    SessionStore, SqliteStore,
-};
-
-async fn scalar_strings(conn: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Vec<String> {
-    conn.query_all_raw(Statement::from_sql_and_values(
-        DbBackend::Sqlite,
-        sql,
-        values,
-    ))
-    .await
-    .unwrap()
-    .iter()
-    .map(|row| row.try_get_by_index::<String>(0).unwrap())
-    .collect()
-}
+use tower_sessions_seaorm_store::{SessionStore, SqliteStore};
 
 #[tokio::test]
 async fn the_table_has_the_documented_shape_and_an_expiry_index() {

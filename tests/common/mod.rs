@@ -26,6 +26,25 @@ use tower_sessions_seaorm_store::{
     Id, PostgresStore, RepositoryStore,
 };
 
+/// The first column of every row `sql` returns, as strings, on any backend.
+pub async fn scalar_strings(
+    conn: &DatabaseConnection,
+    sql: &str,
+    values: Vec<tower_sessions_seaorm_store::sea_orm::Value>,
+) -> Vec<String> {
+    let statement = tower_sessions_seaorm_store::sea_orm::Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        sql,
+        values,
+    );
+    conn.query_all_raw(statement)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
 /// `DATABASE_URL`, or the local default.
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL")
