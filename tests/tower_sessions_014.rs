@@ -141,3 +141,11 @@ async fn a_database_failure_is_a_0_14_backend_error() {
         .unwrap_err();
     assert!(matches!(err, session_store::Error::Backend(_)), "{err:?}");
 }
+
+/// The whole behavioural suite, driven through tower-sessions 0.14's `SessionStore`.
+mod behaviour_through_0_14 {
+    crate::behaviour_suite!(
+        crate::common::PgFixture::new(),
+        through crate::common::suite::Through014
+    );
+}

@@ -1,14 +1,147 @@
 //! The behavioural suite: what every repository must do, written once against the store's
-//! public API and run on each backend by `behaviour_suite!`.
+//! public API and run on each backend by `behaviour_suite!`, through tower-sessions 0.15's traits
+//! or (with `through Through014`) 0.14's.
 
 use std::{collections::HashSet, fmt::Debug};
 
+use async_trait::async_trait;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
     ports::{Codec, SessionRepository},
-    Id, Record, RepositoryStore, SessionStore,
+    session_store, Id, Record, RepositoryStore,
 };
+
+/// A store as the suite drives it: the four tower-sessions operations, through one version's
+/// trait, in 0.15's types; and the store underneath for what the traits do not cover.
+#[async_trait]
+pub trait SuiteStore: Clone + Send + Sync + 'static {
+    type R: SessionRepository + Debug;
+    type C: Codec + Debug;
+    fn inner(&self) -> &RepositoryStore<Self::R, Self::C>;
+    fn with_inner(&self, inner: RepositoryStore<Self::R, Self::C>) -> Self;
+    async fn create(&self, record: &mut Record) -> session_store::Result<()>;
+    async fn save(&self, record: &Record) -> session_store::Result<()>;
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>>;
+    async fn delete(&self, id: &Id) -> session_store::Result<()>;
+}
+
+/// Through tower-sessions 0.15's `SessionStore`.
+#[async_trait]
+impl<R, C> SuiteStore for RepositoryStore<R, C>
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    type R = R;
+    type C = C;
+    fn inner(&self) -> &RepositoryStore<R, C> {
+        self
+    }
+    fn with_inner(&self, inner: RepositoryStore<R, C>) -> Self {
+        inner
+    }
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        tower_sessions_seaorm_store::SessionStore::create(self, record).await
+    }
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        tower_sessions_seaorm_store::SessionStore::save(self, record).await
+    }
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        tower_sessions_seaorm_store::SessionStore::load(self, id).await
+    }
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        tower_sessions_seaorm_store::SessionStore::delete(self, id).await
+    }
+}
+
+/// The same store driven through tower-sessions 0.14's `SessionStore` (feature
+/// `tower-sessions-014`), converting records and errors at the test's edge.
+#[cfg(feature = "tower-sessions-014")]
+pub struct Through014<R, C>(pub RepositoryStore<R, C>);
+
+#[cfg(feature = "tower-sessions-014")]
+impl<R, C> Clone for Through014<R, C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+#[cfg(feature = "tower-sessions-014")]
+mod via_014 {
+    use tower_sessions_core_014::{session, session_store as store_014};
+
+    use super::*;
+
+    pub fn record(r: &Record) -> session::Record {
+        session::Record {
+            id: session::Id(r.id.0),
+            data: r.data.clone(),
+            expiry_date: r.expiry_date,
+        }
+    }
+
+    pub fn back(r: session::Record) -> Record {
+        Record {
+            id: Id(r.id.0),
+            data: r.data,
+            expiry_date: r.expiry_date,
+        }
+    }
+
+    pub fn error(e: store_014::Error) -> session_store::Error {
+        match e {
+            store_014::Error::Encode(m) => session_store::Error::Encode(m),
+            store_014::Error::Decode(m) => session_store::Error::Decode(m),
+            store_014::Error::Backend(m) => session_store::Error::Backend(m),
+        }
+    }
+}
+
+#[cfg(feature = "tower-sessions-014")]
+#[async_trait]
+impl<R, C> SuiteStore for Through014<R, C>
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    type R = R;
+    type C = C;
+    fn inner(&self) -> &RepositoryStore<R, C> {
+        &self.0
+    }
+    fn with_inner(&self, inner: RepositoryStore<R, C>) -> Self {
+        Self(inner)
+    }
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        use tower_sessions_core_014::SessionStore;
+        let mut old = via_014::record(record);
+        SessionStore::create(&self.0, &mut old)
+            .await
+            .map_err(via_014::error)?;
+        *record = via_014::back(old);
+        Ok(())
+    }
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        use tower_sessions_core_014::SessionStore;
+        SessionStore::save(&self.0, &via_014::record(record))
+            .await
+            .map_err(via_014::error)
+    }
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        use tower_sessions_core_014::{session, SessionStore};
+        let loaded = SessionStore::load(&self.0, &session::Id(id.0))
+            .await
+            .map_err(via_014::error)?;
+        Ok(loaded.map(via_014::back))
+    }
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        use tower_sessions_core_014::{session, SessionStore};
+        SessionStore::delete(&self.0, &session::Id(id.0))
+            .await
+            .map_err(via_014::error)
+    }
+}
 
 pub fn record(expiry_date: OffsetDateTime) -> Record {
     Record {
@@ -28,11 +161,7 @@ pub fn in_a_day() -> OffsetDateTime {
     OffsetDateTime::now_utc() + Duration::days(1)
 }
 
-pub async fn round_trip<R, C>(store: &RepositoryStore<R, C>)
-where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn round_trip<S: SuiteStore>(store: &S) {
     let mut rec = record(in_a_day());
     store.create(&mut rec).await.unwrap();
     assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec.clone()));
@@ -45,20 +174,13 @@ where
     assert_eq!(store.load(&rec.id).await.unwrap(), None);
 }
 
-pub async fn load_of_an_unknown_id_is_none<R, C>(store: &RepositoryStore<R, C>)
-where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn load_of_an_unknown_id_is_none<S: SuiteStore>(store: &S) {
     assert_eq!(store.load(&Id::default()).await.unwrap(), None);
 }
 
-pub async fn create_with_a_taken_id_keeps_the_old_session_and_takes_a_new_id<R, C>(
-    store: &RepositoryStore<R, C>,
-) where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn create_with_a_taken_id_keeps_the_old_session_and_takes_a_new_id<S: SuiteStore>(
+    store: &S,
+) {
     let mut first = record(in_a_day());
     store.create(&mut first).await.unwrap();
 
@@ -75,12 +197,9 @@ pub async fn create_with_a_taken_id_keeps_the_old_session_and_takes_a_new_id<R, 
     assert_eq!(store.load(&second.id).await.unwrap(), Some(second));
 }
 
-pub async fn concurrent_creates_with_one_preset_id_all_survive_with_distinct_ids<R, C>(
-    store: &RepositoryStore<R, C>,
-) where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn concurrent_creates_with_one_preset_id_all_survive_with_distinct_ids<S: SuiteStore>(
+    store: &S,
+) {
     let preset = Id::default();
     let tasks: Vec<_> = (0..32)
         .map(|n| {
@@ -109,21 +228,13 @@ pub async fn concurrent_creates_with_one_preset_id_all_survive_with_distinct_ids
     }
 }
 
-pub async fn save_of_an_unseen_id_inserts<R, C>(store: &RepositoryStore<R, C>)
-where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn save_of_an_unseen_id_inserts<S: SuiteStore>(store: &S) {
     let rec = record(in_a_day());
     store.save(&rec).await.unwrap();
     assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec));
 }
 
-pub async fn concurrent_saves_of_one_id_all_succeed<R, C>(store: &RepositoryStore<R, C>)
-where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn concurrent_saves_of_one_id_all_succeed<S: SuiteStore>(store: &S) {
     let base = record(in_a_day());
     let tasks: Vec<_> = (0..40)
         .map(|n| {
@@ -147,11 +258,7 @@ where
     assert_eq!(stored.data["name"], json!("Ada Lovelace"));
 }
 
-pub async fn an_expired_session_is_never_loaded<R, C>(store: &RepositoryStore<R, C>)
-where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn an_expired_session_is_never_loaded<S: SuiteStore>(store: &S) {
     let expired = record(OffsetDateTime::now_utc() - Duration::seconds(1));
     store.save(&expired).await.unwrap();
     assert_eq!(store.load(&expired.id).await.unwrap(), None);
@@ -159,7 +266,7 @@ where
     // Still in the table (nothing cleaned it up), but not loadable.
     let later = record(OffsetDateTime::now_utc() + Duration::minutes(5));
     store.save(&later).await.unwrap();
-    let service = store.service();
+    let service = store.inner().service();
     assert!(service.load(&later.id).await.unwrap().is_some());
     let after_expiry = later.expiry_date + Duration::seconds(1);
     assert_eq!(
@@ -172,11 +279,7 @@ where
     );
 }
 
-pub async fn delete_is_idempotent<R, C>(store: &RepositoryStore<R, C>)
-where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn delete_is_idempotent<S: SuiteStore>(store: &S) {
     let mut rec = record(in_a_day());
     store.create(&mut rec).await.unwrap();
     store.delete(&rec.id).await.unwrap();
@@ -185,13 +288,8 @@ where
     assert_eq!(store.load(&rec.id).await.unwrap(), None);
 }
 
-pub async fn delete_expired_removes_only_expired_sessions_in_batches<R, C>(
-    store: &RepositoryStore<R, C>,
-) where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
-    let store = store.clone().with_cleanup_batch_size(7);
+pub async fn delete_expired_removes_only_expired_sessions_in_batches<S: SuiteStore>(store: &S) {
+    let store = store.with_inner(store.inner().clone().with_cleanup_batch_size(7));
     let now = OffsetDateTime::now_utc();
     let mut live = Vec::new();
     for n in 0..25 {
@@ -206,22 +304,19 @@ pub async fn delete_expired_removes_only_expired_sessions_in_batches<R, C>(
         live.push(rec);
     }
 
-    let deleted = store.delete_expired_sessions().await.unwrap();
+    let deleted = store.inner().delete_expired_sessions().await.unwrap();
 
     assert_eq!(deleted, 25, "every expired row, over several batches of 7");
     for rec in &live {
         assert_eq!(store.load(&rec.id).await.unwrap().as_ref(), Some(rec));
     }
-    assert_eq!(store.delete_expired_sessions().await.unwrap(), 0);
+    assert_eq!(store.inner().delete_expired_sessions().await.unwrap(), 0);
 }
 
-pub async fn an_undecodable_row_is_a_decode_error<R, C>(store: &RepositoryStore<R, C>)
-where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn an_undecodable_row_is_a_decode_error<S: SuiteStore>(store: &S) {
     let id = Id::default();
     store
+        .inner()
         .repository()
         .upsert(&id.to_string(), b"\xc1 not a session", in_a_day())
         .await
@@ -237,8 +332,9 @@ where
 
     // A truncated but otherwise genuine row.
     let rec = record(in_a_day());
-    let bytes = store.codec().encode(&rec).unwrap();
+    let bytes = store.inner().codec().encode(&rec).unwrap();
     store
+        .inner()
         .repository()
         .upsert(&rec.id.to_string(), &bytes[..bytes.len() / 2], in_a_day())
         .await
@@ -249,11 +345,7 @@ where
     ));
 }
 
-pub async fn a_one_mib_session_round_trips<R, C>(store: &RepositoryStore<R, C>)
-where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn a_one_mib_session_round_trips<S: SuiteStore>(store: &S) {
     let mut rec = record(in_a_day());
     let blob: String = (0..1024 * 1024)
         .map(|i| (b'a' + (i % 26) as u8) as char)
@@ -263,11 +355,7 @@ where
     assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec));
 }
 
-pub async fn expiry_round_trips_to_the_nanosecond<R, C>(store: &RepositoryStore<R, C>)
-where
-    R: SessionRepository + Debug,
-    C: Codec + Debug,
-{
+pub async fn expiry_round_trips_to_the_nanosecond<S: SuiteStore>(store: &S) {
     let expiry = in_a_day().replace_nanosecond(123_456_789).unwrap();
     let mut rec = record(expiry);
     store.create(&mut rec).await.unwrap();
@@ -281,7 +369,10 @@ where
 #[macro_export]
 macro_rules! behaviour_suite {
     ($fixture:expr) => {
-        $crate::behaviour_suite!(@tests $fixture;
+        $crate::behaviour_suite!($fixture, through ::std::convert::identity);
+    };
+    ($fixture:expr, through $wrap:expr) => {
+        $crate::behaviour_suite!(@tests $fixture; $wrap;
             round_trip,
             load_of_an_unknown_id_is_none,
             create_with_a_taken_id_keeps_the_old_session_and_takes_a_new_id,
@@ -296,12 +387,13 @@ macro_rules! behaviour_suite {
             expiry_round_trips_to_the_nanosecond,
         );
     };
-    (@tests $fixture:expr; $($name:ident),* $(,)?) => {
+    (@tests $fixture:expr; $wrap:expr; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let fixture = $fixture.await;
-                $crate::common::suite::$name(&fixture.store).await;
+                let store = ($wrap)(fixture.store.clone());
+                $crate::common::suite::$name(&store).await;
                 fixture.finish().await;
             }
         )*
