@@ -10,10 +10,12 @@ mod migrate;
 mod repository;
 mod statements;
 
+#[cfg(feature = "tokio-postgres")]
 pub(crate) use dialect::Dialect;
 pub use dialect::{MySql, Postgres, SqlDialect, Sqlite};
 pub use identifier::{IdentifierError, IdentifierKind, SessionTable};
 #[cfg(feature = "migration")]
 pub use migrate::MIGRATION_HISTORY_TABLE;
 pub use repository::SeaOrmRepository;
+#[cfg(feature = "tokio-postgres")]
 pub(crate) use statements::Statements;
