@@ -25,8 +25,9 @@ pub const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A tower-sessions store over any [`SessionRepository`] and [`Codec`].
 ///
-/// Most applications name it through [`PostgresStore`], [`SqliteStore`] or [`MySqlStore`]. Cloning is cheap: clones share the
-/// repository (and so the connection pool) and the codec.
+/// Most applications name it through [`PostgresStore`], [`SqliteStore`] or [`MySqlStore`] (or
+/// `LeanPostgresStore`, feature `tokio-postgres`). Cloning is cheap: clones share the repository
+/// (and so the connection pool) and the codec.
 pub struct RepositoryStore<R, C> {
     service: SessionService<R, C>,
 }
