@@ -7,7 +7,9 @@ use std::time::Duration as StdDuration;
 
 use common::{connect_postgres, database_url, unique_name, PgFixture};
 use time::{Duration, OffsetDateTime};
-use tower_sessions_seaorm_store::{sea_orm::ConnectionTrait, PostgresStore, SessionStore};
+use tower_sessions_seaorm_store::{
+    ports::SessionRepository, sea_orm::ConnectionTrait, Id, PostgresStore, SessionStore,
+};
 
 /// Polls `check` until it holds, for at most `limit`.
 async fn eventually<F, Fut>(limit: StdDuration, mut check: F) -> bool
@@ -25,6 +27,23 @@ where
     false
 }
 
+/// Whether the row of `id` leaves the table within 10 s. Looking "from the past" sees expired
+/// rows that are still in the table.
+async fn row_disappears(store: &PostgresStore, id: Id) -> bool {
+    let repo = store.repository().clone();
+    eventually(StdDuration::from_secs(10), || {
+        let repo = repo.clone();
+        let id = id.to_string();
+        async move {
+            repo.find_unexpired(&id, OffsetDateTime::UNIX_EPOCH)
+                .await
+                .unwrap()
+                .is_none()
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_task_deletes_expired_sessions_and_keeps_live_ones() {
     let fixture = PgFixture::new().await;
@@ -35,20 +54,7 @@ async fn the_task_deletes_expired_sessions_and_keeps_live_ones() {
     store.save(&expired).await.unwrap();
 
     let task = store.spawn_cleanup_task(StdDuration::from_millis(50));
-    let repo = store.repository().clone();
-    let gone = eventually(StdDuration::from_secs(10), || {
-        let repo = repo.clone();
-        let id = expired.id.to_string();
-        async move {
-            use tower_sessions_seaorm_store::ports::SessionRepository;
-            // Looking "from the past" sees expired rows that are still in the table.
-            repo.find_unexpired(&id, OffsetDateTime::UNIX_EPOCH)
-                .await
-                .unwrap()
-                .is_none()
-        }
-    })
-    .await;
+    let gone = row_disappears(&store, expired.id).await;
     assert!(gone, "the expired row is deleted by the task");
     assert_eq!(store.load(&live.id).await.unwrap(), Some(live));
 
@@ -71,19 +77,7 @@ async fn the_task_keeps_running_across_database_errors() {
     store.migrate().await.unwrap();
     let expired = common::suite::record(OffsetDateTime::now_utc() - Duration::seconds(1));
     store.save(&expired).await.unwrap();
-    let repo = store.repository().clone();
-    let gone = eventually(StdDuration::from_secs(10), || {
-        let repo = repo.clone();
-        let id = expired.id.to_string();
-        async move {
-            use tower_sessions_seaorm_store::ports::SessionRepository;
-            repo.find_unexpired(&id, OffsetDateTime::UNIX_EPOCH)
-                .await
-                .unwrap()
-                .is_none()
-        }
-    })
-    .await;
+    let gone = row_disappears(&store, expired.id).await;
     assert!(gone, "once the table exists, the same task cleans it");
 
     task.shutdown().await;

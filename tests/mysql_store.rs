@@ -163,19 +163,12 @@ async fn eight_concurrent_migrations_on_a_fresh_table_all_succeed() {
     let conn = connect_mysql(&mysql_url()).await;
     for round in 0..3 {
         let table = unique_name("ts_migrate");
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let store = MySqlStore::new(conn.clone())
-                    .with_table_name(&table)
-                    .unwrap();
-                tokio::spawn(async move { store.migrate().await })
-            })
-            .collect();
-        for task in tasks {
-            task.await
+        let replica = || {
+            MySqlStore::new(conn.clone())
+                .with_table_name(&table)
                 .unwrap()
-                .unwrap_or_else(|err| panic!("round {round}: a concurrent migrate failed: {err}"));
-        }
+        };
+        common::migrate_concurrently(8, replica, &format!("round {round}")).await;
         let store = MySqlStore::new(conn.clone())
             .with_table_name(&table)
             .unwrap();

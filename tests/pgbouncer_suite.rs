@@ -54,19 +54,12 @@ fn the_pooler_under_test_is_pgbouncer_in_transaction_mode_tracking_prepared_stat
 async fn eight_concurrent_migrations_through_pgbouncer_all_succeed() {
     let conn = connect_through_pgbouncer().await;
     let schema = unique_name("ts_bouncer_migrate");
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let store = PostgresStore::new(conn.clone())
-                .with_schema_name(&schema)
-                .unwrap();
-            tokio::spawn(async move { store.migrate().await })
-        })
-        .collect();
-    for task in tasks {
-        task.await
+    let replica = || {
+        PostgresStore::new(conn.clone())
+            .with_schema_name(&schema)
             .unwrap()
-            .unwrap_or_else(|err| panic!("a concurrent migrate through PgBouncer failed: {err}"));
-    }
+    };
+    common::migrate_concurrently(8, replica, "through PgBouncer").await;
 
     let store = PostgresStore::new(conn.clone())
         .with_schema_name(&schema)

@@ -90,20 +90,13 @@ async fn eight_concurrent_migrations_on_an_empty_schema_all_succeed() {
     let conn = connect_postgres(&database_url()).await;
     for round in 0..3 {
         let schema = unique_name("ts_migrate");
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                // Separate stores, as separate replicas would have.
-                let store = PostgresStore::new(conn.clone())
-                    .with_schema_name(&schema)
-                    .unwrap();
-                tokio::spawn(async move { store.migrate().await })
-            })
-            .collect();
-        for task in tasks {
-            task.await
+        // Separate stores, as separate replicas would have.
+        let replica = || {
+            PostgresStore::new(conn.clone())
+                .with_schema_name(&schema)
                 .unwrap()
-                .unwrap_or_else(|err| panic!("round {round}: a concurrent migrate failed: {err}"));
-        }
+        };
+        common::migrate_concurrently(8, replica, &format!("round {round}")).await;
 
         let store = PostgresStore::new(conn.clone())
             .with_schema_name(&schema)

@@ -68,17 +68,8 @@ async fn eight_concurrent_migrations_on_a_fresh_file_all_succeed() {
     for round in 0..3 {
         let path = temp_db_path();
         let conn = connect_sqlite(&file_url(&path), 8).await;
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let store = SqliteStore::new(conn.clone());
-                tokio::spawn(async move { store.migrate().await })
-            })
-            .collect();
-        for task in tasks {
-            task.await
-                .unwrap()
-                .unwrap_or_else(|err| panic!("round {round}: a concurrent migrate failed: {err}"));
-        }
+        let replica = || SqliteStore::new(conn.clone());
+        common::migrate_concurrently(8, replica, &format!("round {round}")).await;
         let store = SqliteStore::new(conn.clone());
         let mut rec = common::suite::record(common::suite::in_a_day());
         store.create(&mut rec).await.unwrap();

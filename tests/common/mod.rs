@@ -45,6 +45,26 @@ pub async fn scalar_strings(
         .collect()
 }
 
+/// Runs `migrate()` on `replicas` stores built by `store` at once, as replicas starting together
+/// would, and panics with `what` if any of them fails.
+pub async fn migrate_concurrently<B, F>(replicas: usize, store: F, what: &str)
+where
+    B: tower_sessions_seaorm_store::adapters::sea_orm::SqlDialect,
+    F: Fn() -> RepositoryStore<SeaOrmRepository<B>, MessagePackCodec>,
+{
+    let tasks: Vec<_> = (0..replicas)
+        .map(|_| {
+            let store = store();
+            tokio::spawn(async move { store.migrate().await })
+        })
+        .collect();
+    for task in tasks {
+        task.await
+            .expect("no migrate panicked")
+            .unwrap_or_else(|err| panic!("{what}: a concurrent migrate failed: {err}"));
+    }
+}
+
 /// `DATABASE_URL`, or the local default.
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL")
