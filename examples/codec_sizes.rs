@@ -14,19 +14,21 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tower_sessions_seaorm_store::{
     codec::{BincodeCodec, JsonCodec, MessagePackCodec},
+    domain::{SessionId, SessionRecord},
     ports::Codec,
-    Id, Record,
 };
+
+type Record = SessionRecord<'static>;
 
 fn session(data: Value) -> Record {
     let Value::Object(entries) = data else {
         unreachable!("sessions are objects")
     };
-    Record {
-        id: Id(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
-        data: entries.into_iter().collect(),
-        expiry_date: OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap(),
-    }
+    SessionRecord::owned(
+        SessionId(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
+        entries.into_iter().collect(),
+        OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap(),
+    )
 }
 
 /// A logged-in marker, as an authentication layer stores it.
@@ -63,8 +65,14 @@ fn large() -> Record {
         .map(|n| json!({ "query": format!("blue shoes size {n}"), "page": n % 7, "score": n as f64 / 3.0 }))
         .collect();
     let mut record = typical();
-    record.data.insert("recently_viewed".into(), json!(viewed));
-    record.data.insert("saved_searches".into(), json!(searches));
+    record
+        .data
+        .to_mut()
+        .insert("recently_viewed".into(), json!(viewed));
+    record
+        .data
+        .to_mut()
+        .insert("saved_searches".into(), json!(searches));
     record
 }
 

@@ -16,6 +16,7 @@ use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
     codec::JsonCodec,
+    domain::SessionRecord,
     ports::{Codec, CodecError},
     sea_orm::{ConnectionTrait, Database},
     session_store, Id, PostgresStore, Record, SessionStore,
@@ -39,7 +40,7 @@ impl<C: Codec> Signed<C> {
 }
 
 impl<C: Codec> Codec for Signed<C> {
-    fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError> {
+    fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
         let mut bytes = self.inner.encode(record)?;
         let tag = self
             .mac
@@ -51,7 +52,7 @@ impl<C: Codec> Codec for Signed<C> {
         Ok(bytes)
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
+    fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
         let Some(split) = bytes.len().checked_sub(TAG_LEN) else {
             return Err(CodecError::new(
                 "signed",

@@ -43,6 +43,21 @@ pub enum SeaOrmStoreError {
         limit: usize,
     },
 
+    /// The session's user key (per-user index, see
+    /// [`with_user_key`](crate::RepositoryStore::with_user_key)) is longer than
+    /// [`MAX_USER_KEY_LEN`](crate::domain::MAX_USER_KEY_LEN); nothing was written. An `Encode`
+    /// error for tower-sessions.
+    #[error(
+        "the session's user key is {len} bytes, over the per-user index's limit of {limit}; \
+         index a shorter value (the user's id)"
+    )]
+    UserKeyTooLong {
+        /// The key's length in bytes.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// A builder option was refused (the message says which and the allowed range).
     #[error("invalid store configuration: {0}")]
     InvalidConfiguration(String),
@@ -87,12 +102,14 @@ pub enum SeaOrmStoreError {
 impl From<SessionError> for SeaOrmStoreError {
     fn from(err: SessionError) -> Self {
         match err {
+            SessionError::UserIndexDisabled => Self::InvalidConfiguration(err.to_string()),
             SessionError::Repository(e) => Self::Database(e),
             SessionError::Encode(e) => Self::Encode(e),
             SessionError::Decode(e) => Self::Decode(e),
             SessionError::IdsExhausted { attempts } => Self::IdsExhausted { attempts },
             SessionError::TimedOut { operation, after } => Self::TimedOut { operation, after },
             SessionError::TooLarge { size, limit } => Self::TooLarge { size, limit },
+            SessionError::UserKeyTooLong { len, limit } => Self::UserKeyTooLong { len, limit },
         }
     }
 }
@@ -100,9 +117,9 @@ impl From<SessionError> for SeaOrmStoreError {
 impl From<SeaOrmStoreError> for session_store::Error {
     fn from(err: SeaOrmStoreError) -> Self {
         match err {
-            SeaOrmStoreError::Encode(_) | SeaOrmStoreError::TooLarge { .. } => {
-                Self::Encode(err.to_string())
-            }
+            SeaOrmStoreError::Encode(_)
+            | SeaOrmStoreError::TooLarge { .. }
+            | SeaOrmStoreError::UserKeyTooLong { .. } => Self::Encode(err.to_string()),
             SeaOrmStoreError::Decode(_) => Self::Decode(err.to_string()),
             _ => Self::Backend(err.to_string()),
         }

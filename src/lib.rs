@@ -164,10 +164,13 @@
 //!
 //! ## Architecture
 //!
-//! A small hexagon: [`domain`] holds the rules (collision retry, expiry, batched cleanup) and
-//! knows no database; [`ports`] are the two traits it needs, [`Codec`](ports::Codec) and
+//! A small hexagon: [`domain`] holds the session record
+//! ([`SessionRecord`](domain::SessionRecord)) and the rules (collision retry, expiry, batched
+//! cleanup) and knows no database; [`ports`] are the two traits it needs, [`Codec`](ports::Codec) and
 //! [`SessionRepository`](ports::SessionRepository); [`adapters`] implement them with SeaORM and
-//! serde codecs. [`RepositoryStore`] composes them and implements tower-sessions' traits.
+//! serde codecs. [`RepositoryStore`] composes them, and driving adapters implement tower-sessions' traits
+//! on it (0.15's, and 0.14's with feature `tower-sessions-014`), converting each version's
+//! `Record` at the edge.
 //!
 //! ## A leaner driver
 //!

@@ -1,20 +1,20 @@
-//! The store: the domain service composed with the adapters, and the tower-sessions impls.
+//! The store: the domain service composed with the adapters, and its builder. The
+//! tower-sessions impls are driving adapters in [`crate::compat`].
 
 use std::{fmt, time::Duration};
 
-use async_trait::async_trait;
 use sea_orm::DatabaseConnection;
-use tower_sessions_core::{
-    session::{Id, Record},
-    session_store, ExpiredDeletion, SessionStore,
-};
 
 #[cfg(feature = "msgpack")]
 use crate::codec::MessagePackCodec;
 use crate::{
+    adapters::sea_orm::Dialect,
     adapters::sea_orm::{MySql, Postgres, SeaOrmRepository, SessionTable, SqlDialect, Sqlite},
     cleanup::CleanupTask,
-    domain::{Operation, ServicePolicy, SessionService},
+    domain::{
+        IdStorage, Operation, ServicePolicy, SessionHandle, SessionId, SessionService, UserKeyPath,
+        UserSession,
+    },
     ports::{Codec, SessionRepository},
     SeaOrmStoreError,
 };
@@ -130,7 +130,9 @@ impl<B: SqlDialect> RepositoryStore<SeaOrmRepository<B>, MessagePackCodec> {
     /// to [`PostgresStore`], say) makes `migrate()` and every operation fail with an error
     /// naming both backends.
     pub fn new(conn: DatabaseConnection) -> Self {
-        Self::from_parts(SeaOrmRepository::new(conn), MessagePackCodec)
+        let store = Self::from_parts(SeaOrmRepository::new(conn), MessagePackCodec);
+        let table = store.repository().table().clone();
+        store.with_table_label(&table, crate::adapters::sea_orm::dialect_of::<B>())
     }
 }
 
@@ -189,10 +191,11 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
 
     fn with_session_table(self, table: SessionTable) -> Self {
         let repository =
-            SeaOrmRepository::with_table(self.repository().connection().clone(), table);
+            SeaOrmRepository::with_table(self.repository().connection().clone(), table.clone());
         Self {
             service: self.service.with_repository(repository),
         }
+        .with_table_label(&table, crate::adapters::sea_orm::dialect_of::<B>())
     }
 
     /// Creates the schema, the session table and its expiry index if they are missing, and
@@ -251,7 +254,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     pub fn with_operation_timeout(self, timeout: Option<Duration>) -> Self {
         let policy = ServicePolicy {
             operation_timeout: timeout,
-            ..self.service.policy()
+            ..self.service.policy().clone()
         };
         Self {
             service: self.service.with_policy(policy),
@@ -276,7 +279,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     pub fn with_max_session_size(self, bytes: Option<usize>) -> Self {
         let policy = ServicePolicy {
             max_encoded_size: bytes,
-            ..self.service.policy()
+            ..self.service.policy().clone()
         };
         Self {
             service: self.service.with_policy(policy),
@@ -293,7 +296,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     pub fn with_undecodable_as_absent(self, absent: bool) -> Self {
         let policy = ServicePolicy {
             undecodable_as_absent: absent,
-            ..self.service.policy()
+            ..self.service.policy().clone()
         };
         Self {
             service: self.service.with_policy(policy),
@@ -304,7 +307,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     pub fn with_create_attempts(self, attempts: u32) -> Self {
         let policy = ServicePolicy {
             max_create_attempts: attempts,
-            ..self.service.policy()
+            ..self.service.policy().clone()
         };
         Self {
             service: self.service.with_policy(policy),
@@ -316,11 +319,158 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     pub fn with_cleanup_batch_size(self, rows: u64) -> Self {
         let policy = ServicePolicy {
             cleanup_batch_size: rows,
-            ..self.service.policy()
+            ..self.service.policy().clone()
         };
         Self {
             service: self.service.with_policy(policy),
         }
+    }
+
+    /// The same store naming `table` in its spans.
+    pub(crate) fn with_table_label(self, table: &SessionTable, dialect: Dialect) -> Self {
+        Self {
+            service: self.service.with_table_label(table.label(dialect)),
+        }
+    }
+
+    fn with_policy(self, policy: ServicePolicy) -> Self {
+        Self {
+            service: self.service.with_policy(policy),
+        }
+    }
+
+    /// The same store keeping a **per-user index**: every create and save stores the session's
+    /// user, read from the session value `path`, beside the row, so that a user's sessions can
+    /// be listed ([`user_sessions`](Self::user_sessions)) and ended
+    /// ([`delete_user_sessions`](Self::delete_user_sessions),
+    /// [`delete_user_sessions_except`](Self::delete_user_sessions_except),
+    /// [`delete_user_session`](Self::delete_user_session)): "log out everywhere", "log out my
+    /// other devices", "sign out that device".
+    ///
+    /// `path` is a session key (`"user_id"`), or a JSON Pointer when it starts with `/`
+    /// (`"/axum-login.data/user_id"` for axum-login 0.18); see
+    /// [`UserKeyPath`](crate::domain::UserKeyPath) for how values become keys. A session
+    /// without that value (anonymous, or logged out) has no user and leaves its user's list at
+    /// its next save. The table needs the second migration (`migrate()` runs it).
+    ///
+    /// ```no_run
+    /// # async fn run(store: tower_sessions_seaorm_store::PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = store.with_user_key("user_id")?;
+    /// store.migrate().await?;
+    /// for session in store.user_sessions("42").await? {
+    ///     println!("{} expires at {}", session.handle, session.expiry_date);
+    /// }
+    /// store.delete_user_sessions("42").await?; // log user 42 out everywhere
+    /// # Ok(()) }
+    /// ```
+    pub fn with_user_key(self, path: &str) -> Result<Self, SeaOrmStoreError> {
+        let path = UserKeyPath::new(path)
+            .map_err(|err| SeaOrmStoreError::InvalidConfiguration(err.to_string()))?;
+        let policy = ServicePolicy {
+            user_key: Some(path),
+            ..self.service.policy().clone()
+        };
+        Ok(self.with_policy(policy))
+    }
+
+    /// The same store with **write avoidance**: a save whose session values did not change and
+    /// whose new expiry is less than `window` after the stored one writes nothing.
+    ///
+    /// Decided by the database inside the save's single statement (`ON CONFLICT … DO UPDATE …
+    /// WHERE` on PostgreSQL and SQLite, conditional assignments on MySQL), against a SHA-256 of
+    /// the values kept beside the row: no read first, and no new row version for a no-op save.
+    /// Worth it with `SessionManagerLayer::with_always_save(true)` or a short
+    /// `Expiry::OnInactivity`, which otherwise rewrite every session on every request.
+    ///
+    /// The trade-off: a session's stored expiry can lag its true expiry by up to `window`, so
+    /// an inactive session may expire up to `window` early. Keep `window` a small fraction of
+    /// the inactivity timeout (a minute for a day). A change of any value, or a shorter expiry,
+    /// is always written. The table needs the second migration (`migrate()` runs it).
+    ///
+    /// ```no_run
+    /// # fn run(store: tower_sessions_seaorm_store::PostgresStore) {
+    /// let store = store.with_touch_after(std::time::Duration::from_secs(60));
+    /// # }
+    /// ```
+    pub fn with_touch_after(self, window: Duration) -> Self {
+        let policy = ServicePolicy {
+            touch_after: Some(window),
+            ..self.service.policy().clone()
+        };
+        self.with_policy(policy)
+    }
+
+    /// The same store keeping **ids hashed at rest**: the table's `id` column holds the
+    /// lowercase hex SHA-256 of each session id instead of the id, so a leaked table or backup
+    /// cannot be used to take over sessions. Every operation works the same, the per-user index
+    /// too.
+    ///
+    /// The trade-off: rows written without it are not found with it (their users are logged
+    /// out once), and the other way round. To switch without logging anyone out, convert the
+    /// table in the same deploy, e.g. on PostgreSQL:
+    ///
+    /// ```sql
+    /// UPDATE tower_sessions.session SET id = encode(sha256(convert_to(id, 'UTF8')), 'hex')
+    /// WHERE length(id) = 22;
+    /// ```
+    ///
+    /// (MySQL: `SET id = SHA2(id, 256)`; SQLite has no SHA-256 built in: let the sessions
+    /// expire, or convert them from the application.) Hashing costs about a microsecond per
+    /// operation.
+    pub fn with_hashed_ids(self) -> Self {
+        let policy = ServicePolicy {
+            id_storage: IdStorage::Hashed,
+            ..self.service.policy().clone()
+        };
+        self.with_policy(policy)
+    }
+
+    /// The live sessions of `user` (per-user index, see [`with_user_key`](Self::with_user_key)),
+    /// soonest expiry first: one indexed query. Each comes with a
+    /// [`SessionHandle`](crate::domain::SessionHandle) that is safe to show and to send back,
+    /// never its id.
+    ///
+    /// Fails with [`SeaOrmStoreError::InvalidConfiguration`] when the store keeps no index.
+    pub async fn user_sessions(&self, user: &str) -> Result<Vec<UserSession>, SeaOrmStoreError> {
+        Ok(self.service.user_sessions(user).await?)
+    }
+
+    /// Deletes every session of `user`, expired or not ("log out everywhere"), and returns how
+    /// many: one statement.
+    pub async fn delete_user_sessions(&self, user: &str) -> Result<u64, SeaOrmStoreError> {
+        Ok(self.service.delete_user_sessions(user).await?)
+    }
+
+    /// Deletes every session of `user` but `current` ("log out my other devices"), and returns
+    /// how many: one statement. `current` is the id of the request's session
+    /// (`session.id()`); tower-sessions 0.14's `Id` works too with feature
+    /// `tower-sessions-014`.
+    pub async fn delete_user_sessions_except(
+        &self,
+        user: &str,
+        current: impl Into<SessionId>,
+    ) -> Result<u64, SeaOrmStoreError> {
+        Ok(self
+            .service
+            .delete_user_sessions_except(user, current.into())
+            .await?)
+    }
+
+    /// Deletes the session of `user` listed with `handle` ("sign out that device"); `false`
+    /// when `user` has no live session with that handle (a handle of another user's session
+    /// deletes nothing).
+    pub async fn delete_user_session(
+        &self,
+        user: &str,
+        handle: &SessionHandle,
+    ) -> Result<bool, SeaOrmStoreError> {
+        Ok(self.service.delete_user_session(user, handle).await?)
+    }
+
+    /// The handle [`user_sessions`](Self::user_sessions) shows for the session `id`: compare
+    /// to mark the current session in a list.
+    pub fn session_handle(&self, id: impl Into<SessionId>) -> SessionHandle {
+        self.service.session_handle(id.into())
     }
 
     /// The repository the store writes to.
@@ -357,56 +507,5 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// ```
     pub fn spawn_cleanup_task(&self, period: Duration) -> CleanupTask {
         CleanupTask::spawn(self.service.clone(), period)
-    }
-}
-
-#[async_trait]
-impl<R, C> SessionStore for RepositoryStore<R, C>
-where
-    R: SessionRepository + fmt::Debug,
-    C: Codec + fmt::Debug,
-{
-    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        Ok(self
-            .service
-            .create(record)
-            .await
-            .map_err(SeaOrmStoreError::from)?)
-    }
-
-    async fn save(&self, record: &Record) -> session_store::Result<()> {
-        Ok(self
-            .service
-            .save(record)
-            .await
-            .map_err(SeaOrmStoreError::from)?)
-    }
-
-    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        Ok(self
-            .service
-            .load(id)
-            .await
-            .map_err(SeaOrmStoreError::from)?)
-    }
-
-    async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        Ok(self
-            .service
-            .delete(id)
-            .await
-            .map_err(SeaOrmStoreError::from)?)
-    }
-}
-
-#[async_trait]
-impl<R, C> ExpiredDeletion for RepositoryStore<R, C>
-where
-    R: SessionRepository + fmt::Debug,
-    C: Codec + fmt::Debug,
-{
-    async fn delete_expired(&self) -> session_store::Result<()> {
-        self.delete_expired_sessions().await?;
-        Ok(())
     }
 }

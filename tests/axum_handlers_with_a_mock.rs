@@ -30,7 +30,7 @@ fn encoded_session_of_user_42(id: Id) -> Vec<u8> {
         data: [(USER_ID.to_owned(), json!(42))].into_iter().collect(),
         expiry_date: OffsetDateTime::now_utc() + Duration::hours(1),
     };
-    MessagePackCodec.encode(&record).unwrap()
+    MessagePackCodec.encode(&(&record).into()).unwrap()
 }
 
 #[tokio::test]
@@ -40,13 +40,13 @@ async fn login_creates_one_session_holding_the_user_id() {
     let log = Arc::clone(&inserted_id);
     repository
         .expect_insert_if_absent()
-        .withf(|_, data, _| {
-            let record = MessagePackCodec.decode(data).unwrap();
+        .withf(|row| {
+            let record = MessagePackCodec.decode(&row.data).unwrap();
             record.data.get(USER_ID) == Some(&json!(42))
         })
         .times(1)
-        .returning(move |id, _, _| {
-            *log.lock().unwrap() = Some(id.to_owned());
+        .returning(move |row| {
+            *log.lock().unwrap() = Some(row.id);
             Ok(true)
         });
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
@@ -124,7 +124,7 @@ async fn when_saving_fails_the_layer_replaces_the_response_with_an_empty_500() {
     repository
         .expect_insert_if_absent()
         .times(1)
-        .returning(|_, _, _| Err(down()));
+        .returning(|_| Err(down()));
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
 
     let login = send(&app, "POST", "/login/42", None).await;

@@ -4,14 +4,17 @@
 
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
-use tower_sessions_seaorm_store::{ports::Codec, Id, Record};
+use tower_sessions_seaorm_store::{
+    domain::{SessionId, SessionRecord},
+    ports::Codec,
+};
 
 /// One top-level key, so that MessagePack's output (which follows the HashMap's order) is fixed;
 /// the nested object's keys are sorted by serde_json.
-fn fixed_record() -> Record {
-    Record {
-        id: Id(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
-        data: [(
+fn fixed_record() -> SessionRecord<'static> {
+    SessionRecord::owned(
+        SessionId(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
+        [(
             "user".to_owned(),
             json!({
                 "id": 42,
@@ -27,9 +30,9 @@ fn fixed_record() -> Record {
         )]
         .into_iter()
         .collect(),
-        expiry_date: OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
+        OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
             + Duration::nanoseconds(123_456_789),
-    }
+    )
 }
 
 fn assert_golden(codec: &dyn Codec, expected_hex: &str) {
@@ -41,14 +44,36 @@ fn assert_golden(codec: &dyn Codec, expected_hex: &str) {
 }
 
 #[test]
-fn messagepack_is_byte_identical_to_rmp_serde_of_the_record() {
+fn messagepack_is_byte_identical_to_rmp_serde_of_tower_sessions_records() {
     use tower_sessions_seaorm_store::codec::MessagePackCodec;
-    // What tower-sessions-sqlx-store writes: rows move between the stores unchanged.
+    // What tower-sessions-sqlx-store writes (rmp_serde of tower-sessions' own `Record`, 0.14 or
+    // 0.15): rows move between the stores, and between tower-sessions versions, unchanged.
     let record = fixed_record();
+    let ours = MessagePackCodec.encode(&record).unwrap();
+    let record_015 = tower_sessions::session::Record::from(record.clone());
+    let record_014 = tower_sessions_core_014::session::Record {
+        id: tower_sessions_core_014::session::Id(record.id.0),
+        data: record.data.clone().into_owned(),
+        expiry_date: record.expiry_date,
+    };
+    assert_eq!(ours, rmp_serde::to_vec(&record_015).unwrap());
+    assert_eq!(ours, rmp_serde::to_vec(&record_014).unwrap());
     assert_eq!(
-        MessagePackCodec.encode(&record).unwrap(),
-        rmp_serde::to_vec(&record).unwrap()
+        rmp_serde::from_slice::<tower_sessions::session::Record>(&ours).unwrap(),
+        record_015
     );
+}
+
+#[test]
+fn a_tower_sessions_record_lends_its_data_to_the_codec() {
+    use std::borrow::Cow;
+    let owned = tower_sessions::session::Record::from(fixed_record());
+    let lent = SessionRecord::from(&owned);
+    assert!(
+        matches!(lent.data, Cow::Borrowed(_)),
+        "saving must not copy the session"
+    );
+    assert_eq!(lent, fixed_record());
 }
 
 #[test]

@@ -9,7 +9,7 @@ use common::codecs::all;
 use proptest::{collection, prelude::*};
 use serde_json::{Map, Number, Value};
 use time::{OffsetDateTime, UtcOffset};
-use tower_sessions_seaorm_store::{Id, Record};
+use tower_sessions_seaorm_store::domain::{SessionId, SessionRecord};
 
 /// Finite floats of every magnitude, and the edges.
 fn float() -> impl Strategy<Value = f64> {
@@ -79,20 +79,16 @@ fn expiry() -> impl Strategy<Value = OffsetDateTime> {
         .prop_map(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap())
 }
 
-fn record() -> impl Strategy<Value = Record> {
+fn record() -> impl Strategy<Value = SessionRecord<'static>> {
     (
         any::<i128>(),
         collection::hash_map(key(), prop_oneof![3 => value(), 1 => deep_value()], 0..8),
         expiry(),
     )
-        .prop_map(|(id, data, expiry_date)| Record {
-            id: Id(id),
-            data,
-            expiry_date,
-        })
+        .prop_map(|(id, data, expiry_date)| SessionRecord::owned(SessionId(id), data, expiry_date))
 }
 
-fn as_text(record: &Record) -> BTreeMap<&str, String> {
+fn as_text<'r>(record: &'r SessionRecord<'_>) -> BTreeMap<&'r str, String> {
     record
         .data
         .iter()
@@ -121,13 +117,38 @@ proptest! {
     }
 
     #[test]
+    fn messagepack_writes_what_rmp_serde_writes_for_tower_sessions_records(record in record()) {
+        use tower_sessions_seaorm_store::{codec::MessagePackCodec, ports::Codec};
+        // The domain's record has tower-sessions' serde shape: moving from tower-sessions-sqlx-store,
+        // or between tower-sessions 0.14 and 0.15, keeps every stored row readable.
+        let ours = MessagePackCodec.encode(&record).unwrap();
+        let record_014 = tower_sessions_core_014::session::Record {
+            id: tower_sessions_core_014::session::Id(record.id.0),
+            data: record.data.clone().into_owned(),
+            expiry_date: record.expiry_date,
+        };
+        let record_015 = tower_sessions::session::Record::from(record);
+        prop_assert_eq!(&ours, &rmp_serde::to_vec(&record_015).unwrap());
+        prop_assert_eq!(&ours, &rmp_serde::to_vec(&record_014).unwrap());
+    }
+
+    #[test]
+    fn session_ids_print_and_parse_as_tower_sessions_ids(n in any::<i128>()) {
+        // The printed id is the row's key: it must be the cookie's value, as tower-sessions
+        // prints it.
+        let ours = SessionId(n).to_string();
+        prop_assert_eq!(&ours, &tower_sessions::session::Id(n).to_string());
+        prop_assert_eq!(ours.parse::<SessionId>(), Ok(SessionId(n)));
+    }
+
+    #[test]
     fn an_expiry_with_any_offset_keeps_its_instant(
         nanos in 0i128..4_102_444_800_000_000_000,
         offset in -86_399i32..=86_399,
     ) {
         let offset = UtcOffset::from_whole_seconds(offset).unwrap();
         let expiry = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap().to_offset(offset);
-        let record = Record { id: Id(1), data: Default::default(), expiry_date: expiry };
+        let record = SessionRecord::owned(SessionId(1), Default::default(), expiry);
         for (name, codec) in all() {
             let decoded = codec.decode(&codec.encode(&record).unwrap()).unwrap();
             prop_assert_eq!(

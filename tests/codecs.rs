@@ -5,7 +5,7 @@ mod common;
 use common::codecs::{all, every_kind_of_value, nested_arrays};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime, UtcOffset};
-use tower_sessions_seaorm_store::{Id, Record};
+use tower_sessions_seaorm_store::domain::{SessionId, SessionRecord};
 
 fn in_a_day() -> OffsetDateTime {
     OffsetDateTime::now_utc() + Duration::days(1)
@@ -13,7 +13,7 @@ fn in_a_day() -> OffsetDateTime {
 
 #[test]
 fn every_codec_round_trips_every_kind_of_value() {
-    let record = every_kind_of_value(Id::default(), in_a_day());
+    let record = every_kind_of_value(SessionId::random(), in_a_day());
     for (name, codec) in all() {
         let bytes = codec.encode(&record).unwrap();
         assert_eq!(codec.decode(&bytes).unwrap(), record, "{name}");
@@ -22,7 +22,7 @@ fn every_codec_round_trips_every_kind_of_value() {
 
 #[test]
 fn numbers_keep_their_kind_u64_i64_or_f64() {
-    let record = every_kind_of_value(Id::default(), in_a_day());
+    let record = every_kind_of_value(SessionId::random(), in_a_day());
     for (name, codec) in all() {
         let decoded = codec.decode(&codec.encode(&record).unwrap()).unwrap();
         let user = &decoded.data["user"];
@@ -39,10 +39,10 @@ fn numbers_keep_their_kind_u64_i64_or_f64() {
 fn ids_at_the_ends_of_i128_round_trip() {
     // Routed through serde_json::Value, a 128-bit id becomes an f64 and no longer decodes.
     for id in [i128::MIN, i128::MIN + 1, -1, 0, 1, i128::MAX - 1, i128::MAX] {
-        let record = every_kind_of_value(Id(id), in_a_day());
+        let record = every_kind_of_value(SessionId(id), in_a_day());
         for (name, codec) in all() {
             let decoded = codec.decode(&codec.encode(&record).unwrap()).unwrap();
-            assert_eq!(decoded.id, Id(id), "{name}");
+            assert_eq!(decoded.id, SessionId(id), "{name}");
         }
     }
 }
@@ -50,7 +50,7 @@ fn ids_at_the_ends_of_i128_round_trip() {
 #[test]
 fn expiry_round_trips_to_the_nanosecond() {
     let expiry = in_a_day().replace_nanosecond(123_456_789).unwrap();
-    let record = every_kind_of_value(Id::default(), expiry);
+    let record = every_kind_of_value(SessionId::random(), expiry);
     for (name, codec) in all() {
         let decoded = codec.decode(&codec.encode(&record).unwrap()).unwrap();
         assert_eq!(decoded.expiry_date, expiry, "{name}");
@@ -63,7 +63,7 @@ fn an_expiry_with_an_offset_keeps_its_instant_and_binary_codecs_keep_the_offset(
     let offset = UtcOffset::from_hms(-9, -30, -15).unwrap();
     let expiry = (OffsetDateTime::UNIX_EPOCH + Duration::nanoseconds(1_900_000_000_000_000_001))
         .to_offset(offset);
-    let record = every_kind_of_value(Id::default(), expiry);
+    let record = every_kind_of_value(SessionId::random(), expiry);
     for (name, codec) in all() {
         let decoded = codec.decode(&codec.encode(&record).unwrap()).unwrap();
         assert_eq!(
@@ -82,7 +82,7 @@ fn an_expiry_with_an_offset_keeps_its_instant_and_binary_codecs_keep_the_offset(
 
 #[test]
 fn a_row_of_one_codec_never_decodes_with_another() {
-    let record = every_kind_of_value(Id::default(), in_a_day());
+    let record = every_kind_of_value(SessionId::random(), in_a_day());
     for (writer, write_codec) in all() {
         let bytes = write_codec.encode(&record).unwrap();
         for (reader, read_codec) in all() {
@@ -98,7 +98,7 @@ fn a_row_of_one_codec_never_decodes_with_another() {
 
 #[test]
 fn every_truncation_of_a_row_is_an_error() {
-    let record = every_kind_of_value(Id::default(), in_a_day());
+    let record = every_kind_of_value(SessionId::random(), in_a_day());
     for (name, codec) in all() {
         let bytes = codec.encode(&record).unwrap();
         for len in 0..bytes.len() {
@@ -114,10 +114,12 @@ fn every_truncation_of_a_row_is_an_error() {
 #[test]
 fn one_session_always_encodes_to_the_same_bytes_whatever_the_insertion_order() {
     let keys: Vec<String> = (0..50).map(|n| format!("key{n}")).collect();
-    let record_from = |keys: &mut dyn Iterator<Item = &String>| Record {
-        id: Id(1),
-        data: keys.map(|key| (key.clone(), json!(key))).collect(),
-        expiry_date: OffsetDateTime::UNIX_EPOCH,
+    let record_from = |keys: &mut dyn Iterator<Item = &String>| {
+        SessionRecord::owned(
+            SessionId(1),
+            keys.map(|key| (key.clone(), json!(key))).collect(),
+            OffsetDateTime::UNIX_EPOCH,
+        )
     };
     let forwards = record_from(&mut keys.iter());
     let backwards = record_from(&mut keys.iter().rev());
@@ -139,8 +141,11 @@ fn what_a_codec_can_save_it_can_load() {
     // cannot load would log its user out at the next request.
     for (name, codec) in all() {
         let record_at = |depth| {
-            let mut record = every_kind_of_value(Id::default(), in_a_day());
-            record.data.insert("deep".into(), nested_arrays(depth));
+            let mut record = every_kind_of_value(SessionId::random(), in_a_day());
+            record
+                .data
+                .to_mut()
+                .insert("deep".into(), nested_arrays(depth));
             record
         };
         let (mut saves, mut fails) = (0, 300);
@@ -187,14 +192,14 @@ fn bincode_saves_exactly_max_depth_levels() {
 }
 
 fn assert_depth_limit(codec: &dyn tower_sessions_seaorm_store::ports::Codec, max: usize) {
-    let mut record = every_kind_of_value(Id::default(), in_a_day());
+    let mut record = every_kind_of_value(SessionId::random(), in_a_day());
     for nested in [nested_arrays(max), json!({ "a": nested_arrays(max - 1) })] {
-        record.data.insert("deep".into(), nested);
+        record.data.to_mut().insert("deep".into(), nested);
         let bytes = codec.encode(&record).unwrap();
         assert_eq!(codec.decode(&bytes).unwrap(), record);
     }
     for nested in [nested_arrays(max + 1), json!({ "a": nested_arrays(max) })] {
-        record.data.insert("deep".into(), nested);
+        record.data.to_mut().insert("deep".into(), nested);
         let err = codec.encode(&record).unwrap_err();
         assert!(err.reason().contains("too deeply"), "{err}");
     }
@@ -234,8 +239,8 @@ fn a_maliciously_deep_row_is_an_error_not_a_stack_overflow() {
 #[test]
 fn error_messages_never_contain_session_data() {
     const SECRET: &str = "hunter2-secret";
-    let mut record = every_kind_of_value(Id(0x5ec2e7), in_a_day());
-    record.data.insert(SECRET.into(), json!(SECRET));
+    let mut record = every_kind_of_value(SessionId(0x5ec2e7), in_a_day());
+    record.data.to_mut().insert(SECRET.into(), json!(SECRET));
 
     for (name, codec) in all() {
         let genuine = codec.encode(&record).unwrap();
@@ -272,6 +277,7 @@ fn error_messages_never_contain_session_data() {
         let mut too_deep = record.clone();
         too_deep
             .data
+            .to_mut()
             .insert("deep".into(), json!([[SECRET, nested_arrays(200)]]));
         let err = codec.encode(&too_deep).unwrap_err();
         assert!(!err.to_string().contains("hunter"), "{name}: {err}");
@@ -284,7 +290,7 @@ fn json_stores_the_id_as_text_and_the_expiry_as_rfc_3339() {
     use tower_sessions_seaorm_store::{codec::JsonCodec, ports::Codec};
     let expiry = OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
         + Duration::nanoseconds(123_456_789);
-    let record = every_kind_of_value(Id(i128::MAX), expiry);
+    let record = every_kind_of_value(SessionId(i128::MAX), expiry);
     let stored: Value = serde_json::from_slice(&JsonCodec.encode(&record).unwrap()).unwrap();
     assert_eq!(stored["id"], json!(record.id.to_string()));
     assert_eq!(
@@ -313,8 +319,8 @@ fn json_reads_back_every_f64_exactly() {
         0.30000000000000004,
         1.7976931348623155e308,
     ];
-    let mut record = every_kind_of_value(Id::default(), in_a_day());
-    record.data.insert("floats".into(), json!(floats));
+    let mut record = every_kind_of_value(SessionId::random(), in_a_day());
+    record.data.to_mut().insert("floats".into(), json!(floats));
     let decoded = JsonCodec
         .decode(&JsonCodec.encode(&record).unwrap())
         .unwrap();
@@ -332,7 +338,7 @@ fn json_reads_back_every_f64_exactly() {
 #[test]
 fn bincode_refuses_a_row_with_trailing_bytes_or_an_unknown_format_version() {
     use tower_sessions_seaorm_store::{codec::BincodeCodec, ports::Codec};
-    let record = every_kind_of_value(Id::default(), in_a_day());
+    let record = every_kind_of_value(SessionId::random(), in_a_day());
     let mut bytes = BincodeCodec.encode(&record).unwrap();
     assert_eq!(&bytes[..2], &[0xc1, 0x01]);
 

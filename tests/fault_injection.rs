@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tower_sessions_seaorm_store::{
-    ports::{RepositoryError, SessionRepository},
+    ports::{RepositoryError, SessionRepository, SessionRow},
     session_store,
     testing::{Fault, FaultController, FaultyRepository, InMemoryRepository, Operation},
     Id, RepositoryStore, SessionStore,
@@ -16,6 +16,16 @@ fn faulty() -> (FaultyRepository<InMemoryRepository>, FaultController) {
     let repository = FaultyRepository::new(InMemoryRepository::new());
     let controller = repository.controller();
     (repository, controller)
+}
+
+fn row(id: &str, data: &[u8], expires_at: OffsetDateTime) -> SessionRow {
+    SessionRow {
+        id: id.to_owned(),
+        data: data.to_vec(),
+        expires_at,
+        user_key: None,
+        unchanged: None,
+    }
 }
 
 fn in_an_hour() -> OffsetDateTime {
@@ -31,10 +41,10 @@ async fn load(repo: &impl SessionRepository) -> Result<Option<Vec<u8>>, Reposito
 async fn with_no_fault_every_call_reaches_the_inner_repository() {
     let (repo, _) = faulty();
     assert!(repo
-        .insert_if_absent("a", b"data", in_an_hour())
+        .insert_if_absent(row("a", b"data", in_an_hour()))
         .await
         .unwrap());
-    repo.upsert("b", b"data", in_an_hour()).await.unwrap();
+    repo.upsert(row("b", b"data", in_an_hour())).await.unwrap();
     assert_eq!(
         repo.find_unexpired("a", OffsetDateTime::now_utc())
             .await
@@ -73,7 +83,7 @@ async fn a_fault_fails_every_call_until_cleared() {
 async fn a_failed_call_never_reaches_the_inner_repository() {
     let (repo, faults) = faulty();
     faults.inject(Fault::unavailable().on(Operation::Upsert));
-    assert!(repo.upsert("a", b"data", in_an_hour()).await.is_err());
+    assert!(repo.upsert(row("a", b"data", in_an_hour())).await.is_err());
     assert!(repo.inner().is_empty());
 }
 
@@ -84,7 +94,7 @@ async fn on_call_fails_only_the_nth_matching_call_once() {
 
     let outcomes: Vec<bool> = [
         load(&repo).await.is_ok(),
-        repo.upsert("a", b"data", in_an_hour()).await.is_ok(), // another operation: not counted
+        repo.upsert(row("a", b"data", in_an_hour())).await.is_ok(), // another operation: not counted
         load(&repo).await.is_ok(),
         load(&repo).await.is_ok(),
         load(&repo).await.is_ok(),
@@ -100,10 +110,10 @@ async fn on_limits_a_fault_to_one_operation() {
     faults.inject(Fault::statement_error().on(Operation::InsertIfAbsent));
 
     assert!(matches!(
-        repo.insert_if_absent("a", b"data", in_an_hour()).await,
+        repo.insert_if_absent(row("a", b"data", in_an_hour())).await,
         Err(RepositoryError::Statement(_))
     ));
-    repo.upsert("a", b"data", in_an_hour()).await.unwrap();
+    repo.upsert(row("a", b"data", in_an_hour())).await.unwrap();
     assert!(load(&repo).await.is_ok());
     assert!(repo.delete_by_id("a").await.is_ok());
 }
@@ -175,7 +185,7 @@ async fn a_hung_call_waits_until_the_faults_are_cleared() {
     let (repo, faults) = faulty();
     faults.inject(Fault::hang().on(Operation::Upsert));
     let call = tokio::spawn(async move {
-        repo.upsert("a", b"data", in_an_hour()).await?;
+        repo.upsert(row("a", b"data", in_an_hour())).await?;
         Ok::<_, RepositoryError>(repo)
     });
     while faults.calls(Operation::Upsert) == 0 {

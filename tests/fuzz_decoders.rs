@@ -9,7 +9,11 @@ use std::{collections::HashMap, panic};
 
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
-use tower_sessions_seaorm_store::{codec::MessagePackCodec, ports::Codec, Id, Record};
+use tower_sessions_seaorm_store::{
+    codec::MessagePackCodec,
+    domain::{SessionId, SessionRecord},
+    ports::Codec,
+};
 
 /// xorshift64*: a fixed-seed, dependency-free generator, so a failing input can be replayed.
 struct Rng(u64);
@@ -26,7 +30,7 @@ impl Rng {
     }
 }
 
-fn seeds() -> Vec<Record> {
+fn seeds() -> Vec<SessionRecord<'static>> {
     let expiry = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
     let mut nested = HashMap::new();
     nested.insert("user_id".to_owned(), json!(u64::MAX));
@@ -38,23 +42,19 @@ fn seeds() -> Vec<Record> {
     );
     nested.insert("empty".to_owned(), json!({}));
     vec![
-        Record {
-            id: Id(0),
-            data: HashMap::new(),
-            expiry_date: expiry,
-        },
-        Record {
-            id: Id(i128::MIN),
-            data: nested,
-            expiry_date: expiry.replace_nanosecond(999_999_999).unwrap(),
-        },
-        Record {
-            id: Id(i128::MAX),
-            data: [("s".to_owned(), json!("x".repeat(300)))]
+        SessionRecord::owned(SessionId(0), HashMap::new(), expiry),
+        SessionRecord::owned(
+            SessionId(i128::MIN),
+            nested,
+            expiry.replace_nanosecond(999_999_999).unwrap(),
+        ),
+        SessionRecord::owned(
+            SessionId(i128::MAX),
+            [("s".to_owned(), json!("x".repeat(300)))]
                 .into_iter()
                 .collect(),
-            expiry_date: OffsetDateTime::UNIX_EPOCH - Duration::days(1),
-        },
+            OffsetDateTime::UNIX_EPOCH - Duration::days(1),
+        ),
     ]
 }
 

@@ -1,10 +1,11 @@
-//! The behavioural suite on the tokio-postgres repository (`LeanPostgresStore`, feature
+//! The behavioural suite (and the features suite: per-user index, write avoidance, hashed ids) on the tokio-postgres repository (`LeanPostgresStore`, feature
 //! `tokio-postgres`) against PostgreSQL at `DATABASE_URL`.
 #![cfg(feature = "tokio-postgres")]
 
 mod common;
 
 behaviour_suite!(common::lean::LeanFixture::new());
+features_suite!(crate::common::lean::LeanFixture::new());
 
 use tower_sessions_seaorm_store::{LeanPostgresStore, SessionStore};
 

@@ -4,6 +4,7 @@
 mod common;
 
 behaviour_suite!(common::memory::MemoryFixture::new());
+features_suite!(crate::common::memory::MemoryFixture::new());
 
 mod contract {
     crate::repository_contract!(crate::common::memory::MemoryFixture::new());

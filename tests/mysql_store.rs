@@ -83,11 +83,11 @@ async fn ids_that_differ_only_in_case_are_different_sessions() {
     let fixture = MySqlFixture::new().await;
     let repo = fixture.store.repository();
     let expires = common::suite::in_a_day();
-    repo.upsert("AbCdEfGhIjKlMnOpQrStUv", b"upper", expires)
+    repo.upsert(common::row("AbCdEfGhIjKlMnOpQrStUv", b"upper", expires))
         .await
         .unwrap();
     assert!(repo
-        .insert_if_absent("abcdefghijklmnopqrstuv", b"lower", expires)
+        .insert_if_absent(common::row("abcdefghijklmnopqrstuv", b"lower", expires))
         .await
         .unwrap());
     let now = OffsetDateTime::now_utc();
@@ -146,8 +146,14 @@ async fn through_sqlx_a_duplicate_reports_a_found_row_so_create_cannot_use_on_du
     // The store's own create tells them apart.
     let repo = fixture.store.repository();
     let expires = common::suite::in_a_day();
-    assert!(repo.insert_if_absent("b", b"x", expires).await.unwrap());
-    assert!(!repo.insert_if_absent("b", b"y", expires).await.unwrap());
+    assert!(repo
+        .insert_if_absent(common::row("b", b"x", expires))
+        .await
+        .unwrap());
+    assert!(!repo
+        .insert_if_absent(common::row("b", b"y", expires))
+        .await
+        .unwrap());
     assert_eq!(
         repo.find_unexpired("b", OffsetDateTime::now_utc())
             .await
@@ -183,7 +189,10 @@ async fn eight_concurrent_migrations_on_a_fresh_table_all_succeed() {
         .await;
         assert_eq!(
             history,
-            [format!("{table}/m20261125_000001_create_session_table")]
+            [
+                format!("{table}/m20261125_000001_create_session_table"),
+                format!("{table}/m20261125_000002_add_user_index")
+            ]
         );
         drop_table(&conn, &table).await;
     }
@@ -207,6 +216,8 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "id varchar(128) ascii_bin NO PRI",
             "data longblob - NO ",
             "expiry_date datetime(6) - NO MUL",
+            "user_key varchar(255) utf8mb4_bin YES MUL",
+            "data_digest varbinary(32) - YES ",
         ]
     );
     let indexes = scalar_strings(
@@ -220,7 +231,8 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
         indexes,
         [
             "PRIMARY id",
-            &format!("{}_expiry_date_idx expiry_date", fixture.table)
+            &format!("{}_expiry_date_idx expiry_date", fixture.table),
+            &format!("{}_user_key_idx user_key", fixture.table),
         ]
     );
     fixture.finish().await;

@@ -18,6 +18,7 @@ use tower_sessions_seaorm_store::{
 };
 
 behaviour_suite!(common::pgbouncer::pgbouncer_fixture());
+features_suite!(crate::common::pgbouncer::pgbouncer_fixture());
 
 /// PgBouncer's own view of a setting, from its admin console (`SHOW CONFIG`).
 fn pgbouncer_setting(name: &str) -> String {

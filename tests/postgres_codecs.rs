@@ -7,7 +7,7 @@ mod common;
 
 use common::codecs::{all, every_kind_of_value, Named};
 use time::{Duration, OffsetDateTime};
-use tower_sessions_seaorm_store::{session_store, Id, SessionStore};
+use tower_sessions_seaorm_store::{domain::SessionId, session_store, Record, SessionStore};
 
 #[cfg(feature = "json")]
 mod json {
@@ -27,8 +27,10 @@ mod bincode {
 async fn a_row_written_by_one_codec_is_a_decode_error_for_every_other() {
     let fixture = common::PgFixture::new().await;
     for (writer, write_codec) in all() {
-        let record =
-            every_kind_of_value(Id::default(), OffsetDateTime::now_utc() + Duration::days(1));
+        let record = Record::from(every_kind_of_value(
+            SessionId::random(),
+            OffsetDateTime::now_utc() + Duration::days(1),
+        ));
         let writing = fixture
             .store
             .clone()
@@ -66,8 +68,10 @@ async fn a_json_session_reads_in_sql() {
         sea_orm::{ConnectionTrait, DbBackend, Statement},
     };
     let fixture = common::codecs::CodecFixture::new(JsonCodec).await;
-    let mut record =
-        every_kind_of_value(Id::default(), OffsetDateTime::now_utc() + Duration::days(1));
+    let mut record = Record::from(every_kind_of_value(
+        SessionId::random(),
+        OffsetDateTime::now_utc() + Duration::days(1),
+    ));
     fixture.store.create(&mut record).await.unwrap();
 
     let row = fixture

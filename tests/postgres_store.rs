@@ -110,7 +110,13 @@ async fn eight_concurrent_migrations_on_an_empty_schema_all_succeed() {
             vec![],
         )
         .await;
-        assert_eq!(history, ["session/m20261125_000001_create_session_table"]);
+        assert_eq!(
+            history,
+            [
+                "session/m20261125_000001_create_session_table",
+                "session/m20261125_000002_add_user_index"
+            ]
+        );
         conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
             .await
             .unwrap();
@@ -132,7 +138,11 @@ async fn migrate_twice_changes_nothing_and_leaves_the_application_history_alone(
         vec![],
     )
     .await;
-    assert_eq!(history.len(), 1);
+    assert_eq!(
+        history.len(),
+        2,
+        "two migrations, each recorded once: {history:?}"
+    );
     let app_history = scalar_strings(
         &fixture.conn,
         "SELECT table_name::text FROM information_schema.tables \
@@ -160,7 +170,9 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
         [
             "id text NO",
             "data bytea NO",
-            "expiry_date timestamp with time zone NO"
+            "expiry_date timestamp with time zone NO",
+            "user_key text YES",
+            "data_digest bytea YES"
         ]
     );
     let indexes = scalar_strings(
@@ -170,7 +182,13 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
         vec![fixture.schema.clone().into()],
     )
     .await;
-    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    assert_eq!(indexes.len(), 3, "{indexes:?}");
+    assert!(
+        indexes
+            .iter()
+            .any(|d| d.contains("(user_key) WHERE (user_key IS NOT NULL)")),
+        "{indexes:?}"
+    );
     assert!(
         indexes.iter().any(|d| d.contains("(expiry_date)")),
         "{indexes:?}"

@@ -1,5 +1,6 @@
-//! The behavioural suite on PostgreSQL (`DATABASE_URL`).
+//! The behavioural suite (and the features suite: per-user index, write avoidance, hashed ids) on PostgreSQL (`DATABASE_URL`).
 
 mod common;
 
 behaviour_suite!(common::PgFixture::new());
+features_suite!(crate::common::PgFixture::new());

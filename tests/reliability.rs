@@ -264,9 +264,13 @@ async fn corrupt_truncated_and_foreign_rows_are_decode_errors_or_absent_by_choic
     ];
     for (what, bytes) in rows {
         let id = Id::default();
-        repo.upsert(&id.to_string(), &bytes, common::suite::in_a_day())
-            .await
-            .unwrap();
+        repo.upsert(common::row(
+            &id.to_string(),
+            &bytes,
+            common::suite::in_a_day(),
+        ))
+        .await
+        .unwrap();
         let err = strict.load(&id).await.expect_err(what);
         assert!(
             matches!(err, session_store::Error::Decode(_)),
@@ -375,7 +379,11 @@ async fn logs_and_errors_carry_no_session_data_and_no_session_id() {
     corrupt.truncate(corrupt.len() - 1);
     store
         .repository()
-        .upsert(&corrupt_id.to_string(), &corrupt, common::suite::in_a_day())
+        .upsert(common::row(
+            &corrupt_id.to_string(),
+            &corrupt,
+            common::suite::in_a_day(),
+        ))
         .await
         .unwrap();
     let mut errors = vec![store.load(&corrupt_id).await.unwrap_err().to_string()];

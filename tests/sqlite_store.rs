@@ -21,7 +21,25 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
     .await;
     assert_eq!(
         columns,
-        ["id TEXT 1 1", "data BLOB 1 0", "expiry_date INTEGER 1 0"]
+        [
+            "id TEXT 1 1",
+            "data BLOB 1 0",
+            "expiry_date INTEGER 1 0",
+            "user_key TEXT 0 0",
+            "data_digest BLOB 0 0"
+        ]
+    );
+    let user_index = scalar_strings(
+        &fixture.conn,
+        "SELECT sql FROM sqlite_master WHERE name = 'session_user_key_idx'",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        user_index,
+        [
+            r#"CREATE INDEX "session_user_key_idx" ON "session" ("user_key") WHERE "user_key" IS NOT NULL"#
+        ]
     );
     let indexed = scalar_strings(
         &fixture.conn,
@@ -80,7 +98,13 @@ async fn eight_concurrent_migrations_on_a_fresh_file_all_succeed() {
             vec![],
         )
         .await;
-        assert_eq!(history, ["session/m20261125_000001_create_session_table"]);
+        assert_eq!(
+            history,
+            [
+                "session/m20261125_000001_create_session_table",
+                "session/m20261125_000002_add_user_index"
+            ]
+        );
         let _ = conn.close().await;
         remove_db_files(&path);
     }

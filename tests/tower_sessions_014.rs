@@ -119,9 +119,7 @@ async fn a_corrupt_row_is_a_0_14_decode_error() {
     let id = Id::default();
     tower_sessions_seaorm_store::ports::SessionRepository::upsert(
         fixture.store.repository(),
-        &id.to_string(),
-        b"\xc1 nope",
-        in_a_day(),
+        common::row(&id.to_string(), b"\xc1 nope", in_a_day()),
     )
     .await
     .unwrap();

@@ -41,7 +41,9 @@ pub fn measure(template: &Record) -> Result<Sizes, String> {
         record.id = Id(i128::MAX);
         let mut sizes = Vec::new();
         for (name, codec) in codecs() {
-            let bytes = codec.encode(&record).map_err(|err| err.to_string())?;
+            let bytes = codec
+                .encode(&(&record).into())
+                .map_err(|err| err.to_string())?;
             sizes.push((name.to_owned(), bytes.len()));
         }
         rows.push((label.to_owned(), sizes));

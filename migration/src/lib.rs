@@ -11,7 +11,7 @@
 //!
 //!    ```
 //!    use sea_orm_migration::prelude::*;
-//!    use tower_sessions_seaorm_migration::CreateSessionTable;
+//!    use tower_sessions_seaorm_migration::{AddUserIndex, CreateSessionTable};
 //!
 //!    pub struct Migrator;
 //!
@@ -20,6 +20,8 @@
 //!            vec![
 //!                // ... your migrations ...
 //!                Box::new(CreateSessionTable::new("tower_sessions", "session")),
+//!                // The per-user index and write avoidance's digest (store 0.2+).
+//!                Box::new(AddUserIndex::new("tower_sessions", "session")),
 //!            ]
 //!        }
 //!    }
@@ -39,9 +41,11 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_session_table;
+mod m20261125_000002_add_user_index;
 mod partitioned;
 
 pub use m20261125_000001_create_session_table::CreateSessionTable;
+pub use m20261125_000002_add_user_index::AddUserIndex;
 pub use partitioned::{partition_name, CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
 pub use sea_orm_migration;
 
@@ -74,7 +78,7 @@ pub fn migrations_with_partitions(
         )),
         None => Box::new(CreateSessionTable::new(schema, table)),
     };
-    vec![create]
+    vec![create, Box::new(AddUserIndex::new(schema, table))]
 }
 
 /// The migrator for the default table, `"tower_sessions"."session"`, with its history in
@@ -99,8 +103,17 @@ pub(crate) fn quote_pg(name: &str) -> String {
 /// The name of the expiry index of `table`, kept within PostgreSQL's 63 bytes so that two long
 /// table names never truncate to the same index name.
 pub fn expiry_index_name(table: &str) -> String {
-    const SUFFIX: &str = "_expiry_date_idx";
-    let name = format!("{table}{SUFFIX}");
+    index_name(table, "_expiry_date_idx")
+}
+
+/// The name of the per-user index of `table` ([`AddUserIndex`]), within 63 bytes as
+/// [`expiry_index_name`].
+pub fn user_key_index_name(table: &str) -> String {
+    index_name(table, "_user_key_idx")
+}
+
+fn index_name(table: &str, suffix: &str) -> String {
+    let name = format!("{table}{suffix}");
     if name.len() <= 63 {
         return name;
     }
@@ -108,11 +121,11 @@ pub fn expiry_index_name(table: &str) -> String {
     let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    let mut prefix_len = 63 - SUFFIX.len() - 9;
+    let mut prefix_len = 63 - suffix.len() - 9;
     while !table.is_char_boundary(prefix_len) {
         prefix_len -= 1;
     }
-    format!("{}_{:08x}{SUFFIX}", &table[..prefix_len], hash as u32)
+    format!("{}_{:08x}{suffix}", &table[..prefix_len], hash as u32)
 }
 
 #[cfg(test)]
@@ -122,6 +135,10 @@ mod tests {
     #[test]
     fn index_names_fit_and_stay_distinct() {
         assert_eq!(expiry_index_name("session"), "session_expiry_date_idx");
+        assert_eq!(user_key_index_name("session"), "session_user_key_idx");
+        let long = format!("{}a", "x".repeat(62));
+        assert!(user_key_index_name(&long).len() <= 63);
+        assert_ne!(user_key_index_name(&long), expiry_index_name(&long));
         let a = expiry_index_name(&format!("{}a", "x".repeat(62)));
         let b = expiry_index_name(&format!("{}b", "x".repeat(62)));
         assert!(a.len() <= 63 && b.len() <= 63);
@@ -143,6 +160,19 @@ mod tests {
         assert_eq!(
             sql(DbBackend::MySql),
             ["CREATE TABLE IF NOT EXISTS `session` ( `id` varchar(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY, `data` longblob NOT NULL, `expiry_date` datetime(6) NOT NULL, KEY `session_expiry_date_idx` (`expiry_date`) )"]
+        );
+    }
+
+    #[test]
+    fn the_user_index_is_added_if_missing_on_postgres() {
+        let [columns, index] = AddUserIndex::new("tower_sessions", "session").postgres_statements();
+        assert_eq!(
+            columns,
+            r#"ALTER TABLE "tower_sessions"."session" ADD COLUMN IF NOT EXISTS "user_key" text, ADD COLUMN IF NOT EXISTS "data_digest" bytea"#
+        );
+        assert_eq!(
+            index,
+            r#"CREATE INDEX IF NOT EXISTS "session_user_key_idx" ON "tower_sessions"."session" ("user_key") WHERE "user_key" IS NOT NULL"#
         );
     }
 

@@ -10,7 +10,7 @@ use std::{
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::ports::{RepositoryError, SessionRepository};
+use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow};
 
 /// Sessions in a `HashMap` behind a mutex, with exactly the semantics of the SQL repositories.
 ///
@@ -20,6 +20,8 @@ use crate::ports::{RepositoryError, SessionRepository};
 /// - `delete_expired_batch` deletes at most `limit` rows expired at or before `now` and returns
 ///   how many it deleted.
 /// - `delete_by_id` of a missing id succeeds.
+/// - It keeps the per-user index and the digests of write avoidance, as a table migrated by
+///   `migrate()` does.
 ///
 /// It never fails. Clones share the same sessions, so a test can keep one clone to look inside
 /// while a store owns another. Nothing is persisted: the sessions die with the last clone.
@@ -40,11 +42,28 @@ pub struct InMemoryRepository {
 struct Row {
     data: Vec<u8>,
     expires_at: OffsetDateTime,
+    user_key: Option<String>,
+    digest: Option<[u8; 32]>,
 }
 
 impl Row {
     fn is_expired_at(&self, now: OffsetDateTime) -> bool {
         self.expires_at <= now
+    }
+
+    fn of_user(&self, user_key: &str) -> bool {
+        self.user_key.as_deref() == Some(user_key)
+    }
+}
+
+impl From<SessionRow> for Row {
+    fn from(row: SessionRow) -> Self {
+        Self {
+            data: row.data,
+            expires_at: row.expires_at,
+            user_key: row.user_key,
+            digest: row.unchanged.map(|unchanged| unchanged.digest),
+        }
     }
 }
 
@@ -82,39 +101,26 @@ impl fmt::Debug for InMemoryRepository {
 
 #[async_trait]
 impl SessionRepository for InMemoryRepository {
-    async fn insert_if_absent(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, RepositoryError> {
+    async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
         let mut rows = self.rows();
-        if rows.contains_key(id) {
+        if rows.contains_key(&row.id) {
             return Ok(false);
         }
-        rows.insert(
-            id.to_owned(),
-            Row {
-                data: data.to_vec(),
-                expires_at,
-            },
-        );
+        rows.insert(row.id.clone(), row.into());
         Ok(true)
     }
 
-    async fn upsert(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<(), RepositoryError> {
-        self.rows().insert(
-            id.to_owned(),
-            Row {
-                data: data.to_vec(),
-                expires_at,
-            },
-        );
+    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError> {
+        let mut rows = self.rows();
+        if let (Some(unchanged), Some(stored)) = (row.unchanged, rows.get(&row.id)) {
+            let same_values = stored.digest == Some(unchanged.digest);
+            let expiry_close = unchanged.keep_if_expiring_after <= stored.expires_at
+                && stored.expires_at <= row.expires_at;
+            if same_values && expiry_close {
+                return Ok(());
+            }
+        }
+        rows.insert(row.id.clone(), row.into());
         Ok(())
     }
 
@@ -146,6 +152,46 @@ impl SessionRepository for InMemoryRepository {
             if delete {
                 deleted += 1;
             }
+            !delete
+        });
+        Ok(deleted)
+    }
+
+    async fn find_unexpired_by_user(
+        &self,
+        user_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<UserSessionRow>, RepositoryError> {
+        Ok(self
+            .rows()
+            .iter()
+            .filter(|(_, row)| row.of_user(user_key) && !row.is_expired_at(now))
+            .map(|(id, row)| UserSessionRow {
+                id: id.clone(),
+                expires_at: row.expires_at,
+            })
+            .collect())
+    }
+
+    async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
+        let mut deleted = 0;
+        self.rows().retain(|_, row| {
+            let delete = row.of_user(user_key);
+            deleted += u64::from(delete);
+            !delete
+        });
+        Ok(deleted)
+    }
+
+    async fn delete_by_user_except(
+        &self,
+        user_key: &str,
+        keep: &str,
+    ) -> Result<u64, RepositoryError> {
+        let mut deleted = 0;
+        self.rows().retain(|id, row| {
+            let delete = row.of_user(user_key) && id != keep;
+            deleted += u64::from(delete);
             !delete
         });
         Ok(deleted)

@@ -1,9 +1,12 @@
-//! Driving adapters for other versions of tower-sessions' traits.
+//! Driving adapters: tower-sessions' traits on [`RepositoryStore`](crate::RepositoryStore).
 //!
-//! The store's own impls are tower-sessions 0.15's (`SessionStore`, `ExpiredDeletion`, in
-//! `store.rs`). The `SessionStore` and `ExpiredDeletion` traits and the `Record`/`Id` shapes did
-//! not change between 0.14 and 0.15 (only the `rand` dependency moved), so each older version is
-//! a thin layer that converts its `Record` and `Id` at the edge and calls the same domain service.
+//! The domain owns its record type ([`SessionRecord`](crate::domain::SessionRecord)); each
+//! tower-sessions version converts its own `Record` and `Id` at the edge, lending the session
+//! data rather than copying it, and calls the same domain service. The `SessionStore` and
+//! `ExpiredDeletion` traits and the `Record`/`Id` shapes did not change between 0.14 and 0.15
+//! (only the `rand` dependency moved), so both adapters are the same few lines.
+
+mod tower_sessions_015;
 
 #[cfg(feature = "tower-sessions-014")]
 mod tower_sessions_014;

@@ -4,7 +4,6 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core_014::{
     session::{Id as Id014, Record as Record014},
     session_store::{self as session_store_014, ExpiredDeletion as ExpiredDeletion014},
@@ -12,31 +11,40 @@ use tower_sessions_core_014::{
 };
 
 use crate::{
+    domain::{SessionId, SessionRecord},
     ports::{Codec, SessionRepository},
     RepositoryStore, SeaOrmStoreError,
 };
 
-/// 0.14's record as the store's: the same fields, so the same encoded bytes.
-fn to_current(record: &Record014) -> Record {
-    Record {
-        id: Id(record.id.0),
-        data: record.data.clone(),
-        expiry_date: record.expiry_date,
+impl<'a> From<&'a Record014> for SessionRecord<'a> {
+    /// Lends the record's data: saving a session copies nothing.
+    fn from(record: &'a Record014) -> Self {
+        SessionRecord::borrowed(SessionId(record.id.0), &record.data, record.expiry_date)
     }
 }
 
-fn to_014(record: Record) -> Record014 {
-    Record014 {
-        id: Id014(record.id.0),
-        data: record.data,
-        expiry_date: record.expiry_date,
+impl From<SessionRecord<'_>> for Record014 {
+    fn from(record: SessionRecord<'_>) -> Self {
+        Record014 {
+            id: Id014(record.id.0),
+            data: record.data.into_owned(),
+            expiry_date: record.expiry_date,
+        }
+    }
+}
+
+impl From<Id014> for SessionId {
+    fn from(id: Id014) -> Self {
+        SessionId(id.0)
     }
 }
 
 fn to_014_error(err: impl Into<SeaOrmStoreError>) -> session_store_014::Error {
     let err = err.into();
     match err {
-        SeaOrmStoreError::Encode(_) | SeaOrmStoreError::TooLarge { .. } => {
+        SeaOrmStoreError::Encode(_)
+        | SeaOrmStoreError::TooLarge { .. }
+        | SeaOrmStoreError::UserKeyTooLong { .. } => {
             session_store_014::Error::Encode(err.to_string())
         }
         SeaOrmStoreError::Decode(_) => session_store_014::Error::Decode(err.to_string()),
@@ -53,30 +61,37 @@ where
     C: Codec + Debug,
 {
     async fn create(&self, record: &mut Record014) -> session_store_014::Result<()> {
-        let mut current = to_current(record);
+        let mut session = SessionRecord::from(&*record);
         self.service()
-            .create(&mut current)
+            .create(&mut session)
             .await
             .map_err(to_014_error)?;
         // A collision moved the session to a fresh id: the caller's record follows.
-        record.id = Id014(current.id.0);
+        record.id = Id014(session.id.0);
         Ok(())
     }
 
     async fn save(&self, record: &Record014) -> session_store_014::Result<()> {
         self.service()
-            .save(&to_current(record))
+            .save(&record.into())
             .await
             .map_err(to_014_error)
     }
 
     async fn load(&self, id: &Id014) -> session_store_014::Result<Option<Record014>> {
-        let record = self.service().load(&Id(id.0)).await.map_err(to_014_error)?;
-        Ok(record.map(to_014))
+        let record = self
+            .service()
+            .load(SessionId(id.0))
+            .await
+            .map_err(to_014_error)?;
+        Ok(record.map(Record014::from))
     }
 
     async fn delete(&self, id: &Id014) -> session_store_014::Result<()> {
-        self.service().delete(&Id(id.0)).await.map_err(to_014_error)
+        self.service()
+            .delete(SessionId(id.0))
+            .await
+            .map_err(to_014_error)
     }
 }
 

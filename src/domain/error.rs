@@ -19,11 +19,15 @@ pub enum Operation {
     Health,
     /// The table migration.
     Migrate,
+    /// Listing a user's sessions (per-user index).
+    ListUserSessions,
+    /// Deleting a user's sessions (per-user index).
+    DeleteUserSessions,
 }
 
 impl Operation {
     /// The operation's name: `create`, `save`, `load`, `delete`, `delete_expired`, `health`,
-    /// `migrate`.
+    /// `migrate`, `list_user_sessions`, `delete_user_sessions`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Create => "create",
@@ -33,6 +37,8 @@ impl Operation {
             Self::DeleteExpired => "delete_expired",
             Self::Health => "health",
             Self::Migrate => "migrate",
+            Self::ListUserSessions => "list_user_sessions",
+            Self::DeleteUserSessions => "delete_user_sessions",
         }
     }
 }
@@ -80,6 +86,25 @@ pub enum SessionError {
         /// The configured limit.
         limit: usize,
     },
+
+    /// The session's user key (per-user index) is longer than the index stores.
+    #[error(
+        "the session's user key is {len} bytes, over the per-user index's limit of {limit}; \
+         index a shorter value (the user's id)"
+    )]
+    UserKeyTooLong {
+        /// The key's length in bytes.
+        len: usize,
+        /// [`MAX_USER_KEY_LEN`](super::MAX_USER_KEY_LEN).
+        limit: usize,
+    },
+
+    /// A per-user operation on a store built without the index.
+    #[error(
+        "the per-user session index is off: build the store with `.with_user_key(\"user_id\")` \
+         (naming the session key that holds the user's id) and migrate"
+    )]
+    UserIndexDisabled,
 
     /// The operation did not finish within the operation timeout; the database is probably
     /// unreachable or overloaded.

@@ -7,14 +7,23 @@
 //! - **delete** is idempotent.
 //! - **delete_expired** works in bounded batches, so a large backlog never holds one long lock.
 //!
+//! The record it works on, [`SessionRecord`], is the crate's own: each tower-sessions version
+//! converts its `Record` at the edge.
+//!
 //! The service is generic over the two [ports](crate::ports); the store composes it with the
 //! adapters.
 
 mod error;
+mod keys;
+mod record;
 mod service;
+mod user_key;
 
 pub use error::{Operation, SessionError};
-pub use service::{ServicePolicy, SessionService, DEFAULT_OPERATION_TIMEOUT};
+pub use keys::{IdStorage, SessionHandle};
+pub use record::{InvalidSessionId, SessionData, SessionId, SessionRecord};
+pub use service::{ServicePolicy, SessionService, UserSession, DEFAULT_OPERATION_TIMEOUT};
+pub use user_key::{InvalidUserKeyPath, UserKeyPath, MAX_USER_KEY_LEN};
 
 #[cfg(test)]
 mod tests;

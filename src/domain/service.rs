@@ -1,17 +1,24 @@
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use time::OffsetDateTime;
-use tower_sessions_core::session::{Id, Record};
+use tracing::Instrument;
 
-use super::{Operation, SessionError};
-use crate::ports::{Codec, SessionRepository};
+use super::{
+    keys::content_digest, IdStorage, Operation, SessionError, SessionHandle, SessionId,
+    SessionRecord, UserKeyPath, MAX_USER_KEY_LEN,
+};
+use crate::ports::{Codec, SessionRepository, SessionRow, Unchanged};
 
 /// The default bound on one store operation: long enough for a loaded database, short enough
 /// that requests fail fast instead of piling up when the database is away.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The knobs of the service's rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePolicy {
     /// How many ids `create` tries before it gives up (at least 1).
     pub max_create_attempts: u32,
@@ -30,6 +37,13 @@ pub struct ServicePolicy {
     /// answers "no session", so a corrupt row does not lock its user into errors: the user gets
     /// a fresh session, whose first save replaces the row.
     pub undecodable_as_absent: bool,
+    /// Whether rows are keyed by the id or by its SHA-256.
+    pub id_storage: IdStorage,
+    /// The per-user index: where the session's user is found; `None` keeps no index.
+    pub user_key: Option<UserKeyPath>,
+    /// Write avoidance: a save whose values did not change and whose expiry moves by less than
+    /// this writes nothing; `None` writes every save.
+    pub touch_after: Option<Duration>,
 }
 
 impl Default for ServicePolicy {
@@ -40,8 +54,20 @@ impl Default for ServicePolicy {
             operation_timeout: Some(DEFAULT_OPERATION_TIMEOUT),
             max_encoded_size: None,
             undecodable_as_absent: false,
+            id_storage: IdStorage::Plain,
+            user_key: None,
+            touch_after: None,
         }
     }
+}
+
+/// One live session of a user, as [`SessionService::user_sessions`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSession {
+    /// An opaque name for the session, safe to show; see [`SessionHandle`].
+    pub handle: SessionHandle,
+    /// When it expires.
+    pub expiry_date: OffsetDateTime,
 }
 
 /// An id no session can have (session ids are 22 URL-safe base64 characters), for probes.
@@ -49,12 +75,17 @@ const HEALTH_PROBE_ID: &str = "~health-check~";
 
 /// Applies the store's rules over a [`SessionRepository`] and a [`Codec`].
 ///
+/// Every operation runs in a `debug` span named `session_store` with the fields `operation`,
+/// `table` (see [`with_table_label`](Self::with_table_label)), `outcome` and `duration_us`;
+/// never a session id or session data.
+///
 /// Cheap to clone: the repository and codec are shared.
 #[derive(Debug)]
 pub struct SessionService<R, C> {
     repository: Arc<R>,
     codec: Arc<C>,
     policy: ServicePolicy,
+    table_label: Arc<str>,
 }
 
 impl<R, C> Clone for SessionService<R, C> {
@@ -62,7 +93,8 @@ impl<R, C> Clone for SessionService<R, C> {
         Self {
             repository: Arc::clone(&self.repository),
             codec: Arc::clone(&self.codec),
-            policy: self.policy,
+            policy: self.policy.clone(),
+            table_label: Arc::clone(&self.table_label),
         }
     }
 }
@@ -79,8 +111,13 @@ impl<R, C> SessionService<R, C> {
     }
 
     /// The rules' knobs.
-    pub fn policy(&self) -> ServicePolicy {
-        self.policy
+    pub fn policy(&self) -> &ServicePolicy {
+        &self.policy
+    }
+
+    /// The name the spans give the table (`"sessions"` unless set).
+    pub fn table_label(&self) -> &str {
+        &self.table_label
     }
 
     /// The same service with another policy. Values below 1 are raised to 1.
@@ -90,6 +127,13 @@ impl<R, C> SessionService<R, C> {
             cleanup_batch_size: policy.cleanup_batch_size.max(1),
             ..policy
         };
+        self
+    }
+
+    /// The same service, naming its table `label` in its spans (the store passes the quoted,
+    /// schema-qualified table name).
+    pub fn with_table_label(mut self, label: impl Into<Arc<str>>) -> Self {
+        self.table_label = label.into();
         self
     }
 }
@@ -110,39 +154,37 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             repository,
             codec,
             policy,
+            table_label: Arc::from("sessions"),
         }
     }
 
     /// The same rules over another codec.
     pub fn with_codec<C2: Codec>(self, codec: C2) -> SessionService<R, C2> {
         SessionService::from_parts(self.repository, Arc::new(codec), self.policy)
+            .with_table_label(self.table_label)
     }
 
     /// The same rules over another repository.
     pub fn with_repository<R2: SessionRepository>(self, repository: R2) -> SessionService<R2, C> {
         SessionService::from_parts(Arc::new(repository), self.codec, self.policy)
+            .with_table_label(self.table_label)
     }
 
     /// Stores a new session. When `record.id` is taken, `record.id` is replaced by a fresh id
     /// and the insert retried; the existing session is never touched.
-    pub async fn create(&self, record: &mut Record) -> Result<(), SessionError> {
-        self.bounded(Operation::Create, self.create_unbounded(record))
+    pub async fn create(&self, record: &mut SessionRecord<'_>) -> Result<(), SessionError> {
+        self.run(Operation::Create, self.create_unbounded(record))
             .await
     }
 
-    async fn create_unbounded(&self, record: &mut Record) -> Result<(), SessionError> {
+    async fn create_unbounded(&self, record: &mut SessionRecord<'_>) -> Result<(), SessionError> {
         for attempt in 1..=self.policy.max_create_attempts {
             if attempt > 1 {
-                record.id = Id::default();
+                record.id = SessionId::random();
             }
             // The id is part of the encoded record, so every attempt encodes again.
-            let data = self.encode(record)?;
-            let id = record.id.to_string();
-            if self
-                .repository
-                .insert_if_absent(&id, &data, record.expiry_date)
-                .await?
-            {
+            let row = self.row(record)?;
+            if self.repository.insert_if_absent(row).await? {
                 return Ok(());
             }
             tracing::debug!(attempt, "session id already taken; drawing a fresh one");
@@ -152,27 +194,34 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         })
     }
 
-    /// Inserts or replaces the session with `record.id`.
-    pub async fn save(&self, record: &Record) -> Result<(), SessionError> {
-        let data = self.encode(record)?;
-        let id = record.id.to_string();
-        let upsert = self.repository.upsert(&id, &data, record.expiry_date);
-        self.bounded(Operation::Save, async { Ok(upsert.await?) })
-            .await
+    /// Inserts or replaces the session with `record.id`. With write avoidance on
+    /// ([`ServicePolicy::touch_after`]), a save that changes no value and moves the expiry by
+    /// less than that writes nothing.
+    pub async fn save(&self, record: &SessionRecord<'_>) -> Result<(), SessionError> {
+        self.run(Operation::Save, async {
+            let row = self.row(record)?;
+            Ok(self.repository.upsert(row).await?)
+        })
+        .await
     }
 
     /// The session with `id`, unless it is missing or expired at `now`.
     pub async fn load_at(
         &self,
-        id: &Id,
+        id: SessionId,
         now: OffsetDateTime,
-    ) -> Result<Option<Record>, SessionError> {
-        let id = id.to_string();
-        let find = self.repository.find_unexpired(&id, now);
-        let Some(data) = self
-            .bounded(Operation::Load, async { Ok(find.await?) })
-            .await?
-        else {
+    ) -> Result<Option<SessionRecord<'static>>, SessionError> {
+        self.run(Operation::Load, self.load_unbounded(id, now))
+            .await
+    }
+
+    async fn load_unbounded(
+        &self,
+        id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord<'static>>, SessionError> {
+        let key = self.key(id);
+        let Some(data) = self.repository.find_unexpired(&key, now).await? else {
             return Ok(None);
         };
         let record = match self.codec.decode(&data) {
@@ -197,16 +246,20 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     }
 
     /// The session with `id`, unless it is missing or expired now.
-    pub async fn load(&self, id: &Id) -> Result<Option<Record>, SessionError> {
+    pub async fn load(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<SessionRecord<'static>>, SessionError> {
         self.load_at(id, OffsetDateTime::now_utc()).await
     }
 
     /// Deletes the session with `id`; deleting a missing session succeeds.
-    pub async fn delete(&self, id: &Id) -> Result<(), SessionError> {
-        let id = id.to_string();
-        let delete = self.repository.delete_by_id(&id);
-        self.bounded(Operation::Delete, async { Ok(delete.await?) })
-            .await
+    pub async fn delete(&self, id: SessionId) -> Result<(), SessionError> {
+        let key = self.key(id);
+        self.run(Operation::Delete, async {
+            Ok(self.repository.delete_by_id(&key).await?)
+        })
+        .await
     }
 
     /// Deletes every session expired at `now`, batch after batch, and returns how many.
@@ -214,9 +267,10 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         let limit = self.policy.cleanup_batch_size;
         let mut total = 0;
         loop {
-            let batch = self.repository.delete_expired_batch(now, limit);
             let deleted = self
-                .bounded(Operation::DeleteExpired, async { Ok(batch.await?) })
+                .run(Operation::DeleteExpired, async {
+                    Ok(self.repository.delete_expired_batch(now, limit).await?)
+                })
                 .await?;
             total += deleted;
             if deleted < limit {
@@ -233,26 +287,186 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     /// Checks that the repository answers: one cheap read of the session table, bounded by the
     /// operation timeout. An error says what failed (unreachable, table missing, timed out).
     pub async fn health(&self) -> Result<(), SessionError> {
-        let probe = self
-            .repository
-            .find_unexpired(HEALTH_PROBE_ID, OffsetDateTime::now_utc());
-        self.bounded(Operation::Health, async { Ok(probe.await.map(drop)?) })
+        self.run(Operation::Health, async {
+            let probe = self
+                .repository
+                .find_unexpired(HEALTH_PROBE_ID, OffsetDateTime::now_utc());
+            Ok(probe.await.map(drop)?)
+        })
+        .await
+    }
+
+    /// The live sessions of `user_key` at `now` (per-user index), soonest expiry first.
+    pub async fn user_sessions_at(
+        &self,
+        user_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<UserSession>, SessionError> {
+        self.require_user_index()?;
+        self.run(Operation::ListUserSessions, async {
+            let rows = self
+                .repository
+                .find_unexpired_by_user(user_key, now)
+                .await?;
+            let mut sessions: Vec<_> = rows
+                .into_iter()
+                .map(|row| UserSession {
+                    handle: SessionHandle::of_key(&row.id),
+                    expiry_date: row.expires_at,
+                })
+                .collect();
+            sessions.sort_by(|a, b| {
+                (a.expiry_date, a.handle.as_str()).cmp(&(b.expiry_date, b.handle.as_str()))
+            });
+            Ok(sessions)
+        })
+        .await
+    }
+
+    /// The live sessions of `user_key` (per-user index), soonest expiry first.
+    pub async fn user_sessions(&self, user_key: &str) -> Result<Vec<UserSession>, SessionError> {
+        self.user_sessions_at(user_key, OffsetDateTime::now_utc())
             .await
     }
 
-    /// Encodes `record` and checks the size limit.
-    fn encode(&self, record: &Record) -> Result<Vec<u8>, SessionError> {
-        let data = self.codec.encode(record).map_err(SessionError::Encode)?;
-        match self.policy.max_encoded_size {
-            Some(limit) if data.len() > limit => Err(SessionError::TooLarge {
-                size: data.len(),
-                limit,
-            }),
-            _ => Ok(data),
+    /// Deletes every session of `user_key` ("log out everywhere") and returns how many.
+    pub async fn delete_user_sessions(&self, user_key: &str) -> Result<u64, SessionError> {
+        self.require_user_index()?;
+        self.run(Operation::DeleteUserSessions, async {
+            Ok(self.repository.delete_by_user(user_key).await?)
+        })
+        .await
+    }
+
+    /// Deletes every session of `user_key` but `keep` (the current one: "log out my other
+    /// devices") and returns how many.
+    pub async fn delete_user_sessions_except(
+        &self,
+        user_key: &str,
+        keep: SessionId,
+    ) -> Result<u64, SessionError> {
+        self.require_user_index()?;
+        let keep = self.key(keep);
+        self.run(Operation::DeleteUserSessions, async {
+            Ok(self
+                .repository
+                .delete_by_user_except(user_key, &keep)
+                .await?)
+        })
+        .await
+    }
+
+    /// Deletes the session of `user_key` listed as `handle` ("sign out that device"); `false`
+    /// when the user has no such live session. Two statements: the list, then the delete.
+    pub async fn delete_user_session(
+        &self,
+        user_key: &str,
+        handle: &SessionHandle,
+    ) -> Result<bool, SessionError> {
+        self.require_user_index()?;
+        self.run(Operation::DeleteUserSessions, async {
+            let rows = self
+                .repository
+                .find_unexpired_by_user(user_key, OffsetDateTime::now_utc())
+                .await?;
+            let Some(row) = rows
+                .into_iter()
+                .find(|row| SessionHandle::of_key(&row.id) == *handle)
+            else {
+                return Ok(false);
+            };
+            self.repository.delete_by_id(&row.id).await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The handle the user's session list shows for the session with `id`: compare it with
+    /// [`UserSession::handle`] to mark the current session.
+    pub fn session_handle(&self, id: SessionId) -> SessionHandle {
+        SessionHandle::of_key(&self.key(id))
+    }
+
+    fn require_user_index(&self) -> Result<(), SessionError> {
+        match self.policy.user_key {
+            Some(_) => Ok(()),
+            None => Err(SessionError::UserIndexDisabled),
         }
     }
 
-    /// Runs `operation` within the policy's timeout.
+    /// The repository key of `id`.
+    fn key(&self, id: SessionId) -> String {
+        self.policy.id_storage.key(id)
+    }
+
+    /// The row that stores `record`: encoded, size-checked, with its user key and, with write
+    /// avoidance, its digest.
+    fn row(&self, record: &SessionRecord<'_>) -> Result<SessionRow, SessionError> {
+        let data = self.codec.encode(record).map_err(SessionError::Encode)?;
+        if let Some(limit) = self.policy.max_encoded_size {
+            if data.len() > limit {
+                return Err(SessionError::TooLarge {
+                    size: data.len(),
+                    limit,
+                });
+            }
+        }
+        let user_key = self.user_key_of(record)?;
+        let unchanged = self.policy.touch_after.and_then(|window| {
+            let digest = content_digest(&record.data)?;
+            Some(Unchanged {
+                digest,
+                keep_if_expiring_after: record.expiry_date.checked_sub(window.try_into().ok()?)?,
+            })
+        });
+        Ok(SessionRow {
+            id: self.key(record.id),
+            data,
+            expires_at: record.expiry_date,
+            user_key,
+            unchanged,
+        })
+    }
+
+    fn user_key_of(&self, record: &SessionRecord<'_>) -> Result<Option<String>, SessionError> {
+        let Some(path) = &self.policy.user_key else {
+            return Ok(None);
+        };
+        match path.user_key_of(&record.data) {
+            Some(key) if key.len() > MAX_USER_KEY_LEN => Err(SessionError::UserKeyTooLong {
+                len: key.len(),
+                limit: MAX_USER_KEY_LEN,
+            }),
+            key => Ok(key),
+        }
+    }
+
+    /// Runs `operation` within the policy's timeout, in its span.
+    async fn run<T: Outcome>(
+        &self,
+        operation: Operation,
+        work: impl Future<Output = Result<T, SessionError>>,
+    ) -> Result<T, SessionError> {
+        let span = tracing::debug_span!(
+            "session_store",
+            operation = operation.as_str(),
+            table = %self.table_label,
+            outcome = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self.bounded(operation, work).instrument(span.clone()).await;
+        span.record("duration_us", started.elapsed().as_micros() as u64);
+        span.record(
+            "outcome",
+            match &result {
+                Ok(value) => value.outcome(),
+                Err(err) => err.outcome(),
+            },
+        );
+        result
+    }
+
     async fn bounded<T>(
         &self,
         operation: Operation,
@@ -267,6 +481,68 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 operation,
                 after: limit,
             }),
+        }
+    }
+}
+
+/// What a span records as an operation's `outcome`.
+trait Outcome {
+    fn outcome(&self) -> &'static str;
+}
+
+impl Outcome for () {
+    fn outcome(&self) -> &'static str {
+        "ok"
+    }
+}
+
+impl Outcome for bool {
+    fn outcome(&self) -> &'static str {
+        if *self {
+            "ok"
+        } else {
+            "not_found"
+        }
+    }
+}
+
+impl Outcome for u64 {
+    fn outcome(&self) -> &'static str {
+        "ok"
+    }
+}
+
+impl<T> Outcome for Vec<T> {
+    fn outcome(&self) -> &'static str {
+        "ok"
+    }
+}
+
+impl<T> Outcome for Option<T> {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Some(_) => "found",
+            None => "not_found",
+        }
+    }
+}
+
+impl SessionError {
+    /// The error's kind, for spans.
+    fn outcome(&self) -> &'static str {
+        use crate::ports::RepositoryError;
+        match self {
+            Self::Repository(RepositoryError::Unavailable(_)) => "unavailable",
+            Self::Repository(RepositoryError::MissingTable(_)) => "missing_table",
+            Self::Repository(RepositoryError::Statement(_)) => "statement_failed",
+            Self::Repository(RepositoryError::CorruptRow(_)) => "corrupt_row",
+            Self::Encode(_) => "encode_failed",
+            Self::Decode(_) => "decode_failed",
+            Self::IdsExhausted { .. } => "ids_exhausted",
+            Self::TooLarge { .. } => "too_large",
+            Self::UserKeyTooLong { .. } => "user_key_too_long",
+            Self::UserIndexDisabled => "user_index_disabled",
+            Self::TimedOut { .. } => "timed_out",
         }
     }
 }

@@ -5,23 +5,21 @@ use std::sync::{
     Arc, Mutex,
 };
 
+use super::{ServicePolicy, SessionError, SessionId, SessionRecord, SessionService};
+use crate::{
+    codec::MessagePackCodec,
+    ports::{Codec, MockSessionRepository, RepositoryError, SessionRow, UserSessionRow},
+};
 use mockall::{predicate::eq, Sequence};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
-use tower_sessions_core::session::{Id, Record};
 
-use super::{ServicePolicy, SessionError, SessionService};
-use crate::{
-    codec::MessagePackCodec,
-    ports::{Codec, MockSessionRepository, RepositoryError},
-};
-
-fn record(id: i128, expiry_date: OffsetDateTime) -> Record {
-    Record {
-        id: Id(id),
-        data: [("user".to_owned(), json!("ada"))].into_iter().collect(),
+fn record(id: i128, expiry_date: OffsetDateTime) -> SessionRecord<'static> {
+    SessionRecord::owned(
+        SessionId(id),
+        [("user".to_owned(), json!("ada"))].into_iter().collect(),
         expiry_date,
-    }
+    )
 }
 
 fn in_an_hour() -> OffsetDateTime {
@@ -39,12 +37,12 @@ async fn create_inserts_once_when_the_id_is_free() {
     let expected_data = MessagePackCodec.encode(&rec).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_insert_if_absent()
-        .withf(move |id, data, _| id == expected_id && data == expected_data.as_slice())
+        .withf(move |row| row.id == expected_id && row.data == expected_data)
         .times(1)
-        .returning(|_, _, _| Ok(true));
+        .returning(|_| Ok(true));
 
     service(repo).create(&mut rec).await.unwrap();
-    assert_eq!(rec.id, Id(42));
+    assert_eq!(rec.id, SessionId(42));
 }
 
 #[tokio::test]
@@ -55,9 +53,9 @@ async fn create_takes_a_fresh_id_when_the_id_is_taken() {
     let log = Arc::clone(&tried);
     repo.expect_insert_if_absent()
         .times(2)
-        .returning(move |id, data, _| {
+        .returning(move |row| {
             let mut log = log.lock().unwrap();
-            log.push((id.to_owned(), data.to_vec()));
+            log.push((row.id, row.data));
             // The first id is taken, the second is free.
             Ok(log.len() == 2)
         });
@@ -66,8 +64,8 @@ async fn create_takes_a_fresh_id_when_the_id_is_taken() {
     service(repo).create(&mut rec).await.unwrap();
 
     let tried = tried.lock().unwrap();
-    assert_eq!(tried[0].0, Id(42).to_string());
-    assert_ne!(rec.id, Id(42), "the record must carry the fresh id");
+    assert_eq!(tried[0].0, SessionId(42).to_string());
+    assert_ne!(rec.id, SessionId(42), "the record must carry the fresh id");
     assert_eq!(tried[1].0, rec.id.to_string());
     // The second attempt stored the record under its new id, not the old bytes.
     let stored = MessagePackCodec.decode(&tried[1].1).unwrap();
@@ -79,7 +77,7 @@ async fn create_gives_up_after_the_configured_attempts() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
     let mut repo = MockSessionRepository::new();
-    repo.expect_insert_if_absent().returning(move |_, _, _| {
+    repo.expect_insert_if_absent().returning(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
         Ok(false)
     });
@@ -105,7 +103,7 @@ async fn create_reports_a_repository_failure_without_retrying() {
     let mut repo = MockSessionRepository::new();
     repo.expect_insert_if_absent()
         .times(1)
-        .returning(|_, _, _| Err(RepositoryError::Unavailable("connection refused".into())));
+        .returning(|_| Err(RepositoryError::Unavailable("connection refused".into())));
 
     let err = service(repo)
         .create(&mut record(1, in_an_hour()))
@@ -125,11 +123,15 @@ async fn save_is_one_upsert_of_the_encoded_record() {
     let expiry = rec.expiry_date;
     let mut repo = MockSessionRepository::new();
     repo.expect_upsert()
-        .withf(move |id, data, at| {
-            id == Id(7).to_string() && data == expected.as_slice() && *at == expiry
+        .withf(move |row| {
+            row.id == SessionId(7).to_string()
+                && row.data == expected
+                && row.expires_at == expiry
+                && row.user_key.is_none()
+                && row.unchanged.is_none()
         })
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_| Ok(()));
 
     service(repo).save(&rec).await.unwrap();
 }
@@ -139,11 +141,14 @@ async fn load_asks_for_rows_unexpired_at_now() {
     let now = OffsetDateTime::now_utc();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .with(eq(Id(9).to_string()), eq(now))
+        .with(eq(SessionId(9).to_string()), eq(now))
         .times(1)
         .returning(|_, _| Ok(None));
 
-    assert_eq!(service(repo).load_at(&Id(9), now).await.unwrap(), None);
+    assert_eq!(
+        service(repo).load_at(SessionId(9), now).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -154,7 +159,7 @@ async fn load_returns_the_decoded_record() {
     repo.expect_find_unexpired()
         .returning(move |_, _| Ok(Some(bytes.clone())));
 
-    assert_eq!(service(repo).load(&Id(9)).await.unwrap(), Some(rec));
+    assert_eq!(service(repo).load(SessionId(9)).await.unwrap(), Some(rec));
 }
 
 #[tokio::test]
@@ -169,7 +174,10 @@ async fn load_never_returns_a_record_whose_own_expiry_has_passed() {
     repo.expect_find_unexpired()
         .returning(move |_, _| Ok(Some(bytes.clone())));
 
-    assert_eq!(service(repo).load_at(&Id(9), now).await.unwrap(), None);
+    assert_eq!(
+        service(repo).load_at(SessionId(9), now).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -180,7 +188,10 @@ async fn load_treats_an_expiry_equal_to_now_as_expired() {
     repo.expect_find_unexpired()
         .returning(move |_, _| Ok(Some(bytes.clone())));
 
-    assert_eq!(service(repo).load_at(&Id(9), now).await.unwrap(), None);
+    assert_eq!(
+        service(repo).load_at(SessionId(9), now).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -189,7 +200,7 @@ async fn load_of_undecodable_bytes_is_a_decode_error() {
     repo.expect_find_unexpired()
         .returning(|_, _| Ok(Some(vec![0xc1, 0x00, 0xff])));
 
-    let err = service(repo).load(&Id(9)).await.unwrap_err();
+    let err = service(repo).load(SessionId(9)).await.unwrap_err();
     assert!(matches!(err, SessionError::Decode(_)), "{err:?}");
 }
 
@@ -197,11 +208,11 @@ async fn load_of_undecodable_bytes_is_a_decode_error() {
 async fn delete_passes_the_id_through() {
     let mut repo = MockSessionRepository::new();
     repo.expect_delete_by_id()
-        .with(eq(Id(5).to_string()))
+        .with(eq(SessionId(5).to_string()))
         .times(1)
         .returning(|_| Ok(()));
 
-    service(repo).delete(&Id(5)).await.unwrap();
+    service(repo).delete(SessionId(5)).await.unwrap();
 }
 
 #[tokio::test]
@@ -246,7 +257,7 @@ fn a_policy_below_one_is_raised_to_one() {
         ..ServicePolicy::default()
     });
     assert_eq!(
-        service.policy(),
+        *service.policy(),
         ServicePolicy {
             max_create_attempts: 1,
             cleanup_batch_size: 1,
@@ -263,16 +274,11 @@ struct SlowRepository {
 
 #[async_trait::async_trait]
 impl crate::ports::SessionRepository for SlowRepository {
-    async fn insert_if_absent(
-        &self,
-        _: &str,
-        _: &[u8],
-        _: OffsetDateTime,
-    ) -> Result<bool, RepositoryError> {
+    async fn insert_if_absent(&self, _: SessionRow) -> Result<bool, RepositoryError> {
         tokio::time::sleep(self.delay).await;
         Ok(true)
     }
-    async fn upsert(&self, _: &str, _: &[u8], _: OffsetDateTime) -> Result<(), RepositoryError> {
+    async fn upsert(&self, _: SessionRow) -> Result<(), RepositoryError> {
         tokio::time::sleep(self.delay).await;
         Ok(())
     }
@@ -293,6 +299,22 @@ impl crate::ports::SessionRepository for SlowRepository {
         _: OffsetDateTime,
         _: u64,
     ) -> Result<u64, RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(0)
+    }
+    async fn find_unexpired_by_user(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<Vec<UserSessionRow>, RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(Vec::new())
+    }
+    async fn delete_by_user(&self, _: &str) -> Result<u64, RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(0)
+    }
+    async fn delete_by_user_except(&self, _: &str, _: &str) -> Result<u64, RepositoryError> {
         tokio::time::sleep(self.delay).await;
         Ok(0)
     }
@@ -331,8 +353,8 @@ async fn every_operation_slower_than_the_timeout_times_out_and_names_itself() {
     let mut rec = record(1, in_an_hour());
     timed_out_as(service.create(&mut rec).await, Operation::Create);
     timed_out_as(service.save(&rec).await, Operation::Save);
-    timed_out_as(service.load(&rec.id).await, Operation::Load);
-    timed_out_as(service.delete(&rec.id).await, Operation::Delete);
+    timed_out_as(service.load(rec.id).await, Operation::Load);
+    timed_out_as(service.delete(rec.id).await, Operation::Delete);
     timed_out_as(service.delete_expired().await, Operation::DeleteExpired);
     timed_out_as(service.health().await, Operation::Health);
 }
@@ -381,7 +403,7 @@ async fn health_reports_what_the_repository_says() {
 async fn health_probes_an_id_no_session_can_have() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .withf(|id, _| id.parse::<Id>().is_err())
+        .withf(|id, _| id.parse::<SessionId>().is_err())
         .times(1)
         .returning(|_, _| Ok(None));
 
@@ -411,7 +433,7 @@ async fn a_session_at_the_size_limit_is_stored() {
     let rec = record(1, in_an_hour());
     let size = MessagePackCodec.encode(&rec).unwrap().len();
     let mut repo = MockSessionRepository::new();
-    repo.expect_upsert().times(1).returning(|_, _, _| Ok(()));
+    repo.expect_upsert().times(1).returning(|_| Ok(()));
     let service = service(repo).with_policy(ServicePolicy {
         max_encoded_size: Some(size),
         ..ServicePolicy::default()
@@ -430,5 +452,156 @@ async fn an_undecodable_row_is_absent_when_the_policy_says_so() {
         ..ServicePolicy::default()
     });
 
-    assert_eq!(service.load(&Id(3)).await.unwrap(), None);
+    assert_eq!(service.load(SessionId(3)).await.unwrap(), None);
+}
+
+fn indexed(repo: MockSessionRepository) -> SessionService<MockSessionRepository, MessagePackCodec> {
+    service(repo).with_policy(ServicePolicy {
+        user_key: Some(super::UserKeyPath::new("user").unwrap()),
+        ..ServicePolicy::default()
+    })
+}
+
+#[tokio::test]
+async fn with_a_user_key_every_write_carries_the_sessions_user() {
+    let mut repo = MockSessionRepository::new();
+    repo.expect_insert_if_absent()
+        .withf(|row| row.user_key.as_deref() == Some("ada"))
+        .times(1)
+        .returning(|_| Ok(true));
+    repo.expect_upsert()
+        .withf(|row| row.user_key.is_none())
+        .times(1)
+        .returning(|_| Ok(()));
+    let service = indexed(repo);
+    let mut rec = record(1, in_an_hour()); // {"user": "ada"}
+    service.create(&mut rec).await.unwrap();
+
+    rec.data.to_mut().remove("user");
+    service.save(&rec).await.unwrap();
+}
+
+#[tokio::test]
+async fn per_user_operations_without_a_user_key_touch_nothing() {
+    // No expectation: any repository call fails the test.
+    let service = service(MockSessionRepository::new());
+    assert!(matches!(
+        service.user_sessions("ada").await,
+        Err(SessionError::UserIndexDisabled)
+    ));
+    assert!(matches!(
+        service.delete_user_sessions("ada").await,
+        Err(SessionError::UserIndexDisabled)
+    ));
+}
+
+#[tokio::test]
+async fn a_user_key_over_the_limit_is_refused_before_the_repository() {
+    let service = indexed(MockSessionRepository::new());
+    let mut rec = record(1, in_an_hour());
+    rec.data.to_mut().insert(
+        "user".into(),
+        json!("x".repeat(super::MAX_USER_KEY_LEN + 1)),
+    );
+    assert!(matches!(
+        service.save(&rec).await,
+        Err(SessionError::UserKeyTooLong {
+            len: 256,
+            limit: 255
+        })
+    ));
+}
+
+#[tokio::test]
+async fn deleting_by_handle_deletes_only_the_listed_row_it_names() {
+    let ids = [SessionId(1), SessionId(2)];
+    let rows: Vec<_> = ids
+        .iter()
+        .map(|id| crate::ports::UserSessionRow {
+            id: id.to_string(),
+            expires_at: in_an_hour(),
+        })
+        .collect();
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired_by_user()
+        .with(eq("ada".to_owned()), mockall::predicate::always())
+        .returning(move |_, _| Ok(rows.clone()));
+    repo.expect_delete_by_id()
+        .with(eq(SessionId(2).to_string()))
+        .times(1)
+        .returning(|_| Ok(()));
+    let service = indexed(repo);
+
+    let handle = service.session_handle(SessionId(2));
+    assert!(service.delete_user_session("ada", &handle).await.unwrap());
+    let unknown = service.session_handle(SessionId(3));
+    assert!(!service.delete_user_session("ada", &unknown).await.unwrap());
+}
+
+#[tokio::test]
+async fn with_hashed_ids_the_repository_only_sees_hashes() {
+    let hashed = super::IdStorage::Hashed.key(SessionId(5));
+    let mut repo = MockSessionRepository::new();
+    let expected = hashed.clone();
+    repo.expect_upsert()
+        .withf(move |row| row.id == expected)
+        .times(1)
+        .returning(|_| Ok(()));
+    repo.expect_find_unexpired()
+        .with(eq(hashed.clone()), mockall::predicate::always())
+        .times(1)
+        .returning(|_, _| Ok(None));
+    repo.expect_delete_by_id()
+        .with(eq(hashed.clone()))
+        .times(1)
+        .returning(|_| Ok(()));
+    repo.expect_delete_by_user_except()
+        .with(eq("ada"), eq(hashed))
+        .times(1)
+        .returning(|_, _| Ok(0));
+    let service = indexed(repo).with_policy(ServicePolicy {
+        id_storage: super::IdStorage::Hashed,
+        user_key: Some(super::UserKeyPath::new("user").unwrap()),
+        ..ServicePolicy::default()
+    });
+
+    service.save(&record(5, in_an_hour())).await.unwrap();
+    assert_eq!(service.load(SessionId(5)).await.unwrap(), None);
+    service.delete(SessionId(5)).await.unwrap();
+    service
+        .delete_user_sessions_except("ada", SessionId(5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn write_avoidance_sends_the_values_digest_and_the_window() {
+    let rec = record(5, in_an_hour());
+    let expiry = rec.expiry_date;
+    let mut reordered = rec.clone();
+    reordered.data = std::borrow::Cow::Owned(
+        rec.data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    let digest = super::keys::content_digest(&rec.data).unwrap();
+    let mut repo = MockSessionRepository::new();
+    repo.expect_upsert()
+        .withf(move |row| {
+            row.unchanged
+                == Some(crate::ports::Unchanged {
+                    digest,
+                    keep_if_expiring_after: expiry - Duration::seconds(60),
+                })
+        })
+        .times(2)
+        .returning(|_| Ok(()));
+    let service = service(repo).with_policy(ServicePolicy {
+        touch_after: Some(std::time::Duration::from_secs(60)),
+        ..ServicePolicy::default()
+    });
+
+    service.save(&rec).await.unwrap();
+    service.save(&reordered).await.unwrap();
 }

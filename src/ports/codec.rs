@@ -1,8 +1,8 @@
 use std::fmt;
 
-use tower_sessions_core::session::Record;
+use crate::domain::SessionRecord;
 
-/// Turns a session [`Record`] into bytes for the database and back.
+/// Turns a [`SessionRecord`] into bytes for the database and back.
 ///
 /// A codec is chosen once per store and used for every row it writes and reads, so its output
 /// format is part of the stored data: changing it logs every user out. Implementations must be
@@ -23,31 +23,31 @@ use tower_sessions_core::session::Record;
 /// ```
 /// use tower_sessions_seaorm_store::{
 ///     codec::MessagePackCodec,
+///     domain::SessionRecord,
 ///     ports::{Codec, CodecError},
-///     Record,
 /// };
 ///
 /// #[derive(Debug, Clone, Default)]
 /// struct Measured(MessagePackCodec);
 ///
 /// impl Codec for Measured {
-///     fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError> {
+///     fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
 ///         let bytes = self.0.encode(record)?;
 ///         tracing::debug!(len = bytes.len(), "encoded a session");
 ///         Ok(bytes)
 ///     }
 ///
-///     fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
+///     fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
 ///         self.0.decode(bytes)
 ///     }
 /// }
 /// ```
 pub trait Codec: Send + Sync + 'static {
     /// Encodes `record`, its id and expiry included, into the bytes stored in the `data` column.
-    fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError>;
+    fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError>;
 
-    /// Decodes bytes previously produced by [`Codec::encode`].
-    fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError>;
+    /// Decodes bytes previously produced by [`Codec::encode`], into a record owning its data.
+    fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError>;
 }
 
 /// Why a [`Codec`] could not encode or decode a session.

@@ -10,4 +10,4 @@ mod repository;
 pub use codec::{Codec, CodecError};
 #[cfg(any(test, feature = "mock"))]
 pub use repository::MockSessionRepository;
-pub use repository::{RepositoryError, SessionRepository};
+pub use repository::{RepositoryError, SessionRepository, SessionRow, Unchanged, UserSessionRow};

@@ -1,12 +1,54 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+/// One session as the repository stores it.
+///
+/// Owned, and passed by value: the store builds it for one call (the encoded bytes are moved
+/// in, not copied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The key the session is stored under: its id in text form (the 22 characters `Id`'s
+    /// `Display` produces), or a SHA-256 of it when the store hashes ids (64 hex digits).
+    pub id: String,
+    /// What the store's [`Codec`](super::Codec) produced.
+    pub data: Vec<u8>,
+    /// The record's expiry, as an absolute instant.
+    pub expires_at: OffsetDateTime,
+    /// The per-user index's key (`None`: a session without a user). Repositories without the
+    /// index ignore it; those with it store it on every insert and upsert, `None` included (a
+    /// logged-out session leaves its user's list).
+    pub user_key: Option<String>,
+    /// Write avoidance: `Some` when `upsert` may leave an unchanged row alone.
+    pub unchanged: Option<Unchanged>,
+}
+
+/// How a repository recognises a save that would change nothing worth writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unchanged {
+    /// A digest of the session's values (not of its id or expiry), stored beside the row by
+    /// every insert and upsert.
+    pub digest: [u8; 32],
+    /// `upsert` leaves a stored row alone when its digest is `digest` and its expiry lies
+    /// between this instant and the new expiry (both included): the save would only move the
+    /// expiry a little later.
+    pub keep_if_expiring_after: OffsetDateTime,
+}
+
+/// A live session of one user, as [`SessionRepository::find_unexpired_by_user`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSessionRow {
+    /// The key the session is stored under (see [`SessionRow::id`]).
+    pub id: String,
+    /// When it expires.
+    pub expires_at: OffsetDateTime,
+}
+
 /// Where encoded sessions live: the storage operations the domain service needs, one database
 /// statement each.
 ///
-/// Sessions are addressed by their id in text form (the 22-character form `Id`'s `Display`
-/// produces); `data` is what the store's [`Codec`](super::Codec) produced; `expires_at` is the
-/// record's expiry as an absolute instant.
+/// Sessions are addressed by a key in text form (see [`SessionRow::id`]); `data` is what the
+/// store's [`Codec`](super::Codec) produced; `expires_at` is the record's expiry as an absolute
+/// instant.
 ///
 /// # Contract
 ///
@@ -24,20 +66,13 @@ pub trait SessionRepository: Send + Sync + 'static {
     ///
     /// Returns `true` if this call inserted it, `false` if the id was taken; an existing row is
     /// never modified.
-    async fn insert_if_absent(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, RepositoryError>;
+    async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError>;
 
-    /// Inserts the session, or replaces the data and expiry of the row with this id.
-    async fn upsert(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<(), RepositoryError>;
+    /// Inserts the session, or replaces the data, expiry and user key of the row with this id.
+    ///
+    /// With [`SessionRow::unchanged`], an existing row that [`Unchanged`] describes is left as
+    /// it is, decided within the same statement (no read first).
+    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError>;
 
     /// The data of the row with this id if it expires after `now`; `None` if there is no such
     /// row or it has expired.
@@ -58,6 +93,23 @@ pub trait SessionRepository: Send + Sync + 'static {
         now: OffsetDateTime,
         limit: u64,
     ) -> Result<u64, RepositoryError>;
+
+    /// The rows of `user_key` that expire after `now` (per-user index), in no particular order.
+    async fn find_unexpired_by_user(
+        &self,
+        user_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<UserSessionRow>, RepositoryError>;
+
+    /// Deletes every row of `user_key`, expired or not, and returns how many.
+    async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError>;
+
+    /// Deletes every row of `user_key` but the one with id `keep`, and returns how many.
+    async fn delete_by_user_except(
+        &self,
+        user_key: &str,
+        keep: &str,
+    ) -> Result<u64, RepositoryError>;
 }
 
 /// A storage operation failed.
@@ -70,8 +122,9 @@ pub enum RepositoryError {
     #[error("the session database is unavailable: {0}")]
     Unavailable(String),
 
-    /// The session table does not exist: run `migrate()` (or the migration) first.
-    #[error("the session table is missing (run the store's migration): {0}")]
+    /// The session table, or a column of it, does not exist: run `migrate()` (or the
+    /// migrations) first.
+    #[error("the session table is missing or not fully migrated (run the store's migration): {0}")]
     MissingTable(String),
 
     /// The database refused or failed the statement (permissions, constraint, syntax…).

@@ -5,7 +5,10 @@ use deadpool_postgres::Pool;
 #[cfg(feature = "msgpack")]
 use crate::codec::MessagePackCodec;
 use crate::{
-    adapters::{sea_orm::SessionTable, tokio_postgres::TokioPostgresRepository},
+    adapters::{
+        sea_orm::{Dialect, SessionTable},
+        tokio_postgres::TokioPostgresRepository,
+    },
     ports::Codec,
     RepositoryStore, SeaOrmStoreError,
 };
@@ -15,7 +18,8 @@ use crate::{
 /// driver, for applications whose hottest path is the session lookup.
 ///
 /// It creates no tables: run [`PostgresStore::migrate`](crate::PostgresStore::migrate) once on a
-/// SeaORM connection (or add the migration crate's `CreateSessionTable` to your `Migrator`).
+/// SeaORM connection (or add the migration crate's `CreateSessionTable` and `AddUserIndex` to
+/// your `Migrator`).
 ///
 /// ```no_run
 /// use tower_sessions::SessionManagerLayer;
@@ -50,6 +54,7 @@ impl RepositoryStore<TokioPostgresRepository, MessagePackCodec> {
     /// A store on `pool` using the table `"tower_sessions"."session"` and the MessagePack codec.
     pub fn new(pool: Pool) -> Self {
         Self::from_parts(TokioPostgresRepository::new(pool), MessagePackCodec)
+            .with_table_label(&SessionTable::default(), Dialect::Postgres)
     }
 }
 
@@ -70,9 +75,10 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
 
     fn with_session_table(self, table: SessionTable) -> Self {
         let repository =
-            TokioPostgresRepository::with_table(self.repository().pool().clone(), table);
+            TokioPostgresRepository::with_table(self.repository().pool().clone(), table.clone());
         Self {
             service: self.service.with_repository(repository),
         }
+        .with_table_label(&table, Dialect::Postgres)
     }
 }

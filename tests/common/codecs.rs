@@ -8,7 +8,10 @@ use tower_sessions_seaorm_store::codec::BincodeCodec;
 #[cfg(feature = "json")]
 use tower_sessions_seaorm_store::codec::JsonCodec;
 use tower_sessions_seaorm_store::{
-    codec::MessagePackCodec, ports::Codec, Id, PostgresStore, Record,
+    codec::MessagePackCodec,
+    domain::{SessionId, SessionRecord},
+    ports::Codec,
+    PostgresStore,
 };
 
 use super::PgFixture;
@@ -26,10 +29,10 @@ pub fn all() -> Vec<(&'static str, Box<dyn Codec>)> {
 
 /// A record with one value of every JSON kind, including the numbers that lose their kind or
 /// their precision in careless codecs.
-pub fn every_kind_of_value(id: Id, expiry_date: OffsetDateTime) -> Record {
-    Record {
+pub fn every_kind_of_value(id: SessionId, expiry_date: OffsetDateTime) -> SessionRecord<'static> {
+    SessionRecord::owned(
         id,
-        data: [(
+        [(
             "user".to_owned(),
             json!({
                 "id": 42,
@@ -49,7 +52,7 @@ pub fn every_kind_of_value(id: Id, expiry_date: OffsetDateTime) -> Record {
         .into_iter()
         .collect(),
         expiry_date,
-    }
+    )
 }
 
 /// A session value nesting `depth` arrays: `[[[…[1]…]]]`.
@@ -104,7 +107,7 @@ impl Named {
 impl Codec for Named {
     fn encode(
         &self,
-        record: &Record,
+        record: &SessionRecord<'_>,
     ) -> Result<Vec<u8>, tower_sessions_seaorm_store::ports::CodecError> {
         self.codec.encode(record)
     }
@@ -112,7 +115,7 @@ impl Codec for Named {
     fn decode(
         &self,
         bytes: &[u8],
-    ) -> Result<Record, tower_sessions_seaorm_store::ports::CodecError> {
+    ) -> Result<SessionRecord<'static>, tower_sessions_seaorm_store::ports::CodecError> {
         self.codec.decode(bytes)
     }
 }

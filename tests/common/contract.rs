@@ -5,6 +5,8 @@
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{ports::SessionRepository, Id};
 
+use super::row;
+
 /// A whole second, so the boundary survives a database's sub-second precision.
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
@@ -17,7 +19,7 @@ fn fresh_id() -> String {
 pub async fn insert_if_absent_inserts_a_free_id<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     assert!(repo
-        .insert_if_absent(&id, b"first", now + Duration::hours(1))
+        .insert_if_absent(row(&id, b"first", now + Duration::hours(1)))
         .await
         .unwrap());
     assert_eq!(
@@ -28,11 +30,11 @@ pub async fn insert_if_absent_inserts_a_free_id<R: SessionRepository>(repo: &R) 
 
 pub async fn insert_if_absent_never_overwrites_a_taken_id<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.insert_if_absent(&id, b"first", now + Duration::hours(1))
+    repo.insert_if_absent(row(&id, b"first", now + Duration::hours(1)))
         .await
         .unwrap();
     let inserted = repo
-        .insert_if_absent(&id, b"second", now + Duration::hours(2))
+        .insert_if_absent(row(&id, b"second", now + Duration::hours(2)))
         .await
         .unwrap();
     assert!(!inserted, "the id is taken");
@@ -51,11 +53,11 @@ pub async fn insert_if_absent_never_overwrites_a_taken_id<R: SessionRepository>(
 
 pub async fn insert_if_absent_reports_an_expired_row_as_taken<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.upsert(&id, b"stale", now - Duration::hours(1))
+    repo.upsert(row(&id, b"stale", now - Duration::hours(1)))
         .await
         .unwrap();
     let inserted = repo
-        .insert_if_absent(&id, b"fresh", now + Duration::hours(1))
+        .insert_if_absent(row(&id, b"fresh", now + Duration::hours(1)))
         .await
         .unwrap();
     assert!(!inserted, "an expired row still holds its id until cleanup");
@@ -64,7 +66,7 @@ pub async fn insert_if_absent_reports_an_expired_row_as_taken<R: SessionReposito
 
 pub async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.upsert(&id, b"data", now).await.unwrap();
+    repo.upsert(row(&id, b"data", now)).await.unwrap();
     assert_eq!(
         repo.find_unexpired(&id, now - Duration::seconds(1))
             .await
@@ -87,10 +89,10 @@ pub async fn find_unexpired_of_an_unknown_id_is_none<R: SessionRepository>(repo:
 
 pub async fn upsert_replaces_the_data_and_the_expiry<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.upsert(&id, b"old", now - Duration::hours(1))
+    repo.upsert(row(&id, b"old", now - Duration::hours(1)))
         .await
         .unwrap();
-    repo.upsert(&id, b"new", now + Duration::hours(1))
+    repo.upsert(row(&id, b"new", now + Duration::hours(1)))
         .await
         .unwrap();
     assert_eq!(
@@ -101,7 +103,7 @@ pub async fn upsert_replaces_the_data_and_the_expiry<R: SessionRepository>(repo:
 
 pub async fn delete_by_id_is_idempotent<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.upsert(&id, b"data", now + Duration::hours(1))
+    repo.upsert(row(&id, b"data", now + Duration::hours(1)))
         .await
         .unwrap();
     repo.delete_by_id(&id).await.unwrap();
@@ -109,7 +111,7 @@ pub async fn delete_by_id_is_idempotent<R: SessionRepository>(repo: &R) {
     repo.delete_by_id(&fresh_id()).await.unwrap();
     assert_eq!(repo.find_unexpired(&id, now).await.unwrap(), None);
     assert!(
-        repo.insert_if_absent(&id, b"again", now + Duration::hours(1))
+        repo.insert_if_absent(row(&id, b"again", now + Duration::hours(1)))
             .await
             .unwrap(),
         "a deleted id is free again"
@@ -124,13 +126,13 @@ pub async fn delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_befor
     let now = now();
     // Five expired rows, one of them expiring exactly now; three live rows.
     for age in [0, 1, 2, 3, 4] {
-        repo.upsert(&fresh_id(), b"expired", now - Duration::seconds(age))
+        repo.upsert(row(&fresh_id(), b"expired", now - Duration::seconds(age)))
             .await
             .unwrap();
     }
     let live: Vec<String> = (1..=3).map(|_| fresh_id()).collect();
     for (n, id) in live.iter().enumerate() {
-        repo.upsert(id, b"live", now + Duration::seconds(n as i64 + 1))
+        repo.upsert(row(id, b"live", now + Duration::seconds(n as i64 + 1)))
             .await
             .unwrap();
     }

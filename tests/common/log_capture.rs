@@ -42,3 +42,18 @@ pub fn capture_everything() -> (impl tracing::Subscriber + Send + Sync, Captured
         .finish();
     (subscriber, captured)
 }
+
+/// A subscriber that prints every span of this crate when it closes, with all its fields, into
+/// the returned buffer (and nothing of the database driver). Install it with
+/// `tracing::subscriber::set_default` on a current-thread runtime.
+pub fn capture_spans() -> (impl tracing::Subscriber + Send + Sync, Captured) {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    (subscriber, captured)
+}

@@ -6,6 +6,7 @@ pub mod codecs;
 pub mod contract;
 pub mod demo_app;
 pub mod example_app;
+pub mod features;
 #[cfg(feature = "tokio-postgres")]
 pub mod lean;
 pub mod log_capture;
@@ -62,6 +63,21 @@ where
         task.await
             .expect("no migrate panicked")
             .unwrap_or_else(|err| panic!("{what}: a concurrent migrate failed: {err}"));
+    }
+}
+
+/// A repository row with no user and no write avoidance.
+pub fn row(
+    id: &str,
+    data: &[u8],
+    expires_at: time::OffsetDateTime,
+) -> tower_sessions_seaorm_store::ports::SessionRow {
+    tower_sessions_seaorm_store::ports::SessionRow {
+        id: id.to_owned(),
+        data: data.to_vec(),
+        expires_at,
+        user_key: None,
+        unchanged: None,
     }
 }
 

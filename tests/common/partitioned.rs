@@ -1,10 +1,11 @@
 //! A store on a hash-partitioned session table in a schema of its own, created by the migration
-//! crate's `CreatePartitionedSessionTable` the way an application's own `Migrator` would run it.
+//! crate's `CreatePartitionedSessionTable` and `AddUserIndex` the way an application's own
+//! `Migrator` would run them.
 
 use tower_sessions_seaorm_store::{
     migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        CreatePartitionedSessionTable,
+        AddUserIndex, CreatePartitionedSessionTable,
     },
     sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value},
     PostgresStore,
@@ -37,6 +38,10 @@ impl PartitionedFixture {
             .up(&SchemaManager::new(&conn))
             .await
             .expect("create the partitioned session table");
+        AddUserIndex::new(&schema, "session")
+            .up(&SchemaManager::new(&conn))
+            .await
+            .expect("add the user index to the partitioned table");
         let store = PostgresStore::new(conn.clone())
             .with_schema_name(&schema)
             .expect("a valid schema name");
@@ -48,10 +53,15 @@ impl PartitionedFixture {
         }
     }
 
-    /// Runs the partitioned migration again, as a second deploy would.
+    /// Runs the partitioned migrations again, as a second deploy would.
     pub async fn migrate_again(&self) -> Result<(), String> {
+        let manager = SchemaManager::new(&self.conn);
         self.migration
-            .up(&SchemaManager::new(&self.conn))
+            .up(&manager)
+            .await
+            .map_err(|e| e.to_string())?;
+        AddUserIndex::new(&self.schema, "session")
+            .up(&manager)
             .await
             .map_err(|e| e.to_string())
     }

@@ -267,14 +267,20 @@ pub async fn an_expired_session_is_never_loaded<S: SuiteStore>(store: &S) {
     let later = record(OffsetDateTime::now_utc() + Duration::minutes(5));
     store.save(&later).await.unwrap();
     let service = store.inner().service();
-    assert!(service.load(&later.id).await.unwrap().is_some());
+    assert!(service.load(later.id.into()).await.unwrap().is_some());
     let after_expiry = later.expiry_date + Duration::seconds(1);
     assert_eq!(
-        service.load_at(&later.id, after_expiry).await.unwrap(),
+        service
+            .load_at(later.id.into(), after_expiry)
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        service.load_at(&later.id, later.expiry_date).await.unwrap(),
+        service
+            .load_at(later.id.into(), later.expiry_date)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -318,7 +324,11 @@ pub async fn an_undecodable_row_is_a_decode_error<S: SuiteStore>(store: &S) {
     store
         .inner()
         .repository()
-        .upsert(&id.to_string(), b"\xc1 not a session", in_a_day())
+        .upsert(crate::common::row(
+            &id.to_string(),
+            b"\xc1 not a session",
+            in_a_day(),
+        ))
         .await
         .unwrap();
     let err = store.load(&id).await.unwrap_err();
@@ -332,11 +342,15 @@ pub async fn an_undecodable_row_is_a_decode_error<S: SuiteStore>(store: &S) {
 
     // A truncated but otherwise genuine row.
     let rec = record(in_a_day());
-    let bytes = store.inner().codec().encode(&rec).unwrap();
+    let bytes = store.inner().codec().encode(&(&rec).into()).unwrap();
     store
         .inner()
         .repository()
-        .upsert(&rec.id.to_string(), &bytes[..bytes.len() / 2], in_a_day())
+        .upsert(crate::common::row(
+            &rec.id.to_string(),
+            &bytes[..bytes.len() / 2],
+            in_a_day(),
+        ))
         .await
         .unwrap();
     assert!(matches!(

@@ -1,13 +1,14 @@
+use super::bincode_wire::{decode_record, encode_record};
+use crate::{
+    domain::SessionRecord,
+    ports::{Codec, CodecError},
+};
 use ::bincode::{
     config::{self, Configuration},
     de::{BorrowDecode, BorrowDecoder},
     enc::{Encode, Encoder},
     error::{DecodeError, EncodeError},
 };
-use tower_sessions_core::session::Record;
-
-use super::bincode_wire::{decode_record, encode_record};
-use crate::ports::{Codec, CodecError};
 
 /// bincode 2.0, in a format of this crate's own: about MessagePack's size, quicker to decode.
 ///
@@ -32,13 +33,17 @@ use crate::ports::{Codec, CodecError};
 /// by bincode.
 ///
 /// ```
-/// use tower_sessions_seaorm_store::{codec::BincodeCodec, ports::Codec, Id, Record};
-///
-/// let record = Record {
-///     id: Id(7),
-///     data: [("cart".to_owned(), serde_json::json!([u64::MAX, -1, 0.5]))].into(),
-///     expiry_date: time::OffsetDateTime::UNIX_EPOCH,
+/// use tower_sessions_seaorm_store::{
+///     codec::BincodeCodec,
+///     domain::{SessionId, SessionRecord},
+///     ports::Codec,
 /// };
+///
+/// let record = SessionRecord::owned(
+///     SessionId(7),
+///     [("cart".to_owned(), serde_json::json!([u64::MAX, -1, 0.5]))].into(),
+///     time::OffsetDateTime::UNIX_EPOCH,
+/// );
 /// let bytes = BincodeCodec.encode(&record).unwrap();
 /// assert_eq!(BincodeCodec.decode(&bytes).unwrap(), record);
 /// ```
@@ -53,15 +58,15 @@ impl BincodeCodec {
 const NAME: &str = "bincode";
 const CONFIG: Configuration = config::standard();
 
-struct Encoding<'a>(&'a Record);
+struct Encoding<'a, 'r>(&'a SessionRecord<'r>);
 
-impl Encode for Encoding<'_> {
+impl Encode for Encoding<'_, '_> {
     fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
         encode_record(self.0, encoder)
     }
 }
 
-struct Decoding(Record);
+struct Decoding(SessionRecord<'static>);
 
 impl<'de> BorrowDecode<'de, ()> for Decoding {
     fn borrow_decode<D: BorrowDecoder<'de, Context = ()>>(
@@ -72,12 +77,12 @@ impl<'de> BorrowDecode<'de, ()> for Decoding {
 }
 
 impl Codec for BincodeCodec {
-    fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError> {
+    fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
         ::bincode::encode_to_vec(Encoding(record), CONFIG)
             .map_err(|err| CodecError::new(NAME, encode_reason(&err)))
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
+    fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
         let (Decoding(record), read) = ::bincode::borrow_decode_from_slice(bytes, CONFIG)
             .map_err(|err| CodecError::new(NAME, decode_reason(&err)))?;
         if read != bytes.len() {

@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use super::BincodeCodec;
+use crate::domain::{SessionId, SessionRecord};
 use ::bincode::{
     de::{BorrowDecode, BorrowDecoder, Decode},
     enc::{write::Writer, Encode, Encoder},
@@ -14,9 +16,6 @@ use ::bincode::{
 };
 use serde_json::{Map, Number, Value};
 use time::{OffsetDateTime, UtcOffset};
-use tower_sessions_core::session::{Id, Record};
-
-use super::BincodeCodec;
 
 /// 0xC1 is never used by MessagePack and never starts UTF-8, so no row of the other codecs
 /// starts like this; then the format version.
@@ -39,7 +38,7 @@ const TOO_DEEP_TO_WRITE: &str =
     "the session data nests arrays or objects too deeply for bincode (at most 100 levels): flatten it";
 
 pub(super) fn encode_record<E: Encoder>(
-    record: &Record,
+    record: &SessionRecord<'_>,
     encoder: &mut E,
 ) -> Result<(), EncodeError> {
     encoder.writer().write(&HEADER)?;
@@ -114,13 +113,13 @@ fn encode_number<E: Encoder>(number: &Number, encoder: &mut E) -> Result<(), Enc
 
 pub(super) fn decode_record<'de, D: BorrowDecoder<'de>>(
     decoder: &mut D,
-) -> Result<Record, DecodeError> {
+) -> Result<SessionRecord<'static>, DecodeError> {
     if [u8::decode(decoder)?, u8::decode(decoder)?] != HEADER {
         return Err(DecodeError::Other(
             "the stored bytes are not a bincode session of format 1 (written by another codec?)",
         ));
     }
-    let id = Id(i128::decode(decoder)?);
+    let id = SessionId(i128::decode(decoder)?);
     let expiry_date = decode_expiry(decoder)?;
 
     let len = decode_len(decoder)?;
@@ -132,11 +131,7 @@ pub(super) fn decode_record<'de, D: BorrowDecoder<'de>>(
             return Err(DecodeError::Other("the stored session has a key twice"));
         }
     }
-    Ok(Record {
-        id,
-        data,
-        expiry_date,
-    })
+    Ok(SessionRecord::owned(id, data, expiry_date))
 }
 
 fn decode_expiry<'de, D: BorrowDecoder<'de>>(

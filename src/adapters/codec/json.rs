@@ -1,14 +1,15 @@
-use std::{collections::HashMap, str::FromStr};
+use std::str::FromStr;
 
+use crate::{
+    domain::{SessionData, SessionId, SessionRecord},
+    ports::{Codec, CodecError},
+};
 use serde::{
     ser::{Error as _, SerializeMap, SerializeSeq},
     Deserialize, Serialize, Serializer,
 };
 use serde_json::Value;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime, UtcOffset};
-use tower_sessions_core::session::{Id, Record};
-
-use crate::ports::{Codec, CodecError};
 
 /// JSON, readable in `psql`: `{"id":"…","expiry_date":"…","data":{…}}`.
 ///
@@ -17,7 +18,7 @@ use crate::ports::{Codec, CodecError};
 /// - `expiry_date` is RFC 3339 in UTC with up to nine fractional digits: the instant is kept to
 ///   the nanosecond; the offset is stored as UTC (records compare equal, since `OffsetDateTime`
 ///   compares instants). The format is the same whatever `time` features the application
-///   enables: serializing the `Record` itself would switch between a tuple and a string with
+///   enables: serializing the record itself would switch between a tuple and a string with
 ///   `time/serde-human-readable`.
 /// - `data` holds the session's values as they are, keys sorted: the same session always
 ///   encodes to the same bytes.
@@ -33,14 +34,18 @@ use crate::ports::{Codec, CodecError};
 /// ```
 ///
 /// ```
-/// use tower_sessions_seaorm_store::{codec::JsonCodec, ports::Codec, Id, Record};
-///
-/// let record = Record {
-///     id: Id(7),
-///     data: [("user".to_owned(), serde_json::json!("ada"))].into(),
-///     expiry_date: time::OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
-///         + time::Duration::milliseconds(500),
+/// use tower_sessions_seaorm_store::{
+///     codec::JsonCodec,
+///     domain::{SessionId, SessionRecord},
+///     ports::Codec,
 /// };
+///
+/// let record = SessionRecord::owned(
+///     SessionId(7),
+///     [("user".to_owned(), serde_json::json!("ada"))].into(),
+///     time::OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
+///         + time::Duration::milliseconds(500),
+/// );
 /// let bytes = JsonCodec.encode(&record).unwrap();
 /// assert_eq!(
 ///     std::str::from_utf8(&bytes).unwrap(),
@@ -73,11 +78,11 @@ struct RecordOut<'a> {
 struct RecordIn {
     id: String,
     expiry_date: String,
-    data: HashMap<String, Value>,
+    data: SessionData,
 }
 
 impl Codec for JsonCodec {
-    fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError> {
+    fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
         let expiry_date = record
             .expiry_date
             .checked_to_offset(UtcOffset::UTC)
@@ -96,23 +101,19 @@ impl Codec for JsonCodec {
         serde_json::to_vec(&out).map_err(|err| CodecError::new(NAME, encode_reason(&err)))
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
+    fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
         let stored: RecordIn = serde_json::from_slice(bytes)
             .map_err(|err| CodecError::new(NAME, decode_reason(&err)))?;
-        let id = Id::from_str(&stored.id)
+        let id = SessionId::from_str(&stored.id)
             .map_err(|_| CodecError::new(NAME, "the stored session id is malformed"))?;
         let expiry_date = OffsetDateTime::parse(&stored.expiry_date, &Rfc3339)
             .map_err(|_| CodecError::new(NAME, "the stored expiry date is not RFC 3339"))?;
-        Ok(Record {
-            id,
-            data: stored.data,
-            expiry_date,
-        })
+        Ok(SessionRecord::owned(id, stored.data, expiry_date))
     }
 }
 
 /// The session's values with keys in order, nesting checked on the way.
-struct SortedData<'a>(&'a HashMap<String, Value>);
+struct SortedData<'a>(&'a SessionData);
 
 impl Serialize for SortedData<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -1,22 +1,24 @@
+use crate::{
+    domain::SessionRecord,
+    ports::{Codec, CodecError},
+};
 use serde::Deserialize;
 use serde_json::Value;
-use tower_sessions_core::session::Record;
 
-use crate::ports::{Codec, CodecError};
-
-/// MessagePack, the default codec: `rmp_serde::to_vec(&record)` and `rmp_serde::from_slice`.
+/// MessagePack, the default codec: `rmp_serde::to_vec(&record)` and `rmp_serde::from_slice`,
+/// where the record has tower-sessions' `Record` shape.
 ///
 /// This is byte for byte what `tower-sessions-sqlx-store` and `tower-sessions-seaorm-store` 0.1
 /// write, so their rows load unchanged and users switching stores stay logged in.
 ///
 /// ```
-/// use tower_sessions_seaorm_store::{codec::MessagePackCodec, ports::Codec, Id, Record};
-///
-/// let record = Record {
-///     id: Id(7),
-///     data: Default::default(),
-///     expiry_date: time::OffsetDateTime::UNIX_EPOCH,
+/// use tower_sessions_seaorm_store::{
+///     codec::MessagePackCodec,
+///     domain::{SessionId, SessionRecord},
+///     ports::Codec,
 /// };
+///
+/// let record = SessionRecord::owned(SessionId(7), Default::default(), time::OffsetDateTime::UNIX_EPOCH);
 /// let bytes = MessagePackCodec.encode(&record).unwrap();
 /// assert_eq!(MessagePackCodec.decode(&bytes).unwrap(), record);
 /// ```
@@ -39,7 +41,7 @@ const NAME: &str = "MessagePack";
 const MAX_READ_DEPTH: usize = MessagePackCodec::MAX_DEPTH + 3;
 
 impl Codec for MessagePackCodec {
-    fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError> {
+    fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
         if record
             .data
             .values()
@@ -54,10 +56,10 @@ impl Codec for MessagePackCodec {
         rmp_serde::to_vec(record).map_err(|err| CodecError::new(NAME, encode_reason(&err)))
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<Record, CodecError> {
+    fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
         let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
         deserializer.set_max_depth(MAX_READ_DEPTH);
-        Record::deserialize(&mut deserializer)
+        SessionRecord::deserialize(&mut deserializer)
             .map_err(|err| CodecError::new(NAME, decode_reason(&err)))
     }
 }

@@ -20,16 +20,22 @@ pub enum Operation {
     DeleteById,
     /// `delete_expired_batch`: what cleanup calls, batch after batch.
     DeleteExpiredBatch,
+    /// `find_unexpired_by_user`: listing a user's sessions.
+    FindUnexpiredByUser,
+    /// `delete_by_user` and `delete_by_user_except`: deleting a user's sessions.
+    DeleteByUser,
 }
 
 impl Operation {
     /// Every operation, in the trait's order.
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; 7] = [
         Operation::InsertIfAbsent,
         Operation::Upsert,
         Operation::FindUnexpired,
         Operation::DeleteById,
         Operation::DeleteExpiredBatch,
+        Operation::FindUnexpiredByUser,
+        Operation::DeleteByUser,
     ];
 
     pub(super) fn index(self) -> usize {

@@ -38,7 +38,7 @@ use time::OffsetDateTime;
 pub use controller::FaultController;
 pub use fault::{Fault, Operation};
 
-use crate::ports::{RepositoryError, SessionRepository};
+use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow};
 
 /// Wraps a repository; each call first goes through the faults active on its
 /// [`FaultController`], then (unless a fault failed it) to the inner repository.
@@ -90,28 +90,16 @@ impl<R: SessionRepository> FaultyRepository<R> {
 
 #[async_trait]
 impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
-    async fn insert_if_absent(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, RepositoryError> {
+    async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
         self.call(Operation::InsertIfAbsent, |inner| {
-            inner.insert_if_absent(id, data, expires_at)
+            inner.insert_if_absent(row)
         })
         .await
     }
 
-    async fn upsert(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<(), RepositoryError> {
-        self.call(Operation::Upsert, |inner| {
-            inner.upsert(id, data, expires_at)
-        })
-        .await
+    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError> {
+        self.call(Operation::Upsert, |inner| inner.upsert(row))
+            .await
     }
 
     async fn find_unexpired(
@@ -137,6 +125,35 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
     ) -> Result<u64, RepositoryError> {
         self.call(Operation::DeleteExpiredBatch, |inner| {
             inner.delete_expired_batch(now, limit)
+        })
+        .await
+    }
+
+    async fn find_unexpired_by_user(
+        &self,
+        user_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<UserSessionRow>, RepositoryError> {
+        self.call(Operation::FindUnexpiredByUser, |inner| {
+            inner.find_unexpired_by_user(user_key, now)
+        })
+        .await
+    }
+
+    async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
+        self.call(Operation::DeleteByUser, |inner| {
+            inner.delete_by_user(user_key)
+        })
+        .await
+    }
+
+    async fn delete_by_user_except(
+        &self,
+        user_key: &str,
+        keep: &str,
+    ) -> Result<u64, RepositoryError> {
+        self.call(Operation::DeleteByUser, |inner| {
+            inner.delete_by_user_except(user_key, keep)
         })
         .await
     }

@@ -106,6 +106,27 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// The instant in column `index` of `row`, as [`Dialect::instant`] stored it.
+    pub(crate) fn read_instant(
+        self,
+        row: &sea_orm::QueryResult,
+        index: usize,
+    ) -> Result<OffsetDateTime, sea_orm::DbErr> {
+        match self {
+            Self::Postgres => row.try_get_by_index::<OffsetDateTime>(index),
+            Self::Sqlite => {
+                let micros = row.try_get_by_index::<i64>(index)?;
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+                    .map_err(|_| sea_orm::DbErr::Type("a stored expiry is out of range".to_owned()))
+            }
+            Self::MySql => Ok(row
+                .try_get_by_index::<PrimitiveDateTime>(index)?
+                .assume_utc()),
+        }
+    }
+}
+
 fn unix_micros(at: OffsetDateTime) -> i64 {
     let micros = at.unix_timestamp_nanos().div_euclid(1_000);
     // OffsetDateTime spans ±9999 years, well within i64 microseconds (±292,000 years).

@@ -27,6 +27,13 @@ pub struct Model {
     pub data: Vec<u8>,
     /// When the session expires.
     pub expiry_date: TimeDateTimeWithTimeZone,
+    /// The session's user, when the store keeps the per-user index (`with_user_key`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub user_key: Option<String>,
+    /// The digest of the session's values, when the store avoids no-op writes
+    /// (`with_touch_after`).
+    #[sea_orm(nullable)]
+    pub data_digest: Option<Vec<u8>>,
 }
 
 /// The session table has no relations.

@@ -19,9 +19,10 @@ fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseErr
     }
 }
 
-/// "No such table": PostgreSQL's undefined_table (also raised for a missing schema), MySQL's
-/// ER_NO_SUCH_TABLE.
-const MISSING_TABLE_SQLSTATES: &[&str] = &["42P01", "3F000", "42S02"];
+/// "No such table" or "no such column": PostgreSQL's undefined_table (also raised for a missing
+/// schema) and undefined_column, MySQL's ER_NO_SUCH_TABLE and ER_BAD_FIELD_ERROR. Either way
+/// the table is not (fully) migrated.
+const MISSING_TABLE_SQLSTATES: &[&str] = &["42P01", "3F000", "42703", "42S02", "42S22"];
 
 /// The error code of a database error: the SQLSTATE on PostgreSQL and MySQL, the extended
 /// result code on SQLite.
@@ -54,6 +55,7 @@ pub(crate) fn lost_a_migration_race(dialect: Dialect, err: &DbErr) -> bool {
             "42P07", // duplicate_table
             "42P06", // duplicate_schema
             "42710", // duplicate_object (the index)
+            "42701", // duplicate_column (the user index's columns)
             "40P01", // deadlock_detected
             "40001", // serialization_failure
         ]
@@ -67,10 +69,18 @@ pub(crate) fn lost_a_migration_race(dialect: Dialect, err: &DbErr) -> bool {
         // replica got there first (or the two collided on a metadata lock).
         Dialect::MySql => [
             "42S01", // ER_TABLE_EXISTS_ERROR (1050)
+            "42S21", // ER_DUP_FIELDNAME (1060): the user index's columns
             "40001", // ER_LOCK_DEADLOCK (1213)
         ]
         .contains(&code.as_str()),
     }
+}
+
+/// SQLite reports a missing table or column with the generic code 1; its message tells.
+fn sqlite_not_migrated(message: &str) -> bool {
+    ["no such table", "no such column", "has no column named"]
+        .iter()
+        .any(|needle| message.contains(needle))
 }
 
 /// Maps a SeaORM error to the port's error, keeping only what is safe to log.
@@ -99,7 +109,9 @@ pub(crate) fn classify(dialect: Dialect, err: DbErr) -> RepositoryError {
                         Some(code) => format!("{} ({} {code})", db.message(), dialect.code_label()),
                         None => db.message().to_owned(),
                     };
-                    if code.is_some_and(|c| MISSING_TABLE_SQLSTATES.contains(&c.as_ref())) {
+                    if code.is_some_and(|c| MISSING_TABLE_SQLSTATES.contains(&c.as_ref()))
+                        || (dialect == Dialect::Sqlite && sqlite_not_migrated(db.message()))
+                    {
                         RepositoryError::MissingTable(message)
                     } else {
                         RepositoryError::Statement(message)

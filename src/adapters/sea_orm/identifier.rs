@@ -100,6 +100,15 @@ impl SessionTable {
         self
     }
 
+    /// The table's name as spans and logs show it: `schema.table` on PostgreSQL, `table`
+    /// elsewhere.
+    pub(crate) fn label(&self, dialect: super::Dialect) -> String {
+        match dialect {
+            super::Dialect::Postgres => format!("{}.{}", self.schema, self.table),
+            super::Dialect::Sqlite | super::Dialect::MySql => self.table.clone(),
+        }
+    }
+
     /// How many hash partitions `migrate()` creates the table with; `None` for a plain table.
     pub fn hash_partitions(&self) -> Option<u16> {
         self.hash_partitions

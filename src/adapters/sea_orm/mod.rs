@@ -1,6 +1,7 @@
 //! The SeaORM repository: sessions in a SQL table, one statement per operation, on
 //! PostgreSQL, SQLite or MySQL/MariaDB.
 
+mod conditional_upsert;
 mod dialect;
 pub mod entity;
 mod errors;
@@ -10,8 +11,7 @@ mod migrate;
 mod repository;
 mod statements;
 
-#[cfg(feature = "tokio-postgres")]
-pub(crate) use dialect::Dialect;
+pub(crate) use dialect::{dialect_of, Dialect};
 pub use dialect::{MySql, Postgres, SqlDialect, Sqlite};
 pub use identifier::{IdentifierError, IdentifierKind, SessionTable};
 #[cfg(feature = "migration")]

@@ -10,7 +10,7 @@ use super::{
     statements::Statements,
     SessionTable,
 };
-use crate::ports::{RepositoryError, SessionRepository};
+use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow};
 
 /// A [`SessionRepository`] on a SeaORM [`DatabaseConnection`]: one prepared, cached statement
 /// per operation, in the SQL of backend `B` ([`Postgres`], [`Sqlite`](super::Sqlite) or
@@ -132,20 +132,25 @@ fn text(value: &str) -> Value {
     Value::String(Some(value.to_owned()))
 }
 
-fn bytes(value: &[u8]) -> Value {
-    Value::Bytes(Some(value.to_vec()))
+impl<B: SqlDialect> SeaOrmRepository<B> {
+    /// The values of a row, in [`ROW_COLUMNS`](super::statements::ROW_COLUMNS)' order.
+    fn row_values(&self, row: SessionRow) -> Vec<Value> {
+        vec![
+            Value::String(Some(row.id)),
+            Value::Bytes(Some(row.data)),
+            self.instant(row.expires_at),
+            Value::String(row.user_key),
+            Value::Bytes(row.unchanged.map(|unchanged| unchanged.digest.to_vec())),
+        ]
+    }
 }
 
 #[async_trait]
 impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
-    async fn insert_if_absent(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, RepositoryError> {
-        let sql = &self.statements()?.insert_if_absent;
-        let stmt = self.statement(sql, [text(id), bytes(data), self.instant(expires_at)]);
+    async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
+        let statements = self.statements()?;
+        let values = self.row_values(row);
+        let stmt = self.statement(&statements.insert_if_absent, values);
         match self.conn.execute_raw(stmt).await {
             Ok(result) => Ok(result.rows_affected() == 1),
             // MySQL's plain INSERT: the primary key refused the id, nothing was written.
@@ -154,16 +159,23 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         }
     }
 
-    async fn upsert(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<(), RepositoryError> {
-        let sql = &self.statements()?.upsert;
-        let stmt = self.statement(sql, [text(id), bytes(data), self.instant(expires_at)]);
+    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError> {
+        let statements = self.statements()?;
+        let unchanged = row.unchanged;
+        let mut values = self.row_values(row);
+        let sql = match unchanged {
+            Some(unchanged) => {
+                let keep_after = self.instant(unchanged.keep_if_expiring_after);
+                values.extend(std::iter::repeat_n(
+                    keep_after,
+                    statements.keep_after_repeats,
+                ));
+                &statements.upsert_unless_unchanged
+            }
+            None => &statements.upsert,
+        };
         self.conn
-            .execute_raw(stmt)
+            .execute_raw(self.statement(sql, values))
             .await
             .map_err(|e| self.classify(e))?;
         Ok(())
@@ -209,6 +221,55 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         let limit = Value::BigInt(Some(i64::try_from(limit).unwrap_or(i64::MAX)));
         let values = statements.delete_expired_values(self.instant(now), limit);
         let stmt = self.statement(&statements.delete_expired_batch, values);
+        let result = self
+            .conn
+            .execute_raw(stmt)
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(result.rows_affected())
+    }
+
+    async fn find_unexpired_by_user(
+        &self,
+        user_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<UserSessionRow>, RepositoryError> {
+        let sql = &self.statements()?.find_unexpired_by_user;
+        let stmt = self.statement(sql, [text(user_key), self.instant(now)]);
+        let rows = self
+            .conn
+            .query_all_raw(stmt)
+            .await
+            .map_err(|e| self.classify(e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserSessionRow {
+                    id: row.try_get_by_index::<String>(0)?,
+                    expires_at: self.dialect().read_instant(row, 1)?,
+                })
+            })
+            .collect::<Result<_, sea_orm::DbErr>>()
+            .map_err(|e| self.classify(e))
+    }
+
+    async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
+        let sql = &self.statements()?.delete_by_user;
+        let stmt = self.statement(sql, [text(user_key)]);
+        let result = self
+            .conn
+            .execute_raw(stmt)
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(result.rows_affected())
+    }
+
+    async fn delete_by_user_except(
+        &self,
+        user_key: &str,
+        keep: &str,
+    ) -> Result<u64, RepositoryError> {
+        let sql = &self.statements()?.delete_by_user_except;
+        let stmt = self.statement(sql, [text(user_key), text(keep)]);
         let result = self
             .conn
             .execute_raw(stmt)

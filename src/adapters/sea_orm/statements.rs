@@ -11,11 +11,13 @@ use sea_orm::{
 
 use super::{dialect::Dialect, SessionTable};
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Column {
     Id,
     Data,
     ExpiryDate,
+    UserKey,
+    DataDigest,
 }
 
 impl sea_orm::sea_query::Iden for Column {
@@ -24,6 +26,8 @@ impl sea_orm::sea_query::Iden for Column {
             Self::Id => "id",
             Self::Data => "data",
             Self::ExpiryDate => "expiry_date",
+            Self::UserKey => "user_key",
+            Self::DataDigest => "data_digest",
         }
     }
 }
@@ -33,11 +37,26 @@ impl sea_orm::sea_query::Iden for Column {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Statements {
     dialect: Dialect,
-    /// `id, data, expiry_date`. PostgreSQL and SQLite: affects 0 rows when the id is taken.
-    /// MySQL: a plain insert that fails with a duplicate-key error when the id is taken.
+    /// The row's values ([`ROW_COLUMNS`]). PostgreSQL and SQLite: affects 0 rows when the id
+    /// is taken. MySQL: a plain insert that fails with a duplicate-key error when the id is
+    /// taken.
     pub insert_if_absent: String,
-    /// `id, data, expiry_date`.
+    /// The row's values. Every column is written, `user_key` and `data_digest` too (`NULL`
+    /// when the store keeps no index or avoids no writes), so that a digest or a user key is
+    /// never left stale by a store configured otherwise.
     pub upsert: String,
+    /// The row's values, then the "keep if expiring after" instant
+    /// [`Statements::keep_after_repeats`] times. Leaves a stored row alone when its digest is
+    /// the same and its expiry lies between that instant and the new expiry.
+    pub upsert_unless_unchanged: String,
+    /// How many times `upsert_unless_unchanged` takes the "keep if expiring after" instant.
+    pub keep_after_repeats: usize,
+    /// `user_key, now`; returns `id, expiry_date`.
+    pub find_unexpired_by_user: String,
+    /// `user_key`.
+    pub delete_by_user: String,
+    /// `user_key, id`.
+    pub delete_by_user_except: String,
     /// `id, now`; returns `data`.
     pub find_unexpired: String,
     /// `id`.
@@ -56,6 +75,22 @@ fn data() -> Value {
 fn instant() -> Value {
     Value::BigInt(None)
 }
+fn placeholder(column: Column) -> Value {
+    match column {
+        Column::Id | Column::UserKey => id(),
+        Column::Data | Column::DataDigest => data(),
+        Column::ExpiryDate => instant(),
+    }
+}
+
+/// The columns a row is written to, in the order its values are bound.
+pub(crate) const ROW_COLUMNS: [Column; 5] = [
+    Column::Id,
+    Column::Data,
+    Column::ExpiryDate,
+    Column::UserKey,
+    Column::DataDigest,
+];
 
 impl Statements {
     /// The statements of `dialect` for `table`.
@@ -68,12 +103,11 @@ impl Statements {
                 Dialect::Sqlite | Dialect::MySql => Alias::new(table.table()).into(),
             }
         };
-        let columns = [Column::Id, Column::Data, Column::ExpiryDate];
         let insert = || {
             Query::insert()
                 .into_table(target())
-                .columns(columns)
-                .values_panic([id().into(), data().into(), instant().into()])
+                .columns(ROW_COLUMNS)
+                .values_panic(ROW_COLUMNS.iter().map(|column| placeholder(*column).into()))
                 .to_owned()
         };
 
@@ -95,9 +129,31 @@ impl Statements {
         let upsert = insert()
             .on_conflict(
                 OnConflict::column(Column::Id)
-                    .update_columns([Column::Data, Column::ExpiryDate])
+                    .update_columns(ROW_COLUMNS[1..].to_vec())
                     .to_owned(),
             )
+            .to_owned();
+        let upsert_unless_unchanged = super::conditional_upsert::render(dialect, table);
+        let keep_after_repeats = match dialect {
+            Dialect::Postgres | Dialect::Sqlite => 1,
+            // One condition per conditional assignment: data, user_key and expiry_date.
+            Dialect::MySql => 3,
+        };
+
+        let find_unexpired_by_user = Query::select()
+            .columns([Column::Id, Column::ExpiryDate])
+            .from(target())
+            .and_where(Expr::col(Column::UserKey).eq(id()))
+            .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
+            .to_owned();
+        let delete_by_user = Query::delete()
+            .from_table(target())
+            .and_where(Expr::col(Column::UserKey).eq(id()))
+            .to_owned();
+        let delete_by_user_except = Query::delete()
+            .from_table(target())
+            .and_where(Expr::col(Column::UserKey).eq(id()))
+            .and_where(Expr::col(Column::Id).ne(id()))
             .to_owned();
 
         let find_unexpired = Query::select()
@@ -158,6 +214,11 @@ impl Statements {
             dialect,
             insert_if_absent: render(dialect, &insert_if_absent),
             upsert: render(dialect, &upsert),
+            upsert_unless_unchanged,
+            keep_after_repeats,
+            find_unexpired_by_user: render(dialect, &find_unexpired_by_user),
+            delete_by_user: render(dialect, &delete_by_user),
+            delete_by_user_except: render(dialect, &delete_by_user_except),
             find_unexpired: render(dialect, &find_unexpired),
             delete_by_id: render(dialect, &delete_by_id),
             delete_expired_batch: render(dialect, &delete_expired_batch),
@@ -190,11 +251,11 @@ mod tests {
         let s = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date") VALUES ($1, $2, $3) ON CONFLICT ("id") DO NOTHING"#
+            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES ($1, $2, $3, $4, $5) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
             s.upsert,
-            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date") VALUES ($1, $2, $3) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date""#
+            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES ($1, $2, $3, $4, $5) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date", "user_key" = "excluded"."user_key", "data_digest" = "excluded"."data_digest""#
         );
         assert_eq!(
             s.find_unexpired,
@@ -217,11 +278,11 @@ mod tests {
         let s = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            r#"INSERT INTO "session" ("id", "data", "expiry_date") VALUES (?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
+            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES (?, ?, ?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
             s.upsert,
-            r#"INSERT INTO "session" ("id", "data", "expiry_date") VALUES (?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date""#
+            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES (?, ?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date", "user_key" = "excluded"."user_key", "data_digest" = "excluded"."data_digest""#
         );
         assert_eq!(
             s.find_unexpired,
@@ -241,11 +302,11 @@ mod tests {
         let s = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            "INSERT INTO `session` (`id`, `data`, `expiry_date`) VALUES (?, ?, ?)"
+            "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `data_digest`) VALUES (?, ?, ?, ?, ?)"
         );
         assert_eq!(
             s.upsert,
-            "INSERT INTO `session` (`id`, `data`, `expiry_date`) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expiry_date` = VALUES(`expiry_date`)"
+            "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `data_digest`) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expiry_date` = VALUES(`expiry_date`), `user_key` = VALUES(`user_key`), `data_digest` = VALUES(`data_digest`)"
         );
         assert_eq!(
             s.find_unexpired,
@@ -277,5 +338,57 @@ mod tests {
             .starts_with(r#"DELETE FROM "web_sessions""#));
         let mysql = Statements::new(Dialect::MySql, &table);
         assert!(mysql.delete_by_id.starts_with("DELETE FROM `web_sessions`"));
+    }
+
+    #[test]
+    fn postgres_write_avoidance_and_user_index_statements() {
+        let s = Statements::new(Dialect::Postgres, &SessionTable::default());
+        assert_eq!(
+            s.upsert_unless_unchanged,
+            r#"INSERT INTO "tower_sessions"."session" AS "stored" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES ($1, $2, $3, $4, $5) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date", "user_key" = "excluded"."user_key", "data_digest" = "excluded"."data_digest" WHERE "stored"."data_digest" IS DISTINCT FROM "excluded"."data_digest" OR "stored"."expiry_date" < $6 OR "stored"."expiry_date" > "excluded"."expiry_date""#
+        );
+        assert_eq!(s.keep_after_repeats, 1);
+        assert_eq!(
+            s.find_unexpired_by_user,
+            r#"SELECT "id", "expiry_date" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2"#
+        );
+        assert_eq!(
+            s.delete_by_user,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1"#
+        );
+        assert_eq!(
+            s.delete_by_user_except,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" <> $2"#
+        );
+    }
+
+    #[test]
+    fn sqlite_write_avoidance_names_the_table_and_is_null_safe() {
+        let s = Statements::new(Dialect::Sqlite, &SessionTable::default());
+        assert_eq!(
+            s.upsert_unless_unchanged,
+            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES (?, ?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date", "user_key" = "excluded"."user_key", "data_digest" = "excluded"."data_digest" WHERE "session"."data_digest" IS NOT "excluded"."data_digest" OR "session"."expiry_date" < ? OR "session"."expiry_date" > "excluded"."expiry_date""#
+        );
+        assert_eq!(s.keep_after_repeats, 1);
+    }
+
+    #[test]
+    fn mysql_write_avoidance_assigns_the_expiry_after_what_its_condition_guards() {
+        let s = Statements::new(Dialect::MySql, &SessionTable::default());
+        let changed = "(NOT (`data_digest` <=> VALUES(`data_digest`)) OR `expiry_date` < ? OR `expiry_date` > VALUES(`expiry_date`))";
+        assert_eq!(
+            s.upsert_unless_unchanged,
+            format!(
+                "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `data_digest`) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+                 `data` = IF({changed}, VALUES(`data`), `data`), \
+                 `user_key` = IF({changed}, VALUES(`user_key`), `user_key`), \
+                 `expiry_date` = IF({changed}, VALUES(`expiry_date`), `expiry_date`), \
+                 `data_digest` = VALUES(`data_digest`)"
+            )
+        );
+        assert_eq!(
+            s.keep_after_repeats,
+            s.upsert_unless_unchanged.matches('?').count() - 5
+        );
     }
 }

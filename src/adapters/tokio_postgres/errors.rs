@@ -16,7 +16,12 @@ pub(crate) fn pool(err: PoolError) -> RepositoryError {
 pub(crate) fn statement(err: tokio_postgres::Error) -> RepositoryError {
     match err.as_db_error() {
         Some(db) => {
-            RepositoryError::Statement(format!("{} (SQLSTATE {})", db.message(), db.code().code()))
+            let message = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            // undefined_table, invalid_schema_name, undefined_column: not (fully) migrated.
+            match db.code().code() {
+                "42P01" | "3F000" | "42703" => RepositoryError::MissingTable(message),
+                _ => RepositoryError::Statement(message),
+            }
         }
         None => RepositoryError::Unavailable(err.to_string()),
     }

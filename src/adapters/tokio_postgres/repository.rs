@@ -8,8 +8,10 @@ use super::{errors, statements};
 use crate::adapters::sea_orm::Statements;
 use crate::{
     adapters::sea_orm::SessionTable,
-    ports::{RepositoryError, SessionRepository},
+    ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow},
 };
+
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 
 /// A [`SessionRepository`] on a [deadpool-postgres](https://docs.rs/deadpool-postgres) pool:
 /// one statement per operation, prepared once per connection and cached by the pool.
@@ -78,6 +80,13 @@ impl TokioPostgresRepository {
     }
 }
 
+impl TokioPostgresRepository {
+    /// The parameters of a row, in the statements' column order.
+    fn row_params<'a>(row: &'a SessionRow, digest: &'a Option<Vec<u8>>) -> Vec<Param<'a>> {
+        vec![&row.id, &row.data, &row.expires_at, &row.user_key, digest]
+    }
+}
+
 async fn prepared(
     client: &deadpool_postgres::Client,
     sql: &str,
@@ -87,31 +96,35 @@ async fn prepared(
 
 #[async_trait]
 impl SessionRepository for TokioPostgresRepository {
-    async fn insert_if_absent(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, RepositoryError> {
+    async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
         let client = self.client().await?;
         let statement = prepared(&client, &self.statements.insert_if_absent).await?;
+        let digest = row.unchanged.map(|unchanged| unchanged.digest.to_vec());
+        let params = Self::row_params(&row, &digest);
         let inserted = client
-            .execute(&statement, &[&id, &data, &expires_at])
+            .execute(&statement, &params)
             .await
             .map_err(errors::statement)?;
         Ok(inserted == 1)
     }
 
-    async fn upsert(
-        &self,
-        id: &str,
-        data: &[u8],
-        expires_at: OffsetDateTime,
-    ) -> Result<(), RepositoryError> {
+    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError> {
         let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.upsert).await?;
+        let digest = row.unchanged.map(|unchanged| unchanged.digest.to_vec());
+        let keep_after = row
+            .unchanged
+            .map(|unchanged| unchanged.keep_if_expiring_after);
+        let mut params = Self::row_params(&row, &digest);
+        let sql = match &keep_after {
+            Some(keep_after) => {
+                params.push(keep_after);
+                &self.statements.upsert_unless_unchanged
+            }
+            None => &self.statements.upsert,
+        };
+        let statement = prepared(&client, sql).await?;
         client
-            .execute(&statement, &[&id, &data, &expires_at])
+            .execute(&statement, &params)
             .await
             .map_err(errors::statement)?;
         Ok(())
@@ -155,6 +168,49 @@ impl SessionRepository for TokioPostgresRepository {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         client
             .execute(&statement, &[&now, &limit, &now])
+            .await
+            .map_err(errors::statement)
+    }
+
+    async fn find_unexpired_by_user(
+        &self,
+        user_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<UserSessionRow>, RepositoryError> {
+        let client = self.client().await?;
+        let statement = prepared(&client, &self.statements.find_unexpired_by_user).await?;
+        let rows = client
+            .query(&statement, &[&user_key, &now])
+            .await
+            .map_err(errors::statement)?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserSessionRow {
+                    id: row.try_get(0).map_err(errors::row)?,
+                    expires_at: row.try_get(1).map_err(errors::row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
+        let client = self.client().await?;
+        let statement = prepared(&client, &self.statements.delete_by_user).await?;
+        client
+            .execute(&statement, &[&user_key])
+            .await
+            .map_err(errors::statement)
+    }
+
+    async fn delete_by_user_except(
+        &self,
+        user_key: &str,
+        keep: &str,
+    ) -> Result<u64, RepositoryError> {
+        let client = self.client().await?;
+        let statement = prepared(&client, &self.statements.delete_by_user_except).await?;
+        client
+            .execute(&statement, &[&user_key, &keep])
             .await
             .map_err(errors::statement)
     }

@@ -1,0 +1,422 @@
+//! The features beyond the tower-sessions contract, written once against the store's public
+//! API and run on each backend by `features_suite!`: the per-user index, write avoidance, ids
+//! hashed at rest.
+
+use std::{collections::HashSet, fmt::Debug, time::Duration as StdDuration};
+
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+use tower_sessions_seaorm_store::{
+    domain::SessionHandle,
+    ports::{Codec, SessionRepository},
+    session_store, Id, Record, RepositoryStore, SeaOrmStoreError, SessionStore,
+};
+
+/// A whole second, so instants survive every backend's precision.
+fn soon(minutes: i64) -> OffsetDateTime {
+    OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::minutes(minutes)
+}
+
+fn session(values: &[(&str, Value)], expiry_date: OffsetDateTime) -> Record {
+    Record {
+        id: Id::default(),
+        data: values
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), value.clone()))
+            .collect(),
+        expiry_date,
+    }
+}
+
+async fn created<S: SessionStore>(store: &S, values: &[(&str, Value)]) -> Record {
+    let mut record = session(values, soon(60));
+    store.create(&mut record).await.unwrap();
+    record
+}
+
+fn indexed<R, C>(store: &RepositoryStore<R, C>) -> RepositoryStore<R, C>
+where
+    R: SessionRepository,
+    C: Codec,
+{
+    store.clone().with_user_key("user_id").unwrap()
+}
+
+/// A user id no other test (sharing a table) uses.
+fn user() -> String {
+    format!("user-{}", Id::default())
+}
+
+pub async fn a_users_live_sessions_are_listed_by_handle_soonest_first<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store);
+    let (ada, bob) = (user(), user());
+    let mut ids = Vec::new();
+    for minutes in [30, 10, 20] {
+        let mut record = session(&[("user_id", json!(ada))], soon(minutes));
+        store.create(&mut record).await.unwrap();
+        ids.push(record.id);
+    }
+    let mut expired = session(&[("user_id", json!(ada))], soon(-5));
+    store.save(&expired).await.unwrap();
+    expired.id = Id::default();
+    created(&store, &[("user_id", json!(bob))]).await;
+    created(&store, &[("cart", json!([1, 2]))]).await; // anonymous
+
+    let listed = store.user_sessions(&ada).await.unwrap();
+
+    assert_eq!(
+        listed.len(),
+        3,
+        "three live sessions; the expired one is not listed"
+    );
+    let expiries: Vec<_> = listed.iter().map(|s| s.expiry_date).collect();
+    assert_eq!(expiries, [soon(10), soon(20), soon(30)]);
+    let handles: HashSet<_> = listed.iter().map(|s| s.handle.clone()).collect();
+    assert_eq!(handles.len(), 3);
+    let expected: HashSet<_> = ids.iter().map(|id| store.session_handle(*id)).collect();
+    assert_eq!(
+        handles, expected,
+        "each handle names one of the user's sessions"
+    );
+    for handle in &handles {
+        for id in &ids {
+            assert!(
+                !handle.as_str().contains(&id.to_string()),
+                "a handle is not an id"
+            );
+        }
+    }
+    assert_eq!(store.user_sessions(&bob).await.unwrap().len(), 1);
+    assert!(store.user_sessions(&user()).await.unwrap().is_empty());
+}
+
+pub async fn logging_out_everywhere_deletes_every_session_of_the_user_only<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store);
+    let (ada, bob) = (user(), user());
+    let mut adas = Vec::new();
+    for _ in 0..3 {
+        adas.push(created(&store, &[("user_id", json!(ada))]).await);
+    }
+    let bobs = created(&store, &[("user_id", json!(bob))]).await;
+
+    assert_eq!(store.delete_user_sessions(&ada).await.unwrap(), 3);
+
+    for record in &adas {
+        assert_eq!(store.load(&record.id).await.unwrap(), None);
+    }
+    assert_eq!(store.load(&bobs.id).await.unwrap().as_ref(), Some(&bobs));
+    assert_eq!(store.delete_user_sessions(&ada).await.unwrap(), 0);
+}
+
+pub async fn logging_out_other_devices_keeps_the_current_session<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store);
+    let ada = user();
+    let current = created(&store, &[("user_id", json!(ada))]).await;
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        others.push(created(&store, &[("user_id", json!(ada))]).await);
+    }
+
+    let deleted = store
+        .delete_user_sessions_except(&ada, current.id)
+        .await
+        .unwrap();
+
+    assert_eq!(deleted, 2);
+    assert_eq!(
+        store.load(&current.id).await.unwrap().as_ref(),
+        Some(&current)
+    );
+    for record in &others {
+        assert_eq!(store.load(&record.id).await.unwrap(), None);
+    }
+    assert_eq!(store.user_sessions(&ada).await.unwrap().len(), 1);
+}
+
+pub async fn signing_out_one_device_by_its_handle<R, C>(store: &RepositoryStore<R, C>)
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store);
+    let (ada, bob) = (user(), user());
+    let laptop = created(&store, &[("user_id", json!(ada))]).await;
+    let phone = created(&store, &[("user_id", json!(ada))]).await;
+    let bobs = created(&store, &[("user_id", json!(bob))]).await;
+
+    let phone_handle = store.session_handle(phone.id);
+    assert!(store
+        .delete_user_session(&ada, &phone_handle)
+        .await
+        .unwrap());
+
+    assert_eq!(store.load(&phone.id).await.unwrap(), None);
+    assert!(store.load(&laptop.id).await.unwrap().is_some());
+    assert!(!store
+        .delete_user_session(&ada, &phone_handle)
+        .await
+        .unwrap());
+    // Another user's handle, or a made-up one, deletes nothing.
+    let bobs_handle = store.session_handle(bobs.id);
+    assert!(!store.delete_user_session(&ada, &bobs_handle).await.unwrap());
+    let forged = SessionHandle::new("00000000000000000000000000000000");
+    assert!(!store.delete_user_session(&ada, &forged).await.unwrap());
+    assert!(store.load(&bobs.id).await.unwrap().is_some());
+}
+
+pub async fn a_session_follows_its_user_across_log_in_and_log_out<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store);
+    let (ada, bob) = (user(), user());
+    let mut record = created(&store, &[("cart", json!(["tea"]))]).await;
+    assert!(store.user_sessions(&ada).await.unwrap().is_empty());
+
+    record.data.insert("user_id".into(), json!(ada));
+    store.save(&record).await.unwrap();
+    assert_eq!(store.user_sessions(&ada).await.unwrap().len(), 1);
+
+    record.data.insert("user_id".into(), json!(bob));
+    store.save(&record).await.unwrap();
+    assert!(store.user_sessions(&ada).await.unwrap().is_empty());
+    assert_eq!(store.user_sessions(&bob).await.unwrap().len(), 1);
+
+    record.data.remove("user_id");
+    store.save(&record).await.unwrap();
+    assert!(store.user_sessions(&bob).await.unwrap().is_empty());
+    assert_eq!(store.delete_user_sessions(&bob).await.unwrap(), 0);
+    assert!(store.load(&record.id).await.unwrap().is_some());
+}
+
+pub async fn the_user_can_be_found_by_json_pointer_and_number<R, C>(store: &RepositoryStore<R, C>)
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    // axum-login 0.18 keeps its user id inside its own session value.
+    let store = store
+        .clone()
+        .with_user_key("/axum-login.data/user_id")
+        .unwrap();
+    let number = i64::from(rand_u32());
+    created(
+        &store,
+        &[(
+            "axum-login.data",
+            json!({"user_id": number, "auth_hash": [1, 2, 3]}),
+        )],
+    )
+    .await;
+
+    let listed = store.user_sessions(&number.to_string()).await.unwrap();
+    assert_eq!(listed.len(), 1, "a number is indexed in decimal");
+}
+
+fn rand_u32() -> u32 {
+    (Id::default().0 as u32) | 1
+}
+
+pub async fn per_user_operations_need_the_index<R, C>(store: &RepositoryStore<R, C>)
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let err = store.user_sessions("42").await.unwrap_err();
+    assert!(
+        matches!(&err, SeaOrmStoreError::InvalidConfiguration(m) if m.contains("with_user_key")),
+        "{err}"
+    );
+    assert!(store.delete_user_sessions("42").await.is_err());
+    assert!(store
+        .delete_user_sessions_except("42", Id::default())
+        .await
+        .is_err());
+    assert!(store.clone().with_user_key("").is_err());
+}
+
+pub async fn an_overlong_user_key_is_an_encode_error_and_nothing_is_written<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store);
+    let mut record = session(&[("user_id", json!("u".repeat(256)))], soon(60));
+    let err = store.create(&mut record).await.unwrap_err();
+    assert!(
+        matches!(&err, session_store::Error::Encode(m) if m.contains("256 bytes")),
+        "{err:?}"
+    );
+    assert_eq!(store.load(&record.id).await.unwrap(), None);
+    record.data.insert("user_id".into(), json!("u".repeat(255)));
+    store.create(&mut record).await.unwrap();
+    assert_eq!(
+        store.user_sessions(&"u".repeat(255)).await.unwrap().len(),
+        1
+    );
+}
+
+pub async fn a_save_within_the_touch_window_changing_nothing_keeps_the_stored_row<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let plain = store;
+    let store = plain.clone().with_touch_after(StdDuration::from_secs(60));
+    let mut record = session(&[("user_id", json!(7))], soon(60));
+    store.create(&mut record).await.unwrap();
+    let first_expiry = record.expiry_date;
+
+    // The same values, 30 s later: nothing is written, the stored expiry stays.
+    record.expiry_date = first_expiry + Duration::seconds(30);
+    store.save(&record).await.unwrap();
+    assert_eq!(stored_expiry(&store, &record.id).await, first_expiry);
+
+    // Past the window: written.
+    record.expiry_date = first_expiry + Duration::seconds(90);
+    store.save(&record).await.unwrap();
+    assert_eq!(stored_expiry(&store, &record.id).await, record.expiry_date);
+
+    // A changed value is always written, however close the expiry.
+    record.data.insert("cart".into(), json!(["tea"]));
+    record.expiry_date += Duration::seconds(1);
+    store.save(&record).await.unwrap();
+    assert_eq!(
+        store.load(&record.id).await.unwrap().as_ref(),
+        Some(&record)
+    );
+
+    // A shorter expiry is always written.
+    record.expiry_date -= Duration::seconds(30);
+    store.save(&record).await.unwrap();
+    assert_eq!(stored_expiry(&store, &record.id).await, record.expiry_date);
+
+    // A store without write avoidance writes every save and clears the digest, so turning it
+    // back on never skips a save over values it did not see.
+    let old_values = record.data.clone();
+    record.data.insert("cart".into(), json!(["coffee"]));
+    plain.save(&record).await.unwrap();
+    record.data = old_values;
+    record.expiry_date += Duration::seconds(1);
+    store.save(&record).await.unwrap();
+    assert_eq!(
+        store.load(&record.id).await.unwrap().as_ref(),
+        Some(&record)
+    );
+}
+
+pub async fn hashed_ids_keep_every_operation_working<R, C>(store: &RepositoryStore<R, C>)
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let hashed = indexed(store).with_hashed_ids();
+    let ada = user();
+    let mut record = created(&hashed, &[("user_id", json!(ada))]).await;
+    let other = created(&hashed, &[("user_id", json!(ada))]).await;
+
+    assert_eq!(
+        hashed.load(&record.id).await.unwrap().as_ref(),
+        Some(&record)
+    );
+    assert_eq!(
+        hashed
+            .repository()
+            .find_unexpired(&record.id.to_string(), OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        None,
+        "no row is stored under the plain id"
+    );
+    record.data.insert("cart".into(), json!([1]));
+    hashed.save(&record).await.unwrap();
+    assert_eq!(
+        hashed.load(&record.id).await.unwrap().as_ref(),
+        Some(&record)
+    );
+
+    let listed: HashSet<_> = hashed
+        .user_sessions(&ada)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.handle)
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            hashed.session_handle(record.id),
+            hashed.session_handle(other.id)
+        ]
+        .into()
+    );
+    assert_eq!(
+        hashed
+            .delete_user_sessions_except(&ada, record.id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(hashed.load(&other.id).await.unwrap(), None);
+
+    // The documented trade-off: a store without hashing does not find these rows.
+    let plain = indexed(store);
+    assert_eq!(plain.load(&record.id).await.unwrap(), None);
+
+    hashed.delete(&record.id).await.unwrap();
+    assert_eq!(hashed.load(&record.id).await.unwrap(), None);
+}
+
+async fn stored_expiry<S: SessionStore>(store: &S, id: &Id) -> OffsetDateTime {
+    store.load(id).await.unwrap().unwrap().expiry_date
+}
+
+/// Runs every test of this file against the store `$fixture` makes.
+#[macro_export]
+macro_rules! features_suite {
+    ($fixture:expr) => {
+        $crate::features_suite!(@tests $fixture;
+            a_users_live_sessions_are_listed_by_handle_soonest_first,
+            logging_out_everywhere_deletes_every_session_of_the_user_only,
+            logging_out_other_devices_keeps_the_current_session,
+            signing_out_one_device_by_its_handle,
+            a_session_follows_its_user_across_log_in_and_log_out,
+            the_user_can_be_found_by_json_pointer_and_number,
+            per_user_operations_need_the_index,
+            an_overlong_user_key_is_an_encode_error_and_nothing_is_written,
+            a_save_within_the_touch_window_changing_nothing_keeps_the_stored_row,
+            hashed_ids_keep_every_operation_working,
+        );
+    };
+    (@tests $fixture:expr; $($name:ident),* $(,)?) => {
+        mod features {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fixture = $fixture.await;
+                    $crate::common::features::$name(&fixture.store).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+    };
+}
