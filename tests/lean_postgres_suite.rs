@@ -7,6 +7,10 @@ mod common;
 behaviour_suite!(common::lean::LeanFixture::new());
 features_suite!(crate::common::lean::LeanFixture::new());
 
+mod contract {
+    crate::repository_contract!(crate::common::lean::LeanFixture::new());
+}
+
 use tower_sessions_seaorm_store::{LeanPostgresStore, SessionStore};
 
 /// Rows one adapter writes, the other reads: both run the same statements on the same table.

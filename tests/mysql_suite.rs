@@ -5,3 +5,7 @@ mod common;
 
 behaviour_suite!(common::mysql::MySqlFixture::new());
 features_suite!(crate::common::mysql::MySqlFixture::new());
+
+mod contract {
+    crate::repository_contract!(crate::common::mysql::MySqlFixture::new());
+}

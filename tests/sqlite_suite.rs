@@ -6,6 +6,10 @@ mod common;
 mod file {
     crate::behaviour_suite!(crate::common::sqlite::SqliteFixture::file());
     crate::features_suite!(crate::common::sqlite::SqliteFixture::file());
+
+    mod contract {
+        crate::repository_contract!(crate::common::sqlite::SqliteFixture::file());
+    }
 }
 
 mod memory {

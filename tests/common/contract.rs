@@ -3,7 +3,10 @@
 //! cannot drift from the SQL ones).
 
 use time::{Duration, OffsetDateTime};
-use tower_sessions_seaorm_store::{ports::SessionRepository, Id};
+use tower_sessions_seaorm_store::{
+    ports::{SessionRepository, SessionRow, Unchanged},
+    Id,
+};
 
 use super::row;
 
@@ -151,6 +154,128 @@ pub async fn delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_befor
     assert_eq!(repo.delete_expired_batch(later, 100).await.unwrap(), 3);
 }
 
+fn user_row(id: &str, user: Option<&str>, expires_at: OffsetDateTime) -> SessionRow {
+    SessionRow {
+        user_key: user.map(str::to_owned),
+        ..row(id, b"data", expires_at)
+    }
+}
+
+pub async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionRepository>(repo: &R) {
+    let now = now();
+    let (ada, bob) = (fresh_id(), fresh_id()); // unique user keys
+    let adas: Vec<String> = (0..3).map(|_| fresh_id()).collect();
+    for id in &adas {
+        repo.upsert(user_row(id, Some(&ada), now + Duration::hours(1)))
+            .await
+            .unwrap();
+    }
+    let expired = fresh_id();
+    repo.upsert(user_row(&expired, Some(&ada), now - Duration::seconds(1)))
+        .await
+        .unwrap();
+    let bobs = fresh_id();
+    repo.upsert(user_row(&bobs, Some(&bob), now + Duration::hours(1)))
+        .await
+        .unwrap();
+
+    let mut listed: Vec<String> = repo
+        .find_unexpired_by_user(&ada, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    listed.sort();
+    let mut expected = adas.clone();
+    expected.sort();
+    assert_eq!(listed, expected, "live rows only, of this user only");
+
+    assert_eq!(
+        repo.delete_by_user_except(&ada, &adas[0]).await.unwrap(),
+        3,
+        "two live rows and the expired one"
+    );
+    assert!(repo.find_unexpired(&adas[0], now).await.unwrap().is_some());
+    assert_eq!(repo.delete_by_user(&ada).await.unwrap(), 1);
+    assert!(repo.find_unexpired(&adas[0], now).await.unwrap().is_none());
+    assert!(repo.find_unexpired(&bobs, now).await.unwrap().is_some());
+}
+
+pub async fn an_upsert_without_a_user_key_takes_the_row_out_of_the_index<R: SessionRepository>(
+    repo: &R,
+) {
+    let (id, user, now) = (fresh_id(), fresh_id(), now());
+    repo.upsert(user_row(&id, Some(&user), now + Duration::hours(1)))
+        .await
+        .unwrap();
+    repo.upsert(user_row(&id, None, now + Duration::hours(1)))
+        .await
+        .unwrap();
+    assert!(repo
+        .find_unexpired_by_user(&user, now)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn an_unchanged_upsert_in_the_window_leaves_the_row_alone<R: SessionRepository>(
+    repo: &R,
+) {
+    let (id, now) = (fresh_id(), now());
+    let expiry = now + Duration::hours(1);
+    let digest = [7; 32];
+    let write = |data: &[u8], digest: [u8; 32], expires_at: OffsetDateTime| SessionRow {
+        unchanged: Some(Unchanged {
+            digest,
+            keep_if_expiring_after: expires_at - Duration::minutes(1),
+        }),
+        ..row(&id, data, expires_at)
+    };
+    repo.insert_if_absent(write(b"first", digest, expiry))
+        .await
+        .unwrap();
+
+    // Same digest, 30 s later: kept (the data would have been replaced otherwise).
+    repo.upsert(write(b"second", digest, expiry + Duration::seconds(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.find_unexpired(&id, now).await.unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    // Another digest: written.
+    repo.upsert(write(b"third", [8; 32], expiry + Duration::seconds(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.find_unexpired(&id, now).await.unwrap().as_deref(),
+        Some(&b"third"[..])
+    );
+    // The same digest past the window: written.
+    repo.upsert(write(b"fourth", [8; 32], expiry + Duration::minutes(2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.find_unexpired(&id, expiry + Duration::seconds(90))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"fourth"[..])
+    );
+    // A plain upsert clears the digest: the next conditional one writes.
+    repo.upsert(row(&id, b"fifth", expiry + Duration::minutes(2)))
+        .await
+        .unwrap();
+    repo.upsert(write(b"sixth", [8; 32], expiry + Duration::minutes(2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.find_unexpired(&id, now).await.unwrap().as_deref(),
+        Some(&b"sixth"[..])
+    );
+}
+
 /// Runs every contract test against the repository of the stores `$fixture` makes.
 ///
 /// `$fixture` is an async fn returning a value with a `store` field and an async `finish`.
@@ -166,6 +291,9 @@ macro_rules! repository_contract {
             upsert_replaces_the_data_and_the_expiry,
             delete_by_id_is_idempotent,
             delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_before_now,
+            the_user_index_lists_and_deletes_a_users_rows_only,
+            an_upsert_without_a_user_key_takes_the_row_out_of_the_index,
+            an_unchanged_upsert_in_the_window_leaves_the_row_alone,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
