@@ -1,5 +1,6 @@
-//! A small Axum application on tower-sessions and this store: a visit counter, and log in / log
-//! out that cycle the session id.
+//! A small Axum application on tower-sessions and this store: a visit counter, log in / log
+//! out that cycle the session id, and, through the store's per-user index, the list of the
+//! user's sessions with "log out my other devices".
 //!
 //! ```sh
 //! cargo run --example axum_app
@@ -19,6 +20,7 @@
 use std::{env, error::Error, net::SocketAddr, time::Duration};
 
 use axum::{
+    extract::State,
     response::{Html, Redirect},
     routing::{get, post},
     Form, Router,
@@ -74,22 +76,29 @@ fn cookie_is_secure() -> bool {
     env::var("COOKIE_SECURE").map_or(true, |v| v != "false")
 }
 
-async fn serve<B: SqlDialect>(
-    store: RepositoryStore<SeaOrmRepository<B>, MessagePackCodec>,
-) -> Result<(), BoxError> {
+type Store<B> = RepositoryStore<SeaOrmRepository<B>, MessagePackCodec>;
+
+async fn serve<B: SqlDialect>(store: Store<B>) -> Result<(), BoxError> {
+    // Index sessions by the logged-in user's name, and skip rewriting a session whose values
+    // did not change (the visit counter changes on every page, the other routes do not).
+    let store = store
+        .with_user_key(USER)?
+        .with_touch_after(Duration::from_secs(60));
     store.migrate().await?;
     let cleanup = store.spawn_cleanup_task(Duration::from_secs(60));
 
-    let sessions = SessionManagerLayer::new(store)
+    let sessions = SessionManagerLayer::new(store.clone())
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(cookie_is_secure())
         .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
     let app = Router::new()
-        .route("/", get(home))
+        .route("/", get(home::<B>))
         .route("/login", post(login))
         .route("/logout", post(logout))
-        .layer(sessions);
+        .route("/logout-others", post(logout_others::<B>))
+        .layer(sessions)
+        .with_state(store);
 
     let listener = tokio::net::TcpListener::bind(bind_address()?).await?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -102,8 +111,11 @@ async fn serve<B: SqlDialect>(
     Ok(())
 }
 
-/// Counts the visit and shows who is logged in.
-async fn home(session: Session) -> Result<Html<String>, String> {
+/// Counts the visit and shows who is logged in, on how many devices.
+async fn home<B: SqlDialect>(
+    State(store): State<Store<B>>,
+    session: Session,
+) -> Result<Html<String>, String> {
     let visits: u64 = session
         .get(VISITS)
         .await
@@ -117,7 +129,28 @@ async fn home(session: Session) -> Result<Html<String>, String> {
     let user: Option<String> = session.get(USER).await.map_err(|e| e.to_string())?;
 
     let who = match &user {
-        Some(name) => format!("<p>Logged in as {}</p>", escape(name)),
+        Some(name) => {
+            let devices = store.user_sessions(name).await.map_err(|e| e.to_string())?;
+            let current = session.id().map(|id| store.session_handle(id));
+            let list: String = devices
+                .iter()
+                .map(|device| {
+                    let this = if Some(&device.handle) == current.as_ref() {
+                        " (this device)"
+                    } else {
+                        ""
+                    };
+                    format!("<li>until {}{this}</li>", device.expiry_date.date())
+                })
+                .collect();
+            format!(
+                "<p>Logged in as {}</p><p>Sessions: {}</p><ul>{list}</ul>\
+                 <form method=\"post\" action=\"/logout-others\">\
+                 <button>Log out my other devices</button></form>",
+                escape(name),
+                devices.len()
+            )
+        }
         None => "<p>Not logged in</p>".to_owned(),
     };
     let form = match user {
@@ -158,6 +191,21 @@ async fn logout(session: Session) -> Result<Redirect, String> {
         .await
         .map_err(|e| e.to_string())?;
     session.cycle_id().await.map_err(|e| e.to_string())?;
+    Ok(Redirect::to("/"))
+}
+
+/// Ends every other session of the logged-in user (the per-user index), keeping this one.
+async fn logout_others<B: SqlDialect>(
+    State(store): State<Store<B>>,
+    session: Session,
+) -> Result<Redirect, String> {
+    let user: Option<String> = session.get(USER).await.map_err(|e| e.to_string())?;
+    if let (Some(user), Some(current)) = (user, session.id()) {
+        store
+            .delete_user_sessions_except(&user, current)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(Redirect::to("/"))
 }
 

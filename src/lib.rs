@@ -89,7 +89,8 @@
 //! [`migrate`](RepositoryStore::migrate) (feature `migration`, on by default) creates what is
 //! missing and records it in its own history table, `seaql_migrations_tower_sessions`, never in
 //! your application's `seaql_migrations`. To manage the table with your own SeaORM `Migrator`
-//! instead, add [`migration::CreateSessionTable`] to it; see the [`migration`] crate.
+//! instead, add [`migration::CreateSessionTable`] and then [`migration::AddUserIndex`] to it;
+//! see the [`migration`] crate.
 //!
 //! ## Codecs
 //!
@@ -113,6 +114,59 @@
 //!
 //! See the [`codec`] module for the formats, and `examples/custom_codec.rs` for a codec of your
 //! own.
+//!
+//! ## Beyond the tower-sessions contract
+//!
+//! Three opt-in features no other tower-sessions store has, each one builder call, on every
+//! backend:
+//!
+//! - **A per-user index**, [`with_user_key`](RepositoryStore::with_user_key): list a user's
+//!   sessions ([`user_sessions`](RepositoryStore::user_sessions)), log a user out everywhere
+//!   ([`delete_user_sessions`](RepositoryStore::delete_user_sessions)), everywhere but here
+//!   ([`delete_user_sessions_except`](RepositoryStore::delete_user_sessions_except)) or on one
+//!   device ([`delete_user_session`](RepositoryStore::delete_user_session)).
+//! - **Write avoidance**, [`with_touch_after`](RepositoryStore::with_touch_after): a save that
+//!   changes no value and moves the expiry by less than the window writes nothing, decided in
+//!   the save's one statement.
+//! - **Ids hashed at rest**, [`with_hashed_ids`](RepositoryStore::with_hashed_ids): the table
+//!   holds SHA-256s of the ids, useless to whoever reads a leaked backup.
+//!
+//! ```no_run
+//! use axum::{routing::post, Router};
+//! use tower_sessions::Session;
+//! use tower_sessions_seaorm_store::{sea_orm::Database, PostgresStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let conn = Database::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+//! let store = PostgresStore::new(conn)
+//!     .with_user_key("user_id")? // the session value naming the user
+//!     .with_touch_after(std::time::Duration::from_secs(60))
+//!     .with_hashed_ids();
+//! store.migrate().await?;
+//!
+//! let sessions = store.clone();
+//! let app: Router = Router::new().route(
+//!     "/logout-other-devices",
+//!     post(move |session: Session| async move {
+//!         let user: Option<String> = session.get("user_id").await.ok().flatten();
+//!         match (user, session.id()) {
+//!             (Some(user), Some(current)) => {
+//!                 match sessions.delete_user_sessions_except(&user, current).await {
+//!                     Ok(ended) => format!("{ended} other sessions ended"),
+//!                     Err(err) => format!("could not end the other sessions: {err}"),
+//!                 }
+//!             }
+//!             _ => "not logged in".to_owned(),
+//!         }
+//!     }),
+//! );
+//! # let _ = app;
+//! # Ok(()) }
+//! ```
+//!
+//! Every operation also runs in a `debug` [tracing](https://docs.rs/tracing) span,
+//! `session_store`, with its `operation`, `table`, `outcome` and `duration_us`, and never a
+//! session id or session data.
 //!
 //! ## Cleanup
 //!
