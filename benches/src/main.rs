@@ -3,7 +3,7 @@
 //!
 //! Environment: `BENCH_URL` (server, no database; default `postgres://postgres@127.0.0.1:55433`,
 //! the cluster `scripts/bench` starts), `BENCH_ROUNDS` (15), `BENCH_OPS` (operations per stack,
-//! operation and round; 600), `BENCH_PARTS` (`ops,counts,cache,cleanup,payload`),
+//! operation and round; 600), `BENCH_PARTS` (`ops,counts,cache,cleanup,payload,features`),
 //! `BENCH_CLEANUP_EXPIRED` (1000000), `BENCH_CLEANUP_LIVE` (100000), `BENCH_OUT` (`target/bench`),
 //! `BENCH_STACKS` (comma-separated parts of stack names to keep; all by default, e.g. for a
 //! profile).
@@ -12,6 +12,7 @@ mod cache;
 mod chart;
 mod cleanup;
 mod counts;
+mod features;
 mod floors;
 mod measure;
 mod payload;
@@ -63,7 +64,10 @@ async fn main() -> Result<(), BoxError> {
     );
     let rounds: usize = env("BENCH_ROUNDS", 15);
     let ops: usize = env("BENCH_OPS", 600);
-    let parts: String = env("BENCH_PARTS", "ops,counts,cache,cleanup,payload".to_owned());
+    let parts: String = env(
+        "BENCH_PARTS",
+        "ops,counts,cache,cleanup,payload,features".to_owned(),
+    );
     let out: String = env("BENCH_OUT", "target/bench".to_owned());
     std::fs::create_dir_all(&out)?;
     let has = |part: &str| parts.split(',').any(|p| p == part);
@@ -133,6 +137,16 @@ async fn main() -> Result<(), BoxError> {
         let pool = setup::lean_pool(&bench_url)?;
         let result = cleanup::run(&store, &pool, schema, &template, expired, live).await?;
         report::cleanup(&mut md, &result);
+    }
+
+    save(&md)?;
+    if has("features") {
+        eprintln!("bench: write avoidance and hashed ids");
+        let conn = setup::seaorm(&bench_url, true).await?;
+        report::features(
+            &mut md,
+            &features::run(&conn, &template, rounds, ops).await?,
+        );
     }
 
     save(&md)?;
