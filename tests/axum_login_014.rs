@@ -1,5 +1,6 @@
 //! axum-login 0.18 on tower-sessions 0.14 with this store, against PostgreSQL: a user logs in,
-//! stays logged in across requests with the cookie, and logs out.
+//! stays logged in across requests with the cookie, and logs out; and the per-user index finds
+//! axum-login's user, to log them out on their other devices or everywhere.
 
 mod common;
 
@@ -92,6 +93,10 @@ async fn logout(mut auth: Auth) -> StatusCode {
 }
 
 fn app(fixture: &PgFixture) -> Router {
+    app_on(fixture.store.clone())
+}
+
+fn app_on(store: tower_sessions_seaorm_store::PostgresStore) -> Router {
     let users = Users(
         [(
             1,
@@ -105,7 +110,7 @@ fn app(fixture: &PgFixture) -> Router {
         .collect(),
     );
     // tower-sessions 0.14's layer, over the store as it is.
-    let sessions = SessionManagerLayer::new(fixture.store.clone()).with_secure(false);
+    let sessions = SessionManagerLayer::new(store).with_secure(false);
     Router::new()
         .route("/login", post(login))
         .route("/me", get(me))
@@ -195,5 +200,44 @@ async fn a_user_logs_in_stays_logged_in_with_the_cookie_and_logs_out() {
         !stored_ids(&fixture).await.contains(&id),
         "logging out removed the session row"
     );
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn the_per_user_index_finds_axum_logins_user_and_logs_them_out_everywhere() {
+    let fixture = PgFixture::new().await;
+    // axum-login 0.18 keeps its user id at "axum-login.data" / "user_id".
+    let store = fixture
+        .store
+        .clone()
+        .with_user_key("/axum-login.data/user_id")
+        .unwrap();
+    let app = app_on(store.clone());
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        let response = send(&app, "POST", "/login", None, "ada:analytical-engine").await;
+        cookies.push(cookie(&response).expect("a session cookie"));
+    }
+    assert_eq!(store.user_sessions("1").await.unwrap().len(), 3);
+
+    // "Log out my other devices" from the first, with tower-sessions 0.14's id type.
+    let current: tower_sessions_core_014::session::Id =
+        cookies[0].trim_start_matches("id=").parse().unwrap();
+    assert_eq!(
+        store
+            .delete_user_sessions_except("1", current)
+            .await
+            .unwrap(),
+        2
+    );
+    for (n, session) in cookies.iter().enumerate() {
+        let me = text(send(&app, "GET", "/me", Some(session), "").await).await;
+        assert_eq!(me, if n == 0 { "ada" } else { "nobody" }, "device {n}");
+    }
+
+    // "Log out everywhere".
+    assert_eq!(store.delete_user_sessions("1").await.unwrap(), 1);
+    let me = text(send(&app, "GET", "/me", Some(&cookies[0]), "").await).await;
+    assert_eq!(me, "nobody");
     fixture.finish().await;
 }

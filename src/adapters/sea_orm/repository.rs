@@ -110,6 +110,20 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
         Statement::from_sql_and_values(self.backend(), sql, values)
     }
 
+    /// Runs `sql` with `values` and returns how many rows it affected.
+    async fn execute(
+        &self,
+        sql: &str,
+        values: impl IntoIterator<Item = Value>,
+    ) -> Result<u64, RepositoryError> {
+        let result = self
+            .conn
+            .execute_raw(self.statement(sql, values))
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(result.rows_affected())
+    }
+
     fn instant(&self, at: OffsetDateTime) -> Value {
         self.dialect().instant(at)
     }
@@ -174,11 +188,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
             }
             None => &statements.upsert,
         };
-        self.conn
-            .execute_raw(self.statement(sql, values))
-            .await
-            .map_err(|e| self.classify(e))?;
-        Ok(())
+        self.execute(sql, values).await.map(drop)
     }
 
     async fn find_unexpired(
@@ -203,12 +213,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
         let sql = &self.statements()?.delete_by_id;
-        let stmt = self.statement(sql, [text(id)]);
-        self.conn
-            .execute_raw(stmt)
-            .await
-            .map_err(|e| self.classify(e))?;
-        Ok(())
+        self.execute(sql, [text(id)]).await.map(drop)
     }
 
     async fn delete_expired_batch(
@@ -220,13 +225,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         // LIMIT is bound as a bigint; a limit beyond i64::MAX means "no limit" anyway.
         let limit = Value::BigInt(Some(i64::try_from(limit).unwrap_or(i64::MAX)));
         let values = statements.delete_expired_values(self.instant(now), limit);
-        let stmt = self.statement(&statements.delete_expired_batch, values);
-        let result = self
-            .conn
-            .execute_raw(stmt)
-            .await
-            .map_err(|e| self.classify(e))?;
-        Ok(result.rows_affected())
+        self.execute(&statements.delete_expired_batch, values).await
     }
 
     async fn find_unexpired_by_user(
@@ -254,13 +253,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
 
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
         let sql = &self.statements()?.delete_by_user;
-        let stmt = self.statement(sql, [text(user_key)]);
-        let result = self
-            .conn
-            .execute_raw(stmt)
-            .await
-            .map_err(|e| self.classify(e))?;
-        Ok(result.rows_affected())
+        self.execute(sql, [text(user_key)]).await
     }
 
     async fn delete_by_user_except(
@@ -269,12 +262,6 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         keep: &str,
     ) -> Result<u64, RepositoryError> {
         let sql = &self.statements()?.delete_by_user_except;
-        let stmt = self.statement(sql, [text(user_key), text(keep)]);
-        let result = self
-            .conn
-            .execute_raw(stmt)
-            .await
-            .map_err(|e| self.classify(e))?;
-        Ok(result.rows_affected())
+        self.execute(sql, [text(user_key), text(keep)]).await
     }
 }
