@@ -263,3 +263,49 @@ async fn a_table_without_the_second_migration_is_reported_as_not_migrated() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_saves_with_write_avoidance_all_succeed_and_one_of_them_is_stored() {
+    let fixture = PgFixture::new().await;
+    let store = fixture
+        .store
+        .clone()
+        .with_touch_after(StdDuration::from_secs(60))
+        .with_user_key("user_id")
+        .unwrap();
+    let mut rec = record("ada");
+    store.create(&mut rec).await.unwrap();
+
+    // Half the writers change a value, half only move the expiry a little.
+    let writers: Vec<_> = (0..32)
+        .map(|n| {
+            let (store, mut rec) = (store.clone(), rec.clone());
+            tokio::spawn(async move {
+                for round in 0..10 {
+                    if n % 2 == 0 {
+                        rec.data.insert("writer".into(), json!(n * 100 + round));
+                    }
+                    rec.expiry_date += Duration::milliseconds(1);
+                    store.save(&rec).await?;
+                }
+                Ok::<_, tower_sessions_seaorm_store::session_store::Error>(rec)
+            })
+        })
+        .collect();
+    let mut finals = Vec::new();
+    for writer in writers {
+        finals.push(writer.await.unwrap().expect("every save succeeds"));
+    }
+
+    let stored = store
+        .load(&rec.id)
+        .await
+        .unwrap()
+        .expect("the session is there");
+    assert!(
+        finals.iter().any(|last| last.data == stored.data),
+        "the stored values are some writer's last save"
+    );
+    assert_eq!(store.user_sessions("ada").await.unwrap().len(), 1);
+    fixture.finish().await;
+}
