@@ -414,9 +414,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// WHERE length(id) = 22;
     /// ```
     ///
-    /// (MySQL: `SET id = SHA2(id, 256)`; SQLite has no SHA-256 built in: let the sessions
-    /// expire, or convert them from the application.) Hashing costs about a microsecond per
-    /// operation.
+    /// (MySQL and MariaDB: ``UPDATE `session` SET id = SHA2(id, 256) WHERE CHAR_LENGTH(id) =
+    /// 22``; SQLite has no SHA-256 built in: let the sessions expire, or convert them from the
+    /// application.) Hashing costs about a microsecond per operation.
     pub fn with_hashed_ids(self) -> Self {
         let policy = ServicePolicy {
             id_storage: IdStorage::Hashed,

@@ -1,5 +1,5 @@
 //! MySQL/MariaDB specifics: the session time zone, case-sensitive ids, concurrent migrations,
-//! the table's shape, and why `create` is a plain INSERT.
+//! the table's shape, why `create` is a plain INSERT, and the move to hashed ids.
 
 mod common;
 
@@ -253,4 +253,30 @@ async fn the_schema_name_is_ignored_and_the_table_lives_in_the_connections_datab
     let ids = scalar_strings(&conn, &format!("SELECT id FROM `{table}`"), vec![]).await;
     assert_eq!(ids, [rec.id.to_string()]);
     drop_table(&conn, &table).await;
+}
+
+#[tokio::test]
+async fn the_documented_update_moves_plain_rows_to_hashed_ids() {
+    let fixture = MySqlFixture::new().await;
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    fixture.store.create(&mut rec).await.unwrap();
+    let hashed = fixture.store.clone().with_hashed_ids();
+    assert_eq!(
+        hashed.load(&rec.id).await.unwrap(),
+        None,
+        "not found before"
+    );
+
+    // The statement the README gives for MySQL, on this test's table.
+    fixture
+        .conn
+        .execute_unprepared(&format!(
+            "UPDATE `{}` SET id = SHA2(id, 256) WHERE CHAR_LENGTH(id) = 22",
+            fixture.table
+        ))
+        .await
+        .unwrap();
+
+    assert_eq!(hashed.load(&rec.id).await.unwrap().as_ref(), Some(&rec));
+    fixture.finish().await;
 }
