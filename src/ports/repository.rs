@@ -14,11 +14,13 @@ pub struct SessionRow {
     pub data: Vec<u8>,
     /// The record's expiry, as an absolute instant.
     pub expires_at: OffsetDateTime,
-    /// The per-user index's key (`None`: a session without a user). Repositories without the
-    /// index ignore it; those with it store it on every insert and upsert, `None` included (a
-    /// logged-out session leaves its user's list).
+    /// The per-user index's key (`None`: a session without a user, or a store without the
+    /// index). Stored by every insert and upsert, `None` included, so a logged-out session
+    /// leaves its user's list.
     pub user_key: Option<String>,
-    /// Write avoidance: `Some` when `upsert` may leave an unchanged row alone.
+    /// Write avoidance: `Some` when `upsert` may leave an unchanged row alone. With `None`,
+    /// `upsert` always writes and clears any stored digest, so a later conditional upsert never
+    /// compares against values it did not see.
     pub unchanged: Option<Unchanged>,
 }
 
