@@ -267,7 +267,6 @@ pub use store::LeanPostgresStore;
 pub use store::RepositoryStore;
 #[cfg(feature = "migration")]
 pub use store::MIGRATE_TIMEOUT;
-#[cfg(feature = "msgpack")]
 pub use store::{MySqlStore, PostgresStore, SqliteStore};
 pub use tower_sessions_core::{
     session::{Id, Record},

@@ -3,6 +3,7 @@
 
 use std::{fmt, time::Duration};
 
+#[cfg(feature = "msgpack")]
 use sea_orm::DatabaseConnection;
 
 #[cfg(feature = "msgpack")]
@@ -12,7 +13,7 @@ use crate::{
     adapters::sea_orm::{MySql, Postgres, SeaOrmRepository, SessionTable, SqlDialect, Sqlite},
     cleanup::CleanupTask,
     domain::{
-        IdStorage, Operation, ServicePolicy, SessionHandle, SessionId, SessionService, UserKeyPath,
+        IdStorage, ServicePolicy, SessionHandle, SessionId, SessionService, UserKeyPath,
         UserSession,
     },
     ports::{Codec, SessionRepository},
@@ -218,7 +219,7 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
                 message: failure.error.to_string(),
             }),
             Err(_elapsed) => Err(SeaOrmStoreError::TimedOut {
-                operation: Operation::Migrate,
+                operation: crate::domain::Operation::Migrate,
                 after: MIGRATE_TIMEOUT,
             }),
         }

@@ -26,6 +26,7 @@ const MISSING_TABLE_SQLSTATES: &[&str] = &["42P01", "3F000", "42703", "42S02", "
 
 /// The error code of a database error: the SQLSTATE on PostgreSQL and MySQL, the extended
 /// result code on SQLite.
+#[cfg(feature = "migration")]
 pub(crate) fn error_code(err: &DbErr) -> Option<String> {
     database_error(err).and_then(|db| db.code().map(|c| c.into_owned()))
 }
@@ -40,6 +41,7 @@ pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
 /// Whether `err` is what the loser of a race between two concurrent `migrate()` calls sees, so
 /// that starting over is correct (the winner's objects are then visible and `IF NOT EXISTS`
 /// holds).
+#[cfg(feature = "migration")]
 pub(crate) fn lost_a_migration_race(dialect: Dialect, err: &DbErr) -> bool {
     if is_unique_violation(err) {
         // PostgreSQL: `IF NOT EXISTS` checks the catalog before inserting into it, so two
