@@ -55,13 +55,14 @@ pub async fn a_users_live_sessions_are_listed_by_handle_soonest_first<R, C>(
 {
     let store = indexed(store);
     let (ada, bob) = (user(), user());
+    let now = soon(0); // one instant for the whole test: a second may tick over meanwhile
     let mut ids = Vec::new();
     for minutes in [30, 10, 20] {
-        let mut record = session(&[("user_id", json!(ada))], soon(minutes));
+        let mut record = session(&[("user_id", json!(ada))], now + Duration::minutes(minutes));
         store.create(&mut record).await.unwrap();
         ids.push(record.id);
     }
-    let mut expired = session(&[("user_id", json!(ada))], soon(-5));
+    let mut expired = session(&[("user_id", json!(ada))], now - Duration::minutes(5));
     store.save(&expired).await.unwrap();
     expired.id = Id::default();
     created(&store, &[("user_id", json!(bob))]).await;
@@ -75,7 +76,8 @@ pub async fn a_users_live_sessions_are_listed_by_handle_soonest_first<R, C>(
         "three live sessions; the expired one is not listed"
     );
     let expiries: Vec<_> = listed.iter().map(|s| s.expiry_date).collect();
-    assert_eq!(expiries, [soon(10), soon(20), soon(30)]);
+    let minutes = |m| now + Duration::minutes(m);
+    assert_eq!(expiries, [minutes(10), minutes(20), minutes(30)]);
     let handles: HashSet<_> = listed.iter().map(|s| s.handle.clone()).collect();
     assert_eq!(handles.len(), 3);
     let expected: HashSet<_> = ids.iter().map(|id| store.session_handle(*id)).collect();
