@@ -438,6 +438,10 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
 
     /// Deletes every session of `user`, expired or not ("log out everywhere"), and returns how
     /// many: one statement.
+    ///
+    /// Each device finds its session gone at its next request. A cache in front of the store
+    /// (tower-sessions' `CachingSessionStore`) keeps serving its copy until the entry expires
+    /// there.
     pub async fn delete_user_sessions(&self, user: &str) -> Result<u64, SeaOrmStoreError> {
         Ok(self.service.delete_user_sessions(user).await?)
     }
