@@ -103,16 +103,18 @@ pub(crate) fn quote_pg(name: &str) -> String {
 /// The name of the expiry index of `table`, kept within PostgreSQL's 63 bytes so that two long
 /// table names never truncate to the same index name.
 pub fn expiry_index_name(table: &str) -> String {
-    index_name(table, "_expiry_date_idx")
+    bounded_name(table, "_expiry_date_idx")
 }
 
 /// The name of the per-user index of `table` ([`AddUserIndex`]), within 63 bytes as
 /// [`expiry_index_name`].
 pub fn user_key_index_name(table: &str) -> String {
-    index_name(table, "_user_key_idx")
+    bounded_name(table, "_user_key_idx")
 }
 
-fn index_name(table: &str, suffix: &str) -> String {
+/// `<table><suffix>`, shortened with a stable hash of the table name when it would pass
+/// PostgreSQL's 63 bytes, so that two long table names never truncate to the same name.
+pub(crate) fn bounded_name(table: &str, suffix: &str) -> String {
     let name = format!("{table}{suffix}");
     if name.len() <= 63 {
         return name;

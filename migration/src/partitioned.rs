@@ -124,20 +124,7 @@ impl CreatePartitionedSessionTable {
 /// `<table>_p<k>`, shortened with a stable hash of the table name when it would pass 63 bytes,
 /// so that two long table names never truncate to the same partition names.
 pub fn partition_name(table: &str, k: u16) -> String {
-    let suffix = format!("_p{k}");
-    let name = format!("{table}{suffix}");
-    if name.len() <= 63 {
-        return name;
-    }
-    // FNV-1a, as for the index name: stable across releases and platforms.
-    let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let mut prefix_len = 63 - suffix.len() - 9;
-    while !table.is_char_boundary(prefix_len) {
-        prefix_len -= 1;
-    }
-    format!("{}_{:08x}{suffix}", &table[..prefix_len], hash as u32)
+    crate::bounded_name(table, &format!("_p{k}"))
 }
 
 impl MigrationName for CreatePartitionedSessionTable {
