@@ -82,6 +82,17 @@ impl TokioPostgresRepository {
 
 impl TokioPostgresRepository {
     /// The parameters of a row, in the statements' column order.
+    /// Runs `sql` (prepared and cached per connection) with `params` and returns how many rows
+    /// it affected.
+    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, RepositoryError> {
+        let client = self.client().await?;
+        let statement = prepared(&client, sql).await?;
+        client
+            .execute(&statement, params)
+            .await
+            .map_err(errors::statement)
+    }
+
     fn row_params<'a>(row: &'a SessionRow, digest: &'a Option<Vec<u8>>) -> Vec<Param<'a>> {
         vec![&row.id, &row.data, &row.expires_at, &row.user_key, digest]
     }
@@ -97,19 +108,15 @@ async fn prepared(
 #[async_trait]
 impl SessionRepository for TokioPostgresRepository {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
-        let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.insert_if_absent).await?;
         let digest = row.unchanged.map(|unchanged| unchanged.digest.to_vec());
         let params = Self::row_params(&row, &digest);
-        let inserted = client
-            .execute(&statement, &params)
-            .await
-            .map_err(errors::statement)?;
+        let inserted = self
+            .execute(&self.statements.insert_if_absent, &params)
+            .await?;
         Ok(inserted == 1)
     }
 
     async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError> {
-        let client = self.client().await?;
         let digest = row.unchanged.map(|unchanged| unchanged.digest.to_vec());
         let keep_after = row
             .unchanged
@@ -122,12 +129,7 @@ impl SessionRepository for TokioPostgresRepository {
             }
             None => &self.statements.upsert,
         };
-        let statement = prepared(&client, sql).await?;
-        client
-            .execute(&statement, &params)
-            .await
-            .map_err(errors::statement)?;
-        Ok(())
+        self.execute(sql, &params).await.map(drop)
     }
 
     async fn find_unexpired(
@@ -148,13 +150,9 @@ impl SessionRepository for TokioPostgresRepository {
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
-        let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.delete_by_id).await?;
-        client
-            .execute(&statement, &[&id])
+        self.execute(&self.statements.delete_by_id, &[&id])
             .await
-            .map_err(errors::statement)?;
-        Ok(())
+            .map(drop)
     }
 
     async fn delete_expired_batch(
@@ -162,14 +160,10 @@ impl SessionRepository for TokioPostgresRepository {
         now: OffsetDateTime,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
-        let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.delete_expired_batch).await?;
         // LIMIT is bound as a bigint; a limit beyond i64::MAX means "no limit" anyway.
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        client
-            .execute(&statement, &[&now, &limit, &now])
+        self.execute(&self.statements.delete_expired_batch, &[&now, &limit, &now])
             .await
-            .map_err(errors::statement)
     }
 
     async fn find_unexpired_by_user(
@@ -194,12 +188,8 @@ impl SessionRepository for TokioPostgresRepository {
     }
 
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
-        let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.delete_by_user).await?;
-        client
-            .execute(&statement, &[&user_key])
+        self.execute(&self.statements.delete_by_user, &[&user_key])
             .await
-            .map_err(errors::statement)
     }
 
     async fn delete_by_user_except(
@@ -207,11 +197,7 @@ impl SessionRepository for TokioPostgresRepository {
         user_key: &str,
         keep: &str,
     ) -> Result<u64, RepositoryError> {
-        let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.delete_by_user_except).await?;
-        client
-            .execute(&statement, &[&user_key, &keep])
+        self.execute(&self.statements.delete_by_user_except, &[&user_key, &keep])
             .await
-            .map_err(errors::statement)
     }
 }
