@@ -58,6 +58,19 @@ pub enum SeaOrmStoreError {
         limit: usize,
     },
 
+    /// The session cannot be stored as it is: an expiry outside the range every backend keeps
+    /// (years 1 to 9999 in UTC), or a user key holding a NUL character. Nothing was written.
+    /// An `Encode` error for tower-sessions.
+    #[error("could not store the session: {0}")]
+    Unstorable(&'static str),
+
+    /// A stored row was refused: larger than the store's limit
+    /// ([`with_max_session_size`](crate::RepositoryStore::with_max_session_size)), checked
+    /// before decoding, or holding another session's record. A `Decode` error for
+    /// tower-sessions.
+    #[error("refused a stored session: {0}")]
+    Unreadable(String),
+
     /// A builder option was refused (the message says which and the allowed range).
     #[error("invalid store configuration: {0}")]
     InvalidConfiguration(String),
@@ -78,8 +91,13 @@ pub enum SeaOrmStoreError {
 
     /// An operation did not finish within its timeout (see
     /// [`with_operation_timeout`](crate::RepositoryStore::with_operation_timeout)).
+    ///
+    /// **Its outcome is unknown**: a timed-out save, create or delete may still be applied
+    /// when the database gets to it, unless the server bounds statements below the store's
+    /// timeout (see the README's pool section) or the repository cancels it.
     #[error(
-        "session {operation} timed out after {} ms: the database is unreachable or overloaded",
+        "session {operation} timed out after {} ms (the database is unreachable, overloaded or \
+         waiting on a lock); whether it took effect is unknown",
         after.as_millis()
     )]
     TimedOut {
@@ -110,17 +128,37 @@ impl From<SessionError> for SeaOrmStoreError {
             SessionError::TimedOut { operation, after } => Self::TimedOut { operation, after },
             SessionError::TooLarge { size, limit } => Self::TooLarge { size, limit },
             SessionError::UserKeyTooLong { len, limit } => Self::UserKeyTooLong { len, limit },
+            SessionError::Unstorable(reason) => Self::Unstorable(reason),
+            SessionError::Unreadable(reason) => Self::Unreadable(reason),
         }
+    }
+}
+
+impl SeaOrmStoreError {
+    /// Whether tower-sessions sees this as an `Encode` error: the session could not be turned
+    /// into a row, and nothing was written.
+    pub(crate) fn is_encode(&self) -> bool {
+        matches!(
+            self,
+            Self::Encode(_)
+                | Self::TooLarge { .. }
+                | Self::UserKeyTooLong { .. }
+                | Self::Unstorable(_)
+        )
+    }
+
+    /// Whether tower-sessions sees this as a `Decode` error: a stored row is not a session
+    /// this store returns.
+    pub(crate) fn is_decode(&self) -> bool {
+        matches!(self, Self::Decode(_) | Self::Unreadable(_))
     }
 }
 
 impl From<SeaOrmStoreError> for session_store::Error {
     fn from(err: SeaOrmStoreError) -> Self {
         match err {
-            SeaOrmStoreError::Encode(_)
-            | SeaOrmStoreError::TooLarge { .. }
-            | SeaOrmStoreError::UserKeyTooLong { .. } => Self::Encode(err.to_string()),
-            SeaOrmStoreError::Decode(_) => Self::Decode(err.to_string()),
+            _ if err.is_encode() => Self::Encode(err.to_string()),
+            _ if err.is_decode() => Self::Decode(err.to_string()),
             _ => Self::Backend(err.to_string()),
         }
     }
@@ -156,5 +194,21 @@ mod tests {
             matches!(&slow, session_store::Error::Backend(m) if m.contains("load timed out after 1500 ms")),
             "{slow:?}"
         );
+        assert!(
+            matches!(&slow, session_store::Error::Backend(m) if m.contains("whether it took effect is unknown")),
+            "a timeout says its outcome is unknown: {slow:?}"
+        );
+    }
+
+    #[test]
+    fn unstorable_sessions_are_encode_errors_and_refused_rows_decode_errors() {
+        let unstorable: session_store::Error =
+            SeaOrmStoreError::Unstorable("its expiry is out of range").into();
+        assert!(
+            matches!(unstorable, session_store::Error::Encode(m) if m.contains("out of range"))
+        );
+        let refused: session_store::Error =
+            SeaOrmStoreError::Unreadable("too large".to_owned()).into();
+        assert!(matches!(refused, session_store::Error::Decode(m) if m.contains("too large")));
     }
 }

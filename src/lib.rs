@@ -5,8 +5,9 @@
 //! already has.
 //!
 //! - **One statement per operation.** `create` is `INSERT … ON CONFLICT (id) DO NOTHING`,
-//!   `save` an upsert, `load` one `SELECT` that never returns an expired session, `delete` one
-//!   `DELETE`. No transactions, no existence checks.
+//!   `save` an `UPDATE` of the stored row (never an insert: a session logged out while a
+//!   request was in flight stays logged out), `load` one `SELECT` that never returns an expired
+//!   session, `delete` one `DELETE`. No transactions, no existence checks.
 //! - **Correct under concurrency.** Id collisions are detected by the database, never by a
 //!   check-then-insert; `migrate()` is safe when every replica runs it at start-up.
 //! - **Independent of the connection's time zone.** Expiry is compared with a bound
@@ -211,7 +212,7 @@
 //! let database = repository.controller();
 //! let layer = SessionManagerLayer::new(RepositoryStore::from_repository(repository));
 //! // ... build the app with `layer`, call it with `tower::ServiceExt::oneshot` ...
-//! database.inject(Fault::unavailable().on(Operation::Upsert)); // every save fails from now on
+//! database.inject(Fault::unavailable().on(Operation::UpdateIfPresent)); // every save fails from now on
 //! database.clear(); // healthy again
 //! # let _ = layer;
 //! ```
@@ -259,7 +260,7 @@ pub use adapters::{codec, sea_orm::entity};
 pub use cleanup::CleanupTask;
 #[cfg(feature = "tokio-postgres")]
 pub use deadpool_postgres;
-pub use domain::DEFAULT_OPERATION_TIMEOUT;
+pub use domain::{DEFAULT_MAX_SESSION_SIZE, DEFAULT_OPERATION_TIMEOUT};
 pub use error::SeaOrmStoreError;
 pub use sea_orm;
 #[cfg(feature = "tokio-postgres")]

@@ -274,9 +274,16 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         Ok(self.service.health().await?)
     }
 
-    /// The largest encoded session `create` and `save` accept, in bytes (default: no limit but
-    /// the database's). Beyond it they fail with [`SeaOrmStoreError::TooLarge`] (an `Encode`
-    /// error for tower-sessions) giving the size, and nothing is sent to the database.
+    /// The largest encoded session the store writes or reads, in bytes (default 1 MiB,
+    /// [`DEFAULT_MAX_SESSION_SIZE`](crate::DEFAULT_MAX_SESSION_SIZE); `None`: no limit but the
+    /// database's).
+    ///
+    /// Beyond it `create` and `save` fail with [`SeaOrmStoreError::TooLarge`] (an `Encode`
+    /// error for tower-sessions) giving the size, and nothing is sent to the database; `load`
+    /// refuses a larger stored row before decoding it ([`SeaOrmStoreError::Unreadable`], a
+    /// `Decode` error, or no session with
+    /// [`with_undecodable_as_absent`](Self::with_undecodable_as_absent)), so a row written by
+    /// another tool cannot make one request decode gigabytes.
     pub fn with_max_session_size(self, bytes: Option<usize>) -> Self {
         let policy = ServicePolicy {
             max_encoded_size: bytes,
@@ -402,9 +409,15 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     }
 
     /// The same store keeping **ids hashed at rest**: the table's `id` column holds the
-    /// lowercase hex SHA-256 of each session id instead of the id, so a leaked table or backup
-    /// cannot be used to take over sessions. Every operation works the same, the per-user index
-    /// too.
+    /// lowercase hex SHA-256 of each session id instead of the id, and the encoded record in
+    /// `data` holds no id (the store writes a zero id and restores the real one from the key it
+    /// looked up), so a leaked table or backup cannot be used to take over sessions. Every
+    /// operation works the same, the per-user index too.
+    ///
+    /// What a hashed table still reveals: every session's values (encrypt them if they are
+    /// sensitive), its expiry, its user key (per-user index), how many sessions there are and
+    /// their sizes. Rows written before hashing was switched on keep their id in `data` until
+    /// their next save rewrites them.
     ///
     /// The trade-off: rows written without it are not found with it (their users are logged
     /// out once), and the other way round. To switch without logging anyone out, convert the

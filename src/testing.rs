@@ -86,7 +86,7 @@ pub use crate::adapters::{
 
 /// The [mockall](https://docs.rs/mockall) mock of
 /// [`SessionRepository`](crate::ports::SessionRepository) (feature `mock`): set an expectation
-/// per call, with `expect_insert_if_absent`, `expect_upsert`, `expect_find_unexpired`,
+/// per call, with `expect_insert_if_absent`, `expect_update_if_present`, `expect_find_unexpired`,
 /// `expect_delete_by_id` and `expect_delete_expired_batch`. A call nobody expected panics, so a
 /// test also proves what the application did *not* do.
 ///

@@ -143,7 +143,7 @@ async fn when_deleting_fails_logout_answers_503_and_nothing_is_saved() {
         .expect_delete_by_id()
         .times(1)
         .returning(|_| Err(down()));
-    // No `upsert` expected: after a 5xx from the handler, tower-sessions does not save.
+    // No `update_if_present` expected: after a 5xx from the handler, tower-sessions does not save.
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
 
     let logout = send(

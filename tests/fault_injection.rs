@@ -44,7 +44,9 @@ async fn with_no_fault_every_call_reaches_the_inner_repository() {
         .insert_if_absent(row("a", b"data", in_an_hour()))
         .await
         .unwrap());
-    repo.upsert(row("b", b"data", in_an_hour())).await.unwrap();
+    repo.update_if_present(row("a", b"data", in_an_hour()))
+        .await
+        .unwrap();
     assert_eq!(
         repo.find_unexpired("a", OffsetDateTime::now_utc())
             .await
@@ -82,8 +84,11 @@ async fn a_fault_fails_every_call_until_cleared() {
 #[tokio::test]
 async fn a_failed_call_never_reaches_the_inner_repository() {
     let (repo, faults) = faulty();
-    faults.inject(Fault::unavailable().on(Operation::Upsert));
-    assert!(repo.upsert(row("a", b"data", in_an_hour())).await.is_err());
+    faults.inject(Fault::unavailable().on(Operation::InsertIfAbsent));
+    assert!(repo
+        .insert_if_absent(row("a", b"data", in_an_hour()))
+        .await
+        .is_err());
     assert!(repo.inner().is_empty());
 }
 
@@ -94,7 +99,9 @@ async fn on_call_fails_only_the_nth_matching_call_once() {
 
     let outcomes: Vec<bool> = [
         load(&repo).await.is_ok(),
-        repo.upsert(row("a", b"data", in_an_hour())).await.is_ok(), // another operation: not counted
+        repo.update_if_present(row("a", b"data", in_an_hour()))
+            .await
+            .is_ok(), // another operation: not counted
         load(&repo).await.is_ok(),
         load(&repo).await.is_ok(),
         load(&repo).await.is_ok(),
@@ -113,7 +120,9 @@ async fn on_limits_a_fault_to_one_operation() {
         repo.insert_if_absent(row("a", b"data", in_an_hour())).await,
         Err(RepositoryError::Statement(_))
     ));
-    repo.upsert(row("a", b"data", in_an_hour())).await.unwrap();
+    repo.update_if_present(row("a", b"data", in_an_hour()))
+        .await
+        .unwrap();
     assert!(load(&repo).await.is_ok());
     assert!(repo.delete_by_id("a").await.is_ok());
 }
@@ -183,12 +192,13 @@ async fn latency_delays_a_call_without_failing_it() {
 #[tokio::test]
 async fn a_hung_call_waits_until_the_faults_are_cleared() {
     let (repo, faults) = faulty();
-    faults.inject(Fault::hang().on(Operation::Upsert));
+    faults.inject(Fault::hang().on(Operation::InsertIfAbsent));
     let call = tokio::spawn(async move {
-        repo.upsert(row("a", b"data", in_an_hour())).await?;
+        repo.insert_if_absent(row("a", b"data", in_an_hour()))
+            .await?;
         Ok::<_, RepositoryError>(repo)
     });
-    while faults.calls(Operation::Upsert) == 0 {
+    while faults.calls(Operation::InsertIfAbsent) == 0 {
         tokio::task::yield_now().await;
     }
     for _ in 0..100 {
@@ -211,7 +221,7 @@ async fn calls_are_counted_per_operation_failed_ones_included() {
 
     assert_eq!(faults.calls(Operation::FindUnexpired), 2);
     assert_eq!(faults.calls(Operation::DeleteById), 1);
-    assert_eq!(faults.calls(Operation::Upsert), 0);
+    assert_eq!(faults.calls(Operation::UpdateIfPresent), 0);
     assert_eq!(faults.total_calls(), 3);
 }
 

@@ -83,7 +83,7 @@ async fn ids_that_differ_only_in_case_are_different_sessions() {
     let fixture = MySqlFixture::new().await;
     let repo = fixture.store.repository();
     let expires = common::suite::in_a_day();
-    repo.upsert(common::row("AbCdEfGhIjKlMnOpQrStUv", b"upper", expires))
+    repo.insert_if_absent(common::row("AbCdEfGhIjKlMnOpQrStUv", b"upper", expires))
         .await
         .unwrap();
     assert!(repo

@@ -264,7 +264,7 @@ async fn corrupt_truncated_and_foreign_rows_are_decode_errors_or_absent_by_choic
     ];
     for (what, bytes) in rows {
         let id = Id::default();
-        repo.upsert(common::row(
+        repo.insert_if_absent(common::row(
             &id.to_string(),
             &bytes,
             common::suite::in_a_day(),
@@ -379,7 +379,7 @@ async fn logs_and_errors_carry_no_session_data_and_no_session_id() {
     corrupt.truncate(corrupt.len() - 1);
     store
         .repository()
-        .upsert(common::row(
+        .insert_if_absent(common::row(
             &corrupt_id.to_string(),
             &corrupt,
             common::suite::in_a_day(),

@@ -16,6 +16,7 @@ use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRo
 ///
 /// - `insert_if_absent` never overwrites: an id is taken while its row exists, **even if that
 ///   row has expired** (as a primary key is until cleanup deletes the row).
+/// - `update_if_present` never inserts: a row deleted since it was loaded stays deleted.
 /// - `find_unexpired` hides every row whose expiry is at or before `now`.
 /// - `delete_expired_batch` deletes at most `limit` rows expired at or before `now` and returns
 ///   how many it deleted.
@@ -110,17 +111,22 @@ impl SessionRepository for InMemoryRepository {
         Ok(true)
     }
 
-    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError> {
+    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
         let mut rows = self.rows();
-        if let (Some(unchanged), Some(stored)) = (row.unchanged, rows.get(&row.id)) {
+        let Some(stored) = rows.get_mut(&row.id) else {
+            // Deleted or revoked since it was loaded: it stays gone.
+            return Ok(());
+        };
+        if let Some(unchanged) = row.unchanged {
             let same_values = stored.digest == Some(unchanged.digest);
+            let same_user = stored.user_key == row.user_key;
             let expiry_close = unchanged.keep_if_expiring_after <= stored.expires_at
                 && stored.expires_at <= row.expires_at;
-            if same_values && expiry_close {
+            if same_values && same_user && expiry_close {
                 return Ok(());
             }
         }
-        rows.insert(row.id.clone(), row.into());
+        *stored = row.into();
         Ok(())
     }
 
@@ -195,5 +201,18 @@ impl SessionRepository for InMemoryRepository {
             !delete
         });
         Ok(deleted)
+    }
+
+    async fn delete_by_user_and_id(
+        &self,
+        user_key: &str,
+        id: &str,
+    ) -> Result<bool, RepositoryError> {
+        let mut rows = self.rows();
+        if rows.get(id).is_some_and(|row| row.of_user(user_key)) {
+            rows.remove(id);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }

@@ -42,12 +42,8 @@ impl From<Id014> for SessionId {
 fn to_014_error(err: impl Into<SeaOrmStoreError>) -> session_store_014::Error {
     let err = err.into();
     match err {
-        SeaOrmStoreError::Encode(_)
-        | SeaOrmStoreError::TooLarge { .. }
-        | SeaOrmStoreError::UserKeyTooLong { .. } => {
-            session_store_014::Error::Encode(err.to_string())
-        }
-        SeaOrmStoreError::Decode(_) => session_store_014::Error::Decode(err.to_string()),
+        _ if err.is_encode() => session_store_014::Error::Encode(err.to_string()),
+        _ if err.is_decode() => session_store_014::Error::Decode(err.to_string()),
         _ => session_store_014::Error::Backend(err.to_string()),
     }
 }

@@ -99,6 +99,17 @@ pub enum SessionError {
         limit: usize,
     },
 
+    /// The session cannot be stored as it is (the reason says why, e.g. an expiry outside the
+    /// range every backend keeps, or a user key holding a NUL character); nothing was written.
+    #[error("could not store the session: {0}")]
+    Unstorable(&'static str),
+
+    /// A stored row was refused before or after decoding: larger than the store's limit, or
+    /// holding the record of another session (copied or tampered with). Never returned as a
+    /// session.
+    #[error("refused a stored session: {0}")]
+    Unreadable(String),
+
     /// A per-user operation on a store built without the index.
     #[error(
         "the per-user session index is off: build the store with `.with_user_key(\"user_id\")` \
@@ -107,9 +118,15 @@ pub enum SessionError {
     UserIndexDisabled,
 
     /// The operation did not finish within the operation timeout; the database is probably
-    /// unreachable or overloaded.
+    /// unreachable, overloaded, or waiting on a lock.
+    ///
+    /// **Its outcome is unknown**: a write may still be applied by the database after this
+    /// error, unless the server bounds its statements below the store's timeout
+    /// (`statement_timeout`, `lock_timeout`) or the repository cancels it (the tokio-postgres
+    /// repository does).
     #[error(
-        "session {operation} timed out after {} ms: the database is unreachable or overloaded",
+        "session {operation} timed out after {} ms (the database is unreachable, overloaded or \
+         waiting on a lock); whether it took effect is unknown",
         after.as_millis()
     )]
     TimedOut {

@@ -2,7 +2,9 @@
 //!
 //! - **create** never overwrites: it inserts if absent and, when the id is taken, draws a fresh
 //!   id and tries again (a bounded number of times).
-//! - **save** is one upsert.
+//! - **save** updates the stored session and never inserts one: a session deleted or revoked
+//!   since it was loaded stays gone.
+//! - **load** returns only the record of the session asked for, within the size limit.
 //! - **load** never returns an expired record, whether or not cleanup has run.
 //! - **delete** is idempotent.
 //! - **delete_expired** works in bounded batches, so a large backlog never holds one long lock.
@@ -22,7 +24,9 @@ mod user_key;
 pub use error::{Operation, SessionError};
 pub use keys::{IdStorage, SessionHandle};
 pub use record::{InvalidSessionId, SessionData, SessionId, SessionRecord};
-pub use service::{ServicePolicy, SessionService, UserSession, DEFAULT_OPERATION_TIMEOUT};
+pub use service::{
+    ServicePolicy, SessionService, UserSession, DEFAULT_MAX_SESSION_SIZE, DEFAULT_OPERATION_TIMEOUT,
+};
 pub use user_key::{InvalidUserKeyPath, UserKeyPath, MAX_USER_KEY_LEN};
 
 #[cfg(test)]

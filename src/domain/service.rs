@@ -1,10 +1,11 @@
 use std::{
+    borrow::Cow,
     future::Future,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 use tracing::Instrument;
 
 use super::{
@@ -17,6 +18,19 @@ use crate::ports::{Codec, SessionRepository, SessionRow, Unchanged};
 /// that requests fail fast instead of piling up when the database is away.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The default limit on an encoded session, written or read: 1 MiB.
+///
+/// A session is usually a few hundred bytes (a cookie session must fit 4 KiB); 1 MiB is far
+/// beyond what an application means to keep per visitor, and it bounds what one `load` may
+/// decode: decoding expands compact encodings many times over (a MessagePack `nil` is 1 byte
+/// and becomes a 32-byte value), so a row of 16 MiB written by another tool could cost a
+/// request hundreds of megabytes.
+pub const DEFAULT_MAX_SESSION_SIZE: usize = 1024 * 1024;
+
+/// The id encoded into the rows of a store that hashes ids: such a row holds no session id,
+/// and `load` restores the id it looked the row up by.
+const NO_ID: SessionId = SessionId(0);
+
 /// The knobs of the service's rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePolicy {
@@ -28,9 +42,11 @@ pub struct ServicePolicy {
     /// cleanup batch, a health check) may take before it fails with
     /// [`SessionError::TimedOut`]; `None` waits as long as the repository does.
     pub operation_timeout: Option<Duration>,
-    /// The largest encoded session `create` and `save` accept, in bytes; `None` for no limit
-    /// (the database's own: 1 GiB for PostgreSQL's `bytea`). A larger one fails with
-    /// [`SessionError::TooLarge`] before anything is sent.
+    /// The largest encoded session, in bytes, that `create` and `save` write and `load` reads
+    /// ([`DEFAULT_MAX_SESSION_SIZE`] unless set); `None` for no limit (the database's own: 1
+    /// GiB for PostgreSQL's `bytea`). A larger one fails to write with
+    /// [`SessionError::TooLarge`] before anything is sent; a larger stored row is refused
+    /// before it is decoded ([`SessionError::Unreadable`]).
     pub max_encoded_size: Option<usize>,
     /// What `load` does with a row its codec cannot decode: `false` (the default) fails with
     /// [`SessionError::Decode`]; `true` logs a warning (without the row's data or id) and
@@ -52,7 +68,7 @@ impl Default for ServicePolicy {
             max_create_attempts: 8,
             cleanup_batch_size: 10_000,
             operation_timeout: Some(DEFAULT_OPERATION_TIMEOUT),
-            max_encoded_size: None,
+            max_encoded_size: Some(DEFAULT_MAX_SESSION_SIZE),
             undecodable_as_absent: false,
             id_storage: IdStorage::Plain,
             user_key: None,
@@ -172,6 +188,9 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
 
     /// Stores a new session. When `record.id` is taken, `record.id` is replaced by a fresh id
     /// and the insert retried; the existing session is never touched.
+    ///
+    /// Refused before anything is sent ([`SessionError::Unstorable`]) when the expiry lies
+    /// outside the years 1 to 9999 in UTC, the range every backend stores.
     pub async fn create(&self, record: &mut SessionRecord<'_>) -> Result<(), SessionError> {
         self.run(Operation::Create, self.create_unbounded(record))
             .await
@@ -182,7 +201,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             if attempt > 1 {
                 record.id = SessionId::random();
             }
-            // The id is part of the encoded record, so every attempt encodes again.
+            // A plain row holds its id, so every attempt encodes again.
             let row = self.row(record)?;
             if self.repository.insert_if_absent(row).await? {
                 return Ok(());
@@ -194,13 +213,16 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         })
     }
 
-    /// Inserts or replaces the session with `record.id`. With write avoidance on
-    /// ([`ServicePolicy::touch_after`]), a save that changes no value and moves the expiry by
-    /// less than that writes nothing.
+    /// Replaces the stored session with `record.id`, **if it is still stored**: a session
+    /// deleted since it was loaded (logged out in another tab, "log out everywhere", signed out
+    /// from another device) stays deleted, and the save succeeds having written nothing.
+    ///
+    /// With write avoidance on ([`ServicePolicy::touch_after`]), a save that changes no value
+    /// and no user key and moves the expiry by less than that writes nothing either.
     pub async fn save(&self, record: &SessionRecord<'_>) -> Result<(), SessionError> {
         self.run(Operation::Save, async {
             let row = self.row(record)?;
-            Ok(self.repository.upsert(row).await?)
+            Ok(self.repository.update_if_present(row).await?)
         })
         .await
     }
@@ -224,6 +246,16 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         let Some(data) = self.repository.find_unexpired(&key, now).await? else {
             return Ok(None);
         };
+        // Checked before decoding: decoding can take many times the row's size in memory.
+        if let Some(limit) = self.policy.max_encoded_size {
+            if data.len() > limit {
+                return self.refuse(format!(
+                    "it is {} bytes, over the store's limit of {limit} bytes; raise \
+                     `with_max_session_size` if sessions this large are expected",
+                    data.len()
+                ));
+            }
+        }
         let record = match self.codec.decode(&data) {
             Ok(record) => record,
             Err(err) if self.policy.undecodable_as_absent => {
@@ -237,12 +269,36 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             }
             Err(err) => return Err(SessionError::Decode(err)),
         };
+        // The row must hold the record of the session it is stored under: a row whose data was
+        // copied from another session would otherwise load as that one, and be saved under its
+        // id. Hashed rows hold no id (older ones may still hold their own).
+        let own = record.id == id || (self.hashes_ids() && record.id == NO_ID);
+        if !own {
+            return self.refuse(
+                "it holds the record of another session id (the row was copied or tampered with)"
+                    .to_owned(),
+            );
+        }
         // The row's expiry column and the encoded expiry agree when this store wrote both; a row
         // edited by hand may not, and an expired record must never come back.
         if record.expiry_date <= now {
             return Ok(None);
         }
-        Ok(Some(record))
+        Ok(Some(SessionRecord { id, ..record }))
+    }
+
+    /// A stored row `load` does not return: an error, or no session with
+    /// [`ServicePolicy::undecodable_as_absent`].
+    fn refuse<T>(&self, reason: String) -> Result<Option<T>, SessionError> {
+        if self.policy.undecodable_as_absent {
+            tracing::warn!(%reason, "refused a stored session; treating it as absent");
+            return Ok(None);
+        }
+        Err(SessionError::Unreadable(reason))
+    }
+
+    fn hashes_ids(&self) -> bool {
+        self.policy.id_storage == IdStorage::Hashed
     }
 
     /// The session with `id`, unless it is missing or expired now.
@@ -303,6 +359,9 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         now: OffsetDateTime,
     ) -> Result<Vec<UserSession>, SessionError> {
         self.require_user_index()?;
+        if !is_storable_user_key(user_key) {
+            return Ok(Vec::new());
+        }
         self.run(Operation::ListUserSessions, async {
             let rows = self
                 .repository
@@ -332,6 +391,9 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     /// Deletes every session of `user_key` ("log out everywhere") and returns how many.
     pub async fn delete_user_sessions(&self, user_key: &str) -> Result<u64, SessionError> {
         self.require_user_index()?;
+        if !is_storable_user_key(user_key) {
+            return Ok(0);
+        }
         self.run(Operation::DeleteUserSessions, async {
             Ok(self.repository.delete_by_user(user_key).await?)
         })
@@ -346,6 +408,9 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         keep: SessionId,
     ) -> Result<u64, SessionError> {
         self.require_user_index()?;
+        if !is_storable_user_key(user_key) {
+            return Ok(0);
+        }
         let keep = self.key(keep);
         self.run(Operation::DeleteUserSessions, async {
             Ok(self
@@ -357,13 +422,20 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     }
 
     /// Deletes the session of `user_key` listed as `handle` ("sign out that device"); `false`
-    /// when the user has no such live session. Two statements: the list, then the delete.
+    /// when the user has no such live session.
+    ///
+    /// Two statements, the list then the delete, because the handle is a one-way hash the
+    /// database cannot compute everywhere (SQLite has no SHA-256); the delete checks the user
+    /// again, so a session that changed hands in between is not deleted for its former user.
     pub async fn delete_user_session(
         &self,
         user_key: &str,
         handle: &SessionHandle,
     ) -> Result<bool, SessionError> {
         self.require_user_index()?;
+        if !is_storable_user_key(user_key) {
+            return Ok(false);
+        }
         self.run(Operation::DeleteUserSessions, async {
             let rows = self
                 .repository
@@ -375,8 +447,10 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             else {
                 return Ok(false);
             };
-            self.repository.delete_by_id(&row.id).await?;
-            Ok(true)
+            Ok(self
+                .repository
+                .delete_by_user_and_id(user_key, &row.id)
+                .await?)
         })
         .await
     }
@@ -399,10 +473,22 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         self.policy.id_storage.key(id)
     }
 
-    /// The row that stores `record`: encoded, size-checked, with its user key and, with write
-    /// avoidance, its digest.
+    /// The row that stores `record`: encoded (without its id when ids are hashed),
+    /// size-checked, with its user key and, with write avoidance, its digest.
     fn row(&self, record: &SessionRecord<'_>) -> Result<SessionRow, SessionError> {
-        let data = self.codec.encode(record).map_err(SessionError::Encode)?;
+        check_expiry(record.expiry_date)?;
+        let user_key = self.user_key_of(record)?;
+        let encoded = if self.hashes_ids() {
+            // A hashed table must not hold working ids, and a codec encodes the whole record.
+            self.codec.encode(&SessionRecord {
+                id: NO_ID,
+                data: Cow::Borrowed(record.data.as_ref()),
+                expiry_date: record.expiry_date,
+            })
+        } else {
+            self.codec.encode(record)
+        };
+        let data = encoded.map_err(SessionError::Encode)?;
         if let Some(limit) = self.policy.max_encoded_size {
             if data.len() > limit {
                 return Err(SessionError::TooLarge {
@@ -411,7 +497,6 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 });
             }
         }
-        let user_key = self.user_key_of(record)?;
         let unchanged = self.policy.touch_after.and_then(|window| {
             let digest = content_digest(&record.data)?;
             Some(Unchanged {
@@ -437,6 +522,10 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 len: key.len(),
                 limit: MAX_USER_KEY_LEN,
             }),
+            Some(key) if !is_storable_user_key(&key) => Err(SessionError::Unstorable(
+                "its user key (per-user index) contains a NUL character, which PostgreSQL \
+                 cannot store; index a value without one",
+            )),
             key => Ok(key),
         }
     }
@@ -482,6 +571,25 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 after: limit,
             }),
         }
+    }
+}
+
+/// Whether every backend can store `user_key`: PostgreSQL's `text` holds no NUL character, so
+/// none is stored anywhere (and none is looked up: no stored key has one).
+fn is_storable_user_key(user_key: &str) -> bool {
+    !user_key.contains('\0')
+}
+
+/// Refuses an expiry outside the years 1 to 9999 in UTC: what every backend stores (PostgreSQL
+/// and its drivers convert to UTC and fail on instants `time` cannot hold there; MySQL's
+/// `datetime` ends with 9999).
+fn check_expiry(expiry: OffsetDateTime) -> Result<(), SessionError> {
+    match expiry.checked_to_offset(UtcOffset::UTC) {
+        Some(utc) if (1..=9999).contains(&utc.year()) => Ok(()),
+        _ => Err(SessionError::Unstorable(
+            "its expiry lies outside the years 1 to 9999 (UTC), the range every session \
+             database stores; give it a nearer expiry",
+        )),
     }
 }
 
@@ -542,6 +650,8 @@ impl SessionError {
             Self::TooLarge { .. } => "too_large",
             Self::UserKeyTooLong { .. } => "user_key_too_long",
             Self::UserIndexDisabled => "user_index_disabled",
+            Self::Unstorable(_) => "unstorable",
+            Self::Unreadable(_) => "refused_row",
             Self::TimedOut { .. } => "timed_out",
         }
     }

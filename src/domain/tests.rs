@@ -59,7 +59,7 @@ async fn create_takes_a_fresh_id_when_the_id_is_taken() {
             // The first id is taken, the second is free.
             Ok(log.len() == 2)
         });
-    // No expectation on upsert: overwriting the existing session would fail the test.
+    // No expectation on update_if_present: touching the existing session would fail the test.
 
     service(repo).create(&mut rec).await.unwrap();
 
@@ -117,12 +117,13 @@ async fn create_reports_a_repository_failure_without_retrying() {
 }
 
 #[tokio::test]
-async fn save_is_one_upsert_of_the_encoded_record() {
+async fn save_is_one_update_of_the_stored_row_and_never_an_insert() {
     let rec = record(7, in_an_hour());
     let expected = MessagePackCodec.encode(&rec).unwrap();
     let expiry = rec.expiry_date;
+    // No expectation on insert_if_absent: a save that inserts fails the test.
     let mut repo = MockSessionRepository::new();
-    repo.expect_upsert()
+    repo.expect_update_if_present()
         .withf(move |row| {
             row.id == SessionId(7).to_string()
                 && row.data == expected
@@ -278,7 +279,7 @@ impl crate::ports::SessionRepository for SlowRepository {
         tokio::time::sleep(self.delay).await;
         Ok(true)
     }
-    async fn upsert(&self, _: SessionRow) -> Result<(), RepositoryError> {
+    async fn update_if_present(&self, _: SessionRow) -> Result<(), RepositoryError> {
         tokio::time::sleep(self.delay).await;
         Ok(())
     }
@@ -317,6 +318,10 @@ impl crate::ports::SessionRepository for SlowRepository {
     async fn delete_by_user_except(&self, _: &str, _: &str) -> Result<u64, RepositoryError> {
         tokio::time::sleep(self.delay).await;
         Ok(0)
+    }
+    async fn delete_by_user_and_id(&self, _: &str, _: &str) -> Result<bool, RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(false)
     }
 }
 
@@ -433,7 +438,9 @@ async fn a_session_at_the_size_limit_is_stored() {
     let rec = record(1, in_an_hour());
     let size = MessagePackCodec.encode(&rec).unwrap().len();
     let mut repo = MockSessionRepository::new();
-    repo.expect_upsert().times(1).returning(|_| Ok(()));
+    repo.expect_update_if_present()
+        .times(1)
+        .returning(|_| Ok(()));
     let service = service(repo).with_policy(ServicePolicy {
         max_encoded_size: Some(size),
         ..ServicePolicy::default()
@@ -469,7 +476,7 @@ async fn with_a_user_key_every_write_carries_the_sessions_user() {
         .withf(|row| row.user_key.as_deref() == Some("ada"))
         .times(1)
         .returning(|_| Ok(true));
-    repo.expect_upsert()
+    repo.expect_update_if_present()
         .withf(|row| row.user_key.is_none())
         .times(1)
         .returning(|_| Ok(()));
@@ -526,10 +533,11 @@ async fn deleting_by_handle_deletes_only_the_listed_row_it_names() {
     repo.expect_find_unexpired_by_user()
         .with(eq("ada".to_owned()), mockall::predicate::always())
         .returning(move |_, _| Ok(rows.clone()));
-    repo.expect_delete_by_id()
-        .with(eq(SessionId(2).to_string()))
+    // The delete names the user again, so a row that changed hands since the list is left.
+    repo.expect_delete_by_user_and_id()
+        .with(eq("ada"), eq(SessionId(2).to_string()))
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(true));
     let service = indexed(repo);
 
     let handle = service.session_handle(SessionId(2));
@@ -543,7 +551,7 @@ async fn with_hashed_ids_the_repository_only_sees_hashes() {
     let hashed = super::IdStorage::Hashed.key(SessionId(5));
     let mut repo = MockSessionRepository::new();
     let expected = hashed.clone();
-    repo.expect_upsert()
+    repo.expect_update_if_present()
         .withf(move |row| row.id == expected)
         .times(1)
         .returning(|_| Ok(()));
@@ -587,7 +595,7 @@ async fn write_avoidance_sends_the_values_digest_and_the_window() {
     );
     let digest = super::keys::content_digest(&rec.data).unwrap();
     let mut repo = MockSessionRepository::new();
-    repo.expect_upsert()
+    repo.expect_update_if_present()
         .withf(move |row| {
             row.unchanged
                 == Some(crate::ports::Unchanged {
@@ -604,4 +612,258 @@ async fn write_avoidance_sends_the_values_digest_and_the_window() {
 
     service.save(&rec).await.unwrap();
     service.save(&reordered).await.unwrap();
+}
+
+#[tokio::test]
+async fn deleting_by_handle_reports_a_row_that_changed_hands_in_between_as_not_deleted() {
+    let row = crate::ports::UserSessionRow {
+        id: SessionId(2).to_string(),
+        expires_at: in_an_hour(),
+    };
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired_by_user()
+        .returning(move |_, _| Ok(vec![row.clone()]));
+    // Between the list and the delete the session moved to another user: the delete matches
+    // no row of "ada".
+    repo.expect_delete_by_user_and_id()
+        .times(1)
+        .returning(|_, _| Ok(false));
+    let service = indexed(repo);
+
+    let handle = service.session_handle(SessionId(2));
+    assert!(!service.delete_user_session("ada", &handle).await.unwrap());
+}
+
+fn hashed(repo: MockSessionRepository) -> SessionService<MockSessionRepository, MessagePackCodec> {
+    service(repo).with_policy(ServicePolicy {
+        id_storage: super::IdStorage::Hashed,
+        ..ServicePolicy::default()
+    })
+}
+
+#[tokio::test]
+async fn with_hashed_ids_no_stored_byte_holds_the_id() {
+    let rec = record(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef, in_an_hour());
+    let stored = Arc::new(Mutex::new(Vec::new()));
+    let mut repo = MockSessionRepository::new();
+    let log = Arc::clone(&stored);
+    repo.expect_insert_if_absent()
+        .times(1)
+        .returning(move |row| {
+            log.lock().unwrap().push(row);
+            Ok(true)
+        });
+    let log = Arc::clone(&stored);
+    repo.expect_update_if_present()
+        .times(1)
+        .returning(move |row| {
+            log.lock().unwrap().push(row);
+            Ok(())
+        });
+    let service = hashed(repo);
+    let mut created = rec.clone();
+    service.create(&mut created).await.unwrap();
+    service.save(&rec).await.unwrap();
+
+    let id_text = rec.id.to_string();
+    let id_bytes = rec.id.0.to_le_bytes();
+    for row in stored.lock().unwrap().iter() {
+        assert!(!row.id.contains(&id_text));
+        let decoded = MessagePackCodec.decode(&row.data).unwrap();
+        assert_eq!(decoded.id, SessionId(0), "the encoded record holds no id");
+        assert_eq!(decoded.data, rec.data);
+        assert!(
+            !row.data.windows(id_bytes.len()).any(|w| w == id_bytes),
+            "nor do the raw bytes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_hashed_ids_load_restores_the_id_it_looked_up() {
+    let stored = MessagePackCodec.encode(&record(0, in_an_hour())).unwrap();
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired()
+        .with(
+            eq(super::IdStorage::Hashed.key(SessionId(77))),
+            mockall::predicate::always(),
+        )
+        .returning(move |_, _| Ok(Some(stored.clone())));
+
+    let loaded = hashed(repo).load(SessionId(77)).await.unwrap().unwrap();
+    assert_eq!(loaded.id, SessionId(77));
+    assert_eq!(loaded.data.get("user"), Some(&json!("ada")));
+}
+
+#[tokio::test]
+async fn load_refuses_a_row_that_holds_another_sessions_record() {
+    // The row of session 9 holds a copy of session 8's record.
+    let copied = MessagePackCodec.encode(&record(8, in_an_hour())).unwrap();
+    for id_storage in [super::IdStorage::Plain, super::IdStorage::Hashed] {
+        let bytes = copied.clone();
+        let mut repo = MockSessionRepository::new();
+        repo.expect_find_unexpired()
+            .returning(move |_, _| Ok(Some(bytes.clone())));
+        let service = service(repo).with_policy(ServicePolicy {
+            id_storage,
+            ..ServicePolicy::default()
+        });
+        let err = service.load(SessionId(9)).await.unwrap_err();
+        assert!(
+            matches!(&err, SessionError::Unreadable(reason) if reason.contains("another session")),
+            "{id_storage:?}: {err:?}"
+        );
+        assert!(!err.to_string().contains(&SessionId(8).to_string()));
+    }
+}
+
+#[tokio::test]
+async fn a_row_of_another_session_is_absent_when_the_policy_says_so() {
+    let copied = MessagePackCodec.encode(&record(8, in_an_hour())).unwrap();
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired()
+        .returning(move |_, _| Ok(Some(copied.clone())));
+    let service = service(repo).with_policy(ServicePolicy {
+        undecodable_as_absent: true,
+        ..ServicePolicy::default()
+    });
+    assert_eq!(service.load(SessionId(9)).await.unwrap(), None);
+}
+
+/// A codec that counts its decodes.
+#[derive(Debug, Default)]
+struct CountingCodec(AtomicUsize);
+
+impl Codec for CountingCodec {
+    fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, crate::ports::CodecError> {
+        MessagePackCodec.encode(record)
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, crate::ports::CodecError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        MessagePackCodec.decode(bytes)
+    }
+}
+
+#[tokio::test]
+async fn a_stored_row_over_the_size_limit_is_refused_before_it_is_decoded() {
+    let bytes = MessagePackCodec.encode(&record(9, in_an_hour())).unwrap();
+    let size = bytes.len();
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired()
+        .returning(move |_, _| Ok(Some(bytes.clone())));
+    let service = SessionService::new(repo, CountingCodec::default()).with_policy(ServicePolicy {
+        max_encoded_size: Some(size - 1),
+        ..ServicePolicy::default()
+    });
+
+    let err = service.load(SessionId(9)).await.unwrap_err();
+    assert!(
+        matches!(&err, SessionError::Unreadable(reason) if reason.contains(&format!("{size} bytes"))),
+        "{err:?}"
+    );
+    assert_eq!(service.codec().0.load(Ordering::SeqCst), 0, "never decoded");
+}
+
+#[test]
+fn the_default_size_limit_is_one_mebibyte() {
+    assert_eq!(ServicePolicy::default().max_encoded_size, Some(1024 * 1024));
+}
+
+#[tokio::test]
+async fn a_user_key_with_a_nul_is_refused_before_the_repository_and_never_looked_up() {
+    // No expectation: any repository call fails the test.
+    let service = indexed(MockSessionRepository::new());
+    let mut rec = record(1, in_an_hour());
+    rec.data.to_mut().insert("user".into(), json!("ada\u{0}"));
+    for result in [service.save(&rec).await, service.create(&mut rec).await] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, SessionError::Unstorable(reason) if reason.contains("NUL")),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("ada"));
+    }
+    assert!(service.user_sessions("ada\u{0}").await.unwrap().is_empty());
+    assert_eq!(service.delete_user_sessions("ada\u{0}").await.unwrap(), 0);
+    assert_eq!(
+        service
+            .delete_user_sessions_except("ada\u{0}", SessionId(1))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn expiries_outside_what_every_backend_stores_are_refused_before_the_repository() {
+    use time::macros::{datetime, offset};
+    // No expectation: any repository call fails the test.
+    let service = service(MockSessionRepository::new());
+    for expiry in [
+        datetime!(9999-12-31 23:59:59 -01:00),
+        OffsetDateTime::new_in_offset(time::Date::MIN, time::Time::MIDNIGHT, offset!(+01:00)),
+        datetime!(0000-12-31 23:59:59 UTC),
+        datetime!(-0005-06-01 00:00 UTC),
+    ] {
+        let mut rec = record(1, expiry);
+        for result in [service.save(&rec).await, service.create(&mut rec).await] {
+            assert!(
+                matches!(&result, Err(SessionError::Unstorable(reason)) if reason.contains("expiry")),
+                "{expiry}: {result:?}"
+            );
+        }
+    }
+}
+
+mod expiry_range {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_offset_date_time() -> impl Strategy<Value = OffsetDateTime> {
+        let (min, max) = (
+            OffsetDateTime::new_utc(time::Date::MIN, time::Time::MIDNIGHT).unix_timestamp(),
+            OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT).unix_timestamp(),
+        );
+        (min..=max, 0u32..1_000_000_000, -86_399i32..=86_399).prop_filter_map(
+            "representable in that offset",
+            |(seconds, nanos, offset)| {
+                let offset = time::UtcOffset::from_whole_seconds(offset).ok()?;
+                let utc = OffsetDateTime::from_unix_timestamp(seconds).ok()?;
+                utc.replace_nanosecond(nanos)
+                    .ok()?
+                    .checked_to_offset(offset)
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the instant and the offset, a save either reaches the repository with an
+        /// expiry in years 1 to 9999 UTC, or is refused with an `Unstorable` error: no panic.
+        #[test]
+        fn every_expiry_is_stored_in_range_or_refused(expiry in any_offset_date_time()) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let mut repo = MockSessionRepository::new();
+            repo.expect_update_if_present()
+                .withf(|row| {
+                    let year = row.expires_at.to_offset(time::UtcOffset::UTC).year();
+                    (1..=9999).contains(&year)
+                })
+                .returning(|_| Ok(()));
+            let result = runtime.block_on(service(repo).save(&record(1, expiry)));
+            let in_range = expiry
+                .checked_to_offset(time::UtcOffset::UTC)
+                .is_some_and(|utc| (1..=9999).contains(&utc.year()));
+            if in_range {
+                prop_assert!(result.is_ok(), "{:?}", result);
+            } else {
+                prop_assert!(matches!(result, Err(SessionError::Unstorable(_))), "{:?}", result);
+            }
+        }
+    }
 }

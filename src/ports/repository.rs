@@ -15,12 +15,12 @@ pub struct SessionRow {
     /// The record's expiry, as an absolute instant.
     pub expires_at: OffsetDateTime,
     /// The per-user index's key (`None`: a session without a user, or a store without the
-    /// index). Stored by every insert and upsert, `None` included, so a logged-out session
+    /// index). Stored by every insert and update, `None` included, so a logged-out session
     /// leaves its user's list.
     pub user_key: Option<String>,
-    /// Write avoidance: `Some` when `upsert` may leave an unchanged row alone. With `None`,
-    /// `upsert` always writes and clears any stored digest, so a later conditional upsert never
-    /// compares against values it did not see.
+    /// Write avoidance: `Some` when `update_if_present` may leave an unchanged row alone. With
+    /// `None`, the update always writes and clears any stored digest, so a later conditional
+    /// update never compares against values it did not see.
     pub unchanged: Option<Unchanged>,
 }
 
@@ -28,11 +28,11 @@ pub struct SessionRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unchanged {
     /// A digest of the session's values (not of its id or expiry), stored beside the row by
-    /// every insert and upsert.
+    /// every insert and update.
     pub digest: [u8; 32],
-    /// `upsert` leaves a stored row alone when its digest is `digest` and its expiry lies
-    /// between this instant and the new expiry (both included): the save would only move the
-    /// expiry a little later.
+    /// `update_if_present` leaves a stored row alone when its digest is `digest`, its user key
+    /// is the row's [`SessionRow::user_key`], and its expiry lies between this instant and the
+    /// new expiry (both included): the save would only move the expiry a little later.
     pub keep_if_expiring_after: OffsetDateTime,
 }
 
@@ -70,11 +70,16 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// never modified.
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError>;
 
-    /// Inserts the session, or replaces the data, expiry and user key of the row with this id.
+    /// Replaces the data, expiry, user key and digest of the row with this id, **if it
+    /// exists** (expired or not); a missing row stays missing.
+    ///
+    /// This is what a save is: tower-sessions saves only sessions it found at load, so a row
+    /// that is gone by now was deleted or revoked (a logout, "log out everywhere"), and writing
+    /// it back would log that device in again. Never an insert, never an upsert.
     ///
     /// With [`SessionRow::unchanged`], an existing row that [`Unchanged`] describes is left as
     /// it is, decided within the same statement (no read first).
-    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError>;
+    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError>;
 
     /// The data of the row with this id if it expires after `now`; `None` if there is no such
     /// row or it has expired.
@@ -112,6 +117,14 @@ pub trait SessionRepository: Send + Sync + 'static {
         user_key: &str,
         keep: &str,
     ) -> Result<u64, RepositoryError>;
+
+    /// Deletes the row with this id if it still belongs to `user_key`, and returns whether it
+    /// did: a row that changed hands (or lost its user) since it was listed is left alone.
+    async fn delete_by_user_and_id(
+        &self,
+        user_key: &str,
+        id: &str,
+    ) -> Result<bool, RepositoryError>;
 }
 
 /// A storage operation failed.

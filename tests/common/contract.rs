@@ -56,7 +56,7 @@ pub async fn insert_if_absent_never_overwrites_a_taken_id<R: SessionRepository>(
 
 pub async fn insert_if_absent_reports_an_expired_row_as_taken<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.upsert(row(&id, b"stale", now - Duration::hours(1)))
+    repo.insert_if_absent(row(&id, b"stale", now - Duration::hours(1)))
         .await
         .unwrap();
     let inserted = repo
@@ -69,7 +69,7 @@ pub async fn insert_if_absent_reports_an_expired_row_as_taken<R: SessionReposito
 
 pub async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.upsert(row(&id, b"data", now)).await.unwrap();
+    repo.insert_if_absent(row(&id, b"data", now)).await.unwrap();
     assert_eq!(
         repo.find_unexpired(&id, now - Duration::seconds(1))
             .await
@@ -90,12 +90,12 @@ pub async fn find_unexpired_of_an_unknown_id_is_none<R: SessionRepository>(repo:
     assert_eq!(repo.find_unexpired(&fresh_id(), now()).await.unwrap(), None);
 }
 
-pub async fn upsert_replaces_the_data_and_the_expiry<R: SessionRepository>(repo: &R) {
+pub async fn update_if_present_replaces_the_data_and_the_expiry<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.upsert(row(&id, b"old", now - Duration::hours(1)))
+    repo.insert_if_absent(row(&id, b"old", now - Duration::hours(1)))
         .await
         .unwrap();
-    repo.upsert(row(&id, b"new", now + Duration::hours(1)))
+    repo.update_if_present(row(&id, b"new", now + Duration::hours(1)))
         .await
         .unwrap();
     assert_eq!(
@@ -104,9 +104,50 @@ pub async fn upsert_replaces_the_data_and_the_expiry<R: SessionRepository>(repo:
     );
 }
 
+pub async fn update_if_present_never_inserts_a_missing_row<R: SessionRepository>(repo: &R) {
+    let (id, now) = (fresh_id(), now());
+    repo.update_if_present(row(&id, b"ghost", now + Duration::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(repo.find_unexpired(&id, now).await.unwrap(), None);
+    assert!(
+        repo.insert_if_absent(row(&id, b"fresh", now + Duration::hours(1)))
+            .await
+            .unwrap(),
+        "the id is still free"
+    );
+}
+
+pub async fn update_if_present_of_a_deleted_row_leaves_it_deleted<R: SessionRepository>(repo: &R) {
+    // With and without write avoidance: the conditional update must not insert either.
+    for unchanged in [
+        None,
+        Some(Unchanged {
+            digest: [1; 32],
+            keep_if_expiring_after: now() - Duration::hours(1),
+        }),
+    ] {
+        let (id, now) = (fresh_id(), now());
+        repo.insert_if_absent(row(&id, b"live", now + Duration::hours(1)))
+            .await
+            .unwrap();
+        repo.delete_by_id(&id).await.unwrap();
+        let save = SessionRow {
+            unchanged,
+            ..row(&id, b"revived?", now + Duration::hours(2))
+        };
+        repo.update_if_present(save).await.unwrap();
+        assert_eq!(
+            repo.find_unexpired(&id, now).await.unwrap(),
+            None,
+            "a revoked row stays revoked ({unchanged:?})"
+        );
+    }
+}
+
 pub async fn delete_by_id_is_idempotent<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.upsert(row(&id, b"data", now + Duration::hours(1)))
+    repo.insert_if_absent(row(&id, b"data", now + Duration::hours(1)))
         .await
         .unwrap();
     repo.delete_by_id(&id).await.unwrap();
@@ -129,13 +170,13 @@ pub async fn delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_befor
     let now = now();
     // Five expired rows, one of them expiring exactly now; three live rows.
     for age in [0, 1, 2, 3, 4] {
-        repo.upsert(row(&fresh_id(), b"expired", now - Duration::seconds(age)))
+        repo.insert_if_absent(row(&fresh_id(), b"expired", now - Duration::seconds(age)))
             .await
             .unwrap();
     }
     let live: Vec<String> = (1..=3).map(|_| fresh_id()).collect();
     for (n, id) in live.iter().enumerate() {
-        repo.upsert(row(id, b"live", now + Duration::seconds(n as i64 + 1)))
+        repo.insert_if_absent(row(id, b"live", now + Duration::seconds(n as i64 + 1)))
             .await
             .unwrap();
     }
@@ -166,16 +207,16 @@ pub async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionReposi
     let (ada, bob) = (fresh_id(), fresh_id()); // unique user keys
     let adas: Vec<String> = (0..3).map(|_| fresh_id()).collect();
     for id in &adas {
-        repo.upsert(user_row(id, Some(&ada), now + Duration::hours(1)))
+        repo.insert_if_absent(user_row(id, Some(&ada), now + Duration::hours(1)))
             .await
             .unwrap();
     }
     let expired = fresh_id();
-    repo.upsert(user_row(&expired, Some(&ada), now - Duration::seconds(1)))
+    repo.insert_if_absent(user_row(&expired, Some(&ada), now - Duration::seconds(1)))
         .await
         .unwrap();
     let bobs = fresh_id();
-    repo.upsert(user_row(&bobs, Some(&bob), now + Duration::hours(1)))
+    repo.insert_if_absent(user_row(&bobs, Some(&bob), now + Duration::hours(1)))
         .await
         .unwrap();
 
@@ -202,14 +243,32 @@ pub async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionReposi
     assert!(repo.find_unexpired(&bobs, now).await.unwrap().is_some());
 }
 
-pub async fn an_upsert_without_a_user_key_takes_the_row_out_of_the_index<R: SessionRepository>(
+pub async fn delete_by_user_and_id_deletes_only_a_row_still_of_that_user<R: SessionRepository>(
+    repo: &R,
+) {
+    let (id, ada, bob, now) = (fresh_id(), fresh_id(), fresh_id(), now());
+    repo.insert_if_absent(user_row(&id, Some(&ada), now + Duration::hours(1)))
+        .await
+        .unwrap();
+    // The session changed hands (ada logged out, bob logged in on that browser).
+    repo.update_if_present(user_row(&id, Some(&bob), now + Duration::hours(1)))
+        .await
+        .unwrap();
+    assert!(!repo.delete_by_user_and_id(&ada, &id).await.unwrap());
+    assert!(repo.find_unexpired(&id, now).await.unwrap().is_some());
+    assert!(repo.delete_by_user_and_id(&bob, &id).await.unwrap());
+    assert!(repo.find_unexpired(&id, now).await.unwrap().is_none());
+    assert!(!repo.delete_by_user_and_id(&bob, &id).await.unwrap());
+}
+
+pub async fn an_update_without_a_user_key_takes_the_row_out_of_the_index<R: SessionRepository>(
     repo: &R,
 ) {
     let (id, user, now) = (fresh_id(), fresh_id(), now());
-    repo.upsert(user_row(&id, Some(&user), now + Duration::hours(1)))
+    repo.insert_if_absent(user_row(&id, Some(&user), now + Duration::hours(1)))
         .await
         .unwrap();
-    repo.upsert(user_row(&id, None, now + Duration::hours(1)))
+    repo.update_if_present(user_row(&id, None, now + Duration::hours(1)))
         .await
         .unwrap();
     assert!(repo
@@ -219,7 +278,7 @@ pub async fn an_upsert_without_a_user_key_takes_the_row_out_of_the_index<R: Sess
         .is_empty());
 }
 
-pub async fn an_unchanged_upsert_in_the_window_leaves_the_row_alone<R: SessionRepository>(
+pub async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRepository>(
     repo: &R,
 ) {
     let (id, now) = (fresh_id(), now());
@@ -237,7 +296,7 @@ pub async fn an_unchanged_upsert_in_the_window_leaves_the_row_alone<R: SessionRe
         .unwrap();
 
     // Same digest, 30 s later: kept (the data would have been replaced otherwise).
-    repo.upsert(write(b"second", digest, expiry + Duration::seconds(30)))
+    repo.update_if_present(write(b"second", digest, expiry + Duration::seconds(30)))
         .await
         .unwrap();
     assert_eq!(
@@ -245,7 +304,7 @@ pub async fn an_unchanged_upsert_in_the_window_leaves_the_row_alone<R: SessionRe
         Some(&b"first"[..])
     );
     // Another digest: written.
-    repo.upsert(write(b"third", [8; 32], expiry + Duration::seconds(30)))
+    repo.update_if_present(write(b"third", [8; 32], expiry + Duration::seconds(30)))
         .await
         .unwrap();
     assert_eq!(
@@ -253,7 +312,7 @@ pub async fn an_unchanged_upsert_in_the_window_leaves_the_row_alone<R: SessionRe
         Some(&b"third"[..])
     );
     // The same digest past the window: written.
-    repo.upsert(write(b"fourth", [8; 32], expiry + Duration::minutes(2)))
+    repo.update_if_present(write(b"fourth", [8; 32], expiry + Duration::minutes(2)))
         .await
         .unwrap();
     assert_eq!(
@@ -263,17 +322,61 @@ pub async fn an_unchanged_upsert_in_the_window_leaves_the_row_alone<R: SessionRe
             .as_deref(),
         Some(&b"fourth"[..])
     );
-    // A plain upsert clears the digest: the next conditional one writes.
-    repo.upsert(row(&id, b"fifth", expiry + Duration::minutes(2)))
+    // A plain update clears the digest: the next conditional one writes.
+    repo.update_if_present(row(&id, b"fifth", expiry + Duration::minutes(2)))
         .await
         .unwrap();
-    repo.upsert(write(b"sixth", [8; 32], expiry + Duration::minutes(2)))
+    repo.update_if_present(write(b"sixth", [8; 32], expiry + Duration::minutes(2)))
         .await
         .unwrap();
     assert_eq!(
         repo.find_unexpired(&id, now).await.unwrap().as_deref(),
         Some(&b"sixth"[..])
     );
+}
+
+pub async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: SessionRepository>(
+    repo: &R,
+) {
+    let (id, ada, bob, now) = (fresh_id(), fresh_id(), fresh_id(), now());
+    let expiry = now + Duration::hours(1);
+    let write = |user: Option<&str>, expires_at: OffsetDateTime| SessionRow {
+        unchanged: Some(Unchanged {
+            digest: [7; 32],
+            keep_if_expiring_after: expires_at - Duration::minutes(1),
+        }),
+        ..user_row(&id, user, expires_at)
+    };
+    // Stored by a store without the index: no user key.
+    repo.insert_if_absent(write(None, expiry)).await.unwrap();
+    let listed = |user: String| async move {
+        repo.find_unexpired_by_user(&user, now)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.id)
+            .collect::<Vec<_>>()
+    };
+    // The same values, 30 s later, now with a user key: the index must learn it.
+    repo.update_if_present(write(Some(&ada), expiry + Duration::seconds(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(ada.clone()).await,
+        [id.clone()],
+        "indexed at the first save"
+    );
+    // The path changed: the same values name another user.
+    repo.update_if_present(write(Some(&bob), expiry + Duration::seconds(40)))
+        .await
+        .unwrap();
+    assert!(listed(ada.clone()).await.is_empty());
+    assert_eq!(listed(bob.clone()).await, [id.clone()]);
+    // The index was switched off: the row leaves it.
+    repo.update_if_present(write(None, expiry + Duration::seconds(50)))
+        .await
+        .unwrap();
+    assert!(listed(bob).await.is_empty());
 }
 
 /// Runs every contract test against the repository of the stores `$fixture` makes.
@@ -288,12 +391,16 @@ macro_rules! repository_contract {
             insert_if_absent_reports_an_expired_row_as_taken,
             find_unexpired_hides_a_row_expiring_at_or_before_now,
             find_unexpired_of_an_unknown_id_is_none,
-            upsert_replaces_the_data_and_the_expiry,
+            update_if_present_replaces_the_data_and_the_expiry,
+            update_if_present_never_inserts_a_missing_row,
+            update_if_present_of_a_deleted_row_leaves_it_deleted,
             delete_by_id_is_idempotent,
             delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_before_now,
             the_user_index_lists_and_deletes_a_users_rows_only,
-            an_upsert_without_a_user_key_takes_the_row_out_of_the_index,
-            an_unchanged_upsert_in_the_window_leaves_the_row_alone,
+            delete_by_user_and_id_deletes_only_a_row_still_of_that_user,
+            an_update_without_a_user_key_takes_the_row_out_of_the_index,
+            an_unchanged_update_in_the_window_leaves_the_row_alone,
+            an_unchanged_update_with_another_user_key_re_indexes_the_row,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {

@@ -228,19 +228,47 @@ pub async fn concurrent_creates_with_one_preset_id_all_survive_with_distinct_ids
     }
 }
 
-pub async fn save_of_an_unseen_id_inserts<S: SuiteStore>(store: &S) {
+pub async fn save_of_a_missing_session_writes_nothing<S: SuiteStore>(store: &S) {
     let rec = record(in_a_day());
     store.save(&rec).await.unwrap();
-    assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec));
+    assert_eq!(store.load(&rec.id).await.unwrap(), None);
+
+    // The id is still free: a create keeps it.
+    let mut created = rec.clone();
+    store.create(&mut created).await.unwrap();
+    assert_eq!(created.id, rec.id);
+}
+
+pub async fn a_session_deleted_after_it_was_loaded_stays_deleted_when_saved<S: SuiteStore>(
+    store: &S,
+) {
+    let mut rec = record(in_a_day());
+    store.create(&mut rec).await.unwrap();
+    // One request loads the session...
+    let mut loaded = store.load(&rec.id).await.unwrap().expect("just created");
+    // ...another logs it out...
+    store.delete(&rec.id).await.unwrap();
+    // ...and the first saves what it changed: the logout must win.
+    loaded.data.insert("cart".into(), json!(["book"]));
+    store.save(&loaded).await.unwrap();
+    assert_eq!(store.load(&rec.id).await.unwrap(), None);
 }
 
 pub async fn concurrent_saves_of_one_id_all_succeed<S: SuiteStore>(store: &S) {
-    let base = record(in_a_day());
-    let tasks: Vec<_> = (0..40)
+    let mut base = record(in_a_day());
+    store.create(&mut base).await.unwrap();
+    let saved: Vec<Record> = (0..40)
         .map(|n| {
-            let store = store.clone();
             let mut rec = base.clone();
             rec.data.insert("n".into(), json!(n));
+            rec
+        })
+        .collect();
+    let tasks: Vec<_> = saved
+        .iter()
+        .cloned()
+        .map(|rec| {
+            let store = store.clone();
             tokio::spawn(async move { store.save(&rec).await })
         })
         .collect();
@@ -253,19 +281,20 @@ pub async fn concurrent_saves_of_one_id_all_succeed<S: SuiteStore>(store: &S) {
         .await
         .unwrap()
         .expect("the session exists");
-    let n = stored.data["n"].as_u64().expect("one of the saves won");
-    assert!(n < 40);
-    assert_eq!(stored.data["name"], json!("Ada Lovelace"));
+    assert!(
+        saved.contains(&stored),
+        "the stored session is exactly one of the saves, not a mix: {stored:?}"
+    );
 }
 
 pub async fn an_expired_session_is_never_loaded<S: SuiteStore>(store: &S) {
-    let expired = record(OffsetDateTime::now_utc() - Duration::seconds(1));
-    store.save(&expired).await.unwrap();
+    let mut expired = record(OffsetDateTime::now_utc() - Duration::seconds(1));
+    store.create(&mut expired).await.unwrap();
     assert_eq!(store.load(&expired.id).await.unwrap(), None);
 
     // Still in the table (nothing cleaned it up), but not loadable.
-    let later = record(OffsetDateTime::now_utc() + Duration::minutes(5));
-    store.save(&later).await.unwrap();
+    let mut later = record(OffsetDateTime::now_utc() + Duration::minutes(5));
+    store.create(&mut later).await.unwrap();
     let service = store.inner().service();
     assert!(service.load(later.id.into()).await.unwrap().is_some());
     let after_expiry = later.expiry_date + Duration::seconds(1);
@@ -300,13 +329,13 @@ pub async fn delete_expired_removes_only_expired_sessions_in_batches<S: SuiteSto
     let mut live = Vec::new();
     for n in 0..25 {
         store
-            .save(&record(now - Duration::minutes(n + 1)))
+            .create(&mut record(now - Duration::minutes(n + 1)))
             .await
             .unwrap();
     }
     for n in 0..5 {
-        let rec = record(now + Duration::minutes(n + 1));
-        store.save(&rec).await.unwrap();
+        let mut rec = record(now + Duration::minutes(n + 1));
+        store.create(&mut rec).await.unwrap();
         live.push(rec);
     }
 
@@ -324,7 +353,7 @@ pub async fn an_undecodable_row_is_a_decode_error<S: SuiteStore>(store: &S) {
     store
         .inner()
         .repository()
-        .upsert(crate::common::row(
+        .insert_if_absent(crate::common::row(
             &id.to_string(),
             b"\xc1 not a session",
             in_a_day(),
@@ -346,7 +375,7 @@ pub async fn an_undecodable_row_is_a_decode_error<S: SuiteStore>(store: &S) {
     store
         .inner()
         .repository()
-        .upsert(crate::common::row(
+        .insert_if_absent(crate::common::row(
             &rec.id.to_string(),
             &bytes[..bytes.len() / 2],
             in_a_day(),
@@ -359,7 +388,64 @@ pub async fn an_undecodable_row_is_a_decode_error<S: SuiteStore>(store: &S) {
     ));
 }
 
-pub async fn a_one_mib_session_round_trips<S: SuiteStore>(store: &S) {
+pub async fn a_row_holding_another_sessions_record_is_a_decode_error<S: SuiteStore>(store: &S) {
+    let mut victim = record(in_a_day());
+    store.create(&mut victim).await.unwrap();
+    // Someone with write access copies the victim's data into the row of another id.
+    let bytes = store.inner().codec().encode(&(&victim).into()).unwrap();
+    let copy = Id::default();
+    store
+        .inner()
+        .repository()
+        .insert_if_absent(crate::common::row(&copy.to_string(), &bytes, in_a_day()))
+        .await
+        .unwrap();
+    let err = store.load(&copy).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            tower_sessions_seaorm_store::session_store::Error::Decode(m) if m.contains("another session")
+        ),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(&victim.id.to_string()));
+}
+
+pub async fn a_stored_row_over_the_size_limit_is_refused_not_decoded<S: SuiteStore>(store: &S) {
+    // A genuine record of 2 MiB of nils (decoding one would take about 80 MiB), written by
+    // something other than this store, which refuses to write it.
+    let mut rec = record(in_a_day());
+    rec.data
+        .insert("nils".into(), json!(vec![serde_json::Value::Null; 2 << 20]));
+    let bytes = store.inner().codec().encode(&(&rec).into()).unwrap();
+    assert!(bytes.len() > tower_sessions_seaorm_store::DEFAULT_MAX_SESSION_SIZE);
+    assert!(matches!(
+        store.create(&mut rec.clone()).await,
+        Err(tower_sessions_seaorm_store::session_store::Error::Encode(_))
+    ));
+    store
+        .inner()
+        .repository()
+        .insert_if_absent(crate::common::row(&rec.id.to_string(), &bytes, in_a_day()))
+        .await
+        .unwrap();
+    let err = store.load(&rec.id).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            tower_sessions_seaorm_store::session_store::Error::Decode(m) if m.contains("over the store's limit")
+        ),
+        "{err:?}"
+    );
+}
+
+pub async fn a_one_mib_session_round_trips_with_a_raised_limit<S: SuiteStore>(store: &S) {
+    let store = store.with_inner(
+        store
+            .inner()
+            .clone()
+            .with_max_session_size(Some(2 * 1024 * 1024)),
+    );
     let mut rec = record(in_a_day());
     let blob: String = (0..1024 * 1024)
         .map(|i| (b'a' + (i % 26) as u8) as char)
@@ -391,13 +477,16 @@ macro_rules! behaviour_suite {
             load_of_an_unknown_id_is_none,
             create_with_a_taken_id_keeps_the_old_session_and_takes_a_new_id,
             concurrent_creates_with_one_preset_id_all_survive_with_distinct_ids,
-            save_of_an_unseen_id_inserts,
+            save_of_a_missing_session_writes_nothing,
+            a_session_deleted_after_it_was_loaded_stays_deleted_when_saved,
             concurrent_saves_of_one_id_all_succeed,
             an_expired_session_is_never_loaded,
             delete_is_idempotent,
             delete_expired_removes_only_expired_sessions_in_batches,
             an_undecodable_row_is_a_decode_error,
-            a_one_mib_session_round_trips,
+            a_row_holding_another_sessions_record_is_a_decode_error,
+            a_stored_row_over_the_size_limit_is_refused_not_decoded,
+            a_one_mib_session_round_trips_with_a_raised_limit,
             expiry_round_trips_to_the_nanosecond,
         );
     };

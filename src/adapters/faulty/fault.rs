@@ -12,8 +12,8 @@ use crate::ports::RepositoryError;
 pub enum Operation {
     /// `insert_if_absent`: what `SessionStore::create` calls.
     InsertIfAbsent,
-    /// `upsert`: what `SessionStore::save` calls.
-    Upsert,
+    /// `update_if_present`: what `SessionStore::save` calls.
+    UpdateIfPresent,
     /// `find_unexpired`: what `SessionStore::load` calls.
     FindUnexpired,
     /// `delete_by_id`: what `SessionStore::delete` calls.
@@ -22,7 +22,8 @@ pub enum Operation {
     DeleteExpiredBatch,
     /// `find_unexpired_by_user`: listing a user's sessions.
     FindUnexpiredByUser,
-    /// `delete_by_user` and `delete_by_user_except`: deleting a user's sessions.
+    /// `delete_by_user`, `delete_by_user_except` and `delete_by_user_and_id`: deleting a
+    /// user's sessions.
     DeleteByUser,
 }
 
@@ -30,7 +31,7 @@ impl Operation {
     /// Every operation, in the trait's order.
     pub const ALL: [Operation; 7] = [
         Operation::InsertIfAbsent,
-        Operation::Upsert,
+        Operation::UpdateIfPresent,
         Operation::FindUnexpired,
         Operation::DeleteById,
         Operation::DeleteExpiredBatch,
@@ -56,7 +57,7 @@ impl Operation {
 /// // The database is down for every load until the test clears the fault.
 /// let down = Fault::unavailable().on(Operation::FindUnexpired);
 /// // The third save from now fails, once.
-/// let one_bad_save = Fault::statement_error().on(Operation::Upsert).on_call(3);
+/// let one_bad_save = Fault::statement_error().on(Operation::UpdateIfPresent).on_call(3);
 /// // Every operation takes 50 ms longer for the next two seconds.
 /// let slow = Fault::latency(Duration::from_millis(50)).for_duration(Duration::from_secs(2));
 /// # let _ = (down, one_bad_save, slow);
@@ -131,7 +132,7 @@ impl Fault {
 
     /// The call fails with [`RepositoryError::CorruptRow`], as when a column has the wrong type.
     /// The inner repository is not called. (For bytes the codec cannot decode, store them with
-    /// the inner repository's `upsert` instead: that is a `Decode` error, not a repository one.)
+    /// the inner repository's `insert_if_absent` instead: that is a `Decode` error, not a repository one.)
     pub fn corrupt_row() -> Self {
         Self::new(Effect::Fail(Failure::CorruptRow))
     }

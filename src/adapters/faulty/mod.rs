@@ -97,9 +97,11 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         .await
     }
 
-    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError> {
-        self.call(Operation::Upsert, |inner| inner.upsert(row))
-            .await
+    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
+        self.call(Operation::UpdateIfPresent, |inner| {
+            inner.update_if_present(row)
+        })
+        .await
     }
 
     async fn find_unexpired(
@@ -154,6 +156,17 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
     ) -> Result<u64, RepositoryError> {
         self.call(Operation::DeleteByUser, |inner| {
             inner.delete_by_user_except(user_key, keep)
+        })
+        .await
+    }
+
+    async fn delete_by_user_and_id(
+        &self,
+        user_key: &str,
+        id: &str,
+    ) -> Result<bool, RepositoryError> {
+        self.call(Operation::DeleteByUser, |inner| {
+            inner.delete_by_user_and_id(user_key, id)
         })
         .await
     }

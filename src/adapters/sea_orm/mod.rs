@@ -1,7 +1,6 @@
 //! The SeaORM repository: sessions in a SQL table, one statement per operation, on
 //! PostgreSQL, SQLite or MySQL/MariaDB.
 
-mod conditional_upsert;
 mod dialect;
 pub mod entity;
 mod errors;
@@ -10,6 +9,7 @@ mod identifier;
 mod migrate;
 mod repository;
 mod statements;
+mod update;
 
 pub(crate) use dialect::{dialect_of, Dialect};
 pub use dialect::{MySql, Postgres, SqlDialect, Sqlite};
@@ -18,4 +18,4 @@ pub use identifier::{IdentifierError, IdentifierKind, SessionTable};
 pub use migrate::MIGRATION_HISTORY_TABLE;
 pub use repository::SeaOrmRepository;
 #[cfg(feature = "tokio-postgres")]
-pub(crate) use statements::Statements;
+pub(crate) use statements::{Bind, Column, Statements, ROW_BINDS};

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::{
     dialect::{dialect_of, Dialect, Postgres, SqlDialect},
     errors::{classify, is_unique_violation},
-    statements::Statements,
+    statements::{Bind, Column, Statements, ROW_BINDS},
     SessionTable,
 };
 use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow};
@@ -147,15 +147,26 @@ fn text(value: &str) -> Value {
 }
 
 impl<B: SqlDialect> SeaOrmRepository<B> {
-    /// The values of a row, in [`ROW_COLUMNS`](super::statements::ROW_COLUMNS)' order.
-    fn row_values(&self, row: SessionRow) -> Vec<Value> {
-        vec![
-            Value::String(Some(row.id)),
-            Value::Bytes(Some(row.data)),
-            self.instant(row.expires_at),
-            Value::String(row.user_key),
-            Value::Bytes(row.unchanged.map(|unchanged| unchanged.digest.to_vec())),
-        ]
+    /// The values `binds` names for `row`, in order.
+    fn bound_values(&self, binds: &[Bind], row: SessionRow) -> Vec<Value> {
+        let digest = row.unchanged.map(|unchanged| unchanged.digest.to_vec());
+        let keep_after = row
+            .unchanged
+            .map_or(row.expires_at, |unchanged| unchanged.keep_if_expiring_after);
+        // Every statement binds the data once (the statements' tests check it), so the encoded
+        // bytes are moved into the statement, not copied.
+        let mut data = Some(row.data);
+        binds
+            .iter()
+            .map(|bind| match bind {
+                Bind::Column(Column::Id) => text(&row.id),
+                Bind::Column(Column::Data) => Value::Bytes(data.take()),
+                Bind::Column(Column::ExpiryDate) => self.instant(row.expires_at),
+                Bind::Column(Column::UserKey) => Value::String(row.user_key.clone()),
+                Bind::Column(Column::DataDigest) => Value::Bytes(digest.clone()),
+                Bind::KeepIfExpiringAfter => self.instant(keep_after),
+            })
+            .collect()
     }
 }
 
@@ -163,7 +174,7 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
 impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
         let statements = self.statements()?;
-        let values = self.row_values(row);
+        let values = self.bound_values(&ROW_BINDS, row);
         let stmt = self.statement(&statements.insert_if_absent, values);
         match self.conn.execute_raw(stmt).await {
             Ok(result) => Ok(result.rows_affected() == 1),
@@ -173,22 +184,14 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         }
     }
 
-    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError> {
+    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
         let statements = self.statements()?;
-        let unchanged = row.unchanged;
-        let mut values = self.row_values(row);
-        let sql = match unchanged {
-            Some(unchanged) => {
-                let keep_after = self.instant(unchanged.keep_if_expiring_after);
-                values.extend(std::iter::repeat_n(
-                    keep_after,
-                    statements.keep_after_repeats,
-                ));
-                &statements.upsert_unless_unchanged
-            }
-            None => &statements.upsert,
+        let statement = match row.unchanged {
+            Some(_) => &statements.update_unless_unchanged,
+            None => &statements.update_if_present,
         };
-        self.execute(sql, values).await.map(drop)
+        let values = self.bound_values(&statement.binds, row);
+        self.execute(&statement.sql, values).await.map(drop)
     }
 
     async fn find_unexpired(
@@ -263,5 +266,15 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
     ) -> Result<u64, RepositoryError> {
         let sql = &self.statements()?.delete_by_user_except;
         self.execute(sql, [text(user_key), text(keep)]).await
+    }
+
+    async fn delete_by_user_and_id(
+        &self,
+        user_key: &str,
+        id: &str,
+    ) -> Result<bool, RepositoryError> {
+        let sql = &self.statements()?.delete_by_user_and_id;
+        let deleted = self.execute(sql, [text(user_key), text(id)]).await?;
+        Ok(deleted > 0)
     }
 }

@@ -32,6 +32,22 @@ impl sea_orm::sea_query::Iden for Column {
     }
 }
 
+/// A value a statement binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bind {
+    /// The row's value of this column.
+    Column(Column),
+    /// [`Unchanged::keep_if_expiring_after`](crate::ports::Unchanged::keep_if_expiring_after).
+    KeepIfExpiringAfter,
+}
+
+/// A statement about one row, and the values its placeholders take, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowStatement {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
 /// The rendered statements. Each is one round trip; the placeholders are bound in the order the
 /// repository passes the values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,22 +57,22 @@ pub(crate) struct Statements {
     /// is taken. MySQL: a plain insert that fails with a duplicate-key error when the id is
     /// taken.
     pub insert_if_absent: String,
-    /// The row's values. Every column is written, `user_key` and `data_digest` too (`NULL`
-    /// when the store keeps no index or avoids no writes), so that a digest or a user key is
-    /// never left stale by a store configured otherwise.
-    pub upsert: String,
-    /// The row's values, then the "keep if expiring after" instant
-    /// [`Statements::keep_after_repeats`] times. Leaves a stored row alone when its digest is
-    /// the same and its expiry lies between that instant and the new expiry.
-    pub upsert_unless_unchanged: String,
-    /// How many times `upsert_unless_unchanged` takes the "keep if expiring after" instant.
-    pub keep_after_repeats: usize,
+    /// A save: the update of an existing row, never an insert. Every column is written,
+    /// `user_key` and `data_digest` too (`NULL` when the store keeps no index or avoids no
+    /// writes), so that a digest or a user key is never left stale by a store configured
+    /// otherwise.
+    pub update_if_present: RowStatement,
+    /// The same update, leaving the stored row alone when its digest and user key are the same
+    /// and its expiry lies between the "keep if expiring after" instant and the new expiry.
+    pub update_unless_unchanged: RowStatement,
     /// `user_key, now`; returns `id, expiry_date`.
     pub find_unexpired_by_user: String,
     /// `user_key`.
     pub delete_by_user: String,
     /// `user_key, id`.
     pub delete_by_user_except: String,
+    /// `user_key, id`.
+    pub delete_by_user_and_id: String,
     /// `id, now`; returns `data`.
     pub find_unexpired: String,
     /// `id`.
@@ -92,6 +108,15 @@ pub(crate) const ROW_COLUMNS: [Column; 5] = [
     Column::DataDigest,
 ];
 
+/// What the insert binds: the row's columns, in [`ROW_COLUMNS`]' order.
+pub(crate) const ROW_BINDS: [Bind; 5] = [
+    Bind::Column(Column::Id),
+    Bind::Column(Column::Data),
+    Bind::Column(Column::ExpiryDate),
+    Bind::Column(Column::UserKey),
+    Bind::Column(Column::DataDigest),
+];
+
 impl Statements {
     /// The statements of `dialect` for `table`.
     pub(crate) fn new(dialect: Dialect, table: &SessionTable) -> Self {
@@ -124,21 +149,8 @@ impl Statements {
             Dialect::MySql => insert(),
         };
 
-        // MySQL renders `ON DUPLICATE KEY UPDATE "data" = VALUES("data"), …`: VALUES() works on
-        // MySQL 5.7, 8 and MariaDB alike (the `AS new` alias is MySQL 8.0.19+ only).
-        let upsert = insert()
-            .on_conflict(
-                OnConflict::column(Column::Id)
-                    .update_columns(ROW_COLUMNS[1..].to_vec())
-                    .to_owned(),
-            )
-            .to_owned();
-        let upsert_unless_unchanged = super::conditional_upsert::render(dialect, table);
-        let keep_after_repeats = match dialect {
-            Dialect::Postgres | Dialect::Sqlite => 1,
-            // One condition per conditional assignment: data, user_key and expiry_date.
-            Dialect::MySql => 3,
-        };
+        let update_if_present = super::update::render(dialect, table, false);
+        let update_unless_unchanged = super::update::render(dialect, table, true);
 
         let find_unexpired_by_user = Query::select()
             .columns([Column::Id, Column::ExpiryDate])
@@ -154,6 +166,13 @@ impl Statements {
             .from_table(target())
             .and_where(Expr::col(Column::UserKey).eq(id()))
             .and_where(Expr::col(Column::Id).ne(id()))
+            .to_owned();
+        // The user is checked again in the delete itself: a session that changed hands since
+        // it was listed is not deleted for its former user.
+        let delete_by_user_and_id = Query::delete()
+            .from_table(target())
+            .and_where(Expr::col(Column::UserKey).eq(id()))
+            .and_where(Expr::col(Column::Id).eq(id()))
             .to_owned();
 
         let find_unexpired = Query::select()
@@ -213,12 +232,12 @@ impl Statements {
         Self {
             dialect,
             insert_if_absent: render(dialect, &insert_if_absent),
-            upsert: render(dialect, &upsert),
-            upsert_unless_unchanged,
-            keep_after_repeats,
+            update_if_present,
+            update_unless_unchanged,
             find_unexpired_by_user: render(dialect, &find_unexpired_by_user),
             delete_by_user: render(dialect, &delete_by_user),
             delete_by_user_except: render(dialect, &delete_by_user_except),
+            delete_by_user_and_id: render(dialect, &delete_by_user_and_id),
             find_unexpired: render(dialect, &find_unexpired),
             delete_by_id: render(dialect, &delete_by_id),
             delete_expired_batch: render(dialect, &delete_expired_batch),
@@ -254,9 +273,10 @@ mod tests {
             r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES ($1, $2, $3, $4, $5) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
-            s.upsert,
-            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES ($1, $2, $3, $4, $5) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date", "user_key" = "excluded"."user_key", "data_digest" = "excluded"."data_digest""#
+            s.update_if_present.sql,
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5 WHERE "id" = $1"#
         );
+        assert_eq!(s.update_if_present.binds, row_binds());
         assert_eq!(
             s.find_unexpired,
             r#"SELECT "data" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2"#
@@ -281,9 +301,10 @@ mod tests {
             r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES (?, ?, ?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
-            s.upsert,
-            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES (?, ?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date", "user_key" = "excluded"."user_key", "data_digest" = "excluded"."data_digest""#
+            s.update_if_present.sql,
+            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "data_digest" = ? WHERE "id" = ?"#
         );
+        assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
             r#"SELECT "data" FROM "session" WHERE "id" = ? AND "expiry_date" > ?"#
@@ -305,9 +326,10 @@ mod tests {
             "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `data_digest`) VALUES (?, ?, ?, ?, ?)"
         );
         assert_eq!(
-            s.upsert,
-            "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `data_digest`) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expiry_date` = VALUES(`expiry_date`), `user_key` = VALUES(`user_key`), `data_digest` = VALUES(`data_digest`)"
+            s.update_if_present.sql,
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `data_digest` = ? WHERE `id` = ?"
         );
+        assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
             "SELECT `data` FROM `session` WHERE `id` = ? AND `expiry_date` > ?"
@@ -340,14 +362,43 @@ mod tests {
         assert!(mysql.delete_by_id.starts_with("DELETE FROM `web_sessions`"));
     }
 
+    fn row_binds() -> Vec<Bind> {
+        ROW_BINDS.to_vec()
+    }
+
+    #[test]
+    fn the_insert_binds_the_row_columns_in_order() {
+        let binds: Vec<_> = ROW_COLUMNS.iter().copied().map(Bind::Column).collect();
+        assert_eq!(binds, ROW_BINDS);
+    }
+
+    #[test]
+    fn every_row_statement_binds_the_data_exactly_once() {
+        for dialect in [Dialect::Postgres, Dialect::Sqlite, Dialect::MySql] {
+            let s = Statements::new(dialect, &SessionTable::default());
+            for statement in [&s.update_if_present, &s.update_unless_unchanged] {
+                let data = Bind::Column(Column::Data);
+                assert_eq!(statement.binds.iter().filter(|b| **b == data).count(), 1);
+            }
+        }
+    }
+
+    fn set_then_id_binds() -> Vec<Bind> {
+        let mut binds = row_binds();
+        binds.rotate_left(1);
+        binds
+    }
+
     #[test]
     fn postgres_write_avoidance_and_user_index_statements() {
         let s = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
-            s.upsert_unless_unchanged,
-            r#"INSERT INTO "tower_sessions"."session" AS "stored" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES ($1, $2, $3, $4, $5) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date", "user_key" = "excluded"."user_key", "data_digest" = "excluded"."data_digest" WHERE "stored"."data_digest" IS DISTINCT FROM "excluded"."data_digest" OR "stored"."expiry_date" < $6 OR "stored"."expiry_date" > "excluded"."expiry_date""#
+            s.update_unless_unchanged.sql,
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5 WHERE "id" = $1 AND ("data_digest" IS DISTINCT FROM $5 OR "user_key" IS DISTINCT FROM $4 OR "expiry_date" < $6 OR "expiry_date" > $3)"#
         );
-        assert_eq!(s.keep_after_repeats, 1);
+        let mut binds = row_binds();
+        binds.push(Bind::KeepIfExpiringAfter);
+        assert_eq!(s.update_unless_unchanged.binds, binds);
         assert_eq!(
             s.find_unexpired_by_user,
             r#"SELECT "id", "expiry_date" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2"#
@@ -360,35 +411,40 @@ mod tests {
             s.delete_by_user_except,
             r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" <> $2"#
         );
+        assert_eq!(
+            s.delete_by_user_and_id,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" = $2"#
+        );
     }
 
     #[test]
-    fn sqlite_write_avoidance_names_the_table_and_is_null_safe() {
+    fn sqlite_write_avoidance_is_null_safe_and_binds_each_use() {
         let s = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
-            s.upsert_unless_unchanged,
-            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES (?, ?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date", "user_key" = "excluded"."user_key", "data_digest" = "excluded"."data_digest" WHERE "session"."data_digest" IS NOT "excluded"."data_digest" OR "session"."expiry_date" < ? OR "session"."expiry_date" > "excluded"."expiry_date""#
+            s.update_unless_unchanged.sql,
+            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "data_digest" = ? WHERE "id" = ? AND ("data_digest" IS NOT ? OR "user_key" IS NOT ? OR "expiry_date" < ? OR "expiry_date" > ?)"#
         );
-        assert_eq!(s.keep_after_repeats, 1);
+        let mut binds = set_then_id_binds();
+        binds.extend([
+            Bind::Column(Column::DataDigest),
+            Bind::Column(Column::UserKey),
+            Bind::KeepIfExpiringAfter,
+            Bind::Column(Column::ExpiryDate),
+        ]);
+        assert_eq!(s.update_unless_unchanged.binds, binds);
     }
 
     #[test]
-    fn mysql_write_avoidance_assigns_the_expiry_after_what_its_condition_guards() {
+    fn mysql_write_avoidance_compares_with_the_null_safe_operator() {
         let s = Statements::new(Dialect::MySql, &SessionTable::default());
-        let changed = "(NOT (`data_digest` <=> VALUES(`data_digest`)) OR `expiry_date` < ? OR `expiry_date` > VALUES(`expiry_date`))";
         assert_eq!(
-            s.upsert_unless_unchanged,
-            format!(
-                "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `data_digest`) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
-                 `data` = IF({changed}, VALUES(`data`), `data`), \
-                 `user_key` = IF({changed}, VALUES(`user_key`), `user_key`), \
-                 `expiry_date` = IF({changed}, VALUES(`expiry_date`), `expiry_date`), \
-                 `data_digest` = VALUES(`data_digest`)"
-            )
+            s.update_unless_unchanged.sql,
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `data_digest` = ? WHERE `id` = ? \
+             AND (NOT (`data_digest` <=> ?) OR NOT (`user_key` <=> ?) OR `expiry_date` < ? OR `expiry_date` > ?)"
         );
         assert_eq!(
-            s.keep_after_repeats,
-            s.upsert_unless_unchanged.matches('?').count() - 5
+            s.update_unless_unchanged.binds.len(),
+            s.update_unless_unchanged.sql.matches('?').count()
         );
     }
 }

@@ -5,7 +5,7 @@ use deadpool_postgres::Pool;
 use time::OffsetDateTime;
 
 use super::{errors, statements};
-use crate::adapters::sea_orm::Statements;
+use crate::adapters::sea_orm::{Bind, Column, Statements, ROW_BINDS};
 use crate::{
     adapters::sea_orm::SessionTable,
     ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow},
@@ -81,7 +81,6 @@ impl TokioPostgresRepository {
 }
 
 impl TokioPostgresRepository {
-    /// The parameters of a row, in the statements' column order.
     /// Runs `sql` (prepared and cached per connection) with `params` and returns how many rows
     /// it affected.
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, RepositoryError> {
@@ -93,8 +92,38 @@ impl TokioPostgresRepository {
             .map_err(errors::statement)
     }
 
-    fn row_params<'a>(row: &'a SessionRow, digest: &'a Option<Vec<u8>>) -> Vec<Param<'a>> {
-        vec![&row.id, &row.data, &row.expires_at, &row.user_key, digest]
+    /// The parameters `binds` names for `row`, in order.
+    fn row_params<'a>(binds: &[Bind], row: &'a SessionRow, extra: &'a RowExtras) -> Vec<Param<'a>> {
+        binds
+            .iter()
+            .map(|bind| -> Param<'a> {
+                match bind {
+                    Bind::Column(Column::Id) => &row.id,
+                    Bind::Column(Column::Data) => &row.data,
+                    Bind::Column(Column::ExpiryDate) => &row.expires_at,
+                    Bind::Column(Column::UserKey) => &row.user_key,
+                    Bind::Column(Column::DataDigest) => &extra.digest,
+                    Bind::KeepIfExpiringAfter => &extra.keep_after,
+                }
+            })
+            .collect()
+    }
+}
+
+/// What a row's statements bind beside its own fields.
+struct RowExtras {
+    digest: Option<Vec<u8>>,
+    keep_after: OffsetDateTime,
+}
+
+impl RowExtras {
+    fn of(row: &SessionRow) -> Self {
+        Self {
+            digest: row.unchanged.map(|unchanged| unchanged.digest.to_vec()),
+            keep_after: row
+                .unchanged
+                .map_or(row.expires_at, |unchanged| unchanged.keep_if_expiring_after),
+        }
     }
 }
 
@@ -108,28 +137,22 @@ async fn prepared(
 #[async_trait]
 impl SessionRepository for TokioPostgresRepository {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
-        let digest = row.unchanged.map(|unchanged| unchanged.digest.to_vec());
-        let params = Self::row_params(&row, &digest);
+        let extras = RowExtras::of(&row);
+        let params = Self::row_params(&ROW_BINDS, &row, &extras);
         let inserted = self
             .execute(&self.statements.insert_if_absent, &params)
             .await?;
         Ok(inserted == 1)
     }
 
-    async fn upsert(&self, row: SessionRow) -> Result<(), RepositoryError> {
-        let digest = row.unchanged.map(|unchanged| unchanged.digest.to_vec());
-        let keep_after = row
-            .unchanged
-            .map(|unchanged| unchanged.keep_if_expiring_after);
-        let mut params = Self::row_params(&row, &digest);
-        let sql = match &keep_after {
-            Some(keep_after) => {
-                params.push(keep_after);
-                &self.statements.upsert_unless_unchanged
-            }
-            None => &self.statements.upsert,
+    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
+        let statement = match row.unchanged {
+            Some(_) => &self.statements.update_unless_unchanged,
+            None => &self.statements.update_if_present,
         };
-        self.execute(sql, &params).await.map(drop)
+        let extras = RowExtras::of(&row);
+        let params = Self::row_params(&statement.binds, &row, &extras);
+        self.execute(&statement.sql, &params).await.map(drop)
     }
 
     async fn find_unexpired(
@@ -199,5 +222,16 @@ impl SessionRepository for TokioPostgresRepository {
     ) -> Result<u64, RepositoryError> {
         self.execute(&self.statements.delete_by_user_except, &[&user_key, &keep])
             .await
+    }
+
+    async fn delete_by_user_and_id(
+        &self,
+        user_key: &str,
+        id: &str,
+    ) -> Result<bool, RepositoryError> {
+        let deleted = self
+            .execute(&self.statements.delete_by_user_and_id, &[&user_key, &id])
+            .await?;
+        Ok(deleted > 0)
     }
 }
