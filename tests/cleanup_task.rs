@@ -48,10 +48,10 @@ async fn row_disappears(store: &PostgresStore, id: Id) -> bool {
 async fn the_task_deletes_expired_sessions_and_keeps_live_ones() {
     let fixture = PgFixture::new().await;
     let store = fixture.store.clone();
-    let live = common::suite::record(OffsetDateTime::now_utc() + Duration::hours(1));
-    store.save(&live).await.unwrap();
-    let expired = common::suite::record(OffsetDateTime::now_utc() - Duration::seconds(1));
-    store.save(&expired).await.unwrap();
+    let mut live = common::suite::record(OffsetDateTime::now_utc() + Duration::hours(1));
+    store.create(&mut live).await.unwrap();
+    let mut expired = common::suite::record(OffsetDateTime::now_utc() - Duration::seconds(1));
+    store.create(&mut expired).await.unwrap();
 
     let task = store.spawn_cleanup_task(StdDuration::from_millis(50));
     let gone = row_disappears(&store, expired.id).await;
@@ -75,8 +75,8 @@ async fn the_task_keeps_running_across_database_errors() {
     assert!(!task.is_finished(), "errors must not end the task");
 
     store.migrate().await.unwrap();
-    let expired = common::suite::record(OffsetDateTime::now_utc() - Duration::seconds(1));
-    store.save(&expired).await.unwrap();
+    let mut expired = common::suite::record(OffsetDateTime::now_utc() - Duration::seconds(1));
+    store.create(&mut expired).await.unwrap();
     let gone = row_disappears(&store, expired.id).await;
     assert!(gone, "once the table exists, the same task cleans it");
 

@@ -44,6 +44,10 @@ async fn with_no_fault_every_call_reaches_the_inner_repository() {
         .insert_if_absent(row("a", b"data", in_an_hour()))
         .await
         .unwrap());
+    assert!(repo
+        .insert_if_absent(row("b", b"data", in_an_hour()))
+        .await
+        .unwrap());
     repo.update_if_present(row("a", b"data", in_an_hour()))
         .await
         .unwrap();

@@ -32,11 +32,11 @@ async fn expiry_is_compared_the_same_whatever_the_session_time_zone() {
             Duration::hours(10),
             Duration::hours(12) + Duration::minutes(50),
         ] {
-            let rec = common::suite::record(now + offset);
-            fixture.store.save(&rec).await.unwrap();
+            let mut rec = common::suite::record(now + offset);
+            fixture.store.create(&mut rec).await.unwrap();
             live.push(rec);
-            let rec = common::suite::record(now - offset);
-            fixture.store.save(&rec).await.unwrap();
+            let mut rec = common::suite::record(now - offset);
+            fixture.store.create(&mut rec).await.unwrap();
             dead.push(rec);
         }
 

@@ -52,13 +52,13 @@ async fn one_cleanup_batch_deletes_up_to_its_limit_across_partitions() {
     let fixture = PartitionedFixture::new().await;
     let now = OffsetDateTime::now_utc();
     for n in 0..60 {
-        let rec = record(now - Duration::minutes(n + 1));
-        fixture.store.save(&rec).await.unwrap();
+        let mut rec = record(now - Duration::minutes(n + 1));
+        fixture.store.create(&mut rec).await.unwrap();
     }
     let mut live = Vec::new();
     for _ in 0..8 {
-        let rec = record(in_a_day());
-        fixture.store.save(&rec).await.unwrap();
+        let mut rec = record(in_a_day());
+        fixture.store.create(&mut rec).await.unwrap();
         live.push(rec);
     }
     let expired = fixture.expired_rows_per_partition().await;
@@ -95,7 +95,7 @@ async fn the_store_cleanup_empties_every_partition_of_expired_rows() {
     let now = OffsetDateTime::now_utc();
     for n in 0..33 {
         store
-            .save(&record(now - Duration::seconds(n + 1)))
+            .create(&mut record(now - Duration::seconds(n + 1)))
             .await
             .unwrap();
     }

@@ -27,7 +27,7 @@ mod bincode {
 async fn a_row_written_by_one_codec_is_a_decode_error_for_every_other() {
     let fixture = common::PgFixture::new().await;
     for (writer, write_codec) in all() {
-        let record = Record::from(every_kind_of_value(
+        let mut record = Record::from(every_kind_of_value(
             SessionId::random(),
             OffsetDateTime::now_utc() + Duration::days(1),
         ));
@@ -35,7 +35,7 @@ async fn a_row_written_by_one_codec_is_a_decode_error_for_every_other() {
             .store
             .clone()
             .with_codec(Named::new(writer, write_codec));
-        writing.save(&record).await.unwrap();
+        writing.create(&mut record).await.unwrap();
         assert_eq!(
             writing.load(&record.id).await.unwrap(),
             Some(record.clone()),

@@ -45,8 +45,8 @@ async fn delete_expired_keeps_live_sessions_under_time_zones_far_from_utc() {
             Duration::hours(10),
             Duration::hours(13),
         ] {
-            let rec = common::suite::record(now + offset);
-            store.save(&rec).await.unwrap();
+            let mut rec = common::suite::record(now + offset);
+            store.create(&mut rec).await.unwrap();
             live.push(rec);
         }
         let mut dead = Vec::new();
@@ -55,8 +55,8 @@ async fn delete_expired_keeps_live_sessions_under_time_zones_far_from_utc() {
             Duration::hours(10),
             Duration::hours(13),
         ] {
-            let rec = common::suite::record(now - offset);
-            store.save(&rec).await.unwrap();
+            let mut rec = common::suite::record(now - offset);
+            store.create(&mut rec).await.unwrap();
             dead.push(rec);
         }
 

@@ -153,7 +153,8 @@ async fn an_exhausted_pool_gives_clear_timeouts_without_deadlock_or_panic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_concurrent_writers_on_one_session_all_succeed() {
     let fixture = PgFixture::new().await;
-    let base = record(common::suite::in_a_day());
+    let mut base = record(common::suite::in_a_day());
+    fixture.store.create(&mut base).await.unwrap();
     let writers: Vec<_> = (0..64)
         .map(|n| {
             let store = fixture.store.clone();
@@ -329,10 +330,15 @@ async fn cleanup_racing_saves_never_deletes_a_live_session() {
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
+                // A live session saved again and again, next to an expired one created each
+                // round for the cleaner to delete (saves never revive an expired row, so the
+                // expired rows are fresh ones).
                 let mut rec = record(common::suite::in_a_day());
-                for _ in 0..25 {
-                    rec.expiry_date = OffsetDateTime::now_utc() - time::Duration::seconds(1);
-                    store.save(&rec).await.unwrap();
+                store.create(&mut rec).await.unwrap();
+                for round in 0..25 {
+                    let expired = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+                    store.create(&mut record(expired)).await.unwrap();
+                    rec.data.insert("round".into(), json!(round));
                     rec.expiry_date = OffsetDateTime::now_utc() + time::Duration::hours(1);
                     store.save(&rec).await.unwrap();
                 }
@@ -350,6 +356,10 @@ async fn cleanup_racing_saves_never_deletes_a_live_session() {
     for rec in &live {
         assert_eq!(store.load(&rec.id).await.unwrap().as_ref(), Some(rec));
     }
+    assert!(
+        deleted > 0,
+        "the cleaner deleted expired rows while the saves ran"
+    );
     eprintln!("cleanup racing saves: {deleted} expired rows deleted, 0 live sessions lost");
     fixture.finish().await;
 }

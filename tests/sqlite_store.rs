@@ -73,9 +73,9 @@ async fn expiry_compares_as_an_instant_whatever_the_offset_of_the_record() {
     // local digits and get this wrong.
     let fixture = SqliteFixture::memory().await;
     let east = time::UtcOffset::from_hms(14, 0, 0).unwrap();
-    let rec =
+    let mut rec =
         common::suite::record((OffsetDateTime::now_utc() - Duration::hours(1)).to_offset(east));
-    fixture.store.save(&rec).await.unwrap();
+    fixture.store.create(&mut rec).await.unwrap();
     assert_eq!(fixture.store.load(&rec.id).await.unwrap(), None);
     assert_eq!(fixture.store.delete_expired_sessions().await.unwrap(), 1);
     fixture.finish().await;

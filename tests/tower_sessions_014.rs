@@ -72,10 +72,10 @@ async fn create_with_a_taken_id_keeps_the_old_session_and_moves_the_record_to_a_
 async fn an_expired_session_is_never_loaded_and_expired_deletion_removes_it() {
     let fixture = PgFixture::new().await;
     let store = &fixture.store;
-    let expired = record(OffsetDateTime::now_utc() - Duration::seconds(1));
-    let live = record(in_a_day());
-    SessionStore::save(store, &expired).await.unwrap();
-    SessionStore::save(store, &live).await.unwrap();
+    let mut expired = record(OffsetDateTime::now_utc() - Duration::seconds(1));
+    let mut live = record(in_a_day());
+    SessionStore::create(store, &mut expired).await.unwrap();
+    SessionStore::create(store, &mut live).await.unwrap();
     assert_eq!(SessionStore::load(store, &expired.id).await.unwrap(), None);
 
     ExpiredDeletion::delete_expired(store).await.unwrap();

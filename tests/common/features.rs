@@ -63,7 +63,7 @@ pub async fn a_users_live_sessions_are_listed_by_handle_soonest_first<R, C>(
         ids.push(record.id);
     }
     let mut expired = session(&[("user_id", json!(ada))], now - Duration::minutes(5));
-    store.save(&expired).await.unwrap();
+    store.create(&mut expired).await.unwrap();
     expired.id = Id::default();
     created(&store, &[("user_id", json!(bob))]).await;
     created(&store, &[("cart", json!([1, 2]))]).await; // anonymous
@@ -388,6 +388,122 @@ where
     assert_eq!(hashed.load(&record.id).await.unwrap(), None);
 }
 
+pub async fn write_avoidance_re_indexes_an_unchanged_session_when_the_index_changes<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let window = StdDuration::from_secs(60);
+    let unindexed = store.clone().with_touch_after(window);
+    let by_id = unindexed.clone().with_user_key("user_id").unwrap();
+    let by_email = unindexed.clone().with_user_key("email").unwrap();
+    let (ada, email) = (user(), user());
+    let mut record = session(
+        &[("user_id", json!(ada)), ("email", json!(email))],
+        soon(60),
+    );
+    unindexed.create(&mut record).await.unwrap();
+    assert!(by_id.user_sessions(&ada).await.unwrap().is_empty());
+
+    // The index is switched on; the next save changes no value and lies within the window.
+    record.expiry_date += Duration::seconds(10);
+    by_id.save(&record).await.unwrap();
+    assert_eq!(
+        by_id.user_sessions(&ada).await.unwrap().len(),
+        1,
+        "an unchanged save re-indexes the session"
+    );
+    // The index moves to another value: the same session now belongs to that key.
+    record.expiry_date += Duration::seconds(10);
+    by_email.save(&record).await.unwrap();
+    assert!(by_id.user_sessions(&ada).await.unwrap().is_empty());
+    assert_eq!(by_email.user_sessions(&email).await.unwrap().len(), 1);
+    // The index is switched off again: "log out everywhere" of a later store must not find a
+    // stale key, so the unchanged save clears it.
+    record.expiry_date += Duration::seconds(10);
+    unindexed.save(&record).await.unwrap();
+    assert!(by_email.user_sessions(&email).await.unwrap().is_empty());
+}
+
+pub async fn a_session_revoked_while_loaded_stays_revoked<R, C>(store: &RepositoryStore<R, C>)
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    for store in [
+        indexed(store),
+        indexed(store).with_touch_after(StdDuration::from_secs(60)),
+    ] {
+        let ada = user();
+        let record = created(&store, &[("user_id", json!(ada))]).await;
+        let mut loaded = store.load(&record.id).await.unwrap().unwrap();
+        assert_eq!(store.delete_user_sessions(&ada).await.unwrap(), 1);
+        // Unchanged, in the window, and changed: neither brings it back.
+        store.save(&loaded).await.unwrap();
+        loaded.data.insert("cart".into(), json!(["tea"]));
+        store.save(&loaded).await.unwrap();
+        assert_eq!(store.load(&record.id).await.unwrap(), None);
+        assert!(store.user_sessions(&ada).await.unwrap().is_empty());
+    }
+}
+
+pub async fn hashed_rows_hold_no_session_id<R, C>(store: &RepositoryStore<R, C>)
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    use tower_sessions_seaorm_store::domain::{IdStorage, SessionId};
+    let hashed = store.clone().with_hashed_ids();
+    let mut record = created(&hashed, &[("user_id", json!(user()))]).await;
+    record.data.insert("cart".into(), json!([1]));
+    hashed.save(&record).await.unwrap();
+
+    let key = IdStorage::Hashed.key(record.id.into());
+    let stored = hashed
+        .repository()
+        .find_unexpired(&key, OffsetDateTime::now_utc())
+        .await
+        .unwrap()
+        .expect("stored under the hash of its id");
+    let decoded = hashed.codec().decode(&stored).unwrap();
+    assert_eq!(decoded.id, SessionId(0), "the stored record holds no id");
+    let id_text = record.id.to_string();
+    assert!(!stored
+        .windows(id_text.len())
+        .any(|w| w == id_text.as_bytes()));
+    let id_bytes = record.id.0.to_le_bytes();
+    assert!(!stored.windows(16).any(|w| w == id_bytes));
+    let id_bytes = record.id.0.to_be_bytes();
+    assert!(!stored.windows(16).any(|w| w == id_bytes));
+    // And yet it loads as the session it is.
+    assert_eq!(
+        hashed.load(&record.id).await.unwrap().as_ref(),
+        Some(&record)
+    );
+}
+
+pub async fn a_user_key_with_a_nul_is_an_encode_error_and_nothing_is_written<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store);
+    let mut record = session(&[("user_id", json!("ada\u{0}lovelace"))], soon(60));
+    let err = store.create(&mut record).await.unwrap_err();
+    assert!(
+        matches!(&err, session_store::Error::Encode(m) if m.contains("NUL") && !m.contains("ada")),
+        "{err:?}"
+    );
+    assert_eq!(store.load(&record.id).await.unwrap(), None);
+    assert!(store
+        .user_sessions("ada\u{0}lovelace")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 async fn stored_expiry<S: SessionStore>(store: &S, id: &Id) -> OffsetDateTime {
     store.load(id).await.unwrap().unwrap().expiry_date
 }
@@ -407,6 +523,10 @@ macro_rules! features_suite {
             an_overlong_user_key_is_an_encode_error_and_nothing_is_written,
             a_save_within_the_touch_window_changing_nothing_keeps_the_stored_row,
             hashed_ids_keep_every_operation_working,
+            write_avoidance_re_indexes_an_unchanged_session_when_the_index_changes,
+            a_session_revoked_while_loaded_stays_revoked,
+            hashed_rows_hold_no_session_id,
+            a_user_key_with_a_nul_is_an_encode_error_and_nothing_is_written,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
