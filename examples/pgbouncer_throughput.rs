@@ -139,7 +139,7 @@ async fn measure(store: &PostgresStore, ids: &Arc<Vec<Id>>, clients: usize) -> P
                             record.data.insert("n".to_owned(), json!(rng));
                             store.save(&record).await
                         }
-                        Ok(None) => store.save(&session(id)).await,
+                        Ok(None) => store.create(&mut session(id)).await,
                         Err(err) => Err(err),
                     };
                     let saved_at = Instant::now();

@@ -10,7 +10,7 @@ use crate::stacks::{BoxError, Sample, Stack};
 
 pub struct Sql {
     insert_if_absent: String,
-    upsert: String,
+    update_if_present: String,
     find_unexpired: String,
     delete_by_id: String,
 }
@@ -23,8 +23,9 @@ impl Sql {
         );
         Sql {
             insert_if_absent: format!("{insert} DO NOTHING"),
-            upsert: format!(
-                r#"{insert} DO UPDATE SET "data" = "excluded"."data", "expiry_date" = "excluded"."expiry_date""#
+            // A save updates the stored row and never inserts, as the stores' saves do.
+            update_if_present: format!(
+                r#"UPDATE {t} SET "data" = $2, "expiry_date" = $3 WHERE "id" = $1"#
             ),
             find_unexpired: format!(
                 r#"SELECT "data" FROM {t} WHERE "id" = $1 AND "expiry_date" > $2"#
@@ -60,7 +61,7 @@ impl Stack for LeanFloor {
         let data = encode(sample)?;
         let id = sample.record.id.to_string();
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&self.sql.upsert).await?;
+        let stmt = client.prepare_cached(&self.sql.update_if_present).await?;
         client
             .execute(&stmt, &[&id, &data, &sample.record.expiry_date])
             .await?;
@@ -107,7 +108,7 @@ impl Stack for SqlxFloor {
     }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
         let data = encode(sample)?;
-        sqlx::query(sqlx::AssertSqlSafe(self.sql.upsert.as_str()))
+        sqlx::query(sqlx::AssertSqlSafe(self.sql.update_if_present.as_str()))
             .bind(sample.record.id.to_string())
             .bind(data)
             .bind(sample.record.expiry_date)
