@@ -2,9 +2,9 @@
 //!
 //! | codec | feature | default | notes |
 //! |---|---|---|---|
-//! | [`MessagePackCodec`] | `msgpack` | yes (the store's default) | compact; byte-for-byte what `tower-sessions-sqlx-store` writes |
-//! | [`JsonCodec`] | `json` | yes | readable in `psql`; 1.3–2.2 times MessagePack's size |
-//! | [`BincodeCodec`] | `bincode` | no | about MessagePack's size, quicker to decode; bincode 2.0 (unmaintained upstream), in a format of this crate's own |
+//! | `MessagePackCodec` | `msgpack` | yes (the store's default) | compact; byte-for-byte what `tower-sessions-sqlx-store` writes |
+//! | `JsonCodec` | `json` | yes | readable in `psql`; 1.3–2.2 times MessagePack's size |
+//! | `BincodeCodec` | `bincode` | no | about MessagePack's size, quicker to decode; bincode 2.0 (unmaintained upstream), in a format of this crate's own |
 //!
 //! Each codec's output is pinned by golden-bytes tests: a release never silently changes what is
 //! stored (which would log every user out). A row written by one codec fails to decode with
