@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 
 use sea_orm::{DbBackend, Value};
-use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// A SQL backend the SeaORM repository has statements for: [`Postgres`], [`Sqlite`] or
 /// [`MySql`]. Sealed: the statements for a backend live in this crate.
@@ -93,10 +93,17 @@ impl Dialect {
     ///
     /// Each form compares correctly whatever the connection's time zone, and each is truncated
     /// (toward the past) to microseconds, so a session is never loaded after its expiry.
+    ///
+    /// Never panics, whatever the instant and its offset: instants are clamped to years 1 to
+    /// 9999 in UTC (1000 to 9999 on MySQL, whose `datetime` starts there), the range the column
+    /// is read back in ([`postgres_instant`], [`unix_micros`], [`mysql_datetime`]). The domain
+    /// refuses expiries outside years 1 to 9999 before they get here, so the clamp changes only
+    /// instants a caller hands the repository directly, a "now" beyond the range, and on MySQL
+    /// expiries before year 1000 (long expired either way).
     pub(crate) fn instant(self, at: OffsetDateTime) -> Value {
         match self {
             // timestamptz: an absolute instant; sqlx sends microseconds since 2000-01-01 UTC.
-            Self::Postgres => Value::TimeDateTimeWithTimeZone(Some(at)),
+            Self::Postgres => Value::TimeDateTimeWithTimeZone(Some(postgres_instant(at))),
             // No date type: integer microseconds since the Unix epoch order like instants.
             Self::Sqlite => Value::BigInt(Some(unix_micros(at))),
             // datetime(6) has no zone and is never converted by the server: we bind UTC, and
@@ -108,6 +115,12 @@ impl Dialect {
 
 impl Dialect {
     /// The instant in column `index` of `row`, as [`Dialect::instant`] stored it.
+    ///
+    /// A value the driver cannot turn into an instant (a MySQL date with a zero month or day, a
+    /// SQLite integer beyond `time`'s years ±9999 or a value of another type) is an error, never
+    /// a panic. PostgreSQL's statements must clamp the column before it is read
+    /// ([`POSTGRES_EARLIEST_SQL`], [`POSTGRES_LATEST_SQL`]): sqlx panics decoding a
+    /// `timestamptz` beyond year 9999, such as `'infinity'`.
     pub(crate) fn read_instant(
         self,
         row: &sea_orm::QueryResult,
@@ -127,28 +140,93 @@ impl Dialect {
     }
 }
 
+/// The first instant the store writes to a PostgreSQL or SQLite column: year 1, UTC, where the
+/// domain's range of expiries begins.
+const EARLIEST: OffsetDateTime = utc(1, Month::January, 1, Time::MIDNIGHT);
+
+/// The last instant the store writes and reads: the last microsecond of year 9999, UTC. `time`
+/// holds no later year (without its `large-dates` feature), and MySQL's `datetime` ends there.
+const LATEST: OffsetDateTime = utc(9999, Month::December, 31, LAST_MICROSECOND);
+
+/// MySQL's `datetime` begins with year 1000.
+const MYSQL_EARLIEST: OffsetDateTime = utc(1000, Month::January, 1, Time::MIDNIGHT);
+
+/// [`EARLIEST`] as a PostgreSQL literal, for statements that clamp what they read.
+pub(crate) const POSTGRES_EARLIEST_SQL: &str = "TIMESTAMPTZ '0001-01-01 00:00:00+00'";
+
+/// [`LATEST`] as a PostgreSQL literal, for statements that clamp what they read.
+pub(crate) const POSTGRES_LATEST_SQL: &str = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'";
+
+const LAST_MICROSECOND: Time = match Time::from_hms_micro(23, 59, 59, 999_999) {
+    Ok(time) => time,
+    Err(_) => panic!("23:59:59.999999 is a time"),
+};
+
+/// A UTC instant, for the constants above: evaluated when the crate is compiled, so an invalid
+/// date fails the build, not a request.
+const fn utc(year: i32, month: Month, day: u8, time: Time) -> OffsetDateTime {
+    match Date::from_calendar_date(year, month, day) {
+        Ok(date) => OffsetDateTime::new_utc(date, time),
+        Err(_) => panic!("the bounds are dates"),
+    }
+}
+
+/// `at` in UTC, clamped to `earliest..=latest` (UTC instants).
+///
+/// Never panics: `to_offset` does for an instant that `time` cannot express in UTC (the first
+/// hours of year -9999 at a positive offset, the last of year 9999 at a negative one); such an
+/// instant lies beyond one of the bounds, and becomes that bound. (Comparing instants never
+/// converts them.)
+fn clamped_utc(
+    at: OffsetDateTime,
+    earliest: OffsetDateTime,
+    latest: OffsetDateTime,
+) -> OffsetDateTime {
+    match at.checked_to_offset(UtcOffset::UTC) {
+        Some(utc) => utc.clamp(earliest, latest),
+        None if at < earliest => earliest,
+        None => latest,
+    }
+}
+
+/// `at` as a PostgreSQL `timestamptz` parameter: in UTC, clamped to years 1 to 9999,
+/// truncated to microseconds toward the past.
+///
+/// Both drivers convert to UTC with `to_offset`, which panics for instants `time` cannot
+/// express in UTC (e.g. `9999-12-31 23:59:59 -01:00`), so the adapters hand them only UTC
+/// instants. The clamp keeps parameters within what the rows are read back as (see
+/// [`Dialect::read_instant`]): as a "now", an instant before year 1 or after 9999 compares
+/// with the stored rows as those bounds do. The drivers truncate toward zero, which is toward
+/// the future before 2000; truncated here first, every instant is sent as it is stored.
+pub(crate) fn postgres_instant(at: OffsetDateTime) -> OffsetDateTime {
+    truncated_to_micros(clamped_utc(at, EARLIEST, LATEST))
+}
+
+/// Microseconds since the Unix epoch, truncated toward the past, of `at` clamped to years 1 to
+/// 9999 (UTC). The integer column would hold any instant, but only these read back as instants
+/// on every backend; and `now`s beyond them compare with the rows as the bounds do.
 fn unix_micros(at: OffsetDateTime) -> i64 {
-    let micros = at.unix_timestamp_nanos().div_euclid(1_000);
-    // OffsetDateTime spans ±9999 years, well within i64 microseconds (±292,000 years).
+    let micros = clamped_utc(at, EARLIEST, LATEST)
+        .unix_timestamp_nanos()
+        .div_euclid(1_000);
+    // Years 1 to 9999 are within ±2.6·10¹⁷ µs of 1970, far within an `i64` (±9.2·10¹⁸).
     i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// `at` in UTC, truncated to microseconds and clamped to `datetime`'s range (years 1000–9999):
-/// MySQL would round the fraction, and refuse a date outside the range.
+/// MySQL would round the fraction, and refuse a date outside the range. Never panics, whatever
+/// the offset (see [`clamped_utc`]).
 fn mysql_datetime(at: OffsetDateTime) -> PrimitiveDateTime {
-    let utc = at.to_offset(UtcOffset::UTC);
-    let min = PrimitiveDateTime::new(
-        Date::from_calendar_date(1000, time::Month::January, 1).unwrap_or(Date::MIN),
-        Time::MIDNIGHT,
-    );
-    let max = PrimitiveDateTime::new(
-        Date::from_calendar_date(9999, time::Month::December, 31).unwrap_or(Date::MAX),
-        Time::from_hms_micro(23, 59, 59, 999_999).unwrap_or(Time::MIDNIGHT),
-    );
-    let truncated = PrimitiveDateTime::new(utc.date(), utc.time())
-        .replace_nanosecond(utc.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(PrimitiveDateTime::new(utc.date(), utc.time()));
-    truncated.clamp(min, max)
+    let utc = truncated_to_micros(clamped_utc(at, MYSQL_EARLIEST, LATEST));
+    PrimitiveDateTime::new(utc.date(), utc.time())
+}
+
+/// `at` without its sub-microsecond nanoseconds: toward the past, within its second. The
+/// bounds are whole microseconds, so a clamped instant stays within them.
+fn truncated_to_micros(at: OffsetDateTime) -> OffsetDateTime {
+    // The nanosecond of a valid instant, floored to a microsecond, is still a valid nanosecond.
+    at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -183,5 +261,120 @@ mod tests {
             Dialect::MySql.instant(ancient),
             Value::TimeDateTime(Some(datetime!(1000-01-01 00:00)))
         );
+    }
+
+    #[test]
+    fn the_bounds_are_the_literals_postgres_statements_clamp_to() {
+        use time::format_description::well_known::Rfc3339;
+        let literal = |sql: &str| {
+            let text = sql
+                .trim_start_matches("TIMESTAMPTZ '")
+                .trim_end_matches("+00'");
+            OffsetDateTime::parse(&format!("{}Z", text.replace(' ', "T")), &Rfc3339).unwrap()
+        };
+        assert_eq!(literal(POSTGRES_EARLIEST_SQL), EARLIEST);
+        assert_eq!(literal(POSTGRES_LATEST_SQL), LATEST);
+        assert_eq!(LATEST, datetime!(9999-12-31 23:59:59.999_999 UTC));
+        assert_eq!(MYSQL_EARLIEST, datetime!(1000-01-01 00:00 UTC));
+    }
+
+    /// Instants whose UTC form `time` cannot express: `to_offset(UTC)` panics on each.
+    fn beyond_utc() -> [OffsetDateTime; 4] {
+        use time::macros::offset;
+        [
+            datetime!(9999-12-31 23:59:59 -01:00),
+            Date::MIN.midnight().assume_offset(offset!(+01:00)),
+            Date::MAX
+                .with_time(Time::MAX)
+                .assume_offset(offset!(-23:59:59)),
+            Date::MIN.midnight().assume_offset(offset!(+23:59:59)),
+        ]
+    }
+
+    #[test]
+    fn instants_beyond_what_utc_can_express_are_clamped_not_panicking() {
+        let [late, early, latest, earliest] = beyond_utc();
+        for (at, postgres, mysql) in [
+            (late, LATEST, LATEST),
+            (early, EARLIEST, MYSQL_EARLIEST),
+            (latest, LATEST, LATEST),
+            (earliest, EARLIEST, MYSQL_EARLIEST),
+        ] {
+            assert_eq!(
+                Dialect::Postgres.instant(at),
+                Value::TimeDateTimeWithTimeZone(Some(postgres)),
+                "{at}"
+            );
+            let mysql = PrimitiveDateTime::new(mysql.date(), mysql.time());
+            assert_eq!(
+                Dialect::MySql.instant(at),
+                Value::TimeDateTime(Some(mysql)),
+                "{at}"
+            );
+            let micros = (postgres.unix_timestamp_nanos() / 1_000) as i64;
+            assert_eq!(
+                Dialect::Sqlite.instant(at),
+                Value::BigInt(Some(micros)),
+                "{at}"
+            );
+        }
+    }
+
+    #[test]
+    fn postgres_instants_are_utc_and_truncated_toward_the_past() {
+        let before_2000 = datetime!(1999-12-31 23:59:59.999_999_5 -05:00);
+        assert_eq!(
+            postgres_instant(before_2000),
+            datetime!(2000-01-01 04:59:59.999_999 UTC)
+        );
+        assert!(postgres_instant(before_2000).offset().is_utc());
+        assert_eq!(postgres_instant(datetime!(0000-12-31 23:00 UTC)), EARLIEST);
+    }
+
+    mod any_instant {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Any date `time` holds, any time of day, any offset: including the instants whose UTC
+        /// form `time` cannot express.
+        fn any_offset_date_time() -> impl Strategy<Value = OffsetDateTime> {
+            let days = Date::MIN.to_julian_day()..=Date::MAX.to_julian_day();
+            (days, 0u64..86_400 * 1_000_000_000, -86_399i32..=86_399).prop_map(
+                |(day, nanos, offset)| {
+                    let date = Date::from_julian_day(day).unwrap();
+                    let time = Time::MIDNIGHT + time::Duration::nanoseconds(nanos as i64);
+                    let offset = UtcOffset::from_whole_seconds(offset).unwrap();
+                    OffsetDateTime::new_in_offset(date, time, offset)
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            #[test]
+            fn every_instant_becomes_a_value_of_its_column(at in any_offset_date_time()) {
+                let Value::TimeDateTimeWithTimeZone(Some(postgres)) = Dialect::Postgres.instant(at)
+                else { panic!("a timestamptz") };
+                prop_assert!(postgres.offset().is_utc());
+                prop_assert!((EARLIEST..=LATEST).contains(&postgres));
+                prop_assert_eq!(postgres.nanosecond() % 1_000, 0);
+                if (EARLIEST..=LATEST).contains(&at) {
+                    prop_assert!(postgres <= at && at - postgres < time::Duration::MICROSECOND);
+                }
+
+                let Value::TimeDateTime(Some(mysql)) = Dialect::MySql.instant(at)
+                else { panic!("a datetime") };
+                let mysql = mysql.assume_utc();
+                prop_assert!((MYSQL_EARLIEST..=LATEST).contains(&mysql));
+                prop_assert_eq!(mysql.nanosecond() % 1_000, 0);
+
+                let Value::BigInt(Some(micros)) = Dialect::Sqlite.instant(at)
+                else { panic!("an integer") };
+                let stored = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000);
+                prop_assert_eq!(stored, Ok(postgres));
+            }
+        }
     }
 }

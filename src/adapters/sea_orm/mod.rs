@@ -11,6 +11,8 @@ mod repository;
 mod statements;
 mod update;
 
+#[cfg(feature = "tokio-postgres")]
+pub(crate) use dialect::postgres_instant;
 pub(crate) use dialect::{dialect_of, Dialect};
 pub use dialect::{MySql, Postgres, SqlDialect, Sqlite};
 pub use identifier::{IdentifierError, IdentifierKind, SessionTable};

@@ -3,13 +3,16 @@
 
 use sea_orm::{
     sea_query::{
-        Alias, Expr, ExprTrait, LockBehavior, LockType, MysqlQueryBuilder, OnConflict,
+        Alias, Expr, ExprTrait, Func, LockBehavior, LockType, MysqlQueryBuilder, OnConflict,
         PostgresQueryBuilder, Query, QueryStatementWriter, SqliteQueryBuilder, TableRef,
     },
     Value,
 };
 
-use super::{dialect::Dialect, SessionTable};
+use super::{
+    dialect::{Dialect, POSTGRES_EARLIEST_SQL, POSTGRES_LATEST_SQL},
+    SessionTable,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Column {
@@ -65,7 +68,7 @@ pub(crate) struct Statements {
     /// The same update, leaving the stored row alone when its digest and user key are the same
     /// and its expiry lies between the "keep if expiring after" instant and the new expiry.
     pub update_unless_unchanged: RowStatement,
-    /// `user_key, now`; returns `id, expiry_date`.
+    /// `user_key, now`; returns `id, expiry_date` (on PostgreSQL clamped to years 1 to 9999).
     pub find_unexpired_by_user: String,
     /// `user_key`.
     pub delete_by_user: String,
@@ -153,7 +156,8 @@ impl Statements {
         let update_unless_unchanged = super::update::render(dialect, table, true);
 
         let find_unexpired_by_user = Query::select()
-            .columns([Column::Id, Column::ExpiryDate])
+            .column(Column::Id)
+            .expr(read_expiry(dialect))
             .from(target())
             .and_where(Expr::col(Column::UserKey).eq(id()))
             .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
@@ -250,6 +254,26 @@ impl Statements {
             Dialect::Postgres => vec![now.clone(), limit, now],
             Dialect::Sqlite | Dialect::MySql => vec![now, limit],
         }
+    }
+}
+
+/// The `expiry_date` column as a listing reads it. PostgreSQL's `timestamptz` holds
+/// `'infinity'`, `'-infinity'` and years up to 294276, which sqlx cannot turn into a `time`
+/// instant (it panics) and tokio-postgres refuses; clamped to years 1 to 9999 (UTC), the range
+/// the store writes, such a row is listed with the bound as its expiry. MySQL's `datetime`
+/// holds no other years, and SQLite's integers are checked as they are read.
+fn read_expiry(dialect: Dialect) -> Expr {
+    match dialect {
+        Dialect::Postgres => Func::least([
+            Func::greatest([
+                Expr::col(Column::ExpiryDate),
+                Expr::cust(POSTGRES_EARLIEST_SQL),
+            ])
+            .into(),
+            Expr::cust(POSTGRES_LATEST_SQL),
+        ])
+        .into(),
+        Dialect::Sqlite | Dialect::MySql => Expr::col(Column::ExpiryDate),
     }
 }
 
@@ -401,7 +425,7 @@ mod tests {
         assert_eq!(s.update_unless_unchanged.binds, binds);
         assert_eq!(
             s.find_unexpired_by_user,
-            r#"SELECT "id", "expiry_date" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2"#
+            r#"SELECT "id", LEAST(GREATEST("expiry_date", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00') FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2"#
         );
         assert_eq!(
             s.delete_by_user,
@@ -445,6 +469,20 @@ mod tests {
         assert_eq!(
             s.update_unless_unchanged.binds.len(),
             s.update_unless_unchanged.sql.matches('?').count()
+        );
+    }
+
+    #[test]
+    fn only_postgres_clamps_the_expiry_a_listing_reads() {
+        let sqlite = Statements::new(Dialect::Sqlite, &SessionTable::default());
+        assert_eq!(
+            sqlite.find_unexpired_by_user,
+            r#"SELECT "id", "expiry_date" FROM "session" WHERE "user_key" = ? AND "expiry_date" > ?"#
+        );
+        let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
+        assert_eq!(
+            mysql.find_unexpired_by_user,
+            "SELECT `id`, `expiry_date` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ?"
         );
     }
 }

@@ -5,7 +5,7 @@ use deadpool_postgres::Pool;
 use time::OffsetDateTime;
 
 use super::{errors, statements};
-use crate::adapters::sea_orm::{Bind, Column, Statements, ROW_BINDS};
+use crate::adapters::sea_orm::{postgres_instant, Bind, Column, Statements, ROW_BINDS};
 use crate::{
     adapters::sea_orm::SessionTable,
     ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow},
@@ -100,7 +100,7 @@ impl TokioPostgresRepository {
                 match bind {
                     Bind::Column(Column::Id) => &row.id,
                     Bind::Column(Column::Data) => &row.data,
-                    Bind::Column(Column::ExpiryDate) => &row.expires_at,
+                    Bind::Column(Column::ExpiryDate) => &extra.expires_at,
                     Bind::Column(Column::UserKey) => &row.user_key,
                     Bind::Column(Column::DataDigest) => &extra.digest,
                     Bind::KeepIfExpiringAfter => &extra.keep_after,
@@ -110,9 +110,12 @@ impl TokioPostgresRepository {
     }
 }
 
-/// What a row's statements bind beside its own fields.
+/// What a row's statements bind beside its own fields, and its instants as they are sent: as
+/// [`postgres_instant`]s, in UTC, since postgres-types converts to UTC with `to_offset`, which
+/// panics for an instant `time` cannot express there. Every "now" is sent the same way.
 struct RowExtras {
     digest: Option<Vec<u8>>,
+    expires_at: OffsetDateTime,
     keep_after: OffsetDateTime,
 }
 
@@ -120,9 +123,11 @@ impl RowExtras {
     fn of(row: &SessionRow) -> Self {
         Self {
             digest: row.unchanged.map(|unchanged| unchanged.digest.to_vec()),
-            keep_after: row
-                .unchanged
-                .map_or(row.expires_at, |unchanged| unchanged.keep_if_expiring_after),
+            expires_at: postgres_instant(row.expires_at),
+            keep_after: postgres_instant(
+                row.unchanged
+                    .map_or(row.expires_at, |unchanged| unchanged.keep_if_expiring_after),
+            ),
         }
     }
 }
@@ -160,6 +165,7 @@ impl SessionRepository for TokioPostgresRepository {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
+        let now = postgres_instant(now);
         let client = self.client().await?;
         let statement = prepared(&client, &self.statements.find_unexpired).await?;
         let Some(row) = client
@@ -185,6 +191,7 @@ impl SessionRepository for TokioPostgresRepository {
     ) -> Result<u64, RepositoryError> {
         // LIMIT is bound as a bigint; a limit beyond i64::MAX means "no limit" anyway.
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let now = postgres_instant(now);
         self.execute(&self.statements.delete_expired_batch, &[&now, &limit, &now])
             .await
     }
@@ -194,6 +201,7 @@ impl SessionRepository for TokioPostgresRepository {
         user_key: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
+        let now = postgres_instant(now);
         let client = self.client().await?;
         let statement = prepared(&client, &self.statements.find_unexpired_by_user).await?;
         let rows = client
