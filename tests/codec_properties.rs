@@ -196,10 +196,18 @@ fn error_or_a_real_record(
             let again = codec.encode(&record);
             prop_assert!(again.is_ok(), "{name}: a decoded record encodes: {again:?}");
             let decoded = again.ok().map(|bytes| codec.decode(&bytes));
-            prop_assert_eq!(decoded, Some(Ok(record)), "{}: and decodes back to itself", name);
+            prop_assert_eq!(
+                decoded,
+                Some(Ok(record)),
+                "{}: and decodes back to itself",
+                name
+            );
         }
         Err(err) => {
-            prop_assert!(!err.reason().is_empty(), "{name}: an error says what went wrong");
+            prop_assert!(
+                !err.reason().is_empty(),
+                "{name}: an error says what went wrong"
+            );
             prop_assert!(
                 err.to_string().contains(err.codec()),
                 "{name}: an error names its codec: {err}"

@@ -328,7 +328,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                     Ok(self.repository.delete_expired_batch(now, limit).await?)
                 })
                 .await?;
-            total += deleted;
+            total = u64::saturating_add(total, deleted);
             if deleted < limit {
                 return Ok(total);
             }
