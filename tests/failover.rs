@@ -394,14 +394,15 @@ async fn a_killed_primary_under_synchronous_replication_loses_no_acknowledged_wr
     let seaorm_traffic = Traffic::start(seaorm);
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let kill = pair.kill_primary();
+    // The harness's blocking calls run beside the clients, not instead of some of them.
+    let kill = tokio::task::block_in_place(|| pair.kill_primary());
     let killed = kill.signalled;
     assert!(
         pair.primary_is_fenced(),
         "the old primary is fenced: no process of it runs, its port refuses connections"
     );
     tokio::time::sleep(DETECTION).await;
-    let promoted = pair.promote_standby();
+    let promoted = tokio::task::block_in_place(|| pair.promote_standby());
     let repointed = bouncer.repoint(pair.standby.port).await;
 
     let deadline = promoted + RECOVERY_BOUND;
@@ -695,7 +696,7 @@ async fn asynchronous_failover(
         None => None,
     };
     let lag = replication_lag(&pair.primary.url()).await;
-    let kill = pair.kill_primary();
+    let kill = tokio::task::block_in_place(|| pair.kill_primary());
     let sessions = traffic.stop().await;
     pair.promote_standby();
     (pair, sessions, kill, stalled, lag)
