@@ -15,7 +15,7 @@ pub struct ThrowawayPostgres {
     port: u16,
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -24,7 +24,7 @@ fn is_root() -> bool {
 }
 
 /// The newest installed server's `bin` directory, or a panic that says how to get one.
-fn bindir() -> PathBuf {
+pub fn bindir() -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -48,7 +48,7 @@ fn bindir() -> PathBuf {
     })
 }
 
-fn spare_port() -> u16 {
+pub fn spare_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -85,6 +85,14 @@ fn sqlite_not_migrated(message: &str) -> bool {
         .any(|needle| message.contains(needle))
 }
 
+/// PostgreSQL's read_only_sql_transaction (25006): a hot standby's "cannot execute INSERT in a
+/// read-only transaction", or a primary with `default_transaction_read_only`. Every write fails
+/// the same way until the store reaches a primary, so it is the database being unavailable for
+/// writes, not a statement at fault.
+fn postgres_read_only(code: Option<&str>, message: &str) -> bool {
+    code == Some("25006") || message.ends_with("in a read-only transaction")
+}
+
 /// Maps a SeaORM error to the port's error, keeping only what is safe to log.
 ///
 /// Database errors keep the server's primary message and code, which describe the statement
@@ -111,10 +119,20 @@ pub(crate) fn classify(dialect: Dialect, err: DbErr) -> RepositoryError {
                         Some(code) => format!("{} ({} {code})", db.message(), dialect.code_label()),
                         None => db.message().to_owned(),
                     };
-                    if code.is_some_and(|c| MISSING_TABLE_SQLSTATES.contains(&c.as_ref()))
+                    if code
+                        .as_deref()
+                        .is_some_and(|c| MISSING_TABLE_SQLSTATES.contains(&c))
                         || (dialect == Dialect::Sqlite && sqlite_not_migrated(db.message()))
                     {
                         RepositoryError::MissingTable(message)
+                    } else if dialect == Dialect::Postgres
+                        && postgres_read_only(code.as_deref(), db.message())
+                    {
+                        RepositoryError::Unavailable(format!(
+                            "the server is a standby or read-only and accepts no writes: \
+                             {message}; connect the store to the primary, e.g. through a \
+                             PgBouncer re-pointed at failover (SCALING.md, High availability)"
+                        ))
                     } else {
                         RepositoryError::Statement(message)
                     }
@@ -133,5 +151,89 @@ pub(crate) fn classify(dialect: Dialect, err: DbErr) -> RepositoryError {
         }
         DbErr::Type(_) | DbErr::TryIntoErr { .. } => RepositoryError::CorruptRow(err.to_string()),
         _ => RepositoryError::Statement(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{borrow::Cow, sync::Arc};
+
+    use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
+
+    use super::*;
+
+    /// A database error as a driver reports it: a SQLSTATE and a primary message.
+    #[derive(Debug)]
+    struct ServerError {
+        code: &'static str,
+        message: &'static str,
+    }
+
+    impl std::fmt::Display for ServerError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.message)
+        }
+    }
+
+    impl std::error::Error for ServerError {}
+
+    impl DatabaseError for ServerError {
+        fn message(&self) -> &str {
+            self.message
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.code))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    fn failed_exec(code: &'static str, message: &'static str) -> DbErr {
+        let sqlx = sea_orm::sqlx::Error::Database(Box::new(ServerError { code, message }));
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sqlx)))
+    }
+
+    #[test]
+    fn a_write_on_a_postgres_standby_is_unavailable_and_says_to_connect_to_the_primary() {
+        let err = classify(
+            Dialect::Postgres,
+            failed_exec("25006", "cannot execute INSERT in a read-only transaction"),
+        );
+        let RepositoryError::Unavailable(message) = &err else {
+            panic!("a read-only server is unavailable for writes, not {err:?}");
+        };
+        assert!(
+            message.contains("cannot execute INSERT in a read-only transaction (SQLSTATE 25006)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("connect the store to the primary"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn other_database_errors_keep_their_classification() {
+        assert!(matches!(
+            classify(
+                Dialect::Postgres,
+                failed_exec("42P01", "relation \"s.t\" does not exist")
+            ),
+            RepositoryError::MissingTable(_)
+        ));
+        assert!(matches!(
+            classify(Dialect::Postgres, failed_exec("23514", "new row violates check constraint")),
+            RepositoryError::Statement(m) if m == "new row violates check constraint (SQLSTATE 23514)"
+        ));
     }
 }
