@@ -93,6 +93,14 @@ fn postgres_read_only(code: Option<&str>, message: &str) -> bool {
     code == Some("25006") || message.ends_with("in a read-only transaction")
 }
 
+/// The server, or a pooler in front of it, lost or refused the connection: SQLSTATE class 08
+/// (connection_exception; PgBouncer reports a crashed or unreachable server as 08P01) and
+/// PostgreSQL's admin_shutdown, crash_shutdown and cannot_connect_now (57P01–57P03). The next
+/// statement may well succeed, on another connection or after a failover.
+fn postgres_connection_lost(code: Option<&str>) -> bool {
+    code.is_some_and(|code| code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code))
+}
+
 /// Maps a SeaORM error to the port's error, keeping only what is safe to log.
 ///
 /// Database errors keep the server's primary message and code, which describe the statement
@@ -133,6 +141,10 @@ pub(crate) fn classify(dialect: Dialect, err: DbErr) -> RepositoryError {
                              {message}; connect the store to the primary, e.g. through a \
                              PgBouncer re-pointed at failover (SCALING.md, High availability)"
                         ))
+                    } else if dialect == Dialect::Postgres
+                        && postgres_connection_lost(code.as_deref())
+                    {
+                        RepositoryError::Unavailable(message)
                     } else {
                         RepositoryError::Statement(message)
                     }
@@ -220,6 +232,22 @@ mod tests {
             message.contains("connect the store to the primary"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_lost_server_connection_is_unavailable_not_a_failed_statement() {
+        for (code, message) in [
+            ("08P01", "server conn crashed?"),
+            ("08006", "connection failure"),
+            ("57P01", "terminating connection due to administrator command"),
+            ("57P03", "the database system is starting up"),
+        ] {
+            let err = classify(Dialect::Postgres, failed_exec(code, message));
+            assert!(
+                matches!(&err, RepositoryError::Unavailable(m) if m.contains(code)),
+                "{code}: {err:?}"
+            );
+        }
     }
 
     #[test]
