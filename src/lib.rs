@@ -212,7 +212,7 @@
 //! let database = repository.controller();
 //! let layer = SessionManagerLayer::new(RepositoryStore::from_repository(repository));
 //! // ... build the app with `layer`, call it with `tower::ServiceExt::oneshot` ...
-//! database.inject(Fault::unavailable().on(Operation::UpdateIfPresent)); // every save fails from now on
+//! database.inject(Fault::unavailable().on(Operation::Save)); // every save fails from now on
 //! database.clear(); // healthy again
 //! # let _ = layer;
 //! ```

@@ -43,7 +43,7 @@
 //! assert_eq!(first.status(), StatusCode::OK);
 //! let cookie = first.headers()[header::SET_COOKIE].to_str()?.split(';').next().unwrap().to_owned();
 //!
-//! database.inject(Fault::unavailable().on(Operation::FindUnexpired));
+//! database.inject(Fault::unavailable().on(Operation::Load));
 //! let request = Request::get("/").header(header::COOKIE, cookie).body(Body::empty())?;
 //! let second = app.oneshot(request).await?;
 //! assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);

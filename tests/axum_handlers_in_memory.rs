@@ -93,7 +93,7 @@ async fn when_the_database_is_down_me_answers_the_applications_503() {
 async fn when_saving_fails_the_layer_replaces_the_response_with_an_empty_500() {
     let (sessions, faults, repository) = database();
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
-    faults.inject(Fault::unavailable().on(Operation::InsertIfAbsent));
+    faults.inject(Fault::unavailable().on(Operation::Create));
 
     let login = send(&app, "POST", "/login/42", None).await;
 
@@ -114,8 +114,8 @@ async fn a_slow_database_slows_requests_down_but_they_still_succeed() {
     let me = send(&app, "GET", "/me", Some(&cookie)).await;
 
     assert_eq!(body(me).await, "user 42");
-    assert_eq!(faults.calls(Operation::InsertIfAbsent), 1);
-    assert_eq!(faults.calls(Operation::FindUnexpired), 1);
+    assert_eq!(faults.calls(Operation::Create), 1);
+    assert_eq!(faults.calls(Operation::Load), 1);
 }
 
 #[tokio::test]
@@ -127,7 +127,7 @@ async fn a_hung_database_read_is_given_up_at_the_applications_deadline() {
     );
     let cookie = session_cookie(&send(&app, "POST", "/login/42", None).await).unwrap();
 
-    faults.inject(Fault::hang().on(Operation::FindUnexpired));
+    faults.inject(Fault::hang().on(Operation::Load));
     let me = send(&app, "GET", "/me", Some(&cookie)).await;
 
     assert_eq!(me.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -140,7 +140,7 @@ async fn a_hung_database_read_fails_at_the_stores_operation_timeout() {
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
     let cookie = session_cookie(&send(&app, "POST", "/login/42", None).await).unwrap();
 
-    faults.inject(Fault::hang().on(Operation::FindUnexpired));
+    faults.inject(Fault::hang().on(Operation::Load));
     // The paused clock jumps to the store's timeout as soon as everything waits.
     let me = send(&app, "GET", "/me", Some(&cookie)).await;
 
@@ -154,12 +154,12 @@ async fn a_request_waiting_on_a_hung_database_completes_once_it_recovers() {
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
     let cookie = session_cookie(&send(&app, "POST", "/login/42", None).await).unwrap();
 
-    faults.inject(Fault::hang().on(Operation::FindUnexpired));
+    faults.inject(Fault::hang().on(Operation::Load));
     let in_flight = tokio::spawn({
         let app = app.clone();
         async move { send(&app, "GET", "/me", Some(&cookie)).await }
     });
-    while faults.calls(Operation::FindUnexpired) == 0 {
+    while faults.calls(Operation::Load) == 0 {
         tokio::task::yield_now().await;
     }
     assert!(!in_flight.is_finished());

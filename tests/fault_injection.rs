@@ -88,7 +88,7 @@ async fn a_fault_fails_every_call_until_cleared() {
 #[tokio::test]
 async fn a_failed_call_never_reaches_the_inner_repository() {
     let (repo, faults) = faulty();
-    faults.inject(Fault::unavailable().on(Operation::InsertIfAbsent));
+    faults.inject(Fault::unavailable().on(Operation::Create));
     assert!(repo
         .insert_if_absent(row("a", b"data", in_an_hour()))
         .await
@@ -99,7 +99,7 @@ async fn a_failed_call_never_reaches_the_inner_repository() {
 #[tokio::test]
 async fn on_call_fails_only_the_nth_matching_call_once() {
     let (repo, faults) = faulty();
-    faults.inject(Fault::unavailable().on(Operation::FindUnexpired).on_call(3));
+    faults.inject(Fault::unavailable().on(Operation::Load).on_call(3));
 
     let outcomes: Vec<bool> = [
         load(&repo).await.is_ok(),
@@ -118,7 +118,7 @@ async fn on_call_fails_only_the_nth_matching_call_once() {
 #[tokio::test]
 async fn on_limits_a_fault_to_one_operation() {
     let (repo, faults) = faulty();
-    faults.inject(Fault::statement_error().on(Operation::InsertIfAbsent));
+    faults.inject(Fault::statement_error().on(Operation::Create));
 
     assert!(matches!(
         repo.insert_if_absent(row("a", b"data", in_an_hour())).await,
@@ -185,7 +185,7 @@ async fn for_duration_fails_calls_during_the_duration_only() {
 async fn latency_delays_a_call_without_failing_it() {
     let (repo, faults) = faulty();
     let delay = Duration::from_millis(30);
-    faults.inject(Fault::latency(delay).on(Operation::FindUnexpired));
+    faults.inject(Fault::latency(delay).on(Operation::Load));
 
     let started = Instant::now();
     assert_eq!(load(&repo).await.unwrap(), None);
@@ -196,13 +196,13 @@ async fn latency_delays_a_call_without_failing_it() {
 #[tokio::test]
 async fn a_hung_call_waits_until_the_faults_are_cleared() {
     let (repo, faults) = faulty();
-    faults.inject(Fault::hang().on(Operation::InsertIfAbsent));
+    faults.inject(Fault::hang().on(Operation::Create));
     let call = tokio::spawn(async move {
         repo.insert_if_absent(row("a", b"data", in_an_hour()))
             .await?;
         Ok::<_, RepositoryError>(repo)
     });
-    while faults.calls(Operation::InsertIfAbsent) == 0 {
+    while faults.calls(Operation::Create) == 0 {
         tokio::task::yield_now().await;
     }
     for _ in 0..100 {
@@ -218,14 +218,14 @@ async fn a_hung_call_waits_until_the_faults_are_cleared() {
 #[tokio::test]
 async fn calls_are_counted_per_operation_failed_ones_included() {
     let (repo, faults) = faulty();
-    faults.inject(Fault::unavailable().on(Operation::DeleteById));
+    faults.inject(Fault::unavailable().on(Operation::Delete));
     load(&repo).await.unwrap();
     load(&repo).await.unwrap();
     repo.delete_by_id("a").await.unwrap_err();
 
-    assert_eq!(faults.calls(Operation::FindUnexpired), 2);
-    assert_eq!(faults.calls(Operation::DeleteById), 1);
-    assert_eq!(faults.calls(Operation::UpdateIfPresent), 0);
+    assert_eq!(faults.calls(Operation::Load), 2);
+    assert_eq!(faults.calls(Operation::Delete), 1);
+    assert_eq!(faults.calls(Operation::Save), 0);
     assert_eq!(faults.total_calls(), 3);
 }
 
@@ -235,7 +235,7 @@ async fn the_controller_changes_a_store_already_in_use() {
     let store = RepositoryStore::from_repository(repo);
     let id = Id::default();
 
-    faults.inject(Fault::unavailable().on(Operation::FindUnexpired));
+    faults.inject(Fault::unavailable().on(Operation::Load));
     assert!(matches!(
         store.load(&id).await,
         Err(session_store::Error::Backend(_))

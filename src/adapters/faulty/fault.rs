@@ -5,43 +5,24 @@ use std::time::Duration;
 
 use crate::ports::RepositoryError;
 
-/// One of the [`SessionRepository`](crate::ports::SessionRepository) operations, to aim a fault
-/// at and to count calls by. (Repository operations, one level below the store operations of
-/// [`domain::Operation`](crate::domain::Operation) that errors and logs name.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// `insert_if_absent`: what `SessionStore::create` calls.
-    InsertIfAbsent,
-    /// `update_if_present`: what `SessionStore::save` calls.
-    UpdateIfPresent,
-    /// `find_unexpired`: what `SessionStore::load` calls.
-    FindUnexpired,
-    /// `delete_by_id`: what `SessionStore::delete` calls.
-    DeleteById,
-    /// `delete_expired_batch`: what cleanup calls, batch after batch.
-    DeleteExpiredBatch,
-    /// `find_unexpired_by_user`: listing a user's sessions.
-    FindUnexpiredByUser,
-    /// `delete_by_user`, `delete_by_user_except` and `delete_by_user_and_id`: deleting a
-    /// user's sessions.
-    DeleteByUser,
-}
+pub use crate::domain::Operation;
 
-impl Operation {
-    /// Every operation, in the trait's order.
-    pub const ALL: [Operation; 7] = [
-        Operation::InsertIfAbsent,
-        Operation::UpdateIfPresent,
-        Operation::FindUnexpired,
-        Operation::DeleteById,
-        Operation::DeleteExpiredBatch,
-        Operation::FindUnexpiredByUser,
-        Operation::DeleteByUser,
-    ];
+/// The operations a fault can be aimed at and calls are counted by: the store's own
+/// [`Operation`]s, each standing for the repository calls it makes. A health probe is a `Load`;
+/// "sign out that device" is a `ListUserSessions`, then a `DeleteUserSessions`.
+pub(super) const COUNTED: [Operation; 7] = [
+    Operation::Create,
+    Operation::Save,
+    Operation::Load,
+    Operation::Delete,
+    Operation::DeleteExpired,
+    Operation::ListUserSessions,
+    Operation::DeleteUserSessions,
+];
 
-    pub(super) fn index(self) -> usize {
-        self as usize
-    }
+/// Where `operation`'s calls are counted (`None`: the repository never sees it).
+pub(super) fn counter(operation: Operation) -> Option<usize> {
+    COUNTED.iter().position(|counted| *counted == operation)
 }
 
 /// A fault to inject: what happens ([`unavailable`](Self::unavailable),
@@ -55,9 +36,9 @@ impl Operation {
 /// use tower_sessions_seaorm_store::adapters::faulty::{Fault, Operation};
 ///
 /// // The database is down for every load until the test clears the fault.
-/// let down = Fault::unavailable().on(Operation::FindUnexpired);
+/// let down = Fault::unavailable().on(Operation::Load);
 /// // The third save from now fails, once.
-/// let one_bad_save = Fault::statement_error().on(Operation::UpdateIfPresent).on_call(3);
+/// let one_bad_save = Fault::statement_error().on(Operation::Save).on_call(3);
 /// // Every operation takes 50 ms longer for the next two seconds.
 /// let slow = Fault::latency(Duration::from_millis(50)).for_duration(Duration::from_secs(2));
 /// # let _ = (down, one_bad_save, slow);

@@ -18,12 +18,12 @@
 //! let faults = repository.controller();
 //! let store = RepositoryStore::from_repository(repository);
 //!
-//! faults.inject(Fault::unavailable().on(Operation::FindUnexpired));
+//! faults.inject(Fault::unavailable().on(Operation::Load));
 //! assert!(store.load(&Id::default()).await.is_err());
 //!
 //! faults.clear();
 //! assert_eq!(store.load(&Id::default()).await.unwrap(), None);
-//! assert_eq!(faults.calls(Operation::FindUnexpired), 2);
+//! assert_eq!(faults.calls(Operation::Load), 2);
 //! # }
 //! ```
 
@@ -91,17 +91,13 @@ impl<R: SessionRepository> FaultyRepository<R> {
 #[async_trait]
 impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
-        self.call(Operation::InsertIfAbsent, |inner| {
-            inner.insert_if_absent(row)
-        })
-        .await
+        self.call(Operation::Create, |inner| inner.insert_if_absent(row))
+            .await
     }
 
     async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
-        self.call(Operation::UpdateIfPresent, |inner| {
-            inner.update_if_present(row)
-        })
-        .await
+        self.call(Operation::Save, |inner| inner.update_if_present(row))
+            .await
     }
 
     async fn find_unexpired(
@@ -109,14 +105,12 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
-        self.call(Operation::FindUnexpired, |inner| {
-            inner.find_unexpired(id, now)
-        })
-        .await
+        self.call(Operation::Load, |inner| inner.find_unexpired(id, now))
+            .await
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
-        self.call(Operation::DeleteById, |inner| inner.delete_by_id(id))
+        self.call(Operation::Delete, |inner| inner.delete_by_id(id))
             .await
     }
 
@@ -125,7 +119,7 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         now: OffsetDateTime,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
-        self.call(Operation::DeleteExpiredBatch, |inner| {
+        self.call(Operation::DeleteExpired, |inner| {
             inner.delete_expired_batch(now, limit)
         })
         .await
@@ -136,14 +130,14 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         user_key: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
-        self.call(Operation::FindUnexpiredByUser, |inner| {
+        self.call(Operation::ListUserSessions, |inner| {
             inner.find_unexpired_by_user(user_key, now)
         })
         .await
     }
 
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
-        self.call(Operation::DeleteByUser, |inner| {
+        self.call(Operation::DeleteUserSessions, |inner| {
             inner.delete_by_user(user_key)
         })
         .await
@@ -154,7 +148,7 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         user_key: &str,
         keep: &str,
     ) -> Result<u64, RepositoryError> {
-        self.call(Operation::DeleteByUser, |inner| {
+        self.call(Operation::DeleteUserSessions, |inner| {
             inner.delete_by_user_except(user_key, keep)
         })
         .await
@@ -165,7 +159,7 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         user_key: &str,
         id: &str,
     ) -> Result<bool, RepositoryError> {
-        self.call(Operation::DeleteByUser, |inner| {
+        self.call(Operation::DeleteUserSessions, |inner| {
             inner.delete_by_user_and_id(user_key, id)
         })
         .await

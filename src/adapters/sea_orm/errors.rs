@@ -239,7 +239,10 @@ mod tests {
         for (code, message) in [
             ("08P01", "server conn crashed?"),
             ("08006", "connection failure"),
-            ("57P01", "terminating connection due to administrator command"),
+            (
+                "57P01",
+                "terminating connection due to administrator command",
+            ),
             ("57P03", "the database system is starting up"),
         ] {
             let err = classify(Dialect::Postgres, failed_exec(code, message));
