@@ -271,7 +271,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// [`RepositoryError::Unavailable`]: crate::ports::RepositoryError::Unavailable
     /// [`RepositoryError::MissingTable`]: crate::ports::RepositoryError::MissingTable
     pub async fn health(&self) -> Result<(), SeaOrmStoreError> {
-        Ok(self.service.health().await?)
+        self.service.health().await
     }
 
     /// The largest encoded session the store writes or reads, in bytes (default 1 MiB,
@@ -446,7 +446,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     ///
     /// Fails with [`SeaOrmStoreError::InvalidConfiguration`] when the store keeps no index.
     pub async fn user_sessions(&self, user: &str) -> Result<Vec<UserSession>, SeaOrmStoreError> {
-        Ok(self.service.user_sessions(user).await?)
+        self.service.user_sessions(user).await
     }
 
     /// Deletes every session of `user`, expired or not ("log out everywhere"), and returns how
@@ -456,7 +456,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// (tower-sessions' `CachingSessionStore`) keeps serving its copy until the entry expires
     /// there.
     pub async fn delete_user_sessions(&self, user: &str) -> Result<u64, SeaOrmStoreError> {
-        Ok(self.service.delete_user_sessions(user).await?)
+        self.service.delete_user_sessions(user).await
     }
 
     /// Deletes every session of `user` but `current` ("log out my other devices"), and returns
@@ -468,10 +468,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         user: &str,
         current: impl Into<SessionId>,
     ) -> Result<u64, SeaOrmStoreError> {
-        Ok(self
-            .service
+        self.service
             .delete_user_sessions_except(user, current.into())
-            .await?)
+            .await
     }
 
     /// Deletes the session of `user` listed with `handle` ("sign out that device"); `false`
@@ -482,7 +481,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         user: &str,
         handle: &SessionHandle,
     ) -> Result<bool, SeaOrmStoreError> {
-        Ok(self.service.delete_user_session(user, handle).await?)
+        self.service.delete_user_session(user, handle).await
     }
 
     /// The handle [`user_sessions`](Self::user_sessions) shows for the session `id`: compare
@@ -508,7 +507,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
 
     /// Deletes every expired session, in batches, and returns how many it deleted.
     pub async fn delete_expired_sessions(&self) -> Result<u64, SeaOrmStoreError> {
-        Ok(self.service.delete_expired().await?)
+        self.service.delete_expired().await
     }
 
     /// Spawns a task that deletes expired sessions every `period`, on the current Tokio runtime.

@@ -250,7 +250,6 @@ async fn a_table_without_the_second_migration_is_reported_as_not_migrated() {
         .service()
         .save(&(&record("ada")).into())
         .await
-        .map_err(SeaOrmStoreError::from)
         .unwrap_err();
     assert!(
         matches!(

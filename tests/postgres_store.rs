@@ -221,14 +221,14 @@ async fn invalid_names_are_refused() {
         assert!(
             matches!(
                 store.clone().with_schema_name(name),
-                Err(SeaOrmStoreError::InvalidIdentifier(_))
+                Err(SeaOrmStoreError::InvalidConfiguration(_))
             ),
             "schema {name:?}"
         );
         assert!(
             matches!(
                 store.with_table_name(name),
-                Err(SeaOrmStoreError::InvalidIdentifier(_))
+                Err(SeaOrmStoreError::InvalidConfiguration(_))
             ),
             "table {name:?}"
         );

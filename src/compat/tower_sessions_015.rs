@@ -12,7 +12,7 @@ use tower_sessions_core::{
 use crate::{
     domain::{SessionId, SessionRecord},
     ports::{Codec, SessionRepository},
-    RepositoryStore, SeaOrmStoreError,
+    RepositoryStore,
 };
 
 impl<'a> From<&'a Record> for SessionRecord<'a> {
@@ -52,38 +52,23 @@ where
 {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let mut session = SessionRecord::from(&*record);
-        self.service()
-            .create(&mut session)
-            .await
-            .map_err(SeaOrmStoreError::from)?;
+        self.service().create(&mut session).await?;
         // A collision moved the session to a fresh id: the caller's record follows.
         record.id = session.id.into();
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        Ok(self
-            .service()
-            .save(&record.into())
-            .await
-            .map_err(SeaOrmStoreError::from)?)
+        Ok(self.service().save(&record.into()).await?)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let record = self
-            .service()
-            .load((*id).into())
-            .await
-            .map_err(SeaOrmStoreError::from)?;
+        let record = self.service().load((*id).into()).await?;
         Ok(record.map(Record::from))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        Ok(self
-            .service()
-            .delete((*id).into())
-            .await
-            .map_err(SeaOrmStoreError::from)?)
+        Ok(self.service().delete((*id).into()).await?)
     }
 }
 

@@ -49,12 +49,19 @@ impl fmt::Display for Operation {
     }
 }
 
-/// Why a session operation failed, in the domain's terms.
+/// Everything that can go wrong in the store: the crate's one error type, public as
+/// `SeaOrmStoreError`.
+///
+/// Messages say what failed and what to do about it; none contains session data or a session
+/// id. At the `SessionStore` seam it becomes a `session_store::Error`: a session that cannot be
+/// turned into a row is `Encode`, a stored row that is not a session this store returns is
+/// `Decode`, everything else `Backend`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
-    /// The repository (the database) failed.
+    /// The database failed (unreachable, a statement refused, an unreadable row).
     #[error(transparent)]
-    Repository(#[from] RepositoryError),
+    Database(#[from] RepositoryError),
 
     /// The record could not be encoded.
     #[error("could not encode the session: {0}")]
@@ -110,12 +117,19 @@ pub enum SessionError {
     #[error("refused a stored session: {0}")]
     Unreadable(String),
 
-    /// A per-user operation on a store built without the index.
-    #[error(
-        "the per-user session index is off: build the store with `.with_user_key(\"user_id\")` \
-         (naming the session key that holds the user's id) and migrate"
-    )]
-    UserIndexDisabled,
+    /// A builder option was refused, or a call needs an option the store was built without
+    /// (the message says which, and what to do).
+    #[error("invalid store configuration: {0}")]
+    InvalidConfiguration(String),
+
+    /// `migrate` failed.
+    #[error("migrating the session table failed after {attempts} attempt(s): {message}")]
+    Migration {
+        /// How many times it started over after losing a race to a concurrent migration.
+        attempts: u32,
+        /// What the database said.
+        message: String,
+    },
 
     /// The operation did not finish within the operation timeout; the database is probably
     /// unreachable, overloaded, or waiting on a lock.

@@ -464,7 +464,12 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     fn require_user_index(&self) -> Result<(), SessionError> {
         match self.policy.user_key {
             Some(_) => Ok(()),
-            None => Err(SessionError::UserIndexDisabled),
+            None => Err(SessionError::InvalidConfiguration(
+                "the per-user session index is off: build the store with \
+                 `.with_user_key(\"user_id\")` (naming the session key that holds the user's id) \
+                 and migrate"
+                    .to_owned(),
+            )),
         }
     }
 
@@ -640,16 +645,17 @@ impl SessionError {
     fn outcome(&self) -> &'static str {
         use crate::ports::RepositoryError;
         match self {
-            Self::Repository(RepositoryError::Unavailable(_)) => "unavailable",
-            Self::Repository(RepositoryError::MissingTable(_)) => "missing_table",
-            Self::Repository(RepositoryError::Statement(_)) => "statement_failed",
-            Self::Repository(RepositoryError::CorruptRow(_)) => "corrupt_row",
+            Self::Database(RepositoryError::Unavailable(_)) => "unavailable",
+            Self::Database(RepositoryError::MissingTable(_)) => "missing_table",
+            Self::Database(RepositoryError::Statement(_)) => "statement_failed",
+            Self::Database(RepositoryError::CorruptRow(_)) => "corrupt_row",
             Self::Encode(_) => "encode_failed",
             Self::Decode(_) => "decode_failed",
             Self::IdsExhausted { .. } => "ids_exhausted",
             Self::TooLarge { .. } => "too_large",
             Self::UserKeyTooLong { .. } => "user_key_too_long",
-            Self::UserIndexDisabled => "user_index_disabled",
+            Self::InvalidConfiguration(_) => "invalid_configuration",
+            Self::Migration { .. } => "migration_failed",
             Self::Unstorable(_) => "unstorable",
             Self::Unreadable(_) => "refused_row",
             Self::TimedOut { .. } => "timed_out",

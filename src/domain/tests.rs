@@ -112,7 +112,7 @@ async fn create_reports_a_repository_failure_without_retrying() {
 
     assert!(matches!(
         err,
-        SessionError::Repository(RepositoryError::Unavailable(_))
+        SessionError::Database(RepositoryError::Unavailable(_))
     ));
 }
 
@@ -246,7 +246,7 @@ async fn delete_expired_stops_at_the_first_error() {
     let err = service(repo).delete_expired().await.unwrap_err();
     assert!(matches!(
         err,
-        SessionError::Repository(RepositoryError::Statement(_))
+        SessionError::Database(RepositoryError::Statement(_))
     ));
 }
 
@@ -398,7 +398,7 @@ async fn health_reports_what_the_repository_says() {
     assert!(
         matches!(
             err,
-            SessionError::Repository(RepositoryError::MissingTable(_))
+            SessionError::Database(RepositoryError::MissingTable(_))
         ),
         "{err:?}"
     );
@@ -494,11 +494,11 @@ async fn per_user_operations_without_a_user_key_touch_nothing() {
     let service = service(MockSessionRepository::new());
     assert!(matches!(
         service.user_sessions("ada").await,
-        Err(SessionError::UserIndexDisabled)
+        Err(SessionError::InvalidConfiguration(_))
     ));
     assert!(matches!(
         service.delete_user_sessions("ada").await,
-        Err(SessionError::UserIndexDisabled)
+        Err(SessionError::InvalidConfiguration(_))
     ));
 }
 
