@@ -114,7 +114,8 @@ async fn eight_concurrent_migrations_on_an_empty_schema_all_succeed() {
             history,
             [
                 "session/m20261125_000001_create_session_table",
-                "session/m20261125_000002_add_user_index"
+                "session/m20261125_000002_add_user_index",
+                "session/m20261201_000003_exact_keys"
             ]
         );
         conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
@@ -140,8 +141,8 @@ async fn migrate_twice_changes_nothing_and_leaves_the_application_history_alone(
     .await;
     assert_eq!(
         history.len(),
-        2,
-        "two migrations, each recorded once: {history:?}"
+        3,
+        "three migrations, each recorded once: {history:?}"
     );
     let app_history = scalar_strings(
         &fixture.conn,

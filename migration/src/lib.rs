@@ -11,7 +11,7 @@
 //!
 //!    ```
 //!    use sea_orm_migration::prelude::*;
-//!    use tower_sessions_seaorm_migration::{AddUserIndex, CreateSessionTable};
+//!    use tower_sessions_seaorm_migration::{AddUserIndex, CreateSessionTable, ExactKeys};
 //!
 //!    pub struct Migrator;
 //!
@@ -22,6 +22,8 @@
 //!                Box::new(CreateSessionTable::new("tower_sessions", "session")),
 //!                // The per-user index and write avoidance's digest (store 0.2+).
 //!                Box::new(AddUserIndex::new("tower_sessions", "session")),
+//!                // Keys compared byte for byte on MySQL/MariaDB (a no-op elsewhere).
+//!                Box::new(ExactKeys::new("tower_sessions", "session")),
 //!            ]
 //!        }
 //!    }
@@ -42,10 +44,12 @@ use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_session_table;
 mod m20261125_000002_add_user_index;
+mod m20261201_000003_exact_keys;
 mod partitioned;
 
 pub use m20261125_000001_create_session_table::CreateSessionTable;
 pub use m20261125_000002_add_user_index::AddUserIndex;
+pub use m20261201_000003_exact_keys::ExactKeys;
 pub use partitioned::{partition_name, CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
 pub use sea_orm_migration;
 
@@ -78,7 +82,11 @@ pub fn migrations_with_partitions(
         )),
         None => Box::new(CreateSessionTable::new(schema, table)),
     };
-    vec![create, Box::new(AddUserIndex::new(schema, table))]
+    vec![
+        create,
+        Box::new(AddUserIndex::new(schema, table)),
+        Box::new(ExactKeys::new(schema, table)),
+    ]
 }
 
 /// The migrator for the default table, `"tower_sessions"."session"`, with its history in
@@ -98,6 +106,11 @@ impl MigratorTrait for Migrator {
 /// Quotes an identifier for PostgreSQL, doubling any embedded quote.
 pub(crate) fn quote_pg(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an identifier for MySQL and MariaDB, doubling any embedded backquote.
+pub(crate) fn quote_mysql(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
 }
 
 /// The name of the expiry index of `table`, kept within PostgreSQL's 63 bytes so that two long
