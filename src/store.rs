@@ -163,8 +163,10 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
     }
 
     /// The same store with its sessions in table `name` (default `session`); the same rules as
-    /// [`with_schema_name`](Self::with_schema_name), and one more:
+    /// [`with_schema_name`](Self::with_schema_name), and two more:
     ///
+    /// - On SQLite ([`SqliteStore`]) the name must be lowercase: SQLite ignores case in names,
+    ///   so stores on `Sessions` and `sessions` would share one table.
     /// - Every name derived from it (its indexes, partitions, and the row and array types
     ///   PostgreSQL makes for each table) must fit in PostgreSQL's 63 bytes and be distinct
     ///   (feature `migration`; see [`check_names`](crate::migration::check_names)). This holds
@@ -196,9 +198,10 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
         self.with_checked_table(table)
     }
 
-    /// The same store on `table`, once every name derived from it is checked (when the store
-    /// can migrate).
+    /// The same store on `table`, once its names are checked for the store's backend and, when
+    /// the store can migrate, every name derived from them.
     fn with_checked_table(self, table: SessionTable) -> Result<Self, SeaOrmStoreError> {
+        table.check_for(crate::adapters::sea_orm::dialect_of::<B>())?;
         #[cfg(feature = "migration")]
         crate::migration::check_names(table.table(), table.hash_partitions())
             .map_err(|err| SeaOrmStoreError::InvalidConfiguration(err.to_string()))?;

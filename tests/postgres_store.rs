@@ -448,6 +448,23 @@ async fn a_type_named_like_the_table_fails_migrate_at_once_naming_it() {
 }
 
 #[tokio::test]
+async fn names_that_differ_only_in_case_are_different_tables() {
+    // PostgreSQL keeps quoted names as written (unlike SQLite, which refuses them).
+    let fixture = PgFixture::new().await;
+    let upper = PostgresStore::new(fixture.conn.clone())
+        .with_schema_name(&fixture.schema)
+        .unwrap()
+        .with_table_name("Session")
+        .unwrap();
+    upper.migrate().await.unwrap();
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    upper.create(&mut rec).await.unwrap();
+    assert_eq!(upper.load(&rec.id).await.unwrap(), Some(rec.clone()));
+    assert_eq!(fixture.store.load(&rec.id).await.unwrap(), None);
+    fixture.finish().await;
+}
+
+#[tokio::test]
 async fn a_table_name_whose_derived_names_collide_is_refused_at_the_builder_saying_why() {
     let store = PostgresStore::new(connect_postgres(&database_url()).await);
     // `_` and the first 62 bytes of the name is the name again: the table's array type would

@@ -164,3 +164,38 @@ async fn user_keys_that_differ_only_in_trailing_spaces_are_different_users() {
     assert!(store.load(&ids[0]).await.unwrap().is_some());
     fixture.finish().await;
 }
+
+#[tokio::test]
+async fn a_table_name_with_uppercase_letters_is_refused_because_sqlite_ignores_case() {
+    // SQLite would take `Sessions` for `sessions`: two stores, one table, shared sessions.
+    let fixture = SqliteFixture::memory().await;
+    for name in ["Sessions", "web_Session", "SESSION"] {
+        let err = SqliteStore::new(fixture.conn.clone())
+            .with_table_name(name)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                tower_sessions_seaorm_store::SeaOrmStoreError::InvalidIdentifier(_)
+            ),
+            "{name}: {err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("SQLite ignores case"), "{message}");
+        assert!(message.contains("lowercase"), "{message}");
+    }
+
+    let store = SqliteStore::new(fixture.conn.clone())
+        .with_table_name("sessions")
+        .unwrap();
+    store.migrate().await.unwrap();
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    store.create(&mut rec).await.unwrap();
+    assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec.clone()));
+    assert_eq!(
+        fixture.store.load(&rec.id).await.unwrap(),
+        None,
+        "the default table `session` is another table"
+    );
+    fixture.finish().await;
+}
