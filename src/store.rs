@@ -163,10 +163,18 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
     }
 
     /// The same store with its sessions in table `name` (default `session`); the same rules as
-    /// [`with_schema_name`](Self::with_schema_name).
+    /// [`with_schema_name`](Self::with_schema_name), and two more:
+    ///
+    /// - On SQLite ([`SqliteStore`]) the name must be lowercase: SQLite ignores case in names,
+    ///   so stores on `Sessions` and `sessions` would share one table.
+    /// - Every name derived from it (its indexes, partitions, and the row and array types
+    ///   PostgreSQL makes for each table) must fit in PostgreSQL's 63 bytes and be distinct
+    ///   (feature `migration`; see [`check_names`](crate::migration::check_names)). This holds
+    ///   for every valid name but `_` 63 times, and a name equal to the migration history
+    ///   table's; the error says what to rename or shorten.
     pub fn with_table_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
         let table = self.repository().table().clone().with_table(name)?;
-        Ok(self.with_session_table(table))
+        self.with_checked_table(table)
     }
 
     /// The same store, whose [`migrate`](Self::migrate) creates the table hash-partitioned by
@@ -187,6 +195,16 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
             .table()
             .clone()
             .with_hash_partitions(partitions);
+        self.with_checked_table(table)
+    }
+
+    /// The same store on `table`, once its names are checked for the store's backend and, when
+    /// the store can migrate, every name derived from them.
+    fn with_checked_table(self, table: SessionTable) -> Result<Self, SeaOrmStoreError> {
+        table.check_for(crate::adapters::sea_orm::dialect_of::<B>())?;
+        #[cfg(feature = "migration")]
+        crate::migration::check_names(table.table(), table.hash_partitions())
+            .map_err(|err| SeaOrmStoreError::InvalidConfiguration(err.to_string()))?;
         Ok(self.with_session_table(table))
     }
 

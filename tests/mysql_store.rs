@@ -1,5 +1,6 @@
-//! MySQL/MariaDB specifics: the session time zone, case-sensitive ids, concurrent migrations,
-//! the table's shape, why `create` is a plain INSERT, and the move to hashed ids.
+//! MySQL/MariaDB specifics: the session time zone, case-sensitive ids, keys compared byte for
+//! byte (no trailing-space padding), concurrent migrations, the table's shape, why `create` is a
+//! plain INSERT, and the move to hashed ids.
 
 mod common;
 
@@ -191,7 +192,8 @@ async fn eight_concurrent_migrations_on_a_fresh_table_all_succeed() {
             history,
             [
                 format!("{table}/m20261125_000001_create_session_table"),
-                format!("{table}/m20261125_000002_add_user_index")
+                format!("{table}/m20261125_000002_add_user_index"),
+                format!("{table}/m20261201_000003_exact_keys"),
             ]
         );
         drop_table(&conn, &table).await;
@@ -213,10 +215,10 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
     assert_eq!(
         columns,
         [
-            "id varchar(128) ascii_bin NO PRI",
+            "id varbinary(128) - NO PRI",
             "data longblob - NO ",
             "expiry_date datetime(6) - NO MUL",
-            "user_key varchar(255) utf8mb4_bin YES MUL",
+            "user_key varbinary(255) - YES MUL",
             "data_digest varbinary(32) - YES ",
         ]
     );
@@ -250,7 +252,12 @@ async fn the_schema_name_is_ignored_and_the_table_lives_in_the_connections_datab
     store.migrate().await.unwrap();
     let mut rec = common::suite::record(common::suite::in_a_day());
     store.create(&mut rec).await.unwrap();
-    let ids = scalar_strings(&conn, &format!("SELECT id FROM `{table}`"), vec![]).await;
+    let ids = scalar_strings(
+        &conn,
+        &format!("SELECT CAST(id AS CHAR) FROM `{table}`"),
+        vec![],
+    )
+    .await;
     assert_eq!(ids, [rec.id.to_string()]);
     drop_table(&conn, &table).await;
 }
@@ -278,5 +285,257 @@ async fn the_documented_update_moves_plain_rows_to_hashed_ids() {
         .unwrap();
 
     assert_eq!(hashed.load(&rec.id).await.unwrap().as_ref(), Some(&rec));
+    fixture.finish().await;
+}
+
+/// A session of `user` (the `user_id` value), expiring in a day.
+fn session_of(user: &str) -> tower_sessions_seaorm_store::Record {
+    let mut record = common::suite::record(common::suite::in_a_day());
+    record
+        .data
+        .insert("user_id".to_owned(), serde_json::json!(user));
+    record
+}
+
+/// The handles of `user`'s live sessions, as a set.
+async fn handles_of(
+    store: &MySqlStore,
+    user: &str,
+) -> std::collections::HashSet<tower_sessions_seaorm_store::domain::SessionHandle> {
+    store
+        .user_sessions(user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|session| session.handle)
+        .collect()
+}
+
+#[tokio::test]
+async fn user_keys_that_differ_only_in_trailing_spaces_are_different_users() {
+    // MySQL's and MariaDB's PAD SPACE collations (utf8mb4_bin among them) compare 'ada' and
+    // 'ada ' as equal: one user would list and end the other's sessions.
+    let fixture = MySqlFixture::new().await;
+    let store = fixture.store.clone().with_user_key("user_id").unwrap();
+    let mut ada = session_of("ada");
+    store.create(&mut ada).await.unwrap();
+    let mut ada_space = session_of("ada ");
+    store.create(&mut ada_space).await.unwrap();
+    let mut ada_spaces = session_of("ada  ");
+    store.create(&mut ada_spaces).await.unwrap();
+
+    assert_eq!(
+        handles_of(&store, "ada").await,
+        [store.session_handle(ada.id)].into()
+    );
+    assert_eq!(
+        handles_of(&store, "ada ").await,
+        [store.session_handle(ada_space.id)].into()
+    );
+    assert_eq!(
+        store
+            .delete_user_sessions_except("ada", ada.id)
+            .await
+            .unwrap(),
+        0,
+        "'ada' has no other session"
+    );
+    assert_eq!(store.delete_user_sessions("ada ").await.unwrap(), 1);
+    assert_eq!(store.load(&ada.id).await.unwrap().as_ref(), Some(&ada));
+    assert_eq!(store.load(&ada_space.id).await.unwrap(), None);
+    assert_eq!(
+        store.load(&ada_spaces.id).await.unwrap().as_ref(),
+        Some(&ada_spaces)
+    );
+    assert_eq!(store.delete_user_sessions("ada").await.unwrap(), 1);
+    assert_eq!(
+        handles_of(&store, "ada  ").await,
+        [store.session_handle(ada_spaces.id)].into()
+    );
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
+    let fixture = MySqlFixture::new().await;
+    let repo = fixture.store.repository();
+    let expires = common::suite::in_a_day();
+    assert!(repo
+        .insert_if_absent(common::row("abc", b"plain", expires))
+        .await
+        .unwrap());
+    assert!(
+        repo.insert_if_absent(common::row("abc ", b"spaced", expires))
+            .await
+            .unwrap(),
+        "'abc ' is not the taken 'abc'"
+    );
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(
+        repo.find_unexpired("abc", now).await.unwrap(),
+        Some(b"plain".to_vec())
+    );
+    assert_eq!(
+        repo.find_unexpired("abc ", now).await.unwrap(),
+        Some(b"spaced".to_vec())
+    );
+    repo.delete_by_id("abc ").await.unwrap();
+    assert_eq!(
+        repo.find_unexpired("abc", now).await.unwrap(),
+        Some(b"plain".to_vec())
+    );
+    fixture.finish().await;
+}
+
+/// `table`'s `id` and `user_key` column types.
+async fn key_column_types(
+    conn: &tower_sessions_seaorm_store::sea_orm::DatabaseConnection,
+    table: &str,
+) -> Vec<String> {
+    scalar_strings(
+        conn,
+        "SELECT CONCAT_WS(' ', column_name, column_type, COALESCE(collation_name, '-')) \
+         FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? \
+         AND column_name IN ('id', 'user_key') ORDER BY ordinal_position",
+        vec![table.to_owned().into()],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_eight_replicas() {
+    use tower_sessions_seaorm_store::migration::{
+        sea_orm_migration::{MigrationTrait, SchemaManager},
+        AddUserIndex, CreateSessionTable,
+    };
+    let conn = connect_mysql(&mysql_url()).await;
+    let table = unique_name("ts_exact");
+    // The table as the first two migrations left it, outside the store's history (as an
+    // application's own Migrator would have made it).
+    let manager = SchemaManager::new(&conn);
+    CreateSessionTable::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    AddUserIndex::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    assert_eq!(
+        key_column_types(&conn, &table).await,
+        [
+            "id varchar(128) ascii_bin",
+            "user_key varchar(255) utf8mb4_bin"
+        ]
+    );
+    let store = MySqlStore::new(conn.clone())
+        .with_table_name(&table)
+        .unwrap()
+        .with_user_key("user_id")
+        .unwrap();
+    let mut sessions = Vec::new();
+    for user in ["ada", "ada ", "grace", "grâce"] {
+        let mut record = session_of(user);
+        store.create(&mut record).await.unwrap();
+        sessions.push(record);
+    }
+
+    common::migrate_concurrently(
+        8,
+        || {
+            MySqlStore::new(conn.clone())
+                .with_table_name(&table)
+                .unwrap()
+        },
+        "the exact-keys migration",
+    )
+    .await;
+
+    assert_eq!(
+        key_column_types(&conn, &table).await,
+        ["id varbinary(128) -", "user_key varbinary(255) -"]
+    );
+    for record in &sessions {
+        assert_eq!(store.load(&record.id).await.unwrap().as_ref(), Some(record));
+    }
+    assert_eq!(
+        handles_of(&store, "ada").await,
+        [store.session_handle(sessions[0].id)].into()
+    );
+    assert_eq!(
+        handles_of(&store, "grâce").await,
+        [store.session_handle(sessions[3].id)].into()
+    );
+    let history = scalar_strings(
+        &conn,
+        "SELECT version FROM seaql_migrations_tower_sessions WHERE version LIKE ? ORDER BY version",
+        vec![format!("{table}/%").into()],
+    )
+    .await;
+    assert_eq!(
+        history,
+        [
+            format!("{table}/m20261125_000001_create_session_table"),
+            format!("{table}/m20261125_000002_add_user_index"),
+            format!("{table}/m20261201_000003_exact_keys"),
+        ]
+    );
+    drop_table(&conn, &table).await;
+}
+
+#[tokio::test]
+async fn a_stored_id_that_is_not_utf8_is_a_corrupt_row_error_not_a_panic() {
+    let fixture = MySqlFixture::new().await;
+    let store = fixture.store.clone().with_user_key("user_id").unwrap();
+    let mut ada = session_of("ada");
+    store.create(&mut ada).await.unwrap();
+    fixture
+        .conn
+        .execute_unprepared(&format!(
+            "UPDATE `{}` SET id = X'61FF62' WHERE user_key = 'ada'",
+            fixture.table
+        ))
+        .await
+        .unwrap();
+
+    let err = store.user_sessions("ada").await.unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            tower_sessions_seaorm_store::SeaOrmStoreError::Database(
+                tower_sessions_seaorm_store::ports::RepositoryError::CorruptRow(_)
+            )
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn through_sqlx_a_varbinary_key_does_not_read_as_a_string_so_keys_are_read_as_bytes() {
+    // Why `Dialect::read_key` reads bytes: sqlx refuses a `binary`-collated column as `String`.
+    use tower_sessions_seaorm_store::sea_orm::sqlx::{self, AssertSqlSafe};
+    let fixture = MySqlFixture::new().await;
+    fixture
+        .store
+        .repository()
+        .insert_if_absent(common::row("abc", b"x", common::suite::in_a_day()))
+        .await
+        .unwrap();
+    let pool = fixture.conn.get_mysql_connection_pool();
+    let sql = format!("SELECT id FROM `{}`", fixture.table);
+
+    let as_string = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.clone()))
+        .fetch_one(pool)
+        .await;
+    let as_bytes = sqlx::query_scalar::<_, Vec<u8>>(AssertSqlSafe(sql))
+        .fetch_one(pool)
+        .await;
+
+    let err = as_string.unwrap_err().to_string();
+    assert!(err.contains("mismatched types"), "{err}");
+    assert_eq!(as_bytes.unwrap(), b"abc");
     fixture.finish().await;
 }

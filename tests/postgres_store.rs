@@ -114,7 +114,8 @@ async fn eight_concurrent_migrations_on_an_empty_schema_all_succeed() {
             history,
             [
                 "session/m20261125_000001_create_session_table",
-                "session/m20261125_000002_add_user_index"
+                "session/m20261125_000002_add_user_index",
+                "session/m20261201_000003_exact_keys"
             ]
         );
         conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
@@ -140,8 +141,8 @@ async fn migrate_twice_changes_nothing_and_leaves_the_application_history_alone(
     .await;
     assert_eq!(
         history.len(),
-        2,
-        "two migrations, each recorded once: {history:?}"
+        3,
+        "three migrations, each recorded once: {history:?}"
     );
     let app_history = scalar_strings(
         &fixture.conn,
@@ -376,4 +377,113 @@ async fn a_partition_count_out_of_range_is_refused() {
             "{n}"
         );
     }
+}
+
+/// `migrate()` on `store`, which must fail at its first attempt; its message.
+async fn fails_at_once(store: &PostgresStore) -> String {
+    let started = std::time::Instant::now();
+    let err = store.migrate().await.unwrap_err();
+    let SeaOrmStoreError::Migration { attempts, message } = &err else {
+        panic!("not a migration failure: {err:?}");
+    };
+    assert_eq!(*attempts, 1, "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    message.clone()
+}
+
+#[tokio::test]
+async fn a_table_postgresql_cannot_name_an_array_type_for_fails_migrate_at_once_saying_what_to_shorten(
+) {
+    // 62 tables whose names share the session table's first 62 bytes take every array type
+    // name PostgreSQL could give it: "could not form array type name" (SQLSTATE 42710, which
+    // a lost race also raises). Retrying cannot help.
+    let conn = connect_postgres(&database_url()).await;
+    let schema = unique_name("ts_array");
+    let prefix = "x".repeat(62);
+    conn.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+        .await
+        .unwrap();
+    let others = ('a'..='y').chain('A'..='Z').chain('0'..='9').chain(['_']);
+    for last in others {
+        conn.execute_unprepared(&format!("CREATE TABLE \"{schema}\".\"{prefix}{last}\" ()"))
+            .await
+            .unwrap();
+    }
+    let store = PostgresStore::new(conn.clone())
+        .with_schema_name(&schema)
+        .unwrap()
+        .with_table_name(&format!("{prefix}z"))
+        .unwrap();
+
+    let message = fails_at_once(&store).await;
+
+    assert!(message.contains("array type"), "{message}");
+    assert!(message.contains("shorten the table name"), "{message}");
+    conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_type_named_like_the_table_fails_migrate_at_once_naming_it() {
+    // SQLSTATE 42710 again ("type already exists"), but from an object that is not ours.
+    let conn = connect_postgres(&database_url()).await;
+    let schema = unique_name("ts_type");
+    conn.execute_unprepared(&format!(
+        "CREATE SCHEMA \"{schema}\"; CREATE TYPE \"{schema}\".\"session\" AS ENUM ('a')"
+    ))
+    .await
+    .unwrap();
+    let store = PostgresStore::new(conn.clone())
+        .with_schema_name(&schema)
+        .unwrap();
+
+    let message = fails_at_once(&store).await;
+
+    assert!(message.contains("type"), "{message}");
+    assert!(message.contains("session"), "{message}");
+    conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn names_that_differ_only_in_case_are_different_tables() {
+    // PostgreSQL keeps quoted names as written (unlike SQLite, which refuses them).
+    let fixture = PgFixture::new().await;
+    let upper = PostgresStore::new(fixture.conn.clone())
+        .with_schema_name(&fixture.schema)
+        .unwrap()
+        .with_table_name("Session")
+        .unwrap();
+    upper.migrate().await.unwrap();
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    upper.create(&mut rec).await.unwrap();
+    assert_eq!(upper.load(&rec.id).await.unwrap(), Some(rec.clone()));
+    assert_eq!(fixture.store.load(&rec.id).await.unwrap(), None);
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn a_table_name_whose_derived_names_collide_is_refused_at_the_builder_saying_why() {
+    let store = PostgresStore::new(connect_postgres(&database_url()).await);
+    // `_` and the first 62 bytes of the name is the name again: the table's array type would
+    // take its row type's name (PostgreSQL fails with a duplicate key in pg_type).
+    let name = "_".repeat(63);
+    for partitions in [None, Some(4)] {
+        let store = match partitions {
+            Some(n) => store.clone().with_hash_partitions(n).unwrap(),
+            None => store.clone(),
+        };
+        let err = store.with_table_name(&name).unwrap_err();
+        let SeaOrmStoreError::InvalidConfiguration(message) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(message.contains("array type"), "{message}");
+        assert!(message.contains("rename or shorten the table"), "{message}");
+    }
+    let err = store
+        .with_table_name("seaql_migrations_tower_sessions")
+        .unwrap_err();
+    assert!(err.to_string().contains("migration history table"), "{err}");
 }

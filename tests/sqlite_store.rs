@@ -102,7 +102,8 @@ async fn eight_concurrent_migrations_on_a_fresh_file_all_succeed() {
             history,
             [
                 "session/m20261125_000001_create_session_table",
-                "session/m20261125_000002_add_user_index"
+                "session/m20261125_000002_add_user_index",
+                "session/m20261201_000003_exact_keys"
             ]
         );
         let _ = conn.close().await;
@@ -141,4 +142,60 @@ async fn sessions_survive_closing_and_reopening_the_file() {
     assert_eq!(reopened.load(&rec.id).await.unwrap(), Some(rec));
     let _ = reopened.repository().connection().clone().close().await;
     remove_db_files(&path);
+}
+
+#[tokio::test]
+async fn user_keys_that_differ_only_in_trailing_spaces_are_different_users() {
+    let fixture = SqliteFixture::memory().await;
+    let store = fixture.store.clone().with_user_key("user_id").unwrap();
+    let mut ids = Vec::new();
+    for user in ["ada", "ada "] {
+        let mut record = common::suite::record(common::suite::in_a_day());
+        record
+            .data
+            .insert("user_id".to_owned(), serde_json::json!(user));
+        store.create(&mut record).await.unwrap();
+        ids.push(record.id);
+    }
+    let listed = store.user_sessions("ada").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, store.session_handle(ids[0]));
+    assert_eq!(store.delete_user_sessions("ada ").await.unwrap(), 1);
+    assert!(store.load(&ids[0]).await.unwrap().is_some());
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn a_table_name_with_uppercase_letters_is_refused_because_sqlite_ignores_case() {
+    // SQLite would take `Sessions` for `sessions`: two stores, one table, shared sessions.
+    let fixture = SqliteFixture::memory().await;
+    for name in ["Sessions", "web_Session", "SESSION"] {
+        let err = SqliteStore::new(fixture.conn.clone())
+            .with_table_name(name)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                tower_sessions_seaorm_store::SeaOrmStoreError::InvalidIdentifier(_)
+            ),
+            "{name}: {err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("SQLite ignores case"), "{message}");
+        assert!(message.contains("lowercase"), "{message}");
+    }
+
+    let store = SqliteStore::new(fixture.conn.clone())
+        .with_table_name("sessions")
+        .unwrap();
+    store.migrate().await.unwrap();
+    let mut rec = common::suite::record(common::suite::in_a_day());
+    store.create(&mut rec).await.unwrap();
+    assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec.clone()));
+    assert_eq!(
+        fixture.store.load(&rec.id).await.unwrap(),
+        None,
+        "the default table `session` is another table"
+    );
+    fixture.finish().await;
 }

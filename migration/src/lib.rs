@@ -11,7 +11,7 @@
 //!
 //!    ```
 //!    use sea_orm_migration::prelude::*;
-//!    use tower_sessions_seaorm_migration::{AddUserIndex, CreateSessionTable};
+//!    use tower_sessions_seaorm_migration::{AddUserIndex, CreateSessionTable, ExactKeys};
 //!
 //!    pub struct Migrator;
 //!
@@ -22,6 +22,8 @@
 //!                Box::new(CreateSessionTable::new("tower_sessions", "session")),
 //!                // The per-user index and write avoidance's digest (store 0.2+).
 //!                Box::new(AddUserIndex::new("tower_sessions", "session")),
+//!                // Keys compared byte for byte on MySQL/MariaDB (a no-op elsewhere).
+//!                Box::new(ExactKeys::new("tower_sessions", "session")),
 //!            ]
 //!        }
 //!    }
@@ -42,11 +44,17 @@ use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_session_table;
 mod m20261125_000002_add_user_index;
+mod m20261201_000003_exact_keys;
+mod names;
 mod partitioned;
 
 pub use m20261125_000001_create_session_table::CreateSessionTable;
 pub use m20261125_000002_add_user_index::AddUserIndex;
-pub use partitioned::{partition_name, CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
+pub use m20261201_000003_exact_keys::ExactKeys;
+pub use names::{
+    check_names, expiry_index_name, partition_name, user_key_index_name, NameError, MAX_NAME_LEN,
+};
+pub use partitioned::{CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
 pub use sea_orm_migration;
 
 /// The default schema of the session table.
@@ -78,7 +86,11 @@ pub fn migrations_with_partitions(
         )),
         None => Box::new(CreateSessionTable::new(schema, table)),
     };
-    vec![create, Box::new(AddUserIndex::new(schema, table))]
+    vec![
+        create,
+        Box::new(AddUserIndex::new(schema, table)),
+        Box::new(ExactKeys::new(schema, table)),
+    ]
 }
 
 /// The migrator for the default table, `"tower_sessions"."session"`, with its history in
@@ -100,52 +112,14 @@ pub(crate) fn quote_pg(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The name of the expiry index of `table`, kept within PostgreSQL's 63 bytes so that two long
-/// table names never truncate to the same index name.
-pub fn expiry_index_name(table: &str) -> String {
-    bounded_name(table, "_expiry_date_idx")
-}
-
-/// The name of the per-user index of `table` ([`AddUserIndex`]), within 63 bytes as
-/// [`expiry_index_name`].
-pub fn user_key_index_name(table: &str) -> String {
-    bounded_name(table, "_user_key_idx")
-}
-
-/// `<table><suffix>`, shortened with a stable hash of the table name when it would pass
-/// PostgreSQL's 63 bytes, so that two long table names never truncate to the same name.
-pub(crate) fn bounded_name(table: &str, suffix: &str) -> String {
-    let name = format!("{table}{suffix}");
-    if name.len() <= 63 {
-        return name;
-    }
-    // FNV-1a: stable across releases and platforms, unlike std's hasher.
-    let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let mut prefix_len = 63 - suffix.len() - 9;
-    while !table.is_char_boundary(prefix_len) {
-        prefix_len -= 1;
-    }
-    format!("{}_{:08x}{suffix}", &table[..prefix_len], hash as u32)
+/// Quotes an identifier for MySQL and MariaDB, doubling any embedded backquote.
+pub(crate) fn quote_mysql(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn index_names_fit_and_stay_distinct() {
-        assert_eq!(expiry_index_name("session"), "session_expiry_date_idx");
-        assert_eq!(user_key_index_name("session"), "session_user_key_idx");
-        let long = format!("{}a", "x".repeat(62));
-        assert!(user_key_index_name(&long).len() <= 63);
-        assert_ne!(user_key_index_name(&long), expiry_index_name(&long));
-        let a = expiry_index_name(&format!("{}a", "x".repeat(62)));
-        let b = expiry_index_name(&format!("{}b", "x".repeat(62)));
-        assert!(a.len() <= 63 && b.len() <= 63);
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn the_table_is_created_in_each_backends_types() {

@@ -3,7 +3,7 @@ use sea_orm_migration::{
     sea_orm::{DbBackend, Statement},
 };
 
-use crate::{quote_pg, user_key_index_name};
+use crate::{quote_mysql, quote_pg, user_key_index_name};
 
 /// Adds the per-user index and write avoidance's digest to an existing session table: two
 /// nullable columns and an index, in the SQL of the connection's backend.
@@ -138,10 +138,6 @@ impl AddUserIndex {
             .await?
             .is_some())
     }
-}
-
-fn quote_mysql(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
 }
 
 impl MigrationName for AddUserIndex {

@@ -6,7 +6,7 @@ use sea_orm_migration::{
     sea_orm::{DbBackend, Statement},
 };
 
-use crate::{expiry_index_name, quote_pg};
+use crate::{expiry_index_name, partition_name, quote_pg};
 
 /// The most partitions [`CreatePartitionedSessionTable`] creates. PostgreSQL has no hard limit,
 /// but planning and locking cost grows with the count, and sessions gain nothing past a few dozen.
@@ -18,13 +18,15 @@ pub const MAX_HASH_PARTITIONS: u16 = 1024;
 /// The same columns as [`CreateSessionTable`](crate::CreateSessionTable) — `id text primary key`,
 /// `data bytea not null`, `expiry_date timestamptz not null` — on a parent
 /// `PARTITION BY HASH ("id")`, with partitions `"<table>_p0"` … `"<table>_p<n-1>"` in the same
-/// schema (names kept within PostgreSQL's 63 bytes) and the expiry index on the parent, so every
-/// partition has it. The store's statements run unchanged: each `id` lookup is pruned to one
-/// partition, and cleanup's batched `DELETE` spans them all.
+/// schema (shortened past 62 bytes, see [`partition_name`]) and the expiry index on the parent,
+/// so every partition has it. The store's statements run unchanged: each `id` lookup is pruned
+/// to one partition, and cleanup's batched `DELETE` spans them all.
 ///
-/// Idempotent: every statement is `IF NOT EXISTS`. It refuses to run when `"<schema>"."<table>"`
-/// already exists as an ordinary table, rather than leave it half-converted; see SCALING.md for
-/// moving the rows of an existing table.
+/// Idempotent: every statement is `IF NOT EXISTS`, and a remainder that already has a partition
+/// is left alone whatever that partition's name (earlier versions cut long names at 63 bytes,
+/// not 62). It refuses to run when `"<schema>"."<table>"` already exists as an ordinary table,
+/// rather than leave it half-converted; see SCALING.md for moving the rows of an existing table.
+/// Names PostgreSQL would cut or confuse are refused first ([`check_names`](crate::check_names)).
 ///
 /// Run it before (or instead of) the store's `migrate()`: `migrate()` then finds the table and
 /// its index in place and only records its history.
@@ -74,8 +76,18 @@ impl CreatePartitionedSessionTable {
         format!("{}.{}", quote_pg(&self.schema), quote_pg(name))
     }
 
-    /// The DDL, in order: schema, parent, partitions, index.
-    fn statements(&self) -> Vec<String> {
+    /// The bound PostgreSQL shows (`pg_get_expr(relpartbound)`) for the partition of remainder
+    /// `k`.
+    fn bound(&self, k: usize) -> String {
+        format!(
+            "FOR VALUES WITH (modulus {}, remainder {k})",
+            self.partitions
+        )
+    }
+
+    /// The DDL, in order: schema, parent, the partitions whose bound is not among `attached`,
+    /// index.
+    fn statements(&self, attached: &[String]) -> Vec<String> {
         let parent = self.qualified(&self.table);
         let mut sql = vec![
             format!("CREATE SCHEMA IF NOT EXISTS {}", quote_pg(&self.schema)),
@@ -88,6 +100,9 @@ impl CreatePartitionedSessionTable {
             ),
         ];
         for (k, name) in self.partition_names().iter().enumerate() {
+            if attached.contains(&self.bound(k)) {
+                continue;
+            }
             sql.push(format!(
                 "CREATE TABLE IF NOT EXISTS {} PARTITION OF {parent} \
                  FOR VALUES WITH (MODULUS {}, REMAINDER {k})",
@@ -101,6 +116,22 @@ impl CreatePartitionedSessionTable {
             quote_pg(&expiry_index_name(&self.table))
         ));
         sql
+    }
+
+    /// The bounds of the partitions attached to `"<schema>"."<table>"`, as PostgreSQL shows them.
+    async fn attached_bounds(&self, manager: &SchemaManager<'_>) -> Result<Vec<String>, DbErr> {
+        let rows = manager
+            .get_connection()
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i \
+                 JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
+                 JOIN pg_namespace n ON n.oid = p.relnamespace \
+                 WHERE n.nspname = $1 AND p.relname = $2",
+                [self.schema.clone().into(), self.table.clone().into()],
+            ))
+            .await?;
+        rows.iter().map(|row| row.try_get_by_index(0)).collect()
     }
 
     /// Whether `"<schema>"."<table>"` exists as something other than a partitioned table.
@@ -119,12 +150,6 @@ impl CreatePartitionedSessionTable {
             None => Ok(false),
         }
     }
-}
-
-/// `<table>_p<k>`, shortened with a stable hash of the table name when it would pass 63 bytes,
-/// so that two long table names never truncate to the same partition names.
-pub fn partition_name(table: &str, k: u16) -> String {
-    crate::bounded_name(table, &format!("_p{k}"))
 }
 
 impl MigrationName for CreatePartitionedSessionTable {
@@ -149,6 +174,8 @@ impl MigrationTrait for CreatePartitionedSessionTable {
                 self.partitions
             )));
         }
+        crate::check_names(&self.table, Some(self.partitions))
+            .map_err(|err| DbErr::Migration(err.to_string()))?;
         if self.existing_unpartitioned(manager).await? {
             return Err(DbErr::Migration(format!(
                 "{} exists and is not partitioned; create the partitioned table under another \
@@ -156,8 +183,9 @@ impl MigrationTrait for CreatePartitionedSessionTable {
                 self.qualified(&self.table)
             )));
         }
+        let attached = self.attached_bounds(manager).await?;
         let conn = manager.get_connection();
-        for sql in self.statements() {
+        for sql in self.statements(&attached) {
             conn.execute_unprepared(&sql).await?;
         }
         Ok(())
@@ -190,12 +218,12 @@ mod tests {
     }
 
     #[test]
-    fn long_table_names_give_distinct_partition_names_within_63_bytes() {
+    fn long_table_names_give_distinct_partition_names_within_62_bytes() {
         let a = format!("{}a", "x".repeat(62));
         let b = format!("{}b", "x".repeat(62));
         for k in [0, 9, 1023] {
             let (pa, pb) = (partition_name(&a, k), partition_name(&b, k));
-            assert!(pa.len() <= 63 && pb.len() <= 63, "{pa} / {pb}");
+            assert!(pa.len() <= 62 && pb.len() <= 62, "{pa} / {pb}");
             assert_ne!(pa, pb);
             assert!(pa.ends_with(&format!("_p{k}")));
         }
@@ -203,7 +231,7 @@ mod tests {
 
     #[test]
     fn the_ddl_is_idempotent_and_quoted() {
-        let sql = CreatePartitionedSessionTable::new("app", "web_session", 2).statements();
+        let sql = CreatePartitionedSessionTable::new("app", "web_session", 2).statements(&[]);
         assert_eq!(sql.len(), 5);
         assert!(sql.iter().all(|s| s.contains("IF NOT EXISTS")));
         assert!(sql[1].ends_with(r#"PARTITION BY HASH ("id")"#));
@@ -215,5 +243,13 @@ mod tests {
             sql[4],
             r#"CREATE INDEX IF NOT EXISTS "web_session_expiry_date_idx" ON "app"."web_session" ("expiry_date")"#
         );
+    }
+
+    #[test]
+    fn a_remainder_that_has_a_partition_gets_no_second_one() {
+        let migration = CreatePartitionedSessionTable::new("app", "web_session", 3);
+        let sql = migration.statements(&[migration.bound(1)]);
+        assert_eq!(sql.len(), 5, "{sql:?}");
+        assert!(sql[2].contains("REMAINDER 0") && sql[3].contains("REMAINDER 2"));
     }
 }

@@ -21,7 +21,7 @@ pub struct Postgres;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sqlite;
 
-/// MySQL and MariaDB: `varchar(128)` ASCII, case-sensitive id, `longblob` data, `datetime(6)`
+/// MySQL and MariaDB: `varbinary(128)` id (byte for byte), `longblob` data, `datetime(6)`
 /// expiry in UTC. The schema name is ignored: the table lives in the connection's database.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MySql;
@@ -136,6 +136,25 @@ impl Dialect {
             Self::MySql => Ok(row
                 .try_get_by_index::<PrimitiveDateTime>(index)?
                 .assume_utc()),
+        }
+    }
+}
+
+impl Dialect {
+    /// The key (`id` or `user_key`) in column `index` of `row`, as text.
+    ///
+    /// MySQL's key columns are `varbinary` (compared byte for byte; the third migration), which
+    /// sqlx refuses to read as a string: the bytes are read and must be UTF-8, else the row is
+    /// corrupt (an error that quotes none of them).
+    pub(crate) fn read_key(
+        self,
+        row: &sea_orm::QueryResult,
+        index: usize,
+    ) -> Result<String, sea_orm::DbErr> {
+        match self {
+            Self::Postgres | Self::Sqlite => row.try_get_by_index::<String>(index),
+            Self::MySql => String::from_utf8(row.try_get_by_index::<Vec<u8>>(index)?)
+                .map_err(|_| sea_orm::DbErr::Type("a stored session key is not UTF-8".to_owned())),
         }
     }
 }

@@ -20,15 +20,22 @@ impl fmt::Display for IdentifierKind {
 
 /// A schema or table name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid {kind} name: {reason}; use 1 to 63 ASCII letters, digits and underscores, \
-     not starting with a digit"
-)]
+#[error("invalid {kind} name: {reason}")]
 pub struct IdentifierError {
     /// Which name.
     pub kind: IdentifierKind,
-    /// Why it was refused.
+    /// Why it was refused, and what to use instead.
     pub reason: &'static str,
+}
+
+/// A reason followed by the rule every name follows.
+macro_rules! against_the_rule {
+    ($reason:literal) => {
+        concat!(
+            $reason,
+            "; use 1 to 63 ASCII letters, digits and underscores, not starting with a digit"
+        )
+    };
 }
 
 /// Where the sessions live: a validated schema and table name.
@@ -109,6 +116,21 @@ impl SessionTable {
         }
     }
 
+    /// Checks the table name against what `dialect` makes of it: SQLite ignores case in names,
+    /// so a name with an uppercase letter is refused there (`Sessions` would be `sessions`, and
+    /// two stores would share their rows).
+    pub(crate) fn check_for(&self, dialect: super::Dialect) -> Result<(), IdentifierError> {
+        if dialect == super::Dialect::Sqlite && self.table.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(IdentifierError {
+                kind: IdentifierKind::Table,
+                reason: "SQLite ignores case in table names, so `Sessions` and `sessions` would \
+                         be one table whose sessions two stores share; use lowercase letters, \
+                         digits and underscores",
+            });
+        }
+        Ok(())
+    }
+
     /// How many hash partitions `migrate()` creates the table with; `None` for a plain table.
     pub fn hash_partitions(&self) -> Option<u16> {
         self.hash_partitions
@@ -120,16 +142,18 @@ const MAX_LEN: usize = 63;
 fn validate(name: &str, kind: IdentifierKind) -> Result<(), IdentifierError> {
     let refuse = |reason| Err(IdentifierError { kind, reason });
     let Some(first) = name.chars().next() else {
-        return refuse("the name is empty");
+        return refuse(against_the_rule!("the name is empty"));
     };
     if name.len() > MAX_LEN {
-        return refuse("the name is longer than 63 bytes");
+        return refuse(against_the_rule!("the name is longer than 63 bytes"));
     }
     if first.is_ascii_digit() {
-        return refuse("the name starts with a digit");
+        return refuse(against_the_rule!("the name starts with a digit"));
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return refuse("the name has a character other than an ASCII letter, digit or underscore");
+        return refuse(against_the_rule!(
+            "the name has a character other than an ASCII letter, digit or underscore"
+        ));
     }
     Ok(())
 }
@@ -169,6 +193,34 @@ mod tests {
             let err = SessionTable::new().with_schema(name).unwrap_err();
             assert_eq!(err.kind, IdentifierKind::Schema, "{name:?}");
         }
+    }
+
+    #[test]
+    fn sqlite_refuses_uppercase_table_names_and_the_others_do_not() {
+        use super::super::Dialect;
+        let upper = SessionTable::new().with_table("Sessions").unwrap();
+        let err = upper.check_for(Dialect::Sqlite).unwrap_err();
+        assert_eq!(err.kind, IdentifierKind::Table);
+        assert!(err.to_string().contains("SQLite ignores case"), "{err}");
+        assert!(upper.check_for(Dialect::Postgres).is_ok());
+        assert!(upper.check_for(Dialect::MySql).is_ok());
+        let lower = SessionTable::new().with_table("web_sessions_2").unwrap();
+        assert!(lower.check_for(Dialect::Sqlite).is_ok());
+        let schema = SessionTable::new().with_schema("Auth").unwrap();
+        assert!(
+            schema.check_for(Dialect::Sqlite).is_ok(),
+            "SQLite has no schemas"
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_why_and_what_to_use() {
+        let err = SessionTable::new().with_table("1session").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid table name: the name starts with a digit; use 1 to 63 ASCII letters, \
+             digits and underscores, not starting with a digit"
+        );
     }
 
     #[test]

@@ -5,12 +5,16 @@ use std::time::Duration;
 
 use sea_orm::{
     sea_query::{Alias, ColumnDef, Expr, OnConflict, Query, Table, TableRef},
-    ConnectionTrait, DbErr, TransactionTrait,
+    ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait,
 };
 use sea_orm_migration::SchemaManager;
 use tower_sessions_seaorm_migration as migration;
 
-use super::{dialect::Dialect, errors::lost_a_migration_race, SeaOrmRepository, SqlDialect};
+use super::{
+    dialect::Dialect,
+    errors::{is_array_type_name_exhausted, is_duplicate_object, lost_a_migration_race},
+    SeaOrmRepository, SqlDialect,
+};
 
 pub use migration::HISTORY_TABLE as MIGRATION_HISTORY_TABLE;
 
@@ -33,6 +37,14 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
                 Err(error)
                     if attempt < MAX_ATTEMPTS && lost_a_migration_race(self.dialect(), &error) =>
                 {
+                    if is_duplicate_object(self.dialect(), &error) {
+                        if let Some(error) = self.type_in_the_way().await {
+                            return Err(MigrateFailure {
+                                attempts: attempt,
+                                error,
+                            });
+                        }
+                    }
                     tracing::debug!(attempt, "session table migration raced another; retrying");
                     tokio::time::sleep(backoff + jitter(backoff)).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
@@ -40,7 +52,7 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
                 Err(error) => {
                     return Err(MigrateFailure {
                         attempts: attempt,
-                        error,
+                        error: self.explained(error),
                     })
                 }
             }
@@ -138,6 +150,55 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
             tracing::info!(migration = %step.name(), "migrated the session table");
         }
         Ok(())
+    }
+}
+
+impl<B: SqlDialect> SeaOrmRepository<B> {
+    /// After a duplicate_object (42710): a type that is not a table's, named like one of the
+    /// tables `migrate` creates, as an error; `None` when there is none (a lost race: the
+    /// winner's row type and table committed together) or the catalog cannot be read.
+    async fn type_in_the_way(&self) -> Option<DbErr> {
+        let table = self.table();
+        let mut names = vec![table.table().to_owned(), MIGRATION_HISTORY_TABLE.to_owned()];
+        names.extend(
+            (0..table.hash_partitions().unwrap_or(0))
+                .map(|k| migration::partition_name(table.table(), k)),
+        );
+        // The names are validated identifiers: no comma in any.
+        let row = self
+            .connection()
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT t.typname::text FROM pg_type t \
+                 JOIN pg_namespace n ON n.oid = t.typnamespace \
+                 WHERE n.nspname = $1 AND t.typname::text = ANY (string_to_array($2, ',')) \
+                 AND NOT EXISTS (SELECT 1 FROM pg_class c \
+                                 WHERE c.relnamespace = n.oid AND c.relname = t.typname) \
+                 LIMIT 1",
+                [table.schema().to_owned().into(), names.join(",").into()],
+            ))
+            .await
+            .ok()??;
+        let name: String = row.try_get_by_index(0).ok()?;
+        Some(DbErr::Migration(format!(
+            "a type named \"{name}\" that is not a table's is in schema \"{}\": PostgreSQL gives \
+             every table a type of its own name, so drop or rename that type, or choose another \
+             table name",
+            table.schema()
+        )))
+    }
+
+    /// `error` with what to do, when PostgreSQL's message alone does not say.
+    fn explained(&self, error: DbErr) -> DbErr {
+        if !is_array_type_name_exhausted(self.dialect(), &error) {
+            return error;
+        }
+        DbErr::Migration(format!(
+            "{error}: PostgreSQL names each table's array type `_<table>` cut to 63 bytes, and \
+             objects in schema \"{}\" whose names begin like the table's hold every name it \
+             tries; shorten the table name",
+            self.table().schema()
+        ))
     }
 }
 

@@ -246,7 +246,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         rows.iter()
             .map(|row| {
                 Ok(UserSessionRow {
-                    id: row.try_get_by_index::<String>(0)?,
+                    id: self.dialect().read_key(row, 0)?,
                     expires_at: self.dialect().read_instant(row, 1)?,
                 })
             })
