@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use time::OffsetDateTime;
 
-use super::{errors, statements};
+use super::{cancel::Lent, errors, statements};
 use crate::adapters::sea_orm::{Bind, Column, Statements, ROW_BINDS};
 use crate::{
     adapters::sea_orm::SessionTable,
@@ -17,6 +17,14 @@ type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 /// one statement per operation, prepared once per connection and cached by the pool.
 ///
 /// Cloning is cheap: clones share the pool.
+///
+/// **A statement given up is cancelled.** When the store's operation timeout drops an operation
+/// while its statement runs (a save waiting on a row lock, a slow trigger), the repository sends
+/// the server a cancel request for it and closes its connection, so the statement does not take
+/// effect later, and the connection, still busy with it, is never handed to another operation;
+/// the pool opens a fresh one. A statement that ends, with a result or an error, costs nothing
+/// extra. A cancel races the statement: one that completed just as its timeout fired stays
+/// applied, which is why a timeout's outcome is reported as unknown.
 ///
 /// ```no_run
 /// use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -75,8 +83,18 @@ impl TokioPostgresRepository {
         &self.table
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, RepositoryError> {
-        self.pool.get().await.map_err(errors::pool)
+    /// Runs `work` on a pooled client. If the operation is given up before `work` ends (its
+    /// future dropped by the store's operation timeout), the statement is cancelled on the
+    /// server and the connection closed, never reused: see [`Lent`].
+    async fn attended<T>(
+        &self,
+        work: impl AsyncFnOnce(&deadpool_postgres::Client) -> Result<T, RepositoryError>,
+    ) -> Result<T, RepositoryError> {
+        let client = self.pool.get().await.map_err(errors::pool)?;
+        let mut lent = Lent::new();
+        let result = work(lent.lend(client)).await;
+        lent.returned();
+        result
     }
 }
 
@@ -84,12 +102,14 @@ impl TokioPostgresRepository {
     /// Runs `sql` (prepared and cached per connection) with `params` and returns how many rows
     /// it affected.
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, RepositoryError> {
-        let client = self.client().await?;
-        let statement = prepared(&client, sql).await?;
-        client
-            .execute(&statement, params)
-            .await
-            .map_err(errors::statement)
+        self.attended(async |client| {
+            let statement = prepared(client, sql).await?;
+            client
+                .execute(&statement, params)
+                .await
+                .map_err(errors::statement)
+        })
+        .await
     }
 
     /// The parameters `binds` names for `row`, in order.
@@ -160,16 +180,18 @@ impl SessionRepository for TokioPostgresRepository {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
-        let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.find_unexpired).await?;
-        let Some(row) = client
-            .query_opt(&statement, &[&id, &now])
-            .await
-            .map_err(errors::statement)?
-        else {
-            return Ok(None);
-        };
-        row.try_get::<_, Vec<u8>>(0).map(Some).map_err(errors::row)
+        let row = self
+            .attended(async |client| {
+                let statement = prepared(client, &self.statements.find_unexpired).await?;
+                client
+                    .query_opt(&statement, &[&id, &now])
+                    .await
+                    .map_err(errors::statement)
+            })
+            .await?;
+        row.map(|row| row.try_get::<_, Vec<u8>>(0))
+            .transpose()
+            .map_err(errors::row)
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
@@ -194,12 +216,15 @@ impl SessionRepository for TokioPostgresRepository {
         user_key: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
-        let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.find_unexpired_by_user).await?;
-        let rows = client
-            .query(&statement, &[&user_key, &now])
-            .await
-            .map_err(errors::statement)?;
+        let rows = self
+            .attended(async |client| {
+                let statement = prepared(client, &self.statements.find_unexpired_by_user).await?;
+                client
+                    .query(&statement, &[&user_key, &now])
+                    .await
+                    .map_err(errors::statement)
+            })
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(UserSessionRow {

@@ -1,0 +1,281 @@
+//! Honest timeouts, against real databases: a save that failed while its session's row was
+//! locked by another transaction is never applied later, and the timed-out statements neither
+//! hold nor poison the pool, so other sessions' loads and creates keep working.
+//!
+//! The tokio-postgres store (`LeanPostgresStore`) cancels a timed-out statement on the server and
+//! discards its connection.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{database_url, scalar_strings, suite::in_a_day, unique_name, PgFixture};
+use serde_json::json;
+use tower_sessions_seaorm_store::{
+    sea_orm::{
+        ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
+        Value,
+    },
+    session_store, Id, Record, SessionStore,
+};
+
+/// Saves of the locked session fired at once: twice the pool.
+const SAVES: usize = 8;
+/// The pool every store under test gets.
+const POOL: u32 = 4;
+/// How long a test waits for the server to be done with the session table.
+const SETTLED: Duration = Duration::from_secs(5);
+
+/// A session stored with `n = 0`.
+async fn stored_session<S: SessionStore>(store: &S) -> Record {
+    let mut rec = common::suite::record(in_a_day());
+    rec.data.insert("n".into(), json!(0));
+    store.create(&mut rec).await.expect("create the session");
+    rec
+}
+
+/// Locks `rec`'s row in a transaction of its own on `conn`, as a long request or a migration
+/// might; the lock is held until the transaction is rolled back.
+async fn lock_row(conn: &DatabaseConnection, lock_sql: &str, rec: &Record) -> DatabaseTransaction {
+    let txn = conn.begin().await.expect("begin the locking transaction");
+    let locked = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            lock_sql,
+            [Value::from(rec.id.to_string())],
+        ))
+        .await
+        .expect("lock the session's row");
+    assert_eq!(locked.len(), 1, "the session's row is locked");
+    txn
+}
+
+/// Fires [`SAVES`] saves of `rec` at once, save `k` writing `n = k`, and returns their errors
+/// once all have answered; panics if one succeeds.
+async fn saves_that_all_fail<S>(store: &S, rec: &Record) -> Vec<session_store::Error>
+where
+    S: SessionStore + Clone,
+{
+    let saves: Vec<_> = (1..=SAVES)
+        .map(|k| {
+            let store = store.clone();
+            let mut rec = rec.clone();
+            rec.data.insert("n".into(), json!(k));
+            tokio::spawn(async move { store.save(&rec).await })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for save in saves {
+        match save.await.expect("no save panicked") {
+            Ok(()) => panic!("a save of a locked session succeeded"),
+            Err(err) => errors.push(err),
+        }
+    }
+    errors
+}
+
+/// Loads `other` and creates fresh sessions, concurrently; every one must succeed, that is,
+/// answer within the store's operation timeout.
+async fn other_sessions_work<S>(store: &S, other: &Record)
+where
+    S: SessionStore + Clone,
+{
+    let loads = (0..SAVES).map(|_| {
+        let store = store.clone();
+        let other = other.clone();
+        tokio::spawn(async move {
+            let loaded = store.load(&other.id).await.expect("load another session");
+            assert_eq!(loaded, Some(other), "another session loads intact");
+        })
+    });
+    let creates = (0..POOL).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            stored_session(&store).await;
+        })
+    });
+    for task in loads.chain(creates).collect::<Vec<_>>() {
+        task.await
+            .expect("loads and creates of other sessions work");
+    }
+}
+
+/// How many statements other than this one run on the server with `needle` in their text.
+async fn statements_mentioning(conn: &DatabaseConnection, count_sql: &str, needle: &str) -> u64 {
+    scalar_strings(conn, count_sql, vec![Value::from(format!("%{needle}%"))])
+        .await
+        .first()
+        .and_then(|count| count.parse().ok())
+        .expect("a count")
+}
+
+/// Polls until no statement mentioning `needle` runs on the server and returns how long that
+/// took, or `None` after [`SETTLED`].
+async fn until_none_runs(
+    conn: &DatabaseConnection,
+    count_sql: &str,
+    needle: &str,
+) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < SETTLED {
+        if statements_mentioning(conn, count_sql, needle).await == 0 {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+/// Active PostgreSQL statements whose text matches `$1`, this one excluded (the locking
+/// transaction is `idle in transaction`, not active).
+const PG_RUNNING: &str = "SELECT count(*)::text FROM pg_stat_activity \
+     WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE $1";
+
+/// Releases the lock, waits until the server is done with the table, and checks that `rec`'s
+/// row still holds what it held before the failed saves.
+async fn after_the_lock_the_row_is_unchanged<S: SessionStore>(
+    store: &S,
+    lock: DatabaseTransaction,
+    conn: &DatabaseConnection,
+    count_sql: &str,
+    table: &str,
+    rec: &Record,
+) {
+    lock.rollback().await.expect("release the lock");
+    until_none_runs(conn, count_sql, table)
+        .await
+        .expect("the server is done with the session table");
+    let stored = store
+        .load(&rec.id)
+        .await
+        .expect("load the formerly locked session")
+        .expect("the session is still stored");
+    assert_eq!(
+        stored.data["n"],
+        json!(0),
+        "a save reported as failed was applied after the lock was released"
+    );
+}
+
+#[cfg(feature = "tokio-postgres")]
+mod lean {
+    use tower_sessions_seaorm_store::{
+        deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod},
+        LeanPostgresStore,
+    };
+
+    use super::*;
+
+    /// The store's operation timeout in these tests.
+    const TIMEOUT: Duration = Duration::from_millis(300);
+
+    /// A lean store on a pool of [`POOL`] in the fixture's schema.
+    fn lean_store(fixture: &PgFixture) -> LeanPostgresStore {
+        let config: tokio_postgres::Config = database_url().parse().expect("a PostgreSQL URL");
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL as usize)
+            .build()
+            .expect("a deadpool");
+        LeanPostgresStore::new(pool)
+            .with_schema_name(&fixture.schema)
+            .expect("a valid schema name")
+            .with_operation_timeout(Some(TIMEOUT))
+    }
+
+    fn lock_sql(fixture: &PgFixture) -> String {
+        format!("SELECT 1 FROM {} WHERE id = $1 FOR UPDATE", fixture.table())
+    }
+
+    fn assert_timed_out(errors: &[session_store::Error]) {
+        for err in errors {
+            let message = err.to_string();
+            assert!(
+                message.contains("save timed out after 300 ms")
+                    && message.contains("whether it took effect is unknown"),
+                "{message}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_save_timed_out_on_a_locked_row_is_cancelled_on_the_server_and_never_applied() {
+        let fixture = PgFixture::new().await;
+        let store = lean_store(&fixture);
+        let rec = stored_session(&store).await;
+        let lock = lock_row(&fixture.conn, &lock_sql(&fixture), &rec).await;
+
+        assert_timed_out(&saves_that_all_fail(&store, &rec).await);
+        // The lock is still held: only a cancel can have ended the waiting statements.
+        let cancelled = until_none_runs(&fixture.conn, PG_RUNNING, &fixture.schema)
+            .await
+            .expect("the timed-out statements end on the server while the lock is held");
+        eprintln!(
+            "lean store: the timed-out saves ended on the server {} ms after they timed out",
+            cancelled.as_millis()
+        );
+
+        after_the_lock_the_row_is_unchanged(
+            &store,
+            lock,
+            &fixture.conn,
+            PG_RUNNING,
+            &fixture.schema,
+            &rec,
+        )
+        .await;
+        store.repository().pool().close();
+        fixture.finish().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saves_timed_out_on_a_locked_row_leave_the_pool_to_other_sessions() {
+        let fixture = PgFixture::new().await;
+        let store = lean_store(&fixture);
+        let rec = stored_session(&store).await;
+        let other = stored_session(&store).await;
+        let lock = lock_row(&fixture.conn, &lock_sql(&fixture), &rec).await;
+
+        assert_timed_out(&saves_that_all_fail(&store, &rec).await);
+        // The lock is still held; no connection busy with a timed-out save is handed out.
+        other_sessions_work(&store, &other).await;
+
+        lock.rollback().await.expect("release the lock");
+        store.repository().pool().close();
+        fixture.finish().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statements_that_end_give_their_connection_back_to_the_pool() {
+        let fixture = PgFixture::new().await;
+        let store = lean_store(&fixture);
+        let pool = store.repository().pool().clone();
+        let rec = stored_session(&store).await;
+        for _ in 0..20 {
+            store.load(&rec.id).await.expect("a load");
+            store.save(&rec).await.expect("a save");
+        }
+        // A statement that fails ends too: a missing table is an error, not a timeout.
+        let unmigrated = LeanPostgresStore::new(pool.clone())
+            .with_schema_name(&unique_name("ts_unmigrated"))
+            .expect("a valid schema name");
+        unmigrated
+            .load(&Id::default())
+            .await
+            .expect_err("no such table");
+        let status = pool.status();
+        assert_eq!(
+            (status.size, status.available),
+            (1, 1),
+            "one connection did it all and is idle in the pool"
+        );
+        pool.close();
+        fixture.finish().await;
+    }
+}
