@@ -159,6 +159,15 @@ async fn after_the_lock_the_row_is_unchanged<S: SessionStore>(
 
 #[cfg(feature = "tokio-postgres")]
 mod lean {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+
+    use tokio_postgres::{
+        tls::{MakeTlsConnect, NoTlsError, NoTlsStream},
+        NoTls, Socket,
+    };
     use tower_sessions_seaorm_store::{
         deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod},
         LeanPostgresStore,
@@ -169,21 +178,25 @@ mod lean {
     /// The store's operation timeout in these tests.
     const TIMEOUT: Duration = Duration::from_millis(300);
 
-    /// A lean store on a pool of [`POOL`] in the fixture's schema.
-    fn lean_store(fixture: &PgFixture) -> LeanPostgresStore {
+    /// A deadpool of [`POOL`] connections on `DATABASE_URL`.
+    fn small_pool() -> Pool {
         let config: tokio_postgres::Config = database_url().parse().expect("a PostgreSQL URL");
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager)
+        Pool::builder(manager)
             .max_size(POOL as usize)
             .build()
-            .expect("a deadpool");
-        LeanPostgresStore::new(pool)
+            .expect("a deadpool")
+    }
+
+    /// A lean store on a pool of [`POOL`] in the fixture's schema.
+    fn lean_store(fixture: &PgFixture) -> LeanPostgresStore {
+        LeanPostgresStore::new(small_pool())
             .with_schema_name(&fixture.schema)
             .expect("a valid schema name")
             .with_operation_timeout(Some(TIMEOUT))
@@ -204,14 +217,13 @@ mod lean {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_save_timed_out_on_a_locked_row_is_cancelled_on_the_server_and_never_applied() {
-        let fixture = PgFixture::new().await;
-        let store = lean_store(&fixture);
-        let rec = stored_session(&store).await;
-        let lock = lock_row(&fixture.conn, &lock_sql(&fixture), &rec).await;
+    /// Eight saves of a locked session time out; their statements end on the server while the
+    /// lock is held, and none is applied once it is released.
+    async fn saves_are_cancelled_and_never_applied(fixture: &PgFixture, store: &LeanPostgresStore) {
+        let rec = stored_session(store).await;
+        let lock = lock_row(&fixture.conn, &lock_sql(fixture), &rec).await;
 
-        assert_timed_out(&saves_that_all_fail(&store, &rec).await);
+        assert_timed_out(&saves_that_all_fail(store, &rec).await);
         // The lock is still held: only a cancel can have ended the waiting statements.
         let cancelled = until_none_runs(&fixture.conn, PG_RUNNING, &fixture.schema)
             .await
@@ -222,7 +234,7 @@ mod lean {
         );
 
         after_the_lock_the_row_is_unchanged(
-            &store,
+            store,
             lock,
             &fixture.conn,
             PG_RUNNING,
@@ -230,6 +242,47 @@ mod lean {
             &rec,
         )
         .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_save_timed_out_on_a_locked_row_is_cancelled_on_the_server_and_never_applied() {
+        let fixture = PgFixture::new().await;
+        let store = lean_store(&fixture);
+        saves_are_cancelled_and_never_applied(&fixture, &store).await;
+        store.repository().pool().close();
+        fixture.finish().await;
+    }
+
+    /// A cancel connector that counts the cancels it makes, in plain text like `NoTls`.
+    #[derive(Clone, Default)]
+    struct CountingConnector(Arc<AtomicUsize>);
+
+    impl MakeTlsConnect<Socket> for CountingConnector {
+        type Stream = NoTlsStream;
+        type TlsConnect = NoTls;
+        type Error = NoTlsError;
+
+        fn make_tls_connect(&mut self, _domain: &str) -> Result<NoTls, NoTlsError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(NoTls)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_given_a_cancel_connector_cancels_through_it() {
+        let fixture = PgFixture::new().await;
+        let connector = CountingConnector::default();
+        // Given before the schema: naming the table keeps the connector.
+        let store = LeanPostgresStore::new(small_pool())
+            .with_cancel_tls(connector.clone())
+            .with_schema_name(&fixture.schema)
+            .expect("a valid schema name")
+            .with_operation_timeout(Some(TIMEOUT));
+        saves_are_cancelled_and_never_applied(&fixture, &store).await;
+        assert!(
+            connector.0.load(Ordering::Relaxed) > 0,
+            "the cancels went through the connector"
+        );
         store.repository().pool().close();
         fixture.finish().await;
     }

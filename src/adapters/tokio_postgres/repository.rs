@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use time::OffsetDateTime;
 
-use super::{cancel::Lent, errors, statements};
+use super::{
+    cancel::{CancelTls, Lent},
+    errors, statements,
+};
 use crate::adapters::sea_orm::{Bind, Column, Statements, ROW_BINDS};
 use crate::{
     adapters::sea_orm::SessionTable,
@@ -24,7 +27,9 @@ type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 /// effect later, and the connection, still busy with it, is never handed to another operation;
 /// the pool opens a fresh one. A statement that ends, with a result or an error, costs nothing
 /// extra. A cancel races the statement: one that completed just as its timeout fired stays
-/// applied, which is why a timeout's outcome is reported as unknown.
+/// applied, which is why a timeout's outcome is reported as unknown. The cancel request is sent
+/// without TLS unless the repository is given the pool's connector
+/// ([`with_cancel_tls`](Self::with_cancel_tls)), which a pool with `sslmode=require` needs.
 ///
 /// ```no_run
 /// use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -46,6 +51,7 @@ pub struct TokioPostgresRepository {
     pool: Pool,
     table: SessionTable,
     statements: Arc<Statements>,
+    cancel_tls: CancelTls,
 }
 
 impl fmt::Debug for TokioPostgresRepository {
@@ -53,6 +59,7 @@ impl fmt::Debug for TokioPostgresRepository {
         f.debug_struct("TokioPostgresRepository")
             .field("pool", &self.pool.status())
             .field("table", &self.table)
+            .field("cancel_tls", &self.cancel_tls)
             .finish_non_exhaustive()
     }
 }
@@ -70,6 +77,45 @@ impl TokioPostgresRepository {
             pool,
             table,
             statements,
+            cancel_tls: CancelTls::default(),
+        }
+    }
+
+    /// The same repository, sending the cancel request for a timed-out statement through `tls`,
+    /// the connector the pool was built with. A pool whose config says `sslmode=require` needs
+    /// it: tokio-postgres then sends the cancel over TLS too, and cannot without a connector; the
+    /// cancel fails (logged at `warn`) and the statement runs on. With `sslmode=prefer` (the
+    /// default) or `disable`, the cancel goes in plain text, as libpq's `PQcancel` sends it.
+    ///
+    /// ```no_run
+    /// # use tower_sessions_seaorm_store::adapters::tokio_postgres::TokioPostgresRepository;
+    /// # fn build(pool: deadpool_postgres::Pool) {
+    /// // `tokio_postgres::NoTls` stands for your connector, e.g. a `MakeRustlsConnect`.
+    /// let repository = TokioPostgresRepository::new(pool).with_cancel_tls(tokio_postgres::NoTls);
+    /// # }
+    /// ```
+    pub fn with_cancel_tls<T>(self, tls: T) -> Self
+    where
+        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        T::Stream: Send + Sync,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
+    {
+        Self {
+            cancel_tls: CancelTls::with(tls),
+            ..self
+        }
+    }
+
+    /// The same repository (pool, cancel connector) storing sessions in `table`.
+    pub(crate) fn on_table(&self, table: SessionTable) -> Self {
+        Self {
+            cancel_tls: self.cancel_tls.clone(),
+            ..Self::with_table(self.pool.clone(), table)
         }
     }
 
@@ -91,7 +137,7 @@ impl TokioPostgresRepository {
         work: impl AsyncFnOnce(&deadpool_postgres::Client) -> Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
         let client = self.pool.get().await.map_err(errors::pool)?;
-        let mut lent = Lent::new();
+        let mut lent = Lent::new(&self.cancel_tls);
         let result = work(lent.lend(client)).await;
         lent.returned();
         result
