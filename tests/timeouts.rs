@@ -3,20 +3,24 @@
 //! hold nor poison the pool, so other sessions' loads and creates keep working.
 //!
 //! The tokio-postgres store (`LeanPostgresStore`) cancels a timed-out statement on the server and
-//! discards its connection.
+//! discards its connection; the SeaORM stores rely on the server bounding the statement
+//! (`lock_timeout` and `statement_timeout` on PostgreSQL, `innodb_lock_wait_timeout` on
+//! MySQL/MariaDB), with the connect options the README recommends.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{database_url, scalar_strings, suite::in_a_day, unique_name, PgFixture};
+use common::{
+    database_url, mysql::mysql_url, scalar_strings, suite::in_a_day, unique_name, PgFixture,
+};
 use serde_json::json;
 use tower_sessions_seaorm_store::{
     sea_orm::{
-        ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
-        Value,
+        sqlx, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+        Statement, TransactionTrait, Value,
     },
-    session_store, Id, Record, SessionStore,
+    session_store, Id, MySqlStore, PostgresStore, Record, SessionStore,
 };
 
 /// Saves of the locked session fired at once: twice the pool.
@@ -130,6 +134,10 @@ async fn until_none_runs(
 /// transaction is `idle in transaction`, not active).
 const PG_RUNNING: &str = "SELECT count(*)::text FROM pg_stat_activity \
      WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE $1";
+
+/// Running MySQL/MariaDB statements whose text matches `?`, this one excluded.
+const MYSQL_RUNNING: &str = "SELECT CAST(count(*) AS CHAR) FROM information_schema.processlist \
+     WHERE command <> 'Sleep' AND id <> connection_id() AND info LIKE ?";
 
 /// Releases the lock, waits until the server is done with the table, and checks that `rec`'s
 /// row still holds what it held before the failed saves.
@@ -329,6 +337,207 @@ mod lean {
             "one connection did it all and is idle in the pool"
         );
         pool.close();
+        fixture.finish().await;
+    }
+}
+
+mod seaorm_postgres {
+    use super::*;
+
+    /// The store's operation timeout in these tests, and the bounds below it as the README
+    /// recommends: waiting for a connection and then running a statement ends before the store
+    /// gives up; a lock wait ends before the statement bound.
+    const TIMEOUT: Duration = Duration::from_millis(1000);
+    const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
+    const LOCK_TIMEOUT: Duration = Duration::from_millis(150);
+    const STATEMENT_TIMEOUT: Duration = Duration::from_millis(400);
+
+    /// A SeaORM store on a pool of [`POOL`] with the README's recommended bounds, in the
+    /// fixture's schema.
+    async fn bounded_store(fixture: &PgFixture) -> PostgresStore {
+        let mut options = ConnectOptions::new(database_url());
+        options
+            .max_connections(POOL)
+            .sqlx_logging(false)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .statement_timeout(STATEMENT_TIMEOUT)
+            .map_sqlx_postgres_opts(|pg| {
+                pg.options([("lock_timeout", LOCK_TIMEOUT.as_millis().to_string())])
+            });
+        let conn = Database::connect(options).await.expect("connect");
+        PostgresStore::new(conn)
+            .with_schema_name(&fixture.schema)
+            .expect("a valid schema name")
+            .with_operation_timeout(Some(TIMEOUT))
+    }
+
+    fn lock_sql(fixture: &PgFixture) -> String {
+        format!("SELECT 1 FROM {} WHERE id = $1 FOR UPDATE", fixture.table())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_the_recommended_options_a_save_failed_on_a_locked_row_is_never_applied() {
+        let fixture = PgFixture::new().await;
+        let store = bounded_store(&fixture).await;
+        let rec = stored_session(&store).await;
+        let lock = lock_row(&fixture.conn, &lock_sql(&fixture), &rec).await;
+
+        let started = Instant::now();
+        for err in saves_that_all_fail(&store, &rec).await {
+            let message = err.to_string();
+            assert!(
+                message.contains("lock timeout") && message.contains("55P03"),
+                "the server's lock_timeout ends the save: {message}"
+            );
+        }
+        eprintln!(
+            "SeaORM store, lock_timeout {} ms: {SAVES} saves on a pool of {POOL} all failed \
+             within {} ms",
+            LOCK_TIMEOUT.as_millis(),
+            started.elapsed().as_millis()
+        );
+
+        after_the_lock_the_row_is_unchanged(
+            &store,
+            lock,
+            &fixture.conn,
+            PG_RUNNING,
+            &fixture.schema,
+            &rec,
+        )
+        .await;
+        fixture.finish().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_the_recommended_options_saves_on_a_locked_row_leave_the_pool_to_other_sessions() {
+        let fixture = PgFixture::new().await;
+        let store = bounded_store(&fixture).await;
+        let rec = stored_session(&store).await;
+        let other = stored_session(&store).await;
+        let lock = lock_row(&fixture.conn, &lock_sql(&fixture), &rec).await;
+
+        // While the saves wait on the lock, and after they failed.
+        let saves = {
+            let store = store.clone();
+            let rec = rec.clone();
+            tokio::spawn(async move { saves_that_all_fail(&store, &rec).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        other_sessions_work(&store, &other).await;
+        saves.await.expect("no save panicked");
+        other_sessions_work(&store, &other).await;
+
+        lock.rollback().await.expect("release the lock");
+        fixture.finish().await;
+    }
+
+    /// The statement bound: a statement that is slow for any reason (here a trigger that sleeps)
+    /// ends at `statement_timeout`, before the store gives up on it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_the_recommended_options_a_save_slowed_by_a_trigger_fails_and_is_never_applied() {
+        let fixture = PgFixture::new().await;
+        let store = bounded_store(&fixture).await;
+        let rec = stored_session(&store).await;
+        fixture
+            .conn
+            .execute_unprepared(&format!(
+                "CREATE FUNCTION \"{schema}\".slow() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$; \
+                 CREATE TRIGGER slow BEFORE UPDATE ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION \"{schema}\".slow()",
+                schema = fixture.schema,
+                table = fixture.table(),
+            ))
+            .await
+            .expect("create a slow trigger");
+
+        let mut changed = rec.clone();
+        changed.data.insert("n".into(), json!(1));
+        let message = store
+            .save(&changed)
+            .await
+            .expect_err("the slow save fails")
+            .to_string();
+        assert!(
+            message.contains("statement timeout") && message.contains("57014"),
+            "the server's statement_timeout ends the save: {message}"
+        );
+        until_none_runs(&fixture.conn, PG_RUNNING, &fixture.schema)
+            .await
+            .expect("the slow statement ended on the server");
+        let stored = store.load(&rec.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.data["n"],
+            json!(0),
+            "the failed save was not applied"
+        );
+        fixture.finish().await;
+    }
+}
+
+mod seaorm_mysql {
+    use super::*;
+
+    /// The store's operation timeout, and InnoDB's lock wait bound below it (whole seconds).
+    const TIMEOUT: Duration = Duration::from_secs(3);
+    const LOCK_WAIT: &str = "SET SESSION innodb_lock_wait_timeout = 1";
+
+    /// A MySQL/MariaDB store on a pool of [`POOL`] whose every connection runs [`LOCK_WAIT`]
+    /// when it opens, as the README recommends, in a table of its own.
+    async fn bounded_store(table: &str) -> MySqlStore {
+        let mut options = ConnectOptions::new(mysql_url());
+        options
+            .max_connections(POOL)
+            .sqlx_logging(false)
+            .map_sqlx_mysql_pool_opts(|pool| {
+                pool.after_connect(|conn, _| {
+                    Box::pin(
+                        async move { sqlx::Executor::execute(conn, LOCK_WAIT).await.map(drop) },
+                    )
+                })
+            });
+        let conn = Database::connect(options).await.expect("connect");
+        MySqlStore::new(conn)
+            .with_table_name(table)
+            .expect("a valid table name")
+            .with_operation_timeout(Some(TIMEOUT))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_a_lock_wait_bound_a_save_failed_on_a_locked_row_is_never_applied_and_the_pool_stays_free(
+    ) {
+        let fixture = common::mysql::MySqlFixture::new().await;
+        let store = bounded_store(&fixture.table).await;
+        let rec = stored_session(&store).await;
+        let other = stored_session(&store).await;
+        let lock_sql = format!("SELECT 1 FROM `{}` WHERE id = ? FOR UPDATE", fixture.table);
+        let lock = lock_row(&fixture.conn, &lock_sql, &rec).await;
+
+        let saves = {
+            let store = store.clone();
+            let rec = rec.clone();
+            tokio::spawn(async move { saves_that_all_fail(&store, &rec).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        other_sessions_work(&store, &other).await;
+        for err in saves.await.expect("no save panicked") {
+            let message = err.to_string();
+            assert!(
+                message.contains("Lock wait timeout"),
+                "InnoDB's lock wait timeout ({LOCK_WAIT}) ends the save: {message}"
+            );
+        }
+
+        after_the_lock_the_row_is_unchanged(
+            &store,
+            lock,
+            &fixture.conn,
+            MYSQL_RUNNING,
+            &fixture.table,
+            &rec,
+        )
+        .await;
         fixture.finish().await;
     }
 }
