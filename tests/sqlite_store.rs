@@ -176,7 +176,7 @@ async fn a_table_name_with_uppercase_letters_is_refused_because_sqlite_ignores_c
         assert!(
             matches!(
                 err,
-                tower_sessions_seaorm_store::SeaOrmStoreError::InvalidIdentifier(_)
+                tower_sessions_seaorm_store::SeaOrmStoreError::InvalidConfiguration(_)
             ),
             "{name}: {err:?}"
         );

@@ -1,6 +1,10 @@
 //! `LeanPostgresStore`: the store on the tokio-postgres repository (feature `tokio-postgres`).
 
 use deadpool_postgres::Pool;
+use tokio_postgres::{
+    tls::{MakeTlsConnect, TlsConnect},
+    Socket,
+};
 
 #[cfg(feature = "msgpack")]
 use crate::codec::MessagePackCodec;
@@ -20,6 +24,11 @@ use crate::{
 /// It creates no tables: run [`PostgresStore::migrate`](crate::PostgresStore::migrate) once on a
 /// SeaORM connection (or add the migration crate's `CreateSessionTable` and `AddUserIndex` to
 /// your `Migrator`).
+///
+/// **Timeouts.** A statement still running when the operation timeout fires is cancelled on the
+/// server and its connection closed, never reused (see
+/// [`TokioPostgresRepository`]); give the store the pool's TLS connector with
+/// [`with_cancel_tls`](RepositoryStore::with_cancel_tls) if the pool uses `sslmode=require`.
 ///
 /// ```no_run
 /// use tower_sessions::SessionManagerLayer;
@@ -73,9 +82,24 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
         Ok(self.with_session_table(table))
     }
 
+    /// The same store, sending the cancel request for a timed-out statement through `tls`, the
+    /// connector its pool was built with; see
+    /// [`TokioPostgresRepository::with_cancel_tls`].
+    pub fn with_cancel_tls<T>(self, tls: T) -> Self
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + Sync,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let repository = self.repository().clone().with_cancel_tls(tls);
+        Self {
+            service: self.service.with_repository(repository),
+        }
+    }
+
     fn with_session_table(self, table: SessionTable) -> Self {
-        let repository =
-            TokioPostgresRepository::with_table(self.repository().pool().clone(), table.clone());
+        let repository = self.repository().on_table(table.clone());
         Self {
             service: self.service.with_repository(repository),
         }

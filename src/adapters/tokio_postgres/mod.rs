@@ -10,6 +10,7 @@
 //! [`PostgresStore::migrate`](crate::PostgresStore::migrate) on a SeaORM connection, or add the
 //! migration crate's `CreateSessionTable` to your own `Migrator`.
 
+mod cancel;
 mod errors;
 mod repository;
 mod statements;

@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use time::OffsetDateTime;
 
-use super::{errors, statements};
+use super::{
+    cancel::{CancelTls, Lent},
+    errors, statements,
+};
 use crate::adapters::sea_orm::{postgres_instant, Bind, Column, Statements, ROW_BINDS};
 use crate::{
     adapters::sea_orm::SessionTable,
@@ -17,6 +20,16 @@ type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 /// one statement per operation, prepared once per connection and cached by the pool.
 ///
 /// Cloning is cheap: clones share the pool.
+///
+/// **A statement given up is cancelled.** When the store's operation timeout drops an operation
+/// while its statement runs (a save waiting on a row lock, a slow trigger), the repository sends
+/// the server a cancel request for it and closes its connection, so the statement does not take
+/// effect later, and the connection, still busy with it, is never handed to another operation;
+/// the pool opens a fresh one. A statement that ends, with a result or an error, costs nothing
+/// extra. A cancel races the statement: one that completed just as its timeout fired stays
+/// applied, which is why a timeout's outcome is reported as unknown. The cancel request is sent
+/// without TLS unless the repository is given the pool's connector
+/// ([`with_cancel_tls`](Self::with_cancel_tls)), which a pool with `sslmode=require` needs.
 ///
 /// ```no_run
 /// use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -38,6 +51,7 @@ pub struct TokioPostgresRepository {
     pool: Pool,
     table: SessionTable,
     statements: Arc<Statements>,
+    cancel_tls: CancelTls,
 }
 
 impl fmt::Debug for TokioPostgresRepository {
@@ -45,6 +59,7 @@ impl fmt::Debug for TokioPostgresRepository {
         f.debug_struct("TokioPostgresRepository")
             .field("pool", &self.pool.status())
             .field("table", &self.table)
+            .field("cancel_tls", &self.cancel_tls)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +77,45 @@ impl TokioPostgresRepository {
             pool,
             table,
             statements,
+            cancel_tls: CancelTls::default(),
+        }
+    }
+
+    /// The same repository, sending the cancel request for a timed-out statement through `tls`,
+    /// the connector the pool was built with. A pool whose config says `sslmode=require` needs
+    /// it: tokio-postgres then sends the cancel over TLS too, and cannot without a connector; the
+    /// cancel fails (logged at `warn`) and the statement runs on. With `sslmode=prefer` (the
+    /// default) or `disable`, the cancel goes in plain text, as libpq's `PQcancel` sends it.
+    ///
+    /// ```no_run
+    /// # use tower_sessions_seaorm_store::adapters::tokio_postgres::TokioPostgresRepository;
+    /// # fn build(pool: deadpool_postgres::Pool) {
+    /// // `tokio_postgres::NoTls` stands for your connector, e.g. a `MakeRustlsConnect`.
+    /// let repository = TokioPostgresRepository::new(pool).with_cancel_tls(tokio_postgres::NoTls);
+    /// # }
+    /// ```
+    pub fn with_cancel_tls<T>(self, tls: T) -> Self
+    where
+        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        T::Stream: Send + Sync,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
+    {
+        Self {
+            cancel_tls: CancelTls::with(tls),
+            ..self
+        }
+    }
+
+    /// The same repository (pool, cancel connector) storing sessions in `table`.
+    pub(crate) fn on_table(&self, table: SessionTable) -> Self {
+        Self {
+            cancel_tls: self.cancel_tls.clone(),
+            ..Self::with_table(self.pool.clone(), table)
         }
     }
 
@@ -75,8 +129,18 @@ impl TokioPostgresRepository {
         &self.table
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, RepositoryError> {
-        self.pool.get().await.map_err(errors::pool)
+    /// Runs `work` on a pooled client. If the operation is given up before `work` ends (its
+    /// future dropped by the store's operation timeout), the statement is cancelled on the
+    /// server and the connection closed, never reused: see [`Lent`].
+    async fn attended<T>(
+        &self,
+        work: impl AsyncFnOnce(&deadpool_postgres::Client) -> Result<T, RepositoryError>,
+    ) -> Result<T, RepositoryError> {
+        let client = self.pool.get().await.map_err(errors::pool)?;
+        let mut lent = Lent::new(&self.cancel_tls);
+        let result = work(lent.lend(client)).await;
+        lent.returned();
+        result
     }
 }
 
@@ -84,12 +148,14 @@ impl TokioPostgresRepository {
     /// Runs `sql` (prepared and cached per connection) with `params` and returns how many rows
     /// it affected.
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, RepositoryError> {
-        let client = self.client().await?;
-        let statement = prepared(&client, sql).await?;
-        client
-            .execute(&statement, params)
-            .await
-            .map_err(errors::statement)
+        self.attended(async |client| {
+            let statement = prepared(client, sql).await?;
+            client
+                .execute(&statement, params)
+                .await
+                .map_err(errors::statement)
+        })
+        .await
     }
 
     /// The parameters `binds` names for `row`, in order.
@@ -166,16 +232,18 @@ impl SessionRepository for TokioPostgresRepository {
         now: OffsetDateTime,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
         let now = postgres_instant(now);
-        let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.find_unexpired).await?;
-        let Some(row) = client
-            .query_opt(&statement, &[&id, &now])
-            .await
-            .map_err(errors::statement)?
-        else {
-            return Ok(None);
-        };
-        row.try_get::<_, Vec<u8>>(0).map(Some).map_err(errors::row)
+        let row = self
+            .attended(async |client| {
+                let statement = prepared(client, &self.statements.find_unexpired).await?;
+                client
+                    .query_opt(&statement, &[&id, &now])
+                    .await
+                    .map_err(errors::statement)
+            })
+            .await?;
+        row.map(|row| row.try_get::<_, Vec<u8>>(0))
+            .transpose()
+            .map_err(errors::row)
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
@@ -202,12 +270,15 @@ impl SessionRepository for TokioPostgresRepository {
         now: OffsetDateTime,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
         let now = postgres_instant(now);
-        let client = self.client().await?;
-        let statement = prepared(&client, &self.statements.find_unexpired_by_user).await?;
-        let rows = client
-            .query(&statement, &[&user_key, &now])
-            .await
-            .map_err(errors::statement)?;
+        let rows = self
+            .attended(async |client| {
+                let statement = prepared(client, &self.statements.find_unexpired_by_user).await?;
+                client
+                    .query(&statement, &[&user_key, &now])
+                    .await
+                    .map_err(errors::statement)
+            })
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(UserSessionRow {
