@@ -28,10 +28,8 @@ use axum::{
 use serde::Deserialize;
 use tower_sessions::{cookie::SameSite, Expiry, Session, SessionManagerLayer};
 use tower_sessions_seaorm_store::{
-    adapters::sea_orm::{SeaOrmRepository, SqlDialect},
-    codec::MessagePackCodec,
     sea_orm::{Database, DbBackend},
-    MySqlStore, PostgresStore, RepositoryStore, SqliteStore,
+    MySqlStore, PostgresStore, SqliteStore,
 };
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -43,7 +41,7 @@ const USER: &str = "user";
 async fn main() -> Result<(), BoxError> {
     let url = env::var("DATABASE_URL").unwrap_or_else(|_| default_database_url());
     let conn = Database::connect(&url).await?;
-    // One store type per backend: each writes its own SQL.
+    // One name per backend; the store writes the SQL of the connection it is given.
     match conn.get_database_backend() {
         DbBackend::Postgres => serve(PostgresStore::new(conn)).await,
         DbBackend::MySql => serve(MySqlStore::new(conn)).await,
@@ -76,9 +74,10 @@ fn cookie_is_secure() -> bool {
     env::var("COOKIE_SECURE").map_or(true, |v| v != "false")
 }
 
-type Store<B> = RepositoryStore<SeaOrmRepository<B>, MessagePackCodec>;
+/// One store type for every backend: the store speaks the SQL of the connection it is given.
+type Store = PostgresStore;
 
-async fn serve<B: SqlDialect>(store: Store<B>) -> Result<(), BoxError> {
+async fn serve(store: Store) -> Result<(), BoxError> {
     // Index sessions by the logged-in user's name, and skip rewriting a session whose values
     // did not change (the visit counter changes on every page, the other routes do not).
     let store = store
@@ -93,10 +92,10 @@ async fn serve<B: SqlDialect>(store: Store<B>) -> Result<(), BoxError> {
         .with_secure(cookie_is_secure())
         .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
     let app = Router::new()
-        .route("/", get(home::<B>))
+        .route("/", get(home))
         .route("/login", post(login))
         .route("/logout", post(logout))
-        .route("/logout-others", post(logout_others::<B>))
+        .route("/logout-others", post(logout_others))
         .layer(sessions)
         .with_state(store);
 
@@ -112,10 +111,7 @@ async fn serve<B: SqlDialect>(store: Store<B>) -> Result<(), BoxError> {
 }
 
 /// Counts the visit and shows who is logged in, on how many devices.
-async fn home<B: SqlDialect>(
-    State(store): State<Store<B>>,
-    session: Session,
-) -> Result<Html<String>, String> {
+async fn home(State(store): State<Store>, session: Session) -> Result<Html<String>, String> {
     let visits: u64 = session
         .get(VISITS)
         .await
@@ -195,10 +191,7 @@ async fn logout(session: Session) -> Result<Redirect, String> {
 }
 
 /// Ends every other session of the logged-in user (the per-user index), keeping this one.
-async fn logout_others<B: SqlDialect>(
-    State(store): State<Store<B>>,
-    session: Session,
-) -> Result<Redirect, String> {
+async fn logout_others(State(store): State<Store>, session: Session) -> Result<Redirect, String> {
     let user: Option<String> = session.get(USER).await.map_err(|e| e.to_string())?;
     if let (Some(user), Some(current)) = (user, session.id()) {
         store

@@ -13,9 +13,9 @@ use std::{
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tower_sessions_seaorm_store::{
+    codec::Codec,
     codec::{BincodeCodec, JsonCodec, MessagePackCodec},
-    domain::{SessionId, SessionRecord},
-    ports::Codec,
+    codec::{SessionId, SessionRecord},
 };
 
 type Record = SessionRecord<'static>;

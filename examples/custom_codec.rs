@@ -16,8 +16,8 @@ use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
     codec::JsonCodec,
-    domain::SessionRecord,
-    ports::{Codec, CodecError},
+    codec::SessionRecord,
+    codec::{Codec, CodecError},
     sea_orm::{ConnectionTrait, Database},
     session_store, Id, PostgresStore, Record, SessionStore,
 };

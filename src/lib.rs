@@ -248,31 +248,49 @@ compile_error!(
      `postgres` (default), `sqlite` or `mysql`"
 );
 
-pub mod adapters;
+// The hexagon is the crate's inside: the rules (`domain`), the seams (`ports`) and the outside
+// world (`adapters`). What users see is the flat set of names below.
+mod adapters;
 mod cleanup;
 mod compat;
-pub mod domain;
+mod domain;
 mod error;
-pub mod ports;
+mod ports;
+pub mod repository;
 mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use adapters::{codec, sea_orm::entity};
 pub use cleanup::CleanupTask;
 #[cfg(feature = "tokio-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-postgres")))]
+#[doc(no_inline)]
 pub use deadpool_postgres;
-pub use domain::{DEFAULT_MAX_SESSION_SIZE, DEFAULT_OPERATION_TIMEOUT};
+pub use domain::{
+    Operation, SessionHandle, UserSession, DEFAULT_MAX_SESSION_SIZE, DEFAULT_OPERATION_TIMEOUT,
+};
 pub use error::SeaOrmStoreError;
+#[doc(no_inline)]
 pub use sea_orm;
 #[cfg(feature = "tokio-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-postgres")))]
 pub use store::LeanPostgresStore;
+#[cfg(feature = "mysql")]
+pub use store::MySqlStore;
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
 pub use store::RepositoryStore;
-#[cfg(feature = "migration")]
-pub use store::MIGRATE_TIMEOUT;
-pub use store::{MySqlStore, PostgresStore, SqliteStore};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+// tower-sessions' own items, re-exported so that one dependency names them all; documented
+// where they live.
+#[doc(no_inline)]
 pub use tower_sessions_core::{
     session::{Id, Record},
     session_store, ExpiredDeletion, Session, SessionStore,
 };
 #[cfg(feature = "migration")]
+#[cfg_attr(docsrs, doc(cfg(feature = "migration")))]
 pub use tower_sessions_seaorm_migration as migration;

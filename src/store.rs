@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::codec::MessagePackCodec;
 use crate::{
     adapters::sea_orm::Dialect,
-    adapters::sea_orm::{MySql, Postgres, SeaOrmRepository, SessionTable, SqlDialect, Sqlite},
+    adapters::sea_orm::{SeaOrmRepository, SessionTable},
     cleanup::CleanupTask,
     domain::{
         IdStorage, ServicePolicy, SessionHandle, SessionId, SessionService, UserKeyPath,
@@ -22,7 +22,7 @@ use crate::{
 
 /// The bound on [`RepositoryStore::migrate`].
 #[cfg(feature = "migration")]
-pub const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A tower-sessions store over any [`SessionRepository`] and [`Codec`].
 ///
@@ -32,6 +32,11 @@ pub const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct RepositoryStore<R, C> {
     service: SessionService<R, C>,
 }
+
+/// The store on a SeaORM connection: PostgreSQL, SQLite or MySQL/MariaDB, whichever the
+/// connection is to (the SQL follows the connection). [`PostgresStore`], [`SqliteStore`] and
+/// [`MySqlStore`] are its names, one per backend feature.
+type SeaOrmStore<C> = RepositoryStore<SeaOrmRepository, C>;
 
 /// The PostgreSQL store on a SeaORM connection, MessagePack-encoded by default.
 ///
@@ -47,12 +52,16 @@ pub struct RepositoryStore<R, C> {
 ///     .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
 /// # Ok(()) }
 /// ```
-#[cfg(feature = "msgpack")]
-pub type PostgresStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository<Postgres>, C>;
+///
+/// `PostgresStore`, [`SqliteStore`] and [`MySqlStore`] are one type: the store speaks the SQL of
+/// the connection it is given.
+#[cfg(all(feature = "postgres", feature = "msgpack"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub type PostgresStore<C = MessagePackCodec> = SeaOrmStore<C>;
 
 /// The PostgreSQL store on a SeaORM connection; enable feature `msgpack` for the default codec.
-#[cfg(not(feature = "msgpack"))]
-pub type PostgresStore<C> = RepositoryStore<SeaOrmRepository<Postgres>, C>;
+#[cfg(all(feature = "postgres", not(feature = "msgpack")))]
+pub type PostgresStore<C> = SeaOrmStore<C>;
 
 /// The SQLite store on a SeaORM connection (feature `sqlite`), MessagePack-encoded by default.
 ///
@@ -68,12 +77,13 @@ pub type PostgresStore<C> = RepositoryStore<SeaOrmRepository<Postgres>, C>;
 /// store.migrate().await?;
 /// # Ok(()) }
 /// ```
-#[cfg(feature = "msgpack")]
-pub type SqliteStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository<Sqlite>, C>;
+#[cfg(all(feature = "sqlite", feature = "msgpack"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub type SqliteStore<C = MessagePackCodec> = SeaOrmStore<C>;
 
 /// The SQLite store on a SeaORM connection; enable feature `msgpack` for the default codec.
-#[cfg(not(feature = "msgpack"))]
-pub type SqliteStore<C> = RepositoryStore<SeaOrmRepository<Sqlite>, C>;
+#[cfg(all(feature = "sqlite", not(feature = "msgpack")))]
+pub type SqliteStore<C> = SeaOrmStore<C>;
 
 /// The MySQL and MariaDB store on a SeaORM connection (feature `mysql`), MessagePack-encoded by
 /// default.
@@ -90,13 +100,14 @@ pub type SqliteStore<C> = RepositoryStore<SeaOrmRepository<Sqlite>, C>;
 /// store.migrate().await?;
 /// # Ok(()) }
 /// ```
-#[cfg(feature = "msgpack")]
-pub type MySqlStore<C = MessagePackCodec> = RepositoryStore<SeaOrmRepository<MySql>, C>;
+#[cfg(all(feature = "mysql", feature = "msgpack"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub type MySqlStore<C = MessagePackCodec> = SeaOrmStore<C>;
 
 /// The MySQL and MariaDB store on a SeaORM connection; enable feature `msgpack` for the default
 /// codec.
-#[cfg(not(feature = "msgpack"))]
-pub type MySqlStore<C> = RepositoryStore<SeaOrmRepository<MySql>, C>;
+#[cfg(all(feature = "mysql", not(feature = "msgpack")))]
+pub type MySqlStore<C> = SeaOrmStore<C>;
 
 #[cfg(feature = "tokio-postgres")]
 mod lean;
@@ -122,18 +133,20 @@ impl<R: fmt::Debug, C: fmt::Debug> fmt::Debug for RepositoryStore<R, C> {
 }
 
 #[cfg(feature = "msgpack")]
-impl<B: SqlDialect> RepositoryStore<SeaOrmRepository<B>, MessagePackCodec> {
+impl RepositoryStore<SeaOrmRepository, MessagePackCodec> {
     /// A store on `conn` (the application's own SeaORM connection) using the default table
     /// (`"tower_sessions"."session"` on PostgreSQL, `session` on SQLite and MySQL) and the
-    /// MessagePack codec.
-    ///
-    /// Never fails: a connection to another backend than the store's (a SQLite connection given
-    /// to [`PostgresStore`], say) makes `migrate()` and every operation fail with an error
-    /// naming both backends.
+    /// MessagePack codec. The SQL is the connection's backend's.
     pub fn new(conn: DatabaseConnection) -> Self {
-        let store = Self::from_parts(SeaOrmRepository::new(conn), MessagePackCodec);
-        let table = store.repository().table().clone();
-        store.with_table_label(&table, crate::adapters::sea_orm::dialect_of::<B>())
+        let store = Self::from_parts(
+            SeaOrmRepository::with_table(conn, SessionTable::default()),
+            MessagePackCodec,
+        );
+        let (table, dialect) = (
+            store.repository().table().clone(),
+            store.repository().dialect(),
+        );
+        store.with_table_label(&table, dialect)
     }
 }
 
@@ -148,7 +161,7 @@ impl<R: SessionRepository> RepositoryStore<R, MessagePackCodec> {
     }
 }
 
-impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
+impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// The same store with its sessions in schema `name` (default `tower_sessions`).
     ///
     /// PostgreSQL only: SQLite has no schemas, and a MySQL schema is a database, so on those
@@ -201,7 +214,7 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
     /// The same store on `table`, once its names are checked for the store's backend and, when
     /// the store can migrate, every name derived from them.
     fn with_checked_table(self, table: SessionTable) -> Result<Self, SeaOrmStoreError> {
-        table.check_for(crate::adapters::sea_orm::dialect_of::<B>())?;
+        table.check_for(self.repository().dialect())?;
         #[cfg(feature = "migration")]
         crate::migration::check_names(table.table(), table.hash_partitions())
             .map_err(|err| SeaOrmStoreError::InvalidConfiguration(err.to_string()))?;
@@ -211,10 +224,11 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
     fn with_session_table(self, table: SessionTable) -> Self {
         let repository =
             SeaOrmRepository::with_table(self.repository().connection().clone(), table.clone());
+        let dialect = repository.dialect();
         Self {
             service: self.service.with_repository(repository),
         }
-        .with_table_label(&table, crate::adapters::sea_orm::dialect_of::<B>())
+        .with_table_label(&table, dialect)
     }
 
     /// Creates the schema, the session table and its expiry index if they are missing, and
@@ -226,10 +240,9 @@ impl<B: SqlDialect, C: Codec> RepositoryStore<SeaOrmRepository<B>, C> {
     /// (PostgreSQL's and MySQL's SQLSTATE, SQLite's busy and locked codes), and no advisory lock
     /// is needed.
     ///
-    /// Bounded by [`MIGRATE_TIMEOUT`] (60 s): DDL can wait for locks held by long transactions.
+    /// Bounded by 60 s: DDL can wait for locks held by long transactions.
     #[cfg(feature = "migration")]
     pub async fn migrate(&self) -> Result<(), SeaOrmStoreError> {
-        self.repository().check_backend()?;
         let migration = self.repository().migrate();
         match tokio::time::timeout(MIGRATE_TIMEOUT, migration).await {
             Ok(result) => result.map_err(|failure| SeaOrmStoreError::Migration {
@@ -519,7 +532,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     }
 
     /// The domain service behind the store.
-    pub fn service(&self) -> &SessionService<R, C> {
+    pub(crate) fn service(&self) -> &SessionService<R, C> {
         &self.service
     }
 

@@ -126,5 +126,5 @@ pub use crate::adapters::{
 /// assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 /// # Ok(()) }
 /// ```
-#[cfg(feature = "mock")]
+#[cfg(feature = "testing")]
 pub use crate::ports::MockSessionRepository;

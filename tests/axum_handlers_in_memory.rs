@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::demo_app::{app, body, send, session_cookie, session_id, PATIENT};
 use tower_sessions_seaorm_store::{
-    ports::SessionRepository,
+    repository::SessionRepository,
     testing::{Fault, FaultController, FaultyRepository, InMemoryRepository, Operation},
     RepositoryStore,
 };

@@ -13,10 +13,8 @@ use mockall::predicate::{always, eq};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
-    codec::MessagePackCodec,
-    ports::{Codec, RepositoryError},
-    testing::MockSessionRepository,
-    Id, Record, RepositoryStore,
+    codec::Codec, codec::MessagePackCodec, repository::RepositoryError,
+    testing::MockSessionRepository, Id, Record, RepositoryStore,
 };
 
 fn down() -> RepositoryError {

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use common::{connect_postgres, database_url, unique_name, PgFixture};
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
-    ports::SessionRepository, sea_orm::ConnectionTrait, Id, PostgresStore, SessionStore,
+    repository::SessionRepository, sea_orm::ConnectionTrait, Id, PostgresStore, SessionStore,
 };
 
 /// Polls `check` until it holds, for at most `limit`.

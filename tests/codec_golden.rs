@@ -5,8 +5,8 @@
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
-    domain::{SessionId, SessionRecord},
-    ports::Codec,
+    codec::Codec,
+    codec::{SessionId, SessionRecord},
 };
 
 /// One top-level key, so that MessagePack's output (which follows the HashMap's order) is fixed;

@@ -9,7 +9,7 @@ use common::codecs::all;
 use proptest::{collection, prelude::*};
 use serde_json::{Map, Number, Value};
 use time::{OffsetDateTime, UtcOffset};
-use tower_sessions_seaorm_store::domain::{SessionId, SessionRecord};
+use tower_sessions_seaorm_store::codec::{SessionId, SessionRecord};
 
 /// Finite floats of every magnitude, and the edges.
 fn float() -> impl Strategy<Value = f64> {
@@ -118,7 +118,7 @@ proptest! {
 
     #[test]
     fn messagepack_writes_what_rmp_serde_writes_for_tower_sessions_records(record in record()) {
-        use tower_sessions_seaorm_store::{codec::MessagePackCodec, ports::Codec};
+        use tower_sessions_seaorm_store::{codec::MessagePackCodec, codec::Codec};
         // The domain's record has tower-sessions' serde shape: moving from tower-sessions-sqlx-store,
         // or between tower-sessions 0.14 and 0.15, keeps every stored row readable.
         let ours = MessagePackCodec.encode(&record).unwrap();
@@ -188,7 +188,7 @@ proptest! {
 /// record that is a record of this codec in every way (it encodes, and decodes back to itself).
 fn error_or_a_real_record(
     name: &str,
-    codec: &dyn tower_sessions_seaorm_store::ports::Codec,
+    codec: &dyn tower_sessions_seaorm_store::codec::Codec,
     bytes: &[u8],
 ) -> Result<(), TestCaseError> {
     match codec.decode(bytes) {

@@ -5,7 +5,7 @@ mod common;
 use common::codecs::{all, every_kind_of_value, nested_arrays};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime, UtcOffset};
-use tower_sessions_seaorm_store::domain::{SessionId, SessionRecord};
+use tower_sessions_seaorm_store::codec::{SessionId, SessionRecord};
 
 fn in_a_day() -> OffsetDateTime {
     OffsetDateTime::now_utc() + Duration::days(1)
@@ -191,7 +191,7 @@ fn bincode_saves_exactly_max_depth_levels() {
     assert_depth_limit(&BincodeCodec, BincodeCodec::MAX_DEPTH);
 }
 
-fn assert_depth_limit(codec: &dyn tower_sessions_seaorm_store::ports::Codec, max: usize) {
+fn assert_depth_limit(codec: &dyn tower_sessions_seaorm_store::codec::Codec, max: usize) {
     let mut record = every_kind_of_value(SessionId::random(), in_a_day());
     for nested in [nested_arrays(max), json!({ "a": nested_arrays(max - 1) })] {
         record.data.to_mut().insert("deep".into(), nested);
@@ -287,7 +287,7 @@ fn error_messages_never_contain_session_data() {
 #[cfg(feature = "json")]
 #[test]
 fn json_stores_the_id_as_text_and_the_expiry_as_rfc_3339() {
-    use tower_sessions_seaorm_store::{codec::JsonCodec, ports::Codec};
+    use tower_sessions_seaorm_store::{codec::Codec, codec::JsonCodec};
     let expiry = OffsetDateTime::from_unix_timestamp(1_893_456_000).unwrap()
         + Duration::nanoseconds(123_456_789);
     let record = every_kind_of_value(SessionId(i128::MAX), expiry);
@@ -303,7 +303,7 @@ fn json_stores_the_id_as_text_and_the_expiry_as_rfc_3339() {
 #[cfg(feature = "json")]
 #[test]
 fn json_reads_back_every_f64_exactly() {
-    use tower_sessions_seaorm_store::{codec::JsonCodec, ports::Codec};
+    use tower_sessions_seaorm_store::{codec::Codec, codec::JsonCodec};
     // Without serde_json's float_roundtrip, parsing rounds some of these to a neighbour.
     let floats = [
         0.1,
@@ -337,7 +337,7 @@ fn json_reads_back_every_f64_exactly() {
 #[cfg(feature = "bincode")]
 #[test]
 fn bincode_refuses_a_row_with_trailing_bytes_or_an_unknown_format_version() {
-    use tower_sessions_seaorm_store::{codec::BincodeCodec, ports::Codec};
+    use tower_sessions_seaorm_store::{codec::BincodeCodec, codec::Codec};
     let record = every_kind_of_value(SessionId::random(), in_a_day());
     let mut bytes = BincodeCodec.encode(&record).unwrap();
     assert_eq!(&bytes[..2], &[0xc1, 0x01]);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{connect_postgres, database_url, throwaway_pg::ThrowawayPostgres, unique_name};
 use tower_sessions_seaorm_store::{
-    ports::RepositoryError, sea_orm::Database, session_store, PostgresStore, SeaOrmStoreError,
+    repository::RepositoryError, sea_orm::Database, session_store, PostgresStore, SeaOrmStoreError,
     SessionStore,
 };
 

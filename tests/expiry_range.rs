@@ -18,7 +18,8 @@ use serde_json::json;
 use time::{macros::datetime, Date, Month, OffsetDateTime, Time, UtcOffset};
 use tokio::runtime::Runtime;
 use tower_sessions_seaorm_store::{
-    ports::{Codec, SessionRepository, SessionRow, Unchanged},
+    codec::Codec,
+    repository::{SessionRepository, SessionRow, Unchanged},
     session_store, Id, Record, RepositoryStore, SessionStore,
 };
 
@@ -146,7 +147,7 @@ where
     Ok(())
 }
 
-/// Through the repository and the service's "now"s: an instant in any offset is clamped to the
+/// Through the repository and its "now"s: an instant in any offset is clamped to the
 /// column's range; a session is loaded at `now` only if it expires after it.
 async fn repository_and_now<R, C>(
     store: RepositoryStore<R, C>,
@@ -187,29 +188,29 @@ where
         .await
         .map_err(|e| format!("update_if_present: {e}"))?;
 
-    let service = store.service();
-    let loaded = service
-        .load_at(rec.id.into(), now)
+    let key = rec.id.to_string();
+    let loaded = repository
+        .find_unexpired(&key, now)
         .await
-        .map_err(|e| format!("load_at: {e}"))?;
+        .map_err(|e| format!("find_unexpired: {e}"))?;
     if loaded.is_some() && expiry <= now {
-        return Err("load_at: a session expired at `now` was loaded".to_owned());
+        return Err("find_unexpired: a session expired at `now` was found".to_owned());
     }
     // Clamping may merge instants beyond the column's range, and truncating to microseconds
     // instants closer than that: elsewhere a live session is found.
     let mysql_range = datetime!(1000-01-01 00:00 UTC)..=datetime!(9999-12-31 23:59:59.999_999 UTC);
     let comparable = [expiry, now].iter().all(|at| mysql_range.contains(at));
     if comparable && expiry - now >= time::Duration::MICROSECOND && loaded.is_none() {
-        return Err("load_at: a session live at `now` was not loaded".to_owned());
+        return Err("find_unexpired: a session live at `now` was not found".to_owned());
     }
-    service
-        .user_sessions_at(&user, now)
+    repository
+        .find_unexpired_by_user(&user, now)
         .await
-        .map_err(|e| format!("user_sessions_at: {e}"))?;
-    service
-        .delete_expired_at(now)
+        .map_err(|e| format!("find_unexpired_by_user: {e}"))?;
+    repository
+        .delete_expired_batch(now, 10_000)
         .await
-        .map_err(|e| format!("delete_expired_at: {e}"))?;
+        .map_err(|e| format!("delete_expired_batch: {e}"))?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tower_sessions_seaorm_store::{
-    ports::{RepositoryError, SessionRepository, SessionRow},
+    repository::{RepositoryError, SessionRepository, SessionRow},
     session_store,
     testing::{Fault, FaultController, FaultyRepository, InMemoryRepository, Operation},
     Id, RepositoryStore, SessionStore,

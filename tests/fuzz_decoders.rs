@@ -10,9 +10,9 @@ use std::{collections::HashMap, panic};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
+    codec::Codec,
     codec::MessagePackCodec,
-    domain::{SessionId, SessionRecord},
-    ports::Codec,
+    codec::{SessionId, SessionRecord},
 };
 
 /// xorshift64*: a fixed-seed, dependency-free generator, so a failing input can be replayed.

@@ -12,10 +12,10 @@ use std::fmt::Debug;
 
 use time::macros::datetime;
 use tower_sessions_seaorm_store::{
-    domain::UserSession,
-    ports::{Codec, RepositoryError, SessionRepository},
+    codec::Codec,
+    repository::{RepositoryError, SessionRepository},
     sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait},
-    RepositoryStore, SeaOrmStoreError,
+    RepositoryStore, SeaOrmStoreError, UserSession,
 };
 
 /// The last instant the store reads from PostgreSQL: the last microsecond of year 9999, UTC.

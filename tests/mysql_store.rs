@@ -12,7 +12,7 @@ use common::{
 };
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
-    ports::SessionRepository,
+    repository::SessionRepository,
     sea_orm::{ConnectionTrait, DbBackend, Statement},
     MySqlStore, SessionStore,
 };
@@ -301,7 +301,7 @@ fn session_of(user: &str) -> tower_sessions_seaorm_store::Record {
 async fn handles_of(
     store: &MySqlStore,
     user: &str,
-) -> std::collections::HashSet<tower_sessions_seaorm_store::domain::SessionHandle> {
+) -> std::collections::HashSet<tower_sessions_seaorm_store::SessionHandle> {
     store
         .user_sessions(user)
         .await
@@ -504,7 +504,7 @@ async fn a_stored_id_that_is_not_utf8_is_a_corrupt_row_error_not_a_panic() {
         matches!(
             err,
             tower_sessions_seaorm_store::SeaOrmStoreError::Database(
-                tower_sessions_seaorm_store::ports::RepositoryError::CorruptRow(_)
+                tower_sessions_seaorm_store::repository::RepositoryError::CorruptRow(_)
             )
         ),
         "{err:?}"

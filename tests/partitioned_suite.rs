@@ -13,7 +13,7 @@ use tower_sessions_seaorm_store::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
         CreatePartitionedSessionTable,
     },
-    ports::SessionRepository,
+    repository::SessionRepository,
     sea_orm::{ConnectionTrait, DbBackend, Statement},
     SessionStore,
 };

@@ -7,7 +7,7 @@ mod common;
 
 use common::codecs::{all, every_kind_of_value, Named};
 use time::{Duration, OffsetDateTime};
-use tower_sessions_seaorm_store::{domain::SessionId, session_store, Record, SessionStore};
+use tower_sessions_seaorm_store::{codec::SessionId, session_store, Record, SessionStore};
 
 #[cfg(feature = "json")]
 mod json {

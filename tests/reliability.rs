@@ -16,7 +16,7 @@ use common::{suite::record, throwaway_pg::ThrowawayPostgres, PgFixture};
 use serde_json::json;
 use time::OffsetDateTime;
 use tower_sessions_seaorm_store::{
-    ports::SessionRepository,
+    repository::SessionRepository,
     sea_orm::{ConnectOptions, ConnectionTrait, Database},
     session_store, Id, PostgresStore, Record, SessionStore,
 };

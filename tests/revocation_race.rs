@@ -19,13 +19,10 @@ use http_body_util::BodyExt;
 use tokio::sync::Notify;
 use tower::ServiceExt;
 use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
-use tower_sessions_seaorm_store::{
-    adapters::sea_orm::{SeaOrmRepository, SqlDialect},
-    codec::MessagePackCodec,
-    RepositoryStore,
-};
+use tower_sessions_seaorm_store::PostgresStore;
 
-type Store<B> = RepositoryStore<SeaOrmRepository<B>, MessagePackCodec>;
+/// The store on every backend: it speaks the SQL of its connection.
+type Store = PostgresStore;
 
 /// The slow request's two checkpoints: it says when it has loaded the session, and waits to be
 /// let go before it answers (and so before the layer saves).
@@ -35,12 +32,12 @@ struct Gate {
     release: Notify,
 }
 
-struct AppState<B: SqlDialect> {
-    store: Store<B>,
+struct AppState {
+    store: Store,
     gate: Gate,
 }
 
-fn app<B: SqlDialect>(state: Arc<AppState<B>>) -> Router {
+fn app(state: Arc<AppState>) -> Router {
     let layer = SessionManagerLayer::new(state.store.clone())
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(1)));
@@ -54,7 +51,7 @@ fn app<B: SqlDialect>(state: Arc<AppState<B>>) -> Router {
         .route(
             "/slow",
             get(
-                |State(state): State<Arc<AppState<B>>>, session: Session| async move {
+                |State(state): State<Arc<AppState>>, session: Session| async move {
                     // Loads the session and changes it: the layer saves it after the response.
                     session.insert("cart", ["book"]).await.unwrap();
                     state.gate.loaded.notify_one();
@@ -70,14 +67,14 @@ fn app<B: SqlDialect>(state: Arc<AppState<B>>) -> Router {
         )
         .route(
             "/logout-everywhere",
-            get(|State(state): State<Arc<AppState<B>>>| async move {
+            get(|State(state): State<Arc<AppState>>| async move {
                 state.store.delete_user_sessions("ada").await.unwrap();
             }),
         )
         .route(
             "/logout-others",
             get(
-                |State(state): State<Arc<AppState<B>>>, session: Session| async move {
+                |State(state): State<Arc<AppState>>, session: Session| async move {
                     let current = session.id().expect("a stored session");
                     state
                         .store
@@ -133,8 +130,8 @@ async fn log_in(app: &Router) -> String {
 /// Holds a `/slow` request with `slow_cookie` between its load and its save, runs `logout`
 /// (a request on `logout_cookie`), lets the slow request finish, and checks that the session of
 /// `slow_cookie` is gone for good: in the table and for the next request.
-async fn slow_request_across_a_logout<B: SqlDialect>(
-    state: &Arc<AppState<B>>,
+async fn slow_request_across_a_logout(
+    state: &Arc<AppState>,
     slow_cookie: &str,
     logout: &str,
     logout_cookie: &str,
@@ -173,7 +170,7 @@ async fn slow_request_across_a_logout<B: SqlDialect>(
     );
 }
 
-async fn revocation_is_final<B: SqlDialect>(store: Store<B>) {
+async fn revocation_is_final(store: Store) {
     let store = store.with_user_key("user_id").unwrap();
     let state = Arc::new(AppState {
         store,

@@ -137,10 +137,11 @@ async fn sessions_survive_closing_and_reopening_the_file() {
     store.create(&mut rec).await.unwrap();
     conn.close().await.unwrap();
 
-    let reopened = SqliteStore::new(connect_sqlite(&file_url(&path), 2).await);
+    let conn = connect_sqlite(&file_url(&path), 2).await;
+    let reopened = SqliteStore::new(conn.clone());
     reopened.migrate().await.unwrap();
     assert_eq!(reopened.load(&rec.id).await.unwrap(), Some(rec));
-    let _ = reopened.repository().connection().clone().close().await;
+    let _ = conn.close().await;
     remove_db_files(&path);
 }
 

@@ -117,7 +117,7 @@ async fn both_versions_read_each_others_sessions() {
 async fn a_corrupt_row_is_a_0_14_decode_error() {
     let fixture = PgFixture::new().await;
     let id = Id::default();
-    tower_sessions_seaorm_store::ports::SessionRepository::insert_if_absent(
+    tower_sessions_seaorm_store::repository::SessionRepository::insert_if_absent(
         fixture.store.repository(),
         common::row(&id.to_string(), b"\xc1 nope", in_a_day()),
     )

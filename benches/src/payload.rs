@@ -1,6 +1,6 @@
 //! Bytes per session for each codec this build has. Adding a codec is one line in `codecs`.
 
-use store::{codec::MessagePackCodec, ports::Codec, Id, Record};
+use store::{codec::Codec, codec::MessagePackCodec, Id, Record};
 
 fn codecs() -> Vec<(&'static str, Box<dyn Codec>)> {
     vec![

@@ -23,11 +23,11 @@ mod user_key;
 
 pub use error::{Operation, SessionError};
 pub use keys::{IdStorage, SessionHandle};
-pub use record::{InvalidSessionId, SessionData, SessionId, SessionRecord};
+pub use record::{SessionData, SessionId, SessionRecord};
 pub use service::{
     ServicePolicy, SessionService, UserSession, DEFAULT_MAX_SESSION_SIZE, DEFAULT_OPERATION_TIMEOUT,
 };
-pub use user_key::{InvalidUserKeyPath, UserKeyPath, MAX_USER_KEY_LEN};
+pub use user_key::{UserKeyPath, MAX_USER_KEY_LEN};
 
 #[cfg(test)]
 mod tests;

@@ -131,11 +131,6 @@ impl<R, C> SessionService<R, C> {
         &self.policy
     }
 
-    /// The name the spans give the table (`"sessions"` unless set).
-    pub fn table_label(&self) -> &str {
-        &self.table_label
-    }
-
     /// The same service with another policy. Values below 1 are raised to 1.
     pub fn with_policy(mut self, policy: ServicePolicy) -> Self {
         self.policy = ServicePolicy {

@@ -59,11 +59,6 @@ impl UserKeyPath {
         })
     }
 
-    /// The path as given.
-    pub fn as_str(&self) -> &str {
-        &self.path
-    }
-
     /// The user key of a session with `data`, or `None` when it names no user.
     pub fn user_key_of(&self, data: &SessionData) -> Option<String> {
         let value = match self.path.strip_prefix('/') {

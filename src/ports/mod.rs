@@ -8,6 +8,6 @@ mod codec;
 mod repository;
 
 pub use codec::{Codec, CodecError};
-#[cfg(any(test, feature = "mock"))]
+#[cfg(any(test, feature = "testing"))]
 pub use repository::MockSessionRepository;
 pub use repository::{RepositoryError, SessionRepository, SessionRow, Unchanged, UserSessionRow};

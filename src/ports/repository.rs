@@ -61,7 +61,7 @@ pub struct UserSessionRow {
 /// - A row whose `expires_at` is at or before `now` is **expired**: it is never returned, even
 ///   before anything deleted it.
 /// - Errors carry no session data and no session id.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait SessionRepository: Send + Sync + 'static {
     /// Inserts the session unless a row with this id exists (expired or not).

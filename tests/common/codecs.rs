@@ -8,9 +8,9 @@ use tower_sessions_seaorm_store::codec::BincodeCodec;
 #[cfg(feature = "json")]
 use tower_sessions_seaorm_store::codec::JsonCodec;
 use tower_sessions_seaorm_store::{
+    codec::Codec,
     codec::MessagePackCodec,
-    domain::{SessionId, SessionRecord},
-    ports::Codec,
+    codec::{SessionId, SessionRecord},
     PostgresStore,
 };
 
@@ -108,14 +108,14 @@ impl Codec for Named {
     fn encode(
         &self,
         record: &SessionRecord<'_>,
-    ) -> Result<Vec<u8>, tower_sessions_seaorm_store::ports::CodecError> {
+    ) -> Result<Vec<u8>, tower_sessions_seaorm_store::codec::CodecError> {
         self.codec.encode(record)
     }
 
     fn decode(
         &self,
         bytes: &[u8],
-    ) -> Result<SessionRecord<'static>, tower_sessions_seaorm_store::ports::CodecError> {
+    ) -> Result<SessionRecord<'static>, tower_sessions_seaorm_store::codec::CodecError> {
         self.codec.decode(bytes)
     }
 }

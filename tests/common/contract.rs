@@ -4,7 +4,7 @@
 
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
-    ports::{SessionRepository, SessionRow, Unchanged},
+    repository::{SessionRepository, SessionRow, Unchanged},
     Id,
 };
 

@@ -7,9 +7,8 @@ use std::{collections::HashSet, fmt::Debug, time::Duration as StdDuration};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
-    domain::SessionHandle,
-    ports::{Codec, SessionRepository},
-    session_store, Id, Record, RepositoryStore, SeaOrmStoreError, SessionStore,
+    codec::Codec, repository::SessionRepository, session_store, Id, Record, RepositoryStore,
+    SeaOrmStoreError, SessionHandle, SessionStore,
 };
 
 /// A whole second, so instants survive every backend's precision.
@@ -453,13 +452,15 @@ where
     R: SessionRepository + Debug,
     C: Codec + Debug,
 {
-    use tower_sessions_seaorm_store::domain::{IdStorage, SessionId};
+    use sha2::{Digest, Sha256};
+    use tower_sessions_seaorm_store::codec::SessionId;
     let hashed = store.clone().with_hashed_ids();
     let mut record = created(&hashed, &[("user_id", json!(user()))]).await;
     record.data.insert("cart".into(), json!([1]));
     hashed.save(&record).await.unwrap();
 
-    let key = IdStorage::Hashed.key(record.id.into());
+    // The documented key: the lowercase hex SHA-256 of the id's text.
+    let key = hex::encode(Sha256::digest(record.id.to_string().as_bytes()));
     let stored = hashed
         .repository()
         .find_unexpired(&key, OffsetDateTime::now_utc())

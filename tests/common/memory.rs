@@ -1,7 +1,7 @@
 //! A store over the in-memory repository, for the behavioural suite and handler tests.
 
 use tower_sessions_seaorm_store::{
-    adapters::memory::InMemoryRepository, codec::MessagePackCodec, RepositoryStore,
+    codec::MessagePackCodec, testing::InMemoryRepository, RepositoryStore,
 };
 
 /// The store type of the in-memory fixture.

@@ -23,10 +23,8 @@ pub mod throwaway_pg;
 use std::time::Duration;
 
 use tower_sessions_seaorm_store::{
-    adapters::sea_orm::SeaOrmRepository,
-    codec::MessagePackCodec,
     sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection},
-    Id, PostgresStore, RepositoryStore,
+    Id, PostgresStore,
 };
 
 /// The first column of every row `sql` returns, as strings, on any backend.
@@ -50,10 +48,10 @@ pub async fn scalar_strings(
 
 /// Runs `migrate()` on `replicas` stores built by `store` at once, as replicas starting together
 /// would, and panics with `what` if any of them fails.
-pub async fn migrate_concurrently<B, F>(replicas: usize, store: F, what: &str)
+/// (One store type serves every backend: `SqliteStore` and `MySqlStore` are `PostgresStore`.)
+pub async fn migrate_concurrently<F>(replicas: usize, store: F, what: &str)
 where
-    B: tower_sessions_seaorm_store::adapters::sea_orm::SqlDialect,
-    F: Fn() -> RepositoryStore<SeaOrmRepository<B>, MessagePackCodec>,
+    F: Fn() -> PostgresStore,
 {
     let tasks: Vec<_> = (0..replicas)
         .map(|_| {
@@ -73,8 +71,8 @@ pub fn row(
     id: &str,
     data: &[u8],
     expires_at: time::OffsetDateTime,
-) -> tower_sessions_seaorm_store::ports::SessionRow {
-    tower_sessions_seaorm_store::ports::SessionRow {
+) -> tower_sessions_seaorm_store::repository::SessionRow {
+    tower_sessions_seaorm_store::repository::SessionRow {
         id: id.to_owned(),
         data: data.to_vec(),
         expires_at,
@@ -162,4 +160,4 @@ impl PgFixture {
 }
 
 /// The store type the behavioural suite drives on every backend.
-pub type SuiteStore = RepositoryStore<SeaOrmRepository, MessagePackCodec>;
+pub type SuiteStore = PostgresStore;

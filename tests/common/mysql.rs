@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tower_sessions_seaorm_store::{
-    adapters::sea_orm::MIGRATION_HISTORY_TABLE,
+    migration::HISTORY_TABLE as MIGRATION_HISTORY_TABLE,
     sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection},
     MySqlStore,
 };

@@ -10,7 +10,7 @@
 //! stored (which would log every user out). A row written by one codec fails to decode with
 //! another (a `Decode` error), so choose the codec before the first session is stored.
 //!
-//! Any type implementing [`Codec`](crate::ports::Codec) can be plugged in with
+//! Any type implementing [`Codec`] can be plugged in with
 //! `PostgresStore::with_codec`, for example one that wraps a codec above to compress, encrypt
 //! or sign its bytes (see `examples/custom_codec.rs`).
 
@@ -24,8 +24,15 @@ mod json;
 mod msgpack;
 
 #[cfg(feature = "bincode")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bincode")))]
 pub use self::bincode::BincodeCodec;
+pub use crate::{
+    domain::{SessionData, SessionId, SessionRecord},
+    ports::{Codec, CodecError},
+};
 #[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use json::JsonCodec;
 #[cfg(feature = "msgpack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 pub use msgpack::MessagePackCodec;

@@ -1,59 +1,20 @@
-//! The three SQL backends the repository speaks, as types: a store built for one backend says
-//! so in its type ([`PostgresStore`](crate::PostgresStore), [`SqliteStore`](crate::SqliteStore),
-//! [`MySqlStore`](crate::MySqlStore)), so a connection to another backend is caught, not
-//! silently sent the wrong SQL.
-
-use std::fmt::Debug;
+//! The three SQL backends the repository speaks. One representation, [`Dialect`], read from the
+//! connection once when the repository is built: the store's SQL follows its connection, so no
+//! connection can be sent another backend's SQL.
 
 use sea_orm::{DbBackend, Value};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
-/// A SQL backend the SeaORM repository has statements for: [`Postgres`], [`Sqlite`] or
-/// [`MySql`]. Sealed: the statements for a backend live in this crate.
-pub trait SqlDialect: sealed::Sealed + Copy + Default + Debug + Send + Sync + 'static {}
-
-/// PostgreSQL: `text` id, `bytea` data, `timestamptz` expiry, in a schema.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Postgres;
-
-/// SQLite: `text` id, `blob` data, expiry as `integer` microseconds since the Unix epoch (UTC).
-/// SQLite has no schemas: the schema name is ignored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Sqlite;
-
-/// MySQL and MariaDB: `varbinary(128)` id (byte for byte), `longblob` data, `datetime(6)`
-/// expiry in UTC. The schema name is ignored: the table lives in the connection's database.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MySql;
-
-impl SqlDialect for Postgres {}
-impl SqlDialect for Sqlite {}
-impl SqlDialect for MySql {}
-
-mod sealed {
-    pub trait Sealed {
-        const DIALECT: super::Dialect;
-    }
-    impl Sealed for super::Postgres {
-        const DIALECT: super::Dialect = super::Dialect::Postgres;
-    }
-    impl Sealed for super::Sqlite {
-        const DIALECT: super::Dialect = super::Dialect::Sqlite;
-    }
-    impl Sealed for super::MySql {
-        const DIALECT: super::Dialect = super::Dialect::MySql;
-    }
-}
-
-/// The dialect of a [`SqlDialect`] type, for code that branches on it.
-pub(crate) fn dialect_of<B: SqlDialect>() -> Dialect {
-    <B as sealed::Sealed>::DIALECT
-}
-
 /// The closed set of dialects; what the statements, the migration runner and the error
 /// classification branch on.
+///
+/// - PostgreSQL: `text` id, `bytea` data, `timestamptz` expiry, in a schema.
+/// - SQLite: `text` id, `blob` data, expiry as `integer` microseconds since the Unix epoch
+///   (UTC); no schemas (the schema name is ignored).
+/// - MySQL and MariaDB: `varbinary(128)` id (byte for byte), `longblob` data, `datetime(6)`
+///   expiry in UTC; the table lives in the connection's database (the schema name is ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     /// PostgreSQL.
     Postgres,
     /// SQLite.
@@ -63,21 +24,21 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// SeaORM's name for the backend.
-    pub(crate) fn backend(self) -> DbBackend {
-        match self {
-            Self::Postgres => DbBackend::Postgres,
-            Self::Sqlite => DbBackend::Sqlite,
-            Self::MySql => DbBackend::MySql,
-        }
-    }
-
-    /// The store type for this backend, for error messages.
-    pub(crate) fn store_name(self) -> &'static str {
-        match self {
-            Self::Postgres => "PostgresStore",
-            Self::Sqlite => "SqliteStore",
-            Self::MySql => "MySqlStore",
+    /// The dialect of SeaORM's backend.
+    pub(crate) fn of(backend: DbBackend) -> Self {
+        match backend {
+            DbBackend::Postgres => Self::Postgres,
+            DbBackend::Sqlite => Self::Sqlite,
+            DbBackend::MySql => Self::MySql,
+            // SeaORM 2 has these three; its enum is open for more. A backend this crate has no
+            // SQL for gets PostgreSQL's (the most standard), and says so once.
+            other => {
+                tracing::warn!(
+                    backend = ?other,
+                    "no session-store SQL for this database backend; using PostgreSQL's"
+                );
+                Self::Postgres
+            }
         }
     }
 

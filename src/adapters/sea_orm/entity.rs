@@ -4,7 +4,7 @@
 //!
 //! `data` holds the codec's bytes (MessagePack by default); decode them with the store's codec.
 //! The entity describes the PostgreSQL table: on SQLite and MySQL the table has no schema and
-//! `expiry_date` another type (see [`SqlDialect`](super::SqlDialect)).
+//! `expiry_date` another type (per backend).
 //!
 //! ```no_run
 //! use tower_sessions_seaorm_store::{entity, sea_orm::{EntityTrait, PaginatorTrait}};

@@ -13,7 +13,7 @@ use tower_sessions_seaorm_migration as migration;
 use super::{
     dialect::Dialect,
     errors::{is_array_type_name_exhausted, is_duplicate_object, lost_a_migration_race},
-    SeaOrmRepository, SqlDialect,
+    SeaOrmRepository,
 };
 
 pub use migration::HISTORY_TABLE as MIGRATION_HISTORY_TABLE;
@@ -27,7 +27,7 @@ pub(crate) struct MigrateFailure {
     pub error: DbErr,
 }
 
-impl<B: SqlDialect> SeaOrmRepository<B> {
+impl SeaOrmRepository {
     /// Brings the session table up to date; see `RepositoryStore::migrate`.
     pub(crate) async fn migrate(&self) -> Result<(), MigrateFailure> {
         let mut backoff = Duration::from_millis(10);
@@ -153,7 +153,7 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
     }
 }
 
-impl<B: SqlDialect> SeaOrmRepository<B> {
+impl SeaOrmRepository {
     /// After a duplicate_object (42710): a type that is not a table's, named like one of the
     /// tables `migrate` creates, as an error; `None` when there is none (a lost race: the
     /// winner's row type and table committed together) or the catalog cannot be read.

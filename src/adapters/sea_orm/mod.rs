@@ -13,11 +13,8 @@ mod update;
 
 #[cfg(feature = "tokio-postgres")]
 pub(crate) use dialect::postgres_instant;
-pub(crate) use dialect::{dialect_of, Dialect};
-pub use dialect::{MySql, Postgres, SqlDialect, Sqlite};
-pub use identifier::{IdentifierError, IdentifierKind, SessionTable};
-#[cfg(feature = "migration")]
-pub use migrate::MIGRATION_HISTORY_TABLE;
+pub(crate) use dialect::Dialect;
+pub(crate) use identifier::{IdentifierError, SessionTable};
 pub use repository::SeaOrmRepository;
 #[cfg(feature = "tokio-postgres")]
 pub(crate) use statements::{Bind, Column, Statements, ROW_BINDS};

@@ -1,11 +1,11 @@
-use std::{fmt, marker::PhantomData, sync::Arc};
+use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
 use time::OffsetDateTime;
 
 use super::{
-    dialect::{dialect_of, Dialect, Postgres, SqlDialect},
+    dialect::Dialect,
     errors::{classify, is_unique_violation},
     statements::{Bind, Column, Statements, ROW_BINDS},
     SessionTable,
@@ -13,101 +13,57 @@ use super::{
 use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow};
 
 /// A [`SessionRepository`] on a SeaORM [`DatabaseConnection`]: one prepared, cached statement
-/// per operation, in the SQL of backend `B` ([`Postgres`], [`Sqlite`](super::Sqlite) or
-/// [`MySql`](super::MySql)).
+/// per operation, in the SQL of the connection's backend (PostgreSQL, SQLite or MySQL/MariaDB),
+/// read from the connection when the repository is built.
 ///
 /// The connection is the application's own pool, shared, not a second one. Cloning the
-/// repository is cheap. A connection to another backend than `B` is not refused here (building
-/// never fails): every operation, and `migrate`, then fails with an error naming both backends.
-pub struct SeaOrmRepository<B: SqlDialect = Postgres> {
+/// repository is cheap.
+#[derive(Clone)]
+pub struct SeaOrmRepository {
     conn: DatabaseConnection,
     table: SessionTable,
+    dialect: Dialect,
     statements: Arc<Statements>,
-    dialect: PhantomData<B>,
 }
 
-impl<B: SqlDialect> Clone for SeaOrmRepository<B> {
-    fn clone(&self) -> Self {
-        Self {
-            conn: self.conn.clone(),
-            table: self.table.clone(),
-            statements: Arc::clone(&self.statements),
-            dialect: PhantomData,
-        }
-    }
-}
-
-impl<B: SqlDialect> fmt::Debug for SeaOrmRepository<B> {
+impl fmt::Debug for SeaOrmRepository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SeaOrmRepository")
-            .field("dialect", &B::default())
-            .field("backend", &self.conn.get_database_backend())
+            .field("dialect", &self.dialect)
             .field("table", &self.table)
             .finish_non_exhaustive()
     }
 }
 
-impl<B: SqlDialect> SeaOrmRepository<B> {
-    /// A repository on `conn` with the default table (`"tower_sessions"."session"` on
-    /// PostgreSQL, `session` on SQLite and MySQL).
-    pub fn new(conn: DatabaseConnection) -> Self {
-        Self::with_table(conn, SessionTable::default())
-    }
-
+impl SeaOrmRepository {
     /// A repository on `conn` storing sessions in `table`.
-    pub fn with_table(conn: DatabaseConnection, table: SessionTable) -> Self {
-        let statements = Arc::new(Statements::new(dialect_of::<B>(), &table));
+    pub(crate) fn with_table(conn: DatabaseConnection, table: SessionTable) -> Self {
+        let dialect = Dialect::of(conn.get_database_backend());
+        let statements = Arc::new(Statements::new(dialect, &table));
         Self {
             conn,
             table,
+            dialect,
             statements,
-            dialect: PhantomData,
         }
     }
 
     /// The connection the repository uses.
-    pub fn connection(&self) -> &DatabaseConnection {
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
         &self.conn
     }
 
     /// Where the sessions live.
-    pub fn table(&self) -> &SessionTable {
+    pub(crate) fn table(&self) -> &SessionTable {
         &self.table
     }
 
-    /// The database backend of the connection.
-    pub fn backend(&self) -> DbBackend {
-        self.conn.get_database_backend()
-    }
-
-    /// `Ok` if the connection is to the backend this repository writes SQL for; otherwise an
-    /// error that names both. Every operation checks this first.
-    pub fn check_backend(&self) -> Result<(), RepositoryError> {
-        let dialect = self.dialect();
-        let actual = self.backend();
-        if actual == dialect.backend() {
-            return Ok(());
-        }
-        Err(RepositoryError::Statement(format!(
-            "not sent: a {} writes {} SQL but was given a {} connection; build the store that \
-             matches the connection (PostgresStore, SqliteStore or MySqlStore)",
-            dialect.store_name(),
-            backend_name(dialect.backend()),
-            backend_name(actual),
-        )))
-    }
-
     pub(crate) fn dialect(&self) -> Dialect {
-        dialect_of::<B>()
-    }
-
-    fn statements(&self) -> Result<&Statements, RepositoryError> {
-        self.check_backend()?;
-        Ok(&self.statements)
+        self.dialect
     }
 
     fn statement(&self, sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-        Statement::from_sql_and_values(self.backend(), sql, values)
+        Statement::from_sql_and_values(self.conn.get_database_backend(), sql, values)
     }
 
     /// Runs `sql` with `values` and returns how many rows it affected.
@@ -125,20 +81,11 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
     }
 
     fn instant(&self, at: OffsetDateTime) -> Value {
-        self.dialect().instant(at)
+        self.dialect.instant(at)
     }
 
     fn classify(&self, err: sea_orm::DbErr) -> RepositoryError {
-        classify(self.dialect(), err)
-    }
-}
-
-fn backend_name(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => "PostgreSQL",
-        DbBackend::Sqlite => "SQLite",
-        DbBackend::MySql => "MySQL/MariaDB",
-        _ => "unknown",
+        classify(self.dialect, err)
     }
 }
 
@@ -146,7 +93,7 @@ fn text(value: &str) -> Value {
     Value::String(Some(value.to_owned()))
 }
 
-impl<B: SqlDialect> SeaOrmRepository<B> {
+impl SeaOrmRepository {
     /// The values `binds` names for `row`, in order.
     fn bound_values(&self, binds: &[Bind], row: SessionRow) -> Vec<Value> {
         let digest = row.unchanged.map(|unchanged| unchanged.digest.to_vec());
@@ -171,9 +118,9 @@ impl<B: SqlDialect> SeaOrmRepository<B> {
 }
 
 #[async_trait]
-impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
+impl SessionRepository for SeaOrmRepository {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
-        let statements = self.statements()?;
+        let statements = &self.statements;
         let values = self.bound_values(&ROW_BINDS, row);
         let stmt = self.statement(&statements.insert_if_absent, values);
         match self.conn.execute_raw(stmt).await {
@@ -185,7 +132,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
     }
 
     async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
-        let statements = self.statements()?;
+        let statements = &self.statements;
         let statement = match row.unchanged {
             Some(_) => &statements.update_unless_unchanged,
             None => &statements.update_if_present,
@@ -199,7 +146,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
-        let sql = &self.statements()?.find_unexpired;
+        let sql = &self.statements.find_unexpired;
         let stmt = self.statement(sql, [text(id), self.instant(now)]);
         let Some(row) = self
             .conn
@@ -215,7 +162,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
-        let sql = &self.statements()?.delete_by_id;
+        let sql = &self.statements.delete_by_id;
         self.execute(sql, [text(id)]).await.map(drop)
     }
 
@@ -224,7 +171,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         now: OffsetDateTime,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
-        let statements = self.statements()?;
+        let statements = &self.statements;
         // LIMIT is bound as a bigint; a limit beyond i64::MAX means "no limit" anyway.
         let limit = Value::BigInt(Some(i64::try_from(limit).unwrap_or(i64::MAX)));
         let values = statements.delete_expired_values(self.instant(now), limit);
@@ -236,7 +183,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         user_key: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
-        let sql = &self.statements()?.find_unexpired_by_user;
+        let sql = &self.statements.find_unexpired_by_user;
         let stmt = self.statement(sql, [text(user_key), self.instant(now)]);
         let rows = self
             .conn
@@ -246,8 +193,8 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         rows.iter()
             .map(|row| {
                 Ok(UserSessionRow {
-                    id: self.dialect().read_key(row, 0)?,
-                    expires_at: self.dialect().read_instant(row, 1)?,
+                    id: self.dialect.read_key(row, 0)?,
+                    expires_at: self.dialect.read_instant(row, 1)?,
                 })
             })
             .collect::<Result<_, sea_orm::DbErr>>()
@@ -255,7 +202,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
     }
 
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
-        let sql = &self.statements()?.delete_by_user;
+        let sql = &self.statements.delete_by_user;
         self.execute(sql, [text(user_key)]).await
     }
 
@@ -264,7 +211,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         user_key: &str,
         keep: &str,
     ) -> Result<u64, RepositoryError> {
-        let sql = &self.statements()?.delete_by_user_except;
+        let sql = &self.statements.delete_by_user_except;
         self.execute(sql, [text(user_key), text(keep)]).await
     }
 
@@ -273,7 +220,7 @@ impl<B: SqlDialect> SessionRepository for SeaOrmRepository<B> {
         user_key: &str,
         id: &str,
     ) -> Result<bool, RepositoryError> {
-        let sql = &self.statements()?.delete_by_user_and_id;
+        let sql = &self.statements.delete_by_user_and_id;
         let deleted = self.execute(sql, [text(user_key), text(id)]).await?;
         Ok(deleted > 0)
     }
