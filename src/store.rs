@@ -26,7 +26,7 @@ pub(crate) const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A tower-sessions store over any [`SessionRepository`] and [`Codec`].
 ///
-/// Most applications name it through [`PostgresStore`], [`SqliteStore`] or [`MySqlStore`] (or
+/// Most applications name it through `PostgresStore`, `SqliteStore` or `MySqlStore` (or
 /// `LeanPostgresStore`, feature `tokio-postgres`). Cloning is cheap: clones share the repository
 /// (and so the connection pool) and the codec.
 pub struct RepositoryStore<R, C> {
@@ -34,8 +34,8 @@ pub struct RepositoryStore<R, C> {
 }
 
 /// The store on a SeaORM connection: PostgreSQL, SQLite or MySQL/MariaDB, whichever the
-/// connection is to (the SQL follows the connection). [`PostgresStore`], [`SqliteStore`] and
-/// [`MySqlStore`] are its names, one per backend feature.
+/// connection is to (the SQL follows the connection). `PostgresStore`, `SqliteStore` and
+/// `MySqlStore` are its names, one per backend feature.
 type SeaOrmStore<C> = RepositoryStore<SeaOrmRepository, C>;
 
 /// The PostgreSQL store on a SeaORM connection, MessagePack-encoded by default.
@@ -53,7 +53,7 @@ type SeaOrmStore<C> = RepositoryStore<SeaOrmRepository, C>;
 /// # Ok(()) }
 /// ```
 ///
-/// `PostgresStore`, [`SqliteStore`] and [`MySqlStore`] are one type: the store speaks the SQL of
+/// `PostgresStore`, `SqliteStore` and `MySqlStore` are one type: the store speaks the SQL of
 /// the connection it is given.
 #[cfg(all(feature = "postgres", feature = "msgpack"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -152,10 +152,9 @@ impl RepositoryStore<SeaOrmRepository, MessagePackCodec> {
 
 #[cfg(feature = "msgpack")]
 impl<R: SessionRepository> RepositoryStore<R, MessagePackCodec> {
-    /// A store over any `repository`, with the MessagePack codec: an
-    /// [`InMemoryRepository`](crate::adapters::memory::InMemoryRepository), a
-    /// [`FaultyRepository`](crate::adapters::faulty::FaultyRepository), the mock (feature
-    /// `mock`), or your own. See [`testing`](crate::testing).
+    /// A store over any `repository`, with the MessagePack codec: one of the testing kit's
+    /// (`InMemoryRepository`, `FaultyRepository`, the mock; module `testing`, feature
+    /// `testing`), or your own.
     pub fn from_repository(repository: R) -> Self {
         Self::from_parts(repository, MessagePackCodec)
     }
@@ -178,7 +177,7 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// The same store with its sessions in table `name` (default `session`); the same rules as
     /// [`with_schema_name`](Self::with_schema_name), and two more:
     ///
-    /// - On SQLite ([`SqliteStore`]) the name must be lowercase: SQLite ignores case in names,
+    /// - On SQLite the name must be lowercase: SQLite ignores case in names,
     ///   so stores on `Sessions` and `sessions` would share one table.
     /// - Every name derived from it (its indexes, partitions, and the row and array types
     ///   PostgreSQL makes for each table) must fit in PostgreSQL's 63 bytes and be distinct
@@ -299,8 +298,8 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// The error says what failed: [`RepositoryError::Unavailable`] (cannot connect),
     /// [`RepositoryError::MissingTable`] (not migrated), [`SeaOrmStoreError::TimedOut`].
     ///
-    /// [`RepositoryError::Unavailable`]: crate::ports::RepositoryError::Unavailable
-    /// [`RepositoryError::MissingTable`]: crate::ports::RepositoryError::MissingTable
+    /// [`RepositoryError::Unavailable`]: crate::repository::RepositoryError::Unavailable
+    /// [`RepositoryError::MissingTable`]: crate::repository::RepositoryError::MissingTable
     pub async fn health(&self) -> Result<(), SeaOrmStoreError> {
         self.service.health().await
     }
@@ -387,8 +386,10 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// other devices", "sign out that device".
     ///
     /// `path` is a session key (`"user_id"`), or a JSON Pointer when it starts with `/`
-    /// (`"/axum-login.data/user_id"` for axum-login 0.18); see
-    /// [`UserKeyPath`](crate::domain::UserKeyPath) for how values become keys. A session
+    /// (`"/axum-login.data/user_id"` for axum-login 0.18, whose default data key is
+    /// `axum-login.data`). The value found becomes the user key: a string as it is, a number in
+    /// decimal, a boolean as `true`/`false`, an array or object as compact JSON; a missing value
+    /// or `null` means no user. A session
     /// without that value (anonymous, or logged out) has no user and leaves its user's list at
     /// its next save. The table needs the second migration (`migrate()` runs it).
     ///

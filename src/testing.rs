@@ -8,14 +8,14 @@
 //! |---|---|
 //! | [`InMemoryRepository`] | the happy path: log in, then read the session back with the cookie. It has exactly the SQL repositories' semantics (the same behavioural suite runs on it). |
 //! | [`FaultyRepository`] | the database misbehaving: wrap any repository, then make calls fail (every call, the `n`th, for a while), slow or hang, per operation, through a [`FaultController`] — also while requests are in flight. |
-//! | `MockSessionRepository` (feature `mock`) | exact expectations per call with [mockall](https://docs.rs/mockall): what was written, how often, and any answer, corrupt bytes included. |
+//! | `MockSessionRepository` | exact expectations per call with [mockall](https://docs.rs/mockall): what was written, how often, and any answer, corrupt bytes included. |
 //!
 //! ```
 //! use axum::{body::Body, http::{header, Request, StatusCode}, routing::get, Router};
 //! use tower::ServiceExt;
 //! use tower_sessions::{Session, SessionManagerLayer};
 //! use tower_sessions_seaorm_store::{
-//!     testing::{Fault, FaultyRepository, InMemoryRepository, Operation},
+//!     testing::{Fault, FaultyRepository, InMemoryRepository}, Operation,
 //!     RepositoryStore,
 //! };
 //!
@@ -75,17 +75,17 @@
 //!
 //! # With the mock
 //!
-//! With feature `mock` (`tower-sessions-seaorm-store = { version = "0.2", features = ["mock"] }`
-//! under `[dev-dependencies]`), `MockSessionRepository` is re-exported here; see its
+//! `MockSessionRepository` (in `[dev-dependencies]`: `tower-sessions-seaorm-store = { version = "0.2", features = ["testing"] }`)
+//! has mockall expectations per repository call; see its
 //! documentation for a handler test where the database fails.
 
 pub use crate::adapters::{
-    faulty::{Fault, FaultController, FaultyRepository, Operation},
+    faulty::{Fault, FaultController, FaultyRepository},
     memory::InMemoryRepository,
 };
 
 /// The [mockall](https://docs.rs/mockall) mock of
-/// [`SessionRepository`](crate::ports::SessionRepository) (feature `mock`): set an expectation
+/// [`SessionRepository`](crate::repository::SessionRepository): set an expectation
 /// per call, with `expect_insert_if_absent`, `expect_update_if_present`, `expect_find_unexpired`,
 /// `expect_delete_by_id` and `expect_delete_expired_batch`. A call nobody expected panics, so a
 /// test also proves what the application did *not* do.
@@ -97,7 +97,7 @@ pub use crate::adapters::{
 /// use tower::ServiceExt;
 /// use tower_sessions::{Session, SessionManagerLayer};
 /// use tower_sessions_seaorm_store::{
-///     ports::RepositoryError, testing::MockSessionRepository, Id, RepositoryStore,
+///     repository::RepositoryError, testing::MockSessionRepository, Id, RepositoryStore,
 /// };
 ///
 /// async fn whoami(session: Session) -> Result<String, StatusCode> {

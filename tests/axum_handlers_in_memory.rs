@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use common::demo_app::{app, body, send, session_cookie, session_id, PATIENT};
 use tower_sessions_seaorm_store::{
     repository::SessionRepository,
-    testing::{Fault, FaultController, FaultyRepository, InMemoryRepository, Operation},
-    RepositoryStore,
+    testing::{Fault, FaultController, FaultyRepository, InMemoryRepository},
+    Operation, RepositoryStore,
 };
 
 /// The in-memory repository (to look inside), and a fault controller in front of it.

@@ -8,8 +8,8 @@ use tokio::time::Instant;
 use tower_sessions_seaorm_store::{
     repository::{RepositoryError, SessionRepository, SessionRow},
     session_store,
-    testing::{Fault, FaultController, FaultyRepository, InMemoryRepository, Operation},
-    Id, RepositoryStore, SessionStore,
+    testing::{Fault, FaultController, FaultyRepository, InMemoryRepository},
+    Id, Operation, RepositoryStore, SessionStore,
 };
 
 fn faulty() -> (FaultyRepository<InMemoryRepository>, FaultController) {

@@ -28,7 +28,7 @@ use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRo
 /// while a store owns another. Nothing is persisted: the sessions die with the last clone.
 ///
 /// ```
-/// use tower_sessions_seaorm_store::{adapters::memory::InMemoryRepository, RepositoryStore};
+/// use tower_sessions_seaorm_store::{testing::InMemoryRepository, RepositoryStore};
 ///
 /// let repository = InMemoryRepository::new();
 /// let store = RepositoryStore::from_repository(repository.clone());

@@ -1,6 +1,6 @@
 //! Driving adapters: tower-sessions' traits on [`RepositoryStore`](crate::RepositoryStore).
 //!
-//! The domain owns its record type ([`SessionRecord`](crate::domain::SessionRecord)); each
+//! The domain owns its record type ([`SessionRecord`](crate::codec::SessionRecord)); each
 //! tower-sessions version converts its own `Record` and `Id` at the edge, lending the session
 //! data rather than copying it, and calls the same domain service. The `SessionStore` and
 //! `ExpiredDeletion` traits and the `Record`/`Id` shapes did not change between 0.14 and 0.15

@@ -102,7 +102,7 @@ pub enum SessionError {
     UserKeyTooLong {
         /// The key's length in bytes.
         len: usize,
-        /// [`MAX_USER_KEY_LEN`](super::MAX_USER_KEY_LEN).
+        /// The limit: 255 bytes.
         limit: usize,
     },
 

@@ -15,7 +15,7 @@ pub type SessionData = HashMap<String, serde_json::Value>;
 /// (the cookie's value and the `id` column's), exactly as tower-sessions prints its `Id`.
 ///
 /// ```
-/// use tower_sessions_seaorm_store::domain::SessionId;
+/// use tower_sessions_seaorm_store::codec::SessionId;
 ///
 /// let id = SessionId(7);
 /// assert_eq!(id.to_string(), "BwAAAAAAAAAAAAAAAAAAAA");
@@ -79,7 +79,7 @@ impl FromStr for SessionId {
 /// that.
 ///
 /// ```
-/// use tower_sessions_seaorm_store::domain::{SessionData, SessionId, SessionRecord};
+/// use tower_sessions_seaorm_store::codec::{SessionData, SessionId, SessionRecord};
 ///
 /// let data: SessionData = [("user_id".to_owned(), serde_json::json!(42))].into();
 /// let record = SessionRecord::borrowed(SessionId(7), &data, time::OffsetDateTime::UNIX_EPOCH);

@@ -77,7 +77,8 @@ impl Default for ServicePolicy {
     }
 }
 
-/// One live session of a user, as [`SessionService::user_sessions`] lists it.
+/// One live session of a user, as
+/// [`RepositoryStore::user_sessions`](crate::RepositoryStore::user_sessions) lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSession {
     /// An opaque name for the session, safe to show; see [`SessionHandle`].

@@ -17,20 +17,6 @@ pub const MAX_USER_KEY_LEN: usize = 255;
 /// The value found becomes the index's user key: a string as it is, a number in decimal, a
 /// boolean as `true`/`false`, an array or object as compact JSON. A missing value or `null`
 /// means the session has no user (an anonymous session, or one logged out).
-///
-/// ```
-/// use tower_sessions_seaorm_store::domain::{SessionData, UserKeyPath};
-///
-/// let data: SessionData = [
-///     ("user_id".to_owned(), serde_json::json!(42)),
-///     ("axum-login.data".to_owned(), serde_json::json!({"user_id": "ada"})),
-/// ]
-/// .into();
-/// assert_eq!(UserKeyPath::new("user_id").unwrap().user_key_of(&data).as_deref(), Some("42"));
-/// let nested = UserKeyPath::new("/axum-login.data/user_id").unwrap();
-/// assert_eq!(nested.user_key_of(&data).as_deref(), Some("ada"));
-/// assert!(UserKeyPath::new("").is_err());
-/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserKeyPath {
     path: String,

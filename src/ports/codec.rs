@@ -23,8 +23,8 @@ use crate::domain::SessionRecord;
 /// ```
 /// use tower_sessions_seaorm_store::{
 ///     codec::MessagePackCodec,
-///     domain::SessionRecord,
-///     ports::{Codec, CodecError},
+///     codec::SessionRecord,
+///     codec::{Codec, CodecError},
 /// };
 ///
 /// #[derive(Debug, Clone, Default)]

@@ -26,8 +26,8 @@ use crate::{
 /// your `Migrator`).
 ///
 /// **Timeouts.** A statement still running when the operation timeout fires is cancelled on the
-/// server and its connection closed, never reused (see
-/// [`TokioPostgresRepository`]); give the store the pool's TLS connector with
+/// server (a PostgreSQL cancel request) and its connection closed, never reused; give the store
+/// the pool's TLS connector with
 /// [`with_cancel_tls`](RepositoryStore::with_cancel_tls) if the pool uses `sslmode=require`.
 ///
 /// ```no_run
@@ -83,8 +83,10 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
     }
 
     /// The same store, sending the cancel request for a timed-out statement through `tls`, the
-    /// connector its pool was built with; see
-    /// [`TokioPostgresRepository::with_cancel_tls`].
+    /// connector its pool was built with. A pool whose config says `sslmode=require` needs it:
+    /// tokio-postgres then sends the cancel over TLS too, and cannot without a connector; the
+    /// cancel fails (logged at `warn`) and the statement runs on. With `sslmode=prefer` (the
+    /// default) or `disable`, the cancel goes in plain text, as libpq's `PQcancel` sends it.
     pub fn with_cancel_tls<T>(self, tls: T) -> Self
     where
         T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,

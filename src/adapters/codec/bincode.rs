@@ -33,11 +33,7 @@ use ::bincode::{
 /// by bincode.
 ///
 /// ```
-/// use tower_sessions_seaorm_store::{
-///     codec::BincodeCodec,
-///     domain::{SessionId, SessionRecord},
-///     ports::Codec,
-/// };
+/// use tower_sessions_seaorm_store::codec::{BincodeCodec, Codec, SessionId, SessionRecord};
 ///
 /// let record = SessionRecord::owned(
 ///     SessionId(7),

@@ -34,11 +34,7 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime, UtcOffset};
 /// ```
 ///
 /// ```
-/// use tower_sessions_seaorm_store::{
-///     codec::JsonCodec,
-///     domain::{SessionId, SessionRecord},
-///     ports::Codec,
-/// };
+/// use tower_sessions_seaorm_store::codec::{Codec, JsonCodec, SessionId, SessionRecord};
 ///
 /// let record = SessionRecord::owned(
 ///     SessionId(7),

@@ -12,11 +12,7 @@ use serde_json::Value;
 /// write, so their rows load unchanged and users switching stores stay logged in.
 ///
 /// ```
-/// use tower_sessions_seaorm_store::{
-///     codec::MessagePackCodec,
-///     domain::{SessionId, SessionRecord},
-///     ports::Codec,
-/// };
+/// use tower_sessions_seaorm_store::codec::{Codec, MessagePackCodec, SessionId, SessionRecord};
 ///
 /// let record = SessionRecord::owned(SessionId(7), Default::default(), time::OffsetDateTime::UNIX_EPOCH);
 /// let bytes = MessagePackCodec.encode(&record).unwrap();

@@ -33,7 +33,7 @@ pub(super) fn counter(operation: Operation) -> Option<usize> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_sessions_seaorm_store::adapters::faulty::{Fault, Operation};
+/// use tower_sessions_seaorm_store::{testing::Fault, Operation};
 ///
 /// // The database is down for every load until the test clears the fault.
 /// let down = Fault::unavailable().on(Operation::Load);

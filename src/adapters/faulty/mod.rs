@@ -6,11 +6,8 @@
 //!
 //! ```
 //! use tower_sessions_seaorm_store::{
-//!     adapters::{
-//!         faulty::{Fault, FaultyRepository, Operation},
-//!         memory::InMemoryRepository,
-//!     },
-//!     Id, RepositoryStore, SessionStore,
+//!     testing::{Fault, FaultyRepository, InMemoryRepository},
+//!     Id, Operation, RepositoryStore, SessionStore,
 //! };
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -44,14 +44,6 @@ macro_rules! against_the_rule {
 /// server) of ASCII letters, digits and underscores, and do not start with a digit. That refuses
 /// quotes, spaces, semicolons and look-alike Unicode letters outright; the statements quote the
 /// names on top of that.
-///
-/// ```
-/// use tower_sessions_seaorm_store::adapters::sea_orm::SessionTable;
-///
-/// let table = SessionTable::default().with_table("web_session").unwrap();
-/// assert_eq!(table.schema(), "tower_sessions");
-/// assert!(SessionTable::default().with_table("session; DROP TABLE users").is_err());
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionTable {
     schema: String,
@@ -224,9 +216,12 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_name_keeps_the_previous_one() {
-        let table = SessionTable::new().with_table("x y");
-        assert!(table.is_err());
-        assert_eq!(SessionTable::new().table(), "session");
+    fn a_refusal_names_which_name_was_refused_and_a_valid_one_is_kept_as_given() {
+        let table = SessionTable::new().with_table("web_session").unwrap();
+        assert_eq!(table.table(), "web_session");
+        let err = table.clone().with_schema("x y").unwrap_err();
+        assert_eq!(err.kind, IdentifierKind::Schema);
+        let err = table.with_table("x y").unwrap_err();
+        assert_eq!(err.kind, IdentifierKind::Table);
     }
 }

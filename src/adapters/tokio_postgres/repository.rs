@@ -30,22 +30,6 @@ type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 /// applied, which is why a timeout's outcome is reported as unknown. The cancel request is sent
 /// without TLS unless the repository is given the pool's connector
 /// ([`with_cancel_tls`](Self::with_cancel_tls)), which a pool with `sslmode=require` needs.
-///
-/// ```no_run
-/// use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-/// use tower_sessions_seaorm_store::adapters::tokio_postgres::TokioPostgresRepository;
-///
-/// # fn build() -> Result<TokioPostgresRepository, Box<dyn std::error::Error>> {
-/// let config: tokio_postgres::Config = "postgres://postgres@127.0.0.1:5432/test".parse()?;
-/// let manager = Manager::from_config(
-///     config,
-///     tokio_postgres::NoTls,
-///     ManagerConfig { recycling_method: RecyclingMethod::Fast },
-/// );
-/// let pool = Pool::builder(manager).max_size(16).build()?;
-/// let repository = TokioPostgresRepository::new(pool);
-/// # Ok(repository) }
-/// ```
 #[derive(Clone)]
 pub struct TokioPostgresRepository {
     pool: Pool,
@@ -86,14 +70,6 @@ impl TokioPostgresRepository {
     /// it: tokio-postgres then sends the cancel over TLS too, and cannot without a connector; the
     /// cancel fails (logged at `warn`) and the statement runs on. With `sslmode=prefer` (the
     /// default) or `disable`, the cancel goes in plain text, as libpq's `PQcancel` sends it.
-    ///
-    /// ```no_run
-    /// # use tower_sessions_seaorm_store::adapters::tokio_postgres::TokioPostgresRepository;
-    /// # fn build(pool: deadpool_postgres::Pool) {
-    /// // `tokio_postgres::NoTls` stands for your connector, e.g. a `MakeRustlsConnect`.
-    /// let repository = TokioPostgresRepository::new(pool).with_cancel_tls(tokio_postgres::NoTls);
-    /// # }
-    /// ```
     pub fn with_cancel_tls<T>(self, tls: T) -> Self
     where
         T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>
