@@ -1,7 +1,9 @@
 //! The outside world behind the ports: codecs and the SeaORM repository.
 
 pub mod codec;
+#[cfg(any(test, feature = "testing"))]
 pub mod faulty;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod sea_orm;
 #[cfg(feature = "tokio-postgres")]

@@ -62,11 +62,6 @@ impl Default for SessionTable {
 }
 
 impl SessionTable {
-    /// The default schema (`tower_sessions`) and table (`session`).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// The same table in schema `schema`.
     pub fn with_schema(mut self, schema: &str) -> Result<Self, IdentifierError> {
         validate(schema, IdentifierKind::Schema)?;
@@ -94,6 +89,7 @@ impl SessionTable {
     /// The same table, created by `migrate()` hash-partitioned by id into `partitions`
     /// partitions (PostgreSQL only). Checked when the migration runs: 1 to
     /// `migration::MAX_HASH_PARTITIONS`.
+    #[cfg(feature = "migration")]
     pub fn with_hash_partitions(mut self, partitions: u16) -> Self {
         self.hash_partitions = Some(partitions);
         self
@@ -124,6 +120,7 @@ impl SessionTable {
     }
 
     /// How many hash partitions `migrate()` creates the table with; `None` for a plain table.
+    #[cfg(feature = "migration")]
     pub fn hash_partitions(&self) -> Option<u16> {
         self.hash_partitions
     }
@@ -157,8 +154,8 @@ mod tests {
     #[test]
     fn accepts_plain_names() {
         for name in ["session", "_s", "Sessions_2", &"a".repeat(63)] {
-            assert!(SessionTable::new().with_table(name).is_ok(), "{name}");
-            assert!(SessionTable::new().with_schema(name).is_ok(), "{name}");
+            assert!(SessionTable::default().with_table(name).is_ok(), "{name}");
+            assert!(SessionTable::default().with_schema(name).is_ok(), "{name}");
         }
     }
 
@@ -180,9 +177,9 @@ mod tests {
             "ses\0sion",
             long.as_str(),
         ] {
-            let err = SessionTable::new().with_table(name).unwrap_err();
+            let err = SessionTable::default().with_table(name).unwrap_err();
             assert_eq!(err.kind, IdentifierKind::Table, "{name:?}");
-            let err = SessionTable::new().with_schema(name).unwrap_err();
+            let err = SessionTable::default().with_schema(name).unwrap_err();
             assert_eq!(err.kind, IdentifierKind::Schema, "{name:?}");
         }
     }
@@ -190,15 +187,17 @@ mod tests {
     #[test]
     fn sqlite_refuses_uppercase_table_names_and_the_others_do_not() {
         use super::super::Dialect;
-        let upper = SessionTable::new().with_table("Sessions").unwrap();
+        let upper = SessionTable::default().with_table("Sessions").unwrap();
         let err = upper.check_for(Dialect::Sqlite).unwrap_err();
         assert_eq!(err.kind, IdentifierKind::Table);
         assert!(err.to_string().contains("SQLite ignores case"), "{err}");
         assert!(upper.check_for(Dialect::Postgres).is_ok());
         assert!(upper.check_for(Dialect::MySql).is_ok());
-        let lower = SessionTable::new().with_table("web_sessions_2").unwrap();
+        let lower = SessionTable::default()
+            .with_table("web_sessions_2")
+            .unwrap();
         assert!(lower.check_for(Dialect::Sqlite).is_ok());
-        let schema = SessionTable::new().with_schema("Auth").unwrap();
+        let schema = SessionTable::default().with_schema("Auth").unwrap();
         assert!(
             schema.check_for(Dialect::Sqlite).is_ok(),
             "SQLite has no schemas"
@@ -207,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_refusal_says_why_and_what_to_use() {
-        let err = SessionTable::new().with_table("1session").unwrap_err();
+        let err = SessionTable::default().with_table("1session").unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid table name: the name starts with a digit; use 1 to 63 ASCII letters, \
@@ -217,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_refusal_names_which_name_was_refused_and_a_valid_one_is_kept_as_given() {
-        let table = SessionTable::new().with_table("web_session").unwrap();
+        let table = SessionTable::default().with_table("web_session").unwrap();
         assert_eq!(table.table(), "web_session");
         let err = table.clone().with_schema("x y").unwrap_err();
         assert_eq!(err.kind, IdentifierKind::Schema);
