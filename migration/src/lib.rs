@@ -28,10 +28,12 @@
 //!        }
 //!    }
 //!    ```
-//! 3. **The command line** (feature `cli`), SeaORM's usual `up`, `down`, `status`… for the
-//!    default table, with the history in `seaql_migrations_tower_sessions`:
-//!    `DATABASE_URL=postgres://… cargo run -p tower-sessions-seaorm-migration --features cli -- up`
-//!    (add feature `sqlite` or `mysql` for those databases).
+//! 3. **The command line** (feature `cli`, every backend), SeaORM's usual `up`, `down`,
+//!    `status`… for the default table, from any directory:
+//!    `cargo install tower-sessions-seaorm-migration --features cli`, then
+//!    `DATABASE_URL=postgres://… tower-sessions-seaorm-migration up`. It records the same
+//!    history as `migrate()` (`session/<migration>` in `seaql_migrations_tower_sessions`, on
+//!    PostgreSQL in the `tower_sessions` schema), so the two can be mixed.
 //!
 //! The table's column types depend on the connection's backend (PostgreSQL, SQLite, MySQL or
 //! MariaDB); see [`CreateSessionTable`]. Only PostgreSQL has schemas: elsewhere the schema name
@@ -95,15 +97,63 @@ pub fn migrations_with_partitions(
 
 /// The migrator for the default table, `"tower_sessions"."session"`, with its history in
 /// `seaql_migrations_tower_sessions`. The CLI runs this one.
+///
+/// Each step is recorded as `session/<migration>`, the name `migrate()` records it under (one
+/// schema can hold several session tables), so the CLI and `migrate()` see each other's steps
+/// and can be mixed. On PostgreSQL the CLI keeps the history in the `tower_sessions` schema,
+/// beside the table, where `migrate()` keeps it.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         migrations(DEFAULT_SCHEMA, DEFAULT_TABLE)
+            .into_iter()
+            .map(|step| {
+                Box::new(Recorded::for_table(DEFAULT_TABLE, step)) as Box<dyn MigrationTrait>
+            })
+            .collect()
     }
 
     fn migration_table_name() -> sea_orm::DynIden {
         Alias::new(HISTORY_TABLE).into_iden()
+    }
+}
+
+/// A step recorded in the history as `<table>/<migration>`: the name the store's `migrate()`
+/// gives it.
+struct Recorded {
+    name: String,
+    step: Box<dyn MigrationTrait>,
+}
+
+impl Recorded {
+    fn for_table(table: &str, step: Box<dyn MigrationTrait>) -> Self {
+        Self {
+            name: history_version(table, step.name()),
+            step,
+        }
+    }
+}
+
+/// The history's name for migration `migration` of `table`.
+pub fn history_version(table: &str, migration: &str) -> String {
+    format!("{table}/{migration}")
+}
+
+impl MigrationName for Recorded {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Recorded {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.step.up(manager).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.step.down(manager).await
     }
 }
 

@@ -112,7 +112,7 @@ impl SeaOrmRepository {
             migration::migrations_with_partitions(schema, table, self.table().hash_partitions());
         for step in steps {
             // One schema can hold several session tables, so the version names the table.
-            let version = format!("{table}/{}", step.name());
+            let version = migration::history_version(table, step.name());
             if applied.contains(&version) {
                 continue;
             }
