@@ -30,7 +30,7 @@ mysql_url_part() {
 # Debian 12 names the programs mariadb, mariadb-admin, ...; older packages and other
 # distributions only mysql, mysqladmin, ...
 mariadb_tool() {
-  if command -v "mariadb$1" >/dev/null 2>&1; then echo "mariadb$1"; else echo "mysql$1"; fi
+  if command -v "mariadb${1:-}" >/dev/null 2>&1; then echo "mariadb${1:-}"; else echo "mysql${1:-}"; fi
 }
 
 mariadb_daemon() {

@@ -24,9 +24,10 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# initdb and postgres refuse to run as root.
+# initdb and postgres refuse to run as root. From /: `postgres` may not enter the working
+# directory (a checkout under /root), and the tools complain when they cannot.
 run_as_postgres() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # The newest server's bin directory. postgresql-client alone also makes a bin directory (psql):
