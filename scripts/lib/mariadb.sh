@@ -5,8 +5,9 @@
 #    database when the server answers but the database is missing).
 # 2. Otherwise install MariaDB with apt if it is missing. Then, when the URL names the system
 #    server's port (3306 unless /etc/mysql says otherwise), start the system server (no systemd
-#    needed) and let the URL's user in from 127.0.0.1 without a password (a fresh Debian install
-#    only lets the OS root in, through the socket).
+#    needed; with --skip-name-resolve, so that a client from 127.0.0.1 is not `localhost`) and
+#    let the URL's user in from 127.0.0.1 without a password (a fresh Debian install only lets
+#    the OS root in, through the socket).
 # 3. When the URL names another port (the system server may be running on 3306 meanwhile),
 #    start a private server on the URL's host and port, with its data, socket and log in
 #    /var/tmp/ts-mariadb-<key>-<port>, keyed by the checkout's path. One left running by an
@@ -93,10 +94,12 @@ start_system_mariadb() {
   if [ ! -d /var/lib/mysql/mysql ]; then
     as_root "$(mariadb_tool -install-db)" --user=mysql --datadir=/var/lib/mysql >/dev/null
   fi
-  echo "ensure_mariadb: starting the system server ($daemon --user=mysql)" >&2
-  # By its pid file: a private server of a checkout runs the same binary.
+  echo "ensure_mariadb: starting the system server ($daemon --user=mysql --skip-name-resolve)" >&2
+  # By its pid file: a private server of a checkout runs the same binary. Without
+  # --skip-name-resolve (Debian's config lacks it) a TCP client from 127.0.0.1 is `localhost`,
+  # where root is the OS root through the socket only, and the grant below would not apply.
   as_root start-stop-daemon --start --oknodo --background --pidfile "$pidfile" --exec "$daemon" -- \
-    --user=mysql
+    --user=mysql --skip-name-resolve
   wait_for_mariadb as_root "$socket" root
 }
 
@@ -192,6 +195,11 @@ ensure_mariadb() {
   fi
   mysql_answers "$MYSQL_URL" "$db" || {
     echo "ensure_mariadb: MySQL/MariaDB does not answer at $MYSQL_URL" >&2
+    if [ "$port" = "$(system_mariadb_option port 3306)" ]; then
+      echo "ensure_mariadb: a system server that was running already and resolves names sees" \
+        "127.0.0.1 as localhost, where root is the OS root only: add skip-name-resolve to its" \
+        "config, or name another port in MYSQL_URL to get a private server" >&2
+    fi
     return 1
   }
 }
