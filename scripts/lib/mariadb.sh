@@ -7,7 +7,9 @@
 #    server's port (3306 unless /etc/mysql says otherwise), start the system server (no systemd
 #    needed; with --skip-name-resolve, so that a client from 127.0.0.1 is not `localhost`) and
 #    let the URL's user in from 127.0.0.1 without a password (a fresh Debian install only lets
-#    the OS root in, through the socket).
+#    the OS root in, through the socket). A system server that resolves names (one systemd
+#    started at install, with Debian's config) is left alone: a private server on
+#    127.0.0.1:53306 is started as in 3., and MYSQL_URL pointed there.
 # 3. When the URL names another port (the system server may be running on 3306 meanwhile),
 #    start a private server on the URL's host and port, with its data, socket and log in
 #    /var/tmp/ts-mariadb-<key>-<port>, keyed by the checkout's path. One left running by an
@@ -94,6 +96,10 @@ start_system_mariadb() {
   if [ ! -d /var/lib/mysql/mysql ]; then
     as_root "$(mariadb_tool -install-db)" --user=mysql --datadir=/var/lib/mysql >/dev/null
   fi
+  if mariadb_over_socket as_root "$socket" root -admin ping >/dev/null 2>&1; then
+    echo "ensure_mariadb: the system server runs already" >&2
+    return 0
+  fi
   echo "ensure_mariadb: starting the system server ($daemon --user=mysql --skip-name-resolve)" >&2
   # By its pid file: a private server of a checkout runs the same binary. Without
   # --skip-name-resolve (Debian's config lacks it) a TCP client from 127.0.0.1 is `localhost`,
@@ -164,7 +170,7 @@ EOF
 }
 
 ensure_mariadb() {
-  local root=${1:-$PWD} db user host port
+  local root=${1:-$PWD} db user host port socket
   export MYSQL_URL=${MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
   db=$(mysql_url_part "$MYSQL_URL" db)
   user=$(mysql_url_part "$MYSQL_URL" user)
@@ -182,9 +188,20 @@ ensure_mariadb() {
     }
     mariadb_daemon >/dev/null || install_mariadb
     if [ "$port" = "$(system_mariadb_option port 3306)" ]; then
-      start_system_mariadb || { echo "ensure_mariadb: the system MariaDB did not start" >&2; return 1; }
-      mysql_answers "$MYSQL_URL" "" || open_user_over_tcp "$user" 127.0.0.1 as_root \
-        "$(system_mariadb_option socket /run/mysqld/mysqld.sock)" root
+      socket=$(system_mariadb_option socket /run/mysqld/mysqld.sock)
+      # The grant is for 127.0.0.1, which a server resolving names (one systemd started with
+      # Debian's config) calls `localhost`, where root is the OS root through the socket only:
+      # such a server is left as it is, and a private one used instead.
+      if start_system_mariadb && ! mysql_answers "$MYSQL_URL" "" &&
+        [ "$(mariadb_over_socket as_root "$socket" root '' -N -e 'select @@skip_name_resolve')" = 1 ]; then
+        open_user_over_tcp "$user" 127.0.0.1 as_root "$socket" root || true
+      fi
+      if ! mysql_answers "$MYSQL_URL" ""; then
+        echo "ensure_mariadb: the system server does not let $user in over TCP; using a private one on 127.0.0.1:53306" >&2
+        host=127.0.0.1; port=53306
+        export MYSQL_URL="mysql://$user@$host:$port/$db"
+        start_private_mariadb "$root" "$host" "$port" "$user" || return 1
+      fi
     else
       start_private_mariadb "$root" "$host" "$port" "$user" || return 1
     fi
@@ -195,11 +212,6 @@ ensure_mariadb() {
   fi
   mysql_answers "$MYSQL_URL" "$db" || {
     echo "ensure_mariadb: MySQL/MariaDB does not answer at $MYSQL_URL" >&2
-    if [ "$port" = "$(system_mariadb_option port 3306)" ]; then
-      echo "ensure_mariadb: a system server that was running already and resolves names sees" \
-        "127.0.0.1 as localhost, where root is the OS root only: add skip-name-resolve to its" \
-        "config, or name another port in MYSQL_URL to get a private server" >&2
-    fi
     return 1
   }
 }
