@@ -19,8 +19,9 @@
 # target/pgbouncer/pgbouncer.ini for reading. A PgBouncer this script started before is stopped
 # first (by the pid in its pid file).
 #
-# Needs scripts/lib/postgres.sh sourced first (as_root, pg_answers).
+# Needs scripts/lib/postgres.sh sourced first (as_root, pg_answers, url_part).
 #
+# PGBOUNCER_URL, when set, only chooses the port (on 127.0.0.1); the database is DATABASE_URL's.
 # PGBOUNCER_POOL_MODE=session|statement tries another mode by hand.
 
 MIN_PGBOUNCER=1.21
@@ -154,7 +155,14 @@ ensure_pgbouncer() {
     install -m 755 "$bin" "$dir/pgbouncer"
     bin="$dir/pgbouncer"
   fi
-  port=$(spare_port) || { echo "ensure_pgbouncer: no spare port in 16432-16531" >&2; return 1; }
+  if [ -n "${PGBOUNCER_URL:-}" ]; then
+    # The port asked for (one no other checkout will pick from the spare range).
+    port=$(url_part "$PGBOUNCER_URL" port 6432)
+    port_is_free "$port" || { echo "ensure_pgbouncer: port $port (PGBOUNCER_URL) is taken; using a spare one" >&2; port=''; }
+  fi
+  if [ -z "${port:-}" ]; then
+    port=$(spare_port) || { echo "ensure_pgbouncer: no spare port in 16432-16531" >&2; return 1; }
+  fi
 
   # postgres://user[:password]@host[:port]/db[?params]
   rest=${DATABASE_URL#*://}
