@@ -30,7 +30,7 @@ pub async fn connect_mysql_with(url: &str, connections: u32) -> DatabaseConnecti
         Err(err) => panic!(
             "these tests need MySQL or MariaDB at {url} (set MYSQL_URL to change it): {err}\n\
              start one with `scripts/test` (it starts or installs MariaDB, then runs the suite), \
-             or `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`"
+             or `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql`"
         ),
     }
 }
