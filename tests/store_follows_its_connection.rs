@@ -5,7 +5,9 @@
 mod common;
 
 use common::{connect_postgres, database_url, unique_name};
-use tower_sessions_seaorm_store::{MySqlStore, PostgresStore, SessionStore, SqliteStore};
+use tower_sessions_seaorm_store::{
+    sea_orm::DatabaseConnection, MySqlStore, PostgresStore, SessionStore, SqliteStore,
+};
 
 async fn round_trip(store: PostgresStore) {
     store
@@ -32,14 +34,11 @@ async fn a_store_named_for_postgres_on_a_sqlite_connection_speaks_sqlite() {
     round_trip(PostgresStore::new(conn)).await;
 }
 
-#[tokio::test]
-async fn a_store_named_for_sqlite_on_a_postgres_connection_speaks_postgres() {
+/// `build(conn)` in a schema of its own on the test PostgreSQL, round-tripped, then dropped.
+async fn on_postgres(build: fn(DatabaseConnection) -> PostgresStore) {
     let conn = connect_postgres(&database_url()).await;
     let schema = unique_name("ts_follows");
-    let store = SqliteStore::new(conn.clone())
-        .with_schema_name(&schema)
-        .unwrap();
-    round_trip(store).await;
+    round_trip(build(conn.clone()).with_schema_name(&schema).unwrap()).await;
     common::PgFixture {
         store: PostgresStore::new(conn.clone()),
         conn,
@@ -50,18 +49,11 @@ async fn a_store_named_for_sqlite_on_a_postgres_connection_speaks_postgres() {
 }
 
 #[tokio::test]
+async fn a_store_named_for_sqlite_on_a_postgres_connection_speaks_postgres() {
+    on_postgres(SqliteStore::new).await;
+}
+
+#[tokio::test]
 async fn a_store_named_for_mysql_on_a_postgres_connection_speaks_postgres() {
-    let conn = connect_postgres(&database_url()).await;
-    let schema = unique_name("ts_follows");
-    let store = MySqlStore::new(conn.clone())
-        .with_schema_name(&schema)
-        .unwrap();
-    round_trip(store).await;
-    common::PgFixture {
-        store: PostgresStore::new(conn.clone()),
-        conn,
-        schema,
-    }
-    .finish()
-    .await;
+    on_postgres(MySqlStore::new).await;
 }

@@ -5,58 +5,64 @@ use std::process::Command;
 
 use sea_orm_migration::sea_orm::{ConnectionTrait, Database, Statement};
 
-fn cli() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tower-sessions-seaorm-migration"))
+/// Runs `tower-sessions-seaorm-migration <command>` on `url` and asserts it succeeded.
+fn run(url: &str, command: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tower-sessions-seaorm-migration"))
+        .arg(command)
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
-#[tokio::test]
-async fn up_records_each_step_under_the_name_migrate_gives_it() {
+/// A directory of this test's own, and the URL of a SQLite file in it.
+fn fresh_database(label: &str) -> (std::path::PathBuf, String) {
     let dir = std::env::temp_dir().join(format!(
-        "ts-cli-{}-{}",
+        "ts-cli-{label}-{}-{}",
         std::process::id(),
         time_now_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("sessions.db").display());
+    (dir, url)
+}
 
-    let up = cli().arg("up").env("DATABASE_URL", &url).output().unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let status = cli()
-        .arg("status")
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-
-    let conn = Database::connect(&url).await.unwrap();
+/// The history's versions matching `pattern` (SQL `LIKE`), in order.
+async fn versions(url: &str, pattern: &str) -> Vec<String> {
+    let conn = Database::connect(url).await.unwrap();
     let rows = conn
         .query_all_raw(Statement::from_string(
             conn.get_database_backend(),
-            "SELECT version FROM seaql_migrations_tower_sessions ORDER BY version",
+            format!(
+                "SELECT version FROM seaql_migrations_tower_sessions \
+                 WHERE version LIKE '{pattern}' ORDER BY version"
+            ),
         ))
         .await
         .unwrap();
-    let versions: Vec<String> = rows
-        .iter()
+    conn.close().await.unwrap();
+    rows.iter()
         .map(|row| row.try_get_by_index(0).unwrap())
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn up_records_each_step_under_the_name_migrate_gives_it() {
+    let (dir, url) = fresh_database("up");
+    run(&url, "up");
+    run(&url, "status");
     assert_eq!(
-        versions,
+        versions(&url, "%").await,
         [
             "session/m20261125_000001_create_session_table",
             "session/m20261125_000002_add_user_index",
             "session/m20261201_000003_exact_keys",
         ]
     );
-    conn.close().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -68,19 +74,8 @@ fn time_now_nanos() -> u128 {
 
 #[tokio::test]
 async fn a_history_with_the_bare_names_of_an_older_cli_is_renamed_not_reported_missing() {
-    let dir = std::env::temp_dir().join(format!(
-        "ts-cli-old-{}-{}",
-        std::process::id(),
-        time_now_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("sessions.db").display());
-    let up = cli().arg("up").env("DATABASE_URL", &url).output().unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let (dir, url) = fresh_database("old");
+    run(&url, "up");
     // What an older CLI left: the same steps under their bare names.
     let conn = Database::connect(&url).await.unwrap();
     conn.execute_unprepared(
@@ -90,29 +85,11 @@ async fn a_history_with_the_bare_names_of_an_older_cli_is_renamed_not_reported_m
     .unwrap();
     conn.close().await.unwrap();
 
-    let status = cli()
-        .arg("status")
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let conn = Database::connect(&url).await.unwrap();
-    let rows = conn
-        .query_all_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT version FROM seaql_migrations_tower_sessions WHERE version LIKE 'session/%'",
-        ))
-        .await
-        .unwrap();
+    run(&url, "status");
     assert_eq!(
-        rows.len(),
+        versions(&url, "session/%").await.len(),
         3,
         "every bare name was given its table's prefix"
     );
-    conn.close().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
