@@ -6,5 +6,6 @@ pub mod faulty;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod sea_orm;
+pub(crate) mod sql;
 #[cfg(feature = "tokio-postgres")]
 pub mod tokio_postgres;

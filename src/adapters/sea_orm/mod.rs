@@ -1,20 +1,13 @@
 //! The SeaORM repository: sessions in a SQL table, one statement per operation, on
-//! PostgreSQL, SQLite or MySQL/MariaDB.
+//! PostgreSQL, SQLite or MySQL/MariaDB. The table, the names and the SQL it shares with the
+//! tokio-postgres repository are in [`crate::adapters::sql`].
 
 mod dialect;
 pub mod entity;
 mod errors;
-mod identifier;
 #[cfg(feature = "migration")]
 mod migrate;
 mod repository;
-mod statements;
-mod update;
 
-#[cfg(feature = "tokio-postgres")]
-pub(crate) use dialect::postgres_instant;
-pub(crate) use dialect::Dialect;
-pub(crate) use identifier::{IdentifierError, SessionTable};
+pub(crate) use crate::adapters::sql::{Dialect, IdentifierError, SessionTable};
 pub use repository::SeaOrmRepository;
-#[cfg(feature = "tokio-postgres")]
-pub(crate) use statements::{Bind, Column, Statements, ROW_BINDS};

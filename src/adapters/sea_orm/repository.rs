@@ -7,10 +7,12 @@ use time::OffsetDateTime;
 use super::{
     dialect::Dialect,
     errors::{classify, is_unique_violation},
-    statements::{Bind, Column, Statements, ROW_BINDS},
     SessionTable,
 };
-use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow};
+use crate::{
+    adapters::sql::{Bind, Column, Statements, ROW_BINDS},
+    ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow},
+};
 
 /// A [`SessionRepository`] on a SeaORM [`DatabaseConnection`]: one prepared, cached statement
 /// per operation, in the SQL of the connection's backend (PostgreSQL, SQLite or MySQL/MariaDB),

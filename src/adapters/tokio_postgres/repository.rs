@@ -8,9 +8,9 @@ use super::{
     cancel::{CancelTls, Lent},
     errors, statements,
 };
-use crate::adapters::sea_orm::{postgres_instant, Bind, Column, Statements, ROW_BINDS};
+use crate::adapters::sql::{dialect::postgres_instant, Bind, Column, Statements, ROW_BINDS};
 use crate::{
-    adapters::sea_orm::SessionTable,
+    adapters::sql::SessionTable,
     ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow},
 };
 

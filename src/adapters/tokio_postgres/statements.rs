@@ -2,7 +2,7 @@
 //! by sea-query (which quotes the identifiers) and prepared once per connection here, so both
 //! adapters read and write the same rows the same way.
 
-use crate::adapters::sea_orm::{Dialect, SessionTable, Statements};
+use crate::adapters::sql::{Dialect, SessionTable, Statements};
 
 /// The PostgreSQL statements for `table`; placeholders are bound in the order the repository
 /// passes them (`delete_expired_batch`: `$1 now, $2 limit, $3 now`).
