@@ -82,10 +82,19 @@ impl ExactKeys {
                 quote_mysql(&self.table)
             )));
         }
-        let changes = Self::mysql_changes(&types);
+        // A replica racing this one may run the same ALTER meanwhile: the server serialises
+        // them, and the second changes a varbinary column to itself.
+        self.modify_columns(conn, &Self::mysql_changes(&types))
+            .await
+    }
+
+    /// One `ALTER TABLE … MODIFY COLUMN …, …` of `changes`; none when there are none.
+    async fn modify_columns(
+        &self,
+        conn: &SchemaManagerConnection<'_>,
+        changes: &[String],
+    ) -> Result<(), DbErr> {
         if !changes.is_empty() {
-            // A replica racing this one may run the same ALTER meanwhile: the server
-            // serialises them, and the second changes a varbinary column to itself.
             conn.execute_unprepared(&format!(
                 "ALTER TABLE {} {}",
                 quote_mysql(&self.table),
@@ -137,15 +146,7 @@ impl MigrationTrait for ExactKeys {
         .filter(|(column, _)| types.iter().any(|(name, _)| name == column))
         .map(|(column, definition)| format!("MODIFY COLUMN `{column}` {definition}"))
         .collect();
-        if !changes.is_empty() {
-            conn.execute_unprepared(&format!(
-                "ALTER TABLE {} {}",
-                quote_mysql(&self.table),
-                changes.join(", ")
-            ))
-            .await?;
-        }
-        Ok(())
+        self.modify_columns(conn, &changes).await
     }
 }
 
