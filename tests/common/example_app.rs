@@ -1,7 +1,8 @@
-//! Running `examples/axum_app` as a real process, and a minimal HTTP client with a one-cookie
-//! jar to drive it.
+//! Running `examples/axum_app` as a real process, and a minimal HTTP client with a cookie jar to
+//! drive it.
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -109,25 +110,42 @@ impl Drop for RunningApp {
     }
 }
 
-/// A response: status, the raw `Set-Cookie` headers and the body.
+/// A response: status, content type, the raw `Set-Cookie` headers and the body.
 pub struct Reply {
     pub status: StatusCode,
+    pub content_type: String,
     pub set_cookies: Vec<String>,
     pub body: String,
 }
 
-/// An HTTP/1.1 client holding the one cookie the example sets, `id`.
+/// An HTTP/1.1 client with a cookie jar (names to values, one path, one host) and a
+/// User-Agent of its choosing.
 pub struct Browser {
     client: Client<HttpConnector, Full<Bytes>>,
-    pub cookie: Option<String>,
+    pub cookies: BTreeMap<String, String>,
+    pub user_agent: Option<String>,
 }
 
 impl Browser {
     pub fn new() -> Self {
         Self {
             client: Client::builder(TokioExecutor::new()).build_http(),
-            cookie: None,
+            cookies: BTreeMap::new(),
+            user_agent: None,
         }
+    }
+
+    /// A browser sending `user_agent`.
+    pub fn with_user_agent(user_agent: &str) -> Self {
+        Self {
+            user_agent: Some(user_agent.to_owned()),
+            ..Self::new()
+        }
+    }
+
+    /// The session cookie's value, `id`.
+    pub fn session_id(&self) -> Option<String> {
+        self.cookies.get("id").cloned()
     }
 
     pub async fn get(&mut self, url: &str) -> Reply {
@@ -139,10 +157,18 @@ impl Browser {
         self.send(Method::POST, url, Some(form.to_owned())).await
     }
 
-    async fn send(&mut self, method: Method, url: &str, form: Option<String>) -> Reply {
+    pub async fn send(&mut self, method: Method, url: &str, form: Option<String>) -> Reply {
         let mut request = Request::builder().method(method).uri(url);
-        if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, format!("id={cookie}"));
+        if !self.cookies.is_empty() {
+            let cookies: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            request = request.header(header::COOKIE, cookies.join("; "));
+        }
+        if let Some(user_agent) = &self.user_agent {
+            request = request.header(header::USER_AGENT, user_agent);
         }
         let body = match form {
             Some(form) => {
@@ -157,6 +183,12 @@ impl Browser {
             .await
             .expect("the example answers");
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         let set_cookies: Vec<String> = response
             .headers()
             .get_all(header::SET_COOKIE)
@@ -174,18 +206,22 @@ impl Browser {
             .to_bytes();
         Reply {
             status,
+            content_type,
             set_cookies,
             body: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
-    /// Keeps or drops the `id` cookie as a browser would.
+    /// Keeps or drops a cookie as a browser would.
     fn remember(&mut self, set_cookie: &str) {
         let mut parts = set_cookie.split(';').map(str::trim);
-        let Some(("id", value)) = parts.next().and_then(|pair| pair.split_once('=')) else {
+        let Some((name, value)) = parts.next().and_then(|pair| pair.split_once('=')) else {
             return;
         };
-        let removed = parts.any(|attribute| attribute.eq_ignore_ascii_case("Max-Age=0"));
-        self.cookie = (!removed).then(|| value.to_owned());
+        if parts.any(|attribute| attribute.eq_ignore_ascii_case("Max-Age=0")) {
+            self.cookies.remove(name);
+        } else {
+            self.cookies.insert(name.to_owned(), value.to_owned());
+        }
     }
 }

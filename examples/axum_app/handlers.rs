@@ -1,0 +1,268 @@
+//! The routes: the visit counter, log in and log out, and the user's devices.
+//!
+//! State changes are POST forms only, and every GET is safe to repeat. Against cross-site
+//! request forgery the cookies are `SameSite=Lax`: a browser sends them with a POST only when
+//! the form was on this site, so another site's form cannot log anyone out. (That is enough
+//! for an example on modern browsers; an application accepting other content types, or
+//! serving sibling subdomains it does not trust, adds a CSRF token.)
+
+use axum::{
+    extract::{rejection::FormRejection, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    Form,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use tower_sessions::{
+    cookie::{Cookie, SameSite},
+    session, session_store, Session,
+};
+use tower_sessions_seaorm_store::{SeaOrmStoreError, SessionHandle, UserSession};
+
+use crate::{
+    device::Device,
+    pages::{self, DeviceRow},
+    Store,
+};
+
+/// The session's values. The last three describe the device; the store lists them.
+pub const VISITS: &str = "visits";
+pub const USER: &str = "user";
+pub const DEVICE: &str = "device";
+pub const SIGNED_IN_AT: &str = "signed_in_at";
+pub const LAST_ACTIVE: &str = "last_active";
+/// What the device list shows of each session (see [`device_row`]).
+pub const LISTED: [&str; 3] = [DEVICE, SIGNED_IN_AT, LAST_ACTIVE];
+
+/// A cookie apart from the session, set at log in and cleared at log out: a request that has
+/// it but no logged-in session was signed out elsewhere (or expired), and is told so once.
+const WAS_SIGNED_IN: &str = "was_signed_in";
+
+/// How stale `last_active` may be before a request rewrites it. The store skips writing a
+/// session whose values did not change (`with_touch_after`), so "active" is kept to the
+/// minute rather than rewriting the session on every request.
+const ACTIVE_GRANULARITY: i64 = 60;
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub secure_cookies: bool,
+}
+
+/// What a handler can fail with; each is an HTML page with its status.
+pub enum Failure {
+    BadForm,
+    /// The session store is away (database down, timed out): 503, try again.
+    Unavailable,
+    Internal,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        pages::error(match self {
+            Self::BadForm => StatusCode::BAD_REQUEST,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        })
+    }
+}
+
+// The error goes to the operator's log; the page says only what happened. The store's messages
+// never hold session ids or data.
+impl From<session::Error> for Failure {
+    fn from(err: session::Error) -> Self {
+        eprintln!("session error: {err}");
+        match err {
+            session::Error::Store(session_store::Error::Backend(_)) => Self::Unavailable,
+            _ => Self::Internal,
+        }
+    }
+}
+
+impl From<SeaOrmStoreError> for Failure {
+    fn from(err: SeaOrmStoreError) -> Self {
+        eprintln!("session store error: {err}");
+        match err {
+            SeaOrmStoreError::Database(_) | SeaOrmStoreError::TimedOut { .. } => Self::Unavailable,
+            _ => Self::Internal,
+        }
+    }
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The start page: counts the visit, then the account page or the sign-in page.
+pub async fn home(
+    State(app): State<App>,
+    session: Session,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let visits = session.get::<u64>(VISITS).await?.unwrap_or(0) + 1;
+    session.insert(VISITS, visits).await?;
+    let Some(user) = session.get::<String>(USER).await? else {
+        let signed_out_elsewhere = has_cookie(&headers, WAS_SIGNED_IN);
+        let page = pages::sign_in(visits, signed_out_elsewhere);
+        return Ok(if signed_out_elsewhere {
+            // Told once: the marker goes.
+            ([(header::SET_COOKIE, app.marker(false))], page).into_response()
+        } else {
+            page.into_response()
+        });
+    };
+
+    let now = now();
+    let active: Option<i64> = session.get(LAST_ACTIVE).await?;
+    if active.is_none_or(|at| now - at >= ACTIVE_GRANULARITY) {
+        session.insert(LAST_ACTIVE, now).await?;
+    }
+    let current = session.id().map(|id| app.store.session_handle(id));
+    let mut own = serde_json::Map::new();
+    for key in LISTED {
+        if let Some(value) = session.get_value(key).await? {
+            own.insert(key.to_owned(), value);
+        }
+    }
+    let devices: Vec<DeviceRow> = app
+        .store
+        .user_sessions(&user)
+        .await?
+        .into_iter()
+        .map(|listed| device_row(listed, current.as_ref(), &own))
+        .collect();
+    Ok(pages::account(&user, visits, &devices, now).into_response())
+}
+
+/// How one listed session is shown. The only place that reads a `UserSession`.
+///
+/// The store lists a session's handle and expiry; of its values (`LISTED`), only this
+/// device's own are known here, from `own`.
+fn device_row(
+    listed: UserSession,
+    current: Option<&SessionHandle>,
+    own: &serde_json::Map<String, serde_json::Value>,
+) -> DeviceRow {
+    let this_device = Some(&listed.handle) == current;
+    let value = |key: &str| this_device.then(|| own.get(key)).flatten();
+    DeviceRow {
+        this_device,
+        handle: listed.handle.to_string(),
+        device: value(DEVICE).and_then(|v| v.as_str()).map(str::to_owned),
+        signed_in_at: value(SIGNED_IN_AT).and_then(|v| v.as_i64()),
+        last_active: value(LAST_ACTIVE).and_then(|v| v.as_i64()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Login {
+    name: String,
+}
+
+/// Logs in as `name`, and records the device. The session id changes, so an id planted
+/// before the login (session fixation) is worthless after it.
+pub async fn login(
+    State(app): State<App>,
+    session: Session,
+    headers: HeaderMap,
+    form: Result<Form<Login>, FormRejection>,
+) -> Result<Response, Failure> {
+    let Form(form) = form.map_err(|_| Failure::BadForm)?;
+    let name = form.name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return Err(Failure::BadForm);
+    }
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let now = now();
+    session.cycle_id().await?;
+    session.insert(USER, name).await?;
+    session
+        .insert(DEVICE, Device::from_user_agent(user_agent).to_string())
+        .await?;
+    session.insert(SIGNED_IN_AT, now).await?;
+    session.insert(LAST_ACTIVE, now).await?;
+    Ok(([(header::SET_COOKIE, app.marker(true))], Redirect::to("/")).into_response())
+}
+
+/// Logs out, keeping the visit count, under a new session id.
+pub async fn logout(State(app): State<App>, session: Session) -> Result<Response, Failure> {
+    for key in [USER, DEVICE, SIGNED_IN_AT, LAST_ACTIVE] {
+        session.remove_value(key).await?;
+    }
+    session.cycle_id().await?;
+    Ok(([(header::SET_COOKIE, app.marker(false))], Redirect::to("/")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SignOut {
+    handle: String,
+}
+
+/// Signs one of the user's devices out: another one by its handle, or this one (a log out).
+pub async fn sign_out_device(
+    State(app): State<App>,
+    session: Session,
+    form: Result<Form<SignOut>, FormRejection>,
+) -> Result<Response, Failure> {
+    let Form(form) = form.map_err(|_| Failure::BadForm)?;
+    let handle = SessionHandle::new(form.handle);
+    // Handles are 32 hex digits; anything else did not come from the page.
+    if handle.as_str().len() != 32 || !handle.as_str().bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::BadForm);
+    }
+    let Some(user) = session.get::<String>(USER).await? else {
+        // Signed out meanwhile: the start page says so.
+        return Ok(Redirect::to("/").into_response());
+    };
+    if session.id().map(|id| app.store.session_handle(id)) == Some(handle.clone()) {
+        return logout(State(app), session).await;
+    }
+    // `false` when it was gone already: the list is refreshed either way.
+    app.store.delete_user_session(&user, &handle).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// Ends every other session of the logged-in user (the per-user index), keeping this one.
+pub async fn logout_others(State(app): State<App>, session: Session) -> Result<Redirect, Failure> {
+    if let (Some(user), Some(current)) = (session.get::<String>(USER).await?, session.id()) {
+        app.store
+            .delete_user_sessions_except(&user, current)
+            .await?;
+    }
+    Ok(Redirect::to("/"))
+}
+
+pub async fn not_found() -> Response {
+    pages::error(StatusCode::NOT_FOUND)
+}
+
+impl App {
+    /// The "was signed in" marker: set, or cleared. It outlives the session (30 days against
+    /// 7 days of inactivity), so an expired session is explained too.
+    fn marker(&self, set: bool) -> String {
+        let mut cookie = Cookie::build((WAS_SIGNED_IN, "1"))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure_cookies)
+            .max_age(time::Duration::days(if set { 30 } else { 0 }))
+            .build();
+        if !set {
+            cookie.set_value("");
+        }
+        cookie.to_string()
+    }
+}
+
+fn has_cookie(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .any(|cookie| cookie.is_ok_and(|cookie| cookie.name() == name))
+}

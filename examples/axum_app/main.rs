@@ -1,0 +1,127 @@
+//! A small Axum application on tower-sessions and this store: a visit counter, log in / log
+//! out that cycle the session id, and an account page listing the user's devices (browser and
+//! OS, when they signed in, when they were last active) through the store's per-user index,
+//! with "sign out" for each and "log out my other devices". A device signed out from elsewhere
+//! is told so on its next visit.
+//!
+//! ```sh
+//! cargo run --example axum_app
+//! ```
+//!
+//! With no configuration the sessions live in SQLite, in `examples/axum_app.db` (created on the
+//! first run, git-ignored), so no database server is needed. The environment changes that:
+//!
+//! - `DATABASE_URL`: `postgres://…`, `mysql://…` (MySQL or MariaDB) or `sqlite://…?mode=rwc`.
+//! - `BIND_ADDRESS` (default `127.0.0.1:3000`), or just `PORT` on 127.0.0.1; port 0 picks a free
+//!   port. The address actually served is printed: `listening on http://…`.
+//! - `COOKIE_SECURE=false` drops the cookies' `Secure` attribute; see [`cookie_is_secure`].
+//! - `RUST_LOG`-style logging is not set up, to keep the example short; errors go to stderr.
+//!
+//! Expired sessions are deleted every minute by the store's cleanup task.
+//!
+//! - `handlers.rs`: the routes, what the session holds, the error statuses.
+//! - `pages.rs`: the HTML and its stylesheet.
+//! - `device.rs`: "Firefox on Linux" from a User-Agent, "5 minutes ago" from a time.
+
+mod device;
+mod handlers;
+mod pages;
+
+use std::{env, error::Error, net::SocketAddr, time::Duration};
+
+use axum::{
+    middleware,
+    routing::{get, post},
+    Router,
+};
+use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
+use tower_sessions_seaorm_store::{
+    sea_orm::{Database, DbBackend},
+    MySqlStore, PostgresStore, SqliteStore,
+};
+
+use handlers::App;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let url = env::var("DATABASE_URL").unwrap_or_else(|_| default_database_url());
+    let conn = Database::connect(&url).await?;
+    // One name per backend; the store writes the SQL of the connection it is given.
+    match conn.get_database_backend() {
+        DbBackend::Postgres => serve(PostgresStore::new(conn)).await,
+        DbBackend::MySql => serve(MySqlStore::new(conn)).await,
+        DbBackend::Sqlite => serve(SqliteStore::new(conn)).await,
+        other => Err(format!("no session store for {other:?}").into()),
+    }
+}
+
+/// `examples/axum_app.db` beside this file, created if missing.
+fn default_database_url() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/axum_app.db");
+    format!("sqlite://{path}?mode=rwc")
+}
+
+fn bind_address() -> Result<SocketAddr, BoxError> {
+    if let Ok(address) = env::var("BIND_ADDRESS") {
+        return Ok(address.parse()?);
+    }
+    let port: u16 = env::var("PORT").map_or(Ok(3000), |p| p.parse())?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Whether the session cookie carries `Secure` (default: yes).
+///
+/// `Secure` is what production needs (the cookie never travels over plain HTTP), so it is on
+/// even here: browsers treat `localhost` and `127.0.0.1` as secure contexts and keep and send
+/// Secure cookies for them over plain `http://`. Serving plain HTTP on another address, set
+/// `COOKIE_SECURE=false`, or better, put TLS in front.
+fn cookie_is_secure() -> bool {
+    env::var("COOKIE_SECURE").map_or(true, |v| v != "false")
+}
+
+/// One store type for every backend: the store speaks the SQL of the connection it is given.
+type Store = PostgresStore;
+
+async fn serve(store: Store) -> Result<(), BoxError> {
+    // Index sessions by the logged-in user's name, and skip rewriting a session whose values
+    // did not change (the visit counter changes on every page, the other routes do not).
+    let store = store
+        .with_user_key(handlers::USER)?
+        .with_touch_after(Duration::from_secs(60));
+    store.migrate().await?;
+    let cleanup = store.spawn_cleanup_task(Duration::from_secs(60));
+
+    let secure_cookies = cookie_is_secure();
+    // SameSite=Lax is this app's defence against cross-site request forgery: see handlers.rs.
+    let sessions = SessionManagerLayer::new(store.clone())
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure_cookies)
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
+    let app = Router::new()
+        .route("/", get(handlers::home))
+        .route("/login", post(handlers::login))
+        .route("/logout", post(handlers::logout))
+        .route("/logout-others", post(handlers::logout_others))
+        .route("/devices/sign-out", post(handlers::sign_out_device))
+        .fallback(handlers::not_found)
+        .layer(sessions)
+        // Outside the session layer, so its bodiless 500 (a failed save) gets a page too.
+        .layer(middleware::map_response(pages::html_errors))
+        .with_state(App {
+            store,
+            secure_cookies,
+        });
+
+    let listener = tokio::net::TcpListener::bind(bind_address()?).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    cleanup.shutdown().await;
+    Ok(())
+}
