@@ -93,19 +93,19 @@ async fn ids_that_differ_only_in_case_are_different_sessions() {
         .unwrap());
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now)
+        repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now, None)
             .await
             .unwrap(),
         Some(b"upper".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abcdefghijklmnopqrstuv", now)
+        repo.find_unexpired("abcdefghijklmnopqrstuv", now, None)
             .await
             .unwrap(),
         Some(b"lower".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("ABCDEFGHIJKLMNOPQRSTUV", now)
+        repo.find_unexpired("ABCDEFGHIJKLMNOPQRSTUV", now, None)
             .await
             .unwrap(),
         None
@@ -156,7 +156,7 @@ async fn through_sqlx_a_duplicate_reports_a_found_row_so_create_cannot_use_on_du
         .await
         .unwrap());
     assert_eq!(
-        repo.find_unexpired("b", OffsetDateTime::now_utc())
+        repo.find_unexpired("b", OffsetDateTime::now_utc(), None)
             .await
             .unwrap(),
         Some(b"x".to_vec()),
@@ -372,16 +372,16 @@ async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
     );
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("abc", now).await.unwrap(),
+        repo.find_unexpired("abc", now, None).await.unwrap(),
         Some(b"plain".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abc ", now).await.unwrap(),
+        repo.find_unexpired("abc ", now, None).await.unwrap(),
         Some(b"spaced".to_vec())
     );
     repo.delete_by_id("abc ").await.unwrap();
     assert_eq!(
-        repo.find_unexpired("abc", now).await.unwrap(),
+        repo.find_unexpired("abc", now, None).await.unwrap(),
         Some(b"plain".to_vec())
     );
     fixture.finish().await;
