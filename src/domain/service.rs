@@ -332,7 +332,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 ));
             }
         }
-        let record = match self.codec.decode(&data) {
+        let record = match self.codec.decode_row(&key, &data) {
             Ok(record) => record,
             Err(err) if self.policy.undecodable_as_absent => {
                 tracing::warn!(
@@ -573,15 +573,17 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         check_expiry(record.expiry_date)?;
         let user_key = self.user_key_of(record)?;
         let listed_values = self.listed_values_of(record)?;
+        let key = self.key(record.id);
         let encoded = if self.hashes_ids() {
             // A hashed table must not hold working ids, and a codec encodes the whole record.
-            self.codec.encode(&SessionRecord {
+            let record = SessionRecord {
                 id: NO_ID,
                 data: Cow::Borrowed(record.data.as_ref()),
                 expiry_date: record.expiry_date,
-            })
+            };
+            self.codec.encode_row(&key, &record)
         } else {
-            self.codec.encode(record)
+            self.codec.encode_row(&key, record)
         };
         let data = encoded.map_err(SessionError::Encode)?;
         if let Some(limit) = self.policy.max_encoded_size {
@@ -593,14 +595,14 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             }
         }
         let unchanged = self.policy.touch_after.and_then(|window| {
-            let digest = content_digest(&record.data)?;
+            let digest = self.codec.digest(content_digest(&record.data)?);
             Some(Unchanged {
                 digest,
                 keep_if_expiring_after: record.expiry_date.checked_sub(window.try_into().ok()?)?,
             })
         });
         Ok(SessionRow {
-            id: self.key(record.id),
+            id: key,
             data,
             expires_at: record.expiry_date,
             user_key,
