@@ -212,11 +212,16 @@ impl SessionRepository for SeaOrmRepository {
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
-        let sql = &self.statements.find_unexpired;
-        let stmt = self.statement(
-            sql,
-            [text(id), self.instant(now), self.born_after(born_after)],
-        );
+        let stmt = match born_after {
+            None => self.statement(
+                &self.statements.find_unexpired,
+                [text(id), self.instant(now)],
+            ),
+            Some(born) => self.statement(
+                &self.statements.find_unexpired_born_after,
+                [text(id), self.instant(now), self.instant(born)],
+            ),
+        };
         let Some(row) = self
             .conn
             .query_one_raw(stmt)

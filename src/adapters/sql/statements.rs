@@ -95,8 +95,10 @@ pub(crate) struct Statements {
     pub delete_by_user_except: String,
     /// `user_key, id`.
     pub delete_by_user_and_id: String,
-    /// `id, now, born_after`; returns `data`.
+    /// `id, now`; returns `data`. Needs only the first migration's columns.
     pub find_unexpired: String,
+    /// `id, now, born_after`; returns `data` (an absolute lifetime).
+    pub find_unexpired_born_after: String,
     /// `id`.
     pub delete_by_id: String,
     /// The values of [`Statements::delete_expired_values`].
@@ -224,6 +226,9 @@ impl Statements {
             .from(target())
             .and_where(Expr::col(Column::Id).eq(id()))
             .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
+            .to_owned();
+        let find_unexpired_born_after = find_unexpired
+            .clone()
             .and_where(Expr::col(Column::CreatedAt).gt(instant()))
             .to_owned();
 
@@ -249,6 +254,7 @@ impl Statements {
             delete_by_user_except: render(dialect, &delete_by_user_except),
             delete_by_user_and_id: render(dialect, &delete_by_user_and_id),
             find_unexpired: render(dialect, &find_unexpired),
+            find_unexpired_born_after: render(dialect, &find_unexpired_born_after),
             delete_by_id: render(dialect, &delete_by_id),
             delete_expired_batch: render(dialect, &delete_expired_batch),
             delete_outlived_batch: render(dialect, &delete_outlived_batch),
@@ -425,7 +431,7 @@ mod tests {
         assert_eq!(s.update_if_present.binds, row_binds());
         assert_eq!(
             s.find_unexpired,
-            r#"SELECT "data" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
+            r#"SELECT "data" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2"#
         );
         assert_eq!(
             s.delete_by_id,
@@ -453,7 +459,7 @@ mod tests {
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
-            r#"SELECT "data" FROM "session" WHERE "id" = ? AND "expiry_date" > ? AND "created_at" > ?"#
+            r#"SELECT "data" FROM "session" WHERE "id" = ? AND "expiry_date" > ?"#
         );
         assert_eq!(s.delete_by_id, r#"DELETE FROM "session" WHERE "id" = ?"#);
         assert_eq!(
@@ -478,7 +484,7 @@ mod tests {
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
-            "SELECT `data` FROM `session` WHERE `id` = ? AND `expiry_date` > ? AND `created_at` > ?"
+            "SELECT `data` FROM `session` WHERE `id` = ? AND `expiry_date` > ?"
         );
         assert_eq!(s.delete_by_id, "DELETE FROM `session` WHERE `id` = ?");
         assert_eq!(
@@ -670,6 +676,10 @@ mod tests {
     #[test]
     fn an_absolute_lifetime_cleans_up_outlived_rows_too() {
         let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
+        assert_eq!(
+            pg.find_unexpired_born_after,
+            r#"SELECT "data" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
+        );
         assert_eq!(
             pg.delete_outlived_batch,
             r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 OR "created_at" <= $2 LIMIT $3 FOR UPDATE SKIP LOCKED) AND ("expiry_date" <= $4 OR "created_at" <= $5)"#

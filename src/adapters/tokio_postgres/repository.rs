@@ -250,12 +250,19 @@ impl SessionRepository for TokioPostgresRepository {
         born_after: Option<OffsetDateTime>,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
         let now = postgres_instant(now);
-        let born_after = born_after_bound(born_after);
+        let born_after = born_after.map(postgres_instant);
         let row = self
             .attended(async |client| {
-                let statement = prepared(client, &self.statements.find_unexpired).await?;
+                let (sql, params): (_, Vec<Param<'_>>) = match &born_after {
+                    None => (&self.statements.find_unexpired, vec![&id, &now]),
+                    Some(born) => (
+                        &self.statements.find_unexpired_born_after,
+                        vec![&id, &now, born],
+                    ),
+                };
+                let statement = prepared(client, sql).await?;
                 client
-                    .query_opt(&statement, &[&id, &now, &born_after])
+                    .query_opt(&statement, &params)
                     .await
                     .map_err(errors::statement)
             })
