@@ -305,6 +305,52 @@ pub async fn concurrent_logins_of_one_user_leave_exactly_the_limit<R, C>(
     assert_eq!(loadable, 3);
 }
 
+pub async fn the_lifetime_limit_and_device_list_hold_with_hashed_ids_and_write_avoidance<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store)
+        .with_hashed_ids()
+        .with_touch_after(StdDuration::from_secs(60))
+        .with_absolute_lifetime(StdDuration::from_secs(3600))
+        .with_max_sessions_per_user(2)
+        .unwrap()
+        .with_listed_values(["device"])
+        .unwrap();
+    let ada = user();
+    let first = created(&store, &[("user_id", json!(ada)), ("device", json!("a"))]).await;
+    tokio::time::sleep(StdDuration::from_millis(5)).await;
+    let second = created(&store, &[("user_id", json!(ada)), ("device", json!("b"))]).await;
+    tokio::time::sleep(StdDuration::from_millis(5)).await;
+
+    // A login by a save, through write avoidance's conditional update.
+    let mut third = created(&store, &[("device", json!("c"))]).await;
+    third.data.insert("user_id".into(), json!(ada));
+    store.save(&third).await.unwrap();
+    assert_eq!(store.load(&first.id).await.unwrap(), None, "the limit held");
+    let listed = store.user_sessions(&ada).await.unwrap();
+    let devices: Vec<_> = listed.iter().map(|s| s.listed["device"].clone()).collect();
+    assert_eq!(devices, [json!("c"), json!("b")]);
+    assert_eq!(listed[0].handle, store.session_handle(third.id));
+
+    // An unchanged save within the window writes nothing: its last activity stays.
+    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    let mut touched = second.clone();
+    touched.expiry_date += Duration::seconds(1);
+    store.save(&touched).await.unwrap();
+    let again = store.user_sessions(&ada).await.unwrap();
+    assert_eq!(
+        again[1].last_active, listed[1].last_active,
+        "nothing written"
+    );
+    assert_eq!(
+        store.load(&second.id).await.unwrap().as_ref(),
+        Some(&second)
+    );
+}
+
 pub async fn logging_out_everywhere_deletes_every_session_of_the_user_only<R, C>(
     store: &RepositoryStore<R, C>,
 ) where
@@ -728,6 +774,7 @@ macro_rules! features_suite {
             an_absolute_lifetime_ends_a_session_however_active,
             the_per_user_limit_ends_the_least_recently_active_sessions,
             concurrent_logins_of_one_user_leave_exactly_the_limit,
+            the_lifetime_limit_and_device_list_hold_with_hashed_ids_and_write_avoidance,
             logging_out_everywhere_deletes_every_session_of_the_user_only,
             logging_out_other_devices_keeps_the_current_session,
             signing_out_one_device_by_its_handle,
