@@ -416,9 +416,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// The same store with **write avoidance**: a save whose session values did not change and
     /// whose new expiry is less than `window` after the stored one writes nothing.
     ///
-    /// Decided by the database inside the save's single statement (`ON CONFLICT … DO UPDATE …
-    /// WHERE` on PostgreSQL and SQLite, conditional assignments on MySQL), against a SHA-256 of
-    /// the values kept beside the row: no read first, and no new row version for a no-op save.
+    /// Decided by the database inside the save's single statement (an `UPDATE … WHERE` that
+    /// matches no row when nothing worth writing changed), against a SHA-256 of the values kept
+    /// beside the row: no read first, and no new row version for a no-op save.
     /// Worth it with `SessionManagerLayer::with_always_save(true)` or a short
     /// `Expiry::OnInactivity`, which otherwise rewrite every session on every request.
     ///
@@ -471,10 +471,116 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         self.with_policy(policy)
     }
 
+    /// The same store with an **absolute session lifetime**: a session created more than
+    /// `lifetime` ago is never loaded (the request gets a fresh, empty session) nor listed,
+    /// however active it is, and the cleanup deletes it. tower-sessions' `Expiry` is either an
+    /// idle timeout or a fixed date; with `Expiry::OnInactivity` an active session otherwise
+    /// lives forever (OWASP ASVS 5.0 §7.3.2 asks for both).
+    ///
+    /// The creation instant is written by `create` only, never by `save`. A new id is a new
+    /// session: `Session::cycle_id`, as axum-login calls at login, starts a new lifetime, so a
+    /// lifetime is a bound on one login. Sessions stored before the fourth migration
+    /// ([`AddSessionTimes`](crate::migration::AddSessionTimes); `migrate()` runs it) count from
+    /// the migration. Still one statement per load and per cleanup batch.
+    ///
+    /// ```no_run
+    /// # fn run(store: tower_sessions_seaorm_store::PostgresStore) {
+    /// use std::time::Duration;
+    /// // Idle timeout: tower-sessions' Expiry::OnInactivity; absolute: 12 hours.
+    /// let store = store.with_absolute_lifetime(Duration::from_secs(12 * 60 * 60));
+    /// # }
+    /// ```
+    pub fn with_absolute_lifetime(self, lifetime: Duration) -> Self {
+        let policy = ServicePolicy {
+            absolute_lifetime: Some(lifetime),
+            ..self.service.policy().clone()
+        };
+        self.with_policy(policy)
+    }
+
+    /// The same store with a **limit on each user's concurrent sessions**: after a create or a
+    /// save that gives a user more than `sessions` live sessions, the user's least recently
+    /// active ones (by last save) are ended, so no user has more than `sessions` once every
+    /// such save has returned, also when one user logs in from many devices at once (OWASP
+    /// ASVS 5.0 §7.1.2).
+    ///
+    /// Needs the per-user index: call [`with_user_key`](Self::with_user_key) first. Costs one
+    /// more statement for the saves that set or change a session's user (a login, whether it
+    /// creates a session or saves one), nothing for the others: on PostgreSQL and MySQL the save
+    /// reports a change of user within its own statement; on SQLite, which cannot, such a save
+    /// reads the row's user first, in process (no round trip). A session ended this way is
+    /// gone at its device's next request, as after "log out my other devices".
+    ///
+    /// ```no_run
+    /// # fn run(store: tower_sessions_seaorm_store::PostgresStore) -> Result<(), tower_sessions_seaorm_store::SeaOrmStoreError> {
+    /// let store = store.with_user_key("user_id")?.with_max_sessions_per_user(5)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_max_sessions_per_user(self, sessions: u64) -> Result<Self, SeaOrmStoreError> {
+        if sessions == 0 {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "a per-user session limit of 0 would end every login: give at least 1".to_owned(),
+            ));
+        }
+        if self.service.policy().user_key.is_none() {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "a per-user session limit needs the per-user index: call \
+                 `.with_user_key(\"user_id\")` before `.with_max_sessions_per_user(n)`"
+                    .to_owned(),
+            ));
+        }
+        let policy = ServicePolicy {
+            max_sessions_per_user: Some(sessions),
+            ..self.service.policy().clone()
+        };
+        Ok(self.with_policy(policy))
+    }
+
+    /// The same store copying the session values named by `paths` beside each session, so
+    /// that its user's list ([`user_sessions`](Self::user_sessions)) shows them in
+    /// [`UserSession::listed`]: what a person needs to recognise a device ("Firefox on
+    /// Linux", the city or address it signed in from). Each path is a session key or a JSON
+    /// Pointer, as in [`with_user_key`](Self::with_user_key).
+    ///
+    /// The values are copied as they are at each write, as JSON (at most 4096 bytes per
+    /// session, else the write fails with [`SeaOrmStoreError::Unstorable`]), in plain text
+    /// whatever the codec: list what the list shows, nothing secret.
+    ///
+    /// ```no_run
+    /// # async fn run(store: tower_sessions_seaorm_store::PostgresStore) -> Result<(), tower_sessions_seaorm_store::SeaOrmStoreError> {
+    /// let store = store
+    ///     .with_user_key("user_id")?
+    ///     .with_listed_values(["device", "signed_in_from"])?;
+    /// for device in store.user_sessions("42").await? {
+    ///     let name = device.listed.get("device").and_then(|v| v.as_str()).unwrap_or("A device");
+    ///     println!("{name} · signed in {} · active {}", device.created_at, device.last_active);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn with_listed_values<I, S>(self, paths: I) -> Result<Self, SeaOrmStoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let listed_values = paths
+            .into_iter()
+            .map(|path| UserKeyPath::new(path.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| {
+                SeaOrmStoreError::InvalidConfiguration(format!("a listed value's {err}"))
+            })?;
+        let policy = ServicePolicy {
+            listed_values,
+            ..self.service.policy().clone()
+        };
+        Ok(self.with_policy(policy))
+    }
+
     /// The live sessions of `user` (per-user index, see [`with_user_key`](Self::with_user_key)),
-    /// soonest expiry first: one indexed query. Each comes with a
-    /// [`SessionHandle`](crate::domain::SessionHandle) that is safe to show and to send back,
-    /// never its id.
+    /// most recently active first: one indexed query. Each comes with a
+    /// [`SessionHandle`](crate::SessionHandle) that is safe to show and to send back, never its
+    /// id, when it was created and last active, and its listed values
+    /// ([`with_listed_values`](Self::with_listed_values)).
     ///
     /// Fails with [`SeaOrmStoreError::InvalidConfiguration`] when the store keeps no index.
     pub async fn user_sessions(&self, user: &str) -> Result<Vec<UserSession>, SeaOrmStoreError> {

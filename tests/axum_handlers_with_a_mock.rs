@@ -65,9 +65,9 @@ async fn me_loads_the_cookies_session_once_and_writes_nothing() {
     let mut repository = MockSessionRepository::new();
     repository
         .expect_find_unexpired()
-        .with(eq(id.to_string()), always())
+        .with(eq(id.to_string()), always(), always())
         .times(1)
-        .returning(move |_, _| Ok(Some(encoded_session_of_user_42(id))));
+        .returning(move |_, _, _| Ok(Some(encoded_session_of_user_42(id))));
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
 
     let me = send(&app, "GET", "/me", Some(&format!("id={id}"))).await;
@@ -92,7 +92,7 @@ async fn when_the_database_is_down_me_answers_the_applications_503() {
     repository
         .expect_find_unexpired()
         .times(1)
-        .returning(|_, _| Err(down()));
+        .returning(|_, _, _| Err(down()));
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
 
     let me = send(&app, "GET", "/me", Some(&format!("id={}", Id::default()))).await;
@@ -108,7 +108,7 @@ async fn when_the_stored_session_is_corrupt_me_answers_the_applications_503() {
     repository
         .expect_find_unexpired()
         .times(1)
-        .returning(|_, _| Ok(Some(b"\xc1 not a session".to_vec())));
+        .returning(|_, _, _| Ok(Some(b"\xc1 not a session".to_vec())));
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
 
     let me = send(&app, "GET", "/me", Some(&format!("id={}", Id::default()))).await;

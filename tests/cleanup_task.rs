@@ -35,7 +35,7 @@ async fn row_disappears(store: &PostgresStore, id: Id) -> bool {
         let repo = repo.clone();
         let id = id.to_string();
         async move {
-            repo.find_unexpired(&id, OffsetDateTime::UNIX_EPOCH)
+            repo.find_unexpired(&id, OffsetDateTime::UNIX_EPOCH, None)
                 .await
                 .unwrap()
                 .is_none()

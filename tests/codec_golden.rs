@@ -112,3 +112,59 @@ fn bincode_golden_bytes() {
          69656402",
     );
 }
+
+/// A ciphertext written once by `Encrypted<MessagePackCodec>` under key 7 (the bytes 0 to 31),
+/// for the row of the fixed record. The nonce is random, so this pins decoding: a release that
+/// cannot read it would log every user of an encrypted store out.
+#[cfg(feature = "encryption")]
+const ENCRYPTED_GOLDEN_HEX: &str =
+    "0100000007626c0a375aab9c02e4a254fb0a438b9cee7a2a3b85d558046ac8d9da792cd51cc7b537f659272d\
+     e24426b060028dc86b6644434bc3c0675bd5406811e516120b1619bde2abf7ae0afe16ad9f6a6063ce3feabd\
+     8d3f2a2577d08c80b771949af16c0db9e2893ab87f5cf037bc311b5977f2a84ed08550eb3b80f093d753b357\
+     ff0d4d603bb784b3518ce58e3d9dfdb9ed8c87a7bbf8a0c8e268021f892a8e593e37d85c08597c5116731c35\
+     cb";
+
+#[cfg(feature = "encryption")]
+fn golden_key_ring() -> tower_sessions_seaorm_store::codec::KeyRing {
+    let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+    tower_sessions_seaorm_store::codec::KeyRing::new(7, key)
+}
+
+#[cfg(feature = "encryption")]
+#[test]
+fn encrypted_golden_bytes_decode_to_the_fixed_record() {
+    use tower_sessions_seaorm_store::codec::{Encrypted, MessagePackCodec};
+    let codec = Encrypted::new(MessagePackCodec, golden_key_ring());
+    let row_key = fixed_record().id.to_string();
+    let golden = hex::decode(ENCRYPTED_GOLDEN_HEX).unwrap();
+
+    assert_eq!(codec.decode_row(&row_key, &golden).unwrap(), fixed_record());
+    // The layout: version 1, key id 7, then 24 bytes of nonce and the sealed MessagePack bytes.
+    assert_eq!(golden[..5], [1, 0, 0, 0, 7]);
+    let inner = MessagePackCodec.encode(&fixed_record()).unwrap();
+    assert_eq!(golden.len(), 5 + 24 + inner.len() + 16);
+    // The row key is authenticated: the same bytes under another id do not decode.
+    assert!(codec.decode_row("AAAAAAAAAAAAAAAAAAAAAA", &golden).is_err());
+    // The documented format, read with the AEAD alone: associated data = bytes 0..5 + row key.
+    {
+        use chacha20poly1305::{aead::Aead, aead::Payload, KeyInit, XChaCha20Poly1305, XNonce};
+        let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let aad = [&golden[..5], row_key.as_bytes()].concat();
+        let plaintext = XChaCha20Poly1305::new(&key.into())
+            .decrypt(
+                &XNonce::try_from(&golden[5..29]).unwrap(),
+                Payload {
+                    msg: &golden[29..],
+                    aad: &aad,
+                },
+            )
+            .unwrap();
+        assert_eq!(plaintext, inner);
+    }
+    // What this release writes has the same header and length.
+    let fresh = codec.encode_row(&row_key, &fixed_record()).unwrap();
+    assert_eq!(
+        (fresh[..5].to_vec(), fresh.len()),
+        (golden[..5].to_vec(), golden.len())
+    );
+}

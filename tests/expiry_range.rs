@@ -165,6 +165,10 @@ where
         .encode(&(&rec).into())
         .map_err(|e| format!("encode: {e}"))?;
     let row = SessionRow {
+        created_at: time::OffsetDateTime::now_utc(),
+        saved_at: time::OffsetDateTime::now_utc(),
+        listed_values: None,
+        report_user_change: false,
         id: rec.id.to_string(),
         data,
         expires_at: expiry,
@@ -177,6 +181,10 @@ where
         return Err(format!("insert_if_absent: {inserted:?}"));
     }
     let conditional = SessionRow {
+        created_at: time::OffsetDateTime::now_utc(),
+        saved_at: time::OffsetDateTime::now_utc(),
+        listed_values: None,
+        report_user_change: false,
         unchanged: Some(Unchanged {
             digest: [0; 32],
             keep_if_expiring_after: now,
@@ -190,7 +198,7 @@ where
 
     let key = rec.id.to_string();
     let loaded = repository
-        .find_unexpired(&key, now)
+        .find_unexpired(&key, now, None)
         .await
         .map_err(|e| format!("find_unexpired: {e}"))?;
     if loaded.is_some() && expiry <= now {
@@ -204,11 +212,11 @@ where
         return Err("find_unexpired: a session live at `now` was not found".to_owned());
     }
     repository
-        .find_unexpired_by_user(&user, now)
+        .find_unexpired_by_user(&user, now, None)
         .await
         .map_err(|e| format!("find_unexpired_by_user: {e}"))?;
     repository
-        .delete_expired_batch(now, 10_000)
+        .delete_expired_batch(now, None, 10_000)
         .await
         .map_err(|e| format!("delete_expired_batch: {e}"))?;
     Ok(())

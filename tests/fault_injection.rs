@@ -20,6 +20,10 @@ fn faulty() -> (FaultyRepository<InMemoryRepository>, FaultController) {
 
 fn row(id: &str, data: &[u8], expires_at: OffsetDateTime) -> SessionRow {
     SessionRow {
+        created_at: time::OffsetDateTime::now_utc(),
+        saved_at: time::OffsetDateTime::now_utc(),
+        listed_values: None,
+        report_user_change: false,
         id: id.to_owned(),
         data: data.to_vec(),
         expires_at,
@@ -33,7 +37,7 @@ fn in_an_hour() -> OffsetDateTime {
 }
 
 async fn load(repo: &impl SessionRepository) -> Result<Option<Vec<u8>>, RepositoryError> {
-    repo.find_unexpired("some-id", OffsetDateTime::now_utc())
+    repo.find_unexpired("some-id", OffsetDateTime::now_utc(), None)
         .await
 }
 
@@ -52,7 +56,7 @@ async fn with_no_fault_every_call_reaches_the_inner_repository() {
         .await
         .unwrap();
     assert_eq!(
-        repo.find_unexpired("a", OffsetDateTime::now_utc())
+        repo.find_unexpired("a", OffsetDateTime::now_utc(), None)
             .await
             .unwrap()
             .as_deref(),
@@ -60,7 +64,7 @@ async fn with_no_fault_every_call_reaches_the_inner_repository() {
     );
     repo.delete_by_id("a").await.unwrap();
     assert_eq!(
-        repo.delete_expired_batch(OffsetDateTime::now_utc(), 10)
+        repo.delete_expired_batch(OffsetDateTime::now_utc(), None, 10)
             .await
             .unwrap(),
         0

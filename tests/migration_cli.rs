@@ -45,10 +45,11 @@ fn run_cli(url: &str, command: &str) {
     );
 }
 
-const HISTORY: [&str; 3] = [
+const HISTORY: [&str; 4] = [
     "session/m20261125_000001_create_session_table",
     "session/m20261125_000002_add_user_index",
     "session/m20261201_000003_exact_keys",
+    "session/m20261202_000004_add_session_times",
 ];
 
 /// Both orders on the database at `url`, whose history table is `history`.

@@ -93,19 +93,19 @@ async fn ids_that_differ_only_in_case_are_different_sessions() {
         .unwrap());
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now)
+        repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now, None)
             .await
             .unwrap(),
         Some(b"upper".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abcdefghijklmnopqrstuv", now)
+        repo.find_unexpired("abcdefghijklmnopqrstuv", now, None)
             .await
             .unwrap(),
         Some(b"lower".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("ABCDEFGHIJKLMNOPQRSTUV", now)
+        repo.find_unexpired("ABCDEFGHIJKLMNOPQRSTUV", now, None)
             .await
             .unwrap(),
         None
@@ -156,7 +156,7 @@ async fn through_sqlx_a_duplicate_reports_a_found_row_so_create_cannot_use_on_du
         .await
         .unwrap());
     assert_eq!(
-        repo.find_unexpired("b", OffsetDateTime::now_utc())
+        repo.find_unexpired("b", OffsetDateTime::now_utc(), None)
             .await
             .unwrap(),
         Some(b"x".to_vec()),
@@ -194,6 +194,7 @@ async fn eight_concurrent_migrations_on_a_fresh_table_all_succeed() {
                 format!("{table}/m20261125_000001_create_session_table"),
                 format!("{table}/m20261125_000002_add_user_index"),
                 format!("{table}/m20261201_000003_exact_keys"),
+                format!("{table}/m20261202_000004_add_session_times"),
             ]
         );
         drop_table(&conn, &table).await;
@@ -220,6 +221,9 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "expiry_date datetime(6) - NO MUL",
             "user_key varbinary(255) - YES MUL",
             "data_digest varbinary(32) - YES ",
+            "created_at datetime(6) - NO MUL",
+            "updated_at datetime(6) - NO ",
+            "listed_values longtext utf8mb4_bin YES ",
         ]
     );
     let indexes = scalar_strings(
@@ -233,6 +237,7 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
         indexes,
         [
             "PRIMARY id",
+            &format!("{}_created_at_idx created_at", fixture.table),
             &format!("{}_expiry_date_idx expiry_date", fixture.table),
             &format!("{}_user_key_idx user_key", fixture.table),
         ]
@@ -372,16 +377,16 @@ async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
     );
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("abc", now).await.unwrap(),
+        repo.find_unexpired("abc", now, None).await.unwrap(),
         Some(b"plain".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abc ", now).await.unwrap(),
+        repo.find_unexpired("abc ", now, None).await.unwrap(),
         Some(b"spaced".to_vec())
     );
     repo.delete_by_id("abc ").await.unwrap();
     assert_eq!(
-        repo.find_unexpired("abc", now).await.unwrap(),
+        repo.find_unexpired("abc", now, None).await.unwrap(),
         Some(b"plain".to_vec())
     );
     fixture.finish().await;
@@ -406,7 +411,7 @@ async fn key_column_types(
 async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_eight_replicas() {
     use tower_sessions_seaorm_store::migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        AddUserIndex, CreateSessionTable,
+        AddSessionTimes, AddUserIndex, CreateSessionTable,
     };
     let conn = connect_mysql(&mysql_url()).await;
     let table = unique_name("ts_exact");
@@ -418,6 +423,11 @@ async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_ei
         .await
         .unwrap();
     AddUserIndex::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    // The columns today's store writes; the keys are still the first two migrations' types.
+    AddSessionTimes::new("ignored", &table)
         .up(&manager)
         .await
         .unwrap();
@@ -478,6 +488,7 @@ async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_ei
             format!("{table}/m20261125_000001_create_session_table"),
             format!("{table}/m20261125_000002_add_user_index"),
             format!("{table}/m20261201_000003_exact_keys"),
+            format!("{table}/m20261202_000004_add_session_times"),
         ]
     );
     drop_table(&conn, &table).await;

@@ -211,12 +211,26 @@ async fn migrate_adds_the_user_index_to_an_existing_table_and_its_rows_still_loa
     .await;
 
     assert_eq!(store.load(&old.id).await.unwrap().as_ref(), Some(&old));
+    // An old row counts from the migration: a lifetime of an hour still loads it (from the
+    // epoch it would be long outlived), a lifetime it has outlived since does not.
+    let bounded = store
+        .clone()
+        .with_absolute_lifetime(std::time::Duration::from_secs(3600));
+    assert_eq!(bounded.load(&old.id).await.unwrap().as_ref(), Some(&old));
     assert!(
         store.user_sessions("ada").await.unwrap().is_empty(),
         "an old row has no user until its next save"
     );
     store.save(&old).await.unwrap();
-    assert_eq!(store.user_sessions("ada").await.unwrap().len(), 1);
+    let listed = store.user_sessions("ada").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let migrated_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    assert!(listed[0].created_at > migrated_at, "{:?}", listed[0]);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let short = store
+        .clone()
+        .with_absolute_lifetime(std::time::Duration::from_secs(1));
+    assert_eq!(short.load(&old.id).await.unwrap(), None);
     let versions = scalar_strings(
         &conn,
         &format!(
@@ -230,7 +244,8 @@ async fn migrate_adds_the_user_index_to_an_existing_table_and_its_rows_still_loa
         [
             "session/m20261125_000001_create_session_table",
             "session/m20261125_000002_add_user_index",
-            "session/m20261201_000003_exact_keys"
+            "session/m20261201_000003_exact_keys",
+            "session/m20261202_000004_add_session_times"
         ]
     );
     conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))

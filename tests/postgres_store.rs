@@ -115,7 +115,8 @@ async fn eight_concurrent_migrations_on_an_empty_schema_all_succeed() {
             [
                 "session/m20261125_000001_create_session_table",
                 "session/m20261125_000002_add_user_index",
-                "session/m20261201_000003_exact_keys"
+                "session/m20261201_000003_exact_keys",
+                "session/m20261202_000004_add_session_times"
             ]
         );
         conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
@@ -141,8 +142,8 @@ async fn migrate_twice_changes_nothing_and_leaves_the_application_history_alone(
     .await;
     assert_eq!(
         history.len(),
-        3,
-        "three migrations, each recorded once: {history:?}"
+        4,
+        "four migrations, each recorded once: {history:?}"
     );
     let app_history = scalar_strings(
         &fixture.conn,
@@ -173,7 +174,10 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "data bytea NO",
             "expiry_date timestamp with time zone NO",
             "user_key text YES",
-            "data_digest bytea YES"
+            "data_digest bytea YES",
+            "created_at timestamp with time zone NO",
+            "updated_at timestamp with time zone NO",
+            "listed_values text YES"
         ]
     );
     let indexes = scalar_strings(
@@ -183,7 +187,11 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
         vec![fixture.schema.clone().into()],
     )
     .await;
-    assert_eq!(indexes.len(), 3, "{indexes:?}");
+    assert_eq!(indexes.len(), 4, "{indexes:?}");
+    assert!(
+        indexes.iter().any(|d| d.contains("(created_at)")),
+        "{indexes:?}"
+    );
     assert!(
         indexes
             .iter()

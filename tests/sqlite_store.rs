@@ -26,7 +26,10 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "data BLOB 1 0",
             "expiry_date INTEGER 1 0",
             "user_key TEXT 0 0",
-            "data_digest BLOB 0 0"
+            "data_digest BLOB 0 0",
+            "created_at INTEGER 1 0",
+            "updated_at INTEGER 1 0",
+            "listed_values TEXT 0 0"
         ]
     );
     let user_index = scalar_strings(
@@ -103,7 +106,8 @@ async fn eight_concurrent_migrations_on_a_fresh_file_all_succeed() {
             [
                 "session/m20261125_000001_create_session_table",
                 "session/m20261125_000002_add_user_index",
-                "session/m20261201_000003_exact_keys"
+                "session/m20261201_000003_exact_keys",
+                "session/m20261202_000004_add_session_times"
             ]
         );
         let _ = conn.close().await;

@@ -62,13 +62,29 @@ pub async fn run(
         .await?;
     let plain = PostgresStore::new(conn.clone()).with_schema_name(schema)?;
     plain.migrate().await?;
-    let configurations: [(&'static str, PostgresStore); 3] = [
+    let indexed = plain.clone().with_user_key("user_id")?;
+    let configurations: [(&'static str, PostgresStore); 7] = [
         ("plain", plain.clone()),
         (
             "with_touch_after(60 s)",
             plain.clone().with_touch_after(Duration::from_secs(60)),
         ),
         ("with_hashed_ids()", plain.clone().with_hashed_ids()),
+        ("with_user_key", indexed.clone()),
+        (
+            "with_user_key + with_max_sessions_per_user(5)",
+            indexed.clone().with_max_sessions_per_user(5)?,
+        ),
+        (
+            "with_absolute_lifetime(12 h)",
+            plain
+                .clone()
+                .with_absolute_lifetime(Duration::from_secs(12 * 3600)),
+        ),
+        (
+            "with_listed_values([device])",
+            plain.clone().with_listed_values(["device"])?,
+        ),
     ];
 
     let mut rows = Vec::new();
@@ -76,13 +92,23 @@ pub async fn run(
         let mut sessions = Vec::with_capacity(SESSIONS);
         for _ in 0..SESSIONS {
             let mut record = template.clone();
+            record
+                .data
+                .insert("user_id".into(), serde_json::json!(sessions.len()));
+            record
+                .data
+                .insert("device".into(), serde_json::json!("Firefox on Linux"));
             store.create(&mut record).await?;
             sessions.push(record);
         }
-        let operations: &[&'static str] = if label.starts_with("with_hashed") {
-            &["save", "load"]
-        } else {
-            &["unchanged save"]
+        let operations: &[&'static str] = match *label {
+            "with_hashed_ids()" => &["save", "load"],
+            "with_user_key" | "with_user_key + with_max_sessions_per_user(5)" => {
+                &["login (create)", "save"]
+            }
+            "with_absolute_lifetime(12 h)" => &["load"],
+            "with_listed_values([device])" => &["save"],
+            _ => &["unchanged save", "save", "load"],
         };
         for operation in operations {
             let (mut micros, mut wal) = (Vec::new(), Vec::new());
@@ -94,6 +120,16 @@ pub async fn run(
                     match *operation {
                         "load" => {
                             store.load(&record.id).await?;
+                        }
+                        "login (create)" => {
+                            // A new session for one of the users, each of whom keeps logging
+                            // in: with the limit, each login ends the user's oldest session.
+                            let mut login = record.clone();
+                            store.create(&mut login).await?;
+                        }
+                        "save" => {
+                            record.data.insert("n".into(), serde_json::json!(n));
+                            store.save(record).await?;
                         }
                         _ => {
                             // A sliding expiry moves a little on every request.

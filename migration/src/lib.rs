@@ -11,7 +11,9 @@
 //!
 //!    ```
 //!    use sea_orm_migration::prelude::*;
-//!    use tower_sessions_seaorm_migration::{AddUserIndex, CreateSessionTable, ExactKeys};
+//!    use tower_sessions_seaorm_migration::{
+//!        AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
+//!    };
 //!
 //!    pub struct Migrator;
 //!
@@ -24,6 +26,8 @@
 //!                Box::new(AddUserIndex::new("tower_sessions", "session")),
 //!                // Keys compared byte for byte on MySQL/MariaDB (a no-op elsewhere).
 //!                Box::new(ExactKeys::new("tower_sessions", "session")),
+//!                // Creation and last-save instants, listed values (store 0.3+).
+//!                Box::new(AddSessionTimes::new("tower_sessions", "session")),
 //!            ]
 //!        }
 //!    }
@@ -47,14 +51,17 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_session_table;
 mod m20261125_000002_add_user_index;
 mod m20261201_000003_exact_keys;
+mod m20261202_000004_add_session_times;
 mod names;
 mod partitioned;
 
 pub use m20261125_000001_create_session_table::CreateSessionTable;
 pub use m20261125_000002_add_user_index::AddUserIndex;
 pub use m20261201_000003_exact_keys::ExactKeys;
+pub use m20261202_000004_add_session_times::AddSessionTimes;
 pub use names::{
-    check_names, expiry_index_name, partition_name, user_key_index_name, NameError, MAX_NAME_LEN,
+    check_names, created_at_index_name, expiry_index_name, partition_name, user_key_index_name,
+    NameError, MAX_NAME_LEN,
 };
 pub use partitioned::{CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
 pub use sea_orm_migration;
@@ -92,6 +99,7 @@ pub fn migrations_with_partitions(
         create,
         Box::new(AddUserIndex::new(schema, table)),
         Box::new(ExactKeys::new(schema, table)),
+        Box::new(AddSessionTimes::new(schema, table)),
     ]
 }
 

@@ -26,6 +26,12 @@ pub fn user_key_index_name(table: &str) -> String {
     bounded_name(table, "_user_key_idx", MAX_NAME_LEN)
 }
 
+/// The name of the creation-instant index of `table`
+/// ([`AddSessionTimes`](crate::AddSessionTimes)), within 63 bytes as [`expiry_index_name`].
+pub fn created_at_index_name(table: &str) -> String {
+    bounded_name(table, "_created_at_idx", MAX_NAME_LEN)
+}
+
 /// The name of partition `k` of `table`
 /// ([`CreatePartitionedSessionTable`](crate::CreatePartitionedSessionTable)): `<table>_p<k>`,
 /// shortened with a stable hash of the table name past 62 bytes, so that neither two long table
@@ -79,7 +85,7 @@ impl fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
-/// Checks every name PostgreSQL derives from session table `table` — its two indexes, its
+/// Checks every name PostgreSQL derives from session table `table` — its three indexes, its
 /// `hash_partitions` partitions, and the row and array type of each table (the history table
 /// [`HISTORY_TABLE`] too) — against the 63-byte limit and against each other.
 ///
@@ -100,6 +106,7 @@ pub fn check_names(table: &str, hash_partitions: Option<u16>) -> Result<(), Name
     let indexes = [
         ("the expiry index", expiry_index_name(table)),
         ("the user index", user_key_index_name(table)),
+        ("the creation index", created_at_index_name(table)),
     ];
     for (what, name, max_len) in tables
         .iter()

@@ -33,17 +33,21 @@ pub const MAX_HASH_PARTITIONS: u16 = 1024;
 ///
 /// ```
 /// use sea_orm_migration::prelude::*;
-/// use tower_sessions_seaorm_migration::CreatePartitionedSessionTable;
+/// use tower_sessions_seaorm_migration::{
+///     AddSessionTimes, AddUserIndex, CreatePartitionedSessionTable, ExactKeys,
+/// };
 ///
 /// pub struct Migrator;
 ///
 /// impl MigratorTrait for Migrator {
 ///     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-///         vec![Box::new(CreatePartitionedSessionTable::new(
-///             "tower_sessions",
-///             "session",
-///             16,
-///         ))]
+///         vec![
+///             Box::new(CreatePartitionedSessionTable::new("tower_sessions", "session", 16)),
+///             // The later columns, as for an unpartitioned table.
+///             Box::new(AddUserIndex::new("tower_sessions", "session")),
+///             Box::new(ExactKeys::new("tower_sessions", "session")),
+///             Box::new(AddSessionTimes::new("tower_sessions", "session")),
+///         ]
 ///     }
 /// }
 /// ```

@@ -45,11 +45,19 @@ struct Row {
     expires_at: OffsetDateTime,
     user_key: Option<String>,
     digest: Option<[u8; 32]>,
+    created_at: OffsetDateTime,
+    saved_at: OffsetDateTime,
+    listed_values: Option<String>,
 }
 
 impl Row {
     fn is_expired_at(&self, now: OffsetDateTime) -> bool {
         self.expires_at <= now
+    }
+
+    /// Live at `now` for a read with `born_after`.
+    fn is_live(&self, now: OffsetDateTime, born_after: Option<OffsetDateTime>) -> bool {
+        !self.is_expired_at(now) && born_after.is_none_or(|born| self.created_at > born)
     }
 
     fn of_user(&self, user_key: &str) -> bool {
@@ -64,6 +72,9 @@ impl From<SessionRow> for Row {
             expires_at: row.expires_at,
             user_key: row.user_key,
             digest: row.unchanged.map(|unchanged| unchanged.digest),
+            created_at: row.created_at,
+            saved_at: row.saved_at,
+            listed_values: row.listed_values,
         }
     }
 }
@@ -111,11 +122,11 @@ impl SessionRepository for InMemoryRepository {
         Ok(true)
     }
 
-    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
+    async fn update_if_present(&self, row: SessionRow) -> Result<bool, RepositoryError> {
         let mut rows = self.rows();
         let Some(stored) = rows.get_mut(&row.id) else {
             // Deleted or revoked since it was loaded: it stays gone.
-            return Ok(());
+            return Ok(false);
         };
         if let Some(unchanged) = row.unchanged {
             let same_values = stored.digest == Some(unchanged.digest);
@@ -123,22 +134,29 @@ impl SessionRepository for InMemoryRepository {
             let expiry_close = unchanged.keep_if_expiring_after <= stored.expires_at
                 && stored.expires_at <= row.expires_at;
             if same_values && same_user && expiry_close {
-                return Ok(());
+                return Ok(false);
             }
         }
-        *stored = row.into();
-        Ok(())
+        let user_changed = row.report_user_change && stored.user_key != row.user_key;
+        // A save never makes a session younger.
+        let created_at = stored.created_at;
+        *stored = Row {
+            created_at,
+            ..row.into()
+        };
+        Ok(user_changed)
     }
 
     async fn find_unexpired(
         &self,
         id: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
         Ok(self
             .rows()
             .get(id)
-            .filter(|row| !row.is_expired_at(now))
+            .filter(|row| row.is_live(now, born_after))
             .map(|row| row.data.clone()))
     }
 
@@ -150,11 +168,13 @@ impl SessionRepository for InMemoryRepository {
     async fn delete_expired_batch(
         &self,
         now: OffsetDateTime,
+        born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         let mut deleted = 0;
         self.rows().retain(|_, row| {
-            let delete = deleted < limit && row.is_expired_at(now);
+            let outlived = born_before.is_some_and(|born| row.created_at <= born);
+            let delete = deleted < limit && (row.is_expired_at(now) || outlived);
             if delete {
                 deleted += 1;
             }
@@ -167,16 +187,45 @@ impl SessionRepository for InMemoryRepository {
         &self,
         user_key: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
         Ok(self
             .rows()
             .iter()
-            .filter(|(_, row)| row.of_user(user_key) && !row.is_expired_at(now))
+            .filter(|(_, row)| row.of_user(user_key) && row.is_live(now, born_after))
             .map(|(id, row)| UserSessionRow {
                 id: id.clone(),
                 expires_at: row.expires_at,
+                created_at: row.created_at,
+                saved_at: row.saved_at,
+                listed_values: row.listed_values.clone(),
             })
             .collect())
+    }
+
+    async fn trim_user_sessions(
+        &self,
+        user_key: &str,
+        keep: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, RepositoryError> {
+        let mut rows = self.rows();
+        let mut live: Vec<(OffsetDateTime, String)> = rows
+            .iter()
+            .filter(|(_, row)| row.of_user(user_key) && !row.is_expired_at(now))
+            .map(|(id, row)| (row.saved_at, id.clone()))
+            .collect();
+        // Most recently saved first, ties by key (the greater first), as the SQL orders them.
+        live.sort_by(|a, b| b.cmp(a));
+        let excess: Vec<String> = live
+            .into_iter()
+            .skip(usize::try_from(keep).unwrap_or(usize::MAX))
+            .map(|(_, id)| id)
+            .collect();
+        for id in &excess {
+            rows.remove(id);
+        }
+        Ok(excess.len() as u64)
     }
 
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {

@@ -60,6 +60,14 @@ pub struct ServicePolicy {
     /// Write avoidance: a save whose values did not change and whose expiry moves by less than
     /// this writes nothing; `None` writes every save.
     pub touch_after: Option<Duration>,
+    /// The absolute lifetime: a session created longer ago than this is never loaded or listed,
+    /// however active, and the cleanup deletes it; `None` lets activity extend it forever.
+    pub absolute_lifetime: Option<Duration>,
+    /// The per-user session limit: after a create or save that gives a user more live sessions
+    /// than this, the least recently saved are deleted; `None` for no limit.
+    pub max_sessions_per_user: Option<u64>,
+    /// The values the user's session list shows ([`UserSession::listed`]); none by default.
+    pub listed_values: Vec<UserKeyPath>,
 }
 
 impl Default for ServicePolicy {
@@ -73,18 +81,41 @@ impl Default for ServicePolicy {
             id_storage: IdStorage::Plain,
             user_key: None,
             touch_after: None,
+            absolute_lifetime: None,
+            max_sessions_per_user: None,
+            listed_values: Vec::new(),
         }
     }
 }
 
+/// The most bytes a session's listed values may take, as JSON: they are copied beside the
+/// session for its user's list, and a list shows a few short values (a device, an address).
+pub const MAX_LISTED_VALUES_LEN: usize = 4096;
+
 /// One live session of a user, as
-/// [`RepositoryStore::user_sessions`](crate::RepositoryStore::user_sessions) lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// [`RepositoryStore::user_sessions`](crate::RepositoryStore::user_sessions) lists it: what a
+/// "your devices" page shows, e.g. "Firefox on Linux · signed in 3 days ago · active 5 minutes
+/// ago".
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct UserSession {
-    /// An opaque name for the session, safe to show; see [`SessionHandle`].
+    /// An opaque name for the session, safe to show and to post back ("sign out this device",
+    /// [`RepositoryStore::delete_user_session`](crate::RepositoryStore::delete_user_session));
+    /// see [`SessionHandle`].
     pub handle: SessionHandle,
+    /// When the session was created (its first save; a new id from `cycle_id`, as at login, is
+    /// a new session).
+    pub created_at: OffsetDateTime,
+    /// When it was last written: its last save that changed something (with write avoidance,
+    /// saves within the touch window write nothing, so this lags by up to that window).
+    pub last_active: OffsetDateTime,
     /// When it expires.
     pub expiry_date: OffsetDateTime,
+    /// The values the store was told to list
+    /// ([`with_listed_values`](crate::RepositoryStore::with_listed_values)), as they were at
+    /// the session's last write, keyed by the path given there; a value the session does not
+    /// hold is absent.
+    pub listed: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An id no session can have (session ids are 22 URL-safe base64 characters), for probes.
@@ -193,13 +224,18 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     }
 
     async fn create_unbounded(&self, record: &mut SessionRecord<'_>) -> Result<(), SessionError> {
+        let now = OffsetDateTime::now_utc();
         for attempt in 1..=self.policy.max_create_attempts {
             if attempt > 1 {
                 record.id = SessionId::random();
             }
             // A plain row holds its id, so every attempt encodes again.
-            let row = self.row(record)?;
+            let row = self.row(record, now)?;
+            let user_key = row.user_key.clone();
             if self.repository.insert_if_absent(row).await? {
+                if let Some(user_key) = user_key {
+                    self.trim_user(&user_key, now).await?;
+                }
                 return Ok(());
             }
             tracing::debug!(attempt, "session id already taken; drawing a fresh one");
@@ -215,12 +251,51 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     ///
     /// With write avoidance on ([`ServicePolicy::touch_after`]), a save that changes no value
     /// and no user key and moves the expiry by less than that writes nothing either.
+    ///
+    /// With a per-user session limit ([`ServicePolicy::max_sessions_per_user`]), a save that
+    /// gives the session another user then ends that user's least recently saved sessions
+    /// beyond the limit (a second statement, for those saves only).
     pub async fn save(&self, record: &SessionRecord<'_>) -> Result<(), SessionError> {
         self.run(Operation::Save, async {
-            let row = self.row(record)?;
-            Ok(self.repository.update_if_present(row).await?)
+            let now = OffsetDateTime::now_utc();
+            let mut row = self.row(record, now)?;
+            row.report_user_change = self.policy.max_sessions_per_user.is_some();
+            let user_key = row.user_key.clone();
+            let user_changed = self.repository.update_if_present(row).await?;
+            if let (true, Some(user_key)) = (user_changed, user_key) {
+                self.trim_user(&user_key, now).await?;
+            }
+            Ok(())
         })
         .await
+    }
+
+    /// The per-user session limit: ends `user_key`'s least recently saved live sessions beyond
+    /// it. Concurrent logins each trim after their own insert, so once they have all returned
+    /// the user has at most the limit.
+    async fn trim_user(&self, user_key: &str, now: OffsetDateTime) -> Result<(), SessionError> {
+        let Some(limit) = self.policy.max_sessions_per_user else {
+            return Ok(());
+        };
+        let ended = self
+            .repository
+            .trim_user_sessions(user_key, limit, now)
+            .await?;
+        if ended > 0 {
+            tracing::debug!(
+                ended,
+                limit,
+                "ended a user's sessions beyond the per-user limit"
+            );
+        }
+        Ok(())
+    }
+
+    /// The instant at or before which a session was created too long ago to live at `now`
+    /// (the absolute lifetime); `None` without one.
+    fn born_after(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let lifetime = time::Duration::try_from(self.policy.absolute_lifetime?).ok()?;
+        now.checked_sub(lifetime)
     }
 
     /// The session with `id`, unless it is missing or expired at `now`.
@@ -239,7 +314,12 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         now: OffsetDateTime,
     ) -> Result<Option<SessionRecord<'static>>, SessionError> {
         let key = self.key(id);
-        let Some(data) = self.repository.find_unexpired(&key, now).await? else {
+        let born_after = self.born_after(now);
+        let Some(data) = self
+            .repository
+            .find_unexpired(&key, now, born_after)
+            .await?
+        else {
             return Ok(None);
         };
         // Checked before decoding: decoding can take many times the row's size in memory.
@@ -252,7 +332,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 ));
             }
         }
-        let record = match self.codec.decode(&data) {
+        let record = match self.codec.decode_row(&key, &data) {
             Ok(record) => record,
             Err(err) if self.policy.undecodable_as_absent => {
                 tracing::warn!(
@@ -317,11 +397,15 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     /// Deletes every session expired at `now`, batch after batch, and returns how many.
     pub async fn delete_expired_at(&self, now: OffsetDateTime) -> Result<u64, SessionError> {
         let limit = self.policy.cleanup_batch_size;
+        let born_before = self.born_after(now);
         let mut total = 0;
         loop {
             let deleted = self
                 .run(Operation::DeleteExpired, async {
-                    Ok(self.repository.delete_expired_batch(now, limit).await?)
+                    Ok(self
+                        .repository
+                        .delete_expired_batch(now, born_before, limit)
+                        .await?)
                 })
                 .await?;
             total = u64::saturating_add(total, deleted);
@@ -340,15 +424,15 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     /// operation timeout. An error says what failed (unreachable, table missing, timed out).
     pub async fn health(&self) -> Result<(), SessionError> {
         self.run(Operation::Health, async {
-            let probe = self
-                .repository
-                .find_unexpired(HEALTH_PROBE_ID, OffsetDateTime::now_utc());
+            let probe =
+                self.repository
+                    .find_unexpired(HEALTH_PROBE_ID, OffsetDateTime::now_utc(), None);
             Ok(probe.await.map(drop)?)
         })
         .await
     }
 
-    /// The live sessions of `user_key` at `now` (per-user index), soonest expiry first.
+    /// The live sessions of `user_key` at `now` (per-user index), most recently active first.
     pub async fn user_sessions_at(
         &self,
         user_key: &str,
@@ -361,24 +445,27 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         self.run(Operation::ListUserSessions, async {
             let rows = self
                 .repository
-                .find_unexpired_by_user(user_key, now)
+                .find_unexpired_by_user(user_key, now, self.born_after(now))
                 .await?;
             let mut sessions: Vec<_> = rows
                 .into_iter()
                 .map(|row| UserSession {
                     handle: SessionHandle::of_key(&row.id),
+                    created_at: row.created_at,
+                    last_active: row.saved_at,
                     expiry_date: row.expires_at,
+                    listed: listed_of(row.listed_values.as_deref()),
                 })
                 .collect();
             sessions.sort_by(|a, b| {
-                (a.expiry_date, a.handle.as_str()).cmp(&(b.expiry_date, b.handle.as_str()))
+                (b.last_active, b.handle.as_str()).cmp(&(a.last_active, a.handle.as_str()))
             });
             Ok(sessions)
         })
         .await
     }
 
-    /// The live sessions of `user_key` (per-user index), soonest expiry first.
+    /// The live sessions of `user_key` (per-user index), most recently active first.
     pub async fn user_sessions(&self, user_key: &str) -> Result<Vec<UserSession>, SessionError> {
         self.user_sessions_at(user_key, OffsetDateTime::now_utc())
             .await
@@ -433,9 +520,10 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             return Ok(false);
         }
         self.run(Operation::DeleteUserSessions, async {
+            let now = OffsetDateTime::now_utc();
             let rows = self
                 .repository
-                .find_unexpired_by_user(user_key, OffsetDateTime::now_utc())
+                .find_unexpired_by_user(user_key, now, self.born_after(now))
                 .await?;
             let Some(row) = rows
                 .into_iter()
@@ -474,20 +562,28 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         self.policy.id_storage.key(id)
     }
 
-    /// The row that stores `record`: encoded (without its id when ids are hashed),
-    /// size-checked, with its user key and, with write avoidance, its digest.
-    fn row(&self, record: &SessionRecord<'_>) -> Result<SessionRow, SessionError> {
+    /// The row that stores `record` at `now`: encoded (without its id when ids are hashed),
+    /// size-checked, with its user key, its listed values and, with write avoidance, its
+    /// digest.
+    fn row(
+        &self,
+        record: &SessionRecord<'_>,
+        now: OffsetDateTime,
+    ) -> Result<SessionRow, SessionError> {
         check_expiry(record.expiry_date)?;
         let user_key = self.user_key_of(record)?;
+        let listed_values = self.listed_values_of(record)?;
+        let key = self.key(record.id);
         let encoded = if self.hashes_ids() {
             // A hashed table must not hold working ids, and a codec encodes the whole record.
-            self.codec.encode(&SessionRecord {
+            let record = SessionRecord {
                 id: NO_ID,
                 data: Cow::Borrowed(record.data.as_ref()),
                 expiry_date: record.expiry_date,
-            })
+            };
+            self.codec.encode_row(&key, &record)
         } else {
-            self.codec.encode(record)
+            self.codec.encode_row(&key, record)
         };
         let data = encoded.map_err(SessionError::Encode)?;
         if let Some(limit) = self.policy.max_encoded_size {
@@ -499,19 +595,47 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             }
         }
         let unchanged = self.policy.touch_after.and_then(|window| {
-            let digest = content_digest(&record.data)?;
+            let digest = self.codec.digest(content_digest(&record.data)?);
             Some(Unchanged {
                 digest,
                 keep_if_expiring_after: record.expiry_date.checked_sub(window.try_into().ok()?)?,
             })
         });
         Ok(SessionRow {
-            id: self.key(record.id),
+            id: key,
             data,
             expires_at: record.expiry_date,
             user_key,
             unchanged,
+            created_at: now,
+            saved_at: now,
+            listed_values,
+            report_user_change: false,
         })
+    }
+
+    /// The listed values of `record` as a JSON object, `None` when the store lists none.
+    fn listed_values_of(&self, record: &SessionRecord<'_>) -> Result<Option<String>, SessionError> {
+        if self.policy.listed_values.is_empty() {
+            return Ok(None);
+        }
+        let listed: serde_json::Map<String, serde_json::Value> = self
+            .policy
+            .listed_values
+            .iter()
+            .filter_map(|path| {
+                let value = path.value_in(&record.data)?;
+                Some((path.as_str().to_owned(), value.clone()))
+            })
+            .collect();
+        let json = serde_json::Value::Object(listed).to_string();
+        if json.len() > MAX_LISTED_VALUES_LEN {
+            return Err(SessionError::Unstorable(
+                "its listed values (`with_listed_values`) take more than 4096 bytes as JSON: \
+                 list a few short values, such as a device name",
+            ));
+        }
+        Ok(Some(json))
     }
 
     fn user_key_of(&self, record: &SessionRecord<'_>) -> Result<Option<String>, SessionError> {
@@ -571,6 +695,24 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 operation,
                 after: limit,
             }),
+        }
+    }
+}
+
+/// The listed values stored with a row; a value no store of this version wrote (edited by hand,
+/// or cut) is shown as none, with a warning that holds none of it.
+fn listed_of(json: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
+    let Some(json) = json else {
+        return serde_json::Map::new();
+    };
+    match serde_json::from_str(json) {
+        Ok(serde_json::Value::Object(listed)) => listed,
+        _ => {
+            tracing::warn!(
+                bytes = json.len(),
+                "a session's listed values are not a JSON object; listing it without them"
+            );
+            serde_json::Map::new()
         }
     }
 }

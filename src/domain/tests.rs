@@ -132,7 +132,7 @@ async fn save_is_one_update_of_the_stored_row_and_never_an_insert() {
                 && row.unchanged.is_none()
         })
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_| Ok(false));
 
     service(repo).save(&rec).await.unwrap();
 }
@@ -142,9 +142,9 @@ async fn load_asks_for_rows_unexpired_at_now() {
     let now = OffsetDateTime::now_utc();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .with(eq(SessionId(9).to_string()), eq(now))
+        .with(eq(SessionId(9).to_string()), eq(now), eq(None))
         .times(1)
-        .returning(|_, _| Ok(None));
+        .returning(|_, _, _| Ok(None));
 
     assert_eq!(
         service(repo).load_at(SessionId(9), now).await.unwrap(),
@@ -158,7 +158,7 @@ async fn load_returns_the_decoded_record() {
     let bytes = MessagePackCodec.encode(&rec).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _| Ok(Some(bytes.clone())));
+        .returning(move |_, _, _| Ok(Some(bytes.clone())));
 
     assert_eq!(service(repo).load(SessionId(9)).await.unwrap(), Some(rec));
 }
@@ -173,7 +173,7 @@ async fn load_never_returns_a_record_whose_own_expiry_has_passed() {
         .unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _| Ok(Some(bytes.clone())));
+        .returning(move |_, _, _| Ok(Some(bytes.clone())));
 
     assert_eq!(
         service(repo).load_at(SessionId(9), now).await.unwrap(),
@@ -187,7 +187,7 @@ async fn load_treats_an_expiry_equal_to_now_as_expired() {
     let bytes = MessagePackCodec.encode(&record(9, now)).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _| Ok(Some(bytes.clone())));
+        .returning(move |_, _, _| Ok(Some(bytes.clone())));
 
     assert_eq!(
         service(repo).load_at(SessionId(9), now).await.unwrap(),
@@ -199,7 +199,7 @@ async fn load_treats_an_expiry_equal_to_now_as_expired() {
 async fn load_of_undecodable_bytes_is_a_decode_error() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(|_, _| Ok(Some(vec![0xc1, 0x00, 0xff])));
+        .returning(|_, _, _| Ok(Some(vec![0xc1, 0x00, 0xff])));
 
     let err = service(repo).load(SessionId(9)).await.unwrap_err();
     assert!(matches!(err, SessionError::Decode(_)), "{err:?}");
@@ -223,10 +223,10 @@ async fn delete_expired_runs_batches_until_a_short_one() {
     let mut repo = MockSessionRepository::new();
     for deleted in [10, 10, 3] {
         repo.expect_delete_expired_batch()
-            .with(eq(now), eq(10))
+            .with(eq(now), eq(None), eq(10))
             .times(1)
             .in_sequence(&mut seq)
-            .returning(move |_, _| Ok(deleted));
+            .returning(move |_, _, _| Ok(deleted));
     }
     let service = service(repo).with_policy(ServicePolicy {
         cleanup_batch_size: 10,
@@ -241,7 +241,7 @@ async fn delete_expired_stops_at_the_first_error() {
     let mut repo = MockSessionRepository::new();
     repo.expect_delete_expired_batch()
         .times(1)
-        .returning(|_, _| Err(RepositoryError::Statement("relation does not exist".into())));
+        .returning(|_, _, _| Err(RepositoryError::Statement("relation does not exist".into())));
 
     let err = service(repo).delete_expired().await.unwrap_err();
     assert!(matches!(
@@ -279,14 +279,15 @@ impl crate::ports::SessionRepository for SlowRepository {
         tokio::time::sleep(self.delay).await;
         Ok(true)
     }
-    async fn update_if_present(&self, _: SessionRow) -> Result<(), RepositoryError> {
+    async fn update_if_present(&self, _: SessionRow) -> Result<bool, RepositoryError> {
         tokio::time::sleep(self.delay).await;
-        Ok(())
+        Ok(false)
     }
     async fn find_unexpired(
         &self,
         _: &str,
         _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
         tokio::time::sleep(self.delay).await;
         Ok(None)
@@ -298,6 +299,7 @@ impl crate::ports::SessionRepository for SlowRepository {
     async fn delete_expired_batch(
         &self,
         _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
         _: u64,
     ) -> Result<u64, RepositoryError> {
         tokio::time::sleep(self.delay).await;
@@ -307,9 +309,19 @@ impl crate::ports::SessionRepository for SlowRepository {
         &self,
         _: &str,
         _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
         tokio::time::sleep(self.delay).await;
         Ok(Vec::new())
+    }
+    async fn trim_user_sessions(
+        &self,
+        _: &str,
+        _: u64,
+        _: OffsetDateTime,
+    ) -> Result<u64, RepositoryError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(0)
     }
     async fn delete_by_user(&self, _: &str) -> Result<u64, RepositoryError> {
         tokio::time::sleep(self.delay).await;
@@ -388,7 +400,7 @@ fn the_default_timeout_is_five_seconds() {
 #[tokio::test]
 async fn health_reports_what_the_repository_says() {
     let mut repo = MockSessionRepository::new();
-    repo.expect_find_unexpired().times(1).returning(|_, _| {
+    repo.expect_find_unexpired().times(1).returning(|_, _, _| {
         Err(RepositoryError::MissingTable(
             "relation does not exist".into(),
         ))
@@ -408,9 +420,9 @@ async fn health_reports_what_the_repository_says() {
 async fn health_probes_an_id_no_session_can_have() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .withf(|id, _| id.parse::<SessionId>().is_err())
+        .withf(|id, _, _| id.parse::<SessionId>().is_err())
         .times(1)
-        .returning(|_, _| Ok(None));
+        .returning(|_, _, _| Ok(None));
 
     service(repo).health().await.unwrap();
 }
@@ -440,7 +452,7 @@ async fn a_session_at_the_size_limit_is_stored() {
     let mut repo = MockSessionRepository::new();
     repo.expect_update_if_present()
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_| Ok(false));
     let service = service(repo).with_policy(ServicePolicy {
         max_encoded_size: Some(size),
         ..ServicePolicy::default()
@@ -453,7 +465,7 @@ async fn a_session_at_the_size_limit_is_stored() {
 async fn an_undecodable_row_is_absent_when_the_policy_says_so() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(|_, _| Ok(Some(b"\xc1garbage".to_vec())));
+        .returning(|_, _, _| Ok(Some(b"\xc1garbage".to_vec())));
     let service = service(repo).with_policy(ServicePolicy {
         undecodable_as_absent: true,
         ..ServicePolicy::default()
@@ -479,7 +491,7 @@ async fn with_a_user_key_every_write_carries_the_sessions_user() {
     repo.expect_update_if_present()
         .withf(|row| row.user_key.is_none())
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_| Ok(false));
     let service = indexed(repo);
     let mut rec = record(1, in_an_hour()); // {"user": "ada"}
     service.create(&mut rec).await.unwrap();
@@ -527,12 +539,19 @@ async fn deleting_by_handle_deletes_only_the_listed_row_it_names() {
         .map(|id| crate::ports::UserSessionRow {
             id: id.to_string(),
             expires_at: in_an_hour(),
+            created_at: OffsetDateTime::now_utc(),
+            saved_at: OffsetDateTime::now_utc(),
+            listed_values: None,
         })
         .collect();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired_by_user()
-        .with(eq("ada".to_owned()), mockall::predicate::always())
-        .returning(move |_, _| Ok(rows.clone()));
+        .with(
+            eq("ada".to_owned()),
+            mockall::predicate::always(),
+            mockall::predicate::always(),
+        )
+        .returning(move |_, _, _| Ok(rows.clone()));
     // The delete names the user again, so a row that changed hands since the list is left.
     repo.expect_delete_by_user_and_id()
         .with(eq("ada"), eq(SessionId(2).to_string()))
@@ -554,11 +573,15 @@ async fn with_hashed_ids_the_repository_only_sees_hashes() {
     repo.expect_update_if_present()
         .withf(move |row| row.id == expected)
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_| Ok(false));
     repo.expect_find_unexpired()
-        .with(eq(hashed.clone()), mockall::predicate::always())
+        .with(
+            eq(hashed.clone()),
+            mockall::predicate::always(),
+            mockall::predicate::always(),
+        )
         .times(1)
-        .returning(|_, _| Ok(None));
+        .returning(|_, _, _| Ok(None));
     repo.expect_delete_by_id()
         .with(eq(hashed.clone()))
         .times(1)
@@ -604,7 +627,7 @@ async fn write_avoidance_sends_the_values_digest_and_the_window() {
                 })
         })
         .times(2)
-        .returning(|_| Ok(()));
+        .returning(|_| Ok(false));
     let service = service(repo).with_policy(ServicePolicy {
         touch_after: Some(std::time::Duration::from_secs(60)),
         ..ServicePolicy::default()
@@ -619,10 +642,13 @@ async fn deleting_by_handle_reports_a_row_that_changed_hands_in_between_as_not_d
     let row = crate::ports::UserSessionRow {
         id: SessionId(2).to_string(),
         expires_at: in_an_hour(),
+        created_at: OffsetDateTime::now_utc(),
+        saved_at: OffsetDateTime::now_utc(),
+        listed_values: None,
     };
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired_by_user()
-        .returning(move |_, _| Ok(vec![row.clone()]));
+        .returning(move |_, _, _| Ok(vec![row.clone()]));
     // Between the list and the delete the session moved to another user: the delete matches
     // no row of "ada".
     repo.expect_delete_by_user_and_id()
@@ -658,7 +684,7 @@ async fn with_hashed_ids_no_stored_byte_holds_the_id() {
         .times(1)
         .returning(move |row| {
             log.lock().unwrap().push(row);
-            Ok(())
+            Ok(false)
         });
     let service = hashed(repo);
     let mut created = rec.clone();
@@ -687,8 +713,9 @@ async fn with_hashed_ids_load_restores_the_id_it_looked_up() {
         .with(
             eq(super::IdStorage::Hashed.key(SessionId(77))),
             mockall::predicate::always(),
+            mockall::predicate::always(),
         )
-        .returning(move |_, _| Ok(Some(stored.clone())));
+        .returning(move |_, _, _| Ok(Some(stored.clone())));
 
     let loaded = hashed(repo).load(SessionId(77)).await.unwrap().unwrap();
     assert_eq!(loaded.id, SessionId(77));
@@ -703,7 +730,7 @@ async fn load_refuses_a_row_that_holds_another_sessions_record() {
         let bytes = copied.clone();
         let mut repo = MockSessionRepository::new();
         repo.expect_find_unexpired()
-            .returning(move |_, _| Ok(Some(bytes.clone())));
+            .returning(move |_, _, _| Ok(Some(bytes.clone())));
         let service = service(repo).with_policy(ServicePolicy {
             id_storage,
             ..ServicePolicy::default()
@@ -722,7 +749,7 @@ async fn a_row_of_another_session_is_absent_when_the_policy_says_so() {
     let copied = MessagePackCodec.encode(&record(8, in_an_hour())).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _| Ok(Some(copied.clone())));
+        .returning(move |_, _, _| Ok(Some(copied.clone())));
     let service = service(repo).with_policy(ServicePolicy {
         undecodable_as_absent: true,
         ..ServicePolicy::default()
@@ -750,7 +777,7 @@ async fn a_stored_row_over_the_size_limit_is_refused_before_it_is_decoded() {
     let size = bytes.len();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _| Ok(Some(bytes.clone())));
+        .returning(move |_, _, _| Ok(Some(bytes.clone())));
     let service = SessionService::new(repo, CountingCodec::default()).with_policy(ServicePolicy {
         max_encoded_size: Some(size - 1),
         ..ServicePolicy::default()
@@ -854,7 +881,7 @@ mod expiry_range {
                     let year = row.expires_at.to_offset(time::UtcOffset::UTC).year();
                     (1..=9999).contains(&year)
                 })
-                .returning(|_| Ok(()));
+                .returning(|_| Ok(false));
             let result = runtime.block_on(service(repo).save(&record(1, expiry)));
             let in_range = expiry
                 .checked_to_offset(time::UtcOffset::UTC)

@@ -45,10 +45,15 @@ impl UserKeyPath {
         })
     }
 
-    /// The user key of a session with `data`, or `None` when it names no user.
-    pub fn user_key_of(&self, data: &SessionData) -> Option<String> {
-        let value = match self.path.strip_prefix('/') {
-            None => data.get(&self.path)?,
+    /// The path as it was given.
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    /// The value the path names in `data`, if any.
+    pub fn value_in<'a>(&self, data: &'a SessionData) -> Option<&'a Value> {
+        match self.path.strip_prefix('/') {
+            None => data.get(&self.path),
             Some(pointer) => {
                 let (first, rest) = match pointer.split_once('/') {
                     Some((first, rest)) => (first, Some(rest)),
@@ -56,12 +61,16 @@ impl UserKeyPath {
                 };
                 let top = data.get(&unescape(first))?;
                 match rest {
-                    None => top,
-                    Some(rest) => top.pointer(&format!("/{rest}"))?,
+                    None => Some(top),
+                    Some(rest) => top.pointer(&format!("/{rest}")),
                 }
             }
-        };
-        match value {
+        }
+    }
+
+    /// The user key of a session with `data`, or `None` when it names no user.
+    pub fn user_key_of(&self, data: &SessionData) -> Option<String> {
+        match self.value_in(data)? {
             Value::Null => None,
             Value::String(text) => Some(text.clone()),
             other => Some(other.to_string()),

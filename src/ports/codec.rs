@@ -48,6 +48,39 @@ pub trait Codec: Send + Sync + 'static {
 
     /// Decodes bytes previously produced by [`Codec::encode`], into a record owning its data.
     fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError>;
+
+    /// Encodes `record` for the row stored under `row_key`: what the store calls.
+    ///
+    /// `row_key` is the row's `id` column: the session id, or the hex SHA-256 of it in a store
+    /// built `with_hashed_ids()`. A codec that binds its bytes to their row (an encrypting one,
+    /// so that a row copied under another id fails to decode) overrides this and
+    /// [`Codec::decode_row`]; the default ignores the key and calls [`Codec::encode`].
+    fn encode_row(&self, row_key: &str, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
+        let _ = row_key;
+        self.encode(record)
+    }
+
+    /// Decodes the bytes of the row stored under `row_key` (see [`Codec::encode_row`]): what the
+    /// store calls. The default ignores the key and calls [`Codec::decode`].
+    fn decode_row(
+        &self,
+        row_key: &str,
+        bytes: &[u8],
+    ) -> Result<SessionRecord<'static>, CodecError> {
+        let _ = row_key;
+        self.decode(bytes)
+    }
+
+    /// The digest write avoidance (`with_touch_after`) stores in the `data_digest` column and
+    /// compares, from `values_digest`: a SHA-256 of the session's values in a canonical form.
+    ///
+    /// The default stores it as it is. A codec that hides the values overrides this with a
+    /// keyed hash, since a plain hash lets anyone holding the table confirm a guessed value;
+    /// when the result changes (a new key), the next save writes the row even though its values
+    /// are unchanged.
+    fn digest(&self, values_digest: [u8; 32]) -> [u8; 32] {
+        values_digest
+    }
 }
 
 /// Why a [`Codec`] could not encode or decode a session.

@@ -22,6 +22,17 @@ pub struct SessionRow {
     /// `None`, the update always writes and clears any stored digest, so a later conditional
     /// update never compares against values it did not see.
     pub unchanged: Option<Unchanged>,
+    /// When the session was created: written by `insert_if_absent` only, never by an update
+    /// (the absolute lifetime counts from it).
+    pub created_at: OffsetDateTime,
+    /// When this write happens ("now"): the session's last activity in its user's list.
+    pub saved_at: OffsetDateTime,
+    /// The values the user's session list shows, as a JSON object (`None` when the store lists
+    /// none).
+    pub listed_values: Option<String>,
+    /// Whether `update_if_present` must tell if it gave the row another user key (the per-user
+    /// session limit needs to know); without it, it answers `false` and may skip the work.
+    pub report_user_change: bool,
 }
 
 /// How a repository recognises a save that would change nothing worth writing.
@@ -43,6 +54,12 @@ pub struct UserSessionRow {
     pub id: String,
     /// When it expires.
     pub expires_at: OffsetDateTime,
+    /// When it was created ([`SessionRow::created_at`]).
+    pub created_at: OffsetDateTime,
+    /// When it was last written ([`SessionRow::saved_at`]).
+    pub saved_at: OffsetDateTime,
+    /// Its listed values ([`SessionRow::listed_values`]).
+    pub listed_values: Option<String>,
 }
 
 /// Where encoded sessions live: the storage operations the domain service needs, one database
@@ -59,7 +76,8 @@ pub struct UserSessionRow {
 /// - "Now" is always passed in by the caller; an implementation never asks the database for the
 ///   time, so the result does not depend on the connection's time zone or the server's clock.
 /// - A row whose `expires_at` is at or before `now` is **expired**: it is never returned, even
-///   before anything deleted it.
+///   before anything deleted it. So is a row created at or before `born_after`, when given (an
+///   absolute lifetime).
 /// - Errors carry no session data and no session id.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
@@ -78,35 +96,52 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// it back would log that device in again. Never an insert, never an upsert.
     ///
     /// With [`SessionRow::unchanged`], an existing row that [`Unchanged`] describes is left as
-    /// it is, decided within the same statement (no read first).
-    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError>;
+    /// it is, decided within the same statement (no read first). `created_at` is never written.
+    ///
+    /// Returns `true` when [`SessionRow::report_user_change`] asked, the row was written, and
+    /// its user key before the write differed from [`SessionRow::user_key`]; else `false`.
+    async fn update_if_present(&self, row: SessionRow) -> Result<bool, RepositoryError>;
 
-    /// The data of the row with this id if it expires after `now`; `None` if there is no such
-    /// row or it has expired.
+    /// The data of the row with this id if it expires after `now` and, with `born_after`, was
+    /// created after it; `None` if there is no such row.
     async fn find_unexpired(
         &self,
         id: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Option<Vec<u8>>, RepositoryError>;
 
     /// Deletes the row with this id. Deleting a missing row is not an error.
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError>;
 
-    /// Deletes at most `limit` rows that expired at or before `now`, and returns how many it
-    /// deleted. A row that does not match at the moment of deletion (say, a concurrent save
-    /// extended it) is left alone.
+    /// Deletes at most `limit` rows that expired at or before `now` or, with `born_before`,
+    /// were created at or before it, and returns how many it deleted. A row that does not match
+    /// at the moment of deletion (say, a concurrent save extended it) is left alone.
     async fn delete_expired_batch(
         &self,
         now: OffsetDateTime,
+        born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError>;
 
-    /// The rows of `user_key` that expire after `now` (per-user index), in no particular order.
+    /// The rows of `user_key` that expire after `now` and, with `born_after`, were created
+    /// after it (per-user index), in no particular order.
     async fn find_unexpired_by_user(
         &self,
         user_key: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError>;
+
+    /// Deletes the rows of `user_key` that expire after `now`, except the `keep` most recently
+    /// saved ones (ties broken by key, the greater kept), and returns how many it deleted: the
+    /// per-user session limit. Expired rows are left to the cleanup.
+    async fn trim_user_sessions(
+        &self,
+        user_key: &str,
+        keep: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, RepositoryError>;
 
     /// Deletes every row of `user_key`, expired or not, and returns how many.
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError>;

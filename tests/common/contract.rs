@@ -26,7 +26,10 @@ pub async fn insert_if_absent_inserts_a_free_id<R: SessionRepository>(repo: &R) 
         .await
         .unwrap());
     assert_eq!(
-        repo.find_unexpired(&id, now).await.unwrap().as_deref(),
+        repo.find_unexpired(&id, now, None)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&b"first"[..])
     );
 }
@@ -42,14 +45,17 @@ pub async fn insert_if_absent_never_overwrites_a_taken_id<R: SessionRepository>(
         .unwrap();
     assert!(!inserted, "the id is taken");
     assert_eq!(
-        repo.find_unexpired(&id, now + Duration::minutes(90))
+        repo.find_unexpired(&id, now + Duration::minutes(90), None)
             .await
             .unwrap(),
         None,
         "the expiry was not replaced either"
     );
     assert_eq!(
-        repo.find_unexpired(&id, now).await.unwrap().as_deref(),
+        repo.find_unexpired(&id, now, None)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&b"first"[..])
     );
 }
@@ -64,22 +70,22 @@ pub async fn insert_if_absent_reports_an_expired_row_as_taken<R: SessionReposito
         .await
         .unwrap();
     assert!(!inserted, "an expired row still holds its id until cleanup");
-    assert_eq!(repo.find_unexpired(&id, now).await.unwrap(), None);
+    assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
 }
 
 pub async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     repo.insert_if_absent(row(&id, b"data", now)).await.unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, now - Duration::seconds(1))
+        repo.find_unexpired(&id, now - Duration::seconds(1), None)
             .await
             .unwrap()
             .as_deref(),
         Some(&b"data"[..])
     );
-    assert_eq!(repo.find_unexpired(&id, now).await.unwrap(), None);
+    assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
     assert_eq!(
-        repo.find_unexpired(&id, now + Duration::seconds(1))
+        repo.find_unexpired(&id, now + Duration::seconds(1), None)
             .await
             .unwrap(),
         None
@@ -87,7 +93,10 @@ pub async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionRepo
 }
 
 pub async fn find_unexpired_of_an_unknown_id_is_none<R: SessionRepository>(repo: &R) {
-    assert_eq!(repo.find_unexpired(&fresh_id(), now()).await.unwrap(), None);
+    assert_eq!(
+        repo.find_unexpired(&fresh_id(), now(), None).await.unwrap(),
+        None
+    );
 }
 
 pub async fn update_if_present_replaces_the_data_and_the_expiry<R: SessionRepository>(repo: &R) {
@@ -99,7 +108,10 @@ pub async fn update_if_present_replaces_the_data_and_the_expiry<R: SessionReposi
         .await
         .unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, now).await.unwrap().as_deref(),
+        repo.find_unexpired(&id, now, None)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&b"new"[..])
     );
 }
@@ -109,7 +121,7 @@ pub async fn update_if_present_never_inserts_a_missing_row<R: SessionRepository>
     repo.update_if_present(row(&id, b"ghost", now + Duration::hours(1)))
         .await
         .unwrap();
-    assert_eq!(repo.find_unexpired(&id, now).await.unwrap(), None);
+    assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
     assert!(
         repo.insert_if_absent(row(&id, b"fresh", now + Duration::hours(1)))
             .await
@@ -133,12 +145,16 @@ pub async fn update_if_present_of_a_deleted_row_leaves_it_deleted<R: SessionRepo
             .unwrap();
         repo.delete_by_id(&id).await.unwrap();
         let save = SessionRow {
+            created_at: time::OffsetDateTime::now_utc(),
+            saved_at: time::OffsetDateTime::now_utc(),
+            listed_values: None,
+            report_user_change: false,
             unchanged,
             ..row(&id, b"revived?", now + Duration::hours(2))
         };
         repo.update_if_present(save).await.unwrap();
         assert_eq!(
-            repo.find_unexpired(&id, now).await.unwrap(),
+            repo.find_unexpired(&id, now, None).await.unwrap(),
             None,
             "a revoked row stays revoked ({unchanged:?})"
         );
@@ -153,7 +169,7 @@ pub async fn delete_by_id_is_idempotent<R: SessionRepository>(repo: &R) {
     repo.delete_by_id(&id).await.unwrap();
     repo.delete_by_id(&id).await.unwrap();
     repo.delete_by_id(&fresh_id()).await.unwrap();
-    assert_eq!(repo.find_unexpired(&id, now).await.unwrap(), None);
+    assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
     assert!(
         repo.insert_if_absent(row(&id, b"again", now + Duration::hours(1)))
             .await
@@ -181,22 +197,29 @@ pub async fn delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_befor
             .unwrap();
     }
 
-    assert_eq!(repo.delete_expired_batch(now, 3).await.unwrap(), 3);
-    assert_eq!(repo.delete_expired_batch(now, 3).await.unwrap(), 2);
-    assert_eq!(repo.delete_expired_batch(now, 3).await.unwrap(), 0);
+    assert_eq!(repo.delete_expired_batch(now, None, 3).await.unwrap(), 3);
+    assert_eq!(repo.delete_expired_batch(now, None, 3).await.unwrap(), 2);
+    assert_eq!(repo.delete_expired_batch(now, None, 3).await.unwrap(), 0);
     for id in &live {
         assert!(
-            repo.find_unexpired(id, now).await.unwrap().is_some(),
+            repo.find_unexpired(id, now, None).await.unwrap().is_some(),
             "a live row survives cleanup"
         );
     }
     // Live rows expire later and only then become cleanup's business.
     let later = now + Duration::seconds(3);
-    assert_eq!(repo.delete_expired_batch(later, 100).await.unwrap(), 3);
+    assert_eq!(
+        repo.delete_expired_batch(later, None, 100).await.unwrap(),
+        3
+    );
 }
 
 fn user_row(id: &str, user: Option<&str>, expires_at: OffsetDateTime) -> SessionRow {
     SessionRow {
+        created_at: time::OffsetDateTime::now_utc(),
+        saved_at: time::OffsetDateTime::now_utc(),
+        listed_values: None,
+        report_user_change: false,
         user_key: user.map(str::to_owned),
         ..row(id, b"data", expires_at)
     }
@@ -221,7 +244,7 @@ pub async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionReposi
         .unwrap();
 
     let mut listed: Vec<String> = repo
-        .find_unexpired_by_user(&ada, now)
+        .find_unexpired_by_user(&ada, now, None)
         .await
         .unwrap()
         .into_iter()
@@ -237,10 +260,22 @@ pub async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionReposi
         3,
         "two live rows and the expired one"
     );
-    assert!(repo.find_unexpired(&adas[0], now).await.unwrap().is_some());
+    assert!(repo
+        .find_unexpired(&adas[0], now, None)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(repo.delete_by_user(&ada).await.unwrap(), 1);
-    assert!(repo.find_unexpired(&adas[0], now).await.unwrap().is_none());
-    assert!(repo.find_unexpired(&bobs, now).await.unwrap().is_some());
+    assert!(repo
+        .find_unexpired(&adas[0], now, None)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(repo
+        .find_unexpired(&bobs, now, None)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 pub async fn delete_by_user_and_id_deletes_only_a_row_still_of_that_user<R: SessionRepository>(
@@ -255,9 +290,9 @@ pub async fn delete_by_user_and_id_deletes_only_a_row_still_of_that_user<R: Sess
         .await
         .unwrap();
     assert!(!repo.delete_by_user_and_id(&ada, &id).await.unwrap());
-    assert!(repo.find_unexpired(&id, now).await.unwrap().is_some());
+    assert!(repo.find_unexpired(&id, now, None).await.unwrap().is_some());
     assert!(repo.delete_by_user_and_id(&bob, &id).await.unwrap());
-    assert!(repo.find_unexpired(&id, now).await.unwrap().is_none());
+    assert!(repo.find_unexpired(&id, now, None).await.unwrap().is_none());
     assert!(!repo.delete_by_user_and_id(&bob, &id).await.unwrap());
 }
 
@@ -272,7 +307,7 @@ pub async fn an_update_without_a_user_key_takes_the_row_out_of_the_index<R: Sess
         .await
         .unwrap();
     assert!(repo
-        .find_unexpired_by_user(&user, now)
+        .find_unexpired_by_user(&user, now, None)
         .await
         .unwrap()
         .is_empty());
@@ -285,6 +320,10 @@ pub async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRe
     let expiry = now + Duration::hours(1);
     let digest = [7; 32];
     let write = |data: &[u8], digest: [u8; 32], expires_at: OffsetDateTime| SessionRow {
+        created_at: time::OffsetDateTime::now_utc(),
+        saved_at: time::OffsetDateTime::now_utc(),
+        listed_values: None,
+        report_user_change: false,
         unchanged: Some(Unchanged {
             digest,
             keep_if_expiring_after: expires_at - Duration::minutes(1),
@@ -300,7 +339,10 @@ pub async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRe
         .await
         .unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, now).await.unwrap().as_deref(),
+        repo.find_unexpired(&id, now, None)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&b"first"[..])
     );
     // Another digest: written.
@@ -308,7 +350,10 @@ pub async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRe
         .await
         .unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, now).await.unwrap().as_deref(),
+        repo.find_unexpired(&id, now, None)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&b"third"[..])
     );
     // The same digest past the window: written.
@@ -316,7 +361,7 @@ pub async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRe
         .await
         .unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, expiry + Duration::seconds(90))
+        repo.find_unexpired(&id, expiry + Duration::seconds(90), None)
             .await
             .unwrap()
             .as_deref(),
@@ -330,7 +375,10 @@ pub async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRe
         .await
         .unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, now).await.unwrap().as_deref(),
+        repo.find_unexpired(&id, now, None)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&b"sixth"[..])
     );
 }
@@ -341,6 +389,10 @@ pub async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: Ses
     let (id, ada, bob, now) = (fresh_id(), fresh_id(), fresh_id(), now());
     let expiry = now + Duration::hours(1);
     let write = |user: Option<&str>, expires_at: OffsetDateTime| SessionRow {
+        created_at: time::OffsetDateTime::now_utc(),
+        saved_at: time::OffsetDateTime::now_utc(),
+        listed_values: None,
+        report_user_change: false,
         unchanged: Some(Unchanged {
             digest: [7; 32],
             keep_if_expiring_after: expires_at - Duration::minutes(1),
@@ -350,7 +402,7 @@ pub async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: Ses
     // Stored by a store without the index: no user key.
     repo.insert_if_absent(write(None, expiry)).await.unwrap();
     let listed = |user: String| async move {
-        repo.find_unexpired_by_user(&user, now)
+        repo.find_unexpired_by_user(&user, now, None)
             .await
             .unwrap()
             .into_iter()

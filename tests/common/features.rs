@@ -46,7 +46,7 @@ fn user() -> String {
     format!("user-{}", Id::default())
 }
 
-pub async fn a_users_live_sessions_are_listed_by_handle_soonest_first<R, C>(
+pub async fn a_users_live_sessions_are_listed_by_handle_most_recently_active_first<R, C>(
     store: &RepositoryStore<R, C>,
 ) where
     R: SessionRepository + Debug,
@@ -55,15 +55,18 @@ pub async fn a_users_live_sessions_are_listed_by_handle_soonest_first<R, C>(
     let store = indexed(store);
     let (ada, bob) = (user(), user());
     let now = soon(0); // one instant for the whole test: a second may tick over meanwhile
-    let mut ids = Vec::new();
+    let mut records = Vec::new();
     for minutes in [30, 10, 20] {
         let mut record = session(&[("user_id", json!(ada))], now + Duration::minutes(minutes));
         store.create(&mut record).await.unwrap();
-        ids.push(record.id);
+        records.push(record);
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
     }
+    // The first becomes the most recently active.
+    records[0].data.insert("seen".into(), json!(true));
+    store.save(&records[0]).await.unwrap();
     let mut expired = session(&[("user_id", json!(ada))], now - Duration::minutes(5));
     store.create(&mut expired).await.unwrap();
-    expired.id = Id::default();
     created(&store, &[("user_id", json!(bob))]).await;
     created(&store, &[("cart", json!([1, 2]))]).await; // anonymous
 
@@ -74,26 +77,278 @@ pub async fn a_users_live_sessions_are_listed_by_handle_soonest_first<R, C>(
         3,
         "three live sessions; the expired one is not listed"
     );
+    let handles: Vec<_> = listed.iter().map(|s| s.handle.clone()).collect();
+    let expected: Vec<_> = [0, 2, 1]
+        .iter()
+        .map(|i| store.session_handle(records[*i].id))
+        .collect();
+    assert_eq!(handles, expected, "most recently active first");
     let expiries: Vec<_> = listed.iter().map(|s| s.expiry_date).collect();
     let minutes = |m| now + Duration::minutes(m);
-    assert_eq!(expiries, [minutes(10), minutes(20), minutes(30)]);
-    let handles: HashSet<_> = listed.iter().map(|s| s.handle.clone()).collect();
-    assert_eq!(handles.len(), 3);
-    let expected: HashSet<_> = ids.iter().map(|id| store.session_handle(*id)).collect();
-    assert_eq!(
-        handles, expected,
-        "each handle names one of the user's sessions"
+    assert_eq!(expiries, [minutes(30), minutes(20), minutes(10)]);
+    assert!(
+        listed[0].last_active > listed[0].created_at,
+        "saved since created"
     );
+    assert!(listed[1].last_active > listed[2].last_active);
     for handle in &handles {
-        for id in &ids {
+        for record in &records {
             assert!(
-                !handle.as_str().contains(&id.to_string()),
+                !handle.as_str().contains(&record.id.to_string()),
                 "a handle is not an id"
             );
         }
     }
     assert_eq!(store.user_sessions(&bob).await.unwrap().len(), 1);
     assert!(store.user_sessions(&user()).await.unwrap().is_empty());
+}
+
+pub async fn a_device_list_shows_when_each_session_began_was_active_and_its_listed_values<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store)
+        .with_listed_values(["device", "/prefs/lang"])
+        .unwrap();
+    let ada = user();
+    let before = OffsetDateTime::now_utc() - Duration::seconds(1);
+    let mut phone = created(
+        &store,
+        &[
+            ("user_id", json!(ada)),
+            ("device", json!("Firefox on Android")),
+            ("prefs", json!({"lang": "fr", "theme": "dark"})),
+            ("secret", json!("not listed")),
+        ],
+    )
+    .await;
+    let laptop = created(&store, &[("user_id", json!(ada))]).await;
+    let listed = store.user_sessions(&ada).await.unwrap();
+    let of = |record: &Record| {
+        let handle = store.session_handle(record.id);
+        listed.iter().find(|s| s.handle == handle).unwrap().clone()
+    };
+    let listed_phone = of(&phone);
+    assert_eq!(
+        Value::Object(listed_phone.listed.clone()),
+        json!({"device": "Firefox on Android", "/prefs/lang": "fr"}),
+        "the chosen values, keyed by their path, and nothing else"
+    );
+    assert!(
+        of(&laptop).listed.is_empty(),
+        "a session without them lists none"
+    );
+    assert!(listed_phone.created_at > before);
+    assert!(listed_phone.created_at <= listed_phone.last_active);
+
+    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    phone
+        .data
+        .insert("device".into(), json!("Firefox on Android 15"));
+    store.save(&phone).await.unwrap();
+    let listed = store.user_sessions(&ada).await.unwrap();
+    let handle = store.session_handle(phone.id);
+    let saved = listed.iter().find(|s| s.handle == handle).unwrap();
+    assert_eq!(
+        saved.created_at, listed_phone.created_at,
+        "a save keeps the creation instant"
+    );
+    assert!(
+        saved.last_active > listed_phone.last_active,
+        "and moves the last activity"
+    );
+    assert_eq!(saved.listed["device"], json!("Firefox on Android 15"));
+    assert_eq!(listed[0].handle, handle, "now the most recently active");
+
+    let huge = "x".repeat(5000);
+    phone.data.insert("device".into(), json!(huge));
+    let err = store.save(&phone).await.unwrap_err();
+    assert!(
+        matches!(&err, session_store::Error::Encode(m) if m.contains("listed values")),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("xxxx"));
+}
+
+pub async fn an_absolute_lifetime_ends_a_session_however_active<R, C>(store: &RepositoryStore<R, C>)
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let lifetime = StdDuration::from_millis(1500);
+    let store = indexed(store).with_absolute_lifetime(lifetime);
+    let ada = user();
+    let mut active = created(&store, &[("user_id", json!(ada))]).await;
+    for step in 0..2 {
+        tokio::time::sleep(StdDuration::from_millis(600)).await;
+        assert!(
+            store.load(&active.id).await.unwrap().is_some(),
+            "still within it"
+        );
+        active.data.insert("step".into(), json!(step));
+        store.save(&active).await.unwrap(); // activity: does not make it younger
+    }
+    let young = created(&store, &[("user_id", json!(ada))]).await;
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+
+    assert_eq!(
+        store.load(&active.id).await.unwrap(),
+        None,
+        "1.7 s old, active 0.5 s ago"
+    );
+    assert_eq!(store.load(&young.id).await.unwrap().as_ref(), Some(&young));
+    let listed = store.user_sessions(&ada).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, store.session_handle(young.id));
+
+    // The cleanup deletes it: a store without the lifetime no longer finds it either.
+    let unbounded = indexed(&store.clone().with_absolute_lifetime(StdDuration::MAX));
+    assert!(store.delete_expired_sessions().await.unwrap() >= 1);
+    assert_eq!(unbounded.load(&active.id).await.unwrap(), None);
+    assert!(unbounded.load(&young.id).await.unwrap().is_some());
+}
+
+pub async fn the_per_user_limit_ends_the_least_recently_active_sessions<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let unlimited = indexed(store);
+    let store = unlimited.clone().with_max_sessions_per_user(2).unwrap();
+    let (ada, bob) = (user(), user());
+    let bobs = created(&store, &[("user_id", json!(bob))]).await;
+    let mut adas = Vec::new();
+    for _ in 0..3 {
+        adas.push(created(&store, &[("user_id", json!(ada))]).await);
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    assert_eq!(
+        store.load(&adas[0].id).await.unwrap(),
+        None,
+        "the oldest login ended"
+    );
+    assert!(store.load(&adas[1].id).await.unwrap().is_some());
+    assert!(store.load(&adas[2].id).await.unwrap().is_some());
+    assert!(
+        store.load(&bobs.id).await.unwrap().is_some(),
+        "other users untouched"
+    );
+
+    // Activity counts: the older of the two saves, then a third device logs in by a save that
+    // gives an anonymous session to ada.
+    let mut older = adas[1].clone();
+    older.data.insert("seen".into(), json!(1));
+    store.save(&older).await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(5)).await;
+    let mut anonymous = created(&store, &[("cart", json!([]))]).await;
+    anonymous.data.insert("user_id".into(), json!(ada));
+    store.save(&anonymous).await.unwrap();
+
+    assert_eq!(
+        store.load(&adas[2].id).await.unwrap(),
+        None,
+        "now the least recently active"
+    );
+    assert!(store.load(&older.id).await.unwrap().is_some());
+    assert!(store.load(&anonymous.id).await.unwrap().is_some());
+    assert_eq!(store.user_sessions(&ada).await.unwrap().len(), 2);
+
+    // A save that keeps the user ends nothing, even over the limit (set by a store without it).
+    let extra = created(&unlimited, &[("user_id", json!(ada))]).await;
+    assert_eq!(unlimited.user_sessions(&ada).await.unwrap().len(), 3);
+    let mut same_user = anonymous.clone();
+    same_user.data.insert("cart".into(), json!([1]));
+    store.save(&same_user).await.unwrap();
+    assert_eq!(store.user_sessions(&ada).await.unwrap().len(), 3);
+    assert!(store.load(&extra.id).await.unwrap().is_some());
+
+    let err = indexed(&store).with_max_sessions_per_user(0).unwrap_err();
+    assert!(matches!(err, SeaOrmStoreError::InvalidConfiguration(_)));
+}
+
+pub async fn concurrent_logins_of_one_user_leave_exactly_the_limit<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug + Clone,
+    C: Codec + Debug,
+{
+    let store = indexed(store).with_max_sessions_per_user(3).unwrap();
+    let ada = user();
+    let logins: Vec<_> = (0..12)
+        .map(|_| {
+            let store = store.clone();
+            let ada = ada.clone();
+            tokio::spawn(async move {
+                let mut record = session(&[("user_id", json!(ada))], soon(60));
+                store.create(&mut record).await.map(|()| record.id)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for login in logins {
+        ids.push(login.await.unwrap().expect("every login succeeds"));
+    }
+
+    let listed = store.user_sessions(&ada).await.unwrap();
+    assert_eq!(
+        listed.len(),
+        3,
+        "the user has exactly the limit: {listed:?}"
+    );
+    let mut loadable = 0;
+    for id in &ids {
+        loadable += usize::from(store.load(id).await.unwrap().is_some());
+    }
+    assert_eq!(loadable, 3);
+}
+
+pub async fn the_lifetime_limit_and_device_list_hold_with_hashed_ids_and_write_avoidance<R, C>(
+    store: &RepositoryStore<R, C>,
+) where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let store = indexed(store)
+        .with_hashed_ids()
+        .with_touch_after(StdDuration::from_secs(60))
+        .with_absolute_lifetime(StdDuration::from_secs(3600))
+        .with_max_sessions_per_user(2)
+        .unwrap()
+        .with_listed_values(["device"])
+        .unwrap();
+    let ada = user();
+    let first = created(&store, &[("user_id", json!(ada)), ("device", json!("a"))]).await;
+    tokio::time::sleep(StdDuration::from_millis(5)).await;
+    let second = created(&store, &[("user_id", json!(ada)), ("device", json!("b"))]).await;
+    tokio::time::sleep(StdDuration::from_millis(5)).await;
+
+    // A login by a save, through write avoidance's conditional update.
+    let mut third = created(&store, &[("device", json!("c"))]).await;
+    third.data.insert("user_id".into(), json!(ada));
+    store.save(&third).await.unwrap();
+    assert_eq!(store.load(&first.id).await.unwrap(), None, "the limit held");
+    let listed = store.user_sessions(&ada).await.unwrap();
+    let devices: Vec<_> = listed.iter().map(|s| s.listed["device"].clone()).collect();
+    assert_eq!(devices, [json!("c"), json!("b")]);
+    assert_eq!(listed[0].handle, store.session_handle(third.id));
+
+    // An unchanged save within the window writes nothing: its last activity stays.
+    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    let mut touched = second.clone();
+    touched.expiry_date += Duration::seconds(1);
+    store.save(&touched).await.unwrap();
+    let again = store.user_sessions(&ada).await.unwrap();
+    assert_eq!(
+        again[1].last_active, listed[1].last_active,
+        "nothing written"
+    );
+    assert_eq!(
+        store.load(&second.id).await.unwrap().as_ref(),
+        Some(&second)
+    );
 }
 
 pub async fn logging_out_everywhere_deletes_every_session_of_the_user_only<R, C>(
@@ -342,7 +597,7 @@ where
     assert_eq!(
         hashed
             .repository()
-            .find_unexpired(&record.id.to_string(), OffsetDateTime::now_utc())
+            .find_unexpired(&record.id.to_string(), OffsetDateTime::now_utc(), None)
             .await
             .unwrap(),
         None,
@@ -463,7 +718,7 @@ where
     let key = hex::encode(Sha256::digest(record.id.to_string().as_bytes()));
     let stored = hashed
         .repository()
-        .find_unexpired(&key, OffsetDateTime::now_utc())
+        .find_unexpired(&key, OffsetDateTime::now_utc(), None)
         .await
         .unwrap()
         .expect("stored under the hash of its id");
@@ -514,7 +769,12 @@ async fn stored_expiry<S: SessionStore>(store: &S, id: &Id) -> OffsetDateTime {
 macro_rules! features_suite {
     ($fixture:expr) => {
         $crate::features_suite!(@tests $fixture;
-            a_users_live_sessions_are_listed_by_handle_soonest_first,
+            a_users_live_sessions_are_listed_by_handle_most_recently_active_first,
+            a_device_list_shows_when_each_session_began_was_active_and_its_listed_values,
+            an_absolute_lifetime_ends_a_session_however_active,
+            the_per_user_limit_ends_the_least_recently_active_sessions,
+            concurrent_logins_of_one_user_leave_exactly_the_limit,
+            the_lifetime_limit_and_device_list_hold_with_hashed_ids_and_write_avoidance,
             logging_out_everywhere_deletes_every_session_of_the_user_only,
             logging_out_other_devices_keeps_the_current_session,
             signing_out_one_device_by_its_handle,

@@ -73,6 +73,10 @@ pub fn row(
     expires_at: time::OffsetDateTime,
 ) -> tower_sessions_seaorm_store::repository::SessionRow {
     tower_sessions_seaorm_store::repository::SessionRow {
+        created_at: time::OffsetDateTime::now_utc(),
+        saved_at: time::OffsetDateTime::now_utc(),
+        listed_values: None,
+        report_user_change: false,
         id: id.to_owned(),
         data: data.to_vec(),
         expires_at,

@@ -1,11 +1,11 @@
 //! A store on a hash-partitioned session table in a schema of its own, created by the migration
-//! crate's `CreatePartitionedSessionTable` and `AddUserIndex` the way an application's own
+//! crate's `CreatePartitionedSessionTable`, `AddUserIndex` and `AddSessionTimes` the way an application's own
 //! `Migrator` would run them.
 
 use tower_sessions_seaorm_store::{
     migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        AddUserIndex, CreatePartitionedSessionTable,
+        AddSessionTimes, AddUserIndex, CreatePartitionedSessionTable,
     },
     sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value},
     PostgresStore,
@@ -42,6 +42,10 @@ impl PartitionedFixture {
             .up(&SchemaManager::new(&conn))
             .await
             .expect("add the user index to the partitioned table");
+        AddSessionTimes::new(&schema, "session")
+            .up(&SchemaManager::new(&conn))
+            .await
+            .expect("add the session times to the partitioned table");
         let store = PostgresStore::new(conn.clone())
             .with_schema_name(&schema)
             .expect("a valid schema name");
@@ -61,6 +65,10 @@ impl PartitionedFixture {
             .await
             .map_err(|e| e.to_string())?;
         AddUserIndex::new(&self.schema, "session")
+            .up(&manager)
+            .await
+            .map_err(|e| e.to_string())?;
+        AddSessionTimes::new(&self.schema, "session")
             .up(&manager)
             .await
             .map_err(|e| e.to_string())

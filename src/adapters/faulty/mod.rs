@@ -92,7 +92,7 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
             .await
     }
 
-    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
+    async fn update_if_present(&self, row: SessionRow) -> Result<bool, RepositoryError> {
         self.call(Operation::Save, |inner| inner.update_if_present(row))
             .await
     }
@@ -101,9 +101,12 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         &self,
         id: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
-        self.call(Operation::Load, |inner| inner.find_unexpired(id, now))
-            .await
+        self.call(Operation::Load, |inner| {
+            inner.find_unexpired(id, now, born_after)
+        })
+        .await
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
@@ -114,10 +117,11 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
     async fn delete_expired_batch(
         &self,
         now: OffsetDateTime,
+        born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         self.call(Operation::DeleteExpired, |inner| {
-            inner.delete_expired_batch(now, limit)
+            inner.delete_expired_batch(now, born_before, limit)
         })
         .await
     }
@@ -126,9 +130,23 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         &self,
         user_key: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
         self.call(Operation::ListUserSessions, |inner| {
-            inner.find_unexpired_by_user(user_key, now)
+            inner.find_unexpired_by_user(user_key, now, born_after)
+        })
+        .await
+    }
+
+    /// Counted and faulted as [`Operation::DeleteUserSessions`].
+    async fn trim_user_sessions(
+        &self,
+        user_key: &str,
+        keep: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, RepositoryError> {
+        self.call(Operation::DeleteUserSessions, |inner| {
+            inner.trim_user_sessions(user_key, keep, now)
         })
         .await
     }

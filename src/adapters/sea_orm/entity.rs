@@ -34,6 +34,13 @@ pub struct Model {
     /// (`with_touch_after`).
     #[sea_orm(nullable)]
     pub data_digest: Option<Vec<u8>>,
+    /// When the session was created (the absolute lifetime counts from it).
+    pub created_at: TimeDateTimeWithTimeZone,
+    /// When the session was last written.
+    pub updated_at: TimeDateTimeWithTimeZone,
+    /// The values its user's device list shows, as a JSON object (`with_listed_values`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub listed_values: Option<String>,
 }
 
 /// The session table has no relations.

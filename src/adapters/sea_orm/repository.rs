@@ -10,7 +10,7 @@ use super::{
     SessionTable,
 };
 use crate::{
-    adapters::sql::{Bind, Column, Statements, ROW_BINDS},
+    adapters::sql::{dialect::EARLIEST, Bind, Column, Statements, ROW_BINDS},
     ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow},
 };
 
@@ -86,6 +86,12 @@ impl SeaOrmRepository {
         self.dialect.instant(at)
     }
 
+    /// The lower bound on `created_at` of the rows a read returns: without an absolute
+    /// lifetime, the earliest instant a row holds, so every row passes.
+    fn born_after(&self, born_after: Option<OffsetDateTime>) -> Value {
+        self.instant(born_after.unwrap_or(EARLIEST))
+    }
+
     fn classify(&self, err: sea_orm::DbErr) -> RepositoryError {
         classify(self.dialect, err)
     }
@@ -93,6 +99,11 @@ impl SeaOrmRepository {
 
 fn text(value: &str) -> Value {
     Value::String(Some(value.to_owned()))
+}
+
+/// A `LIMIT` or `OFFSET`, bound as a bigint; beyond `i64::MAX` means "no limit" anyway.
+fn count(rows: u64) -> Value {
+    Value::BigInt(Some(i64::try_from(rows).unwrap_or(i64::MAX)))
 }
 
 impl SeaOrmRepository {
@@ -113,6 +124,9 @@ impl SeaOrmRepository {
                 Bind::Column(Column::ExpiryDate) => self.instant(row.expires_at),
                 Bind::Column(Column::UserKey) => Value::String(row.user_key.clone()),
                 Bind::Column(Column::DataDigest) => Value::Bytes(digest.clone()),
+                Bind::Column(Column::CreatedAt) => self.instant(row.created_at),
+                Bind::Column(Column::UpdatedAt) => self.instant(row.saved_at),
+                Bind::Column(Column::ListedValues) => Value::String(row.listed_values.clone()),
                 Bind::KeepIfExpiringAfter => self.instant(keep_after),
             })
             .collect()
@@ -133,23 +147,81 @@ impl SessionRepository for SeaOrmRepository {
         }
     }
 
-    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
+    async fn update_if_present(&self, row: SessionRow) -> Result<bool, RepositoryError> {
         let statements = &self.statements;
-        let statement = match row.unchanged {
-            Some(_) => &statements.update_unless_unchanged,
-            None => &statements.update_if_present,
+        let reporting = row.report_user_change;
+        let statement = match (row.unchanged, reporting) {
+            (Some(_), false) => &statements.update_unless_unchanged,
+            (None, false) => &statements.update_if_present,
+            (Some(_), true) => &statements.update_unless_unchanged_reporting,
+            (None, true) => &statements.update_if_present_reporting,
         };
-        let values = self.bound_values(&statement.binds, row);
-        self.execute(&statement.sql, values).await.map(drop)
+        if !reporting {
+            let values = self.bound_values(&statement.binds, row);
+            return self.execute(&statement.sql, values).await.map(|_| false);
+        }
+        match self.dialect {
+            // `RETURNING` one boolean when the row was written.
+            Dialect::Postgres => {
+                let values = self.bound_values(&statement.binds, row);
+                let stmt = self.statement(&statement.sql, values);
+                let written = self
+                    .conn
+                    .query_one_raw(stmt)
+                    .await
+                    .map_err(|e| self.classify(e))?;
+                match written {
+                    Some(row) => row
+                        .try_get_by_index::<bool>(0)
+                        .map_err(|e| self.classify(e)),
+                    None => Ok(false),
+                }
+            }
+            // `LAST_INSERT_ID(IF(same, 1, 2))`, reported with the result; 0 when not written.
+            Dialect::MySql => {
+                let values = self.bound_values(&statement.binds, row);
+                let result = self
+                    .conn
+                    .execute_raw(self.statement(&statement.sql, values))
+                    .await
+                    .map_err(|e| self.classify(e))?;
+                Ok(result.rows_affected() > 0 && result.last_insert_id() == 2)
+            }
+            // One writer at a time, in process: the read costs no round trip.
+            Dialect::Sqlite => {
+                let read = self.statement(&statements.find_user_key, [text(&row.id)]);
+                let previous = self
+                    .conn
+                    .query_one_raw(read)
+                    .await
+                    .map_err(|e| self.classify(e))?
+                    .map(|found| found.try_get_by_index::<Option<String>>(0))
+                    .transpose()
+                    .map_err(|e| self.classify(e))?;
+                let new_user = row.user_key.clone();
+                let values = self.bound_values(&statement.binds, row);
+                let written = self.execute(&statement.sql, values).await? > 0;
+                Ok(written && previous.is_some_and(|previous| previous != new_user))
+            }
+        }
     }
 
     async fn find_unexpired(
         &self,
         id: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
-        let sql = &self.statements.find_unexpired;
-        let stmt = self.statement(sql, [text(id), self.instant(now)]);
+        let stmt = match born_after {
+            None => self.statement(
+                &self.statements.find_unexpired,
+                [text(id), self.instant(now)],
+            ),
+            Some(born) => self.statement(
+                &self.statements.find_unexpired_born_after,
+                [text(id), self.instant(now), self.instant(born)],
+            ),
+        };
         let Some(row) = self
             .conn
             .query_one_raw(stmt)
@@ -171,22 +243,43 @@ impl SessionRepository for SeaOrmRepository {
     async fn delete_expired_batch(
         &self,
         now: OffsetDateTime,
+        born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         let statements = &self.statements;
-        // LIMIT is bound as a bigint; a limit beyond i64::MAX means "no limit" anyway.
-        let limit = Value::BigInt(Some(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let values = statements.delete_expired_values(self.instant(now), limit);
-        self.execute(&statements.delete_expired_batch, values).await
+        let limit = count(limit);
+        match born_before {
+            None => {
+                let values = statements.delete_expired_values(self.instant(now), limit);
+                self.execute(&statements.delete_expired_batch, values).await
+            }
+            Some(born_before) => {
+                let values = statements.delete_outlived_values(
+                    self.instant(now),
+                    self.instant(born_before),
+                    limit,
+                );
+                self.execute(&statements.delete_outlived_batch, values)
+                    .await
+            }
+        }
     }
 
     async fn find_unexpired_by_user(
         &self,
         user_key: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
         let sql = &self.statements.find_unexpired_by_user;
-        let stmt = self.statement(sql, [text(user_key), self.instant(now)]);
+        let stmt = self.statement(
+            sql,
+            [
+                text(user_key),
+                self.instant(now),
+                self.born_after(born_after),
+            ],
+        );
         let rows = self
             .conn
             .query_all_raw(stmt)
@@ -197,10 +290,24 @@ impl SessionRepository for SeaOrmRepository {
                 Ok(UserSessionRow {
                     id: self.dialect.read_key(row, 0)?,
                     expires_at: self.dialect.read_instant(row, 1)?,
+                    created_at: self.dialect.read_instant(row, 2)?,
+                    saved_at: self.dialect.read_instant(row, 3)?,
+                    listed_values: row.try_get_by_index::<Option<String>>(4)?,
                 })
             })
             .collect::<Result<_, sea_orm::DbErr>>()
             .map_err(|e| self.classify(e))
+    }
+
+    async fn trim_user_sessions(
+        &self,
+        user_key: &str,
+        keep: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, RepositoryError> {
+        let statements = &self.statements;
+        let values = statements.trim_user_values(text(user_key), self.instant(now), count(keep));
+        self.execute(&statements.trim_user, values).await
     }
 
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {

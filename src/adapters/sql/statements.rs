@@ -3,8 +3,9 @@
 
 use sea_orm::{
     sea_query::{
-        Alias, Expr, ExprTrait, Func, LockBehavior, LockType, MysqlQueryBuilder, OnConflict,
-        PostgresQueryBuilder, Query, QueryStatementWriter, SqliteQueryBuilder, TableRef,
+        Alias, Cond, DeleteStatement, Expr, ExprTrait, Func, LockBehavior, LockType,
+        MysqlQueryBuilder, OnConflict, PostgresQueryBuilder, Query, QueryStatementWriter,
+        SqliteQueryBuilder, TableRef,
     },
     Value,
 };
@@ -21,6 +22,9 @@ pub(crate) enum Column {
     ExpiryDate,
     UserKey,
     DataDigest,
+    CreatedAt,
+    UpdatedAt,
+    ListedValues,
 }
 
 impl sea_orm::sea_query::Iden for Column {
@@ -31,6 +35,9 @@ impl sea_orm::sea_query::Iden for Column {
             Self::ExpiryDate => "expiry_date",
             Self::UserKey => "user_key",
             Self::DataDigest => "data_digest",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+            Self::ListedValues => "listed_values",
         }
     }
 }
@@ -68,20 +75,37 @@ pub(crate) struct Statements {
     /// The same update, leaving the stored row alone when its digest and user key are the same
     /// and its expiry lies between the "keep if expiring after" instant and the new expiry.
     pub update_unless_unchanged: RowStatement,
-    /// `user_key, now`; returns `id, expiry_date` (on PostgreSQL clamped to years 1 to 9999).
+    /// [`Statements::update_if_present`], also telling whether it gave the row another user
+    /// key (see [`super::update`]).
+    pub update_if_present_reporting: RowStatement,
+    /// [`Statements::update_unless_unchanged`], also telling whether it gave the row another
+    /// user key.
+    pub update_unless_unchanged_reporting: RowStatement,
+    /// `id`; returns `user_key`: what SQLite reads before a reporting update.
+    pub find_user_key: String,
+    /// `user_key, now, born_after`; returns `id, expiry_date, created_at, updated_at,
+    /// listed_values` (the instants on PostgreSQL clamped to years 1 to 9999).
     pub find_unexpired_by_user: String,
+    /// The values of [`Statements::trim_user_values`]: deletes the user's live rows beyond the
+    /// most recently saved ones.
+    pub trim_user: String,
     /// `user_key`.
     pub delete_by_user: String,
     /// `user_key, id`.
     pub delete_by_user_except: String,
     /// `user_key, id`.
     pub delete_by_user_and_id: String,
-    /// `id, now`; returns `data`.
+    /// `id, now`; returns `data`. Needs only the first migration's columns.
     pub find_unexpired: String,
+    /// `id, now, born_after`; returns `data` (an absolute lifetime).
+    pub find_unexpired_born_after: String,
     /// `id`.
     pub delete_by_id: String,
     /// The values of [`Statements::delete_expired_values`].
     pub delete_expired_batch: String,
+    /// The same, deleting also the rows created at or before an instant (an absolute
+    /// lifetime); the values of [`Statements::delete_outlived_values`].
+    pub delete_outlived_batch: String,
 }
 
 // Placeholder values: only their position matters, the SQL is kept and the values thrown away.
@@ -98,26 +122,33 @@ fn placeholder(column: Column) -> Value {
     match column {
         Column::Id | Column::UserKey => id(),
         Column::Data | Column::DataDigest => data(),
-        Column::ExpiryDate => instant(),
+        Column::ExpiryDate | Column::CreatedAt | Column::UpdatedAt => instant(),
+        Column::ListedValues => id(),
     }
 }
 
 /// The columns a row is written to, in the order its values are bound.
-pub(crate) const ROW_COLUMNS: [Column; 5] = [
+pub(crate) const ROW_COLUMNS: [Column; 8] = [
     Column::Id,
     Column::Data,
     Column::ExpiryDate,
     Column::UserKey,
     Column::DataDigest,
+    Column::CreatedAt,
+    Column::UpdatedAt,
+    Column::ListedValues,
 ];
 
 /// What the insert binds: the row's columns, in [`ROW_COLUMNS`]' order.
-pub(crate) const ROW_BINDS: [Bind; 5] = [
+pub(crate) const ROW_BINDS: [Bind; 8] = [
     Bind::Column(Column::Id),
     Bind::Column(Column::Data),
     Bind::Column(Column::ExpiryDate),
     Bind::Column(Column::UserKey),
     Bind::Column(Column::DataDigest),
+    Bind::Column(Column::CreatedAt),
+    Bind::Column(Column::UpdatedAt),
+    Bind::Column(Column::ListedValues),
 ];
 
 impl Statements {
@@ -152,16 +183,27 @@ impl Statements {
             Dialect::MySql => insert(),
         };
 
-        let update_if_present = super::update::render(dialect, table, false);
-        let update_unless_unchanged = super::update::render(dialect, table, true);
+        let update = |unless_unchanged, reporting| {
+            super::update::render(dialect, table, unless_unchanged, reporting)
+        };
+        let find_user_key = Query::select()
+            .column(Column::UserKey)
+            .from(target())
+            .and_where(Expr::col(Column::Id).eq(id()))
+            .to_owned();
 
         let find_unexpired_by_user = Query::select()
             .column(Column::Id)
-            .expr(read_expiry(dialect))
+            .expr(read_instant(dialect, Column::ExpiryDate))
+            .expr(read_instant(dialect, Column::CreatedAt))
+            .expr(read_instant(dialect, Column::UpdatedAt))
+            .column(Column::ListedValues)
             .from(target())
             .and_where(Expr::col(Column::UserKey).eq(id()))
             .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
+            .and_where(Expr::col(Column::CreatedAt).gt(instant()))
             .to_owned();
+        let trim_user = trim_user(dialect, table);
         let delete_by_user = Query::delete()
             .from_table(target())
             .and_where(Expr::col(Column::UserKey).eq(id()))
@@ -185,66 +227,37 @@ impl Statements {
             .and_where(Expr::col(Column::Id).eq(id()))
             .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
             .to_owned();
+        let find_unexpired_born_after = find_unexpired
+            .clone()
+            .and_where(Expr::col(Column::CreatedAt).gt(instant()))
+            .to_owned();
 
         let delete_by_id = Query::delete()
             .from_table(target())
             .and_where(Expr::col(Column::Id).eq(id()))
             .to_owned();
 
-        let delete_expired_batch = match dialect {
-            // A bounded batch: the subquery picks at most `limit` expired ids, skipping rows
-            // another cleaner (another replica) holds, so concurrent cleanups do not queue behind
-            // each other. The outer condition re-checks the expiry, so a row a concurrent save
-            // just extended is never deleted.
-            Dialect::Postgres => {
-                let expired_ids = Query::select()
-                    .column(Column::Id)
-                    .from(target())
-                    .and_where(Expr::col(Column::ExpiryDate).lte(instant()))
-                    .limit(1)
-                    .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-                    .to_owned();
-                Query::delete()
-                    .from_table(target())
-                    .and_where(Expr::col(Column::Id).in_subquery(expired_ids))
-                    .and_where(Expr::col(Column::ExpiryDate).lte(instant()))
-                    .to_owned()
-            }
-            // SQLite has no DELETE … LIMIT (unless compiled with it) but runs the whole
-            // statement under its single write lock, so the subquery needs no re-check.
-            Dialect::Sqlite => {
-                let expired_ids = Query::select()
-                    .column(Column::Id)
-                    .from(target())
-                    .and_where(Expr::col(Column::ExpiryDate).lte(instant()))
-                    .limit(1)
-                    .to_owned();
-                Query::delete()
-                    .from_table(target())
-                    .and_where(Expr::col(Column::Id).in_subquery(expired_ids))
-                    .to_owned()
-            }
-            // MySQL refuses LIMIT in an IN subquery but has DELETE … LIMIT, one statement
-            // that takes its row locks as it goes.
-            Dialect::MySql => Query::delete()
-                .from_table(target())
-                .and_where(Expr::col(Column::ExpiryDate).lte(instant()))
-                .limit(1)
-                .to_owned(),
-        };
+        let delete_expired_batch = delete_expired(dialect, &target, false);
+        let delete_outlived_batch = delete_expired(dialect, &target, true);
 
         Self {
             dialect,
             insert_if_absent: render(dialect, &insert_if_absent),
-            update_if_present,
-            update_unless_unchanged,
+            update_if_present: update(false, false),
+            update_unless_unchanged: update(true, false),
+            update_if_present_reporting: update(false, true),
+            update_unless_unchanged_reporting: update(true, true),
+            find_user_key: render(dialect, &find_user_key),
             find_unexpired_by_user: render(dialect, &find_unexpired_by_user),
+            trim_user,
             delete_by_user: render(dialect, &delete_by_user),
             delete_by_user_except: render(dialect, &delete_by_user_except),
             delete_by_user_and_id: render(dialect, &delete_by_user_and_id),
             find_unexpired: render(dialect, &find_unexpired),
+            find_unexpired_born_after: render(dialect, &find_unexpired_born_after),
             delete_by_id: render(dialect, &delete_by_id),
             delete_expired_batch: render(dialect, &delete_expired_batch),
+            delete_outlived_batch: render(dialect, &delete_outlived_batch),
         }
     }
 
@@ -255,25 +268,140 @@ impl Statements {
             Dialect::Sqlite | Dialect::MySql => vec![now, limit],
         }
     }
+
+    /// The values `delete_outlived_batch` takes, in order: rows that expired at or before
+    /// `now` or were created at or before `born_before`.
+    pub(crate) fn delete_outlived_values(
+        &self,
+        now: Value,
+        born_before: Value,
+        limit: Value,
+    ) -> Vec<Value> {
+        match self.dialect {
+            Dialect::Postgres => vec![now.clone(), born_before.clone(), limit, now, born_before],
+            Dialect::Sqlite | Dialect::MySql => vec![now, born_before, limit],
+        }
+    }
+
+    /// The values `trim_user` takes, in order: the user, `now`, and how many of the user's
+    /// most recently saved live rows to keep.
+    pub(crate) fn trim_user_values(&self, user_key: Value, now: Value, keep: Value) -> Vec<Value> {
+        match self.dialect {
+            Dialect::Postgres => vec![user_key, now, keep],
+            Dialect::Sqlite | Dialect::MySql => vec![user_key.clone(), user_key, now, keep],
+        }
+    }
 }
 
-/// The `expiry_date` column as a listing reads it. PostgreSQL's `timestamptz` holds
+/// A bounded cleanup batch: rows expired at `now` and, with `outlived`, rows created at or
+/// before an instant too.
+fn delete_expired(
+    dialect: Dialect,
+    target: &dyn Fn() -> TableRef,
+    outlived: bool,
+) -> DeleteStatement {
+    let gone = || {
+        let expired = Expr::col(Column::ExpiryDate).lte(instant());
+        if outlived {
+            Cond::any()
+                .add(expired)
+                .add(Expr::col(Column::CreatedAt).lte(instant()))
+        } else {
+            Cond::all().add(expired)
+        }
+    };
+    match dialect {
+        // A bounded batch: the subquery picks at most `limit` expired ids, skipping rows
+        // another cleaner (another replica) holds, so concurrent cleanups do not queue behind
+        // each other. The outer condition re-checks the expiry, so a row a concurrent save
+        // just extended is never deleted.
+        Dialect::Postgres => {
+            let expired_ids = Query::select()
+                .column(Column::Id)
+                .from(target())
+                .cond_where(gone())
+                .limit(1)
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .to_owned();
+            Query::delete()
+                .from_table(target())
+                .and_where(Expr::col(Column::Id).in_subquery(expired_ids))
+                .cond_where(gone())
+                .to_owned()
+        }
+        // SQLite has no DELETE … LIMIT (unless compiled with it) but runs the whole
+        // statement under its single write lock, so the subquery needs no re-check.
+        Dialect::Sqlite => {
+            let expired_ids = Query::select()
+                .column(Column::Id)
+                .from(target())
+                .cond_where(gone())
+                .limit(1)
+                .to_owned();
+            Query::delete()
+                .from_table(target())
+                .and_where(Expr::col(Column::Id).in_subquery(expired_ids))
+                .to_owned()
+        }
+        // MySQL refuses LIMIT in an IN subquery but has DELETE … LIMIT, one statement
+        // that takes its row locks as it goes.
+        Dialect::MySql => Query::delete()
+            .from_table(target())
+            .cond_where(gone())
+            .limit(1)
+            .to_owned(),
+    }
+}
+
+/// Deletes the live rows of a user beyond the `keep` most recently saved (ties broken by key),
+/// leaving expired ones to the cleanup. Written by hand: sea-query renders no `OFFSET` without a
+/// `LIMIT`, and MySQL refuses `LIMIT` in an `IN` subquery unless it is wrapped in a derived
+/// table.
+fn trim_user(dialect: Dialect, table: &SessionTable) -> String {
+    let order = "ORDER BY {updated_at} DESC, {id} DESC";
+    let (target, q) = match dialect {
+        Dialect::Postgres => (format!("\"{}\".\"{}\"", table.schema(), table.table()), '"'),
+        Dialect::Sqlite => (format!("\"{}\"", table.table()), '"'),
+        Dialect::MySql => (format!("`{}`", table.table()), '`'),
+    };
+    let order = order
+        .replace("{updated_at}", &format!("{q}updated_at{q}"))
+        .replace("{id}", &format!("{q}id{q}"));
+    let (user_key, id, expiry) = (
+        format!("{q}user_key{q}"),
+        format!("{q}id{q}"),
+        format!("{q}expiry_date{q}"),
+    );
+    match dialect {
+        Dialect::Postgres => format!(
+            "DELETE FROM {target} WHERE {user_key} = $1 AND {id} IN (SELECT {id} FROM {target} \
+             WHERE {user_key} = $1 AND {expiry} > $2 {order} OFFSET $3)"
+        ),
+        Dialect::Sqlite => format!(
+            "DELETE FROM {target} WHERE {user_key} = ? AND {id} IN (SELECT {id} FROM {target} \
+             WHERE {user_key} = ? AND {expiry} > ? {order} LIMIT -1 OFFSET ?)"
+        ),
+        Dialect::MySql => format!(
+            "DELETE FROM {target} WHERE {user_key} = ? AND {id} IN (SELECT {id} FROM \
+             (SELECT {id} FROM {target} WHERE {user_key} = ? AND {expiry} > ? {order} \
+             LIMIT 18446744073709551615 OFFSET ?) AS {q}excess{q})"
+        ),
+    }
+}
+
+/// An instant column (`expiry_date`, `created_at`, `updated_at`) as a listing reads it. PostgreSQL's `timestamptz` holds
 /// `'infinity'`, `'-infinity'` and years up to 294276, which sqlx cannot turn into a `time`
 /// instant (it panics) and tokio-postgres refuses; clamped to years 1 to 9999 (UTC), the range
 /// the store writes, such a row is listed with the bound as its expiry. MySQL's `datetime`
 /// holds no other years, and SQLite's integers are checked as they are read.
-fn read_expiry(dialect: Dialect) -> Expr {
+fn read_instant(dialect: Dialect, column: Column) -> Expr {
     match dialect {
         Dialect::Postgres => Func::least([
-            Func::greatest([
-                Expr::col(Column::ExpiryDate),
-                Expr::cust(POSTGRES_EARLIEST_SQL),
-            ])
-            .into(),
+            Func::greatest([Expr::col(column), Expr::cust(POSTGRES_EARLIEST_SQL)]).into(),
             Expr::cust(POSTGRES_LATEST_SQL),
         ])
         .into(),
-        Dialect::Sqlite | Dialect::MySql => Expr::col(Column::ExpiryDate),
+        Dialect::Sqlite | Dialect::MySql => Expr::col(column),
     }
 }
 
@@ -294,11 +422,11 @@ mod tests {
         let s = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES ($1, $2, $3, $4, $5) ON CONFLICT ("id") DO NOTHING"#
+            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "data_digest", "created_at", "updated_at", "listed_values") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
             s.update_if_present.sql,
-            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5 WHERE "id" = $1"#
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5, "updated_at" = $6, "listed_values" = $7 WHERE "id" = $1"#
         );
         assert_eq!(s.update_if_present.binds, row_binds());
         assert_eq!(
@@ -322,11 +450,11 @@ mod tests {
         let s = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "data_digest") VALUES (?, ?, ?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
+            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "data_digest", "created_at", "updated_at", "listed_values") VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
             s.update_if_present.sql,
-            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "data_digest" = ? WHERE "id" = ?"#
+            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "data_digest" = ?, "updated_at" = ?, "listed_values" = ? WHERE "id" = ?"#
         );
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
@@ -347,11 +475,11 @@ mod tests {
         let s = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `data_digest`) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `data_digest`, `created_at`, `updated_at`, `listed_values`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         );
         assert_eq!(
             s.update_if_present.sql,
-            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `data_digest` = ? WHERE `id` = ?"
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `data_digest` = ?, `updated_at` = ?, `listed_values` = ? WHERE `id` = ?"
         );
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
@@ -386,8 +514,11 @@ mod tests {
         assert!(mysql.delete_by_id.starts_with("DELETE FROM `web_sessions`"));
     }
 
+    /// What a save binds: the row's columns but `created_at`, which only the insert writes.
     fn row_binds() -> Vec<Bind> {
-        ROW_BINDS.to_vec()
+        let mut binds = ROW_BINDS.to_vec();
+        binds.retain(|bind| *bind != Bind::Column(Column::CreatedAt));
+        binds
     }
 
     #[test]
@@ -400,7 +531,12 @@ mod tests {
     fn every_row_statement_binds_the_data_exactly_once() {
         for dialect in [Dialect::Postgres, Dialect::Sqlite, Dialect::MySql] {
             let s = Statements::new(dialect, &SessionTable::default());
-            for statement in [&s.update_if_present, &s.update_unless_unchanged] {
+            for statement in [
+                &s.update_if_present,
+                &s.update_unless_unchanged,
+                &s.update_if_present_reporting,
+                &s.update_unless_unchanged_reporting,
+            ] {
                 let data = Bind::Column(Column::Data);
                 assert_eq!(statement.binds.iter().filter(|b| **b == data).count(), 1);
             }
@@ -418,14 +554,14 @@ mod tests {
         let s = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             s.update_unless_unchanged.sql,
-            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5 WHERE "id" = $1 AND ("data_digest" IS DISTINCT FROM $5 OR "user_key" IS DISTINCT FROM $4 OR "expiry_date" < $6 OR "expiry_date" > $3)"#
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5, "updated_at" = $6, "listed_values" = $7 WHERE "id" = $1 AND ("data_digest" IS DISTINCT FROM $5 OR "user_key" IS DISTINCT FROM $4 OR "expiry_date" < $8 OR "expiry_date" > $3)"#
         );
         let mut binds = row_binds();
         binds.push(Bind::KeepIfExpiringAfter);
         assert_eq!(s.update_unless_unchanged.binds, binds);
         assert_eq!(
             s.find_unexpired_by_user,
-            r#"SELECT "id", LEAST(GREATEST("expiry_date", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00') FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2"#
+            r#"SELECT "id", LEAST(GREATEST("expiry_date", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("updated_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), "listed_values" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
         );
         assert_eq!(
             s.delete_by_user,
@@ -446,7 +582,7 @@ mod tests {
         let s = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
             s.update_unless_unchanged.sql,
-            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "data_digest" = ? WHERE "id" = ? AND ("data_digest" IS NOT ? OR "user_key" IS NOT ? OR "expiry_date" < ? OR "expiry_date" > ?)"#
+            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "data_digest" = ?, "updated_at" = ?, "listed_values" = ? WHERE "id" = ? AND ("data_digest" IS NOT ? OR "user_key" IS NOT ? OR "expiry_date" < ? OR "expiry_date" > ?)"#
         );
         let mut binds = set_then_id_binds();
         binds.extend([
@@ -463,7 +599,7 @@ mod tests {
         let s = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             s.update_unless_unchanged.sql,
-            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `data_digest` = ? WHERE `id` = ? \
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `data_digest` = ?, `updated_at` = ?, `listed_values` = ? WHERE `id` = ? \
              AND (NOT (`data_digest` <=> ?) OR NOT (`user_key` <=> ?) OR `expiry_date` < ? OR `expiry_date` > ?)"
         );
         assert_eq!(
@@ -477,12 +613,87 @@ mod tests {
         let sqlite = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
             sqlite.find_unexpired_by_user,
-            r#"SELECT "id", "expiry_date" FROM "session" WHERE "user_key" = ? AND "expiry_date" > ?"#
+            r#"SELECT "id", "expiry_date", "created_at", "updated_at", "listed_values" FROM "session" WHERE "user_key" = ? AND "expiry_date" > ? AND "created_at" > ?"#
         );
         let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             mysql.find_unexpired_by_user,
-            "SELECT `id`, `expiry_date` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ?"
+            "SELECT `id`, `expiry_date`, `created_at`, `updated_at`, `listed_values` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ? AND `created_at` > ?"
         );
+    }
+
+    #[test]
+    fn a_reporting_save_tells_a_change_of_user_within_its_statement() {
+        let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
+        assert_eq!(
+            pg.update_if_present_reporting.sql,
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5, "updated_at" = $6, "listed_values" = $7 FROM (SELECT "user_key" AS "previous_user_key" FROM "tower_sessions"."session" WHERE "id" = $1 FOR UPDATE) AS "previous" WHERE "tower_sessions"."session"."id" = $1 RETURNING "previous"."previous_user_key" IS DISTINCT FROM $4"#
+        );
+        assert!(pg
+            .update_unless_unchanged_reporting
+            .sql
+            .contains(r#"AND ("data_digest" IS DISTINCT FROM $5"#));
+        let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
+        assert_eq!(
+            mysql.update_if_present_reporting.sql,
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = IF(LAST_INSERT_ID(IF(`user_key` <=> ?, 1, 2)) > 0, ?, NULL), `data_digest` = ?, `updated_at` = ?, `listed_values` = ? WHERE `id` = ?"
+        );
+        for statement in [
+            &mysql.update_if_present_reporting,
+            &mysql.update_unless_unchanged_reporting,
+        ] {
+            assert_eq!(statement.binds.len(), statement.sql.matches('?').count());
+        }
+        // SQLite reads the previous user first: its reporting save is the plain one.
+        let sqlite = Statements::new(Dialect::Sqlite, &SessionTable::default());
+        assert_eq!(sqlite.update_if_present_reporting, sqlite.update_if_present);
+    }
+
+    #[test]
+    fn the_per_user_limit_deletes_beyond_the_most_recently_saved() {
+        let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
+        assert_eq!(
+            pg.trim_user,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 ORDER BY "updated_at" DESC, "id" DESC OFFSET $3)"#
+        );
+        let sqlite = Statements::new(Dialect::Sqlite, &SessionTable::default());
+        assert!(sqlite.trim_user.ends_with(r#"LIMIT -1 OFFSET ?)"#));
+        let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
+        assert_eq!(
+            mysql.trim_user,
+            "DELETE FROM `session` WHERE `user_key` = ? AND `id` IN (SELECT `id` FROM (SELECT `id` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ? ORDER BY `updated_at` DESC, `id` DESC LIMIT 18446744073709551615 OFFSET ?) AS `excess`)"
+        );
+        for s in [sqlite, mysql] {
+            let values = s.trim_user_values(
+                Value::String(Some("u".into())),
+                Value::BigInt(Some(1)),
+                Value::BigInt(Some(2)),
+            );
+            assert_eq!(values.len(), s.trim_user.matches('?').count());
+        }
+    }
+
+    #[test]
+    fn an_absolute_lifetime_cleans_up_outlived_rows_too() {
+        let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
+        assert_eq!(
+            pg.find_unexpired_born_after,
+            r#"SELECT "data" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
+        );
+        assert_eq!(
+            pg.delete_outlived_batch,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 OR "created_at" <= $2 LIMIT $3 FOR UPDATE SKIP LOCKED) AND ("expiry_date" <= $4 OR "created_at" <= $5)"#
+        );
+        let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
+        assert_eq!(
+            mysql.delete_outlived_batch,
+            "DELETE FROM `session` WHERE `expiry_date` <= ? OR `created_at` <= ? LIMIT ?"
+        );
+        let values = mysql.delete_outlived_values(
+            Value::BigInt(Some(1)),
+            Value::BigInt(Some(2)),
+            Value::BigInt(Some(3)),
+        );
+        assert_eq!(values.len(), 3);
     }
 }

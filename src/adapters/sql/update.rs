@@ -16,21 +16,36 @@ use super::{
 use sea_orm::sea_query::Iden;
 
 /// The columns a save writes, in the order of its `SET`.
-const SET_COLUMNS: [Column; 4] = [
+const SET_COLUMNS: [Column; 6] = [
     Column::Data,
     Column::ExpiryDate,
     Column::UserKey,
     Column::DataDigest,
+    Column::UpdatedAt,
+    Column::ListedValues,
 ];
 
-/// `UPDATE … SET data, expiry_date, user_key, data_digest … WHERE id = …`, and with
+/// `UPDATE … SET data, expiry_date, user_key, data_digest, updated_at, listed_values … WHERE id
+/// = …` (never `created_at`: a save does not make a session younger), and with
 /// `unless_unchanged`, `AND` the stored row differs from the save in a way worth writing: other
 /// values (digest), another user key, an expiry before the "keep if expiring after" instant, or
 /// a shorter expiry.
+///
+/// With `reporting`, the statement also tells whether it wrote the row with another user key
+/// than it had, for the per-user session limit, still in one statement:
+/// - PostgreSQL: `FROM` the row's previous user key, read `FOR UPDATE` (so a concurrent save's
+///   is seen), `RETURNING` whether it differs; no row back when nothing was written.
+/// - MySQL: the `user_key` assignment calls `LAST_INSERT_ID(IF(same, 1, 2))` on the row's previous
+///   key (assignments see the values before their own), which the server reports with the
+///   result: 0 when nothing was written, 1 for the same user, 2 for another.
+/// - SQLite: no way to return a previous value from an update (`RETURNING` sees the new row and
+///   may not name a `FROM` table), so the statement is the plain one and the repository reads
+///   the user key first, in process.
 pub(crate) fn render(
     dialect: Dialect,
     table: &SessionTable,
     unless_unchanged: bool,
+    reporting: bool,
 ) -> RowStatement {
     let quote = |column: Column| match dialect {
         Dialect::MySql => format!("`{}`", column.unquoted()),
@@ -67,20 +82,37 @@ pub(crate) fn render(
     };
     let sets = SET_COLUMNS
         .iter()
-        .map(|column| {
-            format!(
+        .map(|column| match (dialect, column, reporting) {
+            (Dialect::MySql, Column::UserKey, true) => {
+                let previous = placeholder(Bind::Column(Column::UserKey));
+                let new = placeholder(Bind::Column(Column::UserKey));
+                let user_key = quote(Column::UserKey);
+                format!(
+                    "{user_key} = IF(LAST_INSERT_ID(IF({user_key} <=> {previous}, 1, 2)) > 0, \
+                     {new}, NULL)"
+                )
+            }
+            _ => format!(
                 "{} = {}",
                 quote(*column),
                 placeholder(Bind::Column(*column))
-            )
+            ),
         })
         .collect::<Vec<_>>()
         .join(", ");
     let id = id_first.unwrap_or_else(|| placeholder(Bind::Column(Column::Id)));
-    let mut sql = format!(
-        "UPDATE {target} SET {sets} WHERE {} = {id}",
-        quote(Column::Id)
-    );
+    let mut sql = match (dialect, reporting) {
+        (Dialect::Postgres, true) => format!(
+            "UPDATE {target} SET {sets} FROM (SELECT {} AS \"previous_user_key\" FROM {target} \
+             WHERE {id_column} = {id} FOR UPDATE) AS \"previous\" WHERE {target}.{id_column} = {id}",
+            quote(Column::UserKey),
+            id_column = quote(Column::Id),
+        ),
+        _ => format!(
+            "UPDATE {target} SET {sets} WHERE {} = {id}",
+            quote(Column::Id)
+        ),
+    };
     if unless_unchanged {
         let mut differs = |column: Column| {
             let value = placeholder(Bind::Column(column));
@@ -100,6 +132,12 @@ pub(crate) fn render(
         let new_expiry = placeholder(Bind::Column(Column::ExpiryDate));
         sql.push_str(&format!(
             " AND ({digest} OR {user_key} OR {expiry} < {keep_after} OR {expiry} > {new_expiry})"
+        ));
+    }
+    if let (Dialect::Postgres, true) = (dialect, reporting) {
+        let user_key = placeholder(Bind::Column(Column::UserKey));
+        sql.push_str(&format!(
+            " RETURNING \"previous\".\"previous_user_key\" IS DISTINCT FROM {user_key}"
         ));
     }
     RowStatement { sql, binds }

@@ -8,7 +8,10 @@ use super::{
     cancel::{CancelTls, Lent},
     errors, statements,
 };
-use crate::adapters::sql::{dialect::postgres_instant, Bind, Column, Statements, ROW_BINDS};
+use crate::adapters::sql::{
+    dialect::{postgres_instant, EARLIEST},
+    Bind, Column, Statements, ROW_BINDS,
+};
 use crate::{
     adapters::sql::SessionTable,
     ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow},
@@ -145,6 +148,9 @@ impl TokioPostgresRepository {
                     Bind::Column(Column::ExpiryDate) => &extra.expires_at,
                     Bind::Column(Column::UserKey) => &row.user_key,
                     Bind::Column(Column::DataDigest) => &extra.digest,
+                    Bind::Column(Column::CreatedAt) => &extra.created_at,
+                    Bind::Column(Column::UpdatedAt) => &extra.saved_at,
+                    Bind::Column(Column::ListedValues) => &row.listed_values,
                     Bind::KeepIfExpiringAfter => &extra.keep_after,
                 }
             })
@@ -159,6 +165,8 @@ struct RowExtras {
     digest: Option<Vec<u8>>,
     expires_at: OffsetDateTime,
     keep_after: OffsetDateTime,
+    created_at: OffsetDateTime,
+    saved_at: OffsetDateTime,
 }
 
 impl RowExtras {
@@ -170,8 +178,21 @@ impl RowExtras {
                 row.unchanged
                     .map_or(row.expires_at, |unchanged| unchanged.keep_if_expiring_after),
             ),
+            created_at: postgres_instant(row.created_at),
+            saved_at: postgres_instant(row.saved_at),
         }
     }
+}
+
+/// A `LIMIT` or `OFFSET`, bound as a bigint; beyond `i64::MAX` means "no limit" anyway.
+fn count(rows: u64) -> i64 {
+    i64::try_from(rows).unwrap_or(i64::MAX)
+}
+
+/// The lower bound on `created_at` of the rows a read returns: without an absolute lifetime,
+/// the earliest instant a row holds, so every row passes.
+fn born_after_bound(born_after: Option<OffsetDateTime>) -> OffsetDateTime {
+    postgres_instant(born_after.unwrap_or(EARLIEST))
 }
 
 async fn prepared(
@@ -192,27 +213,56 @@ impl SessionRepository for TokioPostgresRepository {
         Ok(inserted == 1)
     }
 
-    async fn update_if_present(&self, row: SessionRow) -> Result<(), RepositoryError> {
-        let statement = match row.unchanged {
-            Some(_) => &self.statements.update_unless_unchanged,
-            None => &self.statements.update_if_present,
+    async fn update_if_present(&self, row: SessionRow) -> Result<bool, RepositoryError> {
+        let statements = &self.statements;
+        let statement = match (row.unchanged, row.report_user_change) {
+            (Some(_), false) => &statements.update_unless_unchanged,
+            (None, false) => &statements.update_if_present,
+            (Some(_), true) => &statements.update_unless_unchanged_reporting,
+            (None, true) => &statements.update_if_present_reporting,
         };
         let extras = RowExtras::of(&row);
         let params = Self::row_params(&statement.binds, &row, &extras);
-        self.execute(&statement.sql, &params).await.map(drop)
+        if !row.report_user_change {
+            return self.execute(&statement.sql, &params).await.map(|_| false);
+        }
+        // `RETURNING` one boolean when the row was written: whether its user key changed.
+        let written = self
+            .attended(async |client| {
+                let statement = prepared(client, &statement.sql).await?;
+                client
+                    .query_opt(&statement, &params)
+                    .await
+                    .map_err(errors::statement)
+            })
+            .await?;
+        written
+            .map(|row| row.try_get::<_, bool>(0))
+            .transpose()
+            .map(|changed| changed.unwrap_or(false))
+            .map_err(errors::row)
     }
 
     async fn find_unexpired(
         &self,
         id: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
         let now = postgres_instant(now);
+        let born_after = born_after.map(postgres_instant);
         let row = self
             .attended(async |client| {
-                let statement = prepared(client, &self.statements.find_unexpired).await?;
+                let (sql, params): (_, Vec<Param<'_>>) = match &born_after {
+                    None => (&self.statements.find_unexpired, vec![&id, &now]),
+                    Some(born) => (
+                        &self.statements.find_unexpired_born_after,
+                        vec![&id, &now, born],
+                    ),
+                };
+                let statement = prepared(client, sql).await?;
                 client
-                    .query_opt(&statement, &[&id, &now])
+                    .query_opt(&statement, &params)
                     .await
                     .map_err(errors::statement)
             })
@@ -231,26 +281,37 @@ impl SessionRepository for TokioPostgresRepository {
     async fn delete_expired_batch(
         &self,
         now: OffsetDateTime,
+        born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
-        // LIMIT is bound as a bigint; a limit beyond i64::MAX means "no limit" anyway.
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = count(limit);
         let now = postgres_instant(now);
-        self.execute(&self.statements.delete_expired_batch, &[&now, &limit, &now])
-            .await
+        match born_before.map(postgres_instant) {
+            None => {
+                self.execute(&self.statements.delete_expired_batch, &[&now, &limit, &now])
+                    .await
+            }
+            Some(born) => {
+                let params: [Param<'_>; 5] = [&now, &born, &limit, &now, &born];
+                self.execute(&self.statements.delete_outlived_batch, &params)
+                    .await
+            }
+        }
     }
 
     async fn find_unexpired_by_user(
         &self,
         user_key: &str,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
         let now = postgres_instant(now);
+        let born_after = born_after_bound(born_after);
         let rows = self
             .attended(async |client| {
                 let statement = prepared(client, &self.statements.find_unexpired_by_user).await?;
                 client
-                    .query(&statement, &[&user_key, &now])
+                    .query(&statement, &[&user_key, &now, &born_after])
                     .await
                     .map_err(errors::statement)
             })
@@ -260,9 +321,24 @@ impl SessionRepository for TokioPostgresRepository {
                 Ok(UserSessionRow {
                     id: row.try_get(0).map_err(errors::row)?,
                     expires_at: row.try_get(1).map_err(errors::row)?,
+                    created_at: row.try_get(2).map_err(errors::row)?,
+                    saved_at: row.try_get(3).map_err(errors::row)?,
+                    listed_values: row.try_get(4).map_err(errors::row)?,
                 })
             })
             .collect()
+    }
+
+    async fn trim_user_sessions(
+        &self,
+        user_key: &str,
+        keep: u64,
+        now: OffsetDateTime,
+    ) -> Result<u64, RepositoryError> {
+        let now = postgres_instant(now);
+        let keep = count(keep);
+        self.execute(&self.statements.trim_user, &[&user_key, &now, &keep])
+            .await
     }
 
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {

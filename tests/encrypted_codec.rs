@@ -1,0 +1,348 @@
+//! Encryption at rest (`codec::Encrypted`) through the store, on real databases: PostgreSQL
+//! (`PostgresStore` and `LeanPostgresStore`), SQLite and MariaDB. The stored bytes are read and
+//! rewritten by SQL, as someone holding the table would.
+#![cfg(feature = "encryption")]
+
+mod common;
+
+use std::time::Duration as StdDuration;
+
+use common::{mysql::MySqlFixture, sqlite::SqliteFixture, PgFixture};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use tower_sessions_seaorm_store::{
+    codec::{Encrypted, KeyRing, MessagePackCodec},
+    repository::SessionRepository,
+    sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement, Value},
+    session_store, Id, Record, RepositoryStore, SessionStore,
+};
+
+const KEY_1: [u8; 32] = [0x11; 32];
+const KEY_2: [u8; 32] = [0x22; 32];
+
+/// Before the rotation: key 1 only.
+fn ring_before() -> KeyRing {
+    KeyRing::new(1, KEY_1)
+}
+
+/// During it: key 2 encrypts, key 1 still decrypts.
+fn ring_during() -> KeyRing {
+    KeyRing::new(2, KEY_2).with_old_key(1, KEY_1).unwrap()
+}
+
+/// After it: key 1 retired.
+fn ring_after() -> KeyRing {
+    KeyRing::new(2, KEY_2)
+}
+
+type EncryptedStore<R> = RepositoryStore<R, Encrypted<MessagePackCodec>>;
+
+/// `store` (with whatever options it has) encrypting with `keys`: a replica restarted with
+/// another key ring.
+fn encrypted<R: SessionRepository>(
+    store: &RepositoryStore<R, MessagePackCodec>,
+    keys: KeyRing,
+) -> EncryptedStore<R> {
+    store
+        .clone()
+        .with_codec(Encrypted::new(MessagePackCodec, keys))
+}
+
+fn session(user: &str) -> Record {
+    Record {
+        id: Id::default(),
+        data: [
+            ("user_id".to_owned(), json!(user)),
+            ("secret".to_owned(), json!("correct horse battery staple")),
+        ]
+        .into(),
+        expiry_date: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::hours(1),
+    }
+}
+
+fn user() -> String {
+    format!("user-{}", Id::default())
+}
+
+fn key_id_of(row: &[u8]) -> u32 {
+    u32::from_be_bytes(row[1..5].try_into().unwrap())
+}
+
+fn hashed(id: Id) -> String {
+    hex::encode(Sha256::digest(id.to_string()))
+}
+
+/// The session table, read and written by SQL.
+struct Table {
+    conn: DatabaseConnection,
+    /// Quoted, and schema-qualified on PostgreSQL.
+    name: String,
+}
+
+impl Table {
+    /// `sql` with `?` placeholders, numbered for PostgreSQL.
+    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
+        let backend = self.conn.get_database_backend();
+        let sql = sql.replace("{table}", &self.name);
+        let sql = if backend == DatabaseBackend::Postgres {
+            let mut numbered = String::new();
+            for (n, part) in sql.split('?').enumerate() {
+                if n > 0 {
+                    numbered.push_str(&format!("${n}"));
+                }
+                numbered.push_str(part);
+            }
+            numbered
+        } else {
+            sql
+        };
+        Statement::from_sql_and_values(backend, sql, values)
+    }
+
+    async fn bytes(&self, column: &str, key: &str) -> Option<Vec<u8>> {
+        let sql = format!("SELECT {column} FROM {{table}} WHERE id = ?");
+        let rows = self
+            .conn
+            .query_all_raw(self.statement(&sql, vec![key.into()]))
+            .await
+            .unwrap();
+        let row = rows.first().expect("the row exists");
+        row.try_get_by_index::<Option<Vec<u8>>>(0).unwrap()
+    }
+
+    async fn data(&self, key: &str) -> Vec<u8> {
+        self.bytes("data", key).await.expect("data is never NULL")
+    }
+
+    async fn data_digest(&self, key: &str) -> Option<Vec<u8>> {
+        self.bytes("data_digest", key).await
+    }
+
+    async fn set_data(&self, key: &str, data: Vec<u8>) {
+        let sql = "UPDATE {table} SET data = ? WHERE id = ?";
+        let result = self
+            .conn
+            .execute_raw(self.statement(sql, vec![data.into(), key.into()]))
+            .await
+            .unwrap();
+        assert_eq!(result.rows_affected(), 1);
+    }
+}
+
+async fn an_encrypted_session_round_trips_and_no_value_is_stored_in_clear<R>(
+    store: &RepositoryStore<R, MessagePackCodec>,
+    table: &Table,
+) where
+    R: SessionRepository + std::fmt::Debug,
+{
+    let store = encrypted(store, ring_before());
+    let mut record = session("ada");
+    store.create(&mut record).await.unwrap();
+
+    assert_eq!(store.load(&record.id).await.unwrap(), Some(record.clone()));
+    let stored = table.data(&record.id.to_string()).await;
+    assert_eq!(stored[..5], [1, 0, 0, 0, 1], "version 1, key id 1");
+    for clear in [&b"correct horse"[..], b"ada", b"user_id"] {
+        assert!(!stored.windows(clear.len()).any(|w| w == clear));
+    }
+
+    let mut changed = record.clone();
+    changed.data.insert("cart".to_owned(), json!([1, 2]));
+    store.save(&changed).await.unwrap();
+    assert_eq!(store.load(&record.id).await.unwrap(), Some(changed));
+}
+
+async fn a_rows_data_copied_under_another_session_id_fails_to_load<R>(
+    store: &RepositoryStore<R, MessagePackCodec>,
+    table: &Table,
+) where
+    R: SessionRepository + std::fmt::Debug,
+{
+    let store = encrypted(store, ring_before());
+    let (mut ada, mut eve) = (session("ada"), session("eve"));
+    store.create(&mut ada).await.unwrap();
+    store.create(&mut eve).await.unwrap();
+
+    let adas_data = table.data(&ada.id.to_string()).await;
+    table.set_data(&eve.id.to_string(), adas_data).await;
+
+    let err = store.load(&eve.id).await.unwrap_err();
+    assert!(
+        matches!(&err, session_store::Error::Decode(reason) if reason.contains("does not authenticate")),
+        "{err:?}"
+    );
+    assert_eq!(store.load(&ada.id).await.unwrap(), Some(ada));
+}
+
+async fn a_key_rotation_logs_nobody_out_and_re_encrypts_at_the_next_save<R>(
+    store: &RepositoryStore<R, MessagePackCodec>,
+    table: &Table,
+) where
+    R: SessionRepository + std::fmt::Debug,
+{
+    let before = encrypted(store, ring_before());
+    let (mut saved, mut idle) = (session("ada"), session("bob"));
+    before.create(&mut saved).await.unwrap();
+    before.create(&mut idle).await.unwrap();
+    let key = saved.id.to_string();
+    assert_eq!(key_id_of(&table.data(&key).await), 1);
+
+    let during = encrypted(store, ring_during());
+    let loaded = during.load(&saved.id).await.unwrap();
+    assert_eq!(loaded.as_ref(), Some(&saved), "nobody is logged out");
+    during.save(&saved).await.unwrap();
+    assert_eq!(
+        key_id_of(&table.data(&key).await),
+        2,
+        "saved under the new key"
+    );
+
+    let after = encrypted(store, ring_after());
+    assert_eq!(after.load(&saved.id).await.unwrap(), Some(saved));
+    // A session not saved during the rotation needs the retired key.
+    let err = after.load(&idle.id).await.unwrap_err();
+    assert!(
+        matches!(&err, session_store::Error::Decode(reason) if reason.contains("key id 1")),
+        "{err:?}"
+    );
+}
+
+async fn a_rotation_rewrites_an_unchanged_session_despite_write_avoidance_with_hashed_ids<R>(
+    store: &RepositoryStore<R, MessagePackCodec>,
+    table: &Table,
+) where
+    R: SessionRepository + std::fmt::Debug,
+{
+    let configured = store
+        .clone()
+        .with_hashed_ids()
+        .with_touch_after(StdDuration::from_secs(3600))
+        .with_user_key("user_id")
+        .unwrap();
+    let ada = user();
+    let before = encrypted(&configured, ring_before());
+    let mut record = session(&ada);
+    before.create(&mut record).await.unwrap();
+    let key = hashed(record.id);
+    let written = table.data(&key).await;
+    let digest_before = table.data_digest(&key).await.expect("a digest is stored");
+
+    // The same values without encryption: the plain SHA-256 an attacker could recompute.
+    let mut plain_twin = Record {
+        id: Id::default(),
+        ..record.clone()
+    };
+    configured.create(&mut plain_twin).await.unwrap();
+    let plain_digest = table.data_digest(&hashed(plain_twin.id)).await.unwrap();
+    assert_ne!(digest_before, plain_digest, "the digest is keyed");
+
+    before.save(&record).await.unwrap();
+    assert_eq!(
+        table.data(&key).await,
+        written,
+        "an unchanged save writes nothing"
+    );
+
+    let during = encrypted(&configured, ring_during());
+    assert_eq!(
+        during.load(&record.id).await.unwrap().as_ref(),
+        Some(&record)
+    );
+    during.save(&record).await.unwrap();
+    let rewritten = table.data(&key).await;
+    assert_ne!(rewritten, written, "the rotation's first save writes");
+    assert_eq!(key_id_of(&rewritten), 2);
+    let digest_during = table.data_digest(&key).await.unwrap();
+    assert_ne!(digest_during, digest_before);
+    assert_ne!(digest_during, plain_digest);
+
+    during.save(&record).await.unwrap();
+    assert_eq!(
+        table.data(&key).await,
+        rewritten,
+        "and then write avoidance holds again"
+    );
+
+    let after = encrypted(&configured, ring_after());
+    assert_eq!(after.load(&record.id).await.unwrap(), Some(record.clone()));
+    // The per-user index still lists it (beside its plain twin, of the same user).
+    let listed = after.user_sessions(&ada).await.unwrap();
+    let handles: Vec<_> = listed.iter().map(|s| s.handle.clone()).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(handles.contains(&after.session_handle(record.id)));
+    assert!(listed.iter().all(|s| s.expiry_date == record.expiry_date));
+}
+
+/// One test per scenario and backend, each in a table or schema of its own.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fixture = crate::PgFixture::new().await;
+                    let table = crate::Table {
+                        conn: fixture.conn.clone(),
+                        name: fixture.table(),
+                    };
+                    crate::$name(&fixture.store, &table).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "tokio-postgres")]
+        mod lean_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fixture = crate::common::lean::LeanFixture::new().await;
+                    let table = crate::Table {
+                        conn: fixture.conn.clone(),
+                        name: format!("\"{}\".\"session\"", fixture.schema),
+                    };
+                    crate::$name(&fixture.store, &table).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fixture = crate::SqliteFixture::file().await;
+                    let table = crate::Table {
+                        conn: fixture.conn.clone(),
+                        name: "\"session\"".to_owned(),
+                    };
+                    crate::$name(&fixture.store, &table).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fixture = crate::MySqlFixture::new().await;
+                    let table = crate::Table {
+                        conn: fixture.conn.clone(),
+                        name: format!("`{}`", fixture.table),
+                    };
+                    crate::$name(&fixture.store, &table).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    an_encrypted_session_round_trips_and_no_value_is_stored_in_clear,
+    a_rows_data_copied_under_another_session_id_fails_to_load,
+    a_key_rotation_logs_nobody_out_and_re_encrypts_at_the_next_save,
+    a_rotation_rewrites_an_unchanged_session_despite_write_avoidance_with_hashed_ids,
+);
