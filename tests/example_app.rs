@@ -201,9 +201,22 @@ async fn each_device_is_listed_as_a_person_recognises_it() {
     assert!(page.contains("Your devices (2)"), "{page}");
     assert_eq!(page.matches("This device").count(), 1, "{page}");
     assert!(page.contains("Log out my other devices"), "{page}");
+    // Each row from the store's list: this device, and the laptop by its listed values.
     let rows = device_rows(&page);
     let this = rows.iter().find(|(_, row)| row.contains("This device"));
     assert!(this.unwrap().1.contains("Safari on iOS"), "{page}");
+    let other = rows.iter().find(|(_, row)| !row.contains("This device"));
+    let other = &other.unwrap().1;
+    assert!(other.contains("Firefox on Linux"), "{other}");
+    assert!(
+        other.contains("Signed in just now · active just now"),
+        "{other}"
+    );
+    // The laptop lists the phone the same way.
+    let page = laptop.get(&example.url("/")).await.body;
+    let rows = device_rows(&page);
+    let other = rows.iter().find(|(_, row)| !row.contains("This device"));
+    assert!(other.unwrap().1.contains("Safari on iOS"), "{page}");
 
     // Another user sees only their own.
     let mut other = Browser::new();

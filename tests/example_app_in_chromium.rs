@@ -168,6 +168,10 @@ async fn a_browser_signed_out_from_another_sees_the_notice() {
     heading(&phone, "Your devices (2)").await;
     let page = text(&phone).await;
     assert!(page.contains("Chrome on Android"), "{page}");
+    assert!(
+        page.contains("Chrome on Linux"),
+        "the laptop, listed by the store: {page}"
+    );
     assert!(page.contains("Log out my other devices"), "{page}");
     let screenshot = phone.screenshot().await.unwrap();
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("axum_app-account.png");

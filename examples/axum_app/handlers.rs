@@ -137,21 +137,32 @@ pub async fn home(
 
 /// How one listed session is shown. The only place that reads a `UserSession`.
 ///
-/// The store lists a session's handle and expiry; of its values (`LISTED`), only this
-/// device's own are known here, from `own`.
+/// The store lists each session's `LISTED` values as they were at its last write; this
+/// device's own are taken from `own`, its session now, which this request may just have
+/// changed. A session that holds none of them (say, from before the store listed values) is
+/// shown with the times the store keeps itself.
 fn device_row(
     listed: UserSession,
     current: Option<&SessionHandle>,
     own: &serde_json::Map<String, serde_json::Value>,
 ) -> DeviceRow {
     let this_device = Some(&listed.handle) == current;
-    let value = |key: &str| this_device.then(|| own.get(key)).flatten();
+    let values = if this_device { own } else { &listed.listed };
+    let unix = |key: &str, kept: OffsetDateTime| {
+        values
+            .get(key)
+            .and_then(|v| v.as_i64())
+            .unwrap_or(kept.unix_timestamp())
+    };
     DeviceRow {
         this_device,
         handle: listed.handle.to_string(),
-        device: value(DEVICE).and_then(|v| v.as_str()).map(str::to_owned),
-        signed_in_at: value(SIGNED_IN_AT).and_then(|v| v.as_i64()),
-        last_active: value(LAST_ACTIVE).and_then(|v| v.as_i64()),
+        device: values
+            .get(DEVICE)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        signed_in_at: unix(SIGNED_IN_AT, listed.created_at),
+        last_active: unix(LAST_ACTIVE, listed.last_active),
     }
 }
 

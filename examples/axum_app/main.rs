@@ -87,8 +87,11 @@ type Store = PostgresStore;
 async fn serve(store: Store) -> Result<(), BoxError> {
     // Index sessions by the logged-in user's name, and skip rewriting a session whose values
     // did not change (the visit counter changes on every page, the other routes do not).
+    // The device list shows each session's `LISTED` values (browser and OS, times), which the
+    // store copies beside the session at each write.
     let store = store
         .with_user_key(handlers::USER)?
+        .with_listed_values(handlers::LISTED)?
         .with_touch_after(Duration::from_secs(60));
     store.migrate().await?;
     let cleanup = store.spawn_cleanup_task(Duration::from_secs(60));

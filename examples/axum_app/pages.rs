@@ -55,9 +55,9 @@ pub struct DeviceRow {
     /// "Firefox on Linux"; `None` for a session that did not record it.
     pub device: Option<String>,
     /// Unix seconds.
-    pub signed_in_at: Option<i64>,
+    pub signed_in_at: i64,
     /// Unix seconds.
-    pub last_active: Option<i64>,
+    pub last_active: i64,
     pub this_device: bool,
 }
 
@@ -91,22 +91,17 @@ fn device_row(row: &DeviceRow, now: i64) -> String {
     } else {
         ""
     };
-    let when =
-        |label: &str, at: Option<i64>| at.map(|at| format!("{label} {}", relative_time(at, now)));
-    let details: Vec<String> = [
-        when("Signed in", row.signed_in_at),
-        when("active", row.last_active),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let details = format!(
+        "Signed in {} · active {}",
+        relative_time(row.signed_in_at, now),
+        relative_time(row.last_active, now)
+    );
     format!(
         "<li><div><div class=\"device\">{name}{badge}</div><div class=\"muted\">{details}</div></div>\
          <form method=\"post\" action=\"/devices/sign-out\">\
          <input type=\"hidden\" name=\"handle\" value=\"{handle}\">\
          <button class=\"quiet\">Sign out</button></form></li>",
         name = escape(name),
-        details = details.join(" · "),
         handle = escape(&row.handle),
     )
 }
