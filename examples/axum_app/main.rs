@@ -88,11 +88,14 @@ async fn serve(store: Store) -> Result<(), BoxError> {
     // Index sessions by the logged-in user's name, and skip rewriting a session whose values
     // did not change (the visit counter changes on every page, the other routes do not).
     // The device list shows each session's `LISTED` values (browser and OS, times), which the
-    // store copies beside the session at each write.
+    // store copies beside the session at each write. A login lasts 30 days at most, however
+    // active, and a user keeps at most 10 devices signed in (the least recently active go).
     let store = store
         .with_user_key(handlers::USER)?
         .with_listed_values(handlers::LISTED)?
-        .with_touch_after(Duration::from_secs(60));
+        .with_touch_after(Duration::from_secs(60))
+        .with_absolute_lifetime(Duration::from_secs(30 * 24 * 60 * 60))
+        .with_max_sessions_per_user(10)?;
     store.migrate().await?;
     let cleanup = store.spawn_cleanup_task(Duration::from_secs(60));
 
