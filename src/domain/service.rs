@@ -259,7 +259,9 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         self.run(Operation::Save, async {
             let now = OffsetDateTime::now_utc();
             let mut row = self.row(record, now)?;
-            row.report_user_change = self.policy.max_sessions_per_user.is_some();
+            // Only a save with a user can give a user one more session.
+            row.report_user_change =
+                self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
             let user_key = row.user_key.clone();
             let user_changed = self.repository.update_if_present(row).await?;
             if let (true, Some(user_key)) = (user_changed, user_key) {
