@@ -35,6 +35,9 @@ pub use domain::{
 pub use error::SeaOrmStoreError;
 #[doc(no_inline)]
 pub use sea_orm;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use store::Cache;
 #[cfg(feature = "tokio-postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio-postgres")))]
 pub use store::LeanPostgresStore;

@@ -109,6 +109,10 @@ pub type MySqlStore<C = MessagePackCodec> = SeaOrmStore<C>;
 #[cfg(all(feature = "mysql", not(feature = "msgpack")))]
 pub type MySqlStore<C> = SeaOrmStore<C>;
 
+#[cfg(feature = "cache")]
+mod cache;
+#[cfg(feature = "cache")]
+pub use cache::Cache;
 #[cfg(feature = "tokio-postgres")]
 mod lean;
 #[cfg(feature = "tokio-postgres")]
@@ -170,6 +174,8 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// Refuses names that are empty, longer than 63 bytes, start with a digit, or hold anything
     /// but ASCII letters, digits and underscores.
     pub fn with_schema_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
+        #[cfg(feature = "cache")]
+        self.refuse_if_cached("`with_schema_name`")?;
         let table = self.repository().table().clone().with_schema(name)?;
         Ok(self.with_session_table(table))
     }
@@ -213,11 +219,25 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// The same store on `table`, once its names are checked for the store's backend and, when
     /// the store can migrate, every name derived from them.
     fn with_checked_table(self, table: SessionTable) -> Result<Self, SeaOrmStoreError> {
+        #[cfg(feature = "cache")]
+        self.refuse_if_cached("a table option")?;
         table.check_for(self.repository().dialect())?;
         #[cfg(feature = "migration")]
         crate::migration::check_names(table.table(), table.hash_partitions())
             .map_err(|err| SeaOrmStoreError::InvalidConfiguration(err.to_string()))?;
         Ok(self.with_session_table(table))
+    }
+
+    /// The same store, serving loads from `cache` (feature `cache`; see [`Cache`](crate::Cache)):
+    /// call it after the table options. A listening cache needs PostgreSQL and a Tokio runtime
+    /// (its listener starts here), and [`migrate`](Self::migrate) to have installed its
+    /// triggers; until they are there, it logs why and does not serve.
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    pub fn with_cache(self, cache: crate::Cache) -> Result<Self, SeaOrmStoreError> {
+        let table = self.repository().table().clone();
+        let postgres = self.repository().dialect() == Dialect::Postgres;
+        self.with_cache_on(cache, &table, postgres)
     }
 
     fn with_session_table(self, table: SessionTable) -> Self {
@@ -240,9 +260,16 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// is needed.
     ///
     /// Bounded by 60 s: DDL can wait for locks held by long transactions.
+    ///
+    /// With a listening [`Cache`](crate::Cache) (feature `cache`), it also installs (again) the
+    /// eviction triggers its listeners depend on: see `docs/cache.md`.
     #[cfg(feature = "migration")]
     pub async fn migrate(&self) -> Result<(), SeaOrmStoreError> {
-        let migration = self.repository().migrate();
+        #[cfg(feature = "cache")]
+        let triggers = self.cache_listens();
+        #[cfg(not(feature = "cache"))]
+        let triggers = false;
+        let migration = self.repository().migrate(triggers);
         match tokio::time::timeout(MIGRATE_TIMEOUT, migration).await {
             Ok(result) => result.map_err(|failure| SeaOrmStoreError::Migration {
                 attempts: failure.attempts,

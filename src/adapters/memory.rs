@@ -10,7 +10,7 @@ use std::{
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow};
+use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, UserSessionRow};
 
 /// Sessions in a `HashMap` behind a mutex, with exactly the semantics of the SQL repositories.
 ///
@@ -158,6 +158,22 @@ impl SessionRepository for InMemoryRepository {
             .get(id)
             .filter(|row| row.is_live(now, born_after))
             .map(|row| row.data.clone()))
+    }
+
+    async fn find_unexpired_row(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<FoundRow>, RepositoryError> {
+        Ok(self
+            .rows()
+            .get(id)
+            .filter(|row| row.is_live(now, born_after))
+            .map(|row| FoundRow {
+                data: row.data.clone(),
+                created_at: Some(row.created_at),
+            }))
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {

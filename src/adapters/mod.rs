@@ -5,6 +5,8 @@ pub mod codec;
 pub mod faulty;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
+#[cfg(all(feature = "cache", feature = "postgres"))]
+pub(crate) mod pg_listener;
 pub mod sea_orm;
 pub(crate) mod sql;
 #[cfg(feature = "tokio-postgres")]

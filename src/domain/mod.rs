@@ -15,12 +15,16 @@
 //! The service is generic over the two [ports](crate::ports); the store composes it with the
 //! adapters.
 
+#[cfg(feature = "cache")]
+mod cache;
 mod error;
 mod keys;
 mod record;
 mod service;
 mod user_key;
 
+#[cfg(feature = "cache")]
+pub use cache::SessionCache;
 pub use error::{Operation, SessionError};
 pub use keys::{IdStorage, SessionHandle};
 pub use record::{SessionData, SessionId, SessionRecord};

@@ -134,6 +134,8 @@ pub struct SessionService<R, C> {
     codec: Arc<C>,
     policy: ServicePolicy,
     table_label: Arc<str>,
+    #[cfg(feature = "cache")]
+    cache: Option<Arc<super::SessionCache>>,
 }
 
 impl<R, C> Clone for SessionService<R, C> {
@@ -143,6 +145,8 @@ impl<R, C> Clone for SessionService<R, C> {
             codec: Arc::clone(&self.codec),
             policy: self.policy.clone(),
             table_label: Arc::clone(&self.table_label),
+            #[cfg(feature = "cache")]
+            cache: self.cache.clone(),
         }
     }
 }
@@ -173,6 +177,45 @@ impl<R, C> SessionService<R, C> {
         self
     }
 
+    /// The same service, serving loads from `cache` (see [`SessionCache`](super::SessionCache)).
+    #[cfg(feature = "cache")]
+    pub fn with_cache(mut self, cache: Option<Arc<super::SessionCache>>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The read cache, if any.
+    #[cfg(feature = "cache")]
+    pub fn cache(&self) -> Option<&Arc<super::SessionCache>> {
+        self.cache.as_ref()
+    }
+
+    /// What evicts `what()` from the cache when it drops: when the write it guards returns,
+    /// fails or is abandoned (a time-out), so no outcome leaves a stale entry. A write that did
+    /// not finish ([`Eviction::done`] not called) may still commit later: the eviction is
+    /// repeated once it can no longer be running. Without a cache, nothing (and `what` is not
+    /// called).
+    fn eviction(&self, what: impl FnOnce() -> Evict) -> Eviction {
+        #[cfg(feature = "cache")]
+        {
+            Eviction {
+                pending: self.cache.as_ref().map(|cache| {
+                    let settle = self
+                        .policy
+                        .operation_timeout
+                        .map_or(Duration::from_secs(60), |limit| limit.saturating_mul(2));
+                    (Arc::clone(cache), settle, what())
+                }),
+                done: false,
+            }
+        }
+        #[cfg(not(feature = "cache"))]
+        {
+            let _ = what;
+            Eviction
+        }
+    }
+
     /// The same service, naming its table `label` in its spans (the store passes the quoted,
     /// schema-qualified table name).
     pub fn with_table_label(mut self, label: impl Into<Arc<str>>) -> Self {
@@ -198,19 +241,29 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             codec,
             policy,
             table_label: Arc::from("sessions"),
+            #[cfg(feature = "cache")]
+            cache: None,
         }
     }
 
     /// The same rules over another codec.
     pub fn with_codec<C2: Codec>(self, codec: C2) -> SessionService<R, C2> {
-        SessionService::from_parts(self.repository, Arc::new(codec), self.policy)
-            .with_table_label(self.table_label)
+        let service = SessionService::from_parts(self.repository, Arc::new(codec), self.policy)
+            .with_table_label(self.table_label);
+        #[cfg(feature = "cache")]
+        let service = service.with_cache(self.cache);
+        service
     }
 
     /// The same rules over another repository.
     pub fn with_repository<R2: SessionRepository>(self, repository: R2) -> SessionService<R2, C> {
-        SessionService::from_parts(Arc::new(repository), self.codec, self.policy)
-            .with_table_label(self.table_label)
+        let service = SessionService::from_parts(Arc::new(repository), self.codec, self.policy)
+            .with_table_label(self.table_label);
+        // The store refuses to move a cached store to another table, so the cache still holds
+        // rows of this repository's table.
+        #[cfg(feature = "cache")]
+        let service = service.with_cache(self.cache);
+        service
     }
 
     /// Stores a new session. When `record.id` is taken, `record.id` is replaced by a fresh id
@@ -263,7 +316,9 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             row.report_user_change =
                 self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
             let user_key = row.user_key.clone();
+            let eviction = self.eviction(|| Evict::Key(row.id.clone()));
             let user_changed = self.repository.update_if_present(row).await?;
+            eviction.done();
             if let (true, Some(user_key)) = (user_changed, user_key) {
                 self.trim_user(&user_key, now).await?;
             }
@@ -279,10 +334,12 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         let Some(limit) = self.policy.max_sessions_per_user else {
             return Ok(());
         };
+        let eviction = self.eviction(|| Evict::User(user_key.to_owned()));
         let ended = self
             .repository
             .trim_user_sessions(user_key, limit, now)
             .await?;
+        eviction.done();
         if ended > 0 {
             tracing::debug!(
                 ended,
@@ -306,8 +363,56 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         id: SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<SessionRecord<'static>>, SessionError> {
+        #[cfg(feature = "cache")]
+        if let Some(cache) = &self.cache {
+            return self.load_cached(cache, id, now).await;
+        }
         self.run(Operation::Load, self.load_unbounded(id, now))
             .await
+    }
+
+    /// A load through the cache: served from it when it can, else read, and cached unless an
+    /// eviction overtook the read.
+    #[cfg(feature = "cache")]
+    async fn load_cached(
+        &self,
+        cache: &super::SessionCache,
+        id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord<'static>>, SessionError> {
+        let key = self.key(id);
+        if let Some(record) = cache.get(&key, now) {
+            return Ok(Some(record));
+        }
+        let ticket = cache.ticket(&key);
+        self.run(Operation::Load, async {
+            let born_after = self.born_after(now);
+            let Some(found) = self
+                .repository
+                .find_unexpired_row(&key, now, born_after)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let Some(record) = self.accept(id, &key, found.data, now)? else {
+                return Ok(None);
+            };
+            let lifetime_end = match (self.policy.absolute_lifetime, found.created_at) {
+                (None, _) => Some(record.expiry_date),
+                (Some(lifetime), Some(created_at)) => time::Duration::try_from(lifetime)
+                    .ok()
+                    .and_then(|lifetime| created_at.checked_add(lifetime))
+                    .map(|end| end.min(record.expiry_date)),
+                // A repository that does not say when the row was born: not cached.
+                (Some(_), None) => None,
+            };
+            if let (Some(ticket), Some(valid_until)) = (ticket, lifetime_end) {
+                let user_key = self.user_key_of(&record).ok().flatten();
+                cache.insert(ticket, key.clone(), record.clone(), valid_until, user_key);
+            }
+            Ok(Some(record))
+        })
+        .await
     }
 
     async fn load_unbounded(
@@ -324,6 +429,17 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         else {
             return Ok(None);
         };
+        self.accept(id, &key, data, now)
+    }
+
+    /// The record a stored row holds, if `load` may return it at `now`.
+    fn accept(
+        &self,
+        id: SessionId,
+        key: &str,
+        data: Vec<u8>,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord<'static>>, SessionError> {
         // Checked before decoding: decoding can take many times the row's size in memory.
         if let Some(limit) = self.policy.max_encoded_size {
             if data.len() > limit {
@@ -334,7 +450,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 ));
             }
         }
-        let record = match self.codec.decode_row(&key, &data) {
+        let record = match self.codec.decode_row(key, &data) {
             Ok(record) => record,
             Err(err) if self.policy.undecodable_as_absent => {
                 tracing::warn!(
@@ -391,7 +507,10 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     pub async fn delete(&self, id: SessionId) -> Result<(), SessionError> {
         let key = self.key(id);
         self.run(Operation::Delete, async {
-            Ok(self.repository.delete_by_id(&key).await?)
+            let eviction = self.eviction(|| Evict::Key(key.clone()));
+            self.repository.delete_by_id(&key).await?;
+            eviction.done();
+            Ok(())
         })
         .await
     }
@@ -480,7 +599,10 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             return Ok(0);
         }
         self.run(Operation::DeleteUserSessions, async {
-            Ok(self.repository.delete_by_user(user_key).await?)
+            let eviction = self.eviction(|| Evict::User(user_key.to_owned()));
+            let deleted = self.repository.delete_by_user(user_key).await?;
+            eviction.done();
+            Ok(deleted)
         })
         .await
     }
@@ -498,10 +620,13 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         }
         let keep = self.key(keep);
         self.run(Operation::DeleteUserSessions, async {
-            Ok(self
+            let eviction = self.eviction(|| Evict::User(user_key.to_owned()));
+            let deleted = self
                 .repository
                 .delete_by_user_except(user_key, &keep)
-                .await?)
+                .await?;
+            eviction.done();
+            Ok(deleted)
         })
         .await
     }
@@ -533,10 +658,13 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             else {
                 return Ok(false);
             };
-            Ok(self
+            let eviction = self.eviction(|| Evict::Key(row.id.clone()));
+            let deleted = self
                 .repository
                 .delete_by_user_and_id(user_key, &row.id)
-                .await?)
+                .await?;
+            eviction.done();
+            Ok(deleted)
         })
         .await
     }
@@ -800,5 +928,68 @@ impl SessionError {
             Self::Unreadable(_) => "refused_row",
             Self::TimedOut { .. } => "timed_out",
         }
+    }
+}
+
+/// What a write evicts from the read cache.
+#[derive(Debug)]
+enum Evict {
+    /// The session stored under this key.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    Key(String),
+    /// Every session of this user.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    User(String),
+}
+
+/// Evicts on drop ([`SessionService::eviction`]).
+#[cfg(feature = "cache")]
+#[must_use]
+struct Eviction {
+    /// The cache, how long an abandoned write may still commit, and what to evict.
+    pending: Option<(Arc<super::SessionCache>, Duration, Evict)>,
+    done: bool,
+}
+
+/// Without the cache feature there is nothing to evict.
+#[cfg(not(feature = "cache"))]
+#[must_use]
+struct Eviction;
+
+impl Eviction {
+    /// The write returned: evict now, once.
+    #[cfg(feature = "cache")]
+    fn done(mut self) {
+        self.done = true;
+    }
+
+    #[cfg(not(feature = "cache"))]
+    fn done(self) {}
+}
+
+#[cfg(feature = "cache")]
+impl Drop for Eviction {
+    fn drop(&mut self) {
+        let Some((cache, settle, what)) = self.pending.take() else {
+            return;
+        };
+        let apply = |cache: &super::SessionCache, what: &Evict| match what {
+            Evict::Key(key) => cache.evict(key),
+            Evict::User(user) => cache.evict_user(user),
+        };
+        apply(&cache, &what);
+        if self.done {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cache = Arc::downgrade(&cache);
+        runtime.spawn(async move {
+            tokio::time::sleep(settle).await;
+            if let Some(cache) = cache.upgrade() {
+                apply(&cache, &what);
+            }
+        });
     }
 }

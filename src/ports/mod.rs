@@ -10,4 +10,6 @@ mod repository;
 pub use codec::{Codec, CodecError};
 #[cfg(any(test, feature = "testing"))]
 pub use repository::MockSessionRepository;
-pub use repository::{RepositoryError, SessionRepository, SessionRow, Unchanged, UserSessionRow};
+pub use repository::{
+    FoundRow, RepositoryError, SessionRepository, SessionRow, Unchanged, UserSessionRow,
+};

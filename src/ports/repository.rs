@@ -62,6 +62,17 @@ pub struct UserSessionRow {
     pub listed_values: Option<String>,
 }
 
+/// A live row as [`SessionRepository::find_unexpired_row`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRow {
+    /// What the store's [`Codec`](super::Codec) produced.
+    pub data: Vec<u8>,
+    /// When the session was created ([`SessionRow::created_at`]); `None` from a repository
+    /// that does not say (the provided method), whose rows the read cache then keeps only
+    /// without an absolute lifetime.
+    pub created_at: Option<OffsetDateTime>,
+}
+
 /// Where encoded sessions live: the storage operations the domain service needs, one database
 /// statement each.
 ///
@@ -110,6 +121,23 @@ pub trait SessionRepository: Send + Sync + 'static {
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
     ) -> Result<Option<Vec<u8>>, RepositoryError>;
+
+    /// [`find_unexpired`](Self::find_unexpired), with the row's creation instant: what a cached
+    /// load needs, to stop serving the session once its absolute lifetime is over. The
+    /// provided method answers `created_at: None`; the crate's repositories read the column in
+    /// the same statement.
+    async fn find_unexpired_row(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<FoundRow>, RepositoryError> {
+        let data = self.find_unexpired(id, now, born_after).await?;
+        Ok(data.map(|data| FoundRow {
+            data,
+            created_at: None,
+        }))
+    }
 
     /// Deletes the row with this id. Deleting a missing row is not an error.
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError>;

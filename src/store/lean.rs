@@ -71,6 +71,8 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
     /// The same store with its sessions in schema `name` (default `tower_sessions`); the same
     /// rules as [`PostgresStore::with_schema_name`](crate::PostgresStore::with_schema_name).
     pub fn with_schema_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
+        #[cfg(feature = "cache")]
+        self.refuse_if_cached("`with_schema_name`")?;
         let table = self.repository().table().clone().with_schema(name)?;
         Ok(self.with_session_table(table))
     }
@@ -78,6 +80,8 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
     /// The same store with its sessions in table `name` (default `session`); the same rules as
     /// [`PostgresStore::with_schema_name`](crate::PostgresStore::with_schema_name).
     pub fn with_table_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
+        #[cfg(feature = "cache")]
+        self.refuse_if_cached("`with_table_name`")?;
         let table = self.repository().table().clone().with_table(name)?;
         Ok(self.with_session_table(table))
     }
@@ -98,6 +102,16 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
         Self {
             service: self.service.with_repository(repository),
         }
+    }
+
+    /// The same store, serving loads from `cache`; the same rules as
+    /// [`PostgresStore::with_cache`](crate::PostgresStore::with_cache). The triggers come from
+    /// `migrate()` on a SeaORM store with the same cache, or from `docs/cache.md`'s SQL.
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    pub fn with_cache(self, cache: crate::Cache) -> Result<Self, SeaOrmStoreError> {
+        let table = self.repository().table().clone();
+        self.with_cache_on(cache, &table, true)
     }
 
     fn with_session_table(self, table: SessionTable) -> Self {

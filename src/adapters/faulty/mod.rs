@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 pub use controller::FaultController;
 pub use fault::{Fault, Operation};
 
-use crate::ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow};
+use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, UserSessionRow};
 
 /// Wraps a repository; each call first goes through the faults active on its
 /// [`FaultController`], then (unless a fault failed it) to the inner repository.
@@ -105,6 +105,18 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
     ) -> Result<Option<Vec<u8>>, RepositoryError> {
         self.call(Operation::Load, |inner| {
             inner.find_unexpired(id, now, born_after)
+        })
+        .await
+    }
+
+    async fn find_unexpired_row(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<FoundRow>, RepositoryError> {
+        self.call(Operation::Load, |inner| {
+            inner.find_unexpired_row(id, now, born_after)
         })
         .await
     }

@@ -29,10 +29,10 @@ pub(crate) struct MigrateFailure {
 
 impl SeaOrmRepository {
     /// Brings the session table up to date; see `RepositoryStore::migrate`.
-    pub(crate) async fn migrate(&self) -> Result<(), MigrateFailure> {
+    pub(crate) async fn migrate(&self, eviction_triggers: bool) -> Result<(), MigrateFailure> {
         let mut backoff = Duration::from_millis(10);
         for attempt in 1..=MAX_ATTEMPTS {
-            match self.migrate_once().await {
+            match self.migrate_once(eviction_triggers).await {
                 Ok(()) => return Ok(()),
                 Err(error)
                     if attempt < MAX_ATTEMPTS && lost_a_migration_race(self.dialect(), &error) =>
@@ -60,7 +60,7 @@ impl SeaOrmRepository {
         unreachable!("the last attempt returns")
     }
 
-    async fn migrate_once(&self) -> Result<(), DbErr> {
+    async fn migrate_once(&self, eviction_triggers: bool) -> Result<(), DbErr> {
         let conn = self.connection();
         let dialect = self.dialect();
         let schema = self.table().schema();
@@ -149,6 +149,13 @@ impl SeaOrmRepository {
             }
             tracing::info!(migration = %step.name(), "migrated the session table");
         }
+        #[cfg(all(feature = "cache", feature = "postgres"))]
+        if eviction_triggers && dialect == Dialect::Postgres {
+            conn.execute_unprepared(&crate::adapters::sql::eviction::install_sql(self.table()))
+                .await?;
+        }
+        #[cfg(not(all(feature = "cache", feature = "postgres")))]
+        let _ = eviction_triggers;
         Ok(())
     }
 }

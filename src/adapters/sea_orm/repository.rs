@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     adapters::sql::{dialect::EARLIEST, Bind, Column, Statements, ROW_BINDS},
-    ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow},
+    ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, UserSessionRow},
 };
 
 /// A [`SessionRepository`] on a SeaORM [`DatabaseConnection`]: one prepared, cached statement
@@ -233,6 +233,43 @@ impl SessionRepository for SeaOrmRepository {
         row.try_get_by_index::<Vec<u8>>(0)
             .map(Some)
             .map_err(|e| self.classify(e))
+    }
+
+    async fn find_unexpired_row(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<FoundRow>, RepositoryError> {
+        let stmt = match born_after {
+            None => self.statement(
+                &self.statements.find_unexpired_row,
+                [text(id), self.instant(now)],
+            ),
+            Some(born) => self.statement(
+                &self.statements.find_unexpired_row_born_after,
+                [text(id), self.instant(now), self.instant(born)],
+            ),
+        };
+        let Some(row) = self
+            .conn
+            .query_one_raw(stmt)
+            .await
+            .map_err(|e| self.classify(e))?
+        else {
+            return Ok(None);
+        };
+        let data = row
+            .try_get_by_index::<Vec<u8>>(0)
+            .map_err(|e| self.classify(e))?;
+        let created_at = self
+            .dialect
+            .read_instant(&row, 1)
+            .map_err(|e| self.classify(e))?;
+        Ok(Some(FoundRow {
+            data,
+            created_at: Some(created_at),
+        }))
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {

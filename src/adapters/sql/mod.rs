@@ -3,6 +3,8 @@
 //! rendered once per table by sea-query (which quotes the identifiers).
 
 pub(crate) mod dialect;
+#[cfg(all(feature = "cache", feature = "postgres"))]
+pub(crate) mod eviction;
 pub(crate) mod identifier;
 pub(crate) mod statements;
 mod update;

@@ -99,6 +99,11 @@ pub(crate) struct Statements {
     pub find_unexpired: String,
     /// `id, now, born_after`; returns `data` (an absolute lifetime).
     pub find_unexpired_born_after: String,
+    /// `id, now`; returns `data, created_at` (clamped like a listing's): what a cached load
+    /// reads.
+    pub find_unexpired_row: String,
+    /// `id, now, born_after`; returns `data, created_at`.
+    pub find_unexpired_row_born_after: String,
     /// `id`.
     pub delete_by_id: String,
     /// The values of [`Statements::delete_expired_values`].
@@ -232,6 +237,15 @@ impl Statements {
             .and_where(Expr::col(Column::CreatedAt).gt(instant()))
             .to_owned();
 
+        let find_unexpired_row = find_unexpired
+            .clone()
+            .expr(read_instant(dialect, Column::CreatedAt))
+            .to_owned();
+        let find_unexpired_row_born_after = find_unexpired_born_after
+            .clone()
+            .expr(read_instant(dialect, Column::CreatedAt))
+            .to_owned();
+
         let delete_by_id = Query::delete()
             .from_table(target())
             .and_where(Expr::col(Column::Id).eq(id()))
@@ -255,6 +269,8 @@ impl Statements {
             delete_by_user_and_id: render(dialect, &delete_by_user_and_id),
             find_unexpired: render(dialect, &find_unexpired),
             find_unexpired_born_after: render(dialect, &find_unexpired_born_after),
+            find_unexpired_row: render(dialect, &find_unexpired_row),
+            find_unexpired_row_born_after: render(dialect, &find_unexpired_row_born_after),
             delete_by_id: render(dialect, &delete_by_id),
             delete_expired_batch: render(dialect, &delete_expired_batch),
             delete_outlived_batch: render(dialect, &delete_outlived_batch),

@@ -14,7 +14,7 @@ use crate::adapters::sql::{
 };
 use crate::{
     adapters::sql::SessionTable,
-    ports::{RepositoryError, SessionRepository, SessionRow, UserSessionRow},
+    ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, UserSessionRow},
 };
 
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
@@ -270,6 +270,41 @@ impl SessionRepository for TokioPostgresRepository {
         row.map(|row| row.try_get::<_, Vec<u8>>(0))
             .transpose()
             .map_err(errors::row)
+    }
+
+    async fn find_unexpired_row(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<FoundRow>, RepositoryError> {
+        let now = postgres_instant(now);
+        let born_after = born_after.map(postgres_instant);
+        let row = self
+            .attended(async |client| {
+                let (sql, params): (_, Vec<Param<'_>>) = match &born_after {
+                    None => (&self.statements.find_unexpired_row, vec![&id, &now]),
+                    Some(born) => (
+                        &self.statements.find_unexpired_row_born_after,
+                        vec![&id, &now, born],
+                    ),
+                };
+                let statement = prepared(client, sql).await?;
+                client
+                    .query_opt(&statement, &params)
+                    .await
+                    .map_err(errors::statement)
+            })
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let data = row.try_get::<_, Vec<u8>>(0).map_err(errors::row)?;
+        let created_at = row.try_get::<_, OffsetDateTime>(1).map_err(errors::row)?;
+        Ok(Some(FoundRow {
+            data,
+            created_at: Some(created_at),
+        }))
     }
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {

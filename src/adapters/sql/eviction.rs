@@ -1,0 +1,127 @@
+//! The read cache's evictions on PostgreSQL: the trigger that announces every change of the
+//! session table with `pg_notify`, the channel it announces on, and the listener's heartbeat.
+//!
+//! Announcing from the database itself means no write goes unannounced (this store's, another
+//! replica's, a manual `DELETE`, another tool's) and each store operation stays one statement.
+//! The triggers are statement-level with a transition table, so a cleanup batch of 10,000 rows
+//! runs the function once; `pg_notify` folds duplicate payloads within a transaction. Inserts
+//! announce nothing: a new row has no cached entry.
+//!
+//! Payloads: the row's `id` column (the session id's text, or its SHA-256 with hashed ids:
+//! never an id then), `*` for a `TRUNCATE` (evict everything), and heartbeats, which start with
+//! `~`, a character no stored key holds.
+
+use sha2::{Digest, Sha256};
+
+use super::SessionTable;
+
+/// The names of the triggers on the session table (trigger names are per table).
+pub(crate) const TRIGGER_NAMES: [&str; 3] = [
+    "tower_sessions_evict_on_update",
+    "tower_sessions_evict_on_delete",
+    "tower_sessions_evict_on_truncate",
+];
+
+/// What a `TRUNCATE` announces: every entry goes.
+pub(crate) const EVICT_ALL: &str = "*";
+
+/// The first character of a heartbeat's payload.
+pub(crate) const HEARTBEAT_MARK: char = '~';
+
+/// A stable 64-bit digest of the table's qualified name, in hex: channel and function names
+/// must fit 63 bytes whatever the schema and table are called.
+fn table_digest(table: &SessionTable) -> String {
+    let digest = Sha256::digest(format!("{}.{}", table.schema(), table.table()).as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The channel the table's changes are announced on: `tower_sessions_<16 hex digits>`.
+pub(crate) fn channel(table: &SessionTable) -> String {
+    format!("tower_sessions_{}", table_digest(table))
+}
+
+fn quote(name: &str) -> String {
+    // Names are validated identifiers (letters, digits, underscores): quoting cannot be broken.
+    format!("\"{name}\"")
+}
+
+/// One statement that installs the announcing function and triggers unless they are all there,
+/// taking a transaction-scoped advisory lock first so that replicas migrating at once do not
+/// race on the catalog. Idempotent; once installed it takes no lock on the session table.
+#[cfg(feature = "migration")]
+pub(crate) fn install_sql(table: &SessionTable) -> String {
+    let schema = quote(table.schema());
+    let target = format!("{schema}.{}", quote(table.table()));
+    let function = format!(
+        "{schema}.{}",
+        quote(&format!("tower_sessions_evict_{}", table_digest(table)))
+    );
+    let channel = channel(table);
+    let [on_update, on_delete, on_truncate] = TRIGGER_NAMES.map(quote);
+    let names = TRIGGER_NAMES.map(|name| format!("'{name}'")).join(", ");
+    let count = TRIGGER_NAMES.len();
+    format!(
+        r#"DO $install$
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('{channel}'));
+  -- Installed already: nothing to lock the session table for.
+  IF (SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = '{target}'::regclass
+      AND tgname IN ({names}) AND tgenabled <> 'D') = {count} THEN
+    RETURN;
+  END IF;
+  CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $evict$
+  BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+      PERFORM pg_notify(TG_ARGV[0], '{EVICT_ALL}');
+    ELSE
+      PERFORM pg_notify(TG_ARGV[0], changed."id") FROM changed;
+    END IF;
+    RETURN NULL;
+  END
+  $evict$;
+  DROP TRIGGER IF EXISTS {on_update} ON {target};
+  CREATE TRIGGER {on_update} AFTER UPDATE ON {target} REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION {function}('{channel}');
+  DROP TRIGGER IF EXISTS {on_delete} ON {target};
+  CREATE TRIGGER {on_delete} AFTER DELETE ON {target} REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION {function}('{channel}');
+  DROP TRIGGER IF EXISTS {on_truncate} ON {target};
+  CREATE TRIGGER {on_truncate} AFTER TRUNCATE ON {target}
+    FOR EACH STATEMENT EXECUTE FUNCTION {function}('{channel}');
+END
+$install$"#
+    )
+}
+
+/// `$1`: the table's qualified, quoted name; returns how many of the triggers exist and are
+/// enabled (3 when installed).
+pub(crate) const COUNT_TRIGGERS_SQL: &str = "SELECT count(*)::int4 FROM pg_catalog.pg_trigger \
+     WHERE tgrelid = to_regclass($1) AND tgenabled <> 'D' AND tgname = ANY($2)";
+
+/// The table's qualified, quoted name, as `to_regclass` takes it.
+pub(crate) fn regclass(table: &SessionTable) -> String {
+    format!("{}.{}", quote(table.schema()), quote(table.table()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_are_short_stable_and_distinct_per_table() {
+        let a = SessionTable::default();
+        let b = SessionTable::default().with_table("other").unwrap();
+        let c = SessionTable::default().with_schema("other").unwrap();
+        assert_eq!(channel(&a), channel(&SessionTable::default()));
+        assert_ne!(channel(&a), channel(&b));
+        assert_ne!(channel(&a), channel(&c));
+        let long = SessionTable::default()
+            .with_schema(&"s".repeat(63))
+            .unwrap()
+            .with_table(&"t".repeat(63))
+            .unwrap();
+        assert!(channel(&long).len() <= 63);
+        #[cfg(feature = "migration")]
+        assert!(install_sql(&long).contains(&channel(&long)));
+    }
+}

@@ -1,0 +1,186 @@
+//! The read cache's configuration ([`Cache`]) and the builder methods that install it.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    domain::SessionCache,
+    ports::{Codec, SessionRepository},
+    RepositoryStore, SeaOrmStoreError,
+};
+
+/// An in-memory read cache for a store (feature `cache`): a load that finds its session in the
+/// cache asks nothing of the database.
+///
+/// Two kinds:
+///
+/// - [`Cache::listening`] (PostgreSQL): every replica's cache is kept right through `LISTEN/
+///   NOTIFY`. Triggers that [`migrate`](RepositoryStore::migrate) installs on the session table
+///   announce every update, delete and truncate (this store's, another replica's, a manual
+///   `DELETE`'s), and each replica's listener evicts what they name. A cache serves only while
+///   its listener proves it is hearing everything (a heartbeat it sent through the database has
+///   come back within [`max_staleness`](Self::max_staleness)); a lost connection clears the
+///   cache and sends loads to the database until it listens again.
+/// - [`Cache::single_replica`] (any backend): for a table that only this process writes. Its
+///   own writes evict; nothing else can. With two replicas, a logout on one is not seen by the
+///   other's cache: use it only with one.
+///
+/// Either way a cached session is never served at or after its expiry (or its absolute
+/// lifetime's end), a store's own save, delete, revocation and per-user limit evict before they
+/// return, and a load that raced an eviction does not cache what it read. See
+/// `docs/cache.md` for the staleness bound and what it means for a request.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_sessions_seaorm_store::{sea_orm::Database, Cache, PostgresStore};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // The store's pool may go through PgBouncer; the listener needs a direct connection.
+/// let conn = Database::connect("postgres://app@pgbouncer:6432/app").await?;
+/// let store = PostgresStore::new(conn)
+///     .with_cache(Cache::listening("postgres://app@db:5432/app").max_entries(100_000))?;
+/// store.migrate().await?; // installs the triggers the listeners depend on
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Cache {
+    kind: Kind,
+    max_entries: u64,
+    max_staleness: Duration,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    SingleReplica,
+    #[cfg(feature = "postgres")]
+    Listening {
+        url: String,
+    },
+}
+
+impl Cache {
+    /// The default most sessions a cache holds: 10,000.
+    pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+    /// The default staleness bound of a listening cache: 2 s.
+    pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(2);
+
+    /// A cache evicted through PostgreSQL `LISTEN/NOTIFY`, listening over `url`: a direct
+    /// connection to the store's database (not through PgBouncer's transaction pooling, where
+    /// `LISTEN` does not work). The listener and its heartbeat take one connection each.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn listening(url: impl Into<String>) -> Self {
+        Self::of(Kind::Listening { url: url.into() })
+    }
+
+    /// A cache for a store that is the only writer of its table (one process, one store):
+    /// it evicts on its own writes only. On SQLite and MySQL/MariaDB, which have no `NOTIFY`,
+    /// this is the only kind.
+    pub fn single_replica() -> Self {
+        Self::of(Kind::SingleReplica)
+    }
+
+    fn of(kind: Kind) -> Self {
+        Self {
+            kind,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            max_staleness: Self::DEFAULT_MAX_STALENESS,
+        }
+    }
+
+    /// The same cache holding at most `entries` sessions (least valuable evicted first).
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.max_entries = entries;
+        self
+    }
+
+    /// The same cache with another staleness bound (listening caches; at least 40 ms): a cached
+    /// load never misses a write committed on any replica more than `bound` earlier, whatever
+    /// happens to the listener. The listener sends a heartbeat every quarter of it (a
+    /// `pg_notify` on its own connection).
+    pub fn max_staleness(mut self, bound: Duration) -> Self {
+        self.max_staleness = bound.max(Duration::from_millis(40));
+        self
+    }
+}
+
+impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
+    /// Whether loads are being served from the cache now: `false` without a cache, and for a
+    /// listening cache until its listener has proven it hears every eviction (shortly after
+    /// start-up, and again after a lost connection). Worth a metric.
+    pub fn is_cache_serving(&self) -> bool {
+        self.service()
+            .cache()
+            .is_some_and(|cache| cache.is_serving())
+    }
+
+    /// Whether the store has a cache; table options refuse to follow one.
+    pub(crate) fn refuse_if_cached(&self, what: &str) -> Result<(), SeaOrmStoreError> {
+        match self.service().cache() {
+            Some(_) => Err(SeaOrmStoreError::InvalidConfiguration(format!(
+                "{what} after `with_cache`: the cache listens on the table it was given; set \
+                 the table first"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn with_session_cache(self, cache: SessionCache) -> (Self, Arc<SessionCache>) {
+        let cache = Arc::new(cache);
+        let store = Self {
+            service: self.service.with_cache(Some(Arc::clone(&cache))),
+        };
+        (store, cache)
+    }
+
+    /// Installs `cache` given where the store's table is and whether it is on PostgreSQL.
+    pub(crate) fn with_cache_on(
+        self,
+        cache: Cache,
+        table: &crate::adapters::sql::SessionTable,
+        postgres: bool,
+    ) -> Result<Self, SeaOrmStoreError> {
+        self.refuse_if_cached("a second `with_cache`")?;
+        match cache.kind {
+            Kind::SingleReplica => {
+                let _ = (table, postgres);
+                Ok(self
+                    .with_session_cache(SessionCache::local(cache.max_entries))
+                    .0)
+            }
+            #[cfg(feature = "postgres")]
+            Kind::Listening { url } => {
+                if !postgres {
+                    return Err(SeaOrmStoreError::InvalidConfiguration(
+                        "a listening cache needs PostgreSQL's LISTEN/NOTIFY; SQLite and MySQL \
+                         have none: use `Cache::single_replica()` with a single replica, or no \
+                         cache"
+                            .to_owned(),
+                    ));
+                }
+                let (store, shared) = self.with_session_cache(SessionCache::listening(
+                    cache.max_entries,
+                    cache.max_staleness,
+                ));
+                crate::adapters::pg_listener::spawn(
+                    &shared,
+                    crate::adapters::pg_listener::ListenerSettings {
+                        url,
+                        table: table.clone(),
+                        heartbeat: cache.max_staleness / 4,
+                        silence: cache.max_staleness * 2,
+                    },
+                )
+                .map_err(SeaOrmStoreError::InvalidConfiguration)?;
+                Ok(store)
+            }
+        }
+    }
+
+    /// Whether `migrate` installs the eviction triggers: the store has a listening cache.
+    #[cfg(feature = "migration")]
+    pub(crate) fn cache_listens(&self) -> bool {
+        self.service()
+            .cache()
+            .is_some_and(|cache| !cache.is_local())
+    }
+}

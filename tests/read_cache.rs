@@ -1,0 +1,642 @@
+//! The read cache (`Cache`, feature `cache`) on real databases.
+//!
+//! PostgreSQL: two stores on two pools are two replicas, each with its own listening cache on
+//! the same table. What one writes (or a manual SQL statement writes) must stop the other from
+//! serving its cached copy within the staleness bound, also across a lost listening
+//! connection. That a load came from the cache is shown by changing the row underneath with
+//! triggers off (`session_replication_role = replica`, which only a superuser may set): a cached
+//! load still returns the old record, a database load the new one.
+//!
+//! SQLite and MariaDB: the single-replica cache evicts on the store's own writes, and a
+//! listening cache is refused.
+#![cfg(feature = "cache")]
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration as StdDuration, Instant},
+};
+
+use common::{
+    connect_postgres, database_url, mysql::MySqlFixture, sqlite::SqliteFixture, unique_name,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+use tower_sessions_seaorm_store::{
+    sea_orm::{
+        sqlx::{self, postgres::PgListener, Connection},
+        ConnectionTrait, DatabaseConnection,
+    },
+    Cache, ExpiredDeletion, Id, PostgresStore, Record, SeaOrmStoreError, SessionStore,
+};
+
+/// The staleness bound the replicas run with: short, so that the tests are quick.
+const BOUND: StdDuration = StdDuration::from_millis(400);
+
+fn record(values: serde_json::Value) -> Record {
+    let data: HashMap<String, serde_json::Value> = serde_json::from_value(values).unwrap();
+    Record {
+        id: Id::default(),
+        data,
+        expiry_date: OffsetDateTime::now_utc() + Duration::hours(1),
+    }
+}
+
+/// `DATABASE_URL` with an `application_name`, so a test can find (and end) a replica's
+/// listener connections.
+fn listening_url(application: &str) -> String {
+    let url = database_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}application_name={application}")
+}
+
+/// A schema of the test's own, migrated by a store with a listening cache (which installs the
+/// eviction triggers).
+struct Replicas {
+    schema: String,
+    admin: DatabaseConnection,
+}
+
+impl Replicas {
+    async fn new() -> Self {
+        let admin = connect_postgres(&database_url()).await;
+        let schema = unique_name("ts_cache");
+        let migrator = Self::plain_store(&admin, &schema)
+            .with_cache(Cache::listening(database_url()))
+            .unwrap();
+        migrator.migrate().await.expect("migrate with the triggers");
+        Self { schema, admin }
+    }
+
+    fn plain_store(conn: &DatabaseConnection, schema: &str) -> PostgresStore {
+        PostgresStore::new(conn.clone())
+            .with_schema_name(schema)
+            .unwrap()
+            .with_user_key("user_id")
+            .unwrap()
+    }
+
+    /// A replica: a store on a pool of its own, with a listening cache named `name`, once it
+    /// serves.
+    async fn replica(&self, name: &str) -> PostgresStore {
+        self.replica_with(name, |store| store).await
+    }
+
+    async fn replica_with(
+        &self,
+        name: &str,
+        configure: impl FnOnce(PostgresStore) -> PostgresStore,
+    ) -> PostgresStore {
+        let conn = connect_postgres(&database_url()).await;
+        let store = configure(Self::plain_store(&conn, &self.schema))
+            .with_cache(
+                Cache::listening(listening_url(&self.application(name))).max_staleness(BOUND),
+            )
+            .unwrap();
+        wait_until_serving(&store, name).await;
+        store
+    }
+
+    fn application(&self, name: &str) -> String {
+        format!("{}_{name}", self.schema)
+    }
+
+    fn table(&self) -> String {
+        format!("\"{}\".\"session\"", self.schema)
+    }
+
+    /// Saves `record` without firing triggers (no eviction is announced), through a store whose
+    /// connections run with `session_replication_role = replica`: a cached copy then differs
+    /// from the database.
+    async fn save_silently(&self, record: &Record) {
+        let url = database_url();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}options=-csession_replication_role%3Dreplica");
+        let silent = Self::plain_store(&connect_postgres(&url).await, &self.schema);
+        silent.save(record).await.unwrap();
+    }
+
+    async fn execute(&self, sql: &str) {
+        self.admin.execute_unprepared(sql).await.unwrap();
+    }
+
+    /// Ends the listener and heartbeat connections of replica `name`.
+    async fn cut_listener(&self, name: &str) -> u64 {
+        let sql = format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = '{}'",
+            self.application(name)
+        );
+        let rows = self
+            .admin
+            .query_all_raw(
+                tower_sessions_seaorm_store::sea_orm::Statement::from_string(
+                    self.admin.get_database_backend(),
+                    sql,
+                ),
+            )
+            .await
+            .unwrap();
+        rows[0].try_get_by_index::<i64>(0).unwrap() as u64
+    }
+
+    async fn finish(self) {
+        self.execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.schema
+        ))
+        .await;
+    }
+}
+
+async fn wait_until_serving(store: &PostgresStore, name: &str) {
+    let deadline = Instant::now() + StdDuration::from_secs(10);
+    while !store.is_cache_serving() {
+        assert!(
+            Instant::now() < deadline,
+            "replica {name}'s cache did not start serving within 10 s: is PostgreSQL at \
+             DATABASE_URL reachable for LISTEN, and were the triggers installed?"
+        );
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+}
+
+/// Polls `check` until it holds, and returns how long that took; panics past `within`.
+async fn within<F, Fut>(within: StdDuration, what: &str, mut check: F) -> StdDuration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() <= within,
+            "{what}: still not after {within:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cached_load_asks_nothing_of_the_database() {
+    let replicas = Replicas::new().await;
+    let a = replicas.replica("a").await;
+    let mut session = record(json!({"n": 1}));
+    a.create(&mut session).await.unwrap();
+    assert_eq!(a.load(&session.id).await.unwrap().unwrap().data["n"], 1);
+
+    let mut changed = session.clone();
+    changed.data.insert("n".into(), json!(2));
+    replicas.save_silently(&changed).await;
+    assert_eq!(
+        a.load(&session.id).await.unwrap().unwrap().data["n"],
+        1,
+        "the second load was served from the cache"
+    );
+
+    // A store without a cache reads the database: the row did change.
+    let uncached = Replicas::plain_store(&replicas.admin, &replicas.schema);
+    assert_eq!(
+        uncached.load(&session.id).await.unwrap().unwrap().data["n"],
+        2
+    );
+    replicas.finish().await;
+}
+
+#[tokio::test]
+async fn a_delete_on_one_replica_is_honoured_by_the_other_within_the_bound() {
+    let replicas = Replicas::new().await;
+    let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
+    let mut session = record(json!({"user_id": "u1"}));
+    a.create(&mut session).await.unwrap();
+    assert!(b.load(&session.id).await.unwrap().is_some(), "b caches it");
+
+    a.delete(&session.id).await.unwrap();
+    let took = within(BOUND, "b still loads the deleted session", || async {
+        b.load(&session.id).await.unwrap().is_none()
+    })
+    .await;
+    eprintln!("b stopped serving the deleted session after {took:?}");
+    // And it stays gone: nothing re-inserts it.
+    for _ in 0..50 {
+        assert!(b.load(&session.id).await.unwrap().is_none());
+    }
+    replicas.finish().await;
+}
+
+#[tokio::test]
+async fn a_save_on_one_replica_replaces_the_others_cached_copy() {
+    let replicas = Replicas::new().await;
+    let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
+    let mut session = record(json!({"n": 1}));
+    a.create(&mut session).await.unwrap();
+    assert_eq!(b.load(&session.id).await.unwrap().unwrap().data["n"], 1);
+
+    session.data.insert("n".into(), json!(2));
+    a.save(&session).await.unwrap();
+    within(BOUND, "b still serves the old value", || async {
+        b.load(&session.id).await.unwrap().unwrap().data["n"] == 2
+    })
+    .await;
+    replicas.finish().await;
+}
+
+#[tokio::test]
+async fn revocations_and_the_per_user_limit_on_one_replica_evict_on_the_other() {
+    let replicas = Replicas::new().await;
+    let a = replicas
+        .replica_with("a", |store| store.with_max_sessions_per_user(2).unwrap())
+        .await;
+    let b = replicas.replica("b").await;
+
+    // "Log out everywhere" on a.
+    let mut phone = record(json!({"user_id": "u1"}));
+    let mut laptop = record(json!({"user_id": "u1"}));
+    a.create(&mut phone).await.unwrap();
+    a.create(&mut laptop).await.unwrap();
+    assert!(b.load(&phone.id).await.unwrap().is_some());
+    assert!(b.load(&laptop.id).await.unwrap().is_some());
+    assert_eq!(a.delete_user_sessions("u1").await.unwrap(), 2);
+    within(BOUND, "b still serves a revoked session", || async {
+        b.load(&phone.id).await.unwrap().is_none() && b.load(&laptop.id).await.unwrap().is_none()
+    })
+    .await;
+
+    // The per-user limit ends the oldest of three logins.
+    let mut first = record(json!({"user_id": "u2"}));
+    a.create(&mut first).await.unwrap();
+    assert!(b.load(&first.id).await.unwrap().is_some());
+    for _ in 0..2 {
+        tokio::time::sleep(StdDuration::from_millis(2)).await;
+        a.create(&mut record(json!({"user_id": "u2"})))
+            .await
+            .unwrap();
+    }
+    within(
+        BOUND,
+        "b still serves a session the limit ended",
+        || async { b.load(&first.id).await.unwrap().is_none() },
+    )
+    .await;
+    replicas.finish().await;
+}
+
+#[tokio::test]
+async fn writes_outside_the_store_evict_too() {
+    let replicas = Replicas::new().await;
+    let b = replicas.replica("b").await;
+    let mut one = record(json!({"n": 1}));
+    let mut two = record(json!({"n": 2}));
+    b.create(&mut one).await.unwrap();
+    b.create(&mut two).await.unwrap();
+    assert!(b.load(&one.id).await.unwrap().is_some());
+    assert!(b.load(&two.id).await.unwrap().is_some());
+
+    replicas
+        .execute(&format!(
+            "DELETE FROM {} WHERE id = '{}'",
+            replicas.table(),
+            one.id
+        ))
+        .await;
+    within(BOUND, "a manual DELETE did not evict", || async {
+        b.load(&one.id).await.unwrap().is_none()
+    })
+    .await;
+
+    replicas
+        .execute(&format!("TRUNCATE {}", replicas.table()))
+        .await;
+    within(BOUND, "a TRUNCATE did not evict", || async {
+        b.load(&two.id).await.unwrap().is_none()
+    })
+    .await;
+    replicas.finish().await;
+}
+
+#[tokio::test]
+async fn no_stale_read_after_the_listener_reconnects() {
+    let replicas = Replicas::new().await;
+    let a = replicas.replica("a").await;
+    let b = replicas.replica("b").await;
+    let mut session = record(json!({"user_id": "u1"}));
+    a.create(&mut session).await.unwrap();
+    assert!(b.load(&session.id).await.unwrap().is_some(), "b caches it");
+
+    assert_eq!(
+        replicas.cut_listener("b").await,
+        2,
+        "b's listener and heartbeat"
+    );
+    within(BOUND, "b kept serving without its listener", || async {
+        !b.is_cache_serving()
+    })
+    .await;
+    // Deleted while b hears nothing: b's copy must not come back once it listens again.
+    a.delete(&session.id).await.unwrap();
+    wait_until_serving(&b, "b (reconnected)").await;
+    assert!(
+        b.load(&session.id).await.unwrap().is_none(),
+        "b served a session deleted while its listener was away"
+    );
+    // Still evicting after the reconnection.
+    let mut next = record(json!({"n": 1}));
+    a.create(&mut next).await.unwrap();
+    assert!(b.load(&next.id).await.unwrap().is_some());
+    a.delete(&next.id).await.unwrap();
+    within(BOUND, "b does not evict after reconnecting", || async {
+        b.load(&next.id).await.unwrap().is_none()
+    })
+    .await;
+    replicas.finish().await;
+}
+
+#[tokio::test]
+async fn loads_racing_saves_on_another_replica_end_on_the_last_save() {
+    let replicas = Replicas::new().await;
+    let a = replicas.replica("a").await;
+    let b = Arc::new(replicas.replica("b").await);
+    let mut session = record(json!({"n": 0}));
+    a.create(&mut session).await.unwrap();
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (b, stop, id) = (Arc::clone(&b), Arc::clone(&stop), session.id);
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    b.load(&id)
+                        .await
+                        .unwrap()
+                        .expect("the session exists throughout");
+                }
+            })
+        })
+        .collect();
+    for n in 1..=40 {
+        session.data.insert("n".into(), json!(n));
+        a.save(&session).await.unwrap();
+    }
+    within(BOUND, "b never reached the last save", || async {
+        b.load(&session.id).await.unwrap().unwrap().data["n"] == 40
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    for _ in 0..100 {
+        assert_eq!(
+            b.load(&session.id).await.unwrap().unwrap().data["n"],
+            40,
+            "an older copy came back"
+        );
+    }
+    replicas.finish().await;
+}
+
+#[tokio::test]
+async fn hashed_ids_announce_the_hash_never_the_id() {
+    let replicas = Replicas::new().await;
+    let a = replicas
+        .replica_with("a", PostgresStore::with_hashed_ids)
+        .await;
+    let b = replicas
+        .replica_with("b", PostgresStore::with_hashed_ids)
+        .await;
+    let mut session = record(json!({"n": 1}));
+    a.create(&mut session).await.unwrap();
+    assert!(b.load(&session.id).await.unwrap().is_some());
+
+    let channel: String = {
+        let mut raw = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+        let table = format!("\"{}\".\"session\"", replicas.schema);
+        let sql = "SELECT tgargs FROM pg_trigger WHERE tgrelid = to_regclass($1) LIMIT 1";
+        let args: Vec<u8> = sqlx::query_scalar(sql)
+            .bind(table)
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+        String::from_utf8(args)
+            .unwrap()
+            .trim_end_matches('\0')
+            .to_owned()
+    };
+    let mut listener = PgListener::connect(&database_url()).await.unwrap();
+    listener.listen(&channel).await.unwrap();
+
+    a.delete(&session.id).await.unwrap();
+    let payload = loop {
+        let notification = tokio::time::timeout(StdDuration::from_secs(5), listener.recv())
+            .await
+            .expect("the delete was announced")
+            .unwrap();
+        if !notification.payload().starts_with('~') {
+            break notification.payload().to_owned();
+        }
+    };
+    assert_eq!(payload, hex::encode(Sha256::digest(session.id.to_string())));
+    assert!(!payload.contains(&session.id.to_string()));
+    within(BOUND, "b still serves it", || async {
+        b.load(&session.id).await.unwrap().is_none()
+    })
+    .await;
+    replicas.finish().await;
+}
+
+#[tokio::test]
+async fn a_cached_session_ends_with_its_absolute_lifetime_and_its_expiry() {
+    let replicas = Replicas::new().await;
+    let a = replicas
+        .replica_with("a", |store| {
+            store.with_absolute_lifetime(StdDuration::from_millis(1500))
+        })
+        .await;
+    let mut session = record(json!({"n": 1}));
+    a.create(&mut session).await.unwrap();
+    assert!(a.load(&session.id).await.unwrap().is_some());
+    let mut short = record(json!({"n": 2}));
+    short.expiry_date = OffsetDateTime::now_utc() + Duration::milliseconds(700);
+    a.create(&mut short).await.unwrap();
+    assert!(a.load(&short.id).await.unwrap().is_some());
+
+    tokio::time::sleep(StdDuration::from_millis(800)).await;
+    assert!(
+        a.load(&short.id).await.unwrap().is_none(),
+        "served past its expiry"
+    );
+    assert!(a.load(&session.id).await.unwrap().is_some());
+    tokio::time::sleep(StdDuration::from_millis(800)).await;
+    assert!(
+        a.load(&session.id).await.unwrap().is_none(),
+        "served past its absolute lifetime"
+    );
+    // Cleanup deletes both; nothing is served after it either.
+    a.delete_expired().await.unwrap();
+    assert!(a.load(&session.id).await.unwrap().is_none());
+    replicas.finish().await;
+}
+
+#[tokio::test]
+async fn without_its_triggers_a_listening_cache_never_serves() {
+    let conn = connect_postgres(&database_url()).await;
+    let schema = unique_name("ts_cache");
+    let plain = Replicas::plain_store(&conn, &schema);
+    plain.migrate().await.unwrap(); // no cache: no triggers
+    let cached = plain
+        .clone()
+        .with_cache(Cache::listening(database_url()).max_staleness(BOUND))
+        .unwrap();
+    let mut session = record(json!({"n": 1}));
+    cached.create(&mut session).await.unwrap();
+    tokio::time::sleep(BOUND * 2).await;
+    assert!(!cached.is_cache_serving());
+    assert!(cached.load(&session.id).await.unwrap().is_some());
+    plain.delete(&session.id).await.unwrap();
+    assert!(cached.load(&session.id).await.unwrap().is_none());
+
+    // Its migrate() installs them; then it serves.
+    cached.migrate().await.unwrap();
+    wait_until_serving(&cached, "the cached store, after migrate").await;
+    conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn table_options_after_the_cache_and_two_caches_are_refused() {
+    let conn = connect_postgres(&database_url()).await;
+    let store = PostgresStore::new(conn)
+        .with_cache(Cache::single_replica())
+        .unwrap();
+    for err in [
+        store.clone().with_table_name("other").unwrap_err(),
+        store.clone().with_schema_name("other").unwrap_err(),
+        store
+            .clone()
+            .with_cache(Cache::single_replica())
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, SeaOrmStoreError::InvalidConfiguration(m) if m.contains("with_cache")),
+            "{err}"
+        );
+    }
+}
+
+/// The single-replica cache on SQLite and MariaDB: own writes evict before they return.
+async fn single_replica_rules(store: PostgresStore, what: &str) {
+    let err = store
+        .clone()
+        .with_cache(Cache::listening(database_url()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, SeaOrmStoreError::InvalidConfiguration(m) if m.contains("single_replica")),
+        "{what}: {err}"
+    );
+    let store = store
+        .with_user_key("user_id")
+        .unwrap()
+        .with_cache(Cache::single_replica())
+        .unwrap();
+    assert!(store.is_cache_serving());
+
+    let mut session = record(json!({"user_id": "u1", "n": 1}));
+    store.create(&mut session).await.unwrap();
+    assert_eq!(store.load(&session.id).await.unwrap().unwrap().data["n"], 1);
+    session.data.insert("n".into(), json!(2));
+    store.save(&session).await.unwrap();
+    assert_eq!(
+        store.load(&session.id).await.unwrap().unwrap().data["n"],
+        2,
+        "{what}: a save left the old copy"
+    );
+    store.delete(&session.id).await.unwrap();
+    assert!(
+        store.load(&session.id).await.unwrap().is_none(),
+        "{what}: delete"
+    );
+
+    let mut other = record(json!({"user_id": "u1"}));
+    store.create(&mut other).await.unwrap();
+    assert!(store.load(&other.id).await.unwrap().is_some());
+    store.delete_user_sessions("u1").await.unwrap();
+    assert!(
+        store.load(&other.id).await.unwrap().is_none(),
+        "{what}: log out everywhere"
+    );
+
+    let mut kept = record(json!({"user_id": "u2"}));
+    let mut ended = record(json!({"user_id": "u2"}));
+    store.create(&mut kept).await.unwrap();
+    store.create(&mut ended).await.unwrap();
+    assert!(store.load(&ended.id).await.unwrap().is_some());
+    store
+        .delete_user_sessions_except("u2", kept.id)
+        .await
+        .unwrap();
+    assert!(
+        store.load(&ended.id).await.unwrap().is_none(),
+        "{what}: others"
+    );
+    assert!(store.load(&kept.id).await.unwrap().is_some());
+    let handle = store.session_handle(kept.id);
+    assert!(store.delete_user_session("u2", &handle).await.unwrap());
+    assert!(
+        store.load(&kept.id).await.unwrap().is_none(),
+        "{what}: one device"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_single_replica_cache() {
+    let fixture = SqliteFixture::file().await;
+    single_replica_rules(fixture.store.clone(), "SQLite").await;
+    fixture.finish().await;
+}
+
+#[tokio::test]
+async fn mariadb_single_replica_cache() {
+    let fixture = MySqlFixture::new().await;
+    single_replica_rules(fixture.store.clone(), "MariaDB").await;
+    fixture.finish().await;
+}
+
+#[cfg(feature = "tokio-postgres")]
+#[tokio::test]
+async fn the_lean_store_listens_too() {
+    use tower_sessions_seaorm_store::LeanPostgresStore;
+
+    let replicas = Replicas::new().await;
+    let a = replicas.replica("a").await;
+    let lean = LeanPostgresStore::new(common::lean::lean_pool(&database_url()))
+        .with_schema_name(&replicas.schema)
+        .unwrap()
+        .with_cache(
+            Cache::listening(listening_url(&replicas.application("lean"))).max_staleness(BOUND),
+        )
+        .unwrap();
+    let deadline = Instant::now() + StdDuration::from_secs(10);
+    while !lean.is_cache_serving() {
+        assert!(
+            Instant::now() < deadline,
+            "the lean store's cache never served"
+        );
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    let mut session = record(json!({"n": 1}));
+    a.create(&mut session).await.unwrap();
+    assert!(lean.load(&session.id).await.unwrap().is_some());
+    a.delete(&session.id).await.unwrap();
+    within(BOUND, "the lean store still serves it", || async {
+        lean.load(&session.id).await.unwrap().is_none()
+    })
+    .await;
+    replicas.finish().await;
+}
