@@ -208,11 +208,46 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
                 crate::migration::MAX_HASH_PARTITIONS
             )));
         }
+        if self.repository().table().unlogged() {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "hash partitions with an UNLOGGED table: PostgreSQL cannot make a partitioned \
+                 table unlogged; choose one"
+                    .to_owned(),
+            ));
+        }
         let table = self
             .repository()
             .table()
             .clone()
             .with_hash_partitions(partitions);
+        self.with_checked_table(table)
+    }
+
+    /// The same store, whose [`migrate`](Self::migrate) makes the session table `UNLOGGED`
+    /// (PostgreSQL only): its writes skip the write-ahead log, so a create or save no longer
+    /// waits for a WAL flush, at a price: **after a crash (not a clean restart) PostgreSQL
+    /// empties the table**, logging everyone out, and the table is **not replicated** to
+    /// standbys (after a fail-over, no sessions). See `docs/operations.md` for the numbers and
+    /// the milder `synchronous_commit = off`.
+    ///
+    /// An existing logged table is rewritten once, under an exclusive lock (seconds for a
+    /// large table). A store without this option never changes it back: `ALTER TABLE … SET
+    /// LOGGED` does. Refused with hash partitions.
+    #[cfg(feature = "migration")]
+    pub fn with_unlogged_table(self) -> Result<Self, SeaOrmStoreError> {
+        if self.repository().dialect() != Dialect::Postgres {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "an UNLOGGED table is PostgreSQL's: SQLite and MySQL have none".to_owned(),
+            ));
+        }
+        if self.repository().table().hash_partitions().is_some() {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "an UNLOGGED table with hash partitions: PostgreSQL cannot make a partitioned \
+                 table unlogged; choose one"
+                    .to_owned(),
+            ));
+        }
+        let table = self.repository().table().clone().with_unlogged();
         self.with_checked_table(table)
     }
 

@@ -149,6 +149,19 @@ impl SeaOrmRepository {
             }
             tracing::info!(migration = %step.name(), "migrated the session table");
         }
+        if self.table().unlogged() && dialect == Dialect::Postgres {
+            // Only a logged table is altered (a rewrite under an exclusive lock, once); replicas
+            // racing here find it unlogged and do nothing.
+            let target = format!("{}.{}", quote(schema), quote(table));
+            conn.execute_unprepared(&format!(
+                "DO $unlogged$ BEGIN \
+                 IF (SELECT relpersistence FROM pg_catalog.pg_class \
+                     WHERE oid = '{target}'::regclass) = 'p' THEN \
+                 ALTER TABLE {target} SET UNLOGGED; \
+                 END IF; END $unlogged$"
+            ))
+            .await?;
+        }
         #[cfg(all(feature = "cache", feature = "postgres"))]
         if eviction_triggers && dialect == Dialect::Postgres {
             conn.execute_unprepared(&crate::adapters::sql::eviction::install_sql(self.table()))

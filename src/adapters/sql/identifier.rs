@@ -49,6 +49,8 @@ pub struct SessionTable {
     schema: String,
     table: String,
     hash_partitions: Option<u16>,
+    #[cfg_attr(not(feature = "migration"), allow(dead_code))]
+    unlogged: bool,
 }
 
 impl Default for SessionTable {
@@ -57,6 +59,7 @@ impl Default for SessionTable {
             schema: "tower_sessions".to_owned(),
             table: "session".to_owned(),
             hash_partitions: None,
+            unlogged: false,
         }
     }
 }
@@ -117,6 +120,19 @@ impl SessionTable {
             });
         }
         Ok(())
+    }
+
+    /// The same table, made `UNLOGGED` by `migrate()` (PostgreSQL only).
+    #[cfg(feature = "migration")]
+    pub fn with_unlogged(mut self) -> Self {
+        self.unlogged = true;
+        self
+    }
+
+    /// Whether `migrate()` makes the table `UNLOGGED`.
+    #[cfg(feature = "migration")]
+    pub fn unlogged(&self) -> bool {
+        self.unlogged
     }
 
     /// How many hash partitions `migrate()` creates the table with; `None` for a plain table.
