@@ -296,7 +296,7 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     ///
     /// Bounded by 60 s: DDL can wait for locks held by long transactions.
     ///
-    /// With a listening [`Cache`](crate::Cache) (feature `cache`), it also installs (again) the
+    /// With a listening `Cache` (feature `cache`), it also installs (again) the
     /// eviction triggers its listeners depend on: see `docs/cache.md`.
     #[cfg(feature = "migration")]
     pub async fn migrate(&self) -> Result<(), SeaOrmStoreError> {
