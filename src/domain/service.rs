@@ -339,7 +339,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             .repository
             .trim_user_sessions(user_key, limit, now)
             .await?;
-        eviction.done();
+        eviction.done_if(ended > 0);
         if ended > 0 {
             tracing::debug!(
                 ended,
@@ -601,7 +601,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
         self.run(Operation::DeleteUserSessions, async {
             let eviction = self.eviction(|| Evict::User(user_key.to_owned()));
             let deleted = self.repository.delete_by_user(user_key).await?;
-            eviction.done();
+            eviction.done_if(deleted > 0);
             Ok(deleted)
         })
         .await
@@ -625,7 +625,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
                 .repository
                 .delete_by_user_except(user_key, &keep)
                 .await?;
-            eviction.done();
+            eviction.done_if(deleted > 0);
             Ok(deleted)
         })
         .await
@@ -963,8 +963,21 @@ impl Eviction {
         self.done = true;
     }
 
+    /// The write returned having changed something (`changed`: evict now, once) or nothing
+    /// (nothing to evict: a per-user eviction costs every cached entry a check).
+    #[cfg(feature = "cache")]
+    fn done_if(mut self, changed: bool) {
+        if !changed {
+            self.pending = None;
+        }
+        self.done = true;
+    }
+
     #[cfg(not(feature = "cache"))]
     fn done(self) {}
+
+    #[cfg(not(feature = "cache"))]
+    fn done_if(self, _changed: bool) {}
 }
 
 #[cfg(feature = "cache")]
