@@ -3,7 +3,7 @@
 //!
 //! Environment: `BENCH_URL` (server, no database; default `postgres://postgres@127.0.0.1:55433`,
 //! the cluster `scripts/bench` starts), `BENCH_ROUNDS` (15), `BENCH_OPS` (operations per stack,
-//! operation and round; 600), `BENCH_PARTS` (`ops,counts,cache,cleanup,payload,features`),
+//! operation and round; 600), `BENCH_PARTS` (`ops,counts,cache,hot,cleanup,payload,features`),
 //! `BENCH_CLEANUP_EXPIRED` (1000000), `BENCH_CLEANUP_LIVE` (100000), `BENCH_OUT` (`target/bench`),
 //! `BENCH_STACKS` (comma-separated parts of stack names to keep; all by default, e.g. for a
 //! profile).
@@ -14,6 +14,7 @@ mod cleanup;
 mod counts;
 mod features;
 mod floors;
+mod hot;
 mod measure;
 mod payload;
 mod report;
@@ -66,7 +67,7 @@ async fn main() -> Result<(), BoxError> {
     let ops: usize = env("BENCH_OPS", 600);
     let parts: String = env(
         "BENCH_PARTS",
-        "ops,counts,cache,cleanup,payload,features".to_owned(),
+        "ops,counts,cache,hot,cleanup,payload,features".to_owned(),
     );
     let out: String = env("BENCH_OUT", "target/bench".to_owned());
     std::fs::create_dir_all(&out)?;
@@ -119,6 +120,13 @@ async fn main() -> Result<(), BoxError> {
     if has("cache") {
         eprintln!("bench: CachingSessionStore + moka");
         report::cache(&mut md, &cache_runs(&base, &template, rounds, ops).await?);
+    }
+
+    save(&md)?;
+    if has("hot") {
+        eprintln!("bench: the hot path (read cache, Redis, durability)");
+        let results = hot::run(&base, &template, &CONCURRENCIES, rounds, ops).await?;
+        hot::report(&mut md, &results, &CONCURRENCIES);
     }
 
     save(&md)?;

@@ -49,7 +49,7 @@ fn process_cpu() -> Duration {
 }
 
 /// Runs `op` on every sample, split over `concurrency` tasks, and returns the wall time.
-async fn phase(
+pub async fn phase(
     stack: &Arc<dyn Stack>,
     op: Op,
     samples: &Arc<Vec<Sample>>,
