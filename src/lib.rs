@@ -29,9 +29,7 @@ pub use cleanup::CleanupTask;
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio-postgres")))]
 #[doc(no_inline)]
 pub use deadpool_postgres;
-pub use domain::{
-    Operation, SessionHandle, UserSession, DEFAULT_MAX_SESSION_SIZE, DEFAULT_OPERATION_TIMEOUT,
-};
+pub use domain::{Operation, SessionHandle, UserSession};
 pub use error::SeaOrmStoreError;
 #[doc(no_inline)]
 pub use sea_orm;

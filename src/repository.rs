@@ -7,4 +7,6 @@
 //! trait's documentation states the contract every repository keeps: one statement per method,
 //! `create` never overwrites, `save` never inserts, an expired row is never returned.
 
-pub use crate::ports::{RepositoryError, SessionRepository, SessionRow, Unchanged, UserSessionRow};
+pub use crate::ports::{
+    FoundRow, RepositoryError, SessionRepository, SessionRow, Unchanged, UserSessionRow,
+};

@@ -336,7 +336,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         }
     }
 
-    /// The longest one store operation may take (default 5 s, [`DEFAULT_OPERATION_TIMEOUT`](crate::DEFAULT_OPERATION_TIMEOUT));
+    /// The longest one store operation may take (default 5 s);
     /// `None` waits as long as the database and its pool do.
     ///
     /// It bounds `create` (retries included), `save`, `load`, `delete`, each cleanup batch and
@@ -366,9 +366,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         self.service.health().await
     }
 
-    /// The largest encoded session the store writes or reads, in bytes (default 1 MiB,
-    /// [`DEFAULT_MAX_SESSION_SIZE`](crate::DEFAULT_MAX_SESSION_SIZE); `None`: no limit but the
-    /// database's).
+    /// The largest encoded session the store writes or reads, in bytes (default 1 MiB:
+    /// far beyond what an application means to keep per visitor, and a bound on what one `load`
+    /// may decode; `None`: no limit but the database's).
     ///
     /// Beyond it `create` and `save` fail with [`SeaOrmStoreError::TooLarge`] (an `Encode`
     /// error for tower-sessions) giving the size, and nothing is sent to the database; `load`

@@ -28,9 +28,7 @@ pub use cache::SessionCache;
 pub use error::{Operation, SessionError};
 pub use keys::{IdStorage, SessionHandle};
 pub use record::{SessionData, SessionId, SessionRecord};
-pub use service::{
-    ServicePolicy, SessionService, UserSession, DEFAULT_MAX_SESSION_SIZE, DEFAULT_OPERATION_TIMEOUT,
-};
+pub use service::{ServicePolicy, SessionService, UserSession};
 pub use user_key::{UserKeyPath, MAX_USER_KEY_LEN};
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::ports::{Codec, SessionRepository, SessionRow, Unchanged};
 
 /// The default bound on one store operation: long enough for a loaded database, short enough
 /// that requests fail fast instead of piling up when the database is away.
-pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The default limit on an encoded session, written or read: 1 MiB.
 ///
@@ -25,7 +25,7 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// decode: decoding expands compact encodings many times over (a MessagePack `nil` is 1 byte
 /// and becomes a 32-byte value), so a row of 16 MiB written by another tool could cost a
 /// request hundreds of megabytes.
-pub const DEFAULT_MAX_SESSION_SIZE: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_SESSION_SIZE: usize = 1024 * 1024;
 
 /// The id encoded into the rows of a store that hashes ids: such a row holds no session id,
 /// and `load` restores the id it looked the row up by.

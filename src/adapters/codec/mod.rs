@@ -35,7 +35,7 @@ pub use self::bincode::BincodeCodec;
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
 pub use self::{encrypted::Encrypted, key_ring::KeyRing};
 pub use crate::{
-    domain::{SessionData, SessionId, SessionRecord},
+    domain::{SessionId, SessionRecord},
     ports::{Codec, CodecError},
 };
 #[cfg(feature = "json")]
