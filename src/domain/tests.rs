@@ -894,3 +894,98 @@ mod expiry_range {
         }
     }
 }
+
+/// The read cache's rules at the service, over the in-memory repository.
+#[cfg(feature = "cache")]
+mod read_cache {
+    use std::time::Duration as StdDuration;
+
+    use super::*;
+    use crate::{
+        adapters::{
+            faulty::{Fault, FaultyRepository},
+            memory::InMemoryRepository,
+        },
+        domain::{Operation, SessionCache},
+    };
+
+    fn value(record: &SessionRecord<'_>) -> serde_json::Value {
+        record.data["user"].clone()
+    }
+
+    /// A save that times out may still commit afterwards (the statement was sent; the
+    /// database does not know the client gave up). A load in between caches the old value
+    /// again, so the store evicts once more when the write can no longer be running: twice
+    /// the operation timeout later.
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_save_is_evicted_again_once_it_can_no_longer_commit() {
+        let rows = InMemoryRepository::new();
+        let faulty = FaultyRepository::new(rows.clone());
+        let faults = faulty.controller();
+        let timeout = StdDuration::from_millis(50);
+        let cached = SessionService::new(faulty, MessagePackCodec)
+            .with_policy(ServicePolicy {
+                operation_timeout: Some(timeout),
+                ..ServicePolicy::default()
+            })
+            .with_cache(Some(Arc::new(SessionCache::local(100))));
+        // The late commit, written by something that bypasses the cached service.
+        let late = SessionService::new(rows, MessagePackCodec);
+
+        let mut rec = record(7, in_an_hour());
+        cached.create(&mut rec).await.unwrap();
+        let id = rec.id;
+        assert_eq!(
+            value(&cached.load(id).await.unwrap().unwrap()),
+            json!("ada")
+        );
+
+        faults.inject(Fault::hang().on(Operation::Save));
+        let mut changed = rec.clone();
+        changed.data.to_mut().insert("user".into(), json!("grace"));
+        assert!(matches!(
+            cached.save(&changed).await,
+            Err(SessionError::TimedOut { .. })
+        ));
+        faults.clear();
+
+        // Read (and cached) before the abandoned write commits; then it commits.
+        assert_eq!(
+            value(&cached.load(id).await.unwrap().unwrap()),
+            json!("ada")
+        );
+        late.save(&changed).await.unwrap();
+        assert_eq!(
+            value(&cached.load(id).await.unwrap().unwrap()),
+            json!("ada"),
+            "within the settling time the cache still serves what it read"
+        );
+
+        tokio::time::sleep(timeout * 2 + StdDuration::from_millis(1)).await;
+        assert_eq!(
+            value(&cached.load(id).await.unwrap().unwrap()),
+            json!("grace"),
+            "the second eviction, twice the timeout after the first, must drop the stale entry"
+        );
+    }
+
+    /// A save that returned evicts once, at once: the next load reads the database.
+    #[tokio::test]
+    async fn a_save_evicts_before_it_returns() {
+        let rows = InMemoryRepository::new();
+        let cached = SessionService::new(rows.clone(), MessagePackCodec)
+            .with_cache(Some(Arc::new(SessionCache::local(100))));
+        let mut rec = record(8, in_an_hour());
+        cached.create(&mut rec).await.unwrap();
+        assert_eq!(
+            value(&cached.load(rec.id).await.unwrap().unwrap()),
+            json!("ada")
+        );
+        rec.data.to_mut().insert("user".into(), json!("grace"));
+        cached.save(&rec).await.unwrap();
+        assert_eq!(
+            value(&cached.load(rec.id).await.unwrap().unwrap()),
+            json!("grace")
+        );
+    }
+}
