@@ -1,5 +1,6 @@
 //! `LeanPostgresStore`: the store on the tokio-postgres repository (feature `tokio-postgres`).
 
+#[cfg(feature = "msgpack")]
 use deadpool_postgres::Pool;
 use tokio_postgres::{
     tls::{MakeTlsConnect, TlsConnect},
