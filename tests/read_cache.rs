@@ -119,6 +119,24 @@ impl Replicas {
         silent.save(record).await.unwrap();
     }
 
+    /// A listener of our own on the channel the table's triggers announce on.
+    async fn listen(&self) -> PgListener {
+        let mut raw = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+        let sql = "SELECT tgargs FROM pg_trigger WHERE tgrelid = to_regclass($1) LIMIT 1";
+        let args: Vec<u8> = sqlx::query_scalar(sql)
+            .bind(self.table())
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+        let channel = String::from_utf8(args).unwrap();
+        let mut listener = PgListener::connect(&database_url()).await.unwrap();
+        listener
+            .listen(channel.trim_end_matches('\0'))
+            .await
+            .unwrap();
+        listener
+    }
+
     async fn execute(&self, sql: &str) {
         self.admin.execute_unprepared(sql).await.unwrap();
     }
@@ -320,6 +338,133 @@ async fn writes_outside_the_store_evict_too() {
     replicas.finish().await;
 }
 
+/// A row written by someone else whose id no notification can carry (over 8,000 bytes; a
+/// compressible text fits PostgreSQL's index) must not make the statements that touch it fail:
+/// the cleanup would be stuck on it for ever. Nor may an id shaped like a heartbeat count as
+/// one. Neither can be a session this store caches (its keys are 22 or 64 characters).
+#[tokio::test]
+async fn foreign_ids_no_notification_can_carry_block_no_statement() {
+    let replicas = Replicas::new().await;
+    let b = replicas.replica("b").await;
+    let table = replicas.table();
+    replicas
+        .execute(&format!(
+            "INSERT INTO {table} (id, data, expiry_date, created_at, updated_at) VALUES \
+             (repeat('x', 100000), '\\x00', now() - interval '1 hour', now(), now()), \
+             ('~forged:1', '\\x00', now() + interval '1 hour', now(), now()), \
+             ('*', '\\x00', now() + interval '1 hour', now(), now())"
+        ))
+        .await;
+    let mut live = record(json!({"n": 1}));
+    b.create(&mut live).await.unwrap();
+    assert!(b.load(&live.id).await.unwrap().is_some());
+
+    // The cleanup deletes the expired foreign row.
+    let deleted = b
+        .delete_expired_sessions()
+        .await
+        .unwrap_or_else(|e| panic!("the cleanup failed on a foreign row: {e}"));
+    assert_eq!(deleted, 1);
+    let rows = replicas
+        .admin
+        .query_all_raw(
+            tower_sessions_seaorm_store::sea_orm::Statement::from_string(
+                replicas.admin.get_database_backend(),
+                format!("SELECT count(*) FROM {table} WHERE length(id) > 64"),
+            ),
+        )
+        .await
+        .unwrap();
+    let left = rows[0].try_get_by_index::<i64>(0).unwrap();
+    assert_eq!(
+        left, 0,
+        "the cleanup did not delete the expired foreign row"
+    );
+    // The other foreign rows are updated and deleted like any row, announcing neither a
+    // heartbeat nor "evict everything".
+    let mut listener = replicas.listen().await;
+    replicas
+        .execute(&format!(
+            "UPDATE {table} SET expiry_date = now() + interval '2 hours' \
+             WHERE id IN ('~forged:1', '*')"
+        ))
+        .await;
+    replicas
+        .execute(&format!(
+            "DELETE FROM {table} WHERE id IN ('~forged:1', '*')"
+        ))
+        .await;
+    // The store's own session still evicts as always, announced after the foreign rows.
+    b.delete(&live.id).await.unwrap();
+    loop {
+        let notification = tokio::time::timeout(StdDuration::from_secs(5), listener.recv())
+            .await
+            .expect("the store's delete was announced")
+            .unwrap();
+        let payload = notification.payload();
+        assert!(
+            payload != "*" && payload != "~forged:1",
+            "a foreign row's id was announced as {payload:?}"
+        );
+        if payload == live.id.to_string() {
+            break;
+        }
+    }
+    assert!(b.load(&live.id).await.unwrap().is_none());
+    replicas.finish().await;
+}
+
+/// The name, row version (`xmin`) and text of the function the table's triggers call.
+async fn eviction_function(raw: &mut sqlx::PgConnection, table: &str) -> (String, String, String) {
+    let sql = "SELECT p.oid::regprocedure::text, p.xmin::text, p.prosrc \
+               FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+               WHERE t.tgrelid = to_regclass($1) LIMIT 1";
+    sqlx::query_as(sql)
+        .bind(table)
+        .fetch_one(raw)
+        .await
+        .unwrap()
+}
+
+/// `migrate()` replaces an installed eviction function whose text is not the current one (a
+/// table migrated by an older version), and otherwise leaves the catalog alone.
+#[tokio::test]
+async fn migrate_brings_the_eviction_function_up_to_date_and_otherwise_touches_nothing() {
+    let replicas = Replicas::new().await;
+    let mut raw = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    let migrate = || async {
+        Replicas::plain_store(&replicas.admin, &replicas.schema)
+            .with_cache(Cache::listening(database_url()))
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap()
+    };
+    let (name, installed, body) = eviction_function(&mut raw, &replicas.table()).await;
+    migrate().await;
+    assert_eq!(
+        eviction_function(&mut raw, &replicas.table()).await.1,
+        installed,
+        "an up-to-date function was replaced"
+    );
+
+    // An older version's function, announcing every id.
+    replicas
+        .execute(&format!(
+            "CREATE OR REPLACE FUNCTION {name} RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             PERFORM pg_notify(TG_ARGV[0], changed.id) FROM changed; RETURN NULL; END $$"
+        ))
+        .await;
+    assert_ne!(eviction_function(&mut raw, &replicas.table()).await.2, body);
+    migrate().await;
+    assert_eq!(
+        eviction_function(&mut raw, &replicas.table()).await.2,
+        body,
+        "the old function was kept"
+    );
+    replicas.finish().await;
+}
+
 #[tokio::test]
 async fn no_stale_read_after_the_listener_reconnects() {
     let replicas = Replicas::new().await;
@@ -414,22 +559,7 @@ async fn hashed_ids_announce_the_hash_never_the_id() {
     a.create(&mut session).await.unwrap();
     assert!(b.load(&session.id).await.unwrap().is_some());
 
-    let channel: String = {
-        let mut raw = sqlx::PgConnection::connect(&database_url()).await.unwrap();
-        let table = format!("\"{}\".\"session\"", replicas.schema);
-        let sql = "SELECT tgargs FROM pg_trigger WHERE tgrelid = to_regclass($1) LIMIT 1";
-        let args: Vec<u8> = sqlx::query_scalar(sql)
-            .bind(table)
-            .fetch_one(&mut raw)
-            .await
-            .unwrap();
-        String::from_utf8(args)
-            .unwrap()
-            .trim_end_matches('\0')
-            .to_owned()
-    };
-    let mut listener = PgListener::connect(&database_url()).await.unwrap();
-    listener.listen(&channel).await.unwrap();
+    let mut listener = replicas.listen().await;
 
     a.delete(&session.id).await.unwrap();
     let payload = loop {

@@ -107,7 +107,8 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
 
     /// The same store, serving loads from `cache`; the same rules as
     /// [`PostgresStore::with_cache`](crate::PostgresStore::with_cache). The triggers come from
-    /// `migrate()` on a SeaORM store with the same cache, or from `docs/cache.md`'s SQL.
+    /// `migrate()` on a SeaORM store on the same table with a listening cache (see
+    /// `docs/cache.md`).
     #[cfg(feature = "cache")]
     #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
     pub fn with_cache(self, cache: crate::Cache) -> Result<Self, SeaOrmStoreError> {

@@ -45,9 +45,38 @@ fn quote(name: &str) -> String {
     format!("\"{name}\"")
 }
 
+/// The longest `id` the triggers announce. Stored keys are 22 characters (an id) or 64 (its
+/// hash); a longer id, written by another tool, is no session a cache can hold, and announcing
+/// it could fail the statement that touched it (`pg_notify` takes 8,000 bytes at most): a
+/// cleanup batch would then fail on it for ever.
+const LONGEST_ANNOUNCED_ID: usize = 255;
+
+/// The body of the announcing function.
+fn function_body() -> String {
+    format!(
+        r#"
+  BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+      PERFORM pg_notify(TG_ARGV[0], '{EVICT_ALL}');
+    ELSE
+      -- Only ids that can be stored keys: never too long for a notification, never taken for
+      -- a heartbeat or for "evict everything".
+      PERFORM pg_notify(TG_ARGV[0], changed."id") FROM changed
+        WHERE octet_length(changed."id") <= {LONGEST_ANNOUNCED_ID}
+          AND left(changed."id", 1) NOT IN ('{HEARTBEAT_MARK}', '{EVICT_ALL}');
+    END IF;
+    RETURN NULL;
+  END
+  "#
+    )
+}
+
 /// One statement that installs the announcing function and triggers unless they are all there,
 /// taking a transaction-scoped advisory lock first so that replicas migrating at once do not
-/// race on the catalog. Idempotent; once installed it takes no lock on the session table.
+/// race on the catalog. Idempotent: the function is replaced only when its text differs (so a
+/// newer version reaches an installed table, and a role that does not own an up-to-date
+/// function can still migrate), and the triggers are created only when missing, so once
+/// installed it takes no lock on the session table.
 #[cfg(feature = "migration")]
 pub(crate) fn install_sql(table: &SessionTable) -> String {
     let schema = quote(table.schema());
@@ -56,6 +85,7 @@ pub(crate) fn install_sql(table: &SessionTable) -> String {
         "{schema}.{}",
         quote(&format!("tower_sessions_evict_{}", table_digest(table)))
     );
+    let body = function_body();
     let channel = channel(table);
     let [on_update, on_delete, on_truncate] = TRIGGER_NAMES.map(quote);
     let names = TRIGGER_NAMES.map(|name| format!("'{name}'")).join(", ");
@@ -64,21 +94,16 @@ pub(crate) fn install_sql(table: &SessionTable) -> String {
         r#"DO $install$
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('{channel}'));
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc
+      WHERE oid = to_regprocedure('{function}()') AND prosrc = $evict${body}$evict$) THEN
+    CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
+      AS $evict${body}$evict$;
+  END IF;
   -- Installed already: nothing to lock the session table for.
   IF (SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = '{target}'::regclass
       AND tgname IN ({names}) AND tgenabled <> 'D') = {count} THEN
     RETURN;
   END IF;
-  CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $evict$
-  BEGIN
-    IF TG_OP = 'TRUNCATE' THEN
-      PERFORM pg_notify(TG_ARGV[0], '{EVICT_ALL}');
-    ELSE
-      PERFORM pg_notify(TG_ARGV[0], changed."id") FROM changed;
-    END IF;
-    RETURN NULL;
-  END
-  $evict$;
   DROP TRIGGER IF EXISTS {on_update} ON {target};
   CREATE TRIGGER {on_update} AFTER UPDATE ON {target} REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION {function}('{channel}');
