@@ -731,6 +731,41 @@ async fn sqlite_single_replica_cache() {
     fixture.finish().await;
 }
 
+/// The cache's memory budget reaches the store: within it a session is served from memory
+/// (its row deleted behind the cache's back, it still loads), a session over an eighth of the
+/// budget is read from the database every time.
+#[tokio::test]
+async fn a_session_over_an_eighth_of_the_cache_budget_is_read_not_cached() {
+    let fixture = SqliteFixture::file().await;
+    let store = fixture
+        .store
+        .clone()
+        .with_cache(Cache::single_replica().max_memory(64 << 10))
+        .unwrap();
+    let mut small = record(json!({"n": 1}));
+    let mut large = record(json!({"draft": "x".repeat(100_000)}));
+    store.create(&mut small).await.unwrap();
+    store.create(&mut large).await.unwrap();
+    assert!(store.load(&small.id).await.unwrap().is_some());
+    assert!(store.load(&large.id).await.unwrap().is_some());
+
+    // Unannounced: a single-replica cache sees only its own store's writes.
+    fixture
+        .conn
+        .execute_unprepared("DELETE FROM session")
+        .await
+        .unwrap();
+    assert!(
+        store.load(&small.id).await.unwrap().is_some(),
+        "the small session was not served from the cache"
+    );
+    assert!(
+        store.load(&large.id).await.unwrap().is_none(),
+        "a session over the budget was cached"
+    );
+    fixture.finish().await;
+}
+
 #[tokio::test]
 async fn mariadb_single_replica_cache() {
     let fixture = MySqlFixture::new().await;

@@ -128,7 +128,7 @@ async fn stacks(base: &str, ops: usize) -> Result<Vec<HotStack>, BoxError> {
 
     let cached = seaorm(durable.clone(), "hot_seaorm_cached")
         .await?
-        .with_cache(Cache::listening(bench.clone()).max_entries(capacity))?;
+        .with_cache(Cache::listening(bench.clone()))?;
     cached.migrate().await?;
     serving(&cached).await?;
     push(
@@ -159,8 +159,8 @@ async fn stacks(base: &str, ops: usize) -> Result<Vec<HotStack>, BoxError> {
         .with_cache(Cache::listening(bench.clone()))?
         .migrate()
         .await?;
-    let lean_cached = lean(&durable, "hot_lean_cached")?
-        .with_cache(Cache::listening(bench.clone()).max_entries(capacity))?;
+    let lean_cached =
+        lean(&durable, "hot_lean_cached")?.with_cache(Cache::listening(bench.clone()))?;
     serving(&lean_cached).await?;
     push(
         "LeanPostgresStore + Cache::listening",
@@ -171,7 +171,7 @@ async fn stacks(base: &str, ops: usize) -> Result<Vec<HotStack>, BoxError> {
     // held through the WAL flush): with asynchronous commit the flush leaves the lock.
     let cached_async = seaorm(relaxed.clone(), "hot_seaorm_cached_async")
         .await?
-        .with_cache(Cache::listening(bench.clone()).max_entries(capacity))?;
+        .with_cache(Cache::listening(bench.clone()))?;
     cached_async.migrate().await?;
     serving(&cached_async).await?;
     push(
@@ -183,8 +183,8 @@ async fn stacks(base: &str, ops: usize) -> Result<Vec<HotStack>, BoxError> {
         .with_cache(Cache::listening(bench.clone()))?
         .migrate()
         .await?;
-    let lean_cached_async = lean(&relaxed, "hot_lean_cached_async")?
-        .with_cache(Cache::listening(bench.clone()).max_entries(capacity))?;
+    let lean_cached_async =
+        lean(&relaxed, "hot_lean_cached_async")?.with_cache(Cache::listening(bench.clone()))?;
     serving(&lean_cached_async).await?;
     push(
         "LeanPostgresStore + Cache::listening, synchronous_commit=off",

@@ -21,6 +21,11 @@
 //!   serving (loads go to the database) and a lost connection clears every entry.
 //!
 //! Keys are the repository's keys (a session id's text, or its hash with hashed ids).
+//!
+//! **Bounded in bytes, not entries.** Each entry weighs an estimate of the memory its decoded
+//! session takes ([`weigh`]), and the cache holds at most its budget: a few sessions of
+//! megabytes (an application keeping user input in the session) cannot grow it past the budget
+//! the way a bound on the number of entries would let them.
 
 // Only a PostgreSQL listener proves a cache fresh (the `Proven` half).
 #![cfg_attr(not(feature = "postgres"), allow(dead_code))]
@@ -50,6 +55,8 @@ struct Entry {
     valid_until: OffsetDateTime,
     /// Its user (per-user index), for the per-user deletions.
     user_key: Option<String>,
+    /// What it counts against the cache's budget ([`weigh`]).
+    weight: u32,
 }
 
 /// Whether the cache may serve, and on what grounds.
@@ -86,35 +93,42 @@ pub struct SessionCache {
     /// does not insert.
     generation: AtomicU64,
     freshness: Freshness,
+    /// The heaviest entry it keeps: an eighth of its budget, so that one session cannot push
+    /// out most of the others (and moka, which weighs entries after inserting them, never
+    /// serves one heavier than the budget).
+    max_weight: u32,
     /// The background tasks feeding this cache (the listener), stopped when it drops.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl SessionCache {
-    fn with_freshness(max_entries: u64, freshness: Freshness) -> Self {
+    fn with_freshness(max_bytes: u64, freshness: Freshness) -> Self {
         Self {
             entries: moka::sync::Cache::builder()
-                .max_capacity(max_entries)
+                .max_capacity(max_bytes)
+                .weigher(|_, entry: &Arc<Entry>| entry.weight)
                 .support_invalidation_closures()
                 .build(),
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             generation: AtomicU64::new(0),
             freshness,
+            max_weight: u32::try_from(max_bytes / 8).unwrap_or(u32::MAX),
             tasks: Mutex::new(Vec::new()),
         }
     }
 
-    /// A cache for a table only this store writes: it serves always, and its own writes are
-    /// the only evictions.
-    pub fn local(max_entries: u64) -> Self {
-        Self::with_freshness(max_entries, Freshness::Local)
+    /// A cache for a table only this store writes, holding at most about `max_bytes` of
+    /// sessions: it serves always, and its own writes are the only evictions.
+    pub fn local(max_bytes: u64) -> Self {
+        Self::with_freshness(max_bytes, Freshness::Local)
     }
 
-    /// A cache fed by a listener: it serves only while its latest proof is at most
-    /// `max_staleness` old, and has none until the listener delivers one.
-    pub fn listening(max_entries: u64, max_staleness: Duration) -> Self {
+    /// A cache fed by a listener, holding at most about `max_bytes` of sessions: it serves
+    /// only while its latest proof is at most `max_staleness` old, and has none until the
+    /// listener delivers one.
+    pub fn listening(max_bytes: u64, max_staleness: Duration) -> Self {
         Self::with_freshness(
-            max_entries,
+            max_bytes,
             Freshness::Proven {
                 max_staleness,
                 base: Instant::now(),
@@ -191,10 +205,15 @@ impl SessionCache {
         if !self.still(ticket) {
             return;
         }
+        let weight = weigh(&key, &record, user_key.as_deref());
+        if weight > self.max_weight {
+            return;
+        }
         let entry = Arc::new(Entry {
             record,
             valid_until,
             user_key,
+            weight,
         });
         self.entries.insert(key.clone(), entry);
         // An eviction that counted itself after the check above may have run its removal
@@ -276,6 +295,46 @@ impl Drop for SessionCache {
     }
 }
 
+/// An estimate of the bytes an entry holds: its key, its user key and its decoded values
+/// (`serde_json::Value` nodes, strings, the maps' and arrays' slots), plus a fixed share for
+/// the cache's own bookkeeping. Walks the values with a stack of its own, so no nesting depth
+/// can overflow the thread's stack.
+pub(crate) fn weigh(key: &str, record: &SessionRecord<'_>, user_key: Option<&str>) -> u32 {
+    use std::mem::size_of;
+
+    use serde_json::Value;
+
+    /// A map slot beyond its key and value: hash-table control bytes, B-tree node share.
+    const SLOT: usize = 16;
+    /// The entry, its `Arc`, moka's node and its key's second copy in moka's bookkeeping.
+    const FIXED: usize = size_of::<Entry>() + 128;
+    let slot = |name: &str| size_of::<String>() + name.len() + size_of::<Value>() + SLOT;
+
+    let mut bytes = FIXED + 2 * key.len() + user_key.map_or(0, str::len);
+    let mut pending: Vec<&Value> = Vec::new();
+    for (name, value) in record.data.iter() {
+        bytes = bytes.saturating_add(slot(name));
+        pending.push(value);
+    }
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::String(text) => bytes = bytes.saturating_add(text.len()),
+            Value::Array(items) => {
+                bytes = bytes.saturating_add(items.len().saturating_mul(size_of::<Value>()));
+                pending.extend(items.iter());
+            }
+            Value::Object(map) => {
+                for (name, value) in map {
+                    bytes = bytes.saturating_add(slot(name));
+                    pending.push(value);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
 fn stripe_of(key: &str) -> usize {
     // FNV-1a: keys are random ids or hashes, so any mixing spreads them.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -310,7 +369,7 @@ mod tests {
 
     #[test]
     fn an_insert_overtaken_by_an_eviction_is_not_kept() {
-        let cache = SessionCache::local(100);
+        let cache = SessionCache::local(1 << 20);
         let ticket = cache.ticket("k").unwrap();
         cache.evict("k");
         cache.insert(ticket, "k".into(), record(1), later(), None);
@@ -326,7 +385,7 @@ mod tests {
 
     #[test]
     fn an_insert_overtaken_by_a_clear_or_a_user_eviction_is_not_kept() {
-        let cache = SessionCache::local(100);
+        let cache = SessionCache::local(1 << 20);
         let ticket = cache.ticket("k").unwrap();
         cache.clear();
         cache.insert(ticket, "k".into(), record(1), later(), None);
@@ -340,7 +399,7 @@ mod tests {
 
     #[test]
     fn a_user_eviction_removes_that_users_entries_only() {
-        let cache = SessionCache::local(100);
+        let cache = SessionCache::local(1 << 20);
         for (key, user) in [("a", "u"), ("b", "u"), ("c", "v")] {
             let ticket = cache.ticket(key).unwrap();
             cache.insert(ticket, key.into(), record(1), later(), Some(user.into()));
@@ -354,7 +413,7 @@ mod tests {
 
     #[test]
     fn an_entry_is_never_served_at_or_after_its_validity() {
-        let cache = SessionCache::local(100);
+        let cache = SessionCache::local(1 << 20);
         let until = OffsetDateTime::now_utc() + TimeDuration::seconds(10);
         let ticket = cache.ticket("k").unwrap();
         cache.insert(ticket, "k".into(), record(1), until, None);
@@ -366,7 +425,7 @@ mod tests {
 
     #[test]
     fn a_proven_cache_serves_only_with_a_fresh_proof() {
-        let cache = SessionCache::listening(100, Duration::from_millis(200));
+        let cache = SessionCache::listening(1 << 20, Duration::from_millis(200));
         assert!(!cache.is_serving(), "no proof yet");
         assert!(cache.ticket("k").is_none(), "a load does not insert");
 
@@ -378,7 +437,7 @@ mod tests {
 
         // A proof older than the bound stops the serving, without forgetting entries; the
         // next proof restores both.
-        let short = SessionCache::listening(100, Duration::from_millis(50));
+        let short = SessionCache::listening(1 << 20, Duration::from_millis(50));
         short.prove(Instant::now());
         let ticket = short.ticket("k").unwrap();
         short.insert(ticket, "k".into(), record(1), later(), None);
@@ -389,7 +448,7 @@ mod tests {
         assert!(short.get("k", OffsetDateTime::now_utc()).is_some());
 
         // A heartbeat sent before the cache existed proves nothing.
-        let young = SessionCache::listening(100, Duration::from_secs(60));
+        let young = SessionCache::listening(1 << 20, Duration::from_secs(60));
         young.prove(Instant::now() - Duration::from_secs(1));
         assert!(!young.is_serving());
 
@@ -402,17 +461,82 @@ mod tests {
 
     #[test]
     fn an_older_proof_never_replaces_a_newer_one() {
-        let cache = SessionCache::listening(100, Duration::from_millis(200));
+        let cache = SessionCache::listening(1 << 20, Duration::from_millis(200));
         cache.prove(Instant::now());
         cache.prove(Instant::now() - Duration::from_secs(5));
         assert!(cache.is_serving());
+    }
+
+    fn holding(text_bytes: usize) -> SessionRecord<'static> {
+        let data: SessionData = [(
+            "draft".to_owned(),
+            serde_json::json!("x".repeat(text_bytes)),
+        )]
+        .into();
+        SessionRecord {
+            id: SessionId(7),
+            data: Cow::Owned(data),
+            expiry_date: later(),
+        }
+    }
+
+    #[test]
+    fn an_entry_weighs_what_its_session_holds() {
+        let small = weigh("k", &record(1), None);
+        assert!((100..1_000).contains(&small), "{small}");
+        let large = weigh("k", &holding(100_000), None);
+        assert!((100_000..101_000).contains(&large), "{large}");
+        // Nesting: every array slot and map slot counts, however deep.
+        let mut nested = serde_json::json!("leaf");
+        for _ in 0..500 {
+            nested = serde_json::json!([nested, {"k": 1}]);
+        }
+        let deep = SessionRecord {
+            id: SessionId(7),
+            data: Cow::Owned([("deep".to_owned(), nested)].into()),
+            expiry_date: later(),
+        };
+        let per_level = 2 * std::mem::size_of::<serde_json::Value>();
+        assert!(weigh("k", &deep, None) as usize > 500 * per_level);
+        // The key and the user key count too.
+        assert!(weigh("k", &record(1), Some(&"u".repeat(200))) >= small + 200);
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_budget_in_bytes() {
+        let budget = 1 << 20;
+        let cache = SessionCache::local(budget);
+        for n in 0..100 {
+            let key = format!("k{n}");
+            let ticket = cache.ticket(&key).unwrap();
+            cache.insert(ticket, key, holding(50_000), later(), None);
+        }
+        cache.entries.run_pending_tasks();
+        assert!(cache.entries.weighted_size() <= budget);
+        let kept = cache.entries.entry_count();
+        assert!((1..=21).contains(&kept), "{kept} entries of 50 kB in 1 MiB");
+    }
+
+    #[test]
+    fn a_session_over_an_eighth_of_the_budget_is_never_kept() {
+        let cache = SessionCache::local(64 << 10);
+        let ticket = cache.ticket("big").unwrap();
+        cache.insert(ticket, "big".into(), holding(9_000), later(), None);
+        assert!(cache.get("big", OffsetDateTime::now_utc()).is_none());
+        let ticket = cache.ticket("big").unwrap();
+        cache.insert(ticket, "big".into(), holding(7_000), later(), None);
+        assert!(cache.get("big", OffsetDateTime::now_utc()).is_some());
+        let ticket = cache.ticket("small").unwrap();
+        cache.insert(ticket, "small".into(), record(1), later(), None);
+        cache.entries.run_pending_tasks();
+        assert!(cache.get("small", OffsetDateTime::now_utc()).is_some());
     }
 
     #[test]
     fn racing_loads_and_evictions_never_leave_a_stale_entry() {
         // Each round: a load reads version n under a ticket while a writer stores n + 1 and
         // evicts; whatever the interleaving, the cache ends empty or holding n + 1.
-        let cache = Arc::new(SessionCache::local(1000));
+        let cache = Arc::new(SessionCache::local(1 << 20));
         for round in 0..2000i64 {
             let stored = Arc::new(AtomicU64::new(round as u64));
             let reader = {

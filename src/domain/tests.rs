@@ -928,7 +928,7 @@ mod read_cache {
                 operation_timeout: Some(timeout),
                 ..ServicePolicy::default()
             })
-            .with_cache(Some(Arc::new(SessionCache::local(100))));
+            .with_cache(Some(Arc::new(SessionCache::local(1 << 20))));
         // The late commit, written by something that bypasses the cached service.
         let late = SessionService::new(rows, MessagePackCodec);
 
@@ -974,7 +974,7 @@ mod read_cache {
     async fn a_save_evicts_before_it_returns() {
         let rows = InMemoryRepository::new();
         let cached = SessionService::new(rows.clone(), MessagePackCodec)
-            .with_cache(Some(Arc::new(SessionCache::local(100))));
+            .with_cache(Some(Arc::new(SessionCache::local(1 << 20))));
         let mut rec = record(8, in_an_hour());
         cached.create(&mut rec).await.unwrap();
         assert_eq!(

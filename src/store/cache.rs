@@ -37,14 +37,14 @@ use crate::{
 /// // The store's pool may go through PgBouncer; the listener needs a direct connection.
 /// let conn = Database::connect("postgres://app@pgbouncer:6432/app").await?;
 /// let store = PostgresStore::new(conn)
-///     .with_cache(Cache::listening("postgres://app@db:5432/app").max_entries(100_000))?;
+///     .with_cache(Cache::listening("postgres://app@db:5432/app").max_memory(256 << 20))?;
 /// store.migrate().await?; // installs the triggers the listeners depend on
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Cache {
     kind: Kind,
-    max_entries: u64,
+    max_memory: u64,
     max_staleness: Duration,
 }
 
@@ -58,8 +58,8 @@ enum Kind {
 }
 
 impl Cache {
-    /// The default most sessions a cache holds: 10,000.
-    pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+    /// The default memory budget of a cache: 64 MiB (about 100,000 sessions of a few values).
+    pub const DEFAULT_MAX_MEMORY: u64 = 64 << 20;
     /// The default staleness bound of a listening cache: 2 s.
     pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(2);
 
@@ -82,14 +82,18 @@ impl Cache {
     fn of(kind: Kind) -> Self {
         Self {
             kind,
-            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            max_memory: Self::DEFAULT_MAX_MEMORY,
             max_staleness: Self::DEFAULT_MAX_STALENESS,
         }
     }
 
-    /// The same cache holding at most `entries` sessions (least valuable evicted first).
-    pub fn max_entries(mut self, entries: u64) -> Self {
-        self.max_entries = entries;
+    /// The same cache holding at most about `bytes` of sessions (least valuable evicted
+    /// first). Each entry counts an estimate of its decoded session's memory (its values'
+    /// nodes, strings and slots, its key and a share for bookkeeping), so a few large sessions
+    /// cannot grow the cache past its budget; a session weighing more than an eighth of it is not
+    /// cached (it is read from the database each time), so one cannot push out the others.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
         self
     }
 
@@ -144,7 +148,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             Kind::SingleReplica => {
                 let _ = (table, postgres);
                 Ok(self
-                    .with_session_cache(SessionCache::local(cache.max_entries))
+                    .with_session_cache(SessionCache::local(cache.max_memory))
                     .0)
             }
             #[cfg(feature = "postgres")]
@@ -158,7 +162,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                     ));
                 }
                 let (store, shared) = self.with_session_cache(SessionCache::listening(
-                    cache.max_entries,
+                    cache.max_memory,
                     cache.max_staleness,
                 ));
                 crate::adapters::pg_listener::spawn(
