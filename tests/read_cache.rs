@@ -4,8 +4,8 @@
 //! the same table. What one writes (or a manual SQL statement writes) must stop the other from
 //! serving its cached copy within the staleness bound, also across a lost listening
 //! connection. That a load came from the cache is shown by changing the row underneath with
-//! triggers off (`session_replication_role = replica`, which only a superuser may set): a cached
-//! load still returns the old record, a database load the new one.
+//! its triggers disabled for that one transaction (which only the table's owner may do): a
+//! cached load still returns the old record, a database load the new one.
 //!
 //! SQLite and MariaDB: the single-replica cache evicts on the store's own writes, and a
 //! listening cache is refused.
@@ -26,6 +26,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
+    codec::Codec,
     sea_orm::{
         sqlx::{self, postgres::PgListener, Connection},
         ConnectionTrait, DatabaseConnection,
@@ -108,15 +109,25 @@ impl Replicas {
         format!("\"{}\".\"session\"", self.schema)
     }
 
-    /// Saves `record` without firing triggers (no eviction is announced), through a store whose
-    /// connections run with `session_replication_role = replica`: a cached copy then differs
+    /// Writes `record` into its row without announcing it: in one transaction that disables
+    /// the table's triggers, writes the encoded record and enables them again, so no other
+    /// session (the heartbeats' check included) ever sees them off. A cached copy then differs
     /// from the database.
     async fn save_silently(&self, record: &Record) {
-        let url = database_url();
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let url = format!("{url}{separator}options=-csession_replication_role%3Dreplica");
-        let silent = Self::plain_store(&connect_postgres(&url).await, &self.schema);
-        silent.save(record).await.unwrap();
+        let store = Self::plain_store(&self.admin, &self.schema);
+        let bytes = store.codec().encode(&record.into()).unwrap();
+        let table = self.table();
+        self.execute(&format!(
+            "BEGIN; ALTER TABLE {table} DISABLE TRIGGER USER; \
+             UPDATE {table} SET data = '\\x{hex}' WHERE id = '{id}'; \
+             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_update; \
+             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_delete; \
+             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_truncate; \
+             COMMIT",
+            hex = hex::encode(bytes),
+            id = record.id,
+        ))
+        .await;
     }
 
     /// A listener of our own on the channel the table's triggers announce on.
@@ -462,6 +473,156 @@ async fn migrate_brings_the_eviction_function_up_to_date_and_otherwise_touches_n
         body,
         "the old function was kept"
     );
+    replicas.finish().await;
+}
+
+/// Logical replication's apply workers and bulk loads run with `session_replication_role =
+/// replica`, where ordinary triggers do not fire: the eviction triggers fire always.
+#[tokio::test]
+async fn writes_in_replica_mode_evict_too() {
+    let replicas = Replicas::new().await;
+    let b = replicas.replica("b").await;
+    let mut session = record(json!({"n": 1}));
+    b.create(&mut session).await.unwrap();
+    assert!(b.load(&session.id).await.unwrap().is_some());
+
+    let url = database_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}options=-csession_replication_role%3Dreplica");
+    let applier = Replicas::plain_store(&connect_postgres(&url).await, &replicas.schema);
+    applier.delete(&session.id).await.unwrap();
+    within(BOUND, "a delete in replica mode did not evict", || async {
+        b.load(&session.id).await.unwrap().is_none()
+    })
+    .await;
+    replicas.finish().await;
+}
+
+/// A trigger dropped or disabled while the replicas run (by hand, by a tool) stops the
+/// heartbeats' proofs, so the caches stop serving within their bound, not at the next
+/// reconnection; `migrate()` brings the triggers and the serving back.
+#[tokio::test]
+async fn a_disabled_trigger_stops_the_serving_within_the_bound() {
+    let replicas = Replicas::new().await;
+    let b = replicas.replica("b").await;
+    let table = replicas.table();
+    replicas
+        .execute(&format!(
+            "ALTER TABLE {table} DISABLE TRIGGER tower_sessions_evict_on_delete"
+        ))
+        .await;
+    let stopped = within(BOUND * 2, "b still serves without its trigger", || async {
+        !b.is_cache_serving()
+    })
+    .await;
+    assert!(
+        stopped <= BOUND + StdDuration::from_millis(200),
+        "{stopped:?}"
+    );
+
+    Replicas::plain_store(&replicas.admin, &replicas.schema)
+        .with_cache(Cache::listening(database_url()))
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    wait_until_serving(&b, "b").await;
+    let mut session = record(json!({"n": 1}));
+    b.create(&mut session).await.unwrap();
+    assert!(b.load(&session.id).await.unwrap().is_some());
+    replicas
+        .execute(&format!("DELETE FROM {table} WHERE id = '{}'", session.id))
+        .await;
+    within(BOUND, "the restored trigger did not evict", || async {
+        b.load(&session.id).await.unwrap().is_none()
+    })
+    .await;
+    replicas.finish().await;
+}
+
+/// A hash-partitioned table: PostgreSQL fires a parent's statement triggers only for statements
+/// on the parent, so `migrate()` puts the triggers on every partition too, and a `DELETE`, an
+/// `UPDATE` or a `TRUNCATE` aimed at one partition evicts like one on the table.
+#[tokio::test]
+async fn writes_aimed_at_one_partition_evict_too() {
+    let admin = connect_postgres(&database_url()).await;
+    let schema = unique_name("ts_cache");
+    Replicas::plain_store(&admin, &schema)
+        .with_hash_partitions(4)
+        .unwrap()
+        .with_cache(Cache::listening(database_url()))
+        .unwrap()
+        .migrate()
+        .await
+        .expect("migrate a partitioned table with the triggers");
+    let replicas = Replicas { schema, admin };
+    let b = replicas.replica("b").await;
+    let mut sessions = Vec::new();
+    for n in 0..12 {
+        let mut session = record(json!({ "n": n }));
+        b.create(&mut session).await.unwrap();
+        assert!(b.load(&session.id).await.unwrap().is_some());
+        sessions.push(session);
+    }
+    let partition_of = |id: Id| {
+        let replicas = &replicas;
+        async move {
+            let rows = replicas
+                .admin
+                .query_all_raw(
+                    tower_sessions_seaorm_store::sea_orm::Statement::from_string(
+                        replicas.admin.get_database_backend(),
+                        format!(
+                            "SELECT tableoid::regclass::text FROM {} WHERE id = '{id}'",
+                            replicas.table()
+                        ),
+                    ),
+                )
+                .await
+                .unwrap();
+            rows[0].try_get_by_index::<String>(0).unwrap()
+        }
+    };
+
+    let deleted = sessions[0].id;
+    let partition = partition_of(deleted).await;
+    assert_ne!(partition, replicas.table(), "rows live in the partitions");
+    replicas
+        .execute(&format!("DELETE FROM {partition} WHERE id = '{deleted}'"))
+        .await;
+    within(BOUND, "a DELETE on a partition did not evict", || async {
+        b.load(&deleted).await.unwrap().is_none()
+    })
+    .await;
+
+    let expired = sessions[1].id;
+    let partition = partition_of(expired).await;
+    replicas
+        .execute(&format!(
+            "UPDATE {partition} SET expiry_date = now() - interval '1 minute' \
+             WHERE id = '{expired}'"
+        ))
+        .await;
+    within(BOUND, "an UPDATE on a partition did not evict", || async {
+        b.load(&expired).await.unwrap().is_none()
+    })
+    .await;
+
+    let truncated = sessions[2].id;
+    let partition = partition_of(truncated).await;
+    let mut in_it = Vec::new();
+    for session in &sessions[2..] {
+        if partition_of(session.id).await == partition {
+            in_it.push(session.id);
+        }
+    }
+    replicas.execute(&format!("TRUNCATE {partition}")).await;
+    for id in in_it {
+        within(BOUND, "a TRUNCATE of a partition did not evict", || async {
+            b.load(&id).await.unwrap().is_none()
+        })
+        .await;
+    }
     replicas.finish().await;
 }
 

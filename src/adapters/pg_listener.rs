@@ -6,7 +6,8 @@
 //! survive PgBouncer's transaction pooling):
 //!
 //! - the **heartbeat** sends `pg_notify(channel, '~<token>:<n>')` every `heartbeat`, noting when
-//!   it sent heartbeat `n`;
+//!   it sent heartbeat `n`, and only while the table's triggers are installed and enabled (a
+//!   trigger dropped or disabled meanwhile stops the proofs);
 //! - the **listener** applies every eviction, and when heartbeat `n` comes back it gives the
 //!   cache that send instant as its proof: PostgreSQL delivers notifications in commit order,
 //!   so every eviction committed before then has arrived. When its connection drops, when it
@@ -149,18 +150,18 @@ async fn connect(settings: &ListenerSettings, channel: &str) -> Result<PgListene
         .listen(channel)
         .await
         .map_err(|e| format!("LISTEN failed: {e}"))?;
-    let installed: i32 = sqlx::query_scalar(eviction::COUNT_TRIGGERS_SQL)
+    let installed: bool = sqlx::query_scalar(eviction::INSTALLED_SQL)
         .bind(eviction::regclass(&settings.table))
         .bind(eviction::TRIGGER_NAMES.to_vec())
         .fetch_one(&mut listener)
         .await
         .map_err(|e| format!("cannot check the eviction triggers: {e}"))?;
-    if installed != eviction::TRIGGER_NAMES.len() as i32 {
+    if !installed {
         return Err(format!(
-            "the session table {} lacks its eviction triggers ({installed} of {} found), so \
-             writes would not evict: run `migrate()` on a store built with this cache",
+            "the session table {} (or one of its partitions) lacks its eviction triggers, or \
+             one is disabled, so writes would not evict: run `migrate()` on a store built \
+             with this cache",
             eviction::regclass(&settings.table),
-            eviction::TRIGGER_NAMES.len()
         ));
     }
     Ok(listener)
@@ -206,6 +207,7 @@ async fn beat(
     heartbeats: Arc<Heartbeats>,
 ) {
     let mut connection: Option<PgConnection> = None;
+    let mut triggers_missing = false;
     let mut ticks = tokio::time::interval(settings.heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 0u64.. {
@@ -229,12 +231,23 @@ async fn beat(
             }
         };
         heartbeats.note(n, Instant::now());
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+        let sent = sqlx::query(eviction::HEARTBEAT_SQL)
+            .bind(eviction::regclass(&settings.table))
+            .bind(eviction::TRIGGER_NAMES.to_vec())
             .bind(&channel)
             .bind(heartbeats.payload(n))
-            .execute(&mut *conn);
+            .fetch_optional(&mut *conn);
         match tokio::time::timeout(settings.silence, sent).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(Some(_))) => triggers_missing = false,
+            Ok(Ok(None)) => {
+                if !triggers_missing {
+                    tracing::warn!(
+                        "the session table's eviction triggers are gone or disabled: the \
+                         session cache stops serving until they are back (`migrate()`)"
+                    );
+                }
+                triggers_missing = true;
+            }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "the session cache's heartbeat failed");
                 connection = None;

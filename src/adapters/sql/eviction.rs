@@ -71,12 +71,16 @@ fn function_body() -> String {
     )
 }
 
-/// One statement that installs the announcing function and triggers unless they are all there,
-/// taking a transaction-scoped advisory lock first so that replicas migrating at once do not
-/// race on the catalog. Idempotent: the function is replaced only when its text differs (so a
-/// newer version reaches an installed table, and a role that does not own an up-to-date
-/// function can still migrate), and the triggers are created only when missing, so once
-/// installed it takes no lock on the session table.
+/// One statement that installs the announcing function and the triggers wherever they are
+/// missing, taking a transaction-scoped advisory lock first so that replicas migrating at once
+/// do not race on the catalog. Idempotent: the function is replaced only when its text differs
+/// (so a newer version reaches an installed table, and a role that does not own an up-to-date
+/// function can still migrate), and the triggers are created only on a table that lacks them,
+/// so once installed it takes no lock on the session table.
+///
+/// A hash-partitioned table gets them on every partition too: PostgreSQL fires the parent's
+/// statement-level triggers only for statements on the parent, and a `DELETE` or `TRUNCATE`
+/// aimed at one partition must be announced as well.
 #[cfg(feature = "migration")]
 pub(crate) fn install_sql(table: &SessionTable) -> String {
     let schema = quote(table.schema());
@@ -92,6 +96,8 @@ pub(crate) fn install_sql(table: &SessionTable) -> String {
     let count = TRIGGER_NAMES.len();
     format!(
         r#"DO $install$
+DECLARE
+  part regclass;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('{channel}'));
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc
@@ -99,29 +105,54 @@ BEGIN
     CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
       AS $evict${body}$evict$;
   END IF;
-  -- Installed already: nothing to lock the session table for.
-  IF (SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = '{target}'::regclass
-      AND tgname IN ({names}) AND tgenabled <> 'D') = {count} THEN
-    RETURN;
-  END IF;
-  DROP TRIGGER IF EXISTS {on_update} ON {target};
-  CREATE TRIGGER {on_update} AFTER UPDATE ON {target} REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION {function}('{channel}');
-  DROP TRIGGER IF EXISTS {on_delete} ON {target};
-  CREATE TRIGGER {on_delete} AFTER DELETE ON {target} REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION {function}('{channel}');
-  DROP TRIGGER IF EXISTS {on_truncate} ON {target};
-  CREATE TRIGGER {on_truncate} AFTER TRUNCATE ON {target}
-    FOR EACH STATEMENT EXECUTE FUNCTION {function}('{channel}');
+  -- The table, and its partitions when it has some (none for a plain table).
+  FOR part IN SELECT '{target}'::regclass
+      UNION SELECT relid FROM pg_catalog.pg_partition_tree('{target}'::regclass) LOOP
+    -- Installed already: nothing to lock this table for.
+    CONTINUE WHEN (SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = part
+      AND tgname IN ({names}) AND tgenabled = 'A') = {count};
+    EXECUTE format('DROP TRIGGER IF EXISTS {on_update} ON %s', part);
+    EXECUTE format('CREATE TRIGGER {on_update} AFTER UPDATE ON %s '
+      'REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {function}(%L)',
+      part, '{channel}');
+    EXECUTE format('DROP TRIGGER IF EXISTS {on_delete} ON %s', part);
+    EXECUTE format('CREATE TRIGGER {on_delete} AFTER DELETE ON %s '
+      'REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {function}(%L)',
+      part, '{channel}');
+    EXECUTE format('DROP TRIGGER IF EXISTS {on_truncate} ON %s', part);
+    EXECUTE format('CREATE TRIGGER {on_truncate} AFTER TRUNCATE ON %s '
+      'FOR EACH STATEMENT EXECUTE FUNCTION {function}(%L)', part, '{channel}');
+    -- Also in `session_replication_role = replica` (logical replication's apply workers,
+    -- bulk loads that skip triggers): every write evicts.
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER {on_update}', part);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER {on_delete}', part);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER {on_truncate}', part);
+  END LOOP;
 END
 $install$"#
     )
 }
 
-/// `$1`: the table's qualified, quoted name; returns how many of the triggers exist and are
-/// enabled (3 when installed).
-pub(crate) const COUNT_TRIGGERS_SQL: &str = "SELECT count(*)::int4 FROM pg_catalog.pg_trigger \
-     WHERE tgrelid = to_regclass($1) AND tgenabled <> 'D' AND tgname = ANY($2)";
+/// Whether the triggers are all in place: `$1` the table's qualified, quoted name, `$2` the
+/// trigger names. True when the table exists and it and each of its partitions have every
+/// trigger, enabled to fire always. (A macro, so the statements below are `&'static str`.)
+macro_rules! installed {
+    () => {
+        "to_regclass($1) IS NOT NULL AND NOT EXISTS (SELECT 1 \
+         FROM (SELECT to_regclass($1) AS relid \
+         UNION SELECT relid FROM pg_catalog.pg_partition_tree(to_regclass($1))) AS part \
+         WHERE (SELECT count(*) FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid = part.relid \
+         AND t.tgenabled = 'A' AND t.tgname = ANY($2)) <> cardinality($2::text[]))"
+    };
+}
+
+/// Whether the triggers are installed (`$1`, `$2` as above): one boolean.
+pub(crate) const INSTALLED_SQL: &str = concat!("SELECT ", installed!());
+
+/// A heartbeat: `pg_notify($3, $4)`, sent only while the triggers are installed (`$1`, `$2` as
+/// above); returns a row when it was sent. A trigger dropped or disabled while the listener
+/// runs stops the proofs, so the cache stops serving within its bound.
+pub(crate) const HEARTBEAT_SQL: &str = concat!("SELECT pg_notify($3, $4) WHERE ", installed!());
 
 /// The table's qualified, quoted name, as `to_regclass` takes it.
 pub(crate) fn regclass(table: &SessionTable) -> String {
