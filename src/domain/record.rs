@@ -79,9 +79,12 @@ impl FromStr for SessionId {
 /// that.
 ///
 /// ```
-/// use tower_sessions_seaorm_store::codec::{SessionData, SessionId, SessionRecord};
+/// use std::collections::HashMap;
+/// use tower_sessions_seaorm_store::codec::{SessionId, SessionRecord};
 ///
-/// let data: SessionData = [("user_id".to_owned(), serde_json::json!(42))].into();
+/// // A session's values, as tower-sessions keeps them.
+/// let data: HashMap<String, serde_json::Value> =
+///     [("user_id".to_owned(), serde_json::json!(42))].into();
 /// let record = SessionRecord::borrowed(SessionId(7), &data, time::OffsetDateTime::UNIX_EPOCH);
 /// assert_eq!(record.data.get("user_id"), Some(&serde_json::json!(42)));
 /// let owned = record.into_owned(); // SessionRecord<'static>, independent of `data`
