@@ -46,12 +46,17 @@ fn record(values: serde_json::Value) -> Record {
     }
 }
 
+/// `DATABASE_URL` with one more connection parameter.
+fn database_url_with(parameter: &str) -> String {
+    let url = database_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameter}")
+}
+
 /// `DATABASE_URL` with an `application_name`, so a test can find (and end) a replica's
 /// listener connections.
 fn listening_url(application: &str) -> String {
-    let url = database_url();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}application_name={application}")
+    database_url_with(&format!("application_name={application}"))
 }
 
 /// A schema of the test's own, migrated by a store with a listening cache (which installs the
@@ -63,13 +68,26 @@ struct Replicas {
 
 impl Replicas {
     async fn new() -> Self {
+        Self::with_table(|store| store).await
+    }
+
+    /// Replicas of a table that `options` shapes (partitions).
+    async fn with_table(options: impl FnOnce(PostgresStore) -> PostgresStore) -> Self {
         let admin = connect_postgres(&database_url()).await;
         let schema = unique_name("ts_cache");
-        let migrator = Self::plain_store(&admin, &schema)
+        let replicas = Self { schema, admin };
+        replicas.migrate(options).await;
+        replicas
+    }
+
+    /// `migrate()` by a store with a listening cache, which installs the eviction triggers.
+    async fn migrate(&self, options: impl FnOnce(PostgresStore) -> PostgresStore) {
+        options(Self::plain_store(&self.admin, &self.schema))
             .with_cache(Cache::listening(database_url()))
-            .unwrap();
-        migrator.migrate().await.expect("migrate with the triggers");
-        Self { schema, admin }
+            .unwrap()
+            .migrate()
+            .await
+            .expect("migrate with the eviction triggers");
     }
 
     fn plain_store(conn: &DatabaseConnection, schema: &str) -> PostgresStore {
@@ -443,14 +461,7 @@ async fn eviction_function(raw: &mut sqlx::PgConnection, table: &str) -> (String
 async fn migrate_brings_the_eviction_function_up_to_date_and_otherwise_touches_nothing() {
     let replicas = Replicas::new().await;
     let mut raw = sqlx::PgConnection::connect(&database_url()).await.unwrap();
-    let migrate = || async {
-        Replicas::plain_store(&replicas.admin, &replicas.schema)
-            .with_cache(Cache::listening(database_url()))
-            .unwrap()
-            .migrate()
-            .await
-            .unwrap()
-    };
+    let migrate = || replicas.migrate(|store| store);
     let (name, installed, body) = eviction_function(&mut raw, &replicas.table()).await;
     migrate().await;
     assert_eq!(
@@ -486,9 +497,7 @@ async fn writes_in_replica_mode_evict_too() {
     b.create(&mut session).await.unwrap();
     assert!(b.load(&session.id).await.unwrap().is_some());
 
-    let url = database_url();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{separator}options=-csession_replication_role%3Dreplica");
+    let url = database_url_with("options=-csession_replication_role%3Dreplica");
     let applier = Replicas::plain_store(&connect_postgres(&url).await, &replicas.schema);
     applier.delete(&session.id).await.unwrap();
     within(BOUND, "a delete in replica mode did not evict", || async {
@@ -520,12 +529,7 @@ async fn a_disabled_trigger_stops_the_serving_within_the_bound() {
         "{stopped:?}"
     );
 
-    Replicas::plain_store(&replicas.admin, &replicas.schema)
-        .with_cache(Cache::listening(database_url()))
-        .unwrap()
-        .migrate()
-        .await
-        .unwrap();
+    replicas.migrate(|store| store).await;
     wait_until_serving(&b, "b").await;
     let mut session = record(json!({"n": 1}));
     b.create(&mut session).await.unwrap();
@@ -545,17 +549,7 @@ async fn a_disabled_trigger_stops_the_serving_within_the_bound() {
 /// `UPDATE` or a `TRUNCATE` aimed at one partition evicts like one on the table.
 #[tokio::test]
 async fn writes_aimed_at_one_partition_evict_too() {
-    let admin = connect_postgres(&database_url()).await;
-    let schema = unique_name("ts_cache");
-    Replicas::plain_store(&admin, &schema)
-        .with_hash_partitions(4)
-        .unwrap()
-        .with_cache(Cache::listening(database_url()))
-        .unwrap()
-        .migrate()
-        .await
-        .expect("migrate a partitioned table with the triggers");
-    let replicas = Replicas { schema, admin };
+    let replicas = Replicas::with_table(|store| store.with_hash_partitions(4).unwrap()).await;
     let b = replicas.replica("b").await;
     let mut sessions = Vec::new();
     for n in 0..12 {
@@ -623,6 +617,31 @@ async fn writes_aimed_at_one_partition_evict_too() {
         })
         .await;
     }
+    replicas.finish().await;
+}
+
+/// Each replica's heartbeats go on a channel of its own: a listener on the table's channel
+/// (another replica) hears evictions only, however many replicas beat.
+#[tokio::test]
+async fn heartbeats_stay_off_the_tables_channel() {
+    let replicas = Replicas::new().await;
+    let mut listener = replicas.listen().await;
+    let b = replicas.replica("b").await;
+    assert!(b.is_cache_serving(), "b's own heartbeats came back");
+    let mut session = record(json!({"n": 1}));
+    b.create(&mut session).await.unwrap();
+    // Four heartbeat periods (a quarter of the bound each), then one eviction.
+    tokio::time::sleep(BOUND).await;
+    b.delete(&session.id).await.unwrap();
+    let first = tokio::time::timeout(StdDuration::from_secs(5), listener.recv())
+        .await
+        .expect("the delete was announced")
+        .unwrap();
+    assert_eq!(
+        first.payload(),
+        session.id.to_string(),
+        "something else came first on the table's channel"
+    );
     replicas.finish().await;
 }
 

@@ -5,12 +5,14 @@
 //! Two tasks, each on its own connection to the listener's URL (a direct one: `LISTEN` does not
 //! survive PgBouncer's transaction pooling):
 //!
-//! - the **heartbeat** sends `pg_notify(channel, '~<token>:<n>')` every `heartbeat`, noting when
+//! - the **heartbeat** sends `pg_notify(<channel>_<token>, '~<token>:<n>')` every `heartbeat`
+//!   on a channel of this listener's own (so no listener hears another replica's), noting when
 //!   it sent heartbeat `n`, and only while the table's triggers are installed and enabled (a
 //!   trigger dropped or disabled meanwhile stops the proofs);
-//! - the **listener** applies every eviction, and when heartbeat `n` comes back it gives the
-//!   cache that send instant as its proof: PostgreSQL delivers notifications in commit order,
-//!   so every eviction committed before then has arrived. When its connection drops, when it
+//! - the **listener** listens on the table's channel and its own, applies every eviction, and
+//!   when heartbeat `n` comes back it gives the cache that send instant as its proof:
+//!   PostgreSQL delivers the notifications of every channel a session listens on in one commit
+//!   order, so every eviction committed before then has arrived. When its connection drops, when it
 //!   hears nothing for `silence`, or when the triggers are missing, it tells the cache it is
 //!   [lost](SessionCache::lost) (cleared, not serving) and connects again, with backoff.
 //!
@@ -45,6 +47,12 @@ struct Heartbeats {
 }
 
 impl Heartbeats {
+    /// The channel this listener's heartbeats go on: the table's, suffixed with the token
+    /// (31 + 17 bytes, within PostgreSQL's 63).
+    fn channel(&self, table_channel: &str) -> String {
+        format!("{table_channel}_{}", self.token)
+    }
+
     fn payload(&self, n: u64) -> String {
         format!("{}{}:{n}", eviction::HEARTBEAT_MARK, self.token)
     }
@@ -119,7 +127,7 @@ async fn listen(
             Some(cache) => cache.lost(),
             None => return,
         }
-        match connect(&settings, &channel).await {
+        match connect(&settings, &channel, &heartbeats.channel(&channel)).await {
             Ok(listener) => {
                 backoff = FIRST_BACKOFF;
                 tracing::debug!("session cache listener connected");
@@ -141,13 +149,17 @@ async fn listen(
     }
 }
 
-/// A listener on `channel`, once the table's triggers are checked.
-async fn connect(settings: &ListenerSettings, channel: &str) -> Result<PgListener, String> {
+/// A listener on `channel` and `heartbeat_channel`, once the table's triggers are checked.
+async fn connect(
+    settings: &ListenerSettings,
+    channel: &str,
+    heartbeat_channel: &str,
+) -> Result<PgListener, String> {
     let mut listener = PgListener::connect(&settings.url)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     listener
-        .listen(channel)
+        .listen_all([channel, heartbeat_channel])
         .await
         .map_err(|e| format!("LISTEN failed: {e}"))?;
     let installed: bool = sqlx::query_scalar(eviction::INSTALLED_SQL)
@@ -208,6 +220,7 @@ async fn beat(
 ) {
     let mut connection: Option<PgConnection> = None;
     let mut triggers_missing = false;
+    let heartbeat_channel = heartbeats.channel(&channel);
     let mut ticks = tokio::time::interval(settings.heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 0u64.. {
@@ -234,7 +247,7 @@ async fn beat(
         let sent = sqlx::query(eviction::HEARTBEAT_SQL)
             .bind(eviction::regclass(&settings.table))
             .bind(eviction::TRIGGER_NAMES.to_vec())
-            .bind(&channel)
+            .bind(&heartbeat_channel)
             .bind(heartbeats.payload(n))
             .fetch_optional(&mut *conn);
         match tokio::time::timeout(settings.silence, sent).await {

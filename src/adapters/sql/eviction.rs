@@ -8,8 +8,8 @@
 //! announce nothing: a new row has no cached entry.
 //!
 //! Payloads: the row's `id` column (the session id's text, or its SHA-256 with hashed ids:
-//! never an id then), `*` for a `TRUNCATE` (evict everything), and heartbeats, which start with
-//! `~`, a character no stored key holds.
+//! never an id then) and `*` for a `TRUNCATE` (evict everything). Heartbeats, on each
+//! listener's own channel, start with `~`, a character no stored key holds.
 
 use sha2::{Digest, Sha256};
 
