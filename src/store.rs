@@ -271,8 +271,11 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
     pub fn with_cache(self, cache: crate::Cache) -> Result<Self, SeaOrmStoreError> {
         let table = self.repository().table().clone();
-        let postgres = self.repository().dialect() == Dialect::Postgres;
-        self.with_cache_on(cache, &table, postgres)
+        #[cfg(feature = "postgres")]
+        let heartbeat = self.repository().send_heartbeat();
+        #[cfg(not(feature = "postgres"))]
+        let heartbeat = None;
+        self.with_cache_on(cache, &table, heartbeat)
     }
 
     fn with_session_table(self, table: SessionTable) -> Self {

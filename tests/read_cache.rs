@@ -170,7 +170,7 @@ impl Replicas {
         self.admin.execute_unprepared(sql).await.unwrap();
     }
 
-    /// Ends the listener and heartbeat connections of replica `name`.
+    /// Ends the listener connection of replica `name`.
     async fn cut_listener(&self, name: &str) -> u64 {
         let sql = format!(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -645,6 +645,96 @@ async fn heartbeats_stay_off_the_tables_channel() {
     replicas.finish().await;
 }
 
+/// `DATABASE_URL` naming the database `name` instead.
+fn database_url_on(name: &str) -> String {
+    let url = database_url();
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("DATABASE_URL names a database");
+    match query {
+        "" => format!("{server}/{name}"),
+        query => format!("{server}/{name}?{query}"),
+    }
+}
+
+/// A listening URL that names another database by mistake, one with the same table and its
+/// triggers, must not make the cache serve: the heartbeats go through the store's own
+/// connections, so none comes back to a listener on the wrong database (before, its own
+/// heartbeats did, and the cache served sessions no eviction would ever reach).
+#[tokio::test]
+async fn a_listener_on_another_database_never_serves() {
+    let replicas = Replicas::new().await;
+    let elsewhere = unique_name("ts_cache_elsewhere");
+    replicas
+        .execute(&format!("CREATE DATABASE \"{elsewhere}\""))
+        .await;
+    let elsewhere_url = database_url_on(&elsewhere);
+    let other = connect_postgres(&elsewhere_url).await;
+    Replicas::plain_store(&other, &replicas.schema)
+        .with_cache(Cache::listening(elsewhere_url.clone()))
+        .unwrap()
+        .migrate()
+        .await
+        .expect("the same table and triggers in the other database");
+
+    let conn = connect_postgres(&database_url()).await;
+    let store = Replicas::plain_store(&conn, &replicas.schema)
+        .with_cache(Cache::listening(elsewhere_url).max_staleness(BOUND))
+        .unwrap();
+    tokio::time::sleep(BOUND * 3).await;
+    assert!(
+        !store.is_cache_serving(),
+        "a listener on another database proved the cache fresh"
+    );
+    let mut session = record(json!({"n": 1}));
+    store.create(&mut session).await.unwrap();
+    assert!(store.load(&session.id).await.unwrap().is_some());
+    replicas
+        .execute(&format!(
+            "DELETE FROM {} WHERE id = '{}'",
+            replicas.table(),
+            session.id
+        ))
+        .await;
+    assert!(
+        store.load(&session.id).await.unwrap().is_none(),
+        "a session deleted in the store's database was served"
+    );
+
+    drop(store);
+    other.close().await.unwrap();
+    replicas
+        .execute(&format!("DROP DATABASE \"{elsewhere}\" WITH (FORCE)"))
+        .await;
+    replicas.finish().await;
+}
+
+/// The store's pool through PgBouncer in transaction pooling mode, the listener on a direct
+/// URL, as docs/cache.md says: the heartbeats go through PgBouncer (a `NOTIFY` works there),
+/// and the cache serves and is evicted.
+#[tokio::test]
+async fn a_store_behind_pgbouncer_listens_on_a_direct_url() {
+    let replicas = Replicas::new().await;
+    let pooled = common::pgbouncer::connect_through_pgbouncer().await;
+    let b = Replicas::plain_store(&pooled, &replicas.schema)
+        .with_cache(
+            Cache::listening(listening_url(&replicas.application("b"))).max_staleness(BOUND),
+        )
+        .unwrap();
+    wait_until_serving(&b, "b, behind PgBouncer").await;
+    let a = replicas.replica("a").await;
+    let mut session = record(json!({"n": 1}));
+    a.create(&mut session).await.unwrap();
+    assert!(b.load(&session.id).await.unwrap().is_some());
+    a.delete(&session.id).await.unwrap();
+    within(BOUND, "b, behind PgBouncer, still serves it", || async {
+        b.load(&session.id).await.unwrap().is_none()
+    })
+    .await;
+    replicas.finish().await;
+}
+
 #[tokio::test]
 async fn no_stale_read_after_the_listener_reconnects() {
     let replicas = Replicas::new().await;
@@ -654,11 +744,8 @@ async fn no_stale_read_after_the_listener_reconnects() {
     a.create(&mut session).await.unwrap();
     assert!(b.load(&session.id).await.unwrap().is_some(), "b caches it");
 
-    assert_eq!(
-        replicas.cut_listener("b").await,
-        2,
-        "b's listener and heartbeat"
-    );
+    // The listener's connection (heartbeats go through b's own pool).
+    assert_eq!(replicas.cut_listener("b").await, 1, "b's listener");
     within(BOUND, "b kept serving without its listener", || async {
         !b.is_cache_serving()
     })

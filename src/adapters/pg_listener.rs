@@ -2,33 +2,35 @@
 //! [`eviction`](super::sql::eviction)) over its own connection, evicts what the triggers
 //! announce, and proves its freshness with heartbeats.
 //!
-//! Two tasks, each on its own connection to the listener's URL (a direct one: `LISTEN` does not
-//! survive PgBouncer's transaction pooling):
+//! Two tasks:
 //!
 //! - the **heartbeat** sends `pg_notify(<channel>_<token>, '~<token>:<n>')` every `heartbeat`
-//!   on a channel of this listener's own (so no listener hears another replica's), noting when
-//!   it sent heartbeat `n`, and only while the table's triggers are installed and enabled (a
-//!   trigger dropped or disabled meanwhile stops the proofs);
-//! - the **listener** listens on the table's channel and its own, applies every eviction, and
-//!   when heartbeat `n` comes back it gives the cache that send instant as its proof:
-//!   PostgreSQL delivers the notifications of every channel a session listens on in one commit
-//!   order, so every eviction committed before then has arrived. When its connection drops, when it
-//!   hears nothing for `silence`, or when the triggers are missing, it tells the cache it is
-//!   [lost](SessionCache::lost) (cleared, not serving) and connects again, with backoff.
+//!   **through the store's own connections** ([`SendHeartbeat`]; a `NOTIFY` works through
+//!   PgBouncer), on a channel of this listener's own (so no listener hears another replica's),
+//!   noting when it sent heartbeat `n`, and only while the table's triggers are installed and
+//!   enabled there. So a proof also shows that the listener hears the store's database, not
+//!   another one its URL names by mistake, and a trigger dropped or disabled meanwhile stops the
+//!   proofs;
+//! - the **listener**, on a connection of its own to the listener's URL (a direct one: `LISTEN`
+//!   does not survive PgBouncer's transaction pooling), listens on the table's channel and its
+//!   own, applies every eviction, and when heartbeat `n` comes back it gives the cache that
+//!   send instant as its proof: PostgreSQL delivers the notifications of every channel a
+//!   session listens on in one commit order, so every eviction committed before then has
+//!   arrived. When its connection drops, when it hears nothing for `silence`, or when the
+//!   triggers are missing, it tells the cache it is [lost](SessionCache::lost) (cleared, not
+//!   serving) and connects again, with backoff.
 //!
 //! Both hold the cache weakly and end when it drops (the cache also aborts them).
 
 use std::{
     collections::VecDeque,
+    future::Future,
+    pin::Pin,
     sync::{Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
 
-use sea_orm::sqlx::{
-    self,
-    postgres::{PgConnection, PgListener},
-    Connection,
-};
+use sea_orm::sqlx::{self, postgres::PgListener};
 
 use super::sql::{eviction, SessionTable};
 use crate::domain::SessionCache;
@@ -81,8 +83,25 @@ impl Heartbeats {
     }
 }
 
-/// How the listener runs.
+/// One heartbeat to send through the store's connections: [`eviction::HEARTBEAT_SQL`] with the
+/// table's name (`$1`), the channel (`$2`) and the payload (`$3`). `Ok(true)` when it was sent,
+/// `Ok(false)` when the triggers are not in place (nothing sent).
+pub(crate) type SendHeartbeat = Arc<
+    dyn Fn(HeartbeatStatement) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The parameters of [`eviction::HEARTBEAT_SQL`].
 #[derive(Debug, Clone)]
+pub(crate) struct HeartbeatStatement {
+    pub table: String,
+    pub channel: String,
+    pub payload: String,
+}
+
+/// How the listener runs.
+#[derive(Clone)]
 pub(crate) struct ListenerSettings {
     pub url: String,
     pub table: SessionTable,
@@ -90,6 +109,8 @@ pub(crate) struct ListenerSettings {
     pub heartbeat: Duration,
     /// How long the listener waits without hearing anything before it connects again.
     pub silence: Duration,
+    /// How heartbeats reach the database: through the store's own connections.
+    pub send: SendHeartbeat,
 }
 
 /// Starts the listener and heartbeat tasks for `cache` on the current Tokio runtime.
@@ -164,7 +185,6 @@ async fn connect(
         .map_err(|e| format!("LISTEN failed: {e}"))?;
     let installed: bool = sqlx::query_scalar(eviction::INSTALLED_SQL)
         .bind(eviction::regclass(&settings.table))
-        .bind(eviction::TRIGGER_NAMES.to_vec())
         .fetch_one(&mut listener)
         .await
         .map_err(|e| format!("cannot check the eviction triggers: {e}"))?;
@@ -191,7 +211,8 @@ async fn receive(
         let notification = match tokio::time::timeout(silence, listener.try_recv()).await {
             Err(_) => {
                 return Some(format!(
-                    "nothing arrived for {silence:?}, not even a heartbeat"
+                    "nothing arrived for {silence:?}, not even this replica's heartbeat: does \
+                     the listening URL name the store's database, and are the triggers there?"
                 ))
             }
             Ok(Ok(None)) => return Some("the listening connection was lost".to_owned()),
@@ -218,8 +239,8 @@ async fn beat(
     channel: String,
     heartbeats: Arc<Heartbeats>,
 ) {
-    let mut connection: Option<PgConnection> = None;
     let mut triggers_missing = false;
+    let table = eviction::regclass(&settings.table);
     let heartbeat_channel = heartbeats.channel(&channel);
     let mut ticks = tokio::time::interval(settings.heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -228,31 +249,15 @@ async fn beat(
         if cache.strong_count() == 0 {
             return;
         }
-        let conn = match &mut connection {
-            Some(conn) => conn,
-            None => {
-                match tokio::time::timeout(settings.silence, PgConnection::connect(&settings.url))
-                    .await
-                {
-                    Ok(Ok(conn)) => connection.insert(conn),
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "the session cache's heartbeat cannot connect");
-                        continue;
-                    }
-                    Err(_) => continue,
-                }
-            }
-        };
         heartbeats.note(n, Instant::now());
-        let sent = sqlx::query(eviction::HEARTBEAT_SQL)
-            .bind(eviction::regclass(&settings.table))
-            .bind(eviction::TRIGGER_NAMES.to_vec())
-            .bind(&heartbeat_channel)
-            .bind(heartbeats.payload(n))
-            .fetch_optional(&mut *conn);
+        let sent = (settings.send)(HeartbeatStatement {
+            table: table.clone(),
+            channel: heartbeat_channel.clone(),
+            payload: heartbeats.payload(n),
+        });
         match tokio::time::timeout(settings.silence, sent).await {
-            Ok(Ok(Some(_))) => triggers_missing = false,
-            Ok(Ok(None)) => {
+            Ok(Ok(true)) => triggers_missing = false,
+            Ok(Ok(false)) => {
                 if !triggers_missing {
                     tracing::warn!(
                         "the session table's eviction triggers are gone or disabled: the \
@@ -261,11 +266,8 @@ async fn beat(
                 }
                 triggers_missing = true;
             }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "the session cache's heartbeat failed");
-                connection = None;
-            }
-            Err(_) => connection = None,
+            Ok(Err(e)) => tracing::debug!(error = %e, "the session cache's heartbeat failed"),
+            Err(_) => tracing::debug!("the session cache's heartbeat timed out"),
         }
     }
 }

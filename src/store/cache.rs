@@ -65,7 +65,8 @@ impl Cache {
 
     /// A cache evicted through PostgreSQL `LISTEN/NOTIFY`, listening over `url`: a direct
     /// connection to the store's database (not through PgBouncer's transaction pooling, where
-    /// `LISTEN` does not work). The listener and its heartbeat take one connection each.
+    /// `LISTEN` does not work). The listener takes one connection; its heartbeats go through
+    /// the store's own pool, so a URL naming another database by mistake never serves.
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub fn listening(url: impl Into<String>) -> Self {
@@ -99,13 +100,20 @@ impl Cache {
 
     /// The same cache with another staleness bound (listening caches; at least 40 ms): a cached
     /// load never misses a write committed on any replica more than `bound` earlier, whatever
-    /// happens to the listener. The listener sends a heartbeat every quarter of it (a
-    /// `pg_notify` on its own connection).
+    /// happens to the listener. A heartbeat goes every quarter of it (a `pg_notify` through the
+    /// store's pool).
     pub fn max_staleness(mut self, bound: Duration) -> Self {
         self.max_staleness = bound.max(Duration::from_millis(40));
         self
     }
 }
+
+/// How a listening cache's heartbeats reach the store's database (PostgreSQL only).
+#[cfg(feature = "postgres")]
+pub(crate) type Heartbeat = crate::adapters::pg_listener::SendHeartbeat;
+/// Without PostgreSQL there is no listening cache, and no heartbeat.
+#[cfg(not(feature = "postgres"))]
+pub(crate) type Heartbeat = std::convert::Infallible;
 
 impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// Whether loads are being served from the cache now: `false` without a cache, and for a
@@ -136,31 +144,32 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         (store, cache)
     }
 
-    /// Installs `cache` given where the store's table is and whether it is on PostgreSQL.
+    /// Installs `cache` given where the store's table is and how heartbeats reach its
+    /// database (`None`: not PostgreSQL).
     pub(crate) fn with_cache_on(
         self,
         cache: Cache,
         table: &crate::adapters::sql::SessionTable,
-        postgres: bool,
+        heartbeat: Option<Heartbeat>,
     ) -> Result<Self, SeaOrmStoreError> {
         self.refuse_if_cached("a second `with_cache`")?;
         match cache.kind {
             Kind::SingleReplica => {
-                let _ = (table, postgres);
+                let _ = (table, heartbeat);
                 Ok(self
                     .with_session_cache(SessionCache::local(cache.max_memory))
                     .0)
             }
             #[cfg(feature = "postgres")]
             Kind::Listening { url } => {
-                if !postgres {
+                let Some(send) = heartbeat else {
                     return Err(SeaOrmStoreError::InvalidConfiguration(
                         "a listening cache needs PostgreSQL's LISTEN/NOTIFY; SQLite and MySQL \
                          have none: use `Cache::single_replica()` with a single replica, or no \
                          cache"
                             .to_owned(),
                     ));
-                }
+                };
                 let (store, shared) = self.with_session_cache(SessionCache::listening(
                     cache.max_memory,
                     cache.max_staleness,
@@ -172,6 +181,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                         table: table.clone(),
                         heartbeat: cache.max_staleness / 4,
                         silence: cache.max_staleness * 2,
+                        send,
                     },
                 )
                 .map_err(SeaOrmStoreError::InvalidConfiguration)?;

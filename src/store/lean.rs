@@ -113,7 +113,11 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
     #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
     pub fn with_cache(self, cache: crate::Cache) -> Result<Self, SeaOrmStoreError> {
         let table = self.repository().table().clone();
-        self.with_cache_on(cache, &table, true)
+        #[cfg(feature = "postgres")]
+        let heartbeat = Some(self.repository().send_heartbeat());
+        #[cfg(not(feature = "postgres"))]
+        let heartbeat = None;
+        self.with_cache_on(cache, &table, heartbeat)
     }
 
     fn with_session_table(self, table: SessionTable) -> Self {

@@ -64,6 +64,29 @@ impl SeaOrmRepository {
         self.dialect
     }
 
+    /// How a listening cache sends its heartbeats through this repository's connection
+    /// ([`SendHeartbeat`](crate::adapters::pg_listener::SendHeartbeat)); `None` off PostgreSQL.
+    #[cfg(all(feature = "cache", feature = "postgres"))]
+    pub(crate) fn send_heartbeat(&self) -> Option<crate::adapters::pg_listener::SendHeartbeat> {
+        use crate::adapters::{pg_listener::HeartbeatStatement, sql::eviction::HEARTBEAT_SQL};
+        if self.dialect != Dialect::Postgres {
+            return None;
+        }
+        let conn = self.conn.clone();
+        Some(Arc::new(move |beat: HeartbeatStatement| {
+            let conn = conn.clone();
+            Box::pin(async move {
+                let statement = Statement::from_sql_and_values(
+                    conn.get_database_backend(),
+                    HEARTBEAT_SQL,
+                    [beat.table.into(), beat.channel.into(), beat.payload.into()],
+                );
+                let sent = conn.query_one_raw(statement).await;
+                sent.map(|row| row.is_some()).map_err(|e| e.to_string())
+            })
+        }))
+    }
+
     fn statement(&self, sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
         Statement::from_sql_and_values(self.conn.get_database_backend(), sql, values)
     }

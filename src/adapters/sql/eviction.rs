@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 
 use super::SessionTable;
 
-/// The names of the triggers on the session table (trigger names are per table).
+/// The names of the triggers on the session table (trigger names are per table; the
+/// `installed!` check below spells them out too).
+#[cfg(any(test, feature = "migration"))]
 pub(crate) const TRIGGER_NAMES: [&str; 3] = [
     "tower_sessions_evict_on_update",
     "tower_sessions_evict_on_delete",
@@ -49,9 +51,11 @@ fn quote(name: &str) -> String {
 /// hash); a longer id, written by another tool, is no session a cache can hold, and announcing
 /// it could fail the statement that touched it (`pg_notify` takes 8,000 bytes at most): a
 /// cleanup batch would then fail on it for ever.
+#[cfg(any(test, feature = "migration"))]
 const LONGEST_ANNOUNCED_ID: usize = 255;
 
 /// The body of the announcing function.
+#[cfg(any(test, feature = "migration"))]
 fn function_body() -> String {
     format!(
         r#"
@@ -133,26 +137,31 @@ $install$"#
     )
 }
 
-/// Whether the triggers are all in place: `$1` the table's qualified, quoted name, `$2` the
-/// trigger names. True when the table exists and it and each of its partitions have every
-/// trigger, enabled to fire always. (A macro, so the statements below are `&'static str`.)
+/// Whether the triggers are all in place, `$1` being the table's qualified, quoted name: true
+/// when the table exists and it and each of its partitions have all three triggers
+/// ([`TRIGGER_NAMES`]), enabled to fire always. (A macro, so the statements below are
+/// `&'static str`.)
 macro_rules! installed {
     () => {
         "to_regclass($1) IS NOT NULL AND NOT EXISTS (SELECT 1 \
          FROM (SELECT to_regclass($1) AS relid \
          UNION SELECT relid FROM pg_catalog.pg_partition_tree(to_regclass($1))) AS part \
          WHERE (SELECT count(*) FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid = part.relid \
-         AND t.tgenabled = 'A' AND t.tgname = ANY($2)) <> cardinality($2::text[]))"
+         AND t.tgenabled = 'A' AND t.tgname IN ('tower_sessions_evict_on_update', \
+         'tower_sessions_evict_on_delete', 'tower_sessions_evict_on_truncate')) <> 3)"
     };
 }
 
-/// Whether the triggers are installed (`$1`, `$2` as above): one boolean.
+/// Whether the triggers are installed (`$1` as above): one boolean.
 pub(crate) const INSTALLED_SQL: &str = concat!("SELECT ", installed!());
 
-/// A heartbeat: `pg_notify($3, $4)`, sent only while the triggers are installed (`$1`, `$2` as
-/// above); returns a row when it was sent. A trigger dropped or disabled while the listener
-/// runs stops the proofs, so the cache stops serving within its bound.
-pub(crate) const HEARTBEAT_SQL: &str = concat!("SELECT pg_notify($3, $4) WHERE ", installed!());
+/// A heartbeat, sent through the store's own connections: `pg_notify($2, $3)`, only while the
+/// triggers are installed (`$1` as above); returns a row when it was sent. Sent there, a
+/// heartbeat that comes back proves that the listener hears the store's database (not another
+/// one its URL names by mistake) and that the triggers are in place there: a trigger dropped
+/// or disabled while the listener runs stops the proofs, so the cache stops serving within its
+/// bound.
+pub(crate) const HEARTBEAT_SQL: &str = concat!("SELECT pg_notify($2, $3) WHERE ", installed!());
 
 /// The table's qualified, quoted name, as `to_regclass` takes it.
 pub(crate) fn regclass(table: &SessionTable) -> String {
@@ -162,6 +171,15 @@ pub(crate) fn regclass(table: &SessionTable) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_installed_check_names_every_trigger() {
+        for name in TRIGGER_NAMES {
+            assert!(INSTALLED_SQL.contains(&format!("'{name}'")), "{name}");
+            assert!(HEARTBEAT_SQL.contains(&format!("'{name}'")), "{name}");
+        }
+        assert!(INSTALLED_SQL.contains(&format!("<> {})", TRIGGER_NAMES.len())));
+    }
 
     #[test]
     fn channels_are_short_stable_and_distinct_per_table() {

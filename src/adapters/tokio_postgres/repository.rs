@@ -103,6 +103,24 @@ impl TokioPostgresRepository {
         &self.pool
     }
 
+    /// How a listening cache sends its heartbeats through this repository's pool
+    /// ([`SendHeartbeat`](crate::adapters::pg_listener::SendHeartbeat)).
+    #[cfg(all(feature = "cache", feature = "postgres"))]
+    pub(crate) fn send_heartbeat(&self) -> crate::adapters::pg_listener::SendHeartbeat {
+        use crate::adapters::{pg_listener::HeartbeatStatement, sql::eviction::HEARTBEAT_SQL};
+        let pool = self.pool.clone();
+        Arc::new(move |beat: HeartbeatStatement| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let client = pool.get().await.map_err(|e| e.to_string())?;
+                let sent = client
+                    .query_opt(HEARTBEAT_SQL, &[&beat.table, &beat.channel, &beat.payload])
+                    .await;
+                sent.map(|row| row.is_some()).map_err(|e| e.to_string())
+            })
+        })
+    }
+
     /// Where the sessions live.
     pub fn table(&self) -> &SessionTable {
         &self.table
