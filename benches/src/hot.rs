@@ -83,6 +83,37 @@ where
     Ok(())
 }
 
+/// A SeaORM store on `url` with a cache listening on `listen`, migrated (which installs the
+/// triggers) and serving.
+async fn seaorm_cached(url: &str, listen: &str, schema: &str) -> Result<PostgresStore, BoxError> {
+    let store = PostgresStore::new(setup::seaorm(url, true).await?)
+        .with_schema_name(schema)?
+        .with_cache(Cache::listening(listen))?;
+    store.migrate().await?;
+    serving(&store).await?;
+    Ok(store)
+}
+
+/// A lean store on `url` with a cache listening on `listen`, serving. The triggers come from a
+/// SeaORM store's migrate with a listening cache, on `admin`.
+async fn lean_cached(
+    admin: &sea_orm::DatabaseConnection,
+    url: &str,
+    listen: &str,
+    schema: &str,
+) -> Result<LeanPostgresStore, BoxError> {
+    PostgresStore::new(admin.clone())
+        .with_schema_name(schema)?
+        .with_cache(Cache::listening(listen))?
+        .migrate()
+        .await?;
+    let store = LeanPostgresStore::new(setup::lean_pool(url)?)
+        .with_schema_name(schema)?
+        .with_cache(Cache::listening(listen))?;
+    serving(&store).await?;
+    Ok(store)
+}
+
 async fn stacks(base: &str, ops: usize) -> Result<Vec<HotStack>, BoxError> {
     let bench = setup::url(base, setup::BENCH_DB);
     let durable = with_setting(&bench, "synchronous_commit=on");
@@ -126,11 +157,7 @@ async fn stacks(base: &str, ops: usize) -> Result<Vec<HotStack>, BoxError> {
     plain.migrate().await?;
     push("PostgresStore (SeaORM)", Arc::new(Store15(plain)));
 
-    let cached = seaorm(durable.clone(), "hot_seaorm_cached")
-        .await?
-        .with_cache(Cache::listening(bench.clone()))?;
-    cached.migrate().await?;
-    serving(&cached).await?;
+    let cached = seaorm_cached(&durable, &bench, "hot_seaorm_cached").await?;
     push(
         "PostgresStore + Cache::listening",
         Arc::new(Store15(cached)),
@@ -153,39 +180,20 @@ async fn stacks(base: &str, ops: usize) -> Result<Vec<HotStack>, BoxError> {
         Arc::new(Store15(lean(&durable, "hot_lean")?)),
     );
 
-    // The triggers come from a SeaORM store's migrate with a listening cache.
-    PostgresStore::new(admin.clone())
-        .with_schema_name("hot_lean_cached")?
-        .with_cache(Cache::listening(bench.clone()))?
-        .migrate()
-        .await?;
-    let lean_cached =
-        lean(&durable, "hot_lean_cached")?.with_cache(Cache::listening(bench.clone()))?;
-    serving(&lean_cached).await?;
+    let lean_listening = lean_cached(&admin, &durable, &bench, "hot_lean_cached").await?;
     push(
         "LeanPostgresStore + Cache::listening",
-        Arc::new(Store15(lean_cached)),
+        Arc::new(Store15(lean_listening)),
     );
 
     // The cache's writes notify, and PostgreSQL serialises notifying commits (a global lock
     // held through the WAL flush): with asynchronous commit the flush leaves the lock.
-    let cached_async = seaorm(relaxed.clone(), "hot_seaorm_cached_async")
-        .await?
-        .with_cache(Cache::listening(bench.clone()))?;
-    cached_async.migrate().await?;
-    serving(&cached_async).await?;
+    let cached_async = seaorm_cached(&relaxed, &bench, "hot_seaorm_cached_async").await?;
     push(
         "PostgresStore + Cache::listening, synchronous_commit=off",
         Arc::new(Store15(cached_async)),
     );
-    PostgresStore::new(admin.clone())
-        .with_schema_name("hot_lean_cached_async")?
-        .with_cache(Cache::listening(bench.clone()))?
-        .migrate()
-        .await?;
-    let lean_cached_async =
-        lean(&relaxed, "hot_lean_cached_async")?.with_cache(Cache::listening(bench.clone()))?;
-    serving(&lean_cached_async).await?;
+    let lean_cached_async = lean_cached(&admin, &relaxed, &bench, "hot_lean_cached_async").await?;
     push(
         "LeanPostgresStore + Cache::listening, synchronous_commit=off",
         Arc::new(Store15(lean_cached_async)),
