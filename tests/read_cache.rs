@@ -57,7 +57,7 @@ fn database_url_with(parameter: &str) -> String {
 }
 
 /// How long a replica's statement waits for a lock before it fails: long beside any lock the
-/// tests' own operations wait for, short enough that [`Replicas::from_memory`] tells a database
+/// tests' own operations wait for, short enough that [`Replicas::serves_from_memory`] tells a database
 /// load quickly.
 const LOCK_TIMEOUT_MS: u32 = 500;
 
@@ -144,7 +144,7 @@ impl Replicas {
     /// holds the table's `ACCESS EXCLUSIVE` lock, which any read of the table waits for (and the
     /// replicas' `lock_timeout` then fails). A cached load leaves the session cached; a load
     /// that went to the database caches nothing.
-    async fn from_memory(&self, store: &impl SessionStore, id: Id) -> bool {
+    async fn serves_from_memory(&self, store: &impl SessionStore, id: Id) -> bool {
         let mut locker = sqlx::PgConnection::connect(&database_url()).await.unwrap();
         sqlx::raw_sql(AssertSqlSafe(format!(
             "BEGIN; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
@@ -255,22 +255,30 @@ async fn wait_until_serving<R: SessionRepository, C: Codec>(
     }
 }
 
-/// Polls `check` until it holds while `store`'s cache serves: a check that needs a cached load
-/// (a heartbeat late on a loaded machine pauses the serving for a moment, leaving the entries).
-async fn eventually<R, C, F, Fut>(store: &RepositoryStore<R, C>, what: &str, mut check: F)
-where
+/// Waits until `store` serves session `id` from memory: loads it (which caches it) while the
+/// cache serves, then checks under the lock ([`Replicas::serves_from_memory`]), again until that holds
+/// (a heartbeat late on a loaded machine pauses the serving for a moment).
+async fn served_from_memory<R, C>(
+    replicas: &Replicas,
+    store: &RepositoryStore<R, C>,
+    id: Id,
+    what: &str,
+) where
     R: SessionRepository,
     C: Codec,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    RepositoryStore<R, C>: SessionStore,
 {
     let deadline = Instant::now() + StdDuration::from_secs(10);
     loop {
         wait_until_serving(store, what).await;
-        if check().await {
+        assert!(store.load(&id).await.unwrap().is_some(), "{what}: gone");
+        if replicas.serves_from_memory(store, id).await {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: still not after 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not served from memory after 10 s"
+        );
     }
 }
 
@@ -300,15 +308,12 @@ async fn a_cached_load_asks_nothing_of_the_database() {
     let mut session = record(json!({"n": 1}));
     a.create(&mut session).await.unwrap();
     assert_eq!(a.load(&session.id).await.unwrap().unwrap().data["n"], 1);
-    eventually(&a, "the second load was served from the cache", || {
-        replicas.from_memory(&a, session.id)
-    })
-    .await;
+    served_from_memory(&replicas, &a, session.id, "the second load").await;
 
     // A store without a cache reads the database: under the lock, its load waits and fails.
     let conn = connect_postgres(&locking_url()).await;
     let uncached = Replicas::plain_store(&conn, &replicas.schema);
-    assert!(!replicas.from_memory(&uncached, session.id).await);
+    assert!(!replicas.serves_from_memory(&uncached, session.id).await);
     replicas.finish().await;
 }
 
@@ -1136,15 +1141,7 @@ const MARGIN: StdDuration = StdDuration::from_millis(200);
 /// After a catalog change has cleared `b`'s cache, `b` tells the truth: it serves again, from
 /// memory, and the triggers in place now still evict there what `a` deletes.
 async fn serves_truthfully(replicas: &Replicas, a: &PostgresStore, b: &PostgresStore, id: Id) {
-    wait_until_serving(b, "b, after the change").await;
-    assert!(
-        b.load(&id).await.unwrap().is_some(),
-        "b loads a kept session"
-    );
-    eventually(b, "b serves the kept session from memory again", || {
-        replicas.from_memory(b, id)
-    })
-    .await;
+    served_from_memory(replicas, b, id, "b, the kept session").await;
     a.delete(&id).await.unwrap();
     within(
         BOUND,
@@ -1175,10 +1172,7 @@ async fn a_delete_with_its_trigger_disabled_inside_one_transaction_is_not_served
         let mut gone = record(json!({"user_id": "u1"}));
         let mut kept = record(json!({"user_id": "u2"}));
         cached_on(&a, &b, &mut [&mut gone, &mut kept]).await;
-        eventually(&b, "b serves it from memory", || {
-            replicas.from_memory(&b, gone.id)
-        })
-        .await;
+        served_from_memory(&replicas, &b, gone.id, "b").await;
         replicas
             .execute(&format!(
                 "BEGIN; \
@@ -1363,7 +1357,7 @@ async fn one_notify_clears_every_replicas_cache() {
     cached_on(&a, &b, &mut [&mut session]).await;
     assert!(a.load(&session.id).await.unwrap().is_some());
     for (name, store) in [("a", &a), ("b", &b)] {
-        eventually(store, name, || replicas.from_memory(store, session.id)).await;
+        served_from_memory(&replicas, store, session.id, name).await;
     }
 
     replicas.execute("NOTIFY tower_sessions_clear_caches").await;
@@ -1371,12 +1365,55 @@ async fn one_notify_clears_every_replicas_cache() {
         let took = within(
             BOUND + MARGIN,
             &format!("{name} still serves from memory after the NOTIFY"),
-            || async { !replicas.from_memory(store, session.id).await },
+            || async { !replicas.serves_from_memory(store, session.id).await },
         )
         .await;
         eprintln!("{name} was cleared after {took:?}");
         wait_until_serving(store, name).await;
-        assert!(!replicas.from_memory(store, session.id).await, "{name}");
+        assert!(
+            !replicas.serves_from_memory(store, session.id).await,
+            "{name}"
+        );
+    }
+    replicas.finish().await;
+}
+
+/// `clear_cache_everywhere()` sends that `NOTIFY`: its own store's cache is cleared when it
+/// returns, every other replica's within the bound; a store without a cache (an
+/// administration tool's) clears them too.
+#[tokio::test]
+async fn clear_cache_everywhere_clears_every_replica() {
+    let replicas = Replicas::new().await;
+    let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
+    let admin = Replicas::plain_store(&replicas.admin, &replicas.schema);
+    for clearing in [&a, &admin] {
+        let mut session = record(json!({"n": 1}));
+        cached_on(&a, &b, &mut [&mut session]).await;
+        assert!(a.load(&session.id).await.unwrap().is_some());
+        for (name, store) in [("a", &a), ("b", &b)] {
+            served_from_memory(&replicas, store, session.id, name).await;
+        }
+
+        clearing.clear_cache_everywhere().await.unwrap();
+        if std::ptr::eq(clearing, &a) {
+            assert!(
+                !replicas.serves_from_memory(&a, session.id).await,
+                "a's own cache was not cleared when the call returned"
+            );
+        }
+        for (name, store) in [("a", &a), ("b", &b)] {
+            within(
+                BOUND + MARGIN,
+                &format!("{name} still serves from memory"),
+                || async { !replicas.serves_from_memory(store, session.id).await },
+            )
+            .await;
+            wait_until_serving(store, name).await;
+            assert!(
+                !replicas.serves_from_memory(store, session.id).await,
+                "{name}"
+            );
+        }
     }
     replicas.finish().await;
 }
@@ -1436,10 +1473,7 @@ async fn the_lean_store_clears_its_cache_on_catalog_changes_too() {
     let mut gone = record(json!({"n": 1}));
     a.create(&mut gone).await.unwrap();
     assert!(lean.load(&gone.id).await.unwrap().is_some());
-    eventually(&lean, "the lean store serves it from memory", || {
-        replicas.from_memory(&lean, gone.id)
-    })
-    .await;
+    served_from_memory(&replicas, &lean, gone.id, "the lean store").await;
     let table = replicas.table();
     replicas
         .execute(&format!(
@@ -1456,6 +1490,23 @@ async fn the_lean_store_clears_its_cache_on_catalog_changes_too() {
         "the lean store still serves a session deleted with its trigger disabled",
         || async { lean.load(&gone.id).await.unwrap().is_none() },
     )
+    .await;
+
+    // Its `clear_cache_everywhere()` clears itself at once and the SeaORM replica too.
+    let mut session = record(json!({"n": 2}));
+    a.create(&mut session).await.unwrap();
+    assert!(lean.load(&session.id).await.unwrap().is_some());
+    assert!(a.load(&session.id).await.unwrap().is_some());
+    served_from_memory(&replicas, &lean, session.id, "the lean store").await;
+    served_from_memory(&replicas, &a, session.id, "a").await;
+    lean.clear_cache_everywhere().await.unwrap();
+    assert!(
+        !replicas.serves_from_memory(&lean, session.id).await,
+        "the lean store's own cache"
+    );
+    within(BOUND + MARGIN, "a still serves from memory", || async {
+        !replicas.serves_from_memory(&a, session.id).await
+    })
     .await;
     replicas.finish().await;
 }

@@ -125,6 +125,13 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             .is_some_and(|cache| cache.is_serving())
     }
 
+    /// Clears this store's own cache, if it has one: its next loads read the database.
+    pub(crate) fn clear_own_cache(&self) {
+        if let Some(cache) = self.service().cache() {
+            cache.clear();
+        }
+    }
+
     /// Whether the store has a cache; table options refuse to follow one.
     pub(crate) fn refuse_if_cached(&self, what: &str) -> Result<(), SeaOrmStoreError> {
         match self.service().cache() {
