@@ -19,7 +19,11 @@ use crate::{
 ///   `DELETE`'s), and each replica's listener evicts what they name. A cache serves only while
 ///   its listener proves it is hearing everything (a heartbeat it sent through the database has
 ///   come back within [`max_staleness`](Self::max_staleness)); a lost connection clears the
-///   cache and sends loads to the database until it listens again.
+///   cache and sends loads to the database until it listens again. A catalog change that
+///   could hide a write from the triggers (one disabled, even inside one transaction; the
+///   table swapped; a partition detached; the function replaced) clears every replica's cache
+///   within the bound, and `clear_cache_everywhere()` (or `NOTIFY tower_sessions_clear_caches`
+///   in `psql`) clears them all after manual surgery.
 /// - [`Cache::single_replica`] (any backend): for a table that only this process writes. Its
 ///   own writes evict; nothing else can. With two replicas, a logout on one is not seen by the
 ///   other's cache: use it only with one.
