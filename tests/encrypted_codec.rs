@@ -120,10 +120,14 @@ impl Table {
     }
 
     async fn set_data(&self, key: &str, data: Vec<u8>) {
-        let sql = "UPDATE {table} SET data = ? WHERE id = ?";
+        self.set("data", key, data).await;
+    }
+
+    async fn set(&self, column: &str, key: &str, bytes: Vec<u8>) {
+        let sql = format!("UPDATE {{table}} SET {column} = ? WHERE id = ?");
         let result = self
             .conn
-            .execute_raw(self.statement(sql, vec![data.into(), key.into()]))
+            .execute_raw(self.statement(&sql, vec![bytes.into(), key.into()]))
             .await
             .unwrap();
         assert_eq!(result.rows_affected(), 1);
@@ -322,6 +326,24 @@ async fn equal_values_store_different_digests_and_unchanged_saves_still_write_no
         Some(digest.clone()),
         "{what}"
     );
+
+    // A row written by an earlier release holds the digest of its values alone: it loads, and
+    // its next unchanged save writes once (the stored expiry moves), the one after nothing.
+    table.set("data_digest", &other, vec![0x5a; 32]).await;
+    let loaded = store.load(&second.id).await.unwrap();
+    assert_eq!(loaded.as_ref(), Some(&second), "{what}: an older row");
+    for (moved, written) in [(1, true), (2, false)] {
+        let mut touched = second.clone();
+        touched.expiry_date += Duration::seconds(moved);
+        store.save(&touched).await.unwrap();
+        let stored = store.load(&second.id).await.unwrap().unwrap().expiry_date;
+        let expected = if written {
+            touched.expiry_date
+        } else {
+            second.expiry_date + Duration::seconds(1)
+        };
+        assert_eq!(stored, expected, "{what}: an older row's save {moved}");
+    }
 
     let mut changed = first.clone();
     changed.data.insert("cart".to_owned(), json!([1]));
