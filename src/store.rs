@@ -278,6 +278,41 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
         self.with_cache_on(cache, &table, heartbeat)
     }
 
+    /// Clears every replica's read cache (feature `cache`): after the session table was
+    /// changed by hand, or whenever every session must be read from the database again.
+    ///
+    /// On PostgreSQL it sends `NOTIFY tower_sessions_clear_caches` through the store's pool
+    /// (PgBouncer included), the statement an operator can also run in `psql`: every listening
+    /// cache on this database (every replica, every session table) clears itself when the
+    /// notification arrives, usually within a millisecond and at the latest within its
+    /// staleness bound; this store's own cache is cleared before this returns. A store without
+    /// a cache sends it too, so an administration tool clears the application's replicas. On
+    /// SQLite and MySQL, which have no `NOTIFY`, only this store's own cache is cleared.
+    ///
+    /// Fails when the database cannot be reached (this store's cache is cleared even then).
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    pub async fn clear_cache_everywhere(&self) -> Result<(), SeaOrmStoreError> {
+        self.clear_own_cache();
+        #[cfg(feature = "postgres")]
+        if self.repository().dialect() == Dialect::Postgres {
+            use crate::{adapters::sql::eviction::CLEAR_SQL, ports::RepositoryError};
+            use sea_orm::{ConnectionTrait, DbErr};
+            let sent = self
+                .repository()
+                .connection()
+                .execute_unprepared(CLEAR_SQL)
+                .await;
+            sent.map_err(|err| match err {
+                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                    RepositoryError::Unavailable(err.to_string())
+                }
+                _ => RepositoryError::Statement(err.to_string()),
+            })?;
+        }
+        Ok(())
+    }
+
     fn with_session_table(self, table: SessionTable) -> Self {
         let repository =
             SeaOrmRepository::with_table(self.repository().connection().clone(), table.clone());

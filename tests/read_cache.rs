@@ -3,9 +3,10 @@
 //! PostgreSQL: two stores on two pools are two replicas, each with its own listening cache on
 //! the same table. What one writes (or a manual SQL statement writes) must stop the other from
 //! serving its cached copy within the staleness bound, also across a lost listening
-//! connection. That a load came from the cache is shown by changing the row underneath with
-//! its triggers disabled for that one transaction (which only the table's owner may do): a
-//! cached load still returns the old record, a database load the new one.
+//! connection. That a load came from the cache is shown by loading while another connection
+//! holds the table's `ACCESS EXCLUSIVE` lock: a cached load returns at once, a database load
+//! waits for the lock and fails after the replicas' `lock_timeout`. (No write can change the
+//! row unannounced any more: disabling a trigger, even for one transaction, clears the caches.)
 //!
 //! SQLite and MariaDB: the single-replica cache evicts on the store's own writes, and a
 //! listening cache is refused.
@@ -27,11 +28,13 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
     codec::Codec,
+    repository::SessionRepository,
     sea_orm::{
-        sqlx::{self, postgres::PgListener, Connection},
+        sqlx::{self, postgres::PgListener, AssertSqlSafe, Connection},
         ConnectionTrait, DatabaseConnection,
     },
-    Cache, ExpiredDeletion, Id, PostgresStore, Record, SeaOrmStoreError, SessionStore,
+    Cache, ExpiredDeletion, Id, PostgresStore, Record, RepositoryStore, SeaOrmStoreError,
+    SessionStore,
 };
 
 /// The staleness bound the replicas run with: short, so that the tests are quick.
@@ -51,6 +54,16 @@ fn database_url_with(parameter: &str) -> String {
     let url = database_url();
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}{parameter}")
+}
+
+/// How long a replica's statement waits for a lock before it fails: long beside any lock the
+/// tests' own operations wait for, short enough that [`Replicas::serves_from_memory`] tells a database
+/// load quickly.
+const LOCK_TIMEOUT_MS: u32 = 500;
+
+/// `DATABASE_URL` with a `lock_timeout` of [`LOCK_TIMEOUT_MS`]: the replicas' pools.
+fn locking_url() -> String {
+    database_url_with(&format!("options=-clock_timeout%3D{LOCK_TIMEOUT_MS}"))
 }
 
 /// `DATABASE_URL` with an `application_name`, so a test can find (and end) a replica's
@@ -109,7 +122,7 @@ impl Replicas {
         name: &str,
         configure: impl FnOnce(PostgresStore) -> PostgresStore,
     ) -> PostgresStore {
-        let conn = connect_postgres(&database_url()).await;
+        let conn = connect_postgres(&locking_url()).await;
         let store = configure(Self::plain_store(&conn, &self.schema))
             .with_cache(
                 Cache::listening(listening_url(&self.application(name))).max_staleness(BOUND),
@@ -127,25 +140,35 @@ impl Replicas {
         format!("\"{}\".\"session\"", self.schema)
     }
 
-    /// Writes `record` into its row without announcing it: in one transaction that disables
-    /// the table's triggers, writes the encoded record and enables them again, so no other
-    /// session (the heartbeats' check included) ever sees them off. A cached copy then differs
-    /// from the database.
-    async fn save_silently(&self, record: &Record) {
-        let store = Self::plain_store(&self.admin, &self.schema);
-        let bytes = store.codec().encode(&record.into()).unwrap();
-        let table = self.table();
-        self.execute(&format!(
-            "BEGIN; ALTER TABLE {table} DISABLE TRIGGER USER; \
-             UPDATE {table} SET data = '\\x{hex}' WHERE id = '{id}'; \
-             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_update; \
-             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_delete; \
-             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_truncate; \
-             COMMIT",
-            hex = hex::encode(bytes),
-            id = record.id,
-        ))
-        .await;
+    /// Whether `store` serves session `id` from memory: it loads it while another connection
+    /// holds the table's `ACCESS EXCLUSIVE` lock, which any read of the table waits for (and the
+    /// replicas' `lock_timeout` then fails). A cached load leaves the session cached; a load
+    /// that went to the database caches nothing.
+    async fn serves_from_memory(&self, store: &impl SessionStore, id: Id) -> bool {
+        let mut locker = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "BEGIN; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            self.table()
+        )))
+        .execute(&mut locker)
+        .await
+        .unwrap();
+        let loaded = store.load(&id).await;
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+        match loaded {
+            Ok(Some(_)) => true,
+            Ok(None) => panic!("the session is not in the table: nothing to tell apart"),
+            Err(err) => {
+                assert!(
+                    err.to_string().contains("lock timeout"),
+                    "a load under the lock failed otherwise: {err}"
+                );
+                false
+            }
+        }
     }
 
     /// A listener of our own on the channel the table's triggers announce on.
@@ -164,6 +187,24 @@ impl Replicas {
             .await
             .unwrap();
         listener
+    }
+
+    /// The partition that holds session `id`, qualified and quoted as needed.
+    async fn partition_of(&self, id: Id) -> String {
+        let rows = self
+            .admin
+            .query_all_raw(
+                tower_sessions_seaorm_store::sea_orm::Statement::from_string(
+                    self.admin.get_database_backend(),
+                    format!(
+                        "SELECT tableoid::regclass::text FROM {} WHERE id = '{id}'",
+                        self.table()
+                    ),
+                ),
+            )
+            .await
+            .unwrap();
+        rows[0].try_get_by_index::<String>(0).unwrap()
     }
 
     async fn execute(&self, sql: &str) {
@@ -199,7 +240,10 @@ impl Replicas {
     }
 }
 
-async fn wait_until_serving(store: &PostgresStore, name: &str) {
+async fn wait_until_serving<R: SessionRepository, C: Codec>(
+    store: &RepositoryStore<R, C>,
+    name: &str,
+) {
     let deadline = Instant::now() + StdDuration::from_secs(10);
     while !store.is_cache_serving() {
         assert!(
@@ -208,6 +252,33 @@ async fn wait_until_serving(store: &PostgresStore, name: &str) {
              DATABASE_URL reachable for LISTEN, and were the triggers installed?"
         );
         tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+}
+
+/// Waits until `store` serves session `id` from memory: loads it (which caches it) while the
+/// cache serves, then checks under the lock ([`Replicas::serves_from_memory`]), again until that holds
+/// (a heartbeat late on a loaded machine pauses the serving for a moment).
+async fn served_from_memory<R, C>(
+    replicas: &Replicas,
+    store: &RepositoryStore<R, C>,
+    id: Id,
+    what: &str,
+) where
+    R: SessionRepository,
+    C: Codec,
+    RepositoryStore<R, C>: SessionStore,
+{
+    let deadline = Instant::now() + StdDuration::from_secs(10);
+    loop {
+        wait_until_serving(store, what).await;
+        assert!(store.load(&id).await.unwrap().is_some(), "{what}: gone");
+        if replicas.serves_from_memory(store, id).await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not served from memory after 10 s"
+        );
     }
 }
 
@@ -237,22 +308,12 @@ async fn a_cached_load_asks_nothing_of_the_database() {
     let mut session = record(json!({"n": 1}));
     a.create(&mut session).await.unwrap();
     assert_eq!(a.load(&session.id).await.unwrap().unwrap().data["n"], 1);
+    served_from_memory(&replicas, &a, session.id, "the second load").await;
 
-    let mut changed = session.clone();
-    changed.data.insert("n".into(), json!(2));
-    replicas.save_silently(&changed).await;
-    assert_eq!(
-        a.load(&session.id).await.unwrap().unwrap().data["n"],
-        1,
-        "the second load was served from the cache"
-    );
-
-    // A store without a cache reads the database: the row did change.
-    let uncached = Replicas::plain_store(&replicas.admin, &replicas.schema);
-    assert_eq!(
-        uncached.load(&session.id).await.unwrap().unwrap().data["n"],
-        2
-    );
+    // A store without a cache reads the database: under the lock, its load waits and fails.
+    let conn = connect_postgres(&locking_url()).await;
+    let uncached = Replicas::plain_store(&conn, &replicas.schema);
+    assert!(!replicas.serves_from_memory(&uncached, session.id).await);
     replicas.finish().await;
 }
 
@@ -509,12 +570,16 @@ async fn writes_in_replica_mode_evict_too() {
 
 /// A trigger dropped or disabled while the replicas run (by hand, by a tool) stops the
 /// heartbeats' proofs, so the caches stop serving within their bound, not at the next
-/// reconnection; `migrate()` brings the triggers and the serving back.
+/// reconnection; `migrate()` brings the triggers and the serving back, and what was deleted
+/// unannounced meanwhile is not served then (the trigger rows changed: the cache is cleared).
 #[tokio::test]
 async fn a_disabled_trigger_stops_the_serving_within_the_bound() {
     let replicas = Replicas::new().await;
     let b = replicas.replica("b").await;
     let table = replicas.table();
+    let mut stale = record(json!({"n": 0}));
+    b.create(&mut stale).await.unwrap();
+    assert!(b.load(&stale.id).await.unwrap().is_some(), "b caches it");
     replicas
         .execute(&format!(
             "ALTER TABLE {table} DISABLE TRIGGER tower_sessions_evict_on_delete"
@@ -528,9 +593,16 @@ async fn a_disabled_trigger_stops_the_serving_within_the_bound() {
         stopped <= BOUND + StdDuration::from_millis(200),
         "{stopped:?}"
     );
+    replicas
+        .execute(&format!("DELETE FROM {table} WHERE id = '{}'", stale.id))
+        .await;
 
     replicas.migrate(|store| store).await;
     wait_until_serving(&b, "b").await;
+    assert!(
+        b.load(&stale.id).await.unwrap().is_none(),
+        "b served a session deleted while its trigger was disabled"
+    );
     let mut session = record(json!({"n": 1}));
     b.create(&mut session).await.unwrap();
     assert!(b.load(&session.id).await.unwrap().is_some());
@@ -558,25 +630,7 @@ async fn writes_aimed_at_one_partition_evict_too() {
         assert!(b.load(&session.id).await.unwrap().is_some());
         sessions.push(session);
     }
-    let partition_of = |id: Id| {
-        let replicas = &replicas;
-        async move {
-            let rows = replicas
-                .admin
-                .query_all_raw(
-                    tower_sessions_seaorm_store::sea_orm::Statement::from_string(
-                        replicas.admin.get_database_backend(),
-                        format!(
-                            "SELECT tableoid::regclass::text FROM {} WHERE id = '{id}'",
-                            replicas.table()
-                        ),
-                    ),
-                )
-                .await
-                .unwrap();
-            rows[0].try_get_by_index::<String>(0).unwrap()
-        }
-    };
+    let partition_of = |id: Id| replicas.partition_of(id);
 
     let deleted = sessions[0].id;
     let partition = partition_of(deleted).await;
@@ -1068,6 +1122,390 @@ async fn the_lean_store_listens_too() {
     a.delete(&session.id).await.unwrap();
     within(BOUND, "the lean store still serves it", || async {
         lean.load(&session.id).await.unwrap().is_none()
+    })
+    .await;
+    replicas.finish().await;
+}
+
+// Catalog changes: anything that could hide a write from the triggers clears every replica's
+// cache within the bound (each heartbeat carries a fingerprint of the table, its partitions,
+// its trigger rows and the eviction function, and a listener that sees it change clears its
+// cache), and one statement clears them all by hand.
+
+/// How much later than the bound a poll may see what the bound promises: the poll's own load
+/// (a round trip, when it goes to the database) and a loaded machine's scheduling. The bound
+/// itself is exact: a replica serves only with a heartbeat sent at most `BOUND` ago, and a
+/// heartbeat sent after a change carries the changed fingerprint.
+const MARGIN: StdDuration = StdDuration::from_millis(200);
+
+/// After a catalog change has cleared `b`'s cache, `b` tells the truth: it serves again, from
+/// memory, and the triggers in place now still evict there what `a` deletes.
+async fn serves_truthfully(replicas: &Replicas, a: &PostgresStore, b: &PostgresStore, id: Id) {
+    served_from_memory(replicas, b, id, "b, the kept session").await;
+    a.delete(&id).await.unwrap();
+    within(
+        BOUND,
+        "b still serves a session deleted after the change",
+        || async { b.load(&id).await.unwrap().is_none() },
+    )
+    .await;
+}
+
+/// Creates `sessions` on `a` and has `b` cache each.
+async fn cached_on(a: &PostgresStore, b: &PostgresStore, sessions: &mut [&mut Record]) {
+    for session in sessions.iter_mut() {
+        a.create(session).await.unwrap();
+        assert!(b.load(&session.id).await.unwrap().is_some(), "b caches it");
+    }
+}
+
+/// A `DELETE` run with its trigger disabled and re-enabled inside one transaction: nothing
+/// announces it, and no other session ever sees the trigger off. The trigger's row version
+/// moved, so the next heartbeat's fingerprint differs and the cache is cleared. Five rounds,
+/// so that the surgery falls at different phases of the heartbeats.
+#[tokio::test]
+async fn a_delete_with_its_trigger_disabled_inside_one_transaction_is_not_served_past_the_bound() {
+    let replicas = Replicas::new().await;
+    let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
+    let table = replicas.table();
+    for round in 0..5 {
+        let mut gone = record(json!({"user_id": "u1"}));
+        let mut kept = record(json!({"user_id": "u2"}));
+        cached_on(&a, &b, &mut [&mut gone, &mut kept]).await;
+        served_from_memory(&replicas, &b, gone.id, "b").await;
+        replicas
+            .execute(&format!(
+                "BEGIN; \
+                 ALTER TABLE {table} DISABLE TRIGGER tower_sessions_evict_on_delete; \
+                 DELETE FROM {table} WHERE id = '{}'; \
+                 ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_delete; \
+                 COMMIT",
+                gone.id
+            ))
+            .await;
+        let took = within(
+            BOUND + MARGIN,
+            "b still serves a session deleted with its trigger disabled",
+            || async { b.load(&gone.id).await.unwrap().is_none() },
+        )
+        .await;
+        eprintln!("round {round}: b stopped serving it after {took:?}");
+        serves_truthfully(&replicas, &a, &b, kept.id).await;
+    }
+    replicas.finish().await;
+}
+
+/// The table swapped in one transaction: renamed away, a copy created with the same triggers
+/// and every row but one user's, the old one dropped. No trigger saw the user's rows go; the
+/// table's OID changed, and with it the fingerprint.
+#[tokio::test]
+async fn a_table_swapped_in_one_transaction_clears_the_caches() {
+    let replicas = Replicas::new().await;
+    let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
+    let mut phone = record(json!({"user_id": "u1"}));
+    let mut laptop = record(json!({"user_id": "u1"}));
+    let mut kept = record(json!({"user_id": "u2"}));
+    cached_on(&a, &b, &mut [&mut phone, &mut laptop, &mut kept]).await;
+
+    let table = replicas.table();
+    let old = format!("\"{}\".\"session_swapped\"", replicas.schema);
+    let enable: String = ["update", "delete", "truncate"]
+        .map(|on| {
+            format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_{on}; ")
+        })
+        .concat();
+    replicas
+        .execute(&format!(
+            "BEGIN; \
+             ALTER TABLE {table} RENAME TO session_swapped; \
+             CREATE TABLE {table} (LIKE {old} INCLUDING ALL); \
+             DO $copy$ DECLARE definition text; BEGIN \
+               FOR definition IN SELECT replace(pg_get_triggerdef(oid), 'session_swapped', \
+                   'session') FROM pg_trigger WHERE tgrelid = '{old}'::regclass LOOP \
+                 EXECUTE definition; \
+               END LOOP; \
+             END $copy$; \
+             {enable} \
+             INSERT INTO {table} SELECT * FROM {old} WHERE id NOT IN ('{}', '{}'); \
+             DROP TABLE {old}; \
+             COMMIT",
+            phone.id, laptop.id
+        ))
+        .await;
+    for gone in [phone.id, laptop.id] {
+        let took = within(
+            BOUND + MARGIN,
+            "b still serves a session the swap left out",
+            || async { b.load(&gone).await.unwrap().is_none() },
+        )
+        .await;
+        eprintln!("b stopped serving it after {took:?}");
+    }
+    serves_truthfully(&replicas, &a, &b, kept.id).await;
+    replicas.finish().await;
+}
+
+/// Hash partitions detached (plainly, then `CONCURRENTLY`) and dropped: their rows leave the
+/// table without a `DELETE`. The partition list changed, and with it the fingerprint.
+#[tokio::test]
+async fn a_partition_detached_and_dropped_clears_the_caches() {
+    let replicas = Replicas::with_table(|store| store.with_hash_partitions(4).unwrap()).await;
+    let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
+    let mut sessions: Vec<Record> = (0..16).map(|n| record(json!({ "n": n }))).collect();
+    let mut by_partition: HashMap<String, Vec<Id>> = HashMap::new();
+    for session in &mut sessions {
+        cached_on(&a, &b, &mut [session]).await;
+        let partition = replicas.partition_of(session.id).await;
+        by_partition.entry(partition).or_default().push(session.id);
+    }
+    let mut partitions: Vec<_> = by_partition.into_iter().collect();
+    partitions.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(partitions.len() >= 3, "16 sessions fill 3 of 4 partitions");
+    let table = replicas.table();
+
+    for (how, (partition, ids)) in ["", " CONCURRENTLY"].into_iter().zip(&partitions) {
+        replicas
+            .execute(&format!(
+                "ALTER TABLE {table} DETACH PARTITION {partition}{how}"
+            ))
+            .await;
+        for id in ids {
+            let took = within(
+                BOUND + MARGIN,
+                "b still serves a session of a detached partition",
+                || async { b.load(id).await.unwrap().is_none() },
+            )
+            .await;
+            eprintln!("DETACH PARTITION{how}: b stopped serving it after {took:?}");
+        }
+        replicas.execute(&format!("DROP TABLE {partition}")).await;
+    }
+    let kept = partitions[2].1[0];
+    serves_truthfully(&replicas, &a, &b, kept).await;
+    replicas.finish().await;
+}
+
+/// The eviction function replaced by one that announces nothing: for one transaction's
+/// `DELETE` and back (its row version moved: the caches are cleared), or for good (no heartbeat
+/// is sent while the triggers call a function that is not this release's: the caches stop
+/// serving; `migrate()` brings the function and the serving back, cleared).
+#[tokio::test]
+async fn the_eviction_function_replaced_clears_the_caches() {
+    let replicas = Replicas::new().await;
+    let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
+    let table = replicas.table();
+    let mut raw = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    let (function, _, body) = eviction_function(&mut raw, &table).await;
+    let blind = format!(
+        "CREATE OR REPLACE FUNCTION {function} RETURNS trigger LANGUAGE plpgsql \
+         AS $blind$ BEGIN RETURN NULL; END $blind$"
+    );
+    let restore = format!(
+        "CREATE OR REPLACE FUNCTION {function} RETURNS trigger LANGUAGE plpgsql \
+         AS $evict${body}$evict$"
+    );
+
+    let mut gone = record(json!({"n": 1}));
+    let mut kept = record(json!({"n": 2}));
+    cached_on(&a, &b, &mut [&mut gone, &mut kept]).await;
+    replicas
+        .execute(&format!(
+            "BEGIN; {blind}; DELETE FROM {table} WHERE id = '{}'; {restore}; COMMIT",
+            gone.id
+        ))
+        .await;
+    let took = within(
+        BOUND + MARGIN,
+        "b still serves a session deleted while the function announced nothing",
+        || async { b.load(&gone.id).await.unwrap().is_none() },
+    )
+    .await;
+    eprintln!("replaced and restored: b stopped serving it after {took:?}");
+    serves_truthfully(&replicas, &a, &b, kept.id).await;
+
+    let mut stale = record(json!({"n": 3}));
+    let mut kept = record(json!({"n": 4}));
+    cached_on(&a, &b, &mut [&mut stale, &mut kept]).await;
+    replicas.execute(&blind).await;
+    within(
+        BOUND + MARGIN,
+        "b still serves while the function announces nothing",
+        || async { !b.is_cache_serving() },
+    )
+    .await;
+    replicas
+        .execute(&format!("DELETE FROM {table} WHERE id = '{}'", stale.id))
+        .await;
+    replicas.migrate(|store| store).await;
+    wait_until_serving(&b, "b, after migrate").await;
+    assert!(
+        b.load(&stale.id).await.unwrap().is_none(),
+        "b served a session deleted while the function announced nothing"
+    );
+    serves_truthfully(&replicas, &a, &b, kept.id).await;
+    replicas.finish().await;
+}
+
+/// One statement clears every replica's cache, after surgery or any time: the `NOTIFY`
+/// docs/cache.md gives operators. Cleared, not paused: once serving again, the session is not
+/// in memory (a load under the lock caches nothing).
+#[tokio::test]
+async fn one_notify_clears_every_replicas_cache() {
+    let replicas = Replicas::new().await;
+    let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
+    let mut session = record(json!({"n": 1}));
+    cached_on(&a, &b, &mut [&mut session]).await;
+    assert!(a.load(&session.id).await.unwrap().is_some());
+    for (name, store) in [("a", &a), ("b", &b)] {
+        served_from_memory(&replicas, store, session.id, name).await;
+    }
+
+    replicas.execute("NOTIFY tower_sessions_clear_caches").await;
+    for (name, store) in [("a", &a), ("b", &b)] {
+        let took = within(
+            BOUND + MARGIN,
+            &format!("{name} still serves from memory after the NOTIFY"),
+            || async { !replicas.serves_from_memory(store, session.id).await },
+        )
+        .await;
+        eprintln!("{name} was cleared after {took:?}");
+        wait_until_serving(store, name).await;
+        assert!(
+            !replicas.serves_from_memory(store, session.id).await,
+            "{name}"
+        );
+    }
+    replicas.finish().await;
+}
+
+/// `clear_cache_everywhere()` sends that `NOTIFY`: its own store's cache is cleared when it
+/// returns, every other replica's within the bound; a store without a cache (an
+/// administration tool's) clears them too.
+#[tokio::test]
+async fn clear_cache_everywhere_clears_every_replica() {
+    let replicas = Replicas::new().await;
+    let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
+    let admin = Replicas::plain_store(&replicas.admin, &replicas.schema);
+    for clearing in [&a, &admin] {
+        let mut session = record(json!({"n": 1}));
+        cached_on(&a, &b, &mut [&mut session]).await;
+        assert!(a.load(&session.id).await.unwrap().is_some());
+        for (name, store) in [("a", &a), ("b", &b)] {
+            served_from_memory(&replicas, store, session.id, name).await;
+        }
+
+        clearing.clear_cache_everywhere().await.unwrap();
+        if std::ptr::eq(clearing, &a) {
+            assert!(
+                !replicas.serves_from_memory(&a, session.id).await,
+                "a's own cache was not cleared when the call returned"
+            );
+        }
+        for (name, store) in [("a", &a), ("b", &b)] {
+            within(
+                BOUND + MARGIN,
+                &format!("{name} still serves from memory"),
+                || async { !replicas.serves_from_memory(store, session.id).await },
+            )
+            .await;
+            wait_until_serving(store, name).await;
+            assert!(
+                !replicas.serves_from_memory(store, session.id).await,
+                "{name}"
+            );
+        }
+    }
+    replicas.finish().await;
+}
+
+/// The same catalog check through PgBouncer in transaction pooling mode: the heartbeat's
+/// fingerprint is computed by its one statement, on whichever server connection runs it.
+#[tokio::test]
+async fn behind_pgbouncer_a_delete_with_its_trigger_disabled_is_not_served_past_the_bound() {
+    let replicas = Replicas::new().await;
+    let pooled = common::pgbouncer::connect_through_pgbouncer().await;
+    let b = Replicas::plain_store(&pooled, &replicas.schema)
+        .with_cache(
+            Cache::listening(listening_url(&replicas.application("b"))).max_staleness(BOUND),
+        )
+        .unwrap();
+    wait_until_serving(&b, "b, behind PgBouncer").await;
+    let a = replicas.replica("a").await;
+    let mut gone = record(json!({"n": 1}));
+    cached_on(&a, &b, &mut [&mut gone]).await;
+    let table = replicas.table();
+    replicas
+        .execute(&format!(
+            "BEGIN; ALTER TABLE {table} DISABLE TRIGGER USER; \
+             DELETE FROM {table} WHERE id = '{}'; \
+             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_update; \
+             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_delete; \
+             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_truncate; \
+             COMMIT",
+            gone.id
+        ))
+        .await;
+    within(
+        BOUND + MARGIN,
+        "b, behind PgBouncer, still serves a session deleted with its triggers disabled",
+        || async { b.load(&gone.id).await.unwrap().is_none() },
+    )
+    .await;
+    replicas.finish().await;
+}
+
+/// The lean store's heartbeats carry the same fingerprint.
+#[cfg(feature = "tokio-postgres")]
+#[tokio::test]
+async fn the_lean_store_clears_its_cache_on_catalog_changes_too() {
+    use tower_sessions_seaorm_store::LeanPostgresStore;
+
+    let replicas = Replicas::new().await;
+    let a = replicas.replica("a").await;
+    let lean = LeanPostgresStore::new(common::lean::lean_pool(&locking_url()))
+        .with_schema_name(&replicas.schema)
+        .unwrap()
+        .with_cache(
+            Cache::listening(listening_url(&replicas.application("lean"))).max_staleness(BOUND),
+        )
+        .unwrap();
+    wait_until_serving(&lean, "the lean store").await;
+    let mut gone = record(json!({"n": 1}));
+    a.create(&mut gone).await.unwrap();
+    assert!(lean.load(&gone.id).await.unwrap().is_some());
+    served_from_memory(&replicas, &lean, gone.id, "the lean store").await;
+    let table = replicas.table();
+    replicas
+        .execute(&format!(
+            "BEGIN; \
+             ALTER TABLE {table} DISABLE TRIGGER tower_sessions_evict_on_delete; \
+             DELETE FROM {table} WHERE id = '{}'; \
+             ALTER TABLE {table} ENABLE ALWAYS TRIGGER tower_sessions_evict_on_delete; \
+             COMMIT",
+            gone.id
+        ))
+        .await;
+    within(
+        BOUND + MARGIN,
+        "the lean store still serves a session deleted with its trigger disabled",
+        || async { lean.load(&gone.id).await.unwrap().is_none() },
+    )
+    .await;
+
+    // Its `clear_cache_everywhere()` clears itself at once and the SeaORM replica too.
+    let mut session = record(json!({"n": 2}));
+    a.create(&mut session).await.unwrap();
+    assert!(lean.load(&session.id).await.unwrap().is_some());
+    assert!(a.load(&session.id).await.unwrap().is_some());
+    served_from_memory(&replicas, &lean, session.id, "the lean store").await;
+    served_from_memory(&replicas, &a, session.id, "a").await;
+    lean.clear_cache_everywhere().await.unwrap();
+    assert!(
+        !replicas.serves_from_memory(&lean, session.id).await,
+        "the lean store's own cache"
+    );
+    within(BOUND + MARGIN, "a still serves from memory", || async {
+        !replicas.serves_from_memory(&a, session.id).await
     })
     .await;
     replicas.finish().await;

@@ -4,21 +4,26 @@
 //!
 //! Two tasks:
 //!
-//! - the **heartbeat** sends `pg_notify(<channel>_<token>, '~<token>:<n>')` every `heartbeat`
-//!   **through the store's own connections** ([`SendHeartbeat`]; a `NOTIFY` works through
-//!   PgBouncer), on a channel of this listener's own (so no listener hears another replica's),
-//!   noting when it sent heartbeat `n`, and only while the table's triggers are installed and
-//!   enabled there. So a proof also shows that the listener hears the store's database, not
-//!   another one its URL names by mistake, and a trigger dropped or disabled meanwhile stops the
-//!   proofs;
+//! - the **heartbeat** sends `pg_notify(<channel>_<token>, '~<token>:<n>:<fingerprint>')`
+//!   every `heartbeat` **through the store's own connections** ([`SendHeartbeat`]; a `NOTIFY`
+//!   works through PgBouncer), on a channel of this listener's own (so no listener hears another
+//!   replica's), noting when it sent heartbeat `n`, and only while the table's triggers are
+//!   installed and enabled there. So a proof also shows that the listener hears the store's
+//!   database, not another one its URL names by mistake, and a trigger dropped or disabled
+//!   meanwhile stops the proofs. The statement computes the fingerprint of the catalog rows the
+//!   announcements depend on ([`eviction::HEARTBEAT_SQL`]);
 //! - the **listener**, on a connection of its own to the listener's URL (a direct one: `LISTEN`
-//!   does not survive PgBouncer's transaction pooling), listens on the table's channel and its
-//!   own, applies every eviction, and when heartbeat `n` comes back it gives the cache that
-//!   send instant as its proof: PostgreSQL delivers the notifications of every channel a
-//!   session listens on in one commit order, so every eviction committed before then has
-//!   arrived. When its connection drops, when it hears nothing for `silence`, or when the
-//!   triggers are missing, it tells the cache it is [lost](SessionCache::lost) (cleared, not
-//!   serving) and connects again, with backoff.
+//!   does not survive PgBouncer's transaction pooling), listens on the table's channel, its
+//!   own and [`eviction::CLEAR_CHANNEL`], applies every eviction, and when heartbeat `n` comes
+//!   back it gives the cache that send instant as its proof: PostgreSQL delivers the
+//!   notifications of every channel a session listens on in one commit order, so every
+//!   eviction committed before then has arrived. If the heartbeat's fingerprint differs from
+//!   the previous one's, something may have hidden a write from the triggers (a trigger
+//!   disabled and enabled again, the table swapped, a partition detached): it clears the cache
+//!   first. (The first heartbeat after connecting only notes the fingerprint: the cache was
+//!   cleared when the connection was made.) When its connection drops, when it hears nothing
+//!   for `silence`, or when the triggers are missing, it tells the cache it is
+//!   [lost](SessionCache::lost) (cleared, not serving) and connects again, with backoff.
 //!
 //! Both hold the cache weakly and end when it drops (the cache also aborts them).
 
@@ -50,7 +55,7 @@ struct Heartbeats {
 
 impl Heartbeats {
     /// The channel this listener's heartbeats go on: the table's, suffixed with the token
-    /// (31 + 17 bytes, within PostgreSQL's 63).
+    /// (31 + 17 bytes, within PostgreSQL's 63; the heartbeat statement strips the 17).
     fn channel(&self, table_channel: &str) -> String {
         format!("{table_channel}_{}", self.token)
     }
@@ -59,19 +64,20 @@ impl Heartbeats {
         format!("{}{}:{n}", eviction::HEARTBEAT_MARK, self.token)
     }
 
-    /// The send instant of the heartbeat `payload` names, if it is one of ours still awaited;
-    /// it and every earlier one are forgotten.
-    fn returned(&self, payload: &str) -> Option<Instant> {
+    /// The send instant and the catalog fingerprint of the heartbeat `payload` names, if it is
+    /// one of ours still awaited; it and every earlier one are forgotten.
+    fn returned<'p>(&self, payload: &'p str) -> Option<(Instant, &'p str)> {
         let rest = payload.strip_prefix(eviction::HEARTBEAT_MARK)?;
-        let (token, n) = rest.split_once(':')?;
+        let (token, rest) = rest.split_once(':')?;
         if token != self.token {
             return None;
         }
+        let (n, fingerprint) = rest.split_once(':')?;
         let n: u64 = n.parse().ok()?;
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         let at = sent.iter().find(|(m, _)| *m == n).map(|(_, at)| *at);
         sent.retain(|(m, _)| *m > n);
-        at
+        Some((at?, fingerprint))
     }
 
     fn note(&self, n: u64, at: Instant) {
@@ -84,8 +90,9 @@ impl Heartbeats {
 }
 
 /// One heartbeat to send through the store's connections: [`eviction::HEARTBEAT_SQL`] with the
-/// table's name (`$1`), the channel (`$2`) and the payload (`$3`). `Ok(true)` when it was sent,
-/// `Ok(false)` when the triggers are not in place (nothing sent).
+/// table's name (`$1`), the channel (`$2`) and the payload (`$3`, to which the statement adds
+/// the fingerprint). `Ok(true)` when it was sent, `Ok(false)` when the triggers are not in
+/// place (nothing sent).
 pub(crate) type SendHeartbeat = Arc<
     dyn Fn(HeartbeatStatement) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send>>
         + Send
@@ -180,19 +187,20 @@ async fn connect(
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     listener
-        .listen_all([channel, heartbeat_channel])
+        .listen_all([channel, heartbeat_channel, eviction::CLEAR_CHANNEL])
         .await
         .map_err(|e| format!("LISTEN failed: {e}"))?;
     let installed: bool = sqlx::query_scalar(eviction::INSTALLED_SQL)
         .bind(eviction::regclass(&settings.table))
+        .bind(heartbeat_channel)
         .fetch_one(&mut listener)
         .await
         .map_err(|e| format!("cannot check the eviction triggers: {e}"))?;
     if !installed {
         return Err(format!(
             "the session table {} (or one of its partitions) lacks its eviction triggers, or \
-             one is disabled, so writes would not evict: run `migrate()` on a store built \
-             with this cache",
+             one is disabled or calls a function other than this release's, so writes would \
+             not evict: run `migrate()` on a store built with this cache",
             eviction::regclass(&settings.table),
         ));
     }
@@ -207,6 +215,9 @@ async fn receive(
     heartbeats: &Heartbeats,
     silence: Duration,
 ) -> Option<String> {
+    // The catalog fingerprint of the latest heartbeat back on this connection; the first only
+    // notes it (the cache was cleared when the connection was made, and holds nothing since).
+    let mut fingerprint: Option<String> = None;
     loop {
         let notification = match tokio::time::timeout(silence, listener.try_recv()).await {
             Err(_) => {
@@ -221,10 +232,18 @@ async fn receive(
         };
         let cache = cache.upgrade()?;
         let payload = notification.payload();
-        if payload == eviction::EVICT_ALL {
+        if notification.channel() == eviction::CLEAR_CHANNEL || payload == eviction::EVICT_ALL {
             cache.clear();
         } else if payload.starts_with(eviction::HEARTBEAT_MARK) {
-            if let Some(sent) = heartbeats.returned(payload) {
+            if let Some((sent, seen)) = heartbeats.returned(payload) {
+                if fingerprint.as_deref().is_some_and(|known| known != seen) {
+                    tracing::info!(
+                        "the session table, its partitions, its eviction triggers or their \
+                         function changed in the catalog: the session cache is cleared"
+                    );
+                    cache.clear();
+                }
+                fingerprint = Some(seen.to_owned());
                 cache.prove(sent);
             }
         } else {
@@ -260,8 +279,9 @@ async fn beat(
             Ok(Ok(false)) => {
                 if !triggers_missing {
                     tracing::warn!(
-                        "the session table's eviction triggers are gone or disabled: the \
-                         session cache stops serving until they are back (`migrate()`)"
+                        "the session table's eviction triggers are gone or disabled, or call a \
+                         function other than this release's: the session cache stops serving \
+                         until they are back (`migrate()`)"
                     );
                 }
                 triggers_missing = true;
@@ -269,5 +289,43 @@ async fn beat(
             Ok(Err(e)) => tracing::debug!(error = %e, "the session cache's heartbeat failed"),
             Err(_) => tracing::debug!("the session cache's heartbeat timed out"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heartbeats() -> Heartbeats {
+        Heartbeats {
+            token: "0123456789abcdef".to_owned(),
+            sent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    #[test]
+    fn the_heartbeat_channel_adds_what_the_statement_strips() {
+        let table = "tower_sessions_0123456789abcdef";
+        let channel = heartbeats().channel(table);
+        assert_eq!(
+            channel.len(),
+            table.len() + eviction::HEARTBEAT_CHANNEL_SUFFIX
+        );
+        assert!(channel.starts_with(table));
+    }
+
+    #[test]
+    fn a_returned_heartbeat_gives_its_send_instant_and_fingerprint_once() {
+        let beats = heartbeats();
+        let (first, second) = (Instant::now(), Instant::now());
+        beats.note(1, first);
+        beats.note(2, second);
+        // The statement appends `:` and the fingerprint to the payload it is given.
+        let back = |n: u64| format!("{}:f{n}", beats.payload(n));
+        assert_eq!(beats.returned(&back(1)), Some((first, "f1")));
+        assert_eq!(beats.returned(&back(1)), None, "forgotten once back");
+        assert_eq!(beats.returned("~ffffffffffffffff:2:f2"), None, "another's");
+        assert_eq!(beats.returned(&beats.payload(2)), None, "no fingerprint");
+        assert_eq!(beats.returned(&back(2)), Some((second, "f2")));
     }
 }

@@ -1,6 +1,6 @@
 //! What the repository is given instead of the session itself: the key a session is stored
 //! under (its id, or a SHA-256 of it), the handle a user's session is shown by, and the digest
-//! of its values that write avoidance compares.
+//! of its row key and values that write avoidance compares.
 
 use std::fmt;
 
@@ -89,14 +89,21 @@ impl fmt::Debug for SessionHandle {
 /// custom codec without a depth limit cannot make the digest overflow the stack.
 const MAX_DIGEST_DEPTH: usize = 128;
 
-/// SHA-256 of the session's values in a canonical form: keys sorted at every level, every
-/// value tagged with its kind. The id and the expiry are left out, so a save that only moves
+/// SHA-256 of the row's key and the session's values in a canonical form: keys sorted at every
+/// level, every value tagged with its kind. The expiry is left out, so a save that only moves
 /// the expiry has the same digest. `None` for data nested deeper than 128 levels.
+///
+/// The row key makes the digest per row: two sessions with equal values (two anonymous
+/// visitors' empty carts) have different digests, so the `data_digest` column does not link
+/// rows. Rows written before it was keyed so keep loading; their digest only differs once, so
+/// their next save writes.
 ///
 /// Canonical, not the codec's bytes: a `HashMap`'s order differs from one map to the next, so
 /// the same session could encode to different bytes.
-pub(crate) fn content_digest(data: &SessionData) -> Option<[u8; 32]> {
+pub(crate) fn content_digest(row_key: &str, data: &SessionData) -> Option<[u8; 32]> {
     let mut hasher = Sha256::new();
+    hasher.update(b"tower-sessions-seaorm-store/data-digest/v2\0");
+    hash_str(&mut hasher, row_key);
     let mut entries: Vec<_> = data.iter().collect();
     entries.sort_unstable_by_key(|(key, _)| *key);
     hash_len(&mut hasher, entries.len());
@@ -192,7 +199,8 @@ mod tests {
         let mut b = SessionData::new();
         b.insert("b".to_owned(), json!("two"));
         b.insert("a".to_owned(), json!({"y": [1, 2], "x": 1}));
-        assert_eq!(content_digest(&a), content_digest(&b));
+        let digest = |data: &SessionData| content_digest("row", data);
+        assert_eq!(digest(&a), digest(&b));
 
         for changed in [
             json!({"x": 1, "y": [2, 1]}),
@@ -202,18 +210,29 @@ mod tests {
         ] {
             let mut c = a.clone();
             c.insert("a".to_owned(), changed);
-            assert_ne!(content_digest(&a), content_digest(&c));
+            assert_ne!(digest(&a), digest(&c));
         }
         // Two keys cannot run together into one.
         let split: SessionData = [("ab".to_owned(), json!("c"))].into();
         let other: SessionData = [("a".to_owned(), json!("bc"))].into();
-        assert_ne!(content_digest(&split), content_digest(&other));
+        assert_ne!(digest(&split), digest(&other));
+    }
+
+    #[test]
+    fn the_digest_is_per_row() {
+        let data: SessionData = [("cart".to_owned(), json!([]))].into();
+        assert_eq!(content_digest("a", &data), content_digest("a", &data));
+        assert_ne!(content_digest("a", &data), content_digest("b", &data));
+        // The key and the values cannot run together into one.
+        let empty = SessionData::new();
+        let keyed: SessionData = [("b".to_owned(), json!(null))].into();
+        assert_ne!(content_digest("ab", &empty), content_digest("a", &keyed));
     }
 
     #[test]
     fn data_too_deep_has_no_digest() {
         let deep = (0..200).fold(json!(1), |inner, _| json!([inner]));
         let data: SessionData = [("deep".to_owned(), deep)].into();
-        assert_eq!(content_digest(&data), None);
+        assert_eq!(content_digest("row", &data), None);
     }
 }

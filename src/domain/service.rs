@@ -725,7 +725,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             }
         }
         let unchanged = self.policy.touch_after.and_then(|window| {
-            let digest = self.codec.digest(content_digest(&record.data)?);
+            let digest = self.codec.digest(content_digest(&key, &record.data)?);
             Some(Unchanged {
                 digest,
                 keep_if_expiring_after: record.expiry_date.checked_sub(window.try_into().ok()?)?,

@@ -616,7 +616,8 @@ async fn write_avoidance_sends_the_values_digest_and_the_window() {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     );
-    let digest = super::keys::content_digest(&rec.data).unwrap();
+    let key = super::IdStorage::Plain.key(rec.id);
+    let digest = super::keys::content_digest(&key, &rec.data).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_update_if_present()
         .withf(move |row| {

@@ -72,7 +72,8 @@ pub trait Codec: Send + Sync + 'static {
     }
 
     /// The digest write avoidance (`with_touch_after`) stores in the `data_digest` column and
-    /// compares, from `values_digest`: a SHA-256 of the session's values in a canonical form.
+    /// compares, from `values_digest`: a SHA-256 of the row key and the session's values in a
+    /// canonical form (per row, so two sessions with equal values do not share a digest).
     ///
     /// The default stores it as it is. A codec that hides the values overrides this with a
     /// keyed hash, since a plain hash lets anyone holding the table confirm a guessed value;

@@ -19,7 +19,11 @@ use crate::{
 ///   `DELETE`'s), and each replica's listener evicts what they name. A cache serves only while
 ///   its listener proves it is hearing everything (a heartbeat it sent through the database has
 ///   come back within [`max_staleness`](Self::max_staleness)); a lost connection clears the
-///   cache and sends loads to the database until it listens again.
+///   cache and sends loads to the database until it listens again. A catalog change that
+///   could hide a write from the triggers (one disabled, even inside one transaction; the
+///   table swapped; a partition detached; the function replaced) clears every replica's cache
+///   within the bound, and `clear_cache_everywhere()` (or `NOTIFY tower_sessions_clear_caches`
+///   in `psql`) clears them all after manual surgery.
 /// - [`Cache::single_replica`] (any backend): for a table that only this process writes. Its
 ///   own writes evict; nothing else can. With two replicas, a logout on one is not seen by the
 ///   other's cache: use it only with one.
@@ -123,6 +127,13 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         self.service()
             .cache()
             .is_some_and(|cache| cache.is_serving())
+    }
+
+    /// Clears this store's own cache, if it has one: its next loads read the database.
+    pub(crate) fn clear_own_cache(&self) {
+        if let Some(cache) = self.service().cache() {
+            cache.clear();
+        }
     }
 
     /// Whether the store has a cache; table options refuse to follow one.

@@ -120,6 +120,26 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
         self.with_cache_on(cache, &table, heartbeat)
     }
 
+    /// Clears every replica's read cache; the same as
+    /// [`PostgresStore::clear_cache_everywhere`](crate::PostgresStore::clear_cache_everywhere):
+    /// `NOTIFY tower_sessions_clear_caches` through the store's pool.
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    pub async fn clear_cache_everywhere(&self) -> Result<(), SeaOrmStoreError> {
+        self.clear_own_cache();
+        #[cfg(feature = "postgres")]
+        {
+            use crate::{adapters::sql::eviction::CLEAR_SQL, ports::RepositoryError};
+            let client = self.repository().pool().get().await;
+            let client = client.map_err(|err| RepositoryError::Unavailable(err.to_string()))?;
+            client
+                .batch_execute(CLEAR_SQL)
+                .await
+                .map_err(|err| RepositoryError::Statement(err.to_string()))?;
+        }
+        Ok(())
+    }
+
     fn with_session_table(self, table: SessionTable) -> Self {
         let repository = self.repository().on_table(table.clone());
         Self {

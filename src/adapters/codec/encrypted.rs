@@ -43,11 +43,28 @@ const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 ///
 /// # What it protects
 ///
-/// The `data` column: the session's values and expiry, as the inner codec encodes them. A
-/// leaked table or backup shows them to no one without a key; a row changed, truncated, or
-/// copied under another session id fails to load with a `Decode` error. Write avoidance's
-/// `data_digest` is an HMAC under a subkey of the primary key, not a plain hash, so it does not
-/// let anyone confirm a guessed value either.
+/// The `data` column: the session's values and expiry, as the inner codec encodes them.
+///
+/// - **Confidentiality**: a leaked table or backup shows them to no one without a key.
+/// - **Integrity, per row**: a row whose bytes were changed or truncated, or that was written
+///   under another key of the same id, fails to load with a `Decode` error.
+/// - **No move to another row**: a ciphertext copied under another session's id fails to load
+///   the same way (the row key is authenticated with it).
+///
+/// Write avoidance's `data_digest` is an HMAC under a subkey of the primary key, of the row key
+/// and the values: it lets no one confirm a guessed value, and two sessions with equal values
+/// have different digests, so it links no rows.
+///
+/// # What it does not protect
+///
+/// **A row rolled back to an earlier version of itself.** Someone who can write the table can
+/// put back a ciphertext this row held before (the session as it was before a demotion, say
+/// `role: admin`): it authenticates and loads, since it is a ciphertext this key wrote for this
+/// row; so does a deleted row put back under its own id. Nothing stored in the same table can
+/// tell an earlier version from the latest against someone who can write every column: keep
+/// what can be revoked out of the session, and check it against tables of your own (a role, a
+/// per-user "sessions valid after" instant). Nor can it prevent **deletion**: a deleted row is
+/// a logged-out session.
 ///
 /// The other columns stay in clear, since the database queries them: the row key (the session
 /// id, or its SHA-256 with `with_hashed_ids()`, which a leaked table should hold instead), the
@@ -181,11 +198,16 @@ impl<C: Codec> Codec for Encrypted<C> {
                 &tag,
             )
             .map_err(|_| {
+                // The tag proves that these bytes are a ciphertext this key wrote for this row,
+                // not that they are the latest one: claim no more.
                 CodecError::new(
                     NAME,
-                    "the stored row does not authenticate: copied from another session's row, \
-                     changed outside the application, or encrypted with another key of the \
-                     same id",
+                    format!(
+                        "the stored row does not authenticate under key id {key_id} for this \
+                         row: it is not a ciphertext that key wrote for this row (its bytes \
+                         were altered, it was written for another row, or by another key given \
+                         the same id)"
+                    ),
                 )
             })?;
         self.inner.decode(&plaintext)

@@ -9,7 +9,9 @@
 //!
 //! Payloads: the row's `id` column (the session id's text, or its SHA-256 with hashed ids:
 //! never an id then) and `*` for a `TRUNCATE` (evict everything). Heartbeats, on each
-//! listener's own channel, start with `~`, a character no stored key holds.
+//! listener's own channel, start with `~`, a character no stored key holds, and end with a
+//! fingerprint of the catalog rows the announcements depend on ([`HEARTBEAT_SQL`]). Any
+//! notification on [`CLEAR_CHANNEL`] clears every listening cache of the database.
 
 use sha2::{Digest, Sha256};
 
@@ -29,6 +31,19 @@ pub(crate) const EVICT_ALL: &str = "*";
 
 /// The first character of a heartbeat's payload.
 pub(crate) const HEARTBEAT_MARK: char = '~';
+
+/// The channel every listening cache also listens on, whatever its table: any notification on
+/// it clears the cache. For operators after surgery on a session table, and what
+/// `clear_cache_everywhere()` sends: [`CLEAR_SQL`].
+pub(crate) const CLEAR_CHANNEL: &str = "tower_sessions_clear_caches";
+
+/// Clears every listening cache of the database, on every replica.
+pub(crate) const CLEAR_SQL: &str = "NOTIFY tower_sessions_clear_caches";
+
+/// How many characters a listener's heartbeat channel adds to the table's channel: `_` and 16
+/// hex digits (see `pg_listener`). The heartbeat statement strips them to find the table's.
+#[cfg(test)]
+pub(crate) const HEARTBEAT_CHANNEL_SUFFIX: usize = 17;
 
 /// A stable 64-bit digest of the table's qualified name, in hex: channel and function names
 /// must fit 63 bytes whatever the schema and table are called.
@@ -50,29 +65,49 @@ fn quote(name: &str) -> String {
 /// The longest `id` the triggers announce. Stored keys are 22 characters (an id) or 64 (its
 /// hash); a longer id, written by another tool, is no session a cache can hold, and announcing
 /// it could fail the statement that touched it (`pg_notify` takes 8,000 bytes at most): a
-/// cleanup batch would then fail on it for ever.
-#[cfg(any(test, feature = "migration"))]
+/// cleanup batch would then fail on it for ever. (Spelled out in [`function_body!`].)
+#[cfg(test)]
 const LONGEST_ANNOUNCED_ID: usize = 255;
 
-/// The body of the announcing function.
-#[cfg(any(test, feature = "migration"))]
-fn function_body() -> String {
-    format!(
+/// The body of the announcing function, as a literal (the heartbeat statement compares the
+/// installed function's text with it): [`EVICT_ALL`], [`HEARTBEAT_MARK`] and
+/// [`LONGEST_ANNOUNCED_ID`] spelled out, which a test checks.
+macro_rules! function_body {
+    () => {
         r#"
   BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-      PERFORM pg_notify(TG_ARGV[0], '{EVICT_ALL}');
+      PERFORM pg_notify(TG_ARGV[0], '*');
     ELSE
       -- Only ids that can be stored keys: never too long for a notification, never taken for
       -- a heartbeat or for "evict everything".
       PERFORM pg_notify(TG_ARGV[0], changed."id") FROM changed
-        WHERE octet_length(changed."id") <= {LONGEST_ANNOUNCED_ID}
-          AND left(changed."id", 1) NOT IN ('{HEARTBEAT_MARK}', '{EVICT_ALL}');
+        WHERE octet_length(changed."id") <= 255
+          AND left(changed."id", 1) NOT IN ('~', '*');
     END IF;
     RETURN NULL;
   END
   "#
-    )
+    };
+}
+
+/// Whether the trigger row `t` announces as this release installs it: one of the three
+/// ([`TRIGGER_NAMES`]) with its event (`tgtype`: 16 `AFTER UPDATE`, 8 `AFTER DELETE`, 32 `AFTER
+/// TRUNCATE`, each `FOR EACH STATEMENT`), enabled to fire always, with no `WHEN` condition and
+/// no column list (either would let statements by), its arguments being the channel (`$args`:
+/// an SQL expression of the `tgargs` bytes, the channel and a NUL). A macro, so the statements
+/// below are `&'static str`.
+macro_rules! announces {
+    ($args:literal) => {
+        concat!(
+            "t.tgenabled = 'A' AND t.tgqual IS NULL AND t.tgattr = ''::int2vector \
+             AND t.tgtype = CASE t.tgname WHEN 'tower_sessions_evict_on_update' THEN 16 \
+               WHEN 'tower_sessions_evict_on_delete' THEN 8 \
+               WHEN 'tower_sessions_evict_on_truncate' THEN 32 END \
+             AND t.tgargs = ",
+            $args
+        )
+    };
 }
 
 /// One statement that installs the announcing function and the triggers wherever they are
@@ -93,17 +128,19 @@ pub(crate) fn install_sql(table: &SessionTable) -> String {
         "{schema}.{}",
         quote(&format!("tower_sessions_evict_{}", table_digest(table)))
     );
-    let body = function_body();
+    let body = function_body!();
     let channel = channel(table);
     let [on_update, on_delete, on_truncate] = TRIGGER_NAMES.map(quote);
     let names = TRIGGER_NAMES.map(|name| format!("'{name}'")).join(", ");
     let count = TRIGGER_NAMES.len();
+    let announces = announces!("convert_to(channel, 'UTF8') || '\\x00'::bytea");
     format!(
         r#"DO $install$
 DECLARE
   part regclass;
+  channel text := '{channel}';
 BEGIN
-  PERFORM pg_advisory_xact_lock(hashtext('{channel}'));
+  PERFORM pg_advisory_xact_lock(hashtext(channel));
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc
       WHERE oid = to_regprocedure('{function}()') AND prosrc = $evict${body}$evict$) THEN
     CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
@@ -112,9 +149,10 @@ BEGIN
   -- The table, and its partitions when it has some (none for a plain table).
   FOR part IN SELECT '{target}'::regclass
       UNION SELECT relid FROM pg_catalog.pg_partition_tree('{target}'::regclass) LOOP
-    -- Installed already: nothing to lock this table for.
-    CONTINUE WHEN (SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = part
-      AND tgname IN ({names}) AND tgenabled = 'A') = {count};
+    -- Installed already, as this release installs them: nothing to lock this table for.
+    CONTINUE WHEN (SELECT count(*) FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid = part
+      AND t.tgname IN ({names}) AND t.tgfoid = to_regprocedure('{function}()')
+      AND {announces}) = {count};
     EXECUTE format('DROP TRIGGER IF EXISTS {on_update} ON %s', part);
     EXECUTE format('CREATE TRIGGER {on_update} AFTER UPDATE ON %s '
       'REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {function}(%L)',
@@ -137,31 +175,93 @@ $install$"#
     )
 }
 
-/// Whether the triggers are all in place, `$1` being the table's qualified, quoted name: true
-/// when the table exists and it and each of its partitions have all three triggers
-/// ([`TRIGGER_NAMES`]), enabled to fire always. (A macro, so the statements below are
-/// `&'static str`.)
-macro_rules! installed {
+/// The eviction triggers' state, as one row: `$1` is the table's qualified, quoted name, `$2`
+/// a listener's heartbeat channel (the table's channel and [`HEARTBEAT_CHANNEL_SUFFIX`]
+/// characters).
+///
+/// - `relations`: the table and its partitions (0 when there is no such table);
+/// - `announcing`: the triggers on them that announce as this release installs them
+///   ([`announces!`]) through a function whose text is this release's ([`function_body!`]);
+///   every trigger is in place when it is 3 × `relations`;
+/// - `fingerprint`: a SHA-256 of every catalog row the announcements depend on, as their OIDs
+///   and row versions (`xmin`): the table's and its partitions' `pg_class` rows, the
+///   `pg_inherits` rows of their partitions (a `DETACH … CONCURRENTLY` first marks one), the
+///   eviction triggers' rows (with `tgenabled`) and the functions they call. A change that
+///   could hide a write from the triggers (a trigger disabled, even for one transaction and
+///   enabled again; the table or a partition replaced, attached, detached or dropped; the
+///   function replaced) writes a new version of one of those rows or removes it, so the
+///   fingerprint differs from then on: a new row version has a new `xmin`, never an earlier
+///   one. A few harmless changes move it too (a `GRANT`, an `ALTER TABLE … SET`, a `VACUUM
+///   FULL`): the caches are then cleared for nothing, once. Statistics and vacuum update
+///   `pg_class` in place and do not.
+///
+/// Every catalog read here sees at least what was committed when the statement started, so a
+/// heartbeat sent after a change carries the changed fingerprint; DDL racing the statement may
+/// show in part of it, which only changes it sooner. The lookups go through the catalogs'
+/// indexes (`= ANY` of the relations' OIDs), whatever the number of tables in the database.
+macro_rules! trigger_state {
     () => {
-        "to_regclass($1) IS NOT NULL AND NOT EXISTS (SELECT 1 \
-         FROM (SELECT to_regclass($1) AS relid \
-         UNION SELECT relid FROM pg_catalog.pg_partition_tree(to_regclass($1))) AS part \
-         WHERE (SELECT count(*) FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid = part.relid \
-         AND t.tgenabled = 'A' AND t.tgname IN ('tower_sessions_evict_on_update', \
-         'tower_sessions_evict_on_delete', 'tower_sessions_evict_on_truncate')) <> 3)"
+        concat!(
+            "(WITH tree AS (\
+               SELECT ARRAY(SELECT to_regclass($1)::oid UNION SELECT relid::oid \
+                   FROM pg_catalog.pg_partition_tree(to_regclass($1))) AS oids, \
+                 convert_to(left($2::text, -17), 'UTF8') || '\\x00'::bytea AS args\
+             ), part AS (\
+               SELECT c.oid, c.xmin FROM tree, pg_catalog.pg_class AS c \
+               WHERE c.oid = ANY (tree.oids)\
+             ), evicting AS (\
+               SELECT t.oid, t.xmin, t.tgenabled, t.tgfoid, ",
+            announces!("tree.args"),
+            " AS announces \
+               FROM tree, pg_catalog.pg_trigger AS t \
+               WHERE t.tgrelid = ANY (tree.oids) \
+                 AND t.tgname IN ('tower_sessions_evict_on_update', \
+                   'tower_sessions_evict_on_delete', 'tower_sessions_evict_on_truncate')\
+             ), function AS (\
+               SELECT p.oid, p.xmin, p.prosrc = $evict$",
+            function_body!(),
+            "$evict$ AS ours \
+               FROM pg_catalog.pg_proc AS p \
+               WHERE p.oid = ANY (ARRAY(SELECT DISTINCT tgfoid FROM evicting))\
+             ) \
+             SELECT (SELECT count(*) FROM part) AS relations, \
+               (SELECT count(*) FROM evicting JOIN function ON function.oid = evicting.tgfoid \
+                 WHERE evicting.announces AND function.ours) AS announcing, \
+               encode(sha256(convert_to(concat(\
+                 (SELECT string_agg(concat_ws('.', oid, xmin), ',' ORDER BY oid) FROM part), \
+                 '|', \
+                 (SELECT string_agg(concat_ws('.', i.inhrelid, i.xmin, i.inhdetachpending), \
+                     ',' ORDER BY i.inhrelid) \
+                   FROM tree, pg_catalog.pg_inherits AS i WHERE i.inhparent = ANY (tree.oids)), \
+                 '|', \
+                 (SELECT string_agg(concat_ws('.', oid, xmin, tgenabled, tgfoid), ',' \
+                   ORDER BY oid) FROM evicting), \
+                 '|', \
+                 (SELECT string_agg(concat_ws('.', oid, xmin), ',' ORDER BY oid) FROM function)\
+               ), 'UTF8')), 'hex') AS fingerprint\
+             ) AS state"
+        )
     };
 }
 
-/// Whether the triggers are installed (`$1` as above): one boolean.
-pub(crate) const INSTALLED_SQL: &str = concat!("SELECT ", installed!());
+/// Whether every trigger is in place (`$1`, `$2` as in [`trigger_state!`]): one boolean.
+pub(crate) const INSTALLED_SQL: &str = concat!(
+    "SELECT state.relations > 0 AND state.announcing = 3 * state.relations FROM ",
+    trigger_state!()
+);
 
-/// A heartbeat, sent through the store's own connections: `pg_notify($2, $3)`, only while the
-/// triggers are installed (`$1` as above); returns a row when it was sent. Sent there, a
-/// heartbeat that comes back proves that the listener hears the store's database (not another
-/// one its URL names by mistake) and that the triggers are in place there: a trigger dropped
-/// or disabled while the listener runs stops the proofs, so the cache stops serving within its
-/// bound.
-pub(crate) const HEARTBEAT_SQL: &str = concat!("SELECT pg_notify($2, $3) WHERE ", installed!());
+/// A heartbeat, sent through the store's own connections: `pg_notify($2, $3 || ':' ||
+/// fingerprint)` (see [`trigger_state!`]), only while every trigger is in place; returns a row
+/// when it was sent. Sent there, a heartbeat that comes back proves that the listener hears the
+/// store's database (not another one its URL names by mistake) and that the triggers are in
+/// place there: a trigger dropped or disabled, or a function not this release's, stops the
+/// proofs, so the cache stops serving within its bound. Its fingerprint tells the listener
+/// whether anything could have hidden a write since the previous heartbeat.
+pub(crate) const HEARTBEAT_SQL: &str = concat!(
+    "SELECT pg_notify($2::text, $3::text || ':' || state.fingerprint) FROM ",
+    trigger_state!(),
+    " WHERE state.relations > 0 AND state.announcing = 3 * state.relations"
+);
 
 /// The table's qualified, quoted name, as `to_regclass` takes it.
 pub(crate) fn regclass(table: &SessionTable) -> String {
@@ -178,7 +278,35 @@ mod tests {
             assert!(INSTALLED_SQL.contains(&format!("'{name}'")), "{name}");
             assert!(HEARTBEAT_SQL.contains(&format!("'{name}'")), "{name}");
         }
-        assert!(INSTALLED_SQL.contains(&format!("<> {})", TRIGGER_NAMES.len())));
+        let count = format!("= {} * state.relations", TRIGGER_NAMES.len());
+        assert!(INSTALLED_SQL.contains(&count));
+        assert!(HEARTBEAT_SQL.contains(&count));
+        let table_channel = format!("left($2::text, -{HEARTBEAT_CHANNEL_SUFFIX})");
+        assert!(HEARTBEAT_SQL.contains(&table_channel));
+        assert!(HEARTBEAT_SQL.contains(function_body!()));
+    }
+
+    /// The body is the text earlier releases installed, with the constants spelled out: an
+    /// installed function stays up to date (and its heartbeats keep coming).
+    #[test]
+    fn the_function_body_spells_out_the_constants() {
+        let formatted = format!(
+            r#"
+  BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+      PERFORM pg_notify(TG_ARGV[0], '{EVICT_ALL}');
+    ELSE
+      -- Only ids that can be stored keys: never too long for a notification, never taken for
+      -- a heartbeat or for "evict everything".
+      PERFORM pg_notify(TG_ARGV[0], changed."id") FROM changed
+        WHERE octet_length(changed."id") <= {LONGEST_ANNOUNCED_ID}
+          AND left(changed."id", 1) NOT IN ('{HEARTBEAT_MARK}', '{EVICT_ALL}');
+    END IF;
+    RETURN NULL;
+  END
+  "#
+        );
+        assert_eq!(function_body!(), formatted);
     }
 
     #[test]

@@ -105,6 +105,25 @@ fn a_row_copied_under_another_row_key_fails_to_decode() {
     assert!(err.reason().contains("does not authenticate"), "{err}");
 }
 
+/// The tag proves one thing: the bytes are a ciphertext this key wrote for this row key. Not
+/// that the row is the latest one written (an earlier ciphertext of the same row put back
+/// authenticates), so the error claims no more.
+#[test]
+fn the_authentication_error_says_only_what_the_tag_checks() {
+    let codec = codec(KeyRing::new(1, KEY_1));
+    let mut row = codec.encode_row(ROW, &record()).unwrap();
+    let last = row.len() - 1;
+    row[last] ^= 1;
+    let err = codec.decode_row(ROW, &row).unwrap_err();
+    assert_eq!(
+        err.reason(),
+        "the stored row does not authenticate under key id 1 for this row: it is not a \
+         ciphertext that key wrote for this row (its bytes were altered, it was written for \
+         another row, or by another key given the same id)"
+    );
+    assert!(!err.reason().contains("outside the application"), "{err}");
+}
+
 #[test]
 fn a_row_fails_to_decode_with_another_key_of_the_same_id() {
     let row = codec(KeyRing::new(1, KEY_1))
