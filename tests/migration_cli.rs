@@ -15,7 +15,7 @@
 
 mod common;
 
-use std::{future::Future, path::PathBuf, pin::Pin, process::Command};
+use std::{path::PathBuf, process::Command};
 
 use tower_sessions_seaorm_store::{
     sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend},
@@ -89,8 +89,15 @@ struct AppDatabase {
     session: &'static str,
     /// Another session table, the store's `with_table_name("other_session")`.
     other: &'static str,
-    /// Drops the database (or removes the file) at the end.
-    drop: Box<dyn FnOnce(DatabaseConnection) -> Pin<Box<dyn Future<Output = ()>>>>,
+    /// What to drop at the end.
+    owned: Owned,
+}
+
+/// The database a test made, and the connection to drop it through.
+enum Owned {
+    Postgres(DatabaseConnection, String),
+    MySql(DatabaseConnection, String),
+    Sqlite(PathBuf),
 }
 
 impl AppDatabase {
@@ -110,15 +117,7 @@ impl AppDatabase {
             history: "tower_sessions.seaql_migrations_tower_sessions",
             session: "tower_sessions.session",
             other: "tower_sessions.other_session",
-            drop: Box::new(move |conn| {
-                Box::pin(async move {
-                    let _ = conn.close().await;
-                    admin
-                        .execute_unprepared(&format!("DROP DATABASE \"{database}\" WITH (FORCE)"))
-                        .await
-                        .unwrap();
-                })
-            }),
+            owned: Owned::Postgres(admin, database),
         }
     }
 
@@ -138,15 +137,7 @@ impl AppDatabase {
             history: "seaql_migrations_tower_sessions",
             session: "session",
             other: "other_session",
-            drop: Box::new(move |conn| {
-                Box::pin(async move {
-                    let _ = conn.close().await;
-                    admin
-                        .execute_unprepared(&format!("DROP DATABASE `{database}`"))
-                        .await
-                        .unwrap();
-                })
-            }),
+            owned: Owned::MySql(admin, database),
         }
     }
 
@@ -160,12 +151,7 @@ impl AppDatabase {
             history: "seaql_migrations_tower_sessions",
             session: "session",
             other: "other_session",
-            drop: Box::new(move |conn| {
-                Box::pin(async move {
-                    let _ = conn.close().await;
-                    common::sqlite::remove_db_files(&path);
-                })
-            }),
+            owned: Owned::Sqlite(path),
         }
     }
 
@@ -312,7 +298,20 @@ impl AppDatabase {
     }
 
     async fn finish(self) {
-        (self.drop)(self.conn).await;
+        let _ = self.conn.close().await;
+        match self.owned {
+            Owned::Postgres(admin, database) => admin
+                .execute_unprepared(&format!("DROP DATABASE \"{database}\" WITH (FORCE)"))
+                .await
+                .map(drop)
+                .unwrap(),
+            Owned::MySql(admin, database) => admin
+                .execute_unprepared(&format!("DROP DATABASE `{database}`"))
+                .await
+                .map(drop)
+                .unwrap(),
+            Owned::Sqlite(path) => common::sqlite::remove_db_files(&path),
+        }
     }
 }
 
