@@ -1,3 +1,6 @@
+// README.md's links to other files are relative, for GitHub; on docs.rs the same labels lead to
+// the guide pages and the repository, defined first (the first definition of a label wins).
+#![doc = include_str!("guide/root-links.md")]
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -16,6 +19,7 @@ mod cleanup;
 mod compat;
 mod domain;
 mod error;
+pub mod guide;
 mod ports;
 pub mod repository;
 mod store;

@@ -1,6 +1,14 @@
-//! The migration command line and the store's `migrate()` record the same history, so an
-//! application can mix them in either order, on every backend: the CLI, run from anywhere
-//! (`cargo install tower-sessions-seaorm-migration --features cli`), on the default table.
+//! The migration command line (`cargo install tower-sessions-seaorm-migration --features cli`),
+//! run as a process on every backend:
+//!
+//! - it acts on the session table alone: in a database that also holds the application's
+//!   tables (a `users` table with rows, the application's `seaql_migrations` history, on
+//!   PostgreSQL a table named `session` in `public`) and another session table migrated by the
+//!   store, every command (`up`, `down`, `reset`, `refresh`, `status`, and SeaORM's `fresh`,
+//!   `init` and `generate`, which are refused) leaves all of those exactly as they were;
+//! - an application table under the session table's name is refused, never altered;
+//! - on PostgreSQL, `reset` drops the read cache's eviction function with the table's triggers;
+//! - it records the same history as the store's `migrate()`, so the two can be mixed.
 //!
 //! Each test works in a database of its own (a fresh PostgreSQL database, a fresh MariaDB
 //! database, a temporary SQLite file), since the CLI works on the default table.
@@ -10,7 +18,7 @@ mod common;
 use std::{path::PathBuf, process::Command};
 
 use tower_sessions_seaorm_store::{
-    sea_orm::{ConnectionTrait, DatabaseConnection},
+    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend},
     PostgresStore, SessionStore,
 };
 
@@ -32,16 +40,35 @@ fn cli_binary() -> PathBuf {
     cli
 }
 
-fn run_cli(url: &str, command: &str) {
+/// What a run of the CLI printed, and whether it succeeded.
+struct Outcome {
+    success: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tower-sessions-seaorm-migration <args>` on `url`.
+fn cli(url: &str, args: &[&str]) -> Outcome {
     let output = Command::new(cli_binary())
-        .arg(command)
+        .args(args)
         .env("DATABASE_URL", url)
         .output()
         .expect("run the migration CLI");
+    Outcome {
+        success: output.status.success(),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn run_cli(url: &str, command: &str) {
+    let outcome = cli(url, &[command]);
     assert!(
-        output.status.success(),
+        outcome.success,
         "`tower-sessions-seaorm-migration {command}` failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        outcome.stderr
     );
 }
 
@@ -51,6 +78,456 @@ const HISTORY: [&str; 4] = [
     "session/m20261201_000003_exact_keys",
     "session/m20261202_000004_add_session_times",
 ];
+
+/// A database of the test's own, holding an application: its URL and a connection.
+struct AppDatabase {
+    url: String,
+    conn: DatabaseConnection,
+    /// The history table, qualified as the backend needs.
+    history: &'static str,
+    /// The session table, qualified as the backend needs.
+    session: &'static str,
+    /// Another session table, the store's `with_table_name("other_session")`.
+    other: &'static str,
+    /// What to drop at the end.
+    owned: Owned,
+}
+
+/// The database a test made, and the connection to drop it through.
+enum Owned {
+    Postgres(DatabaseConnection, String),
+    MySql(DatabaseConnection, String),
+    Sqlite(PathBuf),
+}
+
+impl AppDatabase {
+    async fn postgres() -> Self {
+        let admin = common::connect_postgres(&common::database_url()).await;
+        let database = common::unique_name("ts_cli");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
+            .await
+            .unwrap();
+        let base = common::database_url();
+        let url = format!("{}/{database}", &base[..base.rfind('/').unwrap()]);
+        let conn = common::connect_postgres(&url).await;
+        Self {
+            url,
+            conn,
+            history: "tower_sessions.seaql_migrations_tower_sessions",
+            session: "tower_sessions.session",
+            other: "tower_sessions.other_session",
+            owned: Owned::Postgres(admin, database),
+        }
+    }
+
+    async fn mysql() -> Self {
+        let base = common::mysql::mysql_url();
+        let admin = common::mysql::connect_mysql(&base).await;
+        let database = common::unique_name("ts_cli");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE `{database}`"))
+            .await
+            .unwrap();
+        let url = format!("{}/{database}", &base[..base.rfind('/').unwrap()]);
+        let conn = common::mysql::connect_mysql(&url).await;
+        Self {
+            url,
+            conn,
+            history: "seaql_migrations_tower_sessions",
+            session: "session",
+            other: "other_session",
+            owned: Owned::MySql(admin, database),
+        }
+    }
+
+    async fn sqlite() -> Self {
+        let path = common::sqlite::temp_db_path();
+        let url = common::sqlite::file_url(&path);
+        let conn = common::sqlite::connect_sqlite(&url, 2).await;
+        Self {
+            url,
+            conn,
+            history: "seaql_migrations_tower_sessions",
+            session: "session",
+            other: "other_session",
+            owned: Owned::Sqlite(path),
+        }
+    }
+
+    fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    async fn execute(&self, sql: &str) {
+        self.conn
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    async fn strings(&self, sql: &str) -> Vec<String> {
+        common::scalar_strings(&self.conn, sql, vec![]).await
+    }
+
+    /// The application's own objects: a `users` table with rows, its `seaql_migrations`
+    /// history, another session table (`other_session`, migrated by the store, with a
+    /// session in it, its history rows beside the session table's); on PostgreSQL also a
+    /// `public.session` table and a table beside the session table in its schema.
+    async fn plant_application(&self) {
+        self.execute("CREATE TABLE users (id integer PRIMARY KEY, name varchar(64) NOT NULL)")
+            .await;
+        self.execute("INSERT INTO users (id, name) VALUES (1, 'ada'), (2, 'grace'), (3, 'edsger')")
+            .await;
+        self.execute(
+            "CREATE TABLE seaql_migrations (version varchar(255) PRIMARY KEY, \
+             applied_at bigint NOT NULL)",
+        )
+        .await;
+        self.execute(
+            "INSERT INTO seaql_migrations (version, applied_at) VALUES \
+             ('m20240101_000001_create_users', 1704067200), \
+             ('m20240102_000001_add_names', 1704153600)",
+        )
+        .await;
+        if self.backend() == DbBackend::Postgres {
+            self.execute("CREATE TABLE public.session (id integer PRIMARY KEY, note text)")
+                .await;
+            self.execute("INSERT INTO public.session VALUES (1, 'the application''s own')")
+                .await;
+            self.execute("CREATE SCHEMA tower_sessions").await;
+            self.execute("CREATE TABLE tower_sessions.audit (line text)")
+                .await;
+            self.execute("INSERT INTO tower_sessions.audit VALUES ('kept')")
+                .await;
+        }
+        let other = PostgresStore::new(self.conn.clone())
+            .with_table_name("other_session")
+            .unwrap();
+        other
+            .migrate()
+            .await
+            .expect("migrate another session table");
+        let mut record = common::suite::record(common::suite::in_a_day());
+        other.create(&mut record).await.unwrap();
+    }
+
+    /// Everything of the database but the session table, its indexes and its history rows:
+    /// what no command may change.
+    async fn application(&self) -> Vec<String> {
+        let mut seen = Vec::new();
+        let catalog = match self.backend() {
+            DbBackend::Postgres => {
+                "SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
+                 AND NOT (n.nspname = 'tower_sessions' AND (c.relname = 'session' \
+                   OR c.relname LIKE 'session\\_%' \
+                   OR c.relname LIKE 'seaql\\_migrations\\_tower\\_sessions%')) \
+                 UNION ALL SELECT 'trigger ' || tgrelid::regclass::text || ' ' || tgname \
+                 FROM pg_trigger WHERE NOT tgisinternal \
+                 AND tgrelid IS DISTINCT FROM to_regclass('tower_sessions.session') \
+                 UNION ALL SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_proc p \
+                 JOIN pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 ORDER BY 1"
+            }
+            DbBackend::Sqlite => {
+                "SELECT type || ' ' || name || ' ' || tbl_name FROM sqlite_master \
+                 WHERE tbl_name NOT IN ('session', 'seaql_migrations_tower_sessions') \
+                 ORDER BY 1"
+            }
+            _ => {
+                "SELECT CONCAT(TABLE_NAME, ' ', INDEX_NAME, ' ', COLUMN_NAME) \
+                 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+                 AND TABLE_NAME NOT IN ('session', 'seaql_migrations_tower_sessions') \
+                 UNION ALL SELECT CONCAT(TABLE_NAME, ' ', COLUMN_NAME, ' ', COLUMN_TYPE) \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+                 AND TABLE_NAME NOT IN ('session', 'seaql_migrations_tower_sessions') \
+                 ORDER BY 1"
+            }
+        };
+        seen.extend(self.strings(catalog).await);
+        seen.extend(self.strings("SELECT name FROM users ORDER BY id").await);
+        seen.extend(
+            self.strings("SELECT version FROM seaql_migrations ORDER BY version")
+                .await,
+        );
+        seen.extend(
+            self.strings(&format!("SELECT id FROM {} ORDER BY id", self.other))
+                .await,
+        );
+        seen.extend(
+            self.strings(&format!(
+                "SELECT version FROM {} WHERE version NOT LIKE 'session/%' ORDER BY version",
+                self.history
+            ))
+            .await,
+        );
+        if self.backend() == DbBackend::Postgres {
+            seen.extend(self.strings("SELECT note FROM public.session").await);
+            seen.extend(self.strings("SELECT line FROM tower_sessions.audit").await);
+        }
+        seen
+    }
+
+    /// The session table's history rows.
+    async fn session_history(&self) -> Vec<String> {
+        self.strings(&format!(
+            "SELECT version FROM {} WHERE version LIKE 'session/%' ORDER BY version",
+            self.history
+        ))
+        .await
+    }
+
+    /// Whether the session table exists.
+    async fn has_session_table(&self) -> bool {
+        let sql = match self.backend() {
+            DbBackend::Postgres => {
+                "SELECT 'yes' WHERE to_regclass('tower_sessions.session') IS NOT NULL".to_owned()
+            }
+            DbBackend::Sqlite => {
+                "SELECT 'yes' FROM sqlite_master WHERE type = 'table' AND name = 'session'"
+                    .to_owned()
+            }
+            _ => "SELECT 'yes' FROM information_schema.TABLES \
+                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'session'"
+                .to_owned(),
+        };
+        !self.strings(&sql).await.is_empty()
+    }
+
+    async fn finish(self) {
+        let _ = self.conn.close().await;
+        match self.owned {
+            Owned::Postgres(admin, database) => admin
+                .execute_unprepared(&format!("DROP DATABASE \"{database}\" WITH (FORCE)"))
+                .await
+                .map(drop)
+                .unwrap(),
+            Owned::MySql(admin, database) => admin
+                .execute_unprepared(&format!("DROP DATABASE `{database}`"))
+                .await
+                .map(drop)
+                .unwrap(),
+            Owned::Sqlite(path) => common::sqlite::remove_db_files(&path),
+        }
+    }
+}
+
+/// Every command, in an order that creates, rolls back and recreates the session table, with
+/// the application checked unchanged after each; and the session table's state checked where
+/// a command must have changed it, so the test cannot pass by doing nothing.
+async fn every_command_leaves_the_application_alone(db: AppDatabase) {
+    db.plant_application().await;
+    let application = db.application().await;
+    assert!(
+        application.iter().any(|line| line == "grace"),
+        "the snapshot sees the users: {application:?}"
+    );
+    let steps: &[(&[&str], Option<usize>)] = &[
+        (&["status"], Some(0)),
+        (&["up"], Some(4)),
+        (&["status"], Some(4)),
+        (&["down"], Some(3)),
+        (&["down", "-n", "2"], Some(1)),
+        (&["up", "-n", "1"], Some(2)),
+        (&["up"], Some(4)),
+        (&["reset"], Some(0)),
+        (&["reset"], Some(0)),
+        (&["refresh"], Some(4)),
+        (&["refresh"], Some(4)),
+        (&["down", "-n", "10"], Some(0)),
+        (&["up"], Some(4)),
+        (&["fresh"], None),
+        (&["init"], None),
+        (&["generate", "create_users"], None),
+        (&["status"], Some(4)),
+    ];
+    for (args, history_rows) in steps {
+        let outcome = cli(&db.url, args);
+        match history_rows {
+            Some(rows) => {
+                assert!(outcome.success, "{args:?} failed:\n{}", outcome.stderr);
+                assert_eq!(
+                    db.session_history().await.len(),
+                    *rows,
+                    "{args:?}: the session table's history rows"
+                );
+                assert_eq!(
+                    db.has_session_table().await,
+                    *rows > 0,
+                    "{args:?}: the session table exists exactly while its first migration is \
+                     applied"
+                );
+            }
+            None => {
+                assert_eq!(outcome.code, Some(2), "{args:?} is refused");
+                assert!(
+                    outcome.stderr.contains("not offered")
+                        && outcome.stderr.contains("Nothing was done"),
+                    "{args:?}: the refusal says why and what to do: {}",
+                    outcome.stderr
+                );
+            }
+        }
+        assert_eq!(
+            db.application().await,
+            application,
+            "`tower-sessions-seaorm-migration {}` changed the application's tables",
+            args.join(" ")
+        );
+    }
+    // The sessions table the CLI made is the store's: a session round-trips through it.
+    let store = PostgresStore::new(db.conn.clone());
+    let mut record = common::suite::record(common::suite::in_a_day());
+    store.create(&mut record).await.unwrap();
+    assert_eq!(store.load(&record.id).await.unwrap(), Some(record));
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_every_command_leaves_the_application_alone() {
+    every_command_leaves_the_application_alone(AppDatabase::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_every_command_leaves_the_application_alone() {
+    every_command_leaves_the_application_alone(AppDatabase::mysql().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_every_command_leaves_the_application_alone() {
+    every_command_leaves_the_application_alone(AppDatabase::sqlite().await).await;
+}
+
+/// An application table under the session table's name: every command that would create,
+/// alter or drop it is refused, saying so, and the table keeps its rows.
+async fn an_application_table_named_session_is_refused(db: AppDatabase) {
+    let table = db.session;
+    if db.backend() == DbBackend::Postgres {
+        db.execute("CREATE SCHEMA tower_sessions").await;
+    }
+    db.execute(&format!(
+        "CREATE TABLE {table} (id integer PRIMARY KEY, topic varchar(64) NOT NULL)"
+    ))
+    .await;
+    db.execute(&format!(
+        "INSERT INTO {table} (id, topic) VALUES (1, 'a conference session')"
+    ))
+    .await;
+    // Its history says the session table is migrated (say, by an older tool): the table is
+    // still checked before anything is dropped.
+    record_every_step_as_applied(&db).await;
+    for args in [&["up"][..], &["down"], &["reset"], &["refresh"]] {
+        let outcome = cli(&db.url, args);
+        assert_eq!(outcome.code, Some(1), "{args:?} is refused");
+        assert!(
+            outcome.stderr.contains("is not a session table")
+                && outcome.stderr.contains("Nothing was done"),
+            "{args:?}: {}",
+            outcome.stderr
+        );
+    }
+    let status = cli(&db.url, &["status"]);
+    assert!(status.success && status.stdout.contains("NOT a session table"));
+    assert_eq!(
+        db.strings(&format!("SELECT topic FROM {table}")).await,
+        ["a conference session"]
+    );
+    db.finish().await;
+}
+
+/// Records the four steps as applied, as if an older tool had migrated the table.
+async fn record_every_step_as_applied(db: &AppDatabase) {
+    if db.backend() == DbBackend::Postgres {
+        db.execute(&format!(
+            "CREATE TABLE {} (version varchar PRIMARY KEY, applied_at bigint NOT NULL)",
+            db.history
+        ))
+        .await;
+    } else {
+        db.execute(&format!(
+            "CREATE TABLE {} (version varchar(255) PRIMARY KEY, applied_at bigint NOT NULL)",
+            db.history
+        ))
+        .await;
+    }
+    for version in HISTORY {
+        db.execute(&format!(
+            "INSERT INTO {} (version, applied_at) VALUES ('{version}', 0)",
+            db.history
+        ))
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_application_table_named_session_is_refused() {
+    an_application_table_named_session_is_refused(AppDatabase::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_an_application_table_named_session_is_refused() {
+    an_application_table_named_session_is_refused(AppDatabase::mysql().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_application_table_named_session_is_refused() {
+    an_application_table_named_session_is_refused(AppDatabase::sqlite().await).await;
+}
+
+/// On PostgreSQL with a listening read cache, `migrate()` installs eviction triggers and their
+/// function: `reset` drops the table's (the triggers with the table, then the function), and
+/// leaves another session table's triggers and function in place.
+#[cfg(feature = "cache")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reset_drops_the_eviction_function_and_only_it() {
+    use tower_sessions_seaorm_store::Cache;
+
+    let db = AppDatabase::postgres().await;
+    db.plant_application().await;
+    for table in ["session", "other_session"] {
+        PostgresStore::new(db.conn.clone())
+            .with_table_name(table)
+            .unwrap()
+            .with_cache(Cache::listening(db.url.clone()))
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
+    }
+    let functions = "SELECT p.proname::text FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+                     WHERE t.tgrelid = to_regclass($1) GROUP BY 1";
+    let function_of = |table: &'static str| {
+        let conn = db.conn.clone();
+        async move { common::scalar_strings(&conn, functions, vec![table.into()]).await }
+    };
+    let ours = function_of("tower_sessions.session").await;
+    let others = function_of("tower_sessions.other_session").await;
+    assert_eq!((ours.len(), others.len()), (1, 1), "one function per table");
+    assert_ne!(ours, others);
+    let application = db.application().await;
+
+    run_cli(&db.url, "reset");
+    let left = db
+        .strings(
+            "SELECT proname::text FROM pg_proc WHERE proname LIKE 'tower\\_sessions\\_evict\\_%'",
+        )
+        .await;
+    assert_eq!(
+        left, others,
+        "the session table's function went, the other's stayed"
+    );
+    assert_eq!(function_of("tower_sessions.other_session").await, others);
+    let ours = format!("function tower_sessions.{}", ours[0]);
+    let expected: Vec<_> = application
+        .into_iter()
+        .filter(|line| *line != ours)
+        .collect();
+    assert_eq!(db.application().await, expected, "nothing else changed");
+    db.finish().await;
+}
 
 /// Both orders on the database at `url`, whose history table is `history`.
 async fn cli_and_migrate_mix(url: &str, conn: DatabaseConnection, history: &str) {
@@ -87,64 +564,31 @@ async fn cli_and_migrate_mix(url: &str, conn: DatabaseConnection, history: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_the_cli_and_migrate_share_one_history() {
-    let admin = common::connect_postgres(&common::database_url()).await;
-    let database = common::unique_name("ts_cli");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
-        .await
-        .unwrap();
-    let base = common::database_url();
-    let url = format!("{}/{database}", &base[..base.rfind('/').unwrap()]);
-    let conn = common::connect_postgres(&url).await;
-    cli_and_migrate_mix(
-        &url,
-        conn.clone(),
-        "tower_sessions.seaql_migrations_tower_sessions",
-    )
-    .await;
-    let elsewhere = common::scalar_strings(
-        &conn,
-        "SELECT coalesce(to_regclass('public.seaql_migrations_tower_sessions')::text, 'none')",
-        vec![],
-    )
-    .await;
+    let db = AppDatabase::postgres().await;
+    cli_and_migrate_mix(&db.url, db.conn.clone(), db.history).await;
+    let elsewhere = db
+        .strings(
+            "SELECT coalesce(to_regclass('public.seaql_migrations_tower_sessions')::text, 'none')",
+        )
+        .await;
     assert_eq!(
         elsewhere,
         ["none"],
         "the CLI keeps no second history in `public`"
     );
-    conn.close().await.unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE \"{database}\" WITH (FORCE)"))
-        .await
-        .unwrap();
+    db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_the_cli_and_migrate_share_one_history() {
-    let base = common::mysql::mysql_url();
-    let admin = common::mysql::connect_mysql(&base).await;
-    let database = common::unique_name("ts_cli");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE `{database}`"))
-        .await
-        .unwrap();
-    let url = format!("{}/{database}", &base[..base.rfind('/').unwrap()]);
-    let conn = common::mysql::connect_mysql(&url).await;
-    cli_and_migrate_mix(&url, conn.clone(), "seaql_migrations_tower_sessions").await;
-    conn.close().await.unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE `{database}`"))
-        .await
-        .unwrap();
+    let db = AppDatabase::mysql().await;
+    cli_and_migrate_mix(&db.url, db.conn.clone(), db.history).await;
+    db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_the_cli_and_migrate_share_one_history() {
-    let path = common::sqlite::temp_db_path();
-    let url = common::sqlite::file_url(&path);
-    let conn = common::sqlite::connect_sqlite(&url, 2).await;
-    cli_and_migrate_mix(&url, conn.clone(), "seaql_migrations_tower_sessions").await;
-    conn.close().await.unwrap();
-    let _ = std::fs::remove_file(&path);
+    let db = AppDatabase::sqlite().await;
+    cli_and_migrate_mix(&db.url, db.conn.clone(), db.history).await;
+    db.finish().await;
 }

@@ -32,12 +32,28 @@
 //!        }
 //!    }
 //!    ```
-//! 3. **The command line** (feature `cli`, every backend), SeaORM's usual `up`, `down`,
-//!    `status`… for the default table, from any directory:
+//! 3. **The command line** (feature `cli`, every backend), from any directory:
 //!    `cargo install tower-sessions-seaorm-migration --features cli`, then
-//!    `DATABASE_URL=postgres://… tower-sessions-seaorm-migration up`. It records the same
-//!    history as `migrate()` (`session/<migration>` in `seaql_migrations_tower_sessions`, on
-//!    PostgreSQL in the `tower_sessions` schema), so the two can be mixed.
+//!    `DATABASE_URL=postgres://… tower-sessions-seaorm-migration up`. Its commands:
+//!
+//!    | command | what it does |
+//!    |---|---|
+//!    | `up [-n N]` | applies the pending migrations (all, or `N`), creating the table if missing |
+//!    | `down [-n N]` | rolls back the last `N` applied migrations (1 by default); rolling back the first drops the table |
+//!    | `status` | lists the migrations, applied or pending; changes nothing |
+//!    | `reset` | rolls back every migration: drops the table and removes its history rows |
+//!    | `refresh` | `reset`, then `up` |
+//!
+//!    It acts on the session table alone: its columns, indexes and triggers (and, on
+//!    PostgreSQL, the read cache's eviction function), and its own rows of the history table.
+//!    The application's tables, its `seaql_migrations` and other session tables' rows are
+//!    never touched; a table of another kind under the session table's name is refused, not
+//!    altered. SeaORM's `fresh` (which drops every table of the database), `init` and
+//!    `generate` are not offered, and are refused with what to do instead. `--table` and
+//!    `--schema` (PostgreSQL) name another table than `"tower_sessions"."session"`, as the
+//!    store's `with_table_name` and `with_schema_name` do. It records the same history as
+//!    `migrate()` (`<table>/<migration>` in `seaql_migrations_tower_sessions`, on PostgreSQL
+//!    in the table's schema), so the two can be mixed.
 //!
 //! The table's column types depend on the connection's backend (PostgreSQL, SQLite, MySQL or
 //! MariaDB); see [`CreateSessionTable`]. Only PostgreSQL has schemas: elsewhere the schema name
@@ -65,6 +81,11 @@ pub use names::{
 };
 pub use partitioned::{CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
 pub use sea_orm_migration;
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
 
 /// The default schema of the session table.
 pub const DEFAULT_SCHEMA: &str = "tower_sessions";
@@ -104,7 +125,8 @@ pub fn migrations_with_partitions(
 }
 
 /// The migrator for the default table, `"tower_sessions"."session"`, with its history in
-/// `seaql_migrations_tower_sessions`. The CLI runs this one.
+/// `seaql_migrations_tower_sessions`: the steps the CLI runs for that table, for a program of
+/// your own.
 ///
 /// Each step is recorded as `session/<migration>`, the name `migrate()` records it under (one
 /// schema can hold several session tables), so the CLI and `migrate()` see each other's steps

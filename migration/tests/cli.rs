@@ -1,22 +1,32 @@
-//! The command line on SQLite: `up` creates the table and records each step as
-//! `session/<migration>`, the name the store's `migrate()` records it under.
+//! The command line on SQLite, and what it offers: `up` records each step as
+//! `session/<migration>`, the name the store's `migrate()` records it under; `--help` offers
+//! only the commands that fit a session table, and SeaORM's others are refused with a reason.
+//! (`tests/migration_cli.rs`, in the store's package, runs every command on all three
+//! backends beside an application's tables.)
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use sea_orm_migration::sea_orm::{ConnectionTrait, Database, Statement};
 
-/// Runs `tower-sessions-seaorm-migration <command>` on `url` and asserts it succeeded.
-fn run(url: &str, command: &str) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tower-sessions-seaorm-migration"))
-        .arg(command)
+/// Runs `tower-sessions-seaorm-migration <args>` with `DATABASE_URL` set to `url`.
+fn cli(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tower-sessions-seaorm-migration"))
+        .args(args)
         .env("DATABASE_URL", url)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `tower-sessions-seaorm-migration <args>` on `url`, asserts it succeeded, and returns
+/// what it printed.
+fn run(url: &str, args: &[&str]) -> String {
+    let output = cli(url, args);
     assert!(
         output.status.success(),
-        "{command}: {}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// A directory of this test's own, and the URL of a SQLite file in it.
@@ -31,16 +41,19 @@ fn fresh_database(label: &str) -> (std::path::PathBuf, String) {
     (dir, url)
 }
 
-/// The history's versions matching `pattern` (SQL `LIKE`), in order.
-async fn versions(url: &str, pattern: &str) -> Vec<String> {
+fn time_now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The history's versions, in order.
+async fn versions(url: &str) -> Vec<String> {
     let conn = Database::connect(url).await.unwrap();
     let rows = conn
         .query_all_raw(Statement::from_string(
             conn.get_database_backend(),
-            format!(
-                "SELECT version FROM seaql_migrations_tower_sessions \
-                 WHERE version LIKE '{pattern}' ORDER BY version"
-            ),
+            "SELECT version FROM seaql_migrations_tower_sessions ORDER BY version",
         ))
         .await
         .unwrap();
@@ -50,13 +63,20 @@ async fn versions(url: &str, pattern: &str) -> Vec<String> {
         .collect()
 }
 
+async fn execute(url: &str, sql: &str) {
+    let conn = Database::connect(url).await.unwrap();
+    conn.execute_unprepared(sql).await.unwrap();
+    conn.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn up_records_each_step_under_the_name_migrate_gives_it() {
     let (dir, url) = fresh_database("up");
-    run(&url, "up");
-    run(&url, "status");
+    run(&url, &["up"]);
+    let status = run(&url, &["status"]);
+    assert_eq!(status.matches("applied").count(), 4, "{status}");
     assert_eq!(
-        versions(&url, "%").await,
+        versions(&url).await,
         [
             "session/m20261125_000001_create_session_table",
             "session/m20261125_000002_add_user_index",
@@ -67,30 +87,118 @@ async fn up_records_each_step_under_the_name_migrate_gives_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn time_now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
+#[tokio::test]
+async fn another_table_is_recorded_under_its_own_name() {
+    let (dir, url) = fresh_database("table");
+    run(&url, &["--table", "web_session", "up"]);
+    run(&url, &["up"]);
+    run(&url, &["--table", "web_session", "down", "-n", "4"]);
+    assert_eq!(
+        versions(&url).await.len(),
+        4,
+        "the default table's steps stay: {:?}",
+        versions(&url).await
+    );
+    assert!(versions(&url)
+        .await
+        .iter()
+        .all(|v| v.starts_with("session/")));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
-async fn a_history_with_the_bare_names_of_an_older_cli_is_renamed_not_reported_missing() {
+async fn a_history_with_the_bare_names_of_an_older_cli_counts_as_applied_and_is_renamed() {
     let (dir, url) = fresh_database("old");
-    run(&url, "up");
+    run(&url, &["up"]);
     // What an older CLI left: the same steps under their bare names.
-    let conn = Database::connect(&url).await.unwrap();
-    conn.execute_unprepared(
+    execute(
+        &url,
         "UPDATE seaql_migrations_tower_sessions SET version = substr(version, 9)",
     )
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
+    .await;
 
-    run(&url, "status");
-    assert_eq!(
-        versions(&url, "session/%").await.len(),
-        4,
+    let status = run(&url, &["status"]);
+    assert_eq!(status.matches("applied").count(), 4, "{status}");
+    assert!(
+        versions(&url).await.iter().all(|v| !v.contains('/')),
+        "status changes nothing"
+    );
+    let up = run(&url, &["up"]);
+    assert!(up.contains("nothing to apply"), "{up}");
+    assert!(
+        versions(&url)
+            .await
+            .iter()
+            .all(|v| v.starts_with("session/")),
         "every bare name was given its table's prefix"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_offers_only_what_fits_a_session_table() {
+    let output = cli("sqlite::memory:", &["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .expect("a list of commands")
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        commands,
+        ["up", "down", "status", "reset", "refresh", "help"]
+    );
+    let words: Vec<&str> = help
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .collect();
+    for absent in ["fresh", "init", "generate", "public"] {
+        assert!(!words.contains(&absent), "{absent} in --help:\n{help}");
+    }
+    assert!(help.contains("[default: tower_sessions]"), "{help}");
+}
+
+#[test]
+fn help_never_prints_the_database_url() {
+    let url = "postgres://app:s3cret@db.example/app";
+    let output = cli(url, &["--help"]);
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("s3cret"));
+}
+
+#[test]
+fn seaorm_commands_that_do_not_fit_are_refused_with_what_to_do() {
+    for (args, instead) in [
+        (&["fresh"][..], "run `refresh`"),
+        (&["init"], "sea-orm-cli migrate init"),
+        (&["generate", "add_users"], "sea-orm-cli migrate generate"),
+    ] {
+        // No database is needed to refuse: nothing is connected to, nothing done.
+        let output = cli("postgres://nowhere.invalid/db", args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            message.contains("not offered")
+                && message.contains(instead)
+                && message.contains("Nothing was done"),
+            "{args:?}: {message}"
+        );
+    }
+}
+
+#[test]
+fn names_the_store_would_refuse_are_refused() {
+    for (option, name) in [
+        ("--table", "session; DROP TABLE users"),
+        ("--table", "9lives"),
+        ("--schema", ""),
+        ("--table", "Sessions"),
+    ] {
+        let output = cli("sqlite::memory:", &[option, name, "up"]);
+        assert_eq!(output.status.code(), Some(1), "{option} {name:?}");
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(message.contains(option), "{message}");
+    }
 }

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # ensure_chromium: make headless Chromium and chromedriver available for the example app's
-# browser test (tests/example_app_in_chromium.rs), installing Debian's `chromium` and
+# browser test (examples/axum_app/tests/example_app_in_chromium.rs), installing Debian's `chromium` and
 # `chromium-driver` with apt when either is missing. CHROMIUM and CHROMEDRIVER name other paths
 # (default /usr/bin/chromium, /usr/bin/chromedriver); a path that is set but missing is an error,
 # not something to install over. Uses as_root from postgres.sh.

@@ -5,7 +5,6 @@
 pub mod codecs;
 pub mod contract;
 pub mod demo_app;
-pub mod example_app;
 #[cfg(feature = "tokio-postgres")]
 pub mod failover;
 pub mod features;

@@ -1,4 +1,4 @@
-//! `examples/axum_app`, built and run as a process on a free port with a temporary SQLite file,
+//! The example, built and run as a process on a free port with a temporary SQLite file,
 //! driven over real HTTP: the visit counter, log in and log out (each cycling the session id),
 //! the cookies' attributes, the user's devices (listed, signed out one by one or all but this
 //! one, and told so on their next visit), the HTML error pages, and a session that survives a
@@ -7,16 +7,13 @@
 
 mod common;
 
-#[path = "../examples/axum_app/device.rs"]
+#[path = "../src/device.rs"]
 mod device;
 
-use common::{
-    example_app::{build_example, Browser, RunningApp},
-    sqlite::{remove_db_files, temp_db_path},
-};
+use common::{binary, file_url, remove_db_files, temp_db_path, Browser, RunningApp};
 use device::{relative_time, Browser as Family, Device, Os};
 use hyper::{Method, StatusCode};
-use tower_sessions_seaorm_store::sea_orm::ConnectionTrait;
+use tower_sessions_seaorm_store::sea_orm::{ConnectionTrait, Database};
 
 const FIREFOX_ON_LINUX: &str =
     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -42,7 +39,7 @@ struct Example {
 impl Example {
     fn start() -> Self {
         let db = TempDb(temp_db_path());
-        let app = RunningApp::start(&build_example("axum_app"), &db.0);
+        let app = RunningApp::start(&binary(), &db.0);
         Self { app, db }
     }
 
@@ -91,7 +88,7 @@ fn other_device(page: &str) -> String {
 
 #[tokio::test]
 async fn the_example_counts_visits_logs_in_and_out_and_survives_a_restart() {
-    let binary = build_example("axum_app");
+    let binary = binary();
     let db = TempDb(temp_db_path());
     let app = RunningApp::start(&binary, &db.0);
     let mut browser = Browser::new();
@@ -360,7 +357,7 @@ async fn errors_are_html_pages_with_their_status_and_nothing_internal() {
 
     // The session table goes away: a 503 page that names no table, error or id, and the
     // app recovers when the table is back.
-    let conn = common::sqlite::connect_sqlite(&common::sqlite::file_url(&example.db.0), 1).await;
+    let conn = Database::connect(file_url(&example.db.0)).await.unwrap();
     let rename = |from: &str, to: &str| format!("ALTER TABLE \"{from}\" RENAME TO \"{to}\"");
     conn.execute_unprepared(&rename("session", "session_away"))
         .await
@@ -405,6 +402,67 @@ async fn errors_are_html_pages_with_their_status_and_nothing_internal() {
         .await
         .body
         .contains("Logged in as"));
+}
+
+/// With the session table gone, every store failure reaches the log with its cause: a load in
+/// a handler (a 503 page), and a save after the handler, which tower-sessions turns into an
+/// empty 500 and reports only through `tracing`. No line holds a session id, a device's handle
+/// or a session's values.
+#[tokio::test]
+async fn store_failures_are_logged_with_their_cause_and_never_an_id_or_data() {
+    let example = Example::start();
+    let mut browser = Browser::new();
+    let page = example.log_in(&mut browser, "Zanzibar").await;
+    let session_id = browser.session_id().unwrap();
+    let [(handle, _)] = device_rows(&page).try_into().expect("one device");
+    let conn = Database::connect(file_url(&example.db.0)).await.unwrap();
+    conn.execute_unprepared("DROP TABLE \"session\"")
+        .await
+        .unwrap();
+
+    // A logged-in browser: the handler's load fails.
+    let reply = browser.get(&example.url("/")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    example
+        .app
+        .wait_for_log(|line| {
+            line.contains("ERROR")
+                && line.contains("the session failed")
+                && line.contains("no such table")
+        })
+        .await;
+
+    // A new browser: nothing to load; the save after the handler fails.
+    let mut newcomer = Browser::new();
+    let reply = newcomer.get(&example.url("/")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        reply.body
+    );
+    example
+        .app
+        .wait_for_log(|line| {
+            line.contains("ERROR")
+                && line.contains("failed to save session")
+                && line.contains("no such table")
+        })
+        .await;
+
+    let log = example.app.log();
+    for secret in [session_id.as_str(), handle.as_str(), "Zanzibar"] {
+        assert!(
+            log.iter().all(|line| !line.contains(secret)),
+            "{secret} in the log:\n{}",
+            log.join("\n")
+        );
+    }
 }
 
 #[test]

@@ -5,17 +5,22 @@
 //! is told so on its next visit.
 //!
 //! ```sh
-//! cargo run --example axum_app
+//! cargo run -p axum_app
 //! ```
 //!
-//! With no configuration the sessions live in SQLite, in `examples/axum_app.db` (created on the
-//! first run, git-ignored), so no database server is needed. The environment changes that:
+//! It is a package of its own in the workspace, so that this builds only what the application
+//! uses. With no configuration the sessions live in SQLite, in `examples/axum_app/axum_app.db`
+//! (created on the first run, git-ignored), so no database server is needed. The environment
+//! changes that:
 //!
 //! - `DATABASE_URL`: `postgres://…`, `mysql://…` (MySQL or MariaDB) or `sqlite://…?mode=rwc`.
 //! - `BIND_ADDRESS` (default `127.0.0.1:3000`), or just `PORT` on 127.0.0.1; port 0 picks a free
 //!   port. The address actually served is printed: `listening on http://…`.
 //! - `COOKIE_SECURE=false` drops the cookies' `Secure` attribute; see [`cookie_is_secure`].
-//! - `RUST_LOG`-style logging is not set up, to keep the example short; errors go to stderr.
+//! - `LOG_LEVEL` (default `info`): the log on stderr. Every failure of the session store is
+//!   logged with its cause, never with a session id or session data: the handlers log what
+//!   they are given, and tower-sessions logs a save that fails after the handler (the request
+//!   then gets an empty 500, which `pages::html_errors` turns into a page).
 //!
 //! Expired sessions are deleted every minute by the store's cleanup task.
 //!
@@ -36,9 +41,10 @@ use axum::{
 };
 use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
 use tower_sessions_seaorm_store::{
-    sea_orm::{Database, DbBackend},
+    sea_orm::{ConnectOptions, Database, DbBackend},
     MySqlStore, PostgresStore, SqliteStore,
 };
+use tracing::Level;
 
 use handlers::App;
 
@@ -46,8 +52,16 @@ type BoxError = Box<dyn Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // tower-sessions reports a failed save only here, at `error`; so do the store's cleanup
+    // task and its warnings. None of them holds a session id or session data.
+    let level = env::var("LOG_LEVEL").map_or(Ok(Level::INFO), |level| level.parse())?;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
     let url = env::var("DATABASE_URL").unwrap_or_else(|_| default_database_url());
-    let conn = Database::connect(&url).await?;
+    // sqlx would log every statement at `info`: the store's own spans say more, at `debug`.
+    let conn = Database::connect(ConnectOptions::new(url).sqlx_logging(false).to_owned()).await?;
     // One name per backend; the store writes the SQL of the connection it is given.
     match conn.get_database_backend() {
         DbBackend::Postgres => serve(PostgresStore::new(conn)).await,
@@ -57,9 +71,9 @@ async fn main() -> Result<(), BoxError> {
     }
 }
 
-/// `examples/axum_app.db` beside this file, created if missing.
+/// `axum_app.db` in this package's directory, created if missing.
 fn default_database_url() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/axum_app.db");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/axum_app.db");
     format!("sqlite://{path}?mode=rwc")
 }
 

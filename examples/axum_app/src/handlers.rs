@@ -68,11 +68,11 @@ impl IntoResponse for Failure {
     }
 }
 
-// The error goes to the operator's log; the page says only what happened. The store's messages
-// never hold session ids or data.
+// The error goes to the operator's log, with its cause; the page says only what happened. The
+// store's messages never hold session ids or data.
 impl From<session::Error> for Failure {
     fn from(err: session::Error) -> Self {
-        eprintln!("session error: {err}");
+        tracing::error!(%err, "the session failed");
         match err {
             session::Error::Store(session_store::Error::Backend(_)) => Self::Unavailable,
             _ => Self::Internal,
@@ -82,7 +82,7 @@ impl From<session::Error> for Failure {
 
 impl From<SeaOrmStoreError> for Failure {
     fn from(err: SeaOrmStoreError) -> Self {
-        eprintln!("session store error: {err}");
+        tracing::error!(%err, "the session store failed");
         match err {
             SeaOrmStoreError::Database(_) | SeaOrmStoreError::TimedOut { .. } => Self::Unavailable,
             _ => Self::Internal,

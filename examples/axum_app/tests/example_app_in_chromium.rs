@@ -1,4 +1,4 @@
-//! `examples/axum_app` in a real browser: headless Chromium driven through chromedriver
+//! The example in a real browser: headless Chromium driven through chromedriver
 //! (WebDriver). Two browser sessions, each with its own profile and cookies, log in as the same
 //! user; one signs the other out from its device list; the other, reloaded, is logged out and
 //! sees the notice.
@@ -17,10 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    example_app::{build_example, RunningApp},
-    sqlite::{remove_db_files, temp_db_path},
-};
+use common::{binary, remove_db_files, temp_db_path, RunningApp};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
@@ -155,7 +152,7 @@ async fn text(browser: &Client) -> String {
 
 #[tokio::test]
 async fn a_browser_signed_out_from_another_sees_the_notice() {
-    let binary = build_example("axum_app");
+    let binary = binary();
     let db = temp_db_path();
     let app = RunningApp::start(&binary, &db);
     let started = Instant::now();

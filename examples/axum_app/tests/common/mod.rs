@@ -1,13 +1,14 @@
-//! Running `examples/axum_app` as a real process, and a minimal HTTP client with a cookie jar to
-//! drive it.
+//! Running the example as a real process, a minimal HTTP client with a cookie jar to drive it,
+//! and SQLite files of the tests' own.
+#![allow(dead_code)]
 
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
+    sync::{mpsc, Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use http_body_util::{BodyExt, Full};
@@ -17,44 +18,45 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 
-/// Builds the example with the features this test was built with (so cargo reuses the
-/// library it already built) and returns the path of its binary.
-pub fn build_example(name: &str) -> PathBuf {
-    let features: Vec<&str> = [
-        ("postgres", cfg!(feature = "postgres")),
-        ("sqlite", cfg!(feature = "sqlite")),
-        ("mysql", cfg!(feature = "mysql")),
-        ("migration", cfg!(feature = "migration")),
-        ("msgpack", cfg!(feature = "msgpack")),
-        ("runtime-tokio", cfg!(feature = "runtime-tokio")),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect();
-    let output = Command::new(env!("CARGO"))
-        .args(["build", "--example", name, "--message-format=json"])
-        .args(["--no-default-features", "--features", &features.join(",")])
-        .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run cargo build --example");
-    assert!(
-        output.status.success(),
-        "cargo build --example {name} failed"
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["target"]["name"] == name)
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo did not report the binary of example {name}"))
+/// The example's binary, built by cargo for this package's tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_axum_app"))
+}
+
+/// A fresh path in the system's temporary directory (the file does not exist yet).
+pub fn temp_db_path() -> PathBuf {
+    static COUNT: Mutex<u32> = Mutex::new(0);
+    let mut count = COUNT.lock().unwrap();
+    *count += 1;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!(
+        "axum_app_test_{}_{nanos}_{count}.sqlite",
+        std::process::id()
+    ))
+}
+
+/// The `sqlite://` URL of the file at `path`, created if missing.
+pub fn file_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Deletes a SQLite database file and the journal files beside it.
+pub fn remove_db_files(path: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
 }
 
 /// A running example process, killed when dropped (so also when a test fails).
 pub struct RunningApp {
     child: Child,
     pub base_url: String,
+    /// What it has written to stderr (its log) so far, line by line.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl RunningApp {
@@ -62,23 +64,31 @@ impl RunningApp {
     /// waits for it to print the address it serves.
     pub fn start(binary: &Path, db: &Path) -> Self {
         let mut child = Command::new(binary)
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", db.display()),
-            )
+            .env("DATABASE_URL", file_url(db))
             .env("PORT", "0")
             .env_remove("BIND_ADDRESS")
             .env_remove("COOKIE_SECURE")
+            .env_remove("LOG_LEVEL")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start the example");
         let stdout = child.stdout.take().expect("the example's stdout");
+        let stderr = child.stderr.take().expect("the example's stderr");
         // Own the child before anything can panic, so that Drop kills it.
         let mut app = Self {
             child,
             base_url: String::new(),
+            log: Arc::default(),
         };
+        let log = Arc::clone(&app.log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Shown with the test's output too, as when it was inherited.
+                eprintln!("{line}");
+                log.lock().unwrap().push(line);
+            }
+        });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -91,6 +101,26 @@ impl RunningApp {
             .recv_timeout(Duration::from_secs(60))
             .expect("the example prints `listening on http://…` within a minute");
         app
+    }
+
+    /// The lines of its log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits up to ten seconds for a log line that `wanted` accepts, and returns it.
+    pub async fn wait_for_log(&self, wanted: impl Fn(&str) -> bool) -> String {
+        for _ in 0..100 {
+            if let Some(line) = self.log().into_iter().find(|line| wanted(line)) {
+                return line;
+            }
+            // The log arrives through a pipe and a thread: poll it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "no such line in the example's log:\n{}",
+            self.log().join("\n")
+        );
     }
 
     /// Kills the process and waits for it to exit.

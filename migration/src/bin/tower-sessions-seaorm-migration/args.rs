@@ -1,0 +1,117 @@
+//! The command line's arguments.
+
+use clap::{Parser, Subcommand};
+use tower_sessions_seaorm_migration::{DEFAULT_SCHEMA, DEFAULT_TABLE};
+
+/// Creates, migrates and drops tower-sessions-seaorm-store's session table, and nothing else.
+///
+/// Every command acts on the session table alone (its columns, indexes and triggers, the read
+/// cache's eviction function on PostgreSQL) and on its own rows of the history table
+/// `seaql_migrations_tower_sessions`, which the store's `migrate()` shares: the two can be
+/// mixed. Your application's tables and its `seaql_migrations` are never touched.
+#[derive(Debug, Parser)]
+#[command(name = "tower-sessions-seaorm-migration", version)]
+pub struct Cli {
+    /// The database: postgres://…, mysql://… (MySQL or MariaDB) or sqlite://…?mode=rwc
+    #[arg(
+        short = 'u',
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// The session table's schema, on PostgreSQL (SQLite and MySQL keep the table in the
+    /// connection's database and ignore it)
+    #[arg(short = 's', long, default_value = DEFAULT_SCHEMA, global = true)]
+    pub schema: String,
+
+    /// The session table's name, as given to the store's `with_table_name`
+    #[arg(short = 't', long, default_value = DEFAULT_TABLE, global = true)]
+    pub table: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the session table's pending migrations (creating the table if it is missing)
+    Up {
+        /// How many to apply (default: all)
+        #[arg(short, long)]
+        num: Option<u32>,
+    },
+    /// Roll back the session table's last applied migrations, newest first; rolling back the
+    /// first one drops the session table, and every session with it
+    Down {
+        /// How many to roll back
+        #[arg(short, long, default_value_t = 1)]
+        num: u32,
+    },
+    /// List the session table's migrations, applied or pending; changes nothing
+    Status,
+    /// Roll back all of the session table's migrations: drops the session table (everyone is
+    /// logged out) and removes its history rows
+    Reset,
+    /// `reset`, then `up`: an empty session table, freshly migrated
+    Refresh,
+    /// Not offered: see the message
+    #[command(hide = true)]
+    Fresh {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        ignored: Vec<String>,
+    },
+    /// Not offered: see the message
+    #[command(hide = true)]
+    Init {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        ignored: Vec<String>,
+    },
+    /// Not offered: see the message
+    #[command(hide = true)]
+    Generate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        ignored: Vec<String>,
+    },
+}
+
+/// What a command does.
+pub enum Action {
+    /// Apply this many pending migrations, all with `None`.
+    Up(Option<u32>),
+    /// Roll back this many applied migrations, all with `None`.
+    Down(Option<u32>),
+    Status,
+    /// Roll back all, then apply all.
+    Refresh,
+}
+
+impl Command {
+    /// What the command does, or why SeaORM's commands that do not fit a session table are
+    /// refused and what to run instead.
+    pub fn action(&self) -> Result<Action, &'static str> {
+        match self {
+            Self::Up { num } => Ok(Action::Up(*num)),
+            Self::Down { num } => Ok(Action::Down(Some(*num))),
+            Self::Status => Ok(Action::Status),
+            Self::Reset => Ok(Action::Down(None)),
+            Self::Refresh => Ok(Action::Refresh),
+            Self::Fresh { .. } => Err(
+                "`fresh` is not offered: SeaORM's `fresh` drops every table in the database, \
+                 your application's included, and this tool touches the session table alone. \
+                 To recreate the session table, run `refresh` (it drops the session table and \
+                 its history rows, then migrates it again); to start your whole database \
+                 afresh, use your application's own migrator. Nothing was done.",
+            ),
+            Self::Init { .. } | Self::Generate { .. } => Err(
+                "`init` and `generate` are not offered: they write a migration crate, and this \
+                 tool runs the session table's migrations only. For your application's own \
+                 migrations use sea-orm-cli (`sea-orm-cli migrate init`, `sea-orm-cli migrate \
+                 generate <name>`); to create the session table with them, add this crate's \
+                 migrations to your Migrator (see the crate's documentation). Nothing was done.",
+            ),
+        }
+    }
+}
