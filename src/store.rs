@@ -546,7 +546,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// session: `Session::cycle_id`, as axum-login calls at login, starts a new lifetime, so a
     /// lifetime is a bound on one login. Sessions stored before the fourth migration
     /// ([`AddSessionTimes`](crate::migration::AddSessionTimes); `migrate()` runs it) count from
-    /// the migration. Still one statement per load and per cleanup batch.
+    /// the migration; rows another writer inserts later without a `created_at` count from their
+    /// insert ([`InsertInstantDefaults`](crate::migration::InsertInstantDefaults)). Still one
+    /// statement per load and per cleanup batch.
     ///
     /// ```no_run
     /// # fn run(store: tower_sessions_seaorm_store::PostgresStore) {

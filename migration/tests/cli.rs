@@ -62,6 +62,7 @@ async fn up_records_each_step_under_the_name_migrate_gives_it() {
             "session/m20261125_000002_add_user_index",
             "session/m20261201_000003_exact_keys",
             "session/m20261202_000004_add_session_times",
+            "session/m20261203_000005_insert_instant_defaults",
         ]
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -89,7 +90,7 @@ async fn a_history_with_the_bare_names_of_an_older_cli_is_renamed_not_reported_m
     run(&url, "status");
     assert_eq!(
         versions(&url, "session/%").await.len(),
-        4,
+        5,
         "every bare name was given its table's prefix"
     );
     std::fs::remove_dir_all(&dir).unwrap();
