@@ -13,7 +13,7 @@
 //!   locking clause on PostgreSQL, a plain consistent read on MySQL;
 //! - they are then **locked by key, in key order**, with the user (and, for the trim, the
 //!   row's liveness) checked again on the row as it is when locked, so a row that changed
-//!   hands or was saved into a new life meanwhile is left alone. PostgreSQL does both in one
+//!   hands meanwhile is left alone. PostgreSQL does both in one
 //!   statement (`… ORDER BY "id" FOR UPDATE` in a CTE, then the `DELETE` of what it locked);
 //!   MySQL in a second statement, a `DELETE` by primary key (`FORCE INDEX (PRIMARY)`: a range
 //!   of the primary key locks its rows in key order, and no secondary index first).
