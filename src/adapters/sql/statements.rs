@@ -1,5 +1,6 @@
-//! The SQL each repository operation sends, per dialect, rendered once per table by sea-query
-//! (which quotes the identifiers) and reused for every call.
+//! The SQL each repository operation sends, per dialect, rendered once per table and reused for
+//! every call: by sea-query (which quotes the identifiers) here, and by hand, with the validated
+//! names quoted there, for the saves (`update.rs`) and the per-user deletes (`per_user.rs`).
 
 use sea_orm::{
     sea_query::{
