@@ -145,30 +145,19 @@ impl SeaOrmRepository {
         deletes: &KeyedDeletes,
         checks: Vec<Value>,
     ) -> Result<u64, RepositoryError> {
+        // As bytes, bound back as bytes: a key another tool wrote need not be UTF-8.
+        let keys = self
+            .conn
+            .query_all_raw(self.statement(read, read_values))
+            .await
+            .map_err(|e| self.classify(e))?
+            .iter()
+            .map(|row| row.try_get_by_index::<Vec<u8>>(0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.classify(e))?;
+        // A key read here may be gone by its delete (another trim or logout got there first):
+        // the delete then finds nothing. Each delete is retried on its own.
         let mut deleted = 0;
-        // A key read here may be deleted meanwhile; the delete then finds nothing, and the next
-        // read of a retry does not return it. Repeated from the read on a conflict.
-        let mut attempt = 1;
-        let keys = loop {
-            let rows = self
-                .conn
-                .query_all_raw(self.statement(read, read_values.clone()))
-                .await;
-            match rows {
-                // As bytes, bound back as bytes: a key another tool wrote need not be UTF-8.
-                Ok(rows) => {
-                    break rows
-                        .iter()
-                        .map(|row| row.try_get_by_index::<Vec<u8>>(0))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| self.classify(e))?
-                }
-                Err(err) if attempt < DELETE_ATTEMPTS && is_conflict(self.dialect, &err) => {
-                    attempt += 1;
-                }
-                Err(err) => return Err(self.classify(err)),
-            }
-        };
         for chunk in keys.chunks(MAX_KEYS_PER_DELETE) {
             let Some((count, sql)) = deletes.for_keys(chunk.len()) else {
                 continue;
