@@ -581,7 +581,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// session: `Session::cycle_id`, as axum-login calls at login, starts a new lifetime, so a
     /// lifetime is a bound on one login. Sessions stored before the fourth migration
     /// ([`AddSessionTimes`](crate::migration::AddSessionTimes); `migrate()` runs it) count from
-    /// the migration. Still one statement per load and per cleanup batch.
+    /// the migration; rows another writer inserts later without a `created_at` count from their
+    /// insert ([`InsertInstantDefaults`](crate::migration::InsertInstantDefaults)). Still one
+    /// statement per load and per cleanup batch.
     ///
     /// ```no_run
     /// # fn run(store: tower_sessions_seaorm_store::PostgresStore) {
@@ -604,12 +606,23 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// such save has returned, also when one user logs in from many devices at once (OWASP
     /// ASVS 5.0 §7.1.2).
     ///
+    /// Only live sessions count: one past its expiry or its absolute lifetime
+    /// ([`with_absolute_lifetime`](Self::with_absolute_lifetime)) takes no slot, and is left to
+    /// the cleanup.
+    ///
     /// Needs the per-user index: call [`with_user_key`](Self::with_user_key) first. Costs one
-    /// more statement for the saves that set or change a session's user (a login, whether it
-    /// creates a session or saves one), nothing for the others: on PostgreSQL and MySQL the save
-    /// reports a change of user within its own statement; on SQLite, which cannot, such a save
-    /// reads the row's user first, in process (no round trip). A session ended this way is
-    /// gone at its device's next request, as after "log out my other devices".
+    /// more statement (two on MySQL/MariaDB) for the creates and saves that set or change a
+    /// session's user (a login), nothing for the others: on PostgreSQL and MySQL the save
+    /// reports a change of user within its own statement. SQLite cannot, so there every save
+    /// it writes with a user is followed by the trim, which ends nothing unless the user is
+    /// over the limit (one more statement, in process). A session ended this way is gone at
+    /// its device's next request, as after "log out my other devices".
+    ///
+    /// The trim never deadlocks with other logins, logouts or saves (it locks the sessions it
+    /// ends by key, in key order, after choosing them without locking), and never fails the
+    /// login it follows: it runs after the session is stored, bounded by its own operation
+    /// timeout, and if it fails the login stands, a warning is logged, and the user keeps more
+    /// sessions until their next login trims again.
     ///
     /// ```no_run
     /// # fn run(store: tower_sessions_seaorm_store::PostgresStore) -> Result<(), tower_sessions_seaorm_store::SeaOrmStoreError> {

@@ -72,11 +72,12 @@ fn run_cli(url: &str, command: &str) {
     );
 }
 
-const HISTORY: [&str; 4] = [
+const HISTORY: [&str; 5] = [
     "session/m20261125_000001_create_session_table",
     "session/m20261125_000002_add_user_index",
     "session/m20261201_000003_exact_keys",
     "session/m20261202_000004_add_session_times",
+    "session/m20261203_000005_insert_instant_defaults",
 ];
 
 /// A database of the test's own, holding an application: its URL and a connection.

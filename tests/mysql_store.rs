@@ -195,6 +195,7 @@ async fn eight_concurrent_migrations_on_a_fresh_table_all_succeed() {
                 format!("{table}/m20261125_000002_add_user_index"),
                 format!("{table}/m20261201_000003_exact_keys"),
                 format!("{table}/m20261202_000004_add_session_times"),
+                format!("{table}/m20261203_000005_insert_instant_defaults"),
             ]
         );
         drop_table(&conn, &table).await;
@@ -489,6 +490,7 @@ async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_ei
             format!("{table}/m20261125_000002_add_user_index"),
             format!("{table}/m20261201_000003_exact_keys"),
             format!("{table}/m20261202_000004_add_session_times"),
+            format!("{table}/m20261203_000005_insert_instant_defaults"),
         ]
     );
     drop_table(&conn, &table).await;
@@ -549,4 +551,138 @@ async fn through_sqlx_a_varbinary_key_does_not_read_as_a_string_so_keys_are_read
     assert!(err.contains("mismatched types"), "{err}");
     assert_eq!(as_bytes.unwrap(), b"abc");
     fixture.finish().await;
+}
+
+/// Inserts a row into `table` the way another writer would, without `created_at` and
+/// `updated_at`, through a connection in the session time zone `zone`.
+async fn insert_without_instants(table: &str, id: &str, zone: &str) {
+    let zoned = connect_mysql_with(&mysql_url(), 1).await;
+    zoned
+        .execute_unprepared(&format!("SET time_zone = '{zone}'"))
+        .await
+        .unwrap();
+    zoned
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::MySql,
+            format!(
+                "INSERT INTO `{table}` (`id`, `data`, `expiry_date`) \
+                 VALUES (?, 'raw', UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)"
+            ),
+            [id.into()],
+        ))
+        .await
+        .expect("an insert without the instants");
+    let _ = zoned.close().await;
+}
+
+/// The creation instant of the row `id`, if it is live for a store whose absolute lifetime
+/// began at `born_after`.
+async fn created_at_of(
+    store: &MySqlStore,
+    id: &str,
+    born_after: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    store
+        .repository()
+        .find_unexpired_row(id, OffsetDateTime::now_utc(), Some(born_after))
+        .await
+        .unwrap()
+        .and_then(|row| row.created_at)
+}
+
+#[tokio::test]
+async fn a_row_inserted_without_created_at_counts_its_lifetime_from_its_insert_in_any_time_zone() {
+    let fixture = MySqlFixture::new().await;
+    // Real time is the point: the default must be the insert's instant, not the migration's,
+    // and the two must lie apart for the test to tell them.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for (n, zone) in ["+13:00", "-12:00"].into_iter().enumerate() {
+        let id = format!("written-by-another-tool-{n}");
+        let before = OffsetDateTime::now_utc();
+        insert_without_instants(&fixture.table, &id, zone).await;
+        let after = OffsetDateTime::now_utc();
+
+        let created = created_at_of(&fixture.store, &id, before - Duration::milliseconds(100))
+            .await
+            .unwrap_or_else(|| panic!("in {zone}: live, created at its insert"));
+        assert!(
+            created <= after + Duration::milliseconds(100),
+            "in {zone}: {created} is not the insert's instant, in UTC"
+        );
+    }
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_gives_a_table_of_the_fourth_migration_insert_instant_defaults_under_eight_replicas(
+) {
+    use tower_sessions_seaorm_store::migration::{
+        sea_orm_migration::{MigrationTrait, SchemaManager},
+        AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
+    };
+    let conn = connect_mysql(&mysql_url()).await;
+    let table = unique_name("ts_defaults");
+    let manager = SchemaManager::new(&conn);
+    CreateSessionTable::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    AddUserIndex::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    ExactKeys::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    AddSessionTimes::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    let store = MySqlStore::new(conn.clone())
+        .with_table_name(&table)
+        .unwrap()
+        .with_user_key("user_id")
+        .unwrap();
+    let mut record = session_of("ada");
+    store.create(&mut record).await.unwrap();
+    let listed_before = store.user_sessions("ada").await.unwrap();
+    // Real time is the point, as above.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    common::migrate_concurrently(
+        8,
+        || {
+            MySqlStore::new(conn.clone())
+                .with_table_name(&table)
+                .unwrap()
+        },
+        "the insert instant defaults",
+    )
+    .await;
+
+    assert_eq!(
+        store.load(&record.id).await.unwrap().as_ref(),
+        Some(&record)
+    );
+    assert_eq!(store.user_sessions("ada").await.unwrap(), listed_before);
+    let defaults = scalar_strings(
+        &conn,
+        "SELECT LOWER(COLUMN_DEFAULT) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+         AND COLUMN_NAME IN ('created_at', 'updated_at')",
+        vec![table.clone().into()],
+    )
+    .await;
+    assert_eq!(defaults, ["utc_timestamp(6)", "utc_timestamp(6)"]);
+    let before = OffsetDateTime::now_utc();
+    insert_without_instants(&table, "written-after-the-upgrade", "+13:00").await;
+    assert!(created_at_of(
+        &store,
+        "written-after-the-upgrade",
+        before - Duration::milliseconds(100)
+    )
+    .await
+    .is_some());
+    drop_table(&conn, &table).await;
 }

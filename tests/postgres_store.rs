@@ -116,7 +116,8 @@ async fn eight_concurrent_migrations_on_an_empty_schema_all_succeed() {
                 "session/m20261125_000001_create_session_table",
                 "session/m20261125_000002_add_user_index",
                 "session/m20261201_000003_exact_keys",
-                "session/m20261202_000004_add_session_times"
+                "session/m20261202_000004_add_session_times",
+                "session/m20261203_000005_insert_instant_defaults"
             ]
         );
         conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
@@ -142,8 +143,8 @@ async fn migrate_twice_changes_nothing_and_leaves_the_application_history_alone(
     .await;
     assert_eq!(
         history.len(),
-        4,
-        "four migrations, each recorded once: {history:?}"
+        5,
+        "five migrations, each recorded once: {history:?}"
     );
     let app_history = scalar_strings(
         &fixture.conn,
@@ -494,4 +495,46 @@ async fn a_table_name_whose_derived_names_collide_is_refused_at_the_builder_sayi
         .with_table_name("seaql_migrations_tower_sessions")
         .unwrap_err();
     assert!(err.to_string().contains("migration history table"), "{err}");
+}
+
+#[tokio::test]
+async fn a_row_inserted_without_created_at_counts_its_lifetime_from_its_insert() {
+    use tower_sessions_seaorm_store::{
+        repository::SessionRepository,
+        sea_orm::{ConnectionTrait, DbBackend, Statement},
+    };
+    let fixture = PgFixture::new().await;
+    // Real time is the point: the default must be the insert's instant, not the migration's,
+    // and the two must lie apart for the test to tell them.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = OffsetDateTime::now_utc();
+    fixture
+        .conn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "INSERT INTO {} (\"id\", \"data\", \"expiry_date\") \
+                 VALUES ($1, 'raw', now() + interval '1 hour')",
+                fixture.table()
+            ),
+            ["written-by-another-tool".into()],
+        ))
+        .await
+        .unwrap();
+    let after = OffsetDateTime::now_utc();
+
+    let created = fixture
+        .store
+        .repository()
+        .find_unexpired_row(
+            "written-by-another-tool",
+            OffsetDateTime::now_utc(),
+            Some(before - Duration::milliseconds(100)),
+        )
+        .await
+        .unwrap()
+        .and_then(|row| row.created_at)
+        .expect("live: created at its insert");
+    assert!(created <= after + Duration::milliseconds(100));
+    fixture.finish().await;
 }

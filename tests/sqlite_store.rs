@@ -107,7 +107,8 @@ async fn eight_concurrent_migrations_on_a_fresh_file_all_succeed() {
                 "session/m20261125_000001_create_session_table",
                 "session/m20261125_000002_add_user_index",
                 "session/m20261201_000003_exact_keys",
-                "session/m20261202_000004_add_session_times"
+                "session/m20261202_000004_add_session_times",
+                "session/m20261203_000005_insert_instant_defaults"
             ]
         );
         let _ = conn.close().await;
@@ -203,4 +204,148 @@ async fn a_table_name_with_uppercase_letters_is_refused_because_sqlite_ignores_c
         "the default table `session` is another table"
     );
     fixture.finish().await;
+}
+
+/// Inserts a row the way another writer would: without `created_at` and `updated_at`.
+async fn insert_without_instants(
+    conn: &tower_sessions_seaorm_store::sea_orm::DatabaseConnection,
+    id: &str,
+) {
+    use tower_sessions_seaorm_store::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let expiry_micros =
+        (OffsetDateTime::now_utc() + Duration::hours(1)).unix_timestamp() * 1_000_000;
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        r#"INSERT INTO "session" ("id", "data", "expiry_date") VALUES (?, ?, ?)"#,
+        [id.into(), b"raw".to_vec().into(), expiry_micros.into()],
+    ))
+    .await
+    .expect("an insert without the instants");
+}
+
+/// Whether the row `id` is live for a store whose absolute lifetime began at `born_after`, and
+/// its creation instant.
+async fn created_at_of(
+    store: &SqliteStore,
+    id: &str,
+    born_after: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    use tower_sessions_seaorm_store::repository::SessionRepository;
+    store
+        .repository()
+        .find_unexpired_row(id, OffsetDateTime::now_utc(), Some(born_after))
+        .await
+        .unwrap()
+        .and_then(|row| row.created_at)
+}
+
+#[tokio::test]
+async fn a_row_inserted_without_created_at_counts_its_lifetime_from_its_insert() {
+    let fixture = SqliteFixture::file().await;
+    // Real time is the point: the default must be the insert's instant, not the migration's,
+    // and the two must lie apart for the test to tell them.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = OffsetDateTime::now_utc();
+    insert_without_instants(&fixture.conn, "written-by-another-tool").await;
+    let after = OffsetDateTime::now_utc();
+
+    // SQLite's default is to the millisecond: 100 ms of margin.
+    let created = created_at_of(
+        &fixture.store,
+        "written-by-another-tool",
+        before - Duration::milliseconds(100),
+    )
+    .await
+    .expect("live: created at its insert, not at the migration 300 ms before");
+    assert!(created <= after, "{created} after {after}");
+    fixture.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_gives_a_table_of_the_fourth_migration_insert_instant_defaults_under_eight_replicas(
+) {
+    use tower_sessions_seaorm_store::migration::{
+        sea_orm_migration::{MigrationTrait, SchemaManager},
+        AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
+    };
+    let path = temp_db_path();
+    let conn = connect_sqlite(&file_url(&path), 8).await;
+    // The table as the first four migrations left it, with rows.
+    let manager = SchemaManager::new(&conn);
+    CreateSessionTable::new("ignored", "session")
+        .up(&manager)
+        .await
+        .unwrap();
+    AddUserIndex::new("ignored", "session")
+        .up(&manager)
+        .await
+        .unwrap();
+    ExactKeys::new("ignored", "session")
+        .up(&manager)
+        .await
+        .unwrap();
+    AddSessionTimes::new("ignored", "session")
+        .up(&manager)
+        .await
+        .unwrap();
+    let store = SqliteStore::new(conn.clone())
+        .with_user_key("user_id")
+        .unwrap();
+    let mut sessions = Vec::new();
+    for user in ["ada", "grace"] {
+        let mut record = common::suite::record(common::suite::in_a_day());
+        record
+            .data
+            .insert("user_id".to_owned(), serde_json::json!(user));
+        store.create(&mut record).await.unwrap();
+        sessions.push(record);
+    }
+    let listed_before = store.user_sessions("ada").await.unwrap();
+    let objects = "SELECT type || ' ' || name FROM sqlite_master WHERE tbl_name = 'session' \
+                   ORDER BY 1";
+    let objects_before = scalar_strings(&conn, objects, vec![]).await;
+    // Real time is the point, as above.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    common::migrate_concurrently(8, || SqliteStore::new(conn.clone()), "insert defaults").await;
+
+    for record in &sessions {
+        assert_eq!(store.load(&record.id).await.unwrap().as_ref(), Some(record));
+    }
+    assert_eq!(
+        store.user_sessions("ada").await.unwrap(),
+        listed_before,
+        "rows keep their instants"
+    );
+    assert_eq!(scalar_strings(&conn, objects, vec![]).await, objects_before);
+    let before = OffsetDateTime::now_utc();
+    insert_without_instants(&conn, "written-after-the-upgrade").await;
+    assert!(created_at_of(
+        &store,
+        "written-after-the-upgrade",
+        before - Duration::milliseconds(100)
+    )
+    .await
+    .is_some());
+    // Run again, the table is left alone; down and up again rebuild it each way.
+    store.migrate().await.unwrap();
+    let defaults = "SELECT dflt_value FROM pragma_table_info('session') \
+                    WHERE name IN ('created_at', 'updated_at')";
+    let step = tower_sessions_seaorm_store::migration::InsertInstantDefaults::new("", "session");
+    step.down(&manager).await.unwrap();
+    let constant = scalar_strings(&conn, defaults, vec![]).await;
+    assert!(
+        constant.iter().all(|d| d.parse::<i64>().is_ok()),
+        "{constant:?}"
+    );
+    step.up(&manager).await.unwrap();
+    let expression = scalar_strings(&conn, defaults, vec![]).await;
+    assert!(
+        expression.iter().all(|d| d.contains("'now'")),
+        "{expression:?}"
+    );
+    assert_eq!(scalar_strings(&conn, objects, vec![]).await, objects_before);
+    assert_eq!(store.user_sessions("ada").await.unwrap(), listed_before);
+    let _ = conn.close().await;
+    remove_db_files(&path);
 }

@@ -43,6 +43,7 @@ async fn on_postgres(build: fn(DatabaseConnection) -> PostgresStore) {
         store: PostgresStore::new(conn.clone()),
         conn,
         schema,
+        url: database_url(),
     }
     .finish()
     .await;

@@ -12,7 +12,7 @@
 //!    ```
 //!    use sea_orm_migration::prelude::*;
 //!    use tower_sessions_seaorm_migration::{
-//!        AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
+//!        AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys, InsertInstantDefaults,
 //!    };
 //!
 //!    pub struct Migrator;
@@ -28,6 +28,8 @@
 //!                Box::new(ExactKeys::new("tower_sessions", "session")),
 //!                // Creation and last-save instants, listed values (store 0.3+).
 //!                Box::new(AddSessionTimes::new("tower_sessions", "session")),
+//!                // Those instants default to the insert's (SQLite, MySQL/MariaDB).
+//!                Box::new(InsertInstantDefaults::new("tower_sessions", "session")),
 //!            ]
 //!        }
 //!    }
@@ -59,8 +61,8 @@
 //! MariaDB); see [`CreateSessionTable`]. Only PostgreSQL has schemas: elsewhere the schema name
 //! is ignored and the table is created in the connection's database.
 //!
-//! Every migration here is idempotent (`IF NOT EXISTS`), so the paths can be mixed: a table
-//! created by one is left as it is by another.
+//! Every migration here is idempotent (`IF NOT EXISTS`, or a check of the catalog first), so
+//! the paths can be mixed: a table created by one is left as it is by another.
 
 use sea_orm_migration::prelude::*;
 
@@ -68,6 +70,7 @@ mod m20261125_000001_create_session_table;
 mod m20261125_000002_add_user_index;
 mod m20261201_000003_exact_keys;
 mod m20261202_000004_add_session_times;
+mod m20261203_000005_insert_instant_defaults;
 mod names;
 mod partitioned;
 
@@ -75,6 +78,7 @@ pub use m20261125_000001_create_session_table::CreateSessionTable;
 pub use m20261125_000002_add_user_index::AddUserIndex;
 pub use m20261201_000003_exact_keys::ExactKeys;
 pub use m20261202_000004_add_session_times::AddSessionTimes;
+pub use m20261203_000005_insert_instant_defaults::InsertInstantDefaults;
 pub use names::{
     check_names, created_at_index_name, expiry_index_name, partition_name, user_key_index_name,
     NameError, MAX_NAME_LEN,
@@ -121,6 +125,7 @@ pub fn migrations_with_partitions(
         Box::new(AddUserIndex::new(schema, table)),
         Box::new(ExactKeys::new(schema, table)),
         Box::new(AddSessionTimes::new(schema, table)),
+        Box::new(InsertInstantDefaults::new(schema, table)),
     ]
 }
 

@@ -35,6 +35,7 @@ pub const MAX_HASH_PARTITIONS: u16 = 1024;
 /// use sea_orm_migration::prelude::*;
 /// use tower_sessions_seaorm_migration::{
 ///     AddSessionTimes, AddUserIndex, CreatePartitionedSessionTable, ExactKeys,
+///     InsertInstantDefaults,
 /// };
 ///
 /// pub struct Migrator;
@@ -47,6 +48,7 @@ pub const MAX_HASH_PARTITIONS: u16 = 1024;
 ///             Box::new(AddUserIndex::new("tower_sessions", "session")),
 ///             Box::new(ExactKeys::new("tower_sessions", "session")),
 ///             Box::new(AddSessionTimes::new("tower_sessions", "session")),
+///             Box::new(InsertInstantDefaults::new("tower_sessions", "session")),
 ///         ]
 ///     }
 /// }

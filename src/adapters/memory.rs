@@ -224,11 +224,13 @@ impl SessionRepository for InMemoryRepository {
         user_key: &str,
         keep: u64,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let mut rows = self.rows();
+        // Dead rows (expired, or outlived) take no slot and are left to the cleanup.
         let mut live: Vec<(OffsetDateTime, String)> = rows
             .iter()
-            .filter(|(_, row)| row.of_user(user_key) && !row.is_expired_at(now))
+            .filter(|(_, row)| row.of_user(user_key) && row.is_live(now, born_after))
             .map(|(id, row)| (row.saved_at, id.clone()))
             .collect();
         // Most recently saved first, ties by key (the greater first), as the SQL orders them.

@@ -271,13 +271,24 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     ///
     /// Refused before anything is sent ([`SessionError::Unstorable`]) when the expiry lies
     /// outside the years 1 to 9999 in UTC, the range every backend stores.
+    ///
+    /// With a per-user session limit, a session created with a user (a login) is followed by
+    /// the trim of that user's sessions ([`Self::trim_after_login`]), which never fails the
+    /// create.
     pub async fn create(&self, record: &mut SessionRecord<'_>) -> Result<(), SessionError> {
-        self.run(Operation::Create, self.create_unbounded(record))
-            .await
+        let now = OffsetDateTime::now_utc();
+        let written = self
+            .run(Operation::Create, self.create_unbounded(record, now))
+            .await?;
+        self.trim_after_login(written, now).await;
+        Ok(())
     }
 
-    async fn create_unbounded(&self, record: &mut SessionRecord<'_>) -> Result<(), SessionError> {
-        let now = OffsetDateTime::now_utc();
+    async fn create_unbounded(
+        &self,
+        record: &mut SessionRecord<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Written, SessionError> {
         for attempt in 1..=self.policy.max_create_attempts {
             if attempt > 1 {
                 record.id = SessionId::random();
@@ -286,10 +297,7 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
             let row = self.row(record, now)?;
             let user_key = row.user_key.clone();
             if self.repository.insert_if_absent(row).await? {
-                if let Some(user_key) = user_key {
-                    self.trim_user(&user_key, now).await?;
-                }
-                return Ok(());
+                return Ok(Written { login_of: user_key });
             }
             tracing::debug!(attempt, "session id already taken; drawing a fresh one");
         }
@@ -306,48 +314,70 @@ impl<R: SessionRepository, C: Codec> SessionService<R, C> {
     /// and no user key and moves the expiry by less than that writes nothing either.
     ///
     /// With a per-user session limit ([`ServicePolicy::max_sessions_per_user`]), a save that
-    /// gives the session another user then ends that user's least recently saved sessions
-    /// beyond the limit (a second statement, for those saves only).
+    /// gives the session another user (a login) is followed by the trim of that user's
+    /// sessions ([`Self::trim_after_login`]: a second statement, for those saves only), which
+    /// never fails the save.
     pub async fn save(&self, record: &SessionRecord<'_>) -> Result<(), SessionError> {
-        self.run(Operation::Save, async {
-            let now = OffsetDateTime::now_utc();
-            let mut row = self.row(record, now)?;
-            // Only a save with a user can give a user one more session.
-            row.report_user_change =
-                self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
-            let user_key = row.user_key.clone();
-            let eviction = self.eviction(|| Evict::Key(row.id.clone()));
-            let user_changed = self.repository.update_if_present(row).await?;
-            eviction.done();
-            if let (true, Some(user_key)) = (user_changed, user_key) {
-                self.trim_user(&user_key, now).await?;
-            }
-            Ok(())
-        })
-        .await
+        let now = OffsetDateTime::now_utc();
+        let written = self
+            .run(Operation::Save, async {
+                let mut row = self.row(record, now)?;
+                // Only a save with a user can give a user one more session.
+                row.report_user_change =
+                    self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
+                let user_key = row.user_key.clone();
+                let eviction = self.eviction(|| Evict::Key(row.id.clone()));
+                let user_changed = self.repository.update_if_present(row).await?;
+                eviction.done();
+                Ok(Written {
+                    login_of: user_key.filter(|_| user_changed),
+                })
+            })
+            .await?;
+        self.trim_after_login(written, now).await;
+        Ok(())
     }
 
-    /// The per-user session limit: ends `user_key`'s least recently saved live sessions beyond
-    /// it. Concurrent logins each trim after their own insert, so once they have all returned
-    /// the user has at most the limit.
-    async fn trim_user(&self, user_key: &str, now: OffsetDateTime) -> Result<(), SessionError> {
-        let Some(limit) = self.policy.max_sessions_per_user else {
-            return Ok(());
+    /// The per-user session limit, after a write that gave a user one more session: ends the
+    /// user's least recently saved live sessions beyond the limit. A dead session (expired, or
+    /// past the absolute lifetime) takes no slot.
+    ///
+    /// Concurrent logins each trim after their own write, so once they have all returned the
+    /// user has exactly the limit (or fewer sessions). The trim is an operation of its own
+    /// (`delete_user_sessions` in spans and faults), bounded by its own operation timeout, and
+    /// **never fails the login it follows**: the session is stored by then, so an error is
+    /// logged at `warn` and the user keeps more than the limit until a later login of theirs
+    /// trims again.
+    async fn trim_after_login(&self, written: Written, now: OffsetDateTime) {
+        let (Some(user_key), Some(limit)) = (written.login_of, self.policy.max_sessions_per_user)
+        else {
+            return;
         };
-        let eviction = self.eviction(|| Evict::User(user_key.to_owned()));
-        let ended = self
-            .repository
-            .trim_user_sessions(user_key, limit, now)
-            .await?;
-        eviction.done_if(ended > 0);
-        if ended > 0 {
-            tracing::debug!(
+        let trimmed = self
+            .run(Operation::DeleteUserSessions, async {
+                let eviction = self.eviction(|| Evict::User(user_key.clone()));
+                let ended = self
+                    .repository
+                    .trim_user_sessions(&user_key, limit, now, self.born_after(now))
+                    .await?;
+                eviction.done_if(ended > 0);
+                Ok(ended)
+            })
+            .await;
+        match trimmed {
+            Ok(0) => {}
+            Ok(ended) => tracing::debug!(
                 ended,
                 limit,
                 "ended a user's sessions beyond the per-user limit"
-            );
+            ),
+            Err(err) => tracing::warn!(
+                error = %err,
+                limit,
+                "could not end a user's sessions beyond the per-user limit after a login; the \
+                 login stands, and the user keeps more sessions until a later login trims"
+            ),
         }
-        Ok(())
     }
 
     /// The instant at or before which a session was created too long ago to live at `now`
@@ -863,6 +893,19 @@ fn check_expiry(expiry: OffsetDateTime) -> Result<(), SessionError> {
             "its expiry lies outside the years 1 to 9999 (UTC), the range every session \
              database stores; give it a nearer expiry",
         )),
+    }
+}
+
+/// What a create or a save wrote.
+struct Written {
+    /// The user the write gave one more session (a login), whose sessions the per-user limit
+    /// then trims; `None` for any other write.
+    login_of: Option<String>,
+}
+
+impl Outcome for Written {
+    fn outcome(&self) -> &'static str {
+        "ok"
     }
 }
 

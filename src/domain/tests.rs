@@ -319,6 +319,7 @@ impl crate::ports::SessionRepository for SlowRepository {
         _: &str,
         _: u64,
         _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         tokio::time::sleep(self.delay).await;
         Ok(0)
@@ -989,4 +990,137 @@ mod read_cache {
             json!("grace")
         );
     }
+}
+
+fn limited(repo: MockSessionRepository) -> SessionService<MockSessionRepository, MessagePackCodec> {
+    service(repo).with_policy(ServicePolicy {
+        user_key: Some(super::UserKeyPath::new("user").unwrap()),
+        max_sessions_per_user: Some(2),
+        absolute_lifetime: Some(std::time::Duration::from_secs(3600)),
+        ..ServicePolicy::default()
+    })
+}
+
+#[tokio::test]
+async fn a_login_trims_its_users_live_sessions_at_the_instant_it_wrote() {
+    let mut repo = MockSessionRepository::new();
+    let written = Arc::new(Mutex::new(None));
+    let saved_at = Arc::clone(&written);
+    repo.expect_insert_if_absent()
+        .times(1)
+        .returning(move |row| {
+            *saved_at.lock().unwrap() = Some(row.saved_at);
+            Ok(true)
+        });
+    let at = Arc::clone(&written);
+    repo.expect_trim_user_sessions()
+        .withf(move |user, keep, now, born_after| {
+            let written = at.lock().unwrap().expect("the insert came first");
+            user == "ada"
+                && *keep == 2
+                && *now == written
+                && *born_after == Some(written - Duration::hours(1))
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(1));
+
+    limited(repo)
+        .create(&mut record(1, in_an_hour()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_trim_never_fails_the_login_it_follows() {
+    let mut repo = MockSessionRepository::new();
+    repo.expect_insert_if_absent().returning(|_| Ok(true));
+    repo.expect_update_if_present().returning(|_| Ok(true));
+    repo.expect_trim_user_sessions()
+        .times(2)
+        .returning(|_, _, _, _| {
+            Err(RepositoryError::Statement(
+                "deadlock detected (SQLSTATE 40P01)".to_owned(),
+            ))
+        });
+    let service = limited(repo);
+    let mut rec = record(1, in_an_hour());
+
+    service.create(&mut rec).await.unwrap();
+    service.save(&rec).await.unwrap();
+}
+
+/// A trim that hangs: the login waits for it no longer than one operation timeout, and stands.
+#[derive(Debug)]
+struct HangingTrim;
+
+#[async_trait::async_trait]
+impl crate::ports::SessionRepository for HangingTrim {
+    async fn insert_if_absent(&self, _: SessionRow) -> Result<bool, RepositoryError> {
+        Ok(true)
+    }
+    async fn update_if_present(&self, _: SessionRow) -> Result<bool, RepositoryError> {
+        Ok(true)
+    }
+    async fn find_unexpired(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
+    ) -> Result<Option<Vec<u8>>, RepositoryError> {
+        Ok(None)
+    }
+    async fn delete_by_id(&self, _: &str) -> Result<(), RepositoryError> {
+        Ok(())
+    }
+    async fn delete_expired_batch(
+        &self,
+        _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
+        _: u64,
+    ) -> Result<u64, RepositoryError> {
+        Ok(0)
+    }
+    async fn find_unexpired_by_user(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
+    ) -> Result<Vec<UserSessionRow>, RepositoryError> {
+        Ok(Vec::new())
+    }
+    async fn trim_user_sessions(
+        &self,
+        _: &str,
+        _: u64,
+        _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
+    ) -> Result<u64, RepositoryError> {
+        std::future::pending().await
+    }
+    async fn delete_by_user(&self, _: &str) -> Result<u64, RepositoryError> {
+        Ok(0)
+    }
+    async fn delete_by_user_except(&self, _: &str, _: &str) -> Result<u64, RepositoryError> {
+        Ok(0)
+    }
+    async fn delete_by_user_and_id(&self, _: &str, _: &str) -> Result<bool, RepositoryError> {
+        Ok(false)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trim_that_times_out_never_fails_the_login_it_follows() {
+    let service = SessionService::new(HangingTrim, MessagePackCodec).with_policy(ServicePolicy {
+        user_key: Some(super::UserKeyPath::new("user").unwrap()),
+        max_sessions_per_user: Some(2),
+        operation_timeout: Some(std::time::Duration::from_secs(5)),
+        ..ServicePolicy::default()
+    });
+    let mut rec = record(1, in_an_hour());
+    let started = tokio::time::Instant::now();
+
+    service.create(&mut rec).await.unwrap();
+    service.save(&rec).await.unwrap();
+
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(10));
 }

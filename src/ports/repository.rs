@@ -83,7 +83,12 @@ pub struct FoundRow {
 /// # Contract
 ///
 /// - Every method is **one statement** (one round trip), atomic on its own. No method reads
-///   before it writes: concurrency is the database's job (`ON CONFLICT`, not a check).
+///   before it writes: concurrency is the database's job (`ON CONFLICT`, not a check). The
+///   per-user deletes ([`trim_user_sessions`](Self::trim_user_sessions),
+///   [`delete_by_user`](Self::delete_by_user), [`delete_by_user_except`](Self::delete_by_user_except))
+///   may take two on a database whose one statement would lock rows out of key order (the
+///   crate's MySQL/MariaDB repository: a plain read of the keys, then a delete by key that
+///   checks every condition again); they run at a login or a logout, never in an ordinary save.
 /// - "Now" is always passed in by the caller; an implementation never asks the database for the
 ///   time, so the result does not depend on the connection's time zone or the server's clock.
 /// - A row whose `expires_at` is at or before `now` is **expired**: it is never returned, even
@@ -109,8 +114,13 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// With [`SessionRow::unchanged`], an existing row that [`Unchanged`] describes is left as
     /// it is, decided within the same statement (no read first). `created_at` is never written.
     ///
-    /// Returns `true` when [`SessionRow::report_user_change`] asked, the row was written, and
-    /// its user key before the write differed from [`SessionRow::user_key`]; else `false`.
+    /// With [`SessionRow::report_user_change`], returns `true` when the row was written and its
+    /// user key before the write differed from [`SessionRow::user_key`]: the save gave a user
+    /// one more session, and the store then applies the per-user limit. A repository that
+    /// cannot see the previous key within its one statement may answer `true` for every row it
+    /// wrote (the crate's SQLite repository does); the cost is a trim that ends nothing unless
+    /// the user is over the limit. It answers `false` when the row was not written, and
+    /// always without `report_user_change`.
     async fn update_if_present(&self, row: SessionRow) -> Result<bool, RepositoryError>;
 
     /// The data of the row with this id if it expires after `now` and, with `born_after`, was
@@ -161,20 +171,34 @@ pub trait SessionRepository: Send + Sync + 'static {
         born_after: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError>;
 
-    /// Deletes the rows of `user_key` that expire after `now`, except the `keep` most recently
-    /// saved ones (ties broken by key, the greater kept), and returns how many it deleted: the
-    /// per-user session limit. Expired rows are left to the cleanup.
+    /// Deletes the live rows of `user_key` (expiring after `now` and, with `born_after`,
+    /// created after it), except the `keep` most recently saved ones (ties broken by key, the
+    /// greater kept), and returns how many it deleted: the per-user session limit.
+    ///
+    /// A dead row (expired, or created at or before `born_after`) takes no slot: it is neither
+    /// kept nor counted, and is left to the cleanup. A row deleted must still belong to
+    /// `user_key` and still be live when it is deleted.
+    ///
+    /// **Never a deadlock with another operation of the port.** Concurrent trims of one user,
+    /// saves, inserts and the per-user deletes below must all succeed: the crate's repositories
+    /// decide the rows to delete without locking and lock them in key order (on MySQL with a
+    /// second statement: a trim follows a login only, never an ordinary save).
     async fn trim_user_sessions(
         &self,
         user_key: &str,
         keep: u64,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError>;
 
-    /// Deletes every row of `user_key`, expired or not, and returns how many.
+    /// Deletes every row of `user_key`, expired or not, and returns how many ("log out
+    /// everywhere"). Like [`trim_user_sessions`](Self::trim_user_sessions), it locks the rows
+    /// it deletes in key order, so the two never deadlock; a row that gains the user while the
+    /// delete runs may survive it (it logged in after the logout).
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError>;
 
-    /// Deletes every row of `user_key` but the one with id `keep`, and returns how many.
+    /// Deletes every row of `user_key` but the one with id `keep`, and returns how many; the
+    /// same locking as [`delete_by_user`](Self::delete_by_user).
     async fn delete_by_user_except(
         &self,
         user_key: &str,

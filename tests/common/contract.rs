@@ -431,6 +431,379 @@ pub async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: Ses
     assert!(listed(bob).await.is_empty());
 }
 
+/// A row of `user` created, last saved and expiring when the test says, with listed values.
+fn timed_row(
+    id: &str,
+    user: Option<&str>,
+    created_at: OffsetDateTime,
+    saved_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> SessionRow {
+    SessionRow {
+        created_at,
+        saved_at,
+        listed_values: Some(format!(r#"{{"device":"{id}"}}"#)),
+        ..user_row(id, user, expires_at)
+    }
+}
+
+pub async fn find_unexpired_row_returns_the_data_and_the_creation_instant<R: SessionRepository>(
+    repo: &R,
+) {
+    let (id, now) = (fresh_id(), now());
+    let created = now - Duration::minutes(10);
+    repo.insert_if_absent(timed_row(
+        &id,
+        None,
+        created,
+        created,
+        now + Duration::hours(1),
+    ))
+    .await
+    .unwrap();
+    let found = repo
+        .find_unexpired_row(&id, now, None)
+        .await
+        .unwrap()
+        .expect("a live row");
+    assert_eq!(found.data, b"data");
+    assert_eq!(found.created_at, Some(created));
+    // The same conditions as `find_unexpired`: expiry, and the absolute lifetime's bound.
+    assert_eq!(
+        repo.find_unexpired_row(&id, now + Duration::hours(1), None)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.find_unexpired_row(&id, now, Some(created))
+            .await
+            .unwrap(),
+        None,
+        "created at the bound: outlived"
+    );
+    assert!(repo
+        .find_unexpired_row(&id, now, Some(created - Duration::seconds(1)))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        repo.find_unexpired_row(&fresh_id(), now, None)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn born_after_hides_rows_created_at_or_before_it<R: SessionRepository>(repo: &R) {
+    let (id, user, now) = (fresh_id(), fresh_id(), now());
+    let created = now - Duration::hours(2);
+    repo.insert_if_absent(timed_row(
+        &id,
+        Some(&user),
+        created,
+        now,
+        now + Duration::hours(1),
+    ))
+    .await
+    .unwrap();
+    for (born_after, visible) in [
+        (None, true),
+        (Some(created - Duration::seconds(1)), true),
+        (Some(created), false),
+        (Some(created + Duration::seconds(1)), false),
+    ] {
+        let found = repo.find_unexpired(&id, now, born_after).await.unwrap();
+        assert_eq!(found.is_some(), visible, "find_unexpired, {born_after:?}");
+        let listed = repo
+            .find_unexpired_by_user(&user, now, born_after)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), usize::from(visible), "listed, {born_after:?}");
+    }
+}
+
+pub async fn a_users_rows_are_listed_with_their_instants_and_listed_values<R: SessionRepository>(
+    repo: &R,
+) {
+    let (id, user, now) = (fresh_id(), fresh_id(), now());
+    let (created, saved, expires) = (
+        now - Duration::hours(3),
+        now - Duration::minutes(5),
+        now + Duration::hours(1),
+    );
+    repo.insert_if_absent(timed_row(&id, Some(&user), created, saved, expires))
+        .await
+        .unwrap();
+    let listed = repo.find_unexpired_by_user(&user, now, None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let row = &listed[0];
+    assert_eq!(row.id, id);
+    assert_eq!(
+        (row.created_at, row.saved_at, row.expires_at),
+        (created, saved, expires)
+    );
+    assert_eq!(
+        row.listed_values.as_deref(),
+        Some(format!(r#"{{"device":"{id}"}}"#).as_str())
+    );
+}
+
+pub async fn an_update_never_writes_created_at_and_writes_the_rest<R: SessionRepository>(repo: &R) {
+    let (id, user, now) = (fresh_id(), fresh_id(), now());
+    let created = now - Duration::hours(3);
+    repo.insert_if_absent(timed_row(
+        &id,
+        Some(&user),
+        created,
+        created,
+        now + Duration::hours(1),
+    ))
+    .await
+    .unwrap();
+    let update = SessionRow {
+        listed_values: Some(r#"{"device":"moved"}"#.to_owned()),
+        ..timed_row(&id, Some(&user), now, now, now + Duration::hours(2))
+    };
+    repo.update_if_present(update).await.unwrap();
+    let listed = repo.find_unexpired_by_user(&user, now, None).await.unwrap();
+    assert_eq!(
+        listed[0].created_at, created,
+        "a save does not make it younger"
+    );
+    assert_eq!(listed[0].saved_at, now);
+    assert_eq!(listed[0].expires_at, now + Duration::hours(2));
+    assert_eq!(
+        listed[0].listed_values.as_deref(),
+        Some(r#"{"device":"moved"}"#)
+    );
+}
+
+pub async fn delete_expired_batch_with_born_before_deletes_outlived_rows_too<
+    R: SessionRepository,
+>(
+    repo: &R,
+) {
+    let now = now();
+    let born_before = now - Duration::hours(1);
+    let outlived = fresh_id();
+    let at_the_bound = fresh_id();
+    let young = fresh_id();
+    let later = now + Duration::hours(1);
+    for (id, created) in [
+        (&outlived, born_before - Duration::seconds(1)),
+        (&at_the_bound, born_before),
+        (&young, born_before + Duration::seconds(1)),
+    ] {
+        repo.insert_if_absent(timed_row(id, None, created, created, later))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        repo.delete_expired_batch(now, None, 100).await.unwrap(),
+        0,
+        "without the bound, only expiry counts"
+    );
+    let mut deleted = 0;
+    loop {
+        let batch = repo
+            .delete_expired_batch(now, Some(born_before), 1)
+            .await
+            .unwrap();
+        assert!(batch <= 1, "at most the limit");
+        if batch == 0 {
+            break;
+        }
+        deleted += batch;
+    }
+    assert_eq!(deleted, 2);
+    assert!(repo
+        .find_unexpired(&young, now, None)
+        .await
+        .unwrap()
+        .is_some());
+    for id in [&outlived, &at_the_bound] {
+        assert!(repo.find_unexpired(id, now, None).await.unwrap().is_none());
+    }
+}
+
+pub async fn trim_user_sessions_keeps_the_most_recently_saved_live_rows_only<
+    R: SessionRepository,
+>(
+    repo: &R,
+) {
+    let now = now();
+    let (ada, bob) = (fresh_id(), fresh_id());
+    let later = now + Duration::hours(1);
+    let born_after = now - Duration::hours(1);
+    // Saved 1 to 4 minutes ago; two more saved at the same instant, told apart by key.
+    let mut live: Vec<(String, OffsetDateTime)> = (1..=4)
+        .map(|minutes| (fresh_id(), now - Duration::minutes(minutes)))
+        .collect();
+    let tied = now - Duration::seconds(30);
+    // Keys that order alike byte for byte and in any collation PostgreSQL may use.
+    let (first, second) = (format!("tie1{}", fresh_id()), format!("tie0{}", fresh_id()));
+    live.push((first.clone(), tied));
+    live.push((second.clone(), tied));
+    for (id, saved) in &live {
+        repo.insert_if_absent(timed_row(id, Some(&ada), now, *saved, later))
+            .await
+            .unwrap();
+    }
+    // Saved most recently, but dead: expired, or created at the lifetime's bound.
+    let expired = fresh_id();
+    let outlived = fresh_id();
+    repo.insert_if_absent(timed_row(&expired, Some(&ada), now, now, now))
+        .await
+        .unwrap();
+    repo.insert_if_absent(timed_row(&outlived, Some(&ada), born_after, now, later))
+        .await
+        .unwrap();
+    let bobs = fresh_id();
+    repo.insert_if_absent(timed_row(
+        &bobs,
+        Some(&bob),
+        now,
+        now - Duration::hours(2),
+        later,
+    ))
+    .await
+    .unwrap();
+
+    // Keeps the two saved 30 s ago and the one saved a minute ago.
+    let ended = repo
+        .trim_user_sessions(&ada, 3, now, Some(born_after))
+        .await
+        .unwrap();
+
+    assert_eq!(ended, 3, "the live rows beyond three");
+    let mut kept: Vec<String> = repo
+        .find_unexpired_by_user(&ada, now, Some(born_after))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    kept.sort();
+    let mut expected = vec![first.clone(), second, live[0].0.clone()];
+    expected.sort();
+    assert_eq!(kept, expected);
+    assert!(
+        repo.find_unexpired(&outlived, now, None)
+            .await
+            .unwrap()
+            .is_some(),
+        "a dead row takes no slot and is left to the cleanup"
+    );
+    assert!(repo
+        .find_unexpired(&expired, now - Duration::seconds(1), None)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        repo.find_unexpired(&bobs, now, None)
+            .await
+            .unwrap()
+            .is_some(),
+        "another user's rows are untouched"
+    );
+    assert_eq!(
+        repo.trim_user_sessions(&ada, 3, now, Some(born_after))
+            .await
+            .unwrap(),
+        0
+    );
+    // A tie at the cut: the greater key is kept.
+    assert_eq!(
+        repo.trim_user_sessions(&ada, 1, now, Some(born_after))
+            .await
+            .unwrap(),
+        2
+    );
+    let kept = repo
+        .find_unexpired_by_user(&ada, now, Some(born_after))
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].id.starts_with("tie1"), "{:?}", kept[0].id);
+    // Without the bound, the outlived row is live, and the most recently saved.
+    assert_eq!(
+        repo.trim_user_sessions(&ada, 1, now, None).await.unwrap(),
+        1
+    );
+    let left = repo.find_unexpired_by_user(&ada, now, None).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, outlived);
+}
+
+pub async fn a_reporting_update_tells_when_it_gave_the_row_another_user<R: SessionRepository>(
+    repo: &R,
+) {
+    let (id, ada, bob, now) = (fresh_id(), fresh_id(), fresh_id(), now());
+    let expiry = now + Duration::hours(1);
+    let save =
+        |user: Option<&str>, report_user_change: bool, unchanged: Option<Unchanged>| SessionRow {
+            report_user_change,
+            unchanged,
+            ..user_row(&id, user, expiry)
+        };
+    repo.insert_if_absent(save(None, false, None))
+        .await
+        .unwrap();
+    assert!(
+        repo.update_if_present(save(Some(&ada), true, None))
+            .await
+            .unwrap(),
+        "anonymous to ada: a login"
+    );
+    assert!(
+        repo.update_if_present(save(Some(&bob), true, None))
+            .await
+            .unwrap(),
+        "ada to bob"
+    );
+    assert!(
+        !repo
+            .update_if_present(save(Some(&ada), false, None))
+            .await
+            .unwrap(),
+        "not asked: false, though it changed"
+    );
+    // The same user again: `false`, or `true` from a repository that cannot tell (SQLite); the
+    // contract lets either be.
+    repo.update_if_present(save(Some(&ada), true, None))
+        .await
+        .unwrap();
+    // Left alone by write avoidance: not written, so `false`.
+    let digest = [9; 32];
+    let keep = Unchanged {
+        digest,
+        keep_if_expiring_after: expiry - Duration::minutes(1),
+    };
+    repo.update_if_present(save(Some(&ada), false, Some(keep)))
+        .await
+        .unwrap();
+    assert!(
+        !repo
+            .update_if_present(save(Some(&ada), true, Some(keep)))
+            .await
+            .unwrap(),
+        "an unchanged row is not written"
+    );
+    assert!(
+        repo.update_if_present(save(Some(&bob), true, Some(keep)))
+            .await
+            .unwrap(),
+        "another user is a change, within the window too"
+    );
+    // A missing row is not written.
+    let ghost = SessionRow {
+        report_user_change: true,
+        ..user_row(&fresh_id(), Some(&ada), expiry)
+    };
+    assert!(!repo.update_if_present(ghost).await.unwrap());
+}
+
 /// Runs every contract test against the repository of the stores `$fixture` makes.
 ///
 /// `$fixture` is an async fn returning a value with a `store` field and an async `finish`.
@@ -453,6 +826,13 @@ macro_rules! repository_contract {
             an_update_without_a_user_key_takes_the_row_out_of_the_index,
             an_unchanged_update_in_the_window_leaves_the_row_alone,
             an_unchanged_update_with_another_user_key_re_indexes_the_row,
+            find_unexpired_row_returns_the_data_and_the_creation_instant,
+            born_after_hides_rows_created_at_or_before_it,
+            a_users_rows_are_listed_with_their_instants_and_listed_values,
+            an_update_never_writes_created_at_and_writes_the_rest,
+            delete_expired_batch_with_born_before_deletes_outlived_rows_too,
+            trim_user_sessions_keeps_the_most_recently_saved_live_rows_only,
+            a_reporting_update_tells_when_it_gave_the_row_another_user,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod mysql;
 pub mod partitioned;
 pub mod pgbouncer;
+pub mod replicas;
 pub mod sqlite;
 pub mod suite;
 pub mod throwaway_pg;
@@ -117,6 +118,8 @@ pub struct PgFixture {
     pub store: PostgresStore,
     pub conn: DatabaseConnection,
     pub schema: String,
+    /// Where another pool on the same table connects (`replicas::Replicas`).
+    pub url: String,
 }
 
 impl PgFixture {
@@ -127,10 +130,13 @@ impl PgFixture {
 
     /// A fresh, migrated store on the database at `url`.
     pub async fn at(url: &str) -> Self {
-        Self::on(connect_postgres(url).await).await
+        Self {
+            url: url.to_owned(),
+            ..Self::on(connect_postgres(url).await).await
+        }
     }
 
-    /// A fresh, migrated store on `conn`.
+    /// A fresh, migrated store on `conn` (its replicas connect to `DATABASE_URL`).
     pub async fn on(conn: DatabaseConnection) -> Self {
         let schema = unique_name("ts_test");
         let store = PostgresStore::new(conn.clone())
@@ -141,6 +147,7 @@ impl PgFixture {
             store,
             conn,
             schema,
+            url: database_url(),
         }
     }
 

@@ -47,5 +47,8 @@ pub async fn connect_through_pgbouncer() -> DatabaseConnection {
 
 /// A fresh, migrated store in a schema of its own, reached through PgBouncer.
 pub async fn pgbouncer_fixture() -> PgFixture {
-    PgFixture::on(connect_through_pgbouncer().await).await
+    PgFixture {
+        url: pgbouncer_url(),
+        ..PgFixture::on(connect_through_pgbouncer().await).await
+    }
 }

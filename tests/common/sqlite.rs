@@ -38,14 +38,16 @@ pub struct SqliteFixture {
     pub store: SqliteStore,
     pub conn: DatabaseConnection,
     path: Option<PathBuf>,
+    url: String,
 }
 
 impl SqliteFixture {
     /// A fresh, migrated store in a temporary file, on a pool of 8 connections.
     pub async fn file() -> Self {
         let path = temp_db_path();
-        let conn = connect_sqlite(&file_url(&path), 8).await;
-        Self::on(conn, Some(path)).await
+        let url = file_url(&path);
+        let conn = connect_sqlite(&url, 8).await;
+        Self::on(conn, Some(path), url).await
     }
 
     /// A fresh, migrated store in memory.
@@ -62,16 +64,26 @@ impl SqliteFixture {
             unique_name("ts_memory")
         );
         let conn = connect_sqlite(&url, 4).await;
-        Self::on(conn, None).await
+        Self::on(conn, None, url).await
     }
 
-    async fn on(conn: DatabaseConnection, path: Option<PathBuf>) -> Self {
+    async fn on(conn: DatabaseConnection, path: Option<PathBuf>, url: String) -> Self {
         let store = SqliteStore::new(conn.clone());
         store
             .migrate()
             .await
             .expect("migrate a fresh SQLite database");
-        Self { store, conn, path }
+        Self {
+            store,
+            conn,
+            path,
+            url,
+        }
+    }
+
+    /// Where the database is: another pool on the same sessions connects here.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Closes the pool and deletes the file (and its journal), if any.

@@ -156,9 +156,10 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         user_key: &str,
         keep: u64,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         self.call(Operation::DeleteUserSessions, |inner| {
-            inner.trim_user_sessions(user_key, keep, now)
+            inner.trim_user_sessions(user_key, keep, now, born_after)
         })
         .await
     }

@@ -4,7 +4,7 @@
 use sea_orm::{sqlx::error::ErrorKind, DbErr, RuntimeErr};
 
 use super::dialect::Dialect;
-use crate::ports::RepositoryError;
+use crate::{adapters::sql::ServerError, ports::RepositoryError};
 
 /// The database's own error, if the error came from the database.
 fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseError + 'static)> {
@@ -18,11 +18,6 @@ fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseErr
         _ => None,
     }
 }
-
-/// "No such table" or "no such column": PostgreSQL's undefined_table (also raised for a missing
-/// schema) and undefined_column, MySQL's ER_NO_SUCH_TABLE and ER_BAD_FIELD_ERROR. Either way
-/// the table is not (fully) migrated.
-const MISSING_TABLE_SQLSTATES: &[&str] = &["42P01", "3F000", "42703", "42S02", "42S22"];
 
 /// The error code of a database error: the SQLSTATE on PostgreSQL and MySQL, the extended
 /// result code on SQLite.
@@ -119,27 +114,12 @@ pub(crate) fn lost_a_migration_race(dialect: Dialect, err: &DbErr) -> bool {
     }
 }
 
-/// SQLite reports a missing table or column with the generic code 1; its message tells.
-fn sqlite_not_migrated(message: &str) -> bool {
-    ["no such table", "no such column", "has no column named"]
-        .iter()
-        .any(|needle| message.contains(needle))
-}
-
-/// PostgreSQL's read_only_sql_transaction (25006): a hot standby's "cannot execute INSERT in a
-/// read-only transaction", or a primary with `default_transaction_read_only`. Every write fails
-/// the same way until the store reaches a primary, so it is the database being unavailable for
-/// writes, not a statement at fault.
-fn postgres_read_only(code: Option<&str>, message: &str) -> bool {
-    code == Some("25006") || message.ends_with("in a read-only transaction")
-}
-
-/// The server, or a pooler in front of it, lost or refused the connection: SQLSTATE class 08
-/// (connection_exception; PgBouncer reports a crashed or unreachable server as 08P01) and
-/// PostgreSQL's admin_shutdown, crash_shutdown and cannot_connect_now (57P01–57P03). The next
-/// statement may well succeed, on another connection or after a failover.
-fn postgres_connection_lost(code: Option<&str>) -> bool {
-    code.is_some_and(|code| code.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&code))
+/// Whether `err` is the server rolling the statement back after a conflict with another
+/// transaction (a deadlock, a serialization failure), so that running it again may succeed.
+pub(crate) fn is_conflict(dialect: Dialect, err: &DbErr) -> bool {
+    database_error(err).is_some_and(|db| {
+        ServerError::of(dialect, db.code().as_deref(), db.message()) == ServerError::Conflict
+    })
 }
 
 /// Maps a SeaORM error to the port's error, keeping only what is safe to log.
@@ -168,26 +148,17 @@ pub(crate) fn classify(dialect: Dialect, err: DbErr) -> RepositoryError {
                         Some(code) => format!("{} ({} {code})", db.message(), dialect.code_label()),
                         None => db.message().to_owned(),
                     };
-                    if code
-                        .as_deref()
-                        .is_some_and(|c| MISSING_TABLE_SQLSTATES.contains(&c))
-                        || (dialect == Dialect::Sqlite && sqlite_not_migrated(db.message()))
-                    {
-                        RepositoryError::MissingTable(message)
-                    } else if dialect == Dialect::Postgres
-                        && postgres_read_only(code.as_deref(), db.message())
-                    {
-                        RepositoryError::Unavailable(format!(
+                    match ServerError::of(dialect, code.as_deref(), db.message()) {
+                        ServerError::NotMigrated => RepositoryError::MissingTable(message),
+                        ServerError::ReadOnly => RepositoryError::Unavailable(format!(
                             "the server is a standby or read-only and accepts no writes: \
                              {message}; connect the store to the primary, e.g. through a \
                              PgBouncer re-pointed at failover (SCALING.md, High availability)"
-                        ))
-                    } else if dialect == Dialect::Postgres
-                        && postgres_connection_lost(code.as_deref())
-                    {
-                        RepositoryError::Unavailable(message)
-                    } else {
-                        RepositoryError::Statement(message)
+                        )),
+                        ServerError::ConnectionLost => RepositoryError::Unavailable(message),
+                        ServerError::Conflict | ServerError::Statement => {
+                            RepositoryError::Statement(message)
+                        }
                     }
                 }
                 Sqlx::Io(_)

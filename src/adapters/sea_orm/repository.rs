@@ -6,11 +6,16 @@ use time::OffsetDateTime;
 
 use super::{
     dialect::Dialect,
-    errors::{classify, is_unique_violation},
+    errors::{classify, is_conflict, is_unique_violation},
     SessionTable,
 };
 use crate::{
-    adapters::sql::{dialect::EARLIEST, Bind, Column, Statements, ROW_BINDS},
+    adapters::sql::{
+        dialect::EARLIEST,
+        per_user::{padded, KeyedDeletes, MAX_KEYS_PER_DELETE},
+        server_error::DELETE_ATTEMPTS,
+        Bind, Column, Statements, ROW_BINDS,
+    },
     ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, UserSessionRow},
 };
 
@@ -103,6 +108,68 @@ impl SeaOrmRepository {
             .await
             .map_err(|e| self.classify(e))?;
         Ok(result.rows_affected())
+    }
+
+    /// Runs the delete `sql` with `values` and returns how many rows it deleted, running it
+    /// again when it loses a conflict ([`DELETE_ATTEMPTS`]): for the per-user deletes only,
+    /// which decide anew what to delete each time.
+    async fn delete_retrying_conflicts(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<u64, RepositoryError> {
+        let mut attempt = 1;
+        loop {
+            let statement = self.statement(sql, values.clone());
+            match self.conn.execute_raw(statement).await {
+                Ok(result) => return Ok(result.rows_affected()),
+                Err(err) if attempt < DELETE_ATTEMPTS && is_conflict(self.dialect, &err) => {
+                    tracing::debug!(
+                        attempt,
+                        "a per-user delete lost a conflict; running it again"
+                    );
+                    attempt += 1;
+                }
+                Err(err) => return Err(self.classify(err)),
+            }
+        }
+    }
+
+    /// MySQL's per-user deletes: the keys `read` returns (a plain read, which locks nothing),
+    /// deleted by primary key with `deletes`, each also binding `checks` (the user, and for the
+    /// trim the row's liveness) to re-check every row as it is once locked.
+    async fn delete_read_keys(
+        &self,
+        read: &str,
+        read_values: Vec<Value>,
+        deletes: &KeyedDeletes,
+        checks: Vec<Value>,
+    ) -> Result<u64, RepositoryError> {
+        // As bytes, bound back as bytes: a key another tool wrote need not be UTF-8.
+        let keys = self
+            .conn
+            .query_all_raw(self.statement(read, read_values))
+            .await
+            .map_err(|e| self.classify(e))?
+            .iter()
+            .map(|row| row.try_get_by_index::<Vec<u8>>(0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.classify(e))?;
+        // A key read here may be gone by its delete (another trim or logout got there first):
+        // the delete then finds nothing. Each delete is retried on its own.
+        let mut deleted = 0;
+        for chunk in keys.chunks(MAX_KEYS_PER_DELETE) {
+            let Some((count, sql)) = deletes.for_keys(chunk.len()) else {
+                continue;
+            };
+            let mut values: Vec<Value> = padded(chunk, count)
+                .into_iter()
+                .map(|key| Value::Bytes(Some(key)))
+                .collect();
+            values.extend(checks.iter().cloned());
+            deleted += self.delete_retrying_conflicts(sql, values).await?;
+        }
+        Ok(deleted)
     }
 
     fn instant(&self, at: OffsetDateTime) -> Value {
@@ -210,21 +277,15 @@ impl SessionRepository for SeaOrmRepository {
                     .map_err(|e| self.classify(e))?;
                 Ok(result.rows_affected() > 0 && result.last_insert_id() == 2)
             }
-            // One writer at a time, in process: the read costs no round trip.
+            // No statement of SQLite's returns a row's previous value (`RETURNING` sees the new
+            // one), and a read first would race other connections' saves: every row written
+            // with a user is reported, and the trim that follows ends nothing unless the user
+            // is over the limit (one more statement, in process, for such saves only).
             Dialect::Sqlite => {
-                let read = self.statement(&statements.find_user_key, [text(&row.id)]);
-                let previous = self
-                    .conn
-                    .query_one_raw(read)
-                    .await
-                    .map_err(|e| self.classify(e))?
-                    .map(|found| found.try_get_by_index::<Option<String>>(0))
-                    .transpose()
-                    .map_err(|e| self.classify(e))?;
-                let new_user = row.user_key.clone();
+                let has_user = row.user_key.is_some();
                 let values = self.bound_values(&statement.binds, row);
                 let written = self.execute(&statement.sql, values).await? > 0;
-                Ok(written && previous.is_some_and(|previous| previous != new_user))
+                Ok(written && has_user)
             }
         }
     }
@@ -364,15 +425,48 @@ impl SessionRepository for SeaOrmRepository {
         user_key: &str,
         keep: u64,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let statements = &self.statements;
-        let values = statements.trim_user_values(text(user_key), self.instant(now), count(keep));
-        self.execute(&statements.trim_user, values).await
+        let per_user = &statements.per_user;
+        let (now, born_after) = (self.instant(now), self.born_after(born_after));
+        let values = statements.trim_user_values(
+            text(user_key),
+            now.clone(),
+            born_after.clone(),
+            count(keep),
+        );
+        match self.dialect {
+            Dialect::Postgres | Dialect::Sqlite => {
+                self.delete_retrying_conflicts(&per_user.trim, values).await
+            }
+            Dialect::MySql => {
+                let checks = vec![text(user_key), now, born_after];
+                self.delete_read_keys(&per_user.trim, values, &per_user.delete_live_keys, checks)
+                    .await
+            }
+        }
     }
 
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
-        let sql = &self.statements.delete_by_user;
-        self.execute(sql, [text(user_key)]).await
+        let per_user = &self.statements.per_user;
+        let values = vec![text(user_key)];
+        match self.dialect {
+            Dialect::Postgres | Dialect::Sqlite => {
+                self.delete_retrying_conflicts(&per_user.delete_by_user, values)
+                    .await
+            }
+            Dialect::MySql => {
+                let checks = vec![text(user_key)];
+                self.delete_read_keys(
+                    &per_user.delete_by_user,
+                    values,
+                    &per_user.delete_keys,
+                    checks,
+                )
+                .await
+            }
+        }
     }
 
     async fn delete_by_user_except(
@@ -380,8 +474,24 @@ impl SessionRepository for SeaOrmRepository {
         user_key: &str,
         keep: &str,
     ) -> Result<u64, RepositoryError> {
-        let sql = &self.statements.delete_by_user_except;
-        self.execute(sql, [text(user_key), text(keep)]).await
+        let per_user = &self.statements.per_user;
+        let values = vec![text(user_key), text(keep)];
+        match self.dialect {
+            Dialect::Postgres | Dialect::Sqlite => {
+                self.delete_retrying_conflicts(&per_user.delete_by_user_except, values)
+                    .await
+            }
+            Dialect::MySql => {
+                let checks = vec![text(user_key)];
+                self.delete_read_keys(
+                    &per_user.delete_by_user_except,
+                    values,
+                    &per_user.delete_keys,
+                    checks,
+                )
+                .await
+            }
+        }
     }
 
     async fn delete_by_user_and_id(

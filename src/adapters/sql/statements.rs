@@ -1,5 +1,6 @@
-//! The SQL each repository operation sends, per dialect, rendered once per table by sea-query
-//! (which quotes the identifiers) and reused for every call.
+//! The SQL each repository operation sends, per dialect, rendered once per table and reused for
+//! every call: by sea-query (which quotes the identifiers) here, and by hand, with the validated
+//! names quoted there, for the saves (`update.rs`) and the per-user deletes (`per_user.rs`).
 
 use sea_orm::{
     sea_query::{
@@ -12,6 +13,7 @@ use sea_orm::{
 
 use super::{
     dialect::{Dialect, POSTGRES_EARLIEST_SQL, POSTGRES_LATEST_SQL},
+    per_user::PerUser,
     SessionTable,
 };
 
@@ -81,18 +83,12 @@ pub(crate) struct Statements {
     /// [`Statements::update_unless_unchanged`], also telling whether it gave the row another
     /// user key.
     pub update_unless_unchanged_reporting: RowStatement,
-    /// `id`; returns `user_key`: what SQLite reads before a reporting update.
-    pub find_user_key: String,
     /// `user_key, now, born_after`; returns `id, expiry_date, created_at, updated_at,
     /// listed_values` (the instants on PostgreSQL clamped to years 1 to 9999).
     pub find_unexpired_by_user: String,
-    /// The values of [`Statements::trim_user_values`]: deletes the user's live rows beyond the
-    /// most recently saved ones.
-    pub trim_user: String,
-    /// `user_key`.
-    pub delete_by_user: String,
-    /// `user_key, id`.
-    pub delete_by_user_except: String,
+    /// The deletes of several rows of one user: the per-user limit's trim, "log out
+    /// everywhere", "log out my other devices" (see [`super::per_user`]).
+    pub per_user: PerUser,
     /// `user_key, id`.
     pub delete_by_user_and_id: String,
     /// `id, now`; returns `data`. Needs only the first migration's columns.
@@ -191,12 +187,6 @@ impl Statements {
         let update = |unless_unchanged, reporting| {
             super::update::render(dialect, table, unless_unchanged, reporting)
         };
-        let find_user_key = Query::select()
-            .column(Column::UserKey)
-            .from(target())
-            .and_where(Expr::col(Column::Id).eq(id()))
-            .to_owned();
-
         let find_unexpired_by_user = Query::select()
             .column(Column::Id)
             .expr(read_instant(dialect, Column::ExpiryDate))
@@ -207,16 +197,6 @@ impl Statements {
             .and_where(Expr::col(Column::UserKey).eq(id()))
             .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
             .and_where(Expr::col(Column::CreatedAt).gt(instant()))
-            .to_owned();
-        let trim_user = trim_user(dialect, table);
-        let delete_by_user = Query::delete()
-            .from_table(target())
-            .and_where(Expr::col(Column::UserKey).eq(id()))
-            .to_owned();
-        let delete_by_user_except = Query::delete()
-            .from_table(target())
-            .and_where(Expr::col(Column::UserKey).eq(id()))
-            .and_where(Expr::col(Column::Id).ne(id()))
             .to_owned();
         // The user is checked again in the delete itself: a session that changed hands since
         // it was listed is not deleted for its former user.
@@ -261,11 +241,8 @@ impl Statements {
             update_unless_unchanged: update(true, false),
             update_if_present_reporting: update(false, true),
             update_unless_unchanged_reporting: update(true, true),
-            find_user_key: render(dialect, &find_user_key),
             find_unexpired_by_user: render(dialect, &find_unexpired_by_user),
-            trim_user,
-            delete_by_user: render(dialect, &delete_by_user),
-            delete_by_user_except: render(dialect, &delete_by_user_except),
+            per_user: PerUser::new(dialect, table),
             delete_by_user_and_id: render(dialect, &delete_by_user_and_id),
             find_unexpired: render(dialect, &find_unexpired),
             find_unexpired_born_after: render(dialect, &find_unexpired_born_after),
@@ -299,13 +276,15 @@ impl Statements {
         }
     }
 
-    /// The values `trim_user` takes, in order: the user, `now`, and how many of the user's
-    /// most recently saved live rows to keep.
-    pub(crate) fn trim_user_values(&self, user_key: Value, now: Value, keep: Value) -> Vec<Value> {
-        match self.dialect {
-            Dialect::Postgres => vec![user_key, now, keep],
-            Dialect::Sqlite | Dialect::MySql => vec![user_key.clone(), user_key, now, keep],
-        }
+    /// The values the per-user limit's [`PerUser::trim`] takes, in order.
+    pub(crate) fn trim_user_values(
+        &self,
+        user_key: Value,
+        now: Value,
+        born_after: Value,
+        keep: Value,
+    ) -> Vec<Value> {
+        PerUser::trim_values(self.dialect, user_key, now, born_after, keep)
     }
 }
 
@@ -366,42 +345,6 @@ fn delete_expired(
             .cond_where(gone())
             .limit(1)
             .to_owned(),
-    }
-}
-
-/// Deletes the live rows of a user beyond the `keep` most recently saved (ties broken by key),
-/// leaving expired ones to the cleanup. Written by hand: sea-query renders no `OFFSET` without a
-/// `LIMIT`, and MySQL refuses `LIMIT` in an `IN` subquery unless it is wrapped in a derived
-/// table.
-fn trim_user(dialect: Dialect, table: &SessionTable) -> String {
-    let order = "ORDER BY {updated_at} DESC, {id} DESC";
-    let (target, q) = match dialect {
-        Dialect::Postgres => (format!("\"{}\".\"{}\"", table.schema(), table.table()), '"'),
-        Dialect::Sqlite => (format!("\"{}\"", table.table()), '"'),
-        Dialect::MySql => (format!("`{}`", table.table()), '`'),
-    };
-    let order = order
-        .replace("{updated_at}", &format!("{q}updated_at{q}"))
-        .replace("{id}", &format!("{q}id{q}"));
-    let (user_key, id, expiry) = (
-        format!("{q}user_key{q}"),
-        format!("{q}id{q}"),
-        format!("{q}expiry_date{q}"),
-    );
-    match dialect {
-        Dialect::Postgres => format!(
-            "DELETE FROM {target} WHERE {user_key} = $1 AND {id} IN (SELECT {id} FROM {target} \
-             WHERE {user_key} = $1 AND {expiry} > $2 {order} OFFSET $3)"
-        ),
-        Dialect::Sqlite => format!(
-            "DELETE FROM {target} WHERE {user_key} = ? AND {id} IN (SELECT {id} FROM {target} \
-             WHERE {user_key} = ? AND {expiry} > ? {order} LIMIT -1 OFFSET ?)"
-        ),
-        Dialect::MySql => format!(
-            "DELETE FROM {target} WHERE {user_key} = ? AND {id} IN (SELECT {id} FROM \
-             (SELECT {id} FROM {target} WHERE {user_key} = ? AND {expiry} > ? {order} \
-             LIMIT 18446744073709551615 OFFSET ?) AS {q}excess{q})"
-        ),
     }
 }
 
@@ -580,14 +523,6 @@ mod tests {
             r#"SELECT "id", LEAST(GREATEST("expiry_date", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("updated_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), "listed_values" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
         );
         assert_eq!(
-            s.delete_by_user,
-            r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1"#
-        );
-        assert_eq!(
-            s.delete_by_user_except,
-            r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" <> $2"#
-        );
-        assert_eq!(
             s.delete_by_user_and_id,
             r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" = $2"#
         );
@@ -663,30 +598,6 @@ mod tests {
         // SQLite reads the previous user first: its reporting save is the plain one.
         let sqlite = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(sqlite.update_if_present_reporting, sqlite.update_if_present);
-    }
-
-    #[test]
-    fn the_per_user_limit_deletes_beyond_the_most_recently_saved() {
-        let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
-        assert_eq!(
-            pg.trim_user,
-            r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 ORDER BY "updated_at" DESC, "id" DESC OFFSET $3)"#
-        );
-        let sqlite = Statements::new(Dialect::Sqlite, &SessionTable::default());
-        assert!(sqlite.trim_user.ends_with(r#"LIMIT -1 OFFSET ?)"#));
-        let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
-        assert_eq!(
-            mysql.trim_user,
-            "DELETE FROM `session` WHERE `user_key` = ? AND `id` IN (SELECT `id` FROM (SELECT `id` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ? ORDER BY `updated_at` DESC, `id` DESC LIMIT 18446744073709551615 OFFSET ?) AS `excess`)"
-        );
-        for s in [sqlite, mysql] {
-            let values = s.trim_user_values(
-                Value::String(Some("u".into())),
-                Value::BigInt(Some(1)),
-                Value::BigInt(Some(2)),
-            );
-            assert_eq!(values.len(), s.trim_user.matches('?').count());
-        }
     }
 
     #[test]

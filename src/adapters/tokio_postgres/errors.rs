@@ -3,7 +3,10 @@
 
 use deadpool_postgres::PoolError;
 
-use crate::ports::RepositoryError;
+use crate::{
+    adapters::sql::{Dialect, ServerError},
+    ports::RepositoryError,
+};
 
 /// No connection could be had from the pool.
 pub(crate) fn pool(err: PoolError) -> RepositoryError {
@@ -45,21 +48,30 @@ pub(crate) fn statement(err: tokio_postgres::Error) -> RepositoryError {
     }
 }
 
-/// A database error, by its SQLSTATE and primary message.
+/// Whether a statement failed by losing a conflict with another transaction (a deadlock, a
+/// serialization failure), so that running it again may succeed.
+pub(crate) fn is_conflict(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| {
+        ServerError::of(Dialect::Postgres, Some(db.code().code()), db.message())
+            == ServerError::Conflict
+    })
+}
+
+/// A database error, by its SQLSTATE and primary message: the classification the SeaORM
+/// adapter uses too ([`ServerError`]).
 fn database(code: &str, message: &str) -> RepositoryError {
     let described = format!("{message} (SQLSTATE {code})");
-    match code {
-        // undefined_table, invalid_schema_name, undefined_column: not (fully) migrated.
-        "42P01" | "3F000" | "42703" => RepositoryError::MissingTable(described),
-        // read_only_sql_transaction: a hot standby's "cannot execute INSERT in a read-only
-        // transaction", or a primary with default_transaction_read_only. Every write fails the
-        // same way until the store reaches a primary, so say so rather than "a statement failed".
-        "25006" => RepositoryError::Unavailable(format!(
+    match ServerError::of(Dialect::Postgres, Some(code), message) {
+        ServerError::NotMigrated => RepositoryError::MissingTable(described),
+        // Every write fails the same way until the store reaches a primary, so say so rather
+        // than "a statement failed".
+        ServerError::ReadOnly => RepositoryError::Unavailable(format!(
             "the server is a standby or read-only and accepts no writes: {described}; connect \
              the store to the primary, e.g. list every server in the URL with \
              target_session_attrs=read-write (SCALING.md, High availability)"
         )),
-        _ => RepositoryError::Statement(described),
+        ServerError::ConnectionLost => RepositoryError::Unavailable(described),
+        ServerError::Conflict | ServerError::Statement => RepositoryError::Statement(described),
     }
 }
 
@@ -117,6 +129,17 @@ mod tests {
         assert!(refused_by_target_session_attrs(&read_only));
         let refused = Connecting(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert!(!refused_by_target_session_attrs(&refused));
+    }
+
+    #[test]
+    fn a_lost_server_connection_is_unavailable_as_in_the_seaorm_adapter() {
+        for code in ["08P01", "08006", "57P01", "57P02", "57P03"] {
+            let err = database(code, "terminating connection due to administrator command");
+            assert!(
+                matches!(&err, RepositoryError::Unavailable(m) if m.contains(code)),
+                "{code}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! two adapters can even share one table.
 //!
 //! This adapter creates no tables: create the table with
-//! [`PostgresStore::migrate`](crate::PostgresStore::migrate) on a SeaORM connection, or add the
-//! migration crate's `CreateSessionTable` to your own `Migrator`.
+//! [`PostgresStore::migrate`](crate::PostgresStore::migrate) on a SeaORM connection, or add every
+//! step of the migration crate's `migrations()` to your own `Migrator` (`CreateSessionTable`,
+//! `AddUserIndex`, `ExactKeys`, `AddSessionTimes`, `InsertInstantDefaults`): its writes need the
+//! columns of all of them.
 
 mod cancel;
 mod errors;

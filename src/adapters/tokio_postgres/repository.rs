@@ -10,6 +10,7 @@ use super::{
 };
 use crate::adapters::sql::{
     dialect::{postgres_instant, EARLIEST},
+    server_error::DELETE_ATTEMPTS,
     Bind, Column, Statements, ROW_BINDS,
 };
 use crate::{
@@ -151,6 +152,34 @@ impl TokioPostgresRepository {
                 .execute(&statement, params)
                 .await
                 .map_err(errors::statement)
+        })
+        .await
+    }
+
+    /// Runs the delete `sql` with `params` and returns how many rows it deleted, running it
+    /// again when it loses a conflict ([`DELETE_ATTEMPTS`]): for the per-user deletes only,
+    /// which decide anew what to delete each time.
+    async fn delete_retrying_conflicts(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<u64, RepositoryError> {
+        self.attended(async |client| {
+            let statement = prepared(client, sql).await?;
+            let mut attempt = 1;
+            loop {
+                match client.execute(&statement, params).await {
+                    Ok(deleted) => return Ok(deleted),
+                    Err(err) if attempt < DELETE_ATTEMPTS && errors::is_conflict(&err) => {
+                        tracing::debug!(
+                            attempt,
+                            "a per-user delete lost a conflict; running it again"
+                        );
+                        attempt += 1;
+                    }
+                    Err(err) => return Err(errors::statement(err)),
+                }
+            }
         })
         .await
     }
@@ -387,16 +416,19 @@ impl SessionRepository for TokioPostgresRepository {
         user_key: &str,
         keep: u64,
         now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let now = postgres_instant(now);
+        let born_after = born_after_bound(born_after);
         let keep = count(keep);
-        self.execute(&self.statements.trim_user, &[&user_key, &now, &keep])
+        let params: [Param<'_>; 4] = [&user_key, &now, &born_after, &keep];
+        self.delete_retrying_conflicts(&self.statements.per_user.trim, &params)
             .await
     }
 
     async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
-        self.execute(&self.statements.delete_by_user, &[&user_key])
-            .await
+        let sql = &self.statements.per_user.delete_by_user;
+        self.delete_retrying_conflicts(sql, &[&user_key]).await
     }
 
     async fn delete_by_user_except(
@@ -404,7 +436,8 @@ impl SessionRepository for TokioPostgresRepository {
         user_key: &str,
         keep: &str,
     ) -> Result<u64, RepositoryError> {
-        self.execute(&self.statements.delete_by_user_except, &[&user_key, &keep])
+        let sql = &self.statements.per_user.delete_by_user_except;
+        self.delete_retrying_conflicts(sql, &[&user_key, &keep])
             .await
     }
 

@@ -1,5 +1,5 @@
 //! The SQL of each operation: the SeaORM adapter's PostgreSQL statements, rendered once per table
-//! by sea-query (which quotes the identifiers) and prepared once per connection here, so both
+//! (see `adapters/sql/statements.rs`) and prepared once per connection here, so both
 //! adapters read and write the same rows the same way.
 
 use crate::adapters::sql::{Dialect, SessionTable, Statements};

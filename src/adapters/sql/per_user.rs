@@ -1,0 +1,262 @@
+//! The statements that delete several rows of one user: the per-user limit's trim ("end the
+//! sessions beyond the `n` most recently saved"), "log out everywhere" and "log out my other
+//! devices".
+//!
+//! **Why they look like this: no deadlock, with each other or with a save.** A `DELETE … WHERE
+//! user_key = …` locks its rows in whatever order its plan reads them, and a trim written as one
+//! `DELETE … IN (SELECT … ORDER BY … OFFSET …)` locks the rows it ranks as well. Two logins of
+//! one user then lock the same rows in different orders and deadlock (PostgreSQL, 40P01); on
+//! MySQL/MariaDB the ranking read takes shared next-key locks on the indexes it scans, and the
+//! unrelated saves that must insert into those gaps become the deadlock's victims. So:
+//!
+//! - the rows to delete are decided by a **read that locks nothing**: a subquery without a
+//!   locking clause on PostgreSQL, a plain consistent read on MySQL;
+//! - they are then **locked by key, in key order**, with the user (and, for the trim, the
+//!   row's liveness) checked again on the row as it is when locked, so a row that changed
+//!   hands meanwhile is left alone. PostgreSQL does both in one
+//!   statement (`… ORDER BY "id" FOR UPDATE` in a CTE, then the `DELETE` of what it locked);
+//!   MySQL in a second statement, a `DELETE` by primary key (`FORCE INDEX (PRIMARY)`: a range
+//!   of the primary key locks its rows in key order, and no secondary index first).
+//!
+//! Every other statement of the store locks at most one row (`update_if_present`,
+//! `delete_by_id`, `delete_by_user_and_id`), locks only a row it creates (`insert_if_absent`),
+//! or skips locked rows (the cleanup's `SKIP LOCKED` on PostgreSQL), so none can close a cycle
+//! with these. SQLite runs one writing statement at a time, each taking the database's write
+//! lock before it reads: one statement each, with nothing to order.
+//!
+//! The names in these statements are validated identifiers, quoted here.
+
+use super::{dialect::Dialect, SessionTable};
+
+/// The most keys one MySQL delete by key names; more are deleted in several statements.
+pub(crate) const MAX_KEYS_PER_DELETE: usize = 64;
+
+/// The numbers of keys a MySQL delete by key is rendered for: a delete of fewer keys repeats
+/// its last key, so the server prepares four statements, not sixty-four.
+const KEY_COUNTS: [usize; 4] = [1, 4, 16, MAX_KEYS_PER_DELETE];
+
+/// The per-user deletes of one dialect, for one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PerUser {
+    /// The per-user limit, bound by [`PerUser::trim_values`]. PostgreSQL and SQLite: the
+    /// `DELETE` of the user's live rows beyond the `keep` most recently saved. MySQL: the
+    /// `SELECT` of their keys, which [`PerUser::delete_live_keys`] then deletes.
+    pub trim: String,
+    /// `user_key`. PostgreSQL and SQLite: the `DELETE` of every row of the user. MySQL: the
+    /// `SELECT` of their keys, which [`PerUser::delete_keys`] then deletes.
+    pub delete_by_user: String,
+    /// `user_key, id`: as [`PerUser::delete_by_user`], but the row with this id.
+    pub delete_by_user_except: String,
+    /// MySQL: `DELETE … WHERE id IN (keys) AND user_key = ? AND <live at now, born after>`;
+    /// empty elsewhere.
+    pub delete_live_keys: KeyedDeletes,
+    /// MySQL: `DELETE … WHERE id IN (keys) AND user_key = ?`; empty elsewhere.
+    pub delete_keys: KeyedDeletes,
+}
+
+/// MySQL deletes by key, rendered for each of [`KEY_COUNTS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KeyedDeletes(Vec<(usize, String)>);
+
+impl KeyedDeletes {
+    /// The statement for `keys` keys (1 to [`MAX_KEYS_PER_DELETE`]) and how many key
+    /// placeholders it has: at least `keys`, the rest filled with a repeated key.
+    pub(crate) fn for_keys(&self, keys: usize) -> Option<(usize, &str)> {
+        self.0
+            .iter()
+            .find(|(count, _)| *count >= keys)
+            .map(|(count, sql)| (*count, sql.as_str()))
+    }
+}
+
+/// `keys` padded to `count` by repeating the last: what [`KeyedDeletes::for_keys`]' statement
+/// binds.
+pub(crate) fn padded<T: Clone>(keys: &[T], count: usize) -> Vec<T> {
+    let mut padded = keys.to_vec();
+    if let Some(last) = keys.last() {
+        padded.resize(count.max(keys.len()), last.clone());
+    }
+    padded
+}
+
+impl PerUser {
+    pub(crate) fn new(dialect: Dialect, table: &SessionTable) -> Self {
+        let (target, q) = match dialect {
+            Dialect::Postgres => (format!("\"{}\".\"{}\"", table.schema(), table.table()), '"'),
+            Dialect::Sqlite => (format!("\"{}\"", table.table()), '"'),
+            Dialect::MySql => (format!("`{}`", table.table()), '`'),
+        };
+        let [id, user_key, expiry, created, updated] =
+            ["id", "user_key", "expiry_date", "created_at", "updated_at"]
+                .map(|column| format!("{q}{column}{q}"));
+        let ranking = format!("ORDER BY {updated} DESC, {id} DESC");
+        match dialect {
+            Dialect::Postgres => {
+                let live = format!("{expiry} > $2 AND {created} > $3");
+                // Locks what the plain read (`ranked`) chose, in key order, re-checking each
+                // row as it is once locked; the DELETE then finds every row locked already.
+                let trim = format!(
+                    "WITH \"ranked\" AS (SELECT {id} FROM {target} WHERE {user_key} = $1 AND \
+                     {live} {ranking} OFFSET $4), \"locked\" AS (SELECT {id} FROM {target} \
+                     WHERE {id} IN (SELECT {id} FROM \"ranked\") AND {user_key} = $1 AND {live} \
+                     ORDER BY {id} FOR UPDATE) DELETE FROM {target} WHERE {id} IN (SELECT {id} \
+                     FROM \"locked\") AND {user_key} = $1"
+                );
+                let by_user = |except: &str| {
+                    format!(
+                        "WITH \"locked\" AS (SELECT {id} FROM {target} WHERE {user_key} = $1\
+                         {except} ORDER BY {id} FOR UPDATE) DELETE FROM {target} WHERE {id} IN \
+                         (SELECT {id} FROM \"locked\") AND {user_key} = $1"
+                    )
+                };
+                Self {
+                    trim,
+                    delete_by_user: by_user(""),
+                    delete_by_user_except: by_user(&format!(" AND {id} <> $2")),
+                    delete_live_keys: KeyedDeletes::default(),
+                    delete_keys: KeyedDeletes::default(),
+                }
+            }
+            // SQLite has no `OFFSET` without a `LIMIT`: -1 is "no limit".
+            Dialect::Sqlite => Self {
+                trim: format!(
+                    "DELETE FROM {target} WHERE {user_key} = ? AND {id} IN (SELECT {id} FROM \
+                     {target} WHERE {user_key} = ? AND {expiry} > ? AND {created} > ? {ranking} \
+                     LIMIT -1 OFFSET ?)"
+                ),
+                delete_by_user: format!("DELETE FROM {target} WHERE {user_key} = ?"),
+                delete_by_user_except: format!(
+                    "DELETE FROM {target} WHERE {user_key} = ? AND {id} <> ?"
+                ),
+                delete_live_keys: KeyedDeletes::default(),
+                delete_keys: KeyedDeletes::default(),
+            },
+            // MySQL has no `OFFSET` without a `LIMIT`: 2⁶⁴ − 1 is "no limit". Index hints need
+            // the multiple-table form of `DELETE`.
+            Dialect::MySql => {
+                let by_key = |live: &str| {
+                    KeyedDeletes(
+                        KEY_COUNTS
+                            .iter()
+                            .map(|&count| {
+                                let keys = vec!["?"; count].join(", ");
+                                let sql = format!(
+                                    "DELETE {target} FROM {target} FORCE INDEX (PRIMARY) WHERE \
+                                     {id} IN ({keys}) AND {user_key} = ?{live}"
+                                );
+                                (count, sql)
+                            })
+                            .collect(),
+                    )
+                };
+                Self {
+                    trim: format!(
+                        "SELECT {id} FROM {target} WHERE {user_key} = ? AND {expiry} > ? AND \
+                         {created} > ? {ranking} LIMIT 18446744073709551615 OFFSET ?"
+                    ),
+                    delete_by_user: format!(
+                        "SELECT {id} FROM {target} WHERE {user_key} = ? ORDER BY {id}"
+                    ),
+                    delete_by_user_except: format!(
+                        "SELECT {id} FROM {target} WHERE {user_key} = ? AND {id} <> ? ORDER BY \
+                         {id}"
+                    ),
+                    delete_live_keys: by_key(&format!(" AND {expiry} > ? AND {created} > ?")),
+                    delete_keys: by_key(""),
+                }
+            }
+        }
+    }
+
+    /// The values [`PerUser::trim`] takes, in order, from the user, "now", the lower bound on
+    /// the creation instant of a live row, and how many of the most recently saved to keep.
+    pub(crate) fn trim_values<V: Clone>(
+        dialect: Dialect,
+        user_key: V,
+        now: V,
+        born_after: V,
+        keep: V,
+    ) -> Vec<V> {
+        match dialect {
+            Dialect::Postgres | Dialect::MySql => vec![user_key, now, born_after, keep],
+            Dialect::Sqlite => vec![user_key.clone(), user_key, now, born_after, keep],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_locks_what_a_plain_read_ranked_in_key_order_then_deletes_it() {
+        let pg = PerUser::new(Dialect::Postgres, &SessionTable::default());
+        assert_eq!(
+            pg.trim,
+            r#"WITH "ranked" AS (SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3 ORDER BY "updated_at" DESC, "id" DESC OFFSET $4), "locked" AS (SELECT "id" FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "ranked") AND "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3 ORDER BY "id" FOR UPDATE) DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "locked") AND "user_key" = $1"#
+        );
+        assert_eq!(
+            pg.delete_by_user,
+            r#"WITH "locked" AS (SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 ORDER BY "id" FOR UPDATE) DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "locked") AND "user_key" = $1"#
+        );
+        assert_eq!(
+            pg.delete_by_user_except,
+            r#"WITH "locked" AS (SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" <> $2 ORDER BY "id" FOR UPDATE) DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "locked") AND "user_key" = $1"#
+        );
+        assert_eq!(pg.delete_live_keys, KeyedDeletes::default());
+    }
+
+    #[test]
+    fn sqlite_deletes_in_one_statement() {
+        let sqlite = PerUser::new(Dialect::Sqlite, &SessionTable::default());
+        assert_eq!(
+            sqlite.trim,
+            r#"DELETE FROM "session" WHERE "user_key" = ? AND "id" IN (SELECT "id" FROM "session" WHERE "user_key" = ? AND "expiry_date" > ? AND "created_at" > ? ORDER BY "updated_at" DESC, "id" DESC LIMIT -1 OFFSET ?)"#
+        );
+        let values = PerUser::trim_values(Dialect::Sqlite, 1, 2, 3, 4);
+        assert_eq!(values.len(), sqlite.trim.matches('?').count());
+    }
+
+    #[test]
+    fn mysql_reads_the_keys_plainly_then_deletes_them_by_primary_key() {
+        let mysql = PerUser::new(Dialect::MySql, &SessionTable::default());
+        assert_eq!(
+            mysql.trim,
+            "SELECT `id` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ? AND `created_at` > ? ORDER BY `updated_at` DESC, `id` DESC LIMIT 18446744073709551615 OFFSET ?"
+        );
+        assert!(!mysql.trim.contains("FOR UPDATE") && !mysql.trim.contains("SHARE"));
+        assert_eq!(
+            mysql.delete_live_keys.for_keys(3),
+            Some((
+                4,
+                "DELETE `session` FROM `session` FORCE INDEX (PRIMARY) WHERE `id` IN (?, ?, ?, ?) AND `user_key` = ? AND `expiry_date` > ? AND `created_at` > ?"
+            ))
+        );
+        assert_eq!(
+            mysql.delete_keys.for_keys(1),
+            Some((
+                1,
+                "DELETE `session` FROM `session` FORCE INDEX (PRIMARY) WHERE `id` IN (?) AND `user_key` = ?"
+            ))
+        );
+        assert_eq!(
+            mysql
+                .delete_keys
+                .for_keys(MAX_KEYS_PER_DELETE)
+                .map(|(n, _)| n),
+            Some(MAX_KEYS_PER_DELETE)
+        );
+        assert_eq!(mysql.delete_keys.for_keys(MAX_KEYS_PER_DELETE + 1), None);
+        assert_eq!(
+            mysql.delete_by_user_except,
+            "SELECT `id` FROM `session` WHERE `user_key` = ? AND `id` <> ? ORDER BY `id`"
+        );
+    }
+
+    #[test]
+    fn padding_repeats_the_last_key() {
+        assert_eq!(padded(&["a", "b"], 4), ["a", "b", "b", "b"]);
+        assert_eq!(padded(&["a"], 1), ["a"]);
+        assert!(padded::<&str>(&[], 4).is_empty());
+    }
+}
