@@ -328,22 +328,22 @@ async fn every_command_leaves_the_application_alone(db: AppDatabase) {
     );
     let steps: &[(&[&str], Option<usize>)] = &[
         (&["status"], Some(0)),
-        (&["up"], Some(4)),
-        (&["status"], Some(4)),
-        (&["down"], Some(3)),
-        (&["down", "-n", "2"], Some(1)),
-        (&["up", "-n", "1"], Some(2)),
-        (&["up"], Some(4)),
+        (&["up"], Some(5)),
+        (&["status"], Some(5)),
+        (&["down"], Some(4)),
+        (&["down", "-n", "2"], Some(2)),
+        (&["up", "-n", "1"], Some(3)),
+        (&["up"], Some(5)),
         (&["reset"], Some(0)),
         (&["reset"], Some(0)),
-        (&["refresh"], Some(4)),
-        (&["refresh"], Some(4)),
+        (&["refresh"], Some(5)),
+        (&["refresh"], Some(5)),
         (&["down", "-n", "10"], Some(0)),
-        (&["up"], Some(4)),
+        (&["up"], Some(5)),
         (&["fresh"], None),
         (&["init"], None),
         (&["generate", "create_users"], None),
-        (&["status"], Some(4)),
+        (&["status"], Some(5)),
     ];
     for (args, history_rows) in steps {
         let outcome = cli(&db.url, args);
@@ -439,7 +439,7 @@ async fn an_application_table_named_session_is_refused(db: AppDatabase) {
     db.finish().await;
 }
 
-/// Records the four steps as applied, as if an older tool had migrated the table.
+/// Records every step as applied, as if an older tool had migrated the table.
 async fn record_every_step_as_applied(db: &AppDatabase) {
     if db.backend() == DbBackend::Postgres {
         db.execute(&format!(
