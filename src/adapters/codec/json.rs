@@ -1,7 +1,7 @@
 use std::str::FromStr;
 
 use crate::{
-    domain::{SessionData, SessionId, SessionRecord},
+    ports::{SessionData, SessionId, SessionRecord},
     ports::{Codec, CodecError},
 };
 use serde::{

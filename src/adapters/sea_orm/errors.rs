@@ -4,9 +4,13 @@
 use sea_orm::{sqlx::error::ErrorKind, DbErr, RuntimeErr};
 
 use super::dialect::Dialect;
-use crate::{adapters::sql::ServerError, ports::RepositoryError};
+use crate::{
+    adapters::sql::{ServerError, SqlError},
+    ports::RepositoryError,
+};
 
 /// The database's own error, if the error came from the database.
+#[cfg(feature = "migration")]
 fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseError + 'static)> {
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(e))
@@ -29,6 +33,7 @@ pub(crate) fn error_code(err: &DbErr) -> Option<String> {
 /// Whether the database refused a row because its key is taken: PostgreSQL 23505, SQLite
 /// `SQLITE_CONSTRAINT_PRIMARYKEY`/`_UNIQUE`, MySQL `ER_DUP_ENTRY` (1062) and its kin, as sqlx
 /// reads each driver's code.
+#[cfg(feature = "migration")]
 pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
     database_error(err).is_some_and(|db| matches!(db.kind(), ErrorKind::UniqueViolation))
 }
@@ -114,67 +119,56 @@ pub(crate) fn lost_a_migration_race(dialect: Dialect, err: &DbErr) -> bool {
     }
 }
 
-/// Whether `err` is the server rolling the statement back after a conflict with another
-/// transaction (a deadlock, a serialization failure), so that running it again may succeed.
-pub(crate) fn is_conflict(dialect: Dialect, err: &DbErr) -> bool {
-    database_error(err).is_some_and(|db| {
-        ServerError::of(dialect, db.code().as_deref(), db.message()) == ServerError::Conflict
-    })
-}
-
-/// Maps a SeaORM error to the port's error, keeping only what is safe to log.
+/// Maps a SeaORM error to what the store reports, keeping only what is safe to log.
 ///
 /// Database errors keep the server's primary message and code, which describe the statement
 /// (e.g. `relation "tower_sessions.session" does not exist`), not the bound values; the detail
 /// lines that can quote a value are dropped.
-pub(crate) fn classify(dialect: Dialect, err: DbErr) -> RepositoryError {
+pub(crate) fn classify(dialect: Dialect, err: DbErr) -> SqlError {
     use sea_orm::sqlx::Error as Sqlx;
+    let failed = |error| SqlError {
+        error,
+        duplicate: false,
+        conflict: false,
+    };
     match &err {
-        DbErr::ConnectionAcquire(_) => RepositoryError::Unavailable(err.to_string()),
-        DbErr::Conn(_) => RepositoryError::Unavailable(err.to_string()),
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            failed(RepositoryError::Unavailable(err.to_string()))
+        }
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             match e.as_ref() {
                 // MySQL's duplicate-entry message quotes the key, which may be a session id.
-                Sqlx::Database(db) if matches!(db.kind(), ErrorKind::UniqueViolation) => {
-                    RepositoryError::Statement(format!(
+                Sqlx::Database(db) if matches!(db.kind(), ErrorKind::UniqueViolation) => SqlError {
+                    error: RepositoryError::Statement(format!(
                         "a row with this key already exists ({} {})",
                         dialect.code_label(),
                         db.code().unwrap_or_default()
-                    ))
-                }
-                Sqlx::Database(db) => {
-                    let code = db.code();
-                    let message = match &code {
-                        Some(code) => format!("{} ({} {code})", db.message(), dialect.code_label()),
-                        None => db.message().to_owned(),
-                    };
-                    match ServerError::of(dialect, code.as_deref(), db.message()) {
-                        ServerError::NotMigrated => RepositoryError::MissingTable(message),
-                        ServerError::ReadOnly => RepositoryError::Unavailable(format!(
-                            "the server is a standby or read-only and accepts no writes: \
-                             {message}; connect the store to the primary, e.g. through a \
-                             PgBouncer re-pointed at failover (SCALING.md, High availability)"
-                        )),
-                        ServerError::ConnectionLost => RepositoryError::Unavailable(message),
-                        ServerError::Conflict | ServerError::Statement => {
-                            RepositoryError::Statement(message)
-                        }
-                    }
-                }
+                    )),
+                    duplicate: true,
+                    conflict: false,
+                },
+                Sqlx::Database(db) => ServerError::sql_error(
+                    dialect,
+                    db.code().as_deref(),
+                    db.message(),
+                    "e.g. through a PgBouncer re-pointed at failover",
+                ),
                 Sqlx::Io(_)
                 | Sqlx::Tls(_)
                 | Sqlx::PoolTimedOut
                 | Sqlx::PoolClosed
                 | Sqlx::WorkerCrashed
-                | Sqlx::Protocol(_) => RepositoryError::Unavailable(e.to_string()),
+                | Sqlx::Protocol(_) => failed(RepositoryError::Unavailable(e.to_string())),
                 Sqlx::ColumnDecode { .. } | Sqlx::ColumnNotFound(_) | Sqlx::TypeNotFound { .. } => {
-                    RepositoryError::CorruptRow(e.to_string())
+                    failed(RepositoryError::CorruptRow(e.to_string()))
                 }
-                _ => RepositoryError::Statement(e.to_string()),
+                _ => failed(RepositoryError::Statement(e.to_string())),
             }
         }
-        DbErr::Type(_) | DbErr::TryIntoErr { .. } => RepositoryError::CorruptRow(err.to_string()),
-        _ => RepositoryError::Statement(err.to_string()),
+        DbErr::Type(_) | DbErr::TryIntoErr { .. } => {
+            failed(RepositoryError::CorruptRow(err.to_string()))
+        }
+        _ => failed(RepositoryError::Statement(err.to_string())),
     }
 }
 
@@ -232,7 +226,8 @@ mod tests {
         let err = classify(
             Dialect::Postgres,
             failed_exec("25006", "cannot execute INSERT in a read-only transaction"),
-        );
+        )
+        .error;
         let RepositoryError::Unavailable(message) = &err else {
             panic!("a read-only server is unavailable for writes, not {err:?}");
         };
@@ -257,7 +252,7 @@ mod tests {
             ),
             ("57P03", "the database system is starting up"),
         ] {
-            let err = classify(Dialect::Postgres, failed_exec(code, message));
+            let err = classify(Dialect::Postgres, failed_exec(code, message)).error;
             assert!(
                 matches!(&err, RepositoryError::Unavailable(m) if m.contains(code)),
                 "{code}: {err:?}"
@@ -271,11 +266,12 @@ mod tests {
             classify(
                 Dialect::Postgres,
                 failed_exec("42P01", "relation \"s.t\" does not exist")
-            ),
+            )
+            .error,
             RepositoryError::MissingTable(_)
         ));
         assert!(matches!(
-            classify(Dialect::Postgres, failed_exec("23514", "new row violates check constraint")),
+            classify(Dialect::Postgres, failed_exec("23514", "new row violates check constraint")).error,
             RepositoryError::Statement(m) if m == "new row violates check constraint (SQLSTATE 23514)"
         ));
     }

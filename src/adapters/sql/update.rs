@@ -10,7 +10,7 @@
 
 use super::{
     dialect::Dialect,
-    statements::{Bind, Column, RowStatement},
+    columns::{Bind, Column, RowStatement},
     SessionTable,
 };
 use sea_orm::sea_query::Iden;

@@ -3,7 +3,7 @@ use time::OffsetDateTime;
 use zeroize::ZeroizeOnDrop;
 
 use super::*;
-use crate::{codec::MessagePackCodec, domain::SessionId};
+use crate::{codec::MessagePackCodec, ports::SessionId};
 
 const KEY_1: [u8; 32] = [0x11; 32];
 const KEY_2: [u8; 32] = [0x22; 32];
