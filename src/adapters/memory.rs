@@ -136,7 +136,8 @@ impl SessionRepository for InMemoryRepository {
         if let Some(keep_after) = keep_if_expiring_after {
             let same_values = stored.digest.is_some() && stored.digest == row.data_digest;
             let same_user = stored.user_key == row.user_key;
-            let expiry_close = keep_after <= stored.expires_at && stored.expires_at <= row.expires_at;
+            let expiry_close =
+                keep_after <= stored.expires_at && stored.expires_at <= row.expires_at;
             if same_values && same_user && expiry_close {
                 return Ok(false);
             }

@@ -72,7 +72,8 @@ where
     }
 
     async fn load(&self, id: &Id014) -> session_store_014::Result<Option<Record014>> {
-        let record = self.load_session(SessionId(id.0))
+        let record = self
+            .load_session(SessionId(id.0))
             .await
             .map_err(to_014_error)?;
         Ok(record.map(Record014::from))

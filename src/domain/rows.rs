@@ -79,7 +79,10 @@ impl<R, C: Codec> RepositoryStore<R, C> {
         row: &SessionRow,
         record: &SessionRecord<'_>,
     ) -> Option<OffsetDateTime> {
-        let window = self.policy.touch_after.filter(|_| row.data_digest.is_some())?;
+        let window = self
+            .policy
+            .touch_after
+            .filter(|_| row.data_digest.is_some())?;
         record.expiry_date.checked_sub(window.try_into().ok()?)
     }
 

@@ -125,7 +125,10 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// expiry by less than the window writes nothing either. With a per-user session limit, a
     /// save that gives the session another user (a login) is followed by the trim of that
     /// user's sessions (a second statement, for those saves only), which never fails the save.
-    pub(crate) async fn save_session(&self, record: &SessionRecord<'_>) -> Result<(), SessionError> {
+    pub(crate) async fn save_session(
+        &self,
+        record: &SessionRecord<'_>,
+    ) -> Result<(), SessionError> {
         let now = self.clock.now();
         let written = self
             .run(Operation::Save, async {
@@ -165,7 +168,11 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         let ticket = cache.and_then(|cache| cache.ticket(&key));
         self.run(Operation::Load, async {
             let born_after = self.born_after(now);
-            let Some(found) = self.repository.find_unexpired(&key, now, born_after).await? else {
+            let Some(found) = self
+                .repository
+                .find_unexpired(&key, now, born_after)
+                .await?
+            else {
                 return Ok(None);
             };
             let Some(record) = self.accept(id, &key, found.data, now)? else {
@@ -267,7 +274,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         loop {
             let deleted = self
                 .run(Operation::DeleteExpired, async {
-                    let batch = self.repository.delete_expired_batch(now, born_before, limit);
+                    let batch = self
+                        .repository
+                        .delete_expired_batch(now, born_before, limit);
                     Ok(batch.await?)
                 })
                 .await?;

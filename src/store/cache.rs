@@ -130,7 +130,7 @@ pub(crate) fn with_cache<R: SqlDriver, C: Codec>(
     cache: Cache,
     table: &SessionTable,
 ) -> Result<RepositoryStore<R, C>, SeaOrmStoreError> {
-store.refuse_if_cached("a second `with_cache`")?;
+    store.refuse_if_cached("a second `with_cache`")?;
     let shared = match cache.kind {
         Kind::SingleReplica => {
             let _ = table; // only a listener needs it
@@ -179,7 +179,10 @@ pub(crate) async fn clear_caches<R: SqlDriver, C>(
     }
     #[cfg(feature = "postgres")]
     if store.repository.dialect() == Dialect::Postgres {
-        let sent = store.repository.execute(eviction::CLEAR_SQL, Vec::new()).await;
+        let sent = store
+            .repository
+            .execute(eviction::CLEAR_SQL, Vec::new())
+            .await;
         sent.map_err(RepositoryError::from)?;
     }
     Ok(())

@@ -416,7 +416,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     }
 
     /// The same store with its policy edited by `edit`: every option above, in one place.
-    fn with_policy(mut self, edit: impl FnOnce(&mut Policy)) -> Self {
+    pub(crate) fn with_policy(mut self, edit: impl FnOnce(&mut Policy)) -> Self {
         edit(Arc::make_mut(&mut self.policy));
         self
     }

@@ -6,10 +6,7 @@ use sea_orm::DatabaseConnection;
 #[cfg(feature = "msgpack")]
 use crate::codec::MessagePackCodec;
 use crate::{
-    adapters::{
-        sea_orm::SeaOrmRepository,
-        sql::SessionTable,
-    },
+    adapters::{sea_orm::SeaOrmRepository, sql::SessionTable},
     domain::RepositoryStore,
     ports::Codec,
     SeaOrmStoreError,

@@ -397,7 +397,11 @@ mod tests {
 
         let ticket = cache.ticket("k").unwrap();
         cache.evict_user("someone else");
-        cache.insert(ticket, "k".into(), entry(record(1), later(), Some("u".into())));
+        cache.insert(
+            ticket,
+            "k".into(),
+            entry(record(1), later(), Some("u".into())),
+        );
         assert!(cache.get("k", OffsetDateTime::now_utc()).is_none());
     }
 
@@ -406,7 +410,11 @@ mod tests {
         let cache = SessionCache::local(1 << 20);
         for (key, user) in [("a", "u"), ("b", "u"), ("c", "v")] {
             let ticket = cache.ticket(key).unwrap();
-            cache.insert(ticket, key.into(), entry(record(1), later(), Some(user.into())));
+            cache.insert(
+                ticket,
+                key.into(),
+                entry(record(1), later(), Some(user.into())),
+            );
         }
         cache.evict_user("u");
         let now = OffsetDateTime::now_utc();

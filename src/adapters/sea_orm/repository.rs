@@ -106,7 +106,10 @@ impl SqlDriver for SeaOrmRepository {
             .await
             .map_err(|err| classify(self.dialect, err))?;
         let dialect = self.dialect;
-        Ok(rows.into_iter().map(|row| SeaOrmRow { row, dialect }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| SeaOrmRow { row, dialect })
+            .collect())
     }
 }
 

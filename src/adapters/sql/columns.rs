@@ -67,4 +67,3 @@ pub(crate) const ROW_BINDS: [Bind; 8] = [
     Bind::Column(Column::UpdatedAt),
     Bind::Column(Column::ListedValues),
 ];
-

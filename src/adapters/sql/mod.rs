@@ -5,7 +5,7 @@
 //! of the port over a [`SqlDriver`] (`repository.rs`). The SeaORM and tokio-postgres adapters
 //! are drivers.
 
-mod columns;
+pub(crate) mod columns;
 pub(crate) mod dialect;
 pub(crate) mod driver;
 #[cfg(all(feature = "cache", feature = "postgres"))]

@@ -48,7 +48,10 @@ fn born_after(born_after: Option<OffsetDateTime>) -> Param {
 impl<D: SqlDriver> SessionRepository for D {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
         let params = row_params(&ROW_BINDS, row, None);
-        match self.execute(&self.statements().insert_if_absent, params).await {
+        match self
+            .execute(&self.statements().insert_if_absent, params)
+            .await
+        {
             Ok(executed) => Ok(executed.rows == 1),
             // MySQL's plain INSERT: the primary key refused the id, nothing was written.
             Err(err) if err.duplicate => Ok(false),
@@ -72,7 +75,11 @@ impl<D: SqlDriver> SessionRepository for D {
         let has_user = row.user_key.is_some();
         let params = row_params(&statement.binds, row, keep_if_expiring_after);
         if !report_user_change {
-            return self.execute(&statement.sql, params).await.map(|_| false).map_err(Into::into);
+            return self
+                .execute(&statement.sql, params)
+                .await
+                .map(|_| false)
+                .map_err(Into::into);
         }
         match self.dialect() {
             // `RETURNING` one boolean when the row was written.
@@ -103,7 +110,9 @@ impl<D: SqlDriver> SessionRepository for D {
         born: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError> {
         let params = vec![Param::text(id), Param::Instant(now), born_after(born)];
-        let rows = self.query(&self.statements().find_unexpired, params).await?;
+        let rows = self
+            .query(&self.statements().find_unexpired, params)
+            .await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
@@ -115,7 +124,8 @@ impl<D: SqlDriver> SessionRepository for D {
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
         let params = vec![Param::text(id)];
-        self.execute(&self.statements().delete_by_id, params).await?;
+        self.execute(&self.statements().delete_by_id, params)
+            .await?;
         Ok(())
     }
 
@@ -173,10 +183,16 @@ impl<D: SqlDriver> SessionRepository for D {
         let statements = self.statements();
         let per_user = &statements.per_user;
         let (user, now, born) = (Param::text(user_key), Param::Instant(now), born_after(born));
-        let params =
-            statements.trim_user_values(user.clone(), now.clone(), born.clone(), Param::Count(keep));
+        let params = statements.trim_user_values(
+            user.clone(),
+            now.clone(),
+            born.clone(),
+            Param::Count(keep),
+        );
         match self.dialect() {
-            Dialect::Postgres | Dialect::Sqlite => delete_retrying(self, &per_user.trim, params).await,
+            Dialect::Postgres | Dialect::Sqlite => {
+                delete_retrying(self, &per_user.trim, params).await
+            }
             Dialect::MySql => {
                 let deletes = &per_user.delete_live_keys;
                 delete_read_keys(self, &per_user.trim, params, deletes, vec![user, now, born]).await
@@ -230,7 +246,10 @@ async fn delete_retrying<D: SqlDriver>(
         match driver.execute(sql, params.clone()).await {
             Ok(executed) => return Ok(executed.rows),
             Err(err) if attempt < DELETE_ATTEMPTS && err.conflict => {
-                tracing::debug!(attempt, "a per-user delete lost a conflict; running it again");
+                tracing::debug!(
+                    attempt,
+                    "a per-user delete lost a conflict; running it again"
+                );
                 attempt += 1;
             }
             Err(err) => return Err(err.into()),

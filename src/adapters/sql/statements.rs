@@ -288,6 +288,7 @@ fn render<S: QueryStatementWriter>(dialect: Dialect, statement: &S) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::sql::columns::{Bind, ROW_BINDS};
 
     #[test]
     fn postgres_statements_are_one_quoted_statement_each() {
@@ -303,7 +304,7 @@ mod tests {
         assert_eq!(s.update_if_present.binds, row_binds());
         assert_eq!(
             s.find_unexpired,
-            r#"SELECT "data", GREATEST(LEAST("created_at", TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), TIMESTAMPTZ '0001-01-01 00:00:00+00') FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
+            r#"SELECT "data", LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00') FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
         );
         assert_eq!(
             s.delete_by_id,

@@ -9,8 +9,8 @@
 //! are written here; the names in them are validated identifiers, quoted here.
 
 use super::{
-    dialect::Dialect,
     columns::{Bind, Column, RowStatement},
+    dialect::Dialect,
     SessionTable,
 };
 use sea_orm::sea_query::Iden;
