@@ -95,13 +95,15 @@ async fn ids_that_differ_only_in_case_are_different_sessions() {
     assert_eq!(
         repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now, None)
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|found| found.data),
         Some(b"upper".to_vec())
     );
     assert_eq!(
         repo.find_unexpired("abcdefghijklmnopqrstuv", now, None)
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|found| found.data),
         Some(b"lower".to_vec())
     );
     assert_eq!(
@@ -158,7 +160,8 @@ async fn through_sqlx_a_duplicate_reports_a_found_row_so_create_cannot_use_on_du
     assert_eq!(
         repo.find_unexpired("b", OffsetDateTime::now_utc(), None)
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|found| found.data),
         Some(b"x".to_vec()),
         "the taken id keeps its session"
     );
@@ -378,16 +381,19 @@ async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
     );
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("abc", now, None).await.unwrap(),
+        repo.find_unexpired("abc", now, None).await.unwrap()
+            .map(|found| found.data),
         Some(b"plain".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abc ", now, None).await.unwrap(),
+        repo.find_unexpired("abc ", now, None).await.unwrap()
+            .map(|found| found.data),
         Some(b"spaced".to_vec())
     );
     repo.delete_by_id("abc ").await.unwrap();
     assert_eq!(
-        repo.find_unexpired("abc", now, None).await.unwrap(),
+        repo.find_unexpired("abc", now, None).await.unwrap()
+            .map(|found| found.data),
         Some(b"plain".to_vec())
     );
     fixture.finish().await;
@@ -584,10 +590,10 @@ async fn created_at_of(
 ) -> Option<OffsetDateTime> {
     store
         .repository()
-        .find_unexpired_row(id, OffsetDateTime::now_utc(), Some(born_after))
+        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after))
         .await
         .unwrap()
-        .and_then(|row| row.created_at)
+        .map(|row| row.created_at)
 }
 
 #[tokio::test]

@@ -526,14 +526,14 @@ async fn a_row_inserted_without_created_at_counts_its_lifetime_from_its_insert()
     let created = fixture
         .store
         .repository()
-        .find_unexpired_row(
+        .find_unexpired(
             "written-by-another-tool",
             OffsetDateTime::now_utc(),
             Some(before - Duration::milliseconds(100)),
         )
         .await
         .unwrap()
-        .and_then(|row| row.created_at)
+        .map(|row| row.created_at)
         .expect("live: created at its insert");
     assert!(created <= after + Duration::milliseconds(100));
     fixture.finish().await;

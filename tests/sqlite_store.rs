@@ -233,10 +233,10 @@ async fn created_at_of(
     use tower_sessions_seaorm_store::repository::SessionRepository;
     store
         .repository()
-        .find_unexpired_row(id, OffsetDateTime::now_utc(), Some(born_after))
+        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after))
         .await
         .unwrap()
-        .and_then(|row| row.created_at)
+        .map(|row| row.created_at)
 }
 
 #[tokio::test]

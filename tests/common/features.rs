@@ -582,11 +582,10 @@ fn row_of(
         data: b"never loaded".to_vec(),
         expires_at,
         user_key: Some(user.to_owned()),
-        unchanged: None,
+        data_digest: None,
         created_at,
         saved_at,
         listed_values: None,
-        report_user_change: false,
     }
 }
 
@@ -1051,6 +1050,7 @@ where
         .await
         .unwrap()
         .expect("stored under the hash of its id");
+    let stored = stored.data;
     let decoded = hashed.codec().decode(&stored).unwrap();
     assert_eq!(decoded.id, SessionId(0), "the stored record holds no id");
     let id_text = record.id.to_string();

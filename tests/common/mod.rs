@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod codecs;
-pub mod contract;
 pub mod demo_app;
 #[cfg(feature = "tokio-postgres")]
 pub mod failover;
@@ -76,13 +75,31 @@ pub fn row(
         created_at: time::OffsetDateTime::now_utc(),
         saved_at: time::OffsetDateTime::now_utc(),
         listed_values: None,
-        report_user_change: false,
         id: id.to_owned(),
         data: data.to_vec(),
         expires_at,
         user_key: None,
-        unchanged: None,
+        data_digest: None,
     }
+}
+
+/// The repository contract (`testing::check_repository_contract`, every method of the port) on
+/// the repository of the store `$fixture` makes, in a table of its own.
+///
+/// `$fixture` is an async fn returning a value with a `store` field and an async `finish`.
+#[macro_export]
+macro_rules! repository_contract {
+    ($fixture:expr) => {
+        #[tokio::test]
+        async fn the_repository_keeps_the_contract() {
+            let fixture = $fixture.await;
+            tower_sessions_seaorm_store::testing::check_repository_contract(
+                fixture.store.repository(),
+            )
+            .await;
+            fixture.finish().await;
+        }
+    };
 }
 
 /// `DATABASE_URL`, or the local default.
