@@ -16,7 +16,8 @@ use tower_sessions_seaorm_store::{
     codec::Codec,
     codec::MessagePackCodec,
     repository::{FoundRow, RepositoryError},
-    testing::MockSessionRepository, Id, Record, RepositoryStore,
+    testing::MockSessionRepository,
+    Id, Record, RepositoryStore,
 };
 
 fn down() -> RepositoryError {

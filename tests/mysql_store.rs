@@ -381,18 +381,24 @@ async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
     );
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("abc", now, None).await.unwrap()
+        repo.find_unexpired("abc", now, None)
+            .await
+            .unwrap()
             .map(|found| found.data),
         Some(b"plain".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abc ", now, None).await.unwrap()
+        repo.find_unexpired("abc ", now, None)
+            .await
+            .unwrap()
             .map(|found| found.data),
         Some(b"spaced".to_vec())
     );
     repo.delete_by_id("abc ").await.unwrap();
     assert_eq!(
-        repo.find_unexpired("abc", now, None).await.unwrap()
+        repo.find_unexpired("abc", now, None)
+            .await
+            .unwrap()
             .map(|found| found.data),
         Some(b"plain".to_vec())
     );

@@ -159,7 +159,11 @@ async fn load_asks_for_rows_unexpired_at_now() {
         .returning(|_, _, _| Ok(None));
 
     assert_eq!(
-        service(repo).with_clock(move || now).load_session(SessionId(9)).await.unwrap(),
+        service(repo)
+            .with_clock(move || now)
+            .load_session(SessionId(9))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -191,7 +195,11 @@ async fn load_never_returns_a_record_whose_own_expiry_has_passed() {
         .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
 
     assert_eq!(
-        service(repo).with_clock(move || now).load_session(SessionId(9)).await.unwrap(),
+        service(repo)
+            .with_clock(move || now)
+            .load_session(SessionId(9))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -205,7 +213,11 @@ async fn load_treats_an_expiry_equal_to_now_as_expired() {
         .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
 
     assert_eq!(
-        service(repo).with_clock(move || now).load_session(SessionId(9)).await.unwrap(),
+        service(repo)
+            .with_clock(move || now)
+            .load_session(SessionId(9))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -247,7 +259,14 @@ async fn delete_expired_runs_batches_until_a_short_one() {
         policy.cleanup_batch_size = 10;
     });
 
-    assert_eq!(service.with_clock(move || now).delete_expired_sessions().await.unwrap(), 23);
+    assert_eq!(
+        service
+            .with_clock(move || now)
+            .delete_expired_sessions()
+            .await
+            .unwrap(),
+        23
+    );
 }
 
 #[tokio::test]
@@ -389,7 +408,10 @@ async fn every_operation_slower_than_the_timeout_times_out_and_names_itself() {
     timed_out_as(service.save_session(&rec).await, Operation::Save);
     timed_out_as(service.load_session(rec.id).await, Operation::Load);
     timed_out_as(service.delete_session(rec.id).await, Operation::Delete);
-    timed_out_as(service.delete_expired_sessions().await, Operation::DeleteExpired);
+    timed_out_as(
+        service.delete_expired_sessions().await,
+        Operation::DeleteExpired,
+    );
     timed_out_as(service.health().await, Operation::Health);
 }
 
@@ -497,7 +519,9 @@ async fn an_undecodable_row_is_absent_when_the_policy_says_so() {
     assert_eq!(service.load_session(SessionId(3)).await.unwrap(), None);
 }
 
-fn indexed(repo: MockSessionRepository) -> RepositoryStore<MockSessionRepository, MessagePackCodec> {
+fn indexed(
+    repo: MockSessionRepository,
+) -> RepositoryStore<MockSessionRepository, MessagePackCodec> {
     service(repo).with_policy(|policy| {
         policy.user_key = Some(super::UserKeyPath::new("user").unwrap());
     })
@@ -800,9 +824,10 @@ async fn a_stored_row_over_the_size_limit_is_refused_before_it_is_decoded() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
         .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
-    let service = RepositoryStore::from_parts(repo, CountingCodec::default()).with_policy(|policy| {
-        policy.max_encoded_size = Some(size - 1);
-    });
+    let service =
+        RepositoryStore::from_parts(repo, CountingCodec::default()).with_policy(|policy| {
+            policy.max_encoded_size = Some(size - 1);
+        });
 
     let err = service.load_session(SessionId(9)).await.unwrap_err();
     assert!(
@@ -1071,7 +1096,9 @@ mod read_cache {
     }
 }
 
-fn limited(repo: MockSessionRepository) -> RepositoryStore<MockSessionRepository, MessagePackCodec> {
+fn limited(
+    repo: MockSessionRepository,
+) -> RepositoryStore<MockSessionRepository, MessagePackCodec> {
     service(repo).with_policy(|policy| {
         policy.user_key = Some(super::UserKeyPath::new("user").unwrap());
         policy.max_sessions_per_user = Some(2);
@@ -1112,7 +1139,8 @@ async fn a_login_trims_its_users_live_sessions_at_the_instant_it_wrote() {
 async fn a_failed_trim_never_fails_the_login_it_follows() {
     let mut repo = MockSessionRepository::new();
     repo.expect_insert_if_absent().returning(|_| Ok(true));
-    repo.expect_update_if_present().returning(|_, _, _| Ok(true));
+    repo.expect_update_if_present()
+        .returning(|_, _, _| Ok(true));
     repo.expect_trim_user_sessions()
         .times(2)
         .returning(|_, _, _, _| {
@@ -1194,11 +1222,12 @@ impl crate::ports::SessionRepository for HangingTrim {
 
 #[tokio::test(start_paused = true)]
 async fn a_trim_that_times_out_never_fails_the_login_it_follows() {
-    let service = RepositoryStore::from_parts(HangingTrim, MessagePackCodec).with_policy(|policy| {
-        policy.user_key = Some(super::UserKeyPath::new("user").unwrap());
-        policy.max_sessions_per_user = Some(2);
-        policy.operation_timeout = Some(std::time::Duration::from_secs(5));
-    });
+    let service =
+        RepositoryStore::from_parts(HangingTrim, MessagePackCodec).with_policy(|policy| {
+            policy.user_key = Some(super::UserKeyPath::new("user").unwrap());
+            policy.max_sessions_per_user = Some(2);
+            policy.operation_timeout = Some(std::time::Duration::from_secs(5));
+        });
     let mut rec = record(1, in_an_hour());
     let started = tokio::time::Instant::now();
 

@@ -347,7 +347,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
 
     /// The same store copying the session values named by `paths` beside each session, so
     /// that its user's list ([`user_sessions`](Self::user_sessions)) shows them in
-    /// [`UserSession::listed`]: what a person needs to recognise a device ("Firefox on
+    /// [`UserSession::listed`](crate::UserSession::listed): what a person needs to recognise a device ("Firefox on
     /// Linux", the city or address it signed in from). Each path is a session key or a JSON
     /// Pointer, as in [`with_user_key`](Self::with_user_key).
     ///

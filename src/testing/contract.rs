@@ -21,11 +21,7 @@ fn row(id: &str, data: &[u8], expires_at: OffsetDateTime) -> SessionRow {
 }
 
 /// The data of the live row with `id`, as `find_unexpired` returns it.
-async fn data_of<R: SessionRepository>(
-    repo: &R,
-    id: &str,
-    now: OffsetDateTime,
-) -> Option<Vec<u8>> {
+async fn data_of<R: SessionRepository>(repo: &R, id: &str, now: OffsetDateTime) -> Option<Vec<u8>> {
     let found = repo.find_unexpired(id, now, None).await.unwrap();
     found.map(|found| found.data)
 }
@@ -33,6 +29,11 @@ async fn data_of<R: SessionRepository>(
 /// A whole second, so the boundary survives a database's sub-second precision.
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
+}
+
+/// 2001-02-03 04:05:06 UTC: an instant before every row the other checks write.
+fn long_ago() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(981_173_106).expect("an instant")
 }
 
 fn fresh_id() -> String {
@@ -91,7 +92,9 @@ async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionReposito
     let (id, now) = (fresh_id(), now());
     repo.insert_if_absent(row(&id, b"data", now)).await.unwrap();
     assert_eq!(
-        data_of(repo, &id, now - Duration::seconds(1)).await.as_deref(),
+        data_of(repo, &id, now - Duration::seconds(1))
+            .await
+            .as_deref(),
         Some(&b"data"[..])
     );
     assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
@@ -118,10 +121,7 @@ async fn update_if_present_replaces_the_data_and_the_expiry<R: SessionRepository
     repo.update_if_present(row(&id, b"new", now + Duration::hours(1)), None, false)
         .await
         .unwrap();
-    assert_eq!(
-        data_of(repo, &id, now).await.as_deref(),
-        Some(&b"new"[..])
-    );
+    assert_eq!(data_of(repo, &id, now).await.as_deref(), Some(&b"new"[..]));
 }
 
 async fn update_if_present_never_inserts_a_missing_row<R: SessionRepository>(repo: &R) {
@@ -183,7 +183,9 @@ async fn delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_before_no
 >(
     repo: &R,
 ) {
-    let now = now();
+    // Long ago: every other check's rows are live and young then, so a cleanup at that
+    // instant can only find this check's.
+    let now = long_ago();
     // Five expired rows, one of them expiring exactly now; three live rows.
     for age in [0, 1, 2, 3, 4] {
         repo.insert_if_absent(row(&fresh_id(), b"expired", now - Duration::seconds(age)))
@@ -282,9 +284,13 @@ async fn delete_by_user_and_id_deletes_only_a_row_still_of_that_user<R: SessionR
         .await
         .unwrap();
     // The session changed hands (ada logged out, bob logged in on that browser).
-    repo.update_if_present(user_row(&id, Some(&bob), now + Duration::hours(1)), None, false)
-        .await
-        .unwrap();
+    repo.update_if_present(
+        user_row(&id, Some(&bob), now + Duration::hours(1)),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     assert!(!repo.delete_by_user_and_id(&ada, &id).await.unwrap());
     assert!(repo.find_unexpired(&id, now, None).await.unwrap().is_some());
     assert!(repo.delete_by_user_and_id(&bob, &id).await.unwrap());
@@ -309,9 +315,7 @@ async fn an_update_without_a_user_key_takes_the_row_out_of_the_index<R: SessionR
         .is_empty());
 }
 
-async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRepository>(
-    repo: &R,
-) {
+async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     let expiry = now + Duration::hours(1);
     let digest = [7; 32];
@@ -325,36 +329,58 @@ async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionReposi
         .unwrap();
 
     // Same digest, 30 s later: kept (the data would have been replaced otherwise).
-    repo.update_if_present(write(b"second", digest, expiry + Duration::seconds(30)), keep(expiry + Duration::seconds(30)), false)
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(b"second", digest, expiry + Duration::seconds(30)),
+        keep(expiry + Duration::seconds(30)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         data_of(repo, &id, now).await.as_deref(),
         Some(&b"first"[..])
     );
     // Another digest: written.
-    repo.update_if_present(write(b"third", [8; 32], expiry + Duration::seconds(30)), keep(expiry + Duration::seconds(30)), false)
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(b"third", [8; 32], expiry + Duration::seconds(30)),
+        keep(expiry + Duration::seconds(30)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         data_of(repo, &id, now).await.as_deref(),
         Some(&b"third"[..])
     );
     // The same digest past the window: written.
-    repo.update_if_present(write(b"fourth", [8; 32], expiry + Duration::minutes(2)), keep(expiry + Duration::minutes(2)), false)
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(b"fourth", [8; 32], expiry + Duration::minutes(2)),
+        keep(expiry + Duration::minutes(2)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        data_of(repo, &id, expiry + Duration::seconds(90)).await.as_deref(),
+        data_of(repo, &id, expiry + Duration::seconds(90))
+            .await
+            .as_deref(),
         Some(&b"fourth"[..])
     );
     // A plain update clears the digest: the next conditional one writes.
-    repo.update_if_present(row(&id, b"fifth", expiry + Duration::minutes(2)), None, false)
-        .await
-        .unwrap();
-    repo.update_if_present(write(b"sixth", [8; 32], expiry + Duration::minutes(2)), keep(expiry + Duration::minutes(2)), false)
-        .await
-        .unwrap();
+    repo.update_if_present(
+        row(&id, b"fifth", expiry + Duration::minutes(2)),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    repo.update_if_present(
+        write(b"sixth", [8; 32], expiry + Duration::minutes(2)),
+        keep(expiry + Duration::minutes(2)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         data_of(repo, &id, now).await.as_deref(),
         Some(&b"sixth"[..])
@@ -382,24 +408,36 @@ async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: Session
             .collect::<Vec<_>>()
     };
     // The same values, 30 s later, now with a user key: the index must learn it.
-    repo.update_if_present(write(Some(&ada), expiry + Duration::seconds(30)), keep(expiry + Duration::seconds(30)), false)
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(Some(&ada), expiry + Duration::seconds(30)),
+        keep(expiry + Duration::seconds(30)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         listed(ada.clone()).await,
         std::slice::from_ref(&id),
         "indexed at the first save"
     );
     // The path changed: the same values name another user.
-    repo.update_if_present(write(Some(&bob), expiry + Duration::seconds(40)), keep(expiry + Duration::seconds(40)), false)
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(Some(&bob), expiry + Duration::seconds(40)),
+        keep(expiry + Duration::seconds(40)),
+        false,
+    )
+    .await
+    .unwrap();
     assert!(listed(ada.clone()).await.is_empty());
     assert_eq!(listed(bob.clone()).await, std::slice::from_ref(&id));
     // The index was switched off: the row leaves it.
-    repo.update_if_present(write(None, expiry + Duration::seconds(50)), keep(expiry + Duration::seconds(50)), false)
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(None, expiry + Duration::seconds(50)),
+        keep(expiry + Duration::seconds(50)),
+        false,
+    )
+    .await
+    .unwrap();
     assert!(listed(bob).await.is_empty());
 }
 
@@ -419,9 +457,7 @@ fn timed_row(
     }
 }
 
-async fn find_unexpired_returns_the_data_and_the_creation_instant<R: SessionRepository>(
-    repo: &R,
-) {
+async fn find_unexpired_returns_the_data_and_the_creation_instant<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     let created = now - Duration::minutes(10);
     repo.insert_if_absent(timed_row(
@@ -448,9 +484,7 @@ async fn find_unexpired_returns_the_data_and_the_creation_instant<R: SessionRepo
         None
     );
     assert_eq!(
-        repo.find_unexpired(&id, now, Some(created))
-            .await
-            .unwrap(),
+        repo.find_unexpired(&id, now, Some(created)).await.unwrap(),
         None,
         "created at the bound: outlived"
     );
@@ -460,9 +494,7 @@ async fn find_unexpired_returns_the_data_and_the_creation_instant<R: SessionRepo
         .unwrap()
         .is_some());
     assert_eq!(
-        repo.find_unexpired(&fresh_id(), now, None)
-            .await
-            .unwrap(),
+        repo.find_unexpired(&fresh_id(), now, None).await.unwrap(),
         None
     );
 }
@@ -551,12 +583,12 @@ async fn an_update_never_writes_created_at_and_writes_the_rest<R: SessionReposit
     );
 }
 
-async fn delete_expired_batch_with_born_before_deletes_outlived_rows_too<
-    R: SessionRepository,
->(
+async fn delete_expired_batch_with_born_before_deletes_outlived_rows_too<R: SessionRepository>(
     repo: &R,
 ) {
-    let now = now();
+    // Long ago: every other check's rows are live and young then, so a cleanup at that
+    // instant can only find this check's.
+    let now = long_ago();
     let born_before = now - Duration::hours(1);
     let outlived = fresh_id();
     let at_the_bound = fresh_id();
@@ -599,9 +631,7 @@ async fn delete_expired_batch_with_born_before_deletes_outlived_rows_too<
     }
 }
 
-async fn trim_user_sessions_keeps_the_most_recently_saved_live_rows_only<
-    R: SessionRepository,
->(
+async fn trim_user_sessions_keeps_the_most_recently_saved_live_rows_only<R: SessionRepository>(
     repo: &R,
 ) {
     let now = now();
