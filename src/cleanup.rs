@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
+    domain::RepositoryStore,
     ports::{Codec, SessionRepository},
-    RepositoryStore,
 };
 
 /// A running cleanup task, from [`RepositoryStore::spawn_cleanup_task`](crate::RepositoryStore::spawn_cleanup_task).

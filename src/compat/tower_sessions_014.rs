@@ -11,8 +11,8 @@ use tower_sessions_core_014::{
 };
 
 use crate::{
+    domain::{RepositoryStore, SessionError as SeaOrmStoreError},
     ports::{Codec, SessionId, SessionRecord, SessionRepository},
-    RepositoryStore, SeaOrmStoreError,
 };
 
 impl<'a> From<&'a Record014> for SessionRecord<'a> {

@@ -10,8 +10,8 @@ use tower_sessions_core::{
 };
 
 use crate::{
+    domain::RepositoryStore,
     ports::{Codec, SessionId, SessionRecord, SessionRepository},
-    RepositoryStore,
 };
 
 impl<'a> From<&'a Record> for SessionRecord<'a> {

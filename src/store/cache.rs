@@ -15,8 +15,8 @@ use crate::{
         cache::SessionCache,
         sql::{SessionTable, SqlDriver},
     },
+    domain::{RepositoryStore, SessionError as SeaOrmStoreError},
     ports::Codec,
-    RepositoryStore, SeaOrmStoreError,
 };
 
 /// An in-memory read cache for a store (feature `cache`): a load that finds its session in the

@@ -14,8 +14,8 @@ use crate::{
         sql::{Dialect, SessionTable},
         tokio_postgres::TokioPostgresRepository,
     },
+    domain::{RepositoryStore, SessionError as SeaOrmStoreError},
     ports::Codec,
-    RepositoryStore, SeaOrmStoreError,
 };
 
 /// The PostgreSQL store on a tokio-postgres pool (deadpool-postgres), MessagePack-encoded by
