@@ -837,9 +837,32 @@ async fn a_stored_row_over_the_size_limit_is_refused_before_it_is_decoded() {
     assert_eq!(service.codec().0.load(Ordering::SeqCst), 0, "never decoded");
 }
 
-#[test]
-fn the_default_size_limit_is_one_mebibyte() {
-    assert_eq!(Policy::default().max_encoded_size, Some(1024 * 1024));
+/// By default a store writes a session of 1 MiB encoded, and refuses one byte more before
+/// anything is sent.
+#[tokio::test]
+async fn by_default_a_session_over_one_mebibyte_is_refused_and_one_at_it_stored() {
+    let overhead = MessagePackCodec
+        .encode(&SessionRecord::owned(SessionId(3), Default::default(), in_an_hour()))
+        .unwrap()
+        .len();
+    let sized = |bytes: usize| {
+        // One entry: the key "k" (2 bytes), a string's str32 header (5) and its bytes.
+        let text = "x".repeat(bytes - overhead - 2 - 5);
+        SessionRecord::owned(SessionId(3), [("k".to_owned(), json!(text))].into(), in_an_hour())
+    };
+    let at_the_limit = sized(1024 * 1024);
+    assert_eq!(MessagePackCodec.encode(&at_the_limit).unwrap().len(), 1024 * 1024);
+    let mut repo = MockSessionRepository::new();
+    repo.expect_update_if_present()
+        .times(1)
+        .returning(|_, _, _| Ok(false));
+    let service = service(repo);
+    service.save_session(&at_the_limit).await.unwrap();
+    let err = service.save_session(&sized(1024 * 1024 + 1)).await.unwrap_err();
+    assert!(
+        matches!(err, SessionError::TooLarge { size, limit: 1_048_576 } if size == 1_048_577),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
