@@ -230,10 +230,11 @@ async fn migrate_adds_the_user_index_to_an_existing_table_and_its_rows_still_loa
     assert_eq!(listed.len(), 1);
     let migrated_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
     assert!(listed[0].created_at > migrated_at, "{:?}", listed[0]);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Two seconds on: a lifetime of one second is over for the old row.
     let short = store
         .clone()
-        .with_absolute_lifetime(std::time::Duration::from_secs(1));
+        .with_absolute_lifetime(std::time::Duration::from_secs(1))
+        .with_clock(|| time::OffsetDateTime::now_utc() + time::Duration::seconds(2));
     assert_eq!(short.load(&old.id).await.unwrap(), None);
     let versions = scalar_strings(
         &conn,
