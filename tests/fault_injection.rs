@@ -173,7 +173,7 @@ async fn an_injected_error_says_it_was_injected() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn for_duration_fails_calls_during_the_duration_only() {
     let (repo, faults) = faulty();
     faults.inject(Fault::unavailable().for_duration(Duration::from_secs(3600)));
@@ -181,7 +181,7 @@ async fn for_duration_fails_calls_during_the_duration_only() {
 
     faults.clear();
     faults.inject(Fault::unavailable().for_duration(Duration::from_millis(1)));
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    tokio::time::advance(Duration::from_millis(2)).await;
     assert!(load(&repo).await.is_ok(), "the millisecond is over");
 }
 

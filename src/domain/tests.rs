@@ -7,6 +7,10 @@ use std::sync::{
 
 use super::{Policy, RepositoryStore, SessionError};
 use crate::{
+    adapters::{
+        faulty::{Fault, FaultyRepository},
+        memory::InMemoryRepository,
+    },
     codec::MessagePackCodec,
     ports::{
         Codec, FoundRow, MockSessionRepository, RepositoryError, SessionId, SessionRecord,
@@ -298,95 +302,17 @@ fn a_policy_below_one_is_raised_to_one() {
     );
 }
 
-/// A repository whose every call takes `delay` (on Tokio's clock) and then succeeds.
-#[derive(Debug)]
-struct SlowRepository {
-    delay: std::time::Duration,
-}
-
-#[async_trait::async_trait]
-impl crate::ports::SessionRepository for SlowRepository {
-    async fn insert_if_absent(&self, _: SessionRow) -> Result<bool, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(true)
-    }
-    async fn update_if_present(
-        &self,
-        _: SessionRow,
-        _: Option<OffsetDateTime>,
-        _: bool,
-    ) -> Result<bool, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(false)
-    }
-    async fn find_unexpired(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-        _: Option<OffsetDateTime>,
-    ) -> Result<Option<FoundRow>, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(None)
-    }
-    async fn delete_by_id(&self, _: &str) -> Result<(), RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(())
-    }
-    async fn delete_expired_batch(
-        &self,
-        _: OffsetDateTime,
-        _: Option<OffsetDateTime>,
-        _: u64,
-    ) -> Result<u64, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(0)
-    }
-    async fn find_unexpired_by_user(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-        _: Option<OffsetDateTime>,
-    ) -> Result<Vec<UserSessionRow>, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(Vec::new())
-    }
-    async fn trim_user_sessions(
-        &self,
-        _: &str,
-        _: u64,
-        _: OffsetDateTime,
-        _: Option<OffsetDateTime>,
-    ) -> Result<u64, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(0)
-    }
-    async fn delete_by_user<'a>(
-        &self,
-        _: &str,
-        _: Option<&'a str>,
-    ) -> Result<u64, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(0)
-    }
-    async fn delete_by_user_and_id(&self, _: &str, _: &str) -> Result<bool, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(false)
-    }
-}
-
+/// A store over a repository whose every call takes `delay_secs` (on Tokio's clock) and then
+/// answers, with an operation timeout of `timeout_secs`.
 fn slow_service(
     delay_secs: u64,
     timeout_secs: Option<u64>,
-) -> RepositoryStore<SlowRepository, MessagePackCodec> {
-    RepositoryStore::from_parts(
-        SlowRepository {
-            delay: std::time::Duration::from_secs(delay_secs),
-        },
-        MessagePackCodec,
-    )
-    .with_policy(|policy| {
-        policy.operation_timeout = timeout_secs.map(std::time::Duration::from_secs);
-    })
+) -> RepositoryStore<FaultyRepository<InMemoryRepository>, MessagePackCodec> {
+    let repository = FaultyRepository::new(InMemoryRepository::new());
+    let delay = std::time::Duration::from_secs(delay_secs);
+    repository.controller().inject(Fault::latency(delay));
+    RepositoryStore::from_parts(repository, MessagePackCodec)
+        .with_operation_timeout(timeout_secs.map(std::time::Duration::from_secs))
 }
 
 fn timed_out_as(result: Result<impl std::fmt::Debug, SessionError>, expected: super::Operation) {
@@ -434,12 +360,15 @@ async fn without_a_timeout_an_operation_waits_as_long_as_the_repository() {
         .unwrap();
 }
 
-#[test]
-fn the_default_timeout_is_five_seconds() {
-    assert_eq!(
-        Policy::default().operation_timeout,
-        Some(std::time::Duration::from_secs(5))
-    );
+#[tokio::test(start_paused = true)]
+async fn by_default_an_operation_times_out_after_five_seconds() {
+    let repository = FaultyRepository::new(InMemoryRepository::new());
+    repository.controller().inject(Fault::hang());
+    let service = RepositoryStore::from_parts(repository, MessagePackCodec);
+    let started = tokio::time::Instant::now();
+    let err = service.load_session(SessionId(1)).await.unwrap_err();
+    assert!(matches!(err, SessionError::TimedOut { .. }), "{err:?}");
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]
@@ -842,23 +771,37 @@ async fn a_stored_row_over_the_size_limit_is_refused_before_it_is_decoded() {
 #[tokio::test]
 async fn by_default_a_session_over_one_mebibyte_is_refused_and_one_at_it_stored() {
     let overhead = MessagePackCodec
-        .encode(&SessionRecord::owned(SessionId(3), Default::default(), in_an_hour()))
+        .encode(&SessionRecord::owned(
+            SessionId(3),
+            Default::default(),
+            in_an_hour(),
+        ))
         .unwrap()
         .len();
     let sized = |bytes: usize| {
         // One entry: the key "k" (2 bytes), a string's str32 header (5) and its bytes.
         let text = "x".repeat(bytes - overhead - 2 - 5);
-        SessionRecord::owned(SessionId(3), [("k".to_owned(), json!(text))].into(), in_an_hour())
+        SessionRecord::owned(
+            SessionId(3),
+            [("k".to_owned(), json!(text))].into(),
+            in_an_hour(),
+        )
     };
     let at_the_limit = sized(1024 * 1024);
-    assert_eq!(MessagePackCodec.encode(&at_the_limit).unwrap().len(), 1024 * 1024);
+    assert_eq!(
+        MessagePackCodec.encode(&at_the_limit).unwrap().len(),
+        1024 * 1024
+    );
     let mut repo = MockSessionRepository::new();
     repo.expect_update_if_present()
         .times(1)
         .returning(|_, _, _| Ok(false));
     let service = service(repo);
     service.save_session(&at_the_limit).await.unwrap();
-    let err = service.save_session(&sized(1024 * 1024 + 1)).await.unwrap_err();
+    let err = service
+        .save_session(&sized(1024 * 1024 + 1))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, SessionError::TooLarge { size, limit: 1_048_576 } if size == 1_048_577),
         "{err:?}"

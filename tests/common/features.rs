@@ -7,10 +7,11 @@ use std::{collections::HashSet, fmt::Debug, time::Duration as StdDuration};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
-    testing::ManualClock,
     codec::Codec,
     repository::{SessionRepository, SessionRow},
-    session_store, Id, Record, RepositoryStore, SeaOrmStoreError, SessionHandle, SessionStore,
+    session_store,
+    testing::ManualClock,
+    Id, Record, RepositoryStore, SeaOrmStoreError, SessionHandle, SessionStore,
 };
 
 use super::replicas::Replicas;

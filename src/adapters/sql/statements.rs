@@ -315,7 +315,10 @@ mod tests {
             r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED) AND "expiry_date" <= $3"#
         );
         // $1 and $3 are "now", $2 the limit.
-        assert_eq!(s.delete_expired_values("now", "limit"), ["now", "limit", "now"]);
+        assert_eq!(
+            s.delete_expired_values("now", "limit"),
+            ["now", "limit", "now"]
+        );
         assert_eq!(
             s.delete_outlived_values("now", "born", "limit"),
             ["now", "born", "limit", "now", "born"]
