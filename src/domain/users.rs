@@ -27,7 +27,9 @@ pub struct UserSession {
     /// When it was last written: its last save that changed something (with write avoidance,
     /// saves within the touch window write nothing, so this lags by up to that window).
     pub last_active: OffsetDateTime,
-    /// When it expires.
+    /// When it ends unless it is saved again: its expiry or, with an absolute lifetime
+    /// ([`with_absolute_lifetime`](crate::RepositoryStore::with_absolute_lifetime)), its
+    /// creation plus that lifetime when that comes first.
     pub expiry_date: OffsetDateTime,
     /// The values the store was told to list
     /// ([`with_listed_values`](crate::RepositoryStore::with_listed_values)), as they were at
@@ -61,7 +63,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                     handle: SessionHandle::of_key(&row.id),
                     created_at: row.created_at,
                     last_active: row.saved_at,
-                    expiry_date: row.expires_at,
+                    expiry_date: self
+                        .lifetime_end(row.created_at)
+                        .map_or(row.expires_at, |end| end.min(row.expires_at)),
                     listed: listed_of(row.listed_values.as_deref()),
                 })
                 .collect();

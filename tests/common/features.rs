@@ -215,6 +215,11 @@ where
     let listed = store.user_sessions(&ada).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].handle, store.session_handle(young.id));
+    assert_eq!(
+        listed[0].expiry_date,
+        listed[0].created_at + lifetime,
+        "listed as ending with its lifetime, before its idle expiry"
+    );
 
     // The cleanup deletes it: a store without the lifetime no longer finds it either.
     let unbounded = indexed(&store.clone().with_absolute_lifetime(StdDuration::MAX));
