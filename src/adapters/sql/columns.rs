@@ -33,7 +33,7 @@ impl sea_orm::sea_query::Iden for Column {
 pub(crate) enum Bind {
     /// The row's value of this column.
     Column(Column),
-    /// [`Unchanged::keep_if_expiring_after`](crate::ports::Unchanged::keep_if_expiring_after).
+    /// Write avoidance's bound: `update_if_present`'s `keep_if_expiring_after`.
     KeepIfExpiringAfter,
 }
 
