@@ -66,6 +66,7 @@
 
 use sea_orm_migration::prelude::*;
 
+mod added_columns;
 mod m20261125_000001_create_session_table;
 mod m20261125_000002_add_user_index;
 mod m20261201_000003_exact_keys;
@@ -73,6 +74,7 @@ mod m20261202_000004_add_session_times;
 mod m20261203_000005_insert_instant_defaults;
 mod names;
 mod partitioned;
+mod sql;
 
 pub use m20261125_000001_create_session_table::CreateSessionTable;
 pub use m20261125_000002_add_user_index::AddUserIndex;
@@ -85,6 +87,7 @@ pub use names::{
 };
 pub use partitioned::{CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
 pub use sea_orm_migration;
+pub use sql::{qualified, quote};
 
 /// The README's example, compiled as a doctest.
 #[cfg(doctest)]
@@ -192,16 +195,6 @@ impl MigrationTrait for Recorded {
     }
 }
 
-/// Quotes an identifier for PostgreSQL, doubling any embedded quote.
-pub(crate) fn quote_pg(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes an identifier for MySQL and MariaDB, doubling any embedded backquote.
-pub(crate) fn quote_mysql(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,7 +231,15 @@ mod tests {
     }
 
     #[test]
-    fn quoting_doubles_quotes() {
-        assert_eq!(quote_pg(r#"a"b"#), r#""a""b""#);
+    fn the_session_times_are_added_if_missing_on_postgres() {
+        let [columns, index] = AddSessionTimes::new("app", "web").postgres_statements();
+        assert_eq!(
+            columns,
+            r#"ALTER TABLE "app"."web" ADD COLUMN IF NOT EXISTS "created_at" timestamptz NOT NULL DEFAULT now(), ADD COLUMN IF NOT EXISTS "updated_at" timestamptz NOT NULL DEFAULT now(), ADD COLUMN IF NOT EXISTS "listed_values" text"#
+        );
+        assert_eq!(
+            index,
+            r#"CREATE INDEX IF NOT EXISTS "web_created_at_idx" ON "app"."web" ("created_at")"#
+        );
     }
 }
