@@ -74,6 +74,7 @@ mod m20261202_000004_add_session_times;
 mod m20261203_000005_insert_instant_defaults;
 mod names;
 mod partitioned;
+mod runner;
 mod sql;
 
 pub use m20261125_000001_create_session_table::CreateSessionTable;
@@ -86,6 +87,7 @@ pub use names::{
     NameError, MAX_NAME_LEN,
 };
 pub use partitioned::{CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
+pub use runner::{RunError, Runner, Status, TableState, Undone};
 pub use sea_orm_migration;
 pub use sql::{qualified, quote};
 
