@@ -3,9 +3,10 @@
 //! Three ways to run them, all creating the same table:
 //!
 //! 1. **The store does it**: `migrate()` (on `PostgresStore`, `SqliteStore` or `MySqlStore`) runs
-//!    [`migrations`] for its own table, records them in `seaql_migrations_tower_sessions` (in the
-//!    session table's schema on PostgreSQL; never the application's `seaql_migrations`) and is
-//!    safe when many replicas call it at once.
+//!    [`migrations`] for its own table with this crate's [`Runner`], which records them in
+//!    `seaql_migrations_tower_sessions` (in the session table's schema on PostgreSQL; never the
+//!    application's `seaql_migrations`) and is safe when many replicas run it at once. A
+//!    program of your own can run the [`Runner`] too, on any session table.
 //! 2. **Your own `Migrator`**: add [`CreateSessionTable`] to your application's list, so the
 //!    session table is created with the rest of your schema:
 //!
@@ -53,9 +54,10 @@
 //!    altered. SeaORM's `fresh` (which drops every table of the database), `init` and
 //!    `generate` are not offered, and are refused with what to do instead. `--table` and
 //!    `--schema` (PostgreSQL) name another table than `"tower_sessions"."session"`, as the
-//!    store's `with_table_name` and `with_schema_name` do. It records the same history as
-//!    `migrate()` (`<table>/<migration>` in `seaql_migrations_tower_sessions`, on PostgreSQL
-//!    in the table's schema), so the two can be mixed.
+//!    store's `with_table_name` and `with_schema_name` do. It runs the same [`Runner`] as
+//!    `migrate()`, so it records the same history (`<table>/<migration>` in
+//!    `seaql_migrations_tower_sessions`, on PostgreSQL in the table's schema) and the two can
+//!    be mixed.
 //!
 //! The table's column types depend on the connection's backend (PostgreSQL, SQLite, MySQL or
 //! MariaDB); see [`CreateSessionTable`]. Only PostgreSQL has schemas: elsewhere the schema name
@@ -134,14 +136,15 @@ pub fn migrations_with_partitions(
     ]
 }
 
-/// The migrator for the default table, `"tower_sessions"."session"`, with its history in
-/// `seaql_migrations_tower_sessions`: the steps the CLI runs for that table, for a program of
-/// your own.
+/// sea-orm-migration's static migrator for the default table, `"tower_sessions"."session"`,
+/// with its history in `seaql_migrations_tower_sessions`: the steps the CLI runs for that
+/// table, for a program of your own.
 ///
 /// Each step is recorded as `session/<migration>`, the name `migrate()` records it under (one
-/// schema can hold several session tables), so the CLI and `migrate()` see each other's steps
-/// and can be mixed. On PostgreSQL the CLI keeps the history in the `tower_sessions` schema,
-/// beside the table, where `migrate()` keeps it.
+/// schema can hold several session tables). But sea-orm-migration runs it: on PostgreSQL its
+/// history is in the connection's current schema, not beside the table where `migrate()` and
+/// the CLI keep it, and it neither retries a race lost to a concurrent run nor refuses another
+/// table under the session table's name. [`Runner`] does all that, for any table.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {

@@ -32,51 +32,57 @@ impl Runner {
     }
 
     /// What holds the session table's name: nothing, a session table, or another table or
-    /// relation (and which of the session columns it lacks).
+    /// relation (and which of the session columns it lacks). One statement, so one snapshot of
+    /// the catalog: a table a concurrent run creates meanwhile is seen whole or not at all.
     pub(super) async fn table_state(
         &self,
         conn: &impl ConnectionTrait,
     ) -> Result<TableState, DbErr> {
-        let (columns, anything): (&str, &str) = match self.backend {
+        // Each row: `table` when the relation under the name is a table (views and other
+        // relations have columns too, but only a table is a session table), and one of its
+        // columns.
+        let (sql, names): (&str, Vec<Value>) = match self.backend {
             DbBackend::Postgres => (
-                // Views and other relations have columns too: only a table (plain or
-                // partitioned) is a session table.
-                "SELECT a.attname::text FROM pg_catalog.pg_attribute a \
-                 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+                "SELECT CASE WHEN c.relkind IN ('r', 'p') THEN 'table' END, a.attname::text \
+                 FROM pg_catalog.pg_class c \
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') \
-                 AND a.attnum > 0 AND NOT a.attisdropped",
-                "SELECT 'taken' FROM pg_catalog.pg_class c \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+                   AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
                  WHERE n.nspname = $1 AND c.relname = $2",
+                vec![self.schema.clone().into(), self.table.clone().into()],
             ),
             // SQLite ignores case in names: `Session` is the table `session` names.
             DbBackend::Sqlite => (
-                "SELECT p.name FROM sqlite_master m, pragma_table_info(m.name) p \
-                 WHERE m.type = 'table' AND m.name = ? COLLATE NOCASE",
-                "SELECT 'taken' FROM sqlite_master WHERE name = ? COLLATE NOCASE",
+                "SELECT CASE WHEN m.type = 'table' THEN 'table' END, p.name FROM sqlite_master m \
+                 LEFT JOIN pragma_table_info(m.name) p ON m.type = 'table' \
+                 WHERE m.name = ? COLLATE NOCASE",
+                vec![self.table.clone().into()],
             ),
-            // MariaDB lists a table that a concurrent run is creating in TABLES before its
-            // columns are in COLUMNS: a base table without columns is that one, not another
-            // table (every table has a column), so only other relations count as taken.
             _ => (
-                "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS c \
-                 JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME) \
-                 WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ? \
-                 AND t.TABLE_TYPE = 'BASE TABLE'",
-                "SELECT 'taken' FROM information_schema.TABLES \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
-                 AND TABLE_TYPE <> 'BASE TABLE'",
+                "SELECT CASE WHEN t.TABLE_TYPE = 'BASE TABLE' THEN 'table' END, \
+                   CAST(c.COLUMN_NAME AS CHAR) \
+                 FROM information_schema.TABLES t LEFT JOIN information_schema.COLUMNS c \
+                   ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME \
+                   AND t.TABLE_TYPE = 'BASE TABLE' \
+                 WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ?",
+                vec![self.table.clone().into()],
             ),
         };
-        let names = || -> Vec<Value> {
-            match self.backend {
-                DbBackend::Postgres => vec![self.schema.clone().into(), self.table.clone().into()],
-                _ => vec![self.table.clone().into()],
-            }
+        let rows = conn
+            .query_all_raw(Statement::from_sql_and_values(self.backend, sql, names))
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(TableState::Missing);
         };
-        let columns = self.strings(conn, columns, names()).await?;
-        if columns.is_empty() && self.strings(conn, anything, names()).await?.is_empty() {
+        let is_table = first.try_get_by_index::<Option<String>>(0)?.is_some();
+        let mut columns = Vec::new();
+        for row in &rows {
+            columns.extend(row.try_get_by_index::<Option<String>>(1)?);
+        }
+        // MariaDB's catalog is no snapshot: it lists a table that a concurrent run is creating
+        // before its columns. Every table there has a column, so a table without any is that
+        // one, and nothing is in the way.
+        if self.backend == DbBackend::MySql && is_table && columns.is_empty() {
             return Ok(TableState::Missing);
         }
         let lacks: Vec<_> = SESSION_COLUMNS
