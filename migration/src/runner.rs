@@ -5,7 +5,7 @@ mod catalog;
 mod history;
 mod races;
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use sea_orm_migration::{
     prelude::*,
@@ -110,36 +110,21 @@ pub enum Undone {
 }
 
 /// Why a run of the [`Runner`] stopped.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Nothing was done: the message says what is in the way and what to do.
+    #[error("{0}")]
     Refused(String),
     /// The database failed, at the run's `attempts`th attempt (it starts over after losing a
     /// race to a concurrent run). Steps applied before the failure stay applied and recorded.
+    #[error("{error}")]
     Failed {
         /// How many attempts the run made.
         attempts: u32,
         /// The last attempt's error.
+        #[source]
         error: DbErr,
     },
-}
-
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Refused(message) => f.write_str(message),
-            Self::Failed { error, .. } => error.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for RunError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Refused(_) => None,
-            Self::Failed { error, .. } => Some(error),
-        }
-    }
 }
 
 impl From<DbErr> for RunError {
