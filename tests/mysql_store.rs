@@ -168,6 +168,21 @@ async fn through_sqlx_a_duplicate_reports_a_found_row_so_create_cannot_use_on_du
     fixture.finish().await;
 }
 
+#[tokio::test]
+async fn migrate_refuses_an_application_table_named_like_the_session_table() {
+    let conn = connect_mysql(&mysql_url()).await;
+    let table = unique_name("ts_app");
+    let store = MySqlStore::new(conn.clone())
+        .with_table_name(&table)
+        .unwrap();
+
+    common::migrate_refuses_an_application_table(&store, &conn, &format!("`{table}`")).await;
+
+    conn.execute_unprepared(&format!("DROP TABLE `{table}`"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_concurrent_migrations_on_a_fresh_table_all_succeed() {
     let conn = connect_mysql(&mysql_url()).await;

@@ -457,6 +457,32 @@ async fn a_type_named_like_the_table_fails_migrate_at_once_naming_it() {
 }
 
 #[tokio::test]
+async fn migrate_refuses_an_application_table_named_like_the_session_table() {
+    let conn = connect_postgres(&database_url()).await;
+    let schema = unique_name("ts_app");
+    conn.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+        .await
+        .unwrap();
+    let store = PostgresStore::new(conn.clone())
+        .with_schema_name(&schema)
+        .unwrap();
+
+    common::migrate_refuses_an_application_table(&store, &conn, &format!("\"{schema}\".session"))
+        .await;
+
+    let history = scalar_strings(
+        &conn,
+        "SELECT 'found' FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'seaql%'",
+        vec![schema.clone().into()],
+    )
+    .await;
+    assert!(history.is_empty(), "nothing was done, not even the history");
+    conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn names_that_differ_only_in_case_are_different_tables() {
     // PostgreSQL keeps quoted names as written (unlike SQLite, which refuses them).
     let fixture = PgFixture::new().await;

@@ -169,7 +169,7 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// Safe to call from every replica at start-up at once: a replica that loses the race to
     /// create an object starts over and finds it there. Races are recognised by error code
     /// (PostgreSQL's and MySQL's SQLSTATE, SQLite's busy and locked codes), and no advisory lock
-    /// is needed.
+    /// is needed. A table of another kind under the session table's name is refused, not altered.
     ///
     /// Bounded by 60 s: DDL can wait for locks held by long transactions.
     ///

@@ -65,6 +65,43 @@ where
     }
 }
 
+/// An application's table under the session table's name (`table`, quoted as the backend
+/// needs): `store.migrate()` refuses it, saying why, and leaves it as it was, rows and columns.
+pub async fn migrate_refuses_an_application_table(
+    store: &PostgresStore,
+    conn: &DatabaseConnection,
+    table: &str,
+) {
+    conn.execute_unprepared(&format!(
+        "CREATE TABLE {table} (id integer PRIMARY KEY, topic varchar(64) NOT NULL)"
+    ))
+    .await
+    .unwrap();
+    conn.execute_unprepared(&format!(
+        "INSERT INTO {table} (id, topic) VALUES (1, 'a conference session')"
+    ))
+    .await
+    .unwrap();
+
+    let err = store.migrate().await.unwrap_err().to_string();
+
+    assert!(
+        err.contains("is not a session table: it has no data, expiry_date column")
+            && err.contains("Nothing was done"),
+        "{err}"
+    );
+    assert_eq!(
+        scalar_strings(conn, &format!("SELECT topic FROM {table}"), vec![]).await,
+        ["a conference session"]
+    );
+    assert!(
+        conn.execute_unprepared(&format!("SELECT user_key FROM {table}"))
+            .await
+            .is_err(),
+        "no session column was added"
+    );
+}
+
 /// A repository row with no user and no write avoidance.
 pub fn row(
     id: &str,

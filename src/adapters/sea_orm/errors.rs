@@ -1,5 +1,6 @@
-//! Classifying SeaORM's errors into the port's [`RepositoryError`], without session data, and
-//! recognising each backend's duplicate-key and lost-race errors.
+//! Classifying SeaORM's errors into what the store reports, without session data: the
+//! SeaORM driver's half of [`ServerError`]'s one classification. (`migrate()`'s lost races
+//! are the migration crate's runner's to recognise.)
 
 use sea_orm::{sqlx::error::ErrorKind, DbErr, RuntimeErr};
 
@@ -8,116 +9,6 @@ use crate::{
     adapters::sql::{ServerError, SqlError},
     ports::RepositoryError,
 };
-
-/// The database's own error, if the error came from the database.
-#[cfg(feature = "migration")]
-fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseError + 'static)> {
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e))
-        | DbErr::Conn(RuntimeErr::SqlxError(e)) => match e.as_ref() {
-            sea_orm::sqlx::Error::Database(db) => Some(db.as_ref()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// The error code of a database error: the SQLSTATE on PostgreSQL and MySQL, the extended
-/// result code on SQLite.
-#[cfg(feature = "migration")]
-pub(crate) fn error_code(err: &DbErr) -> Option<String> {
-    database_error(err).and_then(|db| db.code().map(|c| c.into_owned()))
-}
-
-/// Whether the database refused a row because its key is taken: PostgreSQL 23505, SQLite
-/// `SQLITE_CONSTRAINT_PRIMARYKEY`/`_UNIQUE`, MySQL `ER_DUP_ENTRY` (1062) and its kin, as sqlx
-/// reads each driver's code.
-#[cfg(feature = "migration")]
-pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
-    database_error(err).is_some_and(|db| matches!(db.kind(), ErrorKind::UniqueViolation))
-}
-
-/// The C function of PostgreSQL that raised `err` (the `R` field of its error report: not
-/// translated, unlike the message).
-#[cfg(feature = "migration")]
-fn postgres_routine(err: &DbErr) -> Option<&str> {
-    #[cfg(feature = "postgres")]
-    {
-        database_error(err)?
-            .try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>()?
-            .routine()
-    }
-    #[cfg(not(feature = "postgres"))]
-    {
-        let _ = err;
-        None
-    }
-}
-
-/// Whether `err` is PostgreSQL failing to name a table's array type: it tries `_<table>` cut to
-/// 63 bytes, then more underscores, and gives up when other objects whose names share the
-/// table's first bytes hold every candidate. SQLSTATE 42710 as a lost race, but no retry helps.
-#[cfg(feature = "migration")]
-pub(crate) fn is_array_type_name_exhausted(dialect: Dialect, err: &DbErr) -> bool {
-    dialect == Dialect::Postgres
-        && error_code(err).as_deref() == Some("42710")
-        && postgres_routine(err) == Some("makeArrayTypeName")
-}
-
-/// Whether `err` is PostgreSQL's duplicate_object (42710), which a lost race raises ("type
-/// … already exists", the winner's row type) but so does a type of someone else's in the way:
-/// the caller tells the two apart by looking.
-#[cfg(feature = "migration")]
-pub(crate) fn is_duplicate_object(dialect: Dialect, err: &DbErr) -> bool {
-    dialect == Dialect::Postgres && error_code(err).as_deref() == Some("42710")
-}
-
-/// Whether `err` is what the loser of a race between two concurrent `migrate()` calls sees, so
-/// that starting over is correct (the winner's objects are then visible and `IF NOT EXISTS`
-/// holds).
-///
-/// PostgreSQL's duplicate_object (42710) counts unless it is
-/// [`is_array_type_name_exhausted`]; `migrate` checks the rest ([`is_duplicate_object`]).
-#[cfg(feature = "migration")]
-pub(crate) fn lost_a_migration_race(dialect: Dialect, err: &DbErr) -> bool {
-    if is_array_type_name_exhausted(dialect, err) {
-        return false;
-    }
-    if is_unique_violation(err) {
-        // PostgreSQL: `IF NOT EXISTS` checks the catalog before inserting into it, so two
-        // transactions can both pass and one trips pg_type's or pg_class's unique index. All:
-        // the history row, when its insert is not an upsert.
-        return true;
-    }
-    let Some(code) = error_code(err) else {
-        return false;
-    };
-    match dialect {
-        Dialect::Postgres => [
-            "42P07", // duplicate_table
-            "42P06", // duplicate_schema
-            "42710", // duplicate_object: a row type the winner created meanwhile
-            "42701", // duplicate_column (the user index's columns)
-            "40P01", // deadlock_detected
-            "40001", // serialization_failure
-        ]
-        .contains(&code.as_str()),
-        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes (the low byte is
-        // the primary code): another connection holds the write lock past the busy timeout.
-        Dialect::Sqlite => code
-            .parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
-        // MySQL has no transactional DDL: each step is idempotent, and these mean another
-        // replica got there first (or the two collided on a metadata lock).
-        Dialect::MySql => [
-            "42S01", // ER_TABLE_EXISTS_ERROR (1050)
-            "42S21", // ER_DUP_FIELDNAME (1060): the user index's columns
-            "40001", // ER_LOCK_DEADLOCK (1213)
-        ]
-        .contains(&code.as_str()),
-    }
-}
 
 /// Maps a SeaORM error to what the store reports, keeping only what is safe to log.
 ///
