@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    domain::SessionService,
+    domain::RepositoryStore,
     ports::{Codec, SessionRepository},
 };
 
@@ -24,7 +24,7 @@ pub struct CleanupTask {
 
 impl CleanupTask {
     pub(crate) fn spawn<R: SessionRepository, C: Codec>(
-        service: SessionService<R, C>,
+        store: RepositoryStore<R, C>,
         period: Duration,
     ) -> Self {
         let (stop, mut stopped) = watch::channel(false);
@@ -37,7 +37,7 @@ impl CleanupTask {
                     _ = stopped.changed() => return,
                     _ = tokio::time::sleep(wait) => {}
                 }
-                match service.delete_expired().await {
+                match store.delete_expired_sessions().await {
                     Ok(deleted) => {
                         tracing::debug!(deleted, "deleted expired sessions");
                         wait = period;

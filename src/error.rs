@@ -1,6 +1,6 @@
 use tower_sessions_core::session_store;
 
-use crate::adapters::sea_orm::IdentifierError;
+use crate::adapters::sql::IdentifierError;
 #[cfg(test)]
 use crate::{
     domain::Operation,

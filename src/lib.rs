@@ -33,7 +33,7 @@ pub use cleanup::CleanupTask;
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio-postgres")))]
 #[doc(no_inline)]
 pub use deadpool_postgres;
-pub use domain::{Operation, SessionHandle, UserSession};
+pub use domain::{Operation, RepositoryStore, SessionHandle, UserSession};
 pub use error::SeaOrmStoreError;
 #[doc(no_inline)]
 pub use sea_orm;
@@ -47,7 +47,6 @@ pub use store::LeanPostgresStore;
 pub use store::MySqlStore;
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
-pub use store::RepositoryStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 // tower-sessions' own items, re-exported so that one dependency names them all; documented

@@ -13,8 +13,11 @@ use mockall::predicate::{always, eq};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
-    codec::Codec, codec::MessagePackCodec, repository::RepositoryError,
-    testing::MockSessionRepository, Id, Record, RepositoryStore,
+    codec::Codec,
+    codec::MessagePackCodec,
+    repository::{FoundRow, RepositoryError},
+    testing::MockSessionRepository,
+    Id, Record, RepositoryStore,
 };
 
 fn down() -> RepositoryError {
@@ -22,13 +25,17 @@ fn down() -> RepositoryError {
 }
 
 /// A stored session of user 42, as the store would have written it.
-fn encoded_session_of_user_42(id: Id) -> Vec<u8> {
+/// The row of a session of user 42, as a repository finds it.
+fn session_of_user_42(id: Id) -> FoundRow {
     let record = Record {
         id,
         data: [(USER_ID.to_owned(), json!(42))].into_iter().collect(),
         expiry_date: OffsetDateTime::now_utc() + Duration::hours(1),
     };
-    MessagePackCodec.encode(&(&record).into()).unwrap()
+    FoundRow {
+        data: MessagePackCodec.encode(&(&record).into()).unwrap(),
+        created_at: OffsetDateTime::now_utc(),
+    }
 }
 
 #[tokio::test]
@@ -67,7 +74,7 @@ async fn me_loads_the_cookies_session_once_and_writes_nothing() {
         .expect_find_unexpired()
         .with(eq(id.to_string()), always(), always())
         .times(1)
-        .returning(move |_, _, _| Ok(Some(encoded_session_of_user_42(id))));
+        .returning(move |_, _, _| Ok(Some(session_of_user_42(id))));
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
 
     let me = send(&app, "GET", "/me", Some(&format!("id={id}"))).await;
@@ -108,7 +115,12 @@ async fn when_the_stored_session_is_corrupt_me_answers_the_applications_503() {
     repository
         .expect_find_unexpired()
         .times(1)
-        .returning(|_, _, _| Ok(Some(b"\xc1 not a session".to_vec())));
+        .returning(|_, _, _| {
+            Ok(Some(FoundRow {
+                data: b"\xc1 not a session".to_vec(),
+                created_at: OffsetDateTime::now_utc(),
+            }))
+        });
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
 
     let me = send(&app, "GET", "/me", Some(&format!("id={}", Id::default()))).await;

@@ -22,6 +22,7 @@ where
         if check().await {
             return true;
         }
+        // Real time: the task runs on its own period; poll until the deadline.
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
     false
@@ -71,6 +72,7 @@ async fn the_task_keeps_running_across_database_errors() {
         .with_schema_name(&schema)
         .unwrap();
     let task = store.spawn_cleanup_task(StdDuration::from_millis(50));
+    // Real time is the point: several periods of failing cleanups pass.
     tokio::time::sleep(StdDuration::from_millis(300)).await;
     assert!(!task.is_finished(), "errors must not end the task");
 

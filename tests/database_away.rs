@@ -23,6 +23,7 @@ async fn time_to_recovery(store: &PostgresStore, limit: Duration) -> Option<Dura
         if store.load(&id).await.is_ok() {
             return Some(started.elapsed());
         }
+        // Real time: polling a database that is coming back.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     None

@@ -19,7 +19,7 @@ use time::{macros::datetime, Date, Month, OffsetDateTime, Time, UtcOffset};
 use tokio::runtime::Runtime;
 use tower_sessions_seaorm_store::{
     codec::Codec,
-    repository::{SessionRepository, SessionRow, Unchanged},
+    repository::{SessionRepository, SessionRow},
     session_store, Id, Record, RepositoryStore, SessionStore,
 };
 
@@ -168,12 +168,11 @@ where
         created_at: time::OffsetDateTime::now_utc(),
         saved_at: time::OffsetDateTime::now_utc(),
         listed_values: None,
-        report_user_change: false,
         id: rec.id.to_string(),
         data,
         expires_at: expiry,
         user_key: Some(user.clone()),
-        unchanged: None,
+        data_digest: None,
     };
     let repository = store.repository();
     let inserted = repository.insert_if_absent(row.clone()).await;
@@ -184,15 +183,11 @@ where
         created_at: time::OffsetDateTime::now_utc(),
         saved_at: time::OffsetDateTime::now_utc(),
         listed_values: None,
-        report_user_change: false,
-        unchanged: Some(Unchanged {
-            digest: [0; 32],
-            keep_if_expiring_after: now,
-        }),
+        data_digest: Some([0; 32]),
         ..row
     };
     repository
-        .update_if_present(conditional)
+        .update_if_present(conditional, Some(now), false)
         .await
         .map_err(|e| format!("update_if_present: {e}"))?;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tower_sessions_seaorm_store::{
-    repository::{RepositoryError, SessionRepository, SessionRow},
+    repository::{FoundRow, RepositoryError, SessionRepository, SessionRow},
     session_store,
     testing::{Fault, FaultController, FaultyRepository, InMemoryRepository},
     Id, Operation, RepositoryStore, SessionStore,
@@ -23,12 +23,11 @@ fn row(id: &str, data: &[u8], expires_at: OffsetDateTime) -> SessionRow {
         created_at: time::OffsetDateTime::now_utc(),
         saved_at: time::OffsetDateTime::now_utc(),
         listed_values: None,
-        report_user_change: false,
         id: id.to_owned(),
         data: data.to_vec(),
         expires_at,
         user_key: None,
-        unchanged: None,
+        data_digest: None,
     }
 }
 
@@ -36,7 +35,7 @@ fn in_an_hour() -> OffsetDateTime {
     OffsetDateTime::now_utc() + time::Duration::hours(1)
 }
 
-async fn load(repo: &impl SessionRepository) -> Result<Option<Vec<u8>>, RepositoryError> {
+async fn load(repo: &impl SessionRepository) -> Result<Option<FoundRow>, RepositoryError> {
     repo.find_unexpired("some-id", OffsetDateTime::now_utc(), None)
         .await
 }
@@ -52,13 +51,14 @@ async fn with_no_fault_every_call_reaches_the_inner_repository() {
         .insert_if_absent(row("b", b"data", in_an_hour()))
         .await
         .unwrap());
-    repo.update_if_present(row("a", b"data", in_an_hour()))
+    repo.update_if_present(row("a", b"data", in_an_hour()), None, false)
         .await
         .unwrap();
     assert_eq!(
         repo.find_unexpired("a", OffsetDateTime::now_utc(), None)
             .await
             .unwrap()
+            .map(|found| found.data)
             .as_deref(),
         Some(&b"data"[..])
     );
@@ -107,7 +107,7 @@ async fn on_call_fails_only_the_nth_matching_call_once() {
 
     let outcomes: Vec<bool> = [
         load(&repo).await.is_ok(),
-        repo.update_if_present(row("a", b"data", in_an_hour()))
+        repo.update_if_present(row("a", b"data", in_an_hour()), None, false)
             .await
             .is_ok(), // another operation: not counted
         load(&repo).await.is_ok(),
@@ -128,7 +128,7 @@ async fn on_limits_a_fault_to_one_operation() {
         repo.insert_if_absent(row("a", b"data", in_an_hour())).await,
         Err(RepositoryError::Statement(_))
     ));
-    repo.update_if_present(row("a", b"data", in_an_hour()))
+    repo.update_if_present(row("a", b"data", in_an_hour()), None, false)
         .await
         .unwrap();
     assert!(load(&repo).await.is_ok());
@@ -173,7 +173,7 @@ async fn an_injected_error_says_it_was_injected() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn for_duration_fails_calls_during_the_duration_only() {
     let (repo, faults) = faulty();
     faults.inject(Fault::unavailable().for_duration(Duration::from_secs(3600)));
@@ -181,7 +181,7 @@ async fn for_duration_fails_calls_during_the_duration_only() {
 
     faults.clear();
     faults.inject(Fault::unavailable().for_duration(Duration::from_millis(1)));
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    tokio::time::advance(Duration::from_millis(2)).await;
     assert!(load(&repo).await.is_ok(), "the millisecond is over");
 }
 

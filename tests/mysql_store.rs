@@ -95,13 +95,15 @@ async fn ids_that_differ_only_in_case_are_different_sessions() {
     assert_eq!(
         repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now, None)
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|found| found.data),
         Some(b"upper".to_vec())
     );
     assert_eq!(
         repo.find_unexpired("abcdefghijklmnopqrstuv", now, None)
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|found| found.data),
         Some(b"lower".to_vec())
     );
     assert_eq!(
@@ -158,11 +160,27 @@ async fn through_sqlx_a_duplicate_reports_a_found_row_so_create_cannot_use_on_du
     assert_eq!(
         repo.find_unexpired("b", OffsetDateTime::now_utc(), None)
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|found| found.data),
         Some(b"x".to_vec()),
         "the taken id keeps its session"
     );
     fixture.finish().await;
+}
+
+#[tokio::test]
+async fn migrate_refuses_an_application_table_named_like_the_session_table() {
+    let conn = connect_mysql(&mysql_url()).await;
+    let table = unique_name("ts_app");
+    let store = MySqlStore::new(conn.clone())
+        .with_table_name(&table)
+        .unwrap();
+
+    common::migrate_refuses_an_application_table(&store, &conn, &format!("`{table}`")).await;
+
+    conn.execute_unprepared(&format!("DROP TABLE `{table}`"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,16 +396,25 @@ async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
     );
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("abc", now, None).await.unwrap(),
+        repo.find_unexpired("abc", now, None)
+            .await
+            .unwrap()
+            .map(|found| found.data),
         Some(b"plain".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abc ", now, None).await.unwrap(),
+        repo.find_unexpired("abc ", now, None)
+            .await
+            .unwrap()
+            .map(|found| found.data),
         Some(b"spaced".to_vec())
     );
     repo.delete_by_id("abc ").await.unwrap();
     assert_eq!(
-        repo.find_unexpired("abc", now, None).await.unwrap(),
+        repo.find_unexpired("abc", now, None)
+            .await
+            .unwrap()
+            .map(|found| found.data),
         Some(b"plain".to_vec())
     );
     fixture.finish().await;
@@ -584,10 +611,10 @@ async fn created_at_of(
 ) -> Option<OffsetDateTime> {
     store
         .repository()
-        .find_unexpired_row(id, OffsetDateTime::now_utc(), Some(born_after))
+        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after))
         .await
         .unwrap()
-        .and_then(|row| row.created_at)
+        .map(|row| row.created_at)
 }
 
 #[tokio::test]

@@ -179,16 +179,20 @@ async fn migrate_adds_the_user_index_to_an_existing_table_and_its_rows_still_loa
     .await
     .unwrap();
 
-    // Before the second migration the new statements name columns the table lacks.
+    // Before the later migrations the statements name columns the table lacks: the readiness
+    // probe, loads and writes all say so.
     let store = PostgresStore::new(conn.clone())
         .with_schema_name(&schema)
         .unwrap()
         .with_user_key("user_id")
         .unwrap();
-    match store.health().await {
-        Ok(()) => {}
-        Err(err) => panic!("reads need no new column: {err}"),
-    }
+    let err = store.health().await.unwrap_err();
+    assert!(err.to_string().contains("not fully migrated"), "{err}");
+    let err = store.load(&old.id).await.unwrap_err();
+    assert!(
+        err.to_string().contains("run the store's migration"),
+        "{err}"
+    );
     let mut early = record("ada");
     let err = tower_sessions_seaorm_store::SessionStore::create(&store, &mut early)
         .await
@@ -226,10 +230,11 @@ async fn migrate_adds_the_user_index_to_an_existing_table_and_its_rows_still_loa
     assert_eq!(listed.len(), 1);
     let migrated_at = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
     assert!(listed[0].created_at > migrated_at, "{:?}", listed[0]);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Two seconds on: a lifetime of one second is over for the old row.
     let short = store
         .clone()
-        .with_absolute_lifetime(std::time::Duration::from_secs(1));
+        .with_absolute_lifetime(std::time::Duration::from_secs(1))
+        .with_clock(|| time::OffsetDateTime::now_utc() + time::Duration::seconds(2));
     assert_eq!(short.load(&old.id).await.unwrap(), None);
     let versions = scalar_strings(
         &conn,

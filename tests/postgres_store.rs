@@ -457,6 +457,32 @@ async fn a_type_named_like_the_table_fails_migrate_at_once_naming_it() {
 }
 
 #[tokio::test]
+async fn migrate_refuses_an_application_table_named_like_the_session_table() {
+    let conn = connect_postgres(&database_url()).await;
+    let schema = unique_name("ts_app");
+    conn.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+        .await
+        .unwrap();
+    let store = PostgresStore::new(conn.clone())
+        .with_schema_name(&schema)
+        .unwrap();
+
+    common::migrate_refuses_an_application_table(&store, &conn, &format!("\"{schema}\".session"))
+        .await;
+
+    let history = scalar_strings(
+        &conn,
+        "SELECT 'found' FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'seaql%'",
+        vec![schema.clone().into()],
+    )
+    .await;
+    assert!(history.is_empty(), "nothing was done, not even the history");
+    conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn names_that_differ_only_in_case_are_different_tables() {
     // PostgreSQL keeps quoted names as written (unlike SQLite, which refuses them).
     let fixture = PgFixture::new().await;
@@ -526,15 +552,71 @@ async fn a_row_inserted_without_created_at_counts_its_lifetime_from_its_insert()
     let created = fixture
         .store
         .repository()
-        .find_unexpired_row(
+        .find_unexpired(
             "written-by-another-tool",
             OffsetDateTime::now_utc(),
             Some(before - Duration::milliseconds(100)),
         )
         .await
         .unwrap()
-        .and_then(|row| row.created_at)
+        .map(|row| row.created_at)
         .expect("live: created at its insert");
     assert!(created <= after + Duration::milliseconds(100));
     fixture.finish().await;
+}
+
+/// The `entity` module reads and writes the default table as the store stores it: every column,
+/// with its type and nullability (the entity is written out by hand, so this keeps it honest).
+#[tokio::test]
+async fn the_entity_reads_and_writes_the_default_session_table() {
+    use tower_sessions_seaorm_store::{
+        entity,
+        sea_orm::{ActiveModelTrait, EntityTrait, Set},
+    };
+
+    let conn = connect_postgres(&database_url()).await;
+    let store = PostgresStore::new(conn.clone())
+        .with_user_key("user_id")
+        .unwrap()
+        .with_listed_values(["device"])
+        .unwrap()
+        .with_touch_after(std::time::Duration::from_secs(60));
+    store.migrate().await.unwrap();
+    let mut record = Record {
+        id: Id::default(),
+        data: [
+            ("user_id".to_owned(), json!("ada")),
+            ("device".to_owned(), json!("Firefox on Linux")),
+        ]
+        .into(),
+        expiry_date: OffsetDateTime::now_utc() + Duration::hours(1),
+    };
+    store.create(&mut record).await.unwrap();
+
+    let row = entity::Entity::find_by_id(record.id.to_string())
+        .one(&conn)
+        .await
+        .unwrap()
+        .expect("the entity finds the session");
+    assert_eq!(row.user_key.as_deref(), Some("ada"));
+    assert_eq!(
+        row.listed_values.as_deref(),
+        Some(r#"{"device":"Firefox on Linux"}"#)
+    );
+    assert_eq!(row.data_digest.as_ref().map(Vec::len), Some(32));
+    assert_eq!(
+        row.expiry_date.unix_timestamp(),
+        record.expiry_date.unix_timestamp()
+    );
+    assert!(row.created_at <= row.updated_at);
+
+    // An application's admin page can end a session through the entity.
+    let mut ended: entity::ActiveModel = row.into();
+    ended.expiry_date = Set(OffsetDateTime::now_utc() - Duration::seconds(1));
+    ended.update(&conn).await.unwrap();
+    assert_eq!(store.load(&record.id).await.unwrap(), None);
+    entity::Entity::delete_by_id(record.id.to_string())
+        .exec(&conn)
+        .await
+        .unwrap();
 }

@@ -33,6 +33,7 @@ use tower_sessions_seaorm_store::{
         sqlx::{self, postgres::PgListener, AssertSqlSafe, Connection},
         ConnectionTrait, DatabaseConnection,
     },
+    testing::ManualClock,
     Cache, ExpiredDeletion, Id, PostgresStore, Record, RepositoryStore, SeaOrmStoreError,
     SessionStore,
 };
@@ -251,6 +252,7 @@ async fn wait_until_serving<R: SessionRepository, C: Codec>(
             "replica {name}'s cache did not start serving within 10 s: is PostgreSQL at \
              DATABASE_URL reachable for LISTEN, and were the triggers installed?"
         );
+        // Real time: the listener connects and its first heartbeat comes back over the network.
         tokio::time::sleep(StdDuration::from_millis(5)).await;
     }
 }
@@ -297,6 +299,7 @@ where
             started.elapsed() <= within,
             "{what}: still not after {within:?}"
         );
+        // Real time: evictions and heartbeats travel through PostgreSQL; poll until the deadline.
         tokio::time::sleep(StdDuration::from_millis(1)).await;
     }
 }
@@ -358,8 +361,15 @@ async fn a_save_on_one_replica_replaces_the_others_cached_copy() {
 #[tokio::test]
 async fn revocations_and_the_per_user_limit_on_one_replica_evict_on_the_other() {
     let replicas = Replicas::new().await;
+    let clock = ManualClock::new();
+    let reader = clock.reader();
     let a = replicas
-        .replica_with("a", |store| store.with_max_sessions_per_user(2).unwrap())
+        .replica_with("a", move |store| {
+            store
+                .with_max_sessions_per_user(2)
+                .unwrap()
+                .with_clock(reader)
+        })
         .await;
     let b = replicas.replica("b").await;
 
@@ -381,7 +391,7 @@ async fn revocations_and_the_per_user_limit_on_one_replica_evict_on_the_other() 
     a.create(&mut first).await.unwrap();
     assert!(b.load(&first.id).await.unwrap().is_some());
     for _ in 0..2 {
-        tokio::time::sleep(StdDuration::from_millis(2)).await;
+        clock.advance(StdDuration::from_secs(1));
         a.create(&mut record(json!({"user_id": "u2"})))
             .await
             .unwrap();
@@ -736,6 +746,7 @@ async fn a_listener_on_another_database_never_serves() {
     let store = Replicas::plain_store(&conn, &replicas.schema)
         .with_cache(Cache::listening(elsewhere_url).max_staleness(BOUND))
         .unwrap();
+    // Real time is the point: a proof would have come back within three bounds.
     tokio::time::sleep(BOUND * 3).await;
     assert!(
         !store.is_cache_serving(),
@@ -904,26 +915,30 @@ async fn hashed_ids_announce_the_hash_never_the_id() {
 #[tokio::test]
 async fn a_cached_session_ends_with_its_absolute_lifetime_and_its_expiry() {
     let replicas = Replicas::new().await;
+    let clock = ManualClock::new();
+    let reader = clock.reader();
     let a = replicas
-        .replica_with("a", |store| {
-            store.with_absolute_lifetime(StdDuration::from_millis(1500))
+        .replica_with("a", move |store| {
+            store
+                .with_absolute_lifetime(StdDuration::from_secs(30 * 60))
+                .with_clock(reader)
         })
         .await;
     let mut session = record(json!({"n": 1}));
     a.create(&mut session).await.unwrap();
     assert!(a.load(&session.id).await.unwrap().is_some());
     let mut short = record(json!({"n": 2}));
-    short.expiry_date = OffsetDateTime::now_utc() + Duration::milliseconds(700);
+    short.expiry_date = clock.now() + Duration::minutes(10);
     a.create(&mut short).await.unwrap();
     assert!(a.load(&short.id).await.unwrap().is_some());
 
-    tokio::time::sleep(StdDuration::from_millis(800)).await;
+    clock.advance(StdDuration::from_secs(11 * 60));
     assert!(
         a.load(&short.id).await.unwrap().is_none(),
         "served past its expiry"
     );
     assert!(a.load(&session.id).await.unwrap().is_some());
-    tokio::time::sleep(StdDuration::from_millis(800)).await;
+    clock.advance(StdDuration::from_secs(20 * 60));
     assert!(
         a.load(&session.id).await.unwrap().is_none(),
         "served past its absolute lifetime"
@@ -946,6 +961,7 @@ async fn without_its_triggers_a_listening_cache_never_serves() {
         .unwrap();
     let mut session = record(json!({"n": 1}));
     cached.create(&mut session).await.unwrap();
+    // Real time is the point: without heartbeats the proof ages past the bound.
     tokio::time::sleep(BOUND * 2).await;
     assert!(!cached.is_cache_serving());
     assert!(cached.load(&session.id).await.unwrap().is_some());
@@ -1114,6 +1130,7 @@ async fn the_lean_store_listens_too() {
             Instant::now() < deadline,
             "the lean store's cache never served"
         );
+        // Real time: the listener connects and its first heartbeat comes back over the network.
         tokio::time::sleep(StdDuration::from_millis(5)).await;
     }
     let mut session = record(json!({"n": 1}));

@@ -57,6 +57,7 @@ async fn a_restart_under_traffic_loses_no_acknowledged_save_and_needs_no_applica
                         Ok(()) => acknowledged = n,
                         Err(session_store::Error::Backend(_)) => {
                             failures.fetch_add(1, Ordering::Relaxed);
+                            // Real time: a client backing off while the database restarts.
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                         Err(other) => panic!("an outage is a Backend error, not {other:?}"),
@@ -68,6 +69,7 @@ async fn a_restart_under_traffic_loses_no_acknowledged_save_and_needs_no_applica
         })
         .collect();
 
+    // Real time is the point: traffic runs before, during and after a real restart.
     tokio::time::sleep(Duration::from_millis(500)).await;
     pg.stop();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -119,6 +121,7 @@ async fn an_exhausted_pool_gives_clear_timeouts_without_deadlock_or_panic() {
 
     // A slow statement holds the only connection.
     let hog = tokio::spawn(async move { conn.execute_unprepared("SELECT pg_sleep(2)").await });
+    // Real time: the slow statement must hold the connection before the loads start.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let requests: Vec<_> = (0..32)

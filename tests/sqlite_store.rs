@@ -84,6 +84,18 @@ async fn expiry_compares_as_an_instant_whatever_the_offset_of_the_record() {
     fixture.finish().await;
 }
 
+#[tokio::test]
+async fn migrate_refuses_an_application_table_named_like_the_session_table() {
+    let path = temp_db_path();
+    let conn = connect_sqlite(&file_url(&path), 2).await;
+
+    common::migrate_refuses_an_application_table(&SqliteStore::new(conn.clone()), &conn, "session")
+        .await;
+
+    let _ = conn.close().await;
+    remove_db_files(&path);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_concurrent_migrations_on_a_fresh_file_all_succeed() {
     for round in 0..3 {
@@ -233,10 +245,10 @@ async fn created_at_of(
     use tower_sessions_seaorm_store::repository::SessionRepository;
     store
         .repository()
-        .find_unexpired_row(id, OffsetDateTime::now_utc(), Some(born_after))
+        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after))
         .await
         .unwrap()
-        .and_then(|row| row.created_at)
+        .map(|row| row.created_at)
 }
 
 #[tokio::test]

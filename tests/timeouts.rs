@@ -125,6 +125,7 @@ async fn until_none_runs(
         if statements_mentioning(conn, count_sql, needle).await == 0 {
             return Some(started.elapsed());
         }
+        // Real time: polling the server until the cancelled statements are gone.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     None
@@ -423,6 +424,7 @@ mod seaorm_postgres {
             let rec = rec.clone();
             tokio::spawn(async move { saves_that_all_fail(&store, &rec).await })
         };
+        // Real time: the saves must reach the locked row before the other sessions are tried.
         tokio::time::sleep(Duration::from_millis(20)).await;
         other_sessions_work(&store, &other).await;
         saves.await.expect("no save panicked");
@@ -519,6 +521,7 @@ mod seaorm_mysql {
             let rec = rec.clone();
             tokio::spawn(async move { saves_that_all_fail(&store, &rec).await })
         };
+        // Real time: the saves must reach the locked row before the other sessions are tried.
         tokio::time::sleep(Duration::from_millis(20)).await;
         other_sessions_work(&store, &other).await;
         for err in saves.await.expect("no save panicked") {

@@ -3,9 +3,10 @@
 //! Three ways to run them, all creating the same table:
 //!
 //! 1. **The store does it**: `migrate()` (on `PostgresStore`, `SqliteStore` or `MySqlStore`) runs
-//!    [`migrations`] for its own table, records them in `seaql_migrations_tower_sessions` (in the
-//!    session table's schema on PostgreSQL; never the application's `seaql_migrations`) and is
-//!    safe when many replicas call it at once.
+//!    [`migrations`] for its own table with this crate's [`Runner`], which records them in
+//!    `seaql_migrations_tower_sessions` (in the session table's schema on PostgreSQL; never the
+//!    application's `seaql_migrations`) and is safe when many replicas run it at once. A
+//!    program of your own can run the [`Runner`] too, on any session table.
 //! 2. **Your own `Migrator`**: add [`CreateSessionTable`] to your application's list, so the
 //!    session table is created with the rest of your schema:
 //!
@@ -53,9 +54,10 @@
 //!    altered. SeaORM's `fresh` (which drops every table of the database), `init` and
 //!    `generate` are not offered, and are refused with what to do instead. `--table` and
 //!    `--schema` (PostgreSQL) name another table than `"tower_sessions"."session"`, as the
-//!    store's `with_table_name` and `with_schema_name` do. It records the same history as
-//!    `migrate()` (`<table>/<migration>` in `seaql_migrations_tower_sessions`, on PostgreSQL
-//!    in the table's schema), so the two can be mixed.
+//!    store's `with_table_name` and `with_schema_name` do. It runs the same [`Runner`] as
+//!    `migrate()`, so it records the same history (`<table>/<migration>` in
+//!    `seaql_migrations_tower_sessions`, on PostgreSQL in the table's schema) and the two can
+//!    be mixed.
 //!
 //! The table's column types depend on the connection's backend (PostgreSQL, SQLite, MySQL or
 //! MariaDB); see [`CreateSessionTable`]. Only PostgreSQL has schemas: elsewhere the schema name
@@ -66,6 +68,7 @@
 
 use sea_orm_migration::prelude::*;
 
+mod added_columns;
 mod m20261125_000001_create_session_table;
 mod m20261125_000002_add_user_index;
 mod m20261201_000003_exact_keys;
@@ -73,6 +76,8 @@ mod m20261202_000004_add_session_times;
 mod m20261203_000005_insert_instant_defaults;
 mod names;
 mod partitioned;
+mod runner;
+mod sql;
 
 pub use m20261125_000001_create_session_table::CreateSessionTable;
 pub use m20261125_000002_add_user_index::AddUserIndex;
@@ -84,7 +89,9 @@ pub use names::{
     NameError, MAX_NAME_LEN,
 };
 pub use partitioned::{CreatePartitionedSessionTable, MAX_HASH_PARTITIONS};
+pub use runner::{RunError, Runner, Status, TableState, Undone};
 pub use sea_orm_migration;
+pub use sql::{qualified, quote};
 
 /// The README's example, compiled as a doctest.
 #[cfg(doctest)]
@@ -129,14 +136,15 @@ pub fn migrations_with_partitions(
     ]
 }
 
-/// The migrator for the default table, `"tower_sessions"."session"`, with its history in
-/// `seaql_migrations_tower_sessions`: the steps the CLI runs for that table, for a program of
-/// your own.
+/// sea-orm-migration's static migrator for the default table, `"tower_sessions"."session"`,
+/// with its history in `seaql_migrations_tower_sessions`: the steps the CLI runs for that
+/// table, for a program of your own.
 ///
 /// Each step is recorded as `session/<migration>`, the name `migrate()` records it under (one
-/// schema can hold several session tables), so the CLI and `migrate()` see each other's steps
-/// and can be mixed. On PostgreSQL the CLI keeps the history in the `tower_sessions` schema,
-/// beside the table, where `migrate()` keeps it.
+/// schema can hold several session tables). But sea-orm-migration runs it: on PostgreSQL its
+/// history is in the connection's current schema, not beside the table where `migrate()` and
+/// the CLI keep it, and it neither retries a race lost to a concurrent run nor refuses another
+/// table under the session table's name. [`Runner`] does all that, for any table.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
@@ -192,16 +200,6 @@ impl MigrationTrait for Recorded {
     }
 }
 
-/// Quotes an identifier for PostgreSQL, doubling any embedded quote.
-pub(crate) fn quote_pg(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes an identifier for MySQL and MariaDB, doubling any embedded backquote.
-pub(crate) fn quote_mysql(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,7 +236,15 @@ mod tests {
     }
 
     #[test]
-    fn quoting_doubles_quotes() {
-        assert_eq!(quote_pg(r#"a"b"#), r#""a""b""#);
+    fn the_session_times_are_added_if_missing_on_postgres() {
+        let [columns, index] = AddSessionTimes::new("app", "web").postgres_statements();
+        assert_eq!(
+            columns,
+            r#"ALTER TABLE "app"."web" ADD COLUMN IF NOT EXISTS "created_at" timestamptz NOT NULL DEFAULT now(), ADD COLUMN IF NOT EXISTS "updated_at" timestamptz NOT NULL DEFAULT now(), ADD COLUMN IF NOT EXISTS "listed_values" text"#
+        );
+        assert_eq!(
+            index,
+            r#"CREATE INDEX IF NOT EXISTS "web_created_at_idx" ON "app"."web" ("created_at")"#
+        );
     }
 }

@@ -1,6 +1,9 @@
 use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 
-use crate::{expiry_index_name, quote_pg};
+use crate::{
+    expiry_index_name,
+    sql::{no_sql_for, quote},
+};
 
 /// Creates the session table and its expiry index, if they do not exist, in the SQL of the
 /// connection's backend:
@@ -75,11 +78,7 @@ impl CreateSessionTable {
                         .not_null(),
                 )
                 .index(&mut self.expiry_index(backend)),
-            other => {
-                return Err(DbErr::Migration(format!(
-                    "the session table migration has no SQL for {other:?}"
-                )))
-            }
+            other => return Err(no_sql_for("the session table", other)),
         };
         Ok(table)
     }
@@ -133,7 +132,7 @@ impl MigrationTrait for CreateSessionTable {
                 .get_connection()
                 .execute_unprepared(&format!(
                     "CREATE SCHEMA IF NOT EXISTS {}",
-                    quote_pg(&self.schema)
+                    quote(backend, &self.schema)
                 ))
                 .await?;
         }

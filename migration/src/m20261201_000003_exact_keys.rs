@@ -3,7 +3,7 @@ use sea_orm_migration::{
     sea_orm::{DbBackend, Statement},
 };
 
-use crate::quote_mysql;
+use crate::sql::{alter_mysql, no_sql_for, quote};
 
 /// Makes the session table's keys, `id` and `user_key`, compare byte for byte on MySQL and
 /// MariaDB, as they already do on PostgreSQL and SQLite.
@@ -79,30 +79,12 @@ impl ExactKeys {
         if !types.iter().any(|(name, _)| name == "id") {
             return Err(DbErr::Migration(format!(
                 "the session table {} has no id column: create it first (CreateSessionTable)",
-                quote_mysql(&self.table)
+                quote(DbBackend::MySql, &self.table)
             )));
         }
         // A replica racing this one may run the same ALTER meanwhile: the server serialises
         // them, and the second changes a varbinary column to itself.
-        self.modify_columns(conn, &Self::mysql_changes(&types))
-            .await
-    }
-
-    /// One `ALTER TABLE … MODIFY COLUMN …, …` of `changes`; none when there are none.
-    async fn modify_columns(
-        &self,
-        conn: &SchemaManagerConnection<'_>,
-        changes: &[String],
-    ) -> Result<(), DbErr> {
-        if !changes.is_empty() {
-            conn.execute_unprepared(&format!(
-                "ALTER TABLE {} {}",
-                quote_mysql(&self.table),
-                changes.join(", ")
-            ))
-            .await?;
-        }
-        Ok(())
+        alter_mysql(conn, &self.table, &Self::mysql_changes(&types)).await
     }
 }
 
@@ -120,9 +102,7 @@ impl MigrationTrait for ExactKeys {
             // Already exact: PostgreSQL's deterministic collations and SQLite's BINARY compare
             // bytes, and neither pads.
             DbBackend::Postgres | DbBackend::Sqlite => Ok(()),
-            other => Err(DbErr::Migration(format!(
-                "the exact-keys migration has no SQL for {other:?}"
-            ))),
+            other => Err(no_sql_for("the exact-keys", other)),
         }
     }
 
@@ -146,7 +126,7 @@ impl MigrationTrait for ExactKeys {
         .filter(|(column, _)| types.iter().any(|(name, _)| name == column))
         .map(|(column, definition)| format!("MODIFY COLUMN `{column}` {definition}"))
         .collect();
-        self.modify_columns(conn, &changes).await
+        alter_mysql(conn, &self.table, &changes).await
     }
 }
 

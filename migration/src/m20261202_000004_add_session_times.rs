@@ -1,10 +1,11 @@
-use sea_orm_migration::{
-    prelude::*,
-    sea_orm::{DbBackend, Statement},
-};
+use sea_orm_migration::prelude::*;
 use time::OffsetDateTime;
 
-use crate::{created_at_index_name, quote_mysql, quote_pg};
+use crate::{
+    added_columns::{AddedColumns, Column},
+    created_at_index_name,
+    sql::{mysql_datetime, sqlite_micros},
+};
 
 /// Adds when each session was created and last saved, and the values its user's device list
 /// shows: what the absolute lifetime (`with_absolute_lifetime`), the per-user session limit
@@ -31,19 +32,6 @@ pub struct AddSessionTimes {
     table: String,
 }
 
-/// The columns and their types, per backend: (name, PostgreSQL, SQLite, MySQL). The instants'
-/// defaults are added where the statement is written.
-const COLUMNS: [(&str, &str, &str, &str); 3] = [
-    ("created_at", "timestamptz", "integer", "datetime(6)"),
-    ("updated_at", "timestamptz", "integer", "datetime(6)"),
-    (
-        "listed_values",
-        "text",
-        "text",
-        "longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-    ),
-];
-
 impl AddSessionTimes {
     /// The migration for `"<schema>"."<table>"`.
     pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
@@ -53,130 +41,41 @@ impl AddSessionTimes {
         }
     }
 
-    fn pg_target(&self) -> String {
-        format!("{}.{}", quote_pg(&self.schema), quote_pg(&self.table))
-    }
-
     /// The PostgreSQL statements: `IF NOT EXISTS` on every part. `now()` is the migration's
     /// transaction's instant, the same for every existing row.
     pub fn postgres_statements(&self) -> [String; 2] {
-        let target = self.pg_target();
-        let columns = COLUMNS
-            .iter()
-            .map(|(name, kind, _, _)| {
-                let default = if *kind == "timestamptz" {
-                    " NOT NULL DEFAULT now()"
-                } else {
-                    ""
-                };
-                format!("ADD COLUMN IF NOT EXISTS \"{name}\" {kind}{default}")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        [
-            format!("ALTER TABLE {target} {columns}"),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {target} (\"created_at\")",
-                quote_pg(&created_at_index_name(&self.table))
-            ),
-        ]
+        self.added().postgres_statements()
     }
 
-    async fn up_sqlite(&self, conn: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
-        let table = quote_pg(&self.table);
-        // SQLite adds a NOT NULL column only with a constant default.
-        let now = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000;
-        for (name, _, kind, _) in COLUMNS {
-            if !self.has_column(conn, DbBackend::Sqlite, name).await? {
-                let default = if kind == "integer" {
-                    format!(" NOT NULL DEFAULT {now}")
-                } else {
-                    String::new()
-                };
-                conn.execute_unprepared(&format!(
-                    "ALTER TABLE {table} ADD COLUMN \"{name}\" {kind}{default}"
-                ))
-                .await?;
-            }
-        }
-        conn.execute_unprepared(&format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {table} (\"created_at\")",
-            quote_pg(&created_at_index_name(&self.table))
-        ))
-        .await?;
-        Ok(())
-    }
-
-    /// One `ALTER TABLE` with whatever is missing (MySQL has no `ADD COLUMN IF NOT EXISTS`).
-    /// The default is a UTC literal: `CURRENT_TIMESTAMP` would follow the session's time zone.
-    async fn up_mysql(&self, conn: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
+    /// The columns, the instants defaulting to the migration's: SQLite adds a `NOT NULL`
+    /// column only with a constant default, and on MySQL `CURRENT_TIMESTAMP` would follow the
+    /// session's time zone, so both get a UTC literal.
+    fn added(&self) -> AddedColumns<'_> {
         let now = OffsetDateTime::now_utc();
-        let now = format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second(),
-            now.microsecond()
-        );
-        let mut parts = Vec::new();
-        for (name, _, _, kind) in COLUMNS {
-            if !self.has_column(conn, DbBackend::MySql, name).await? {
-                let default = if kind == "datetime(6)" {
-                    format!(" NOT NULL DEFAULT '{now}'")
-                } else {
-                    " NULL".to_owned()
-                };
-                parts.push(format!("ADD COLUMN `{name}` {kind}{default}"));
-            }
-        }
-        let index = created_at_index_name(&self.table);
-        let has_index = conn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::MySql,
-                "SELECT 1 FROM information_schema.STATISTICS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?",
-                [self.table.clone().into(), index.clone().into()],
-            ))
-            .await?
-            .is_some();
-        if !has_index {
-            parts.push(format!("ADD KEY {} (`created_at`)", quote_mysql(&index)));
-        }
-        if !parts.is_empty() {
-            conn.execute_unprepared(&format!(
-                "ALTER TABLE {} {}",
-                quote_mysql(&self.table),
-                parts.join(", ")
-            ))
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn has_column(
-        &self,
-        conn: &SchemaManagerConnection<'_>,
-        backend: DbBackend,
-        column: &str,
-    ) -> Result<bool, DbErr> {
-        let sql = match backend {
-            DbBackend::Sqlite => "SELECT 1 FROM pragma_table_info(?) WHERE name = ?",
-            _ => {
-                "SELECT 1 FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?"
-            }
+        let instant = |name| Column {
+            name,
+            postgres: "timestamptz NOT NULL DEFAULT now()".to_owned(),
+            sqlite: format!("integer NOT NULL DEFAULT {}", sqlite_micros(now)),
+            mysql: format!("datetime(6) NOT NULL DEFAULT {}", mysql_datetime(now)),
         };
-        Ok(conn
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [self.table.clone().into(), column.to_owned().into()],
-            ))
-            .await?
-            .is_some())
+        AddedColumns {
+            migration: "the session times",
+            schema: &self.schema,
+            table: &self.table,
+            columns: vec![
+                instant("created_at"),
+                instant("updated_at"),
+                Column::new(
+                    "listed_values",
+                    "text",
+                    "text",
+                    "longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
+                ),
+            ],
+            index: created_at_index_name(&self.table),
+            indexed: "created_at",
+            partial: false,
+        }
     }
 }
 
@@ -189,61 +88,10 @@ impl MigrationName for AddSessionTimes {
 #[async_trait::async_trait]
 impl MigrationTrait for AddSessionTimes {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let conn = manager.get_connection();
-        match manager.get_database_backend() {
-            DbBackend::Postgres => {
-                for sql in self.postgres_statements() {
-                    conn.execute_unprepared(&sql).await?;
-                }
-                Ok(())
-            }
-            DbBackend::Sqlite => self.up_sqlite(conn).await,
-            DbBackend::MySql => self.up_mysql(conn).await,
-            other => Err(DbErr::Migration(format!(
-                "the session times migration has no SQL for {other:?}"
-            ))),
-        }
+        self.added().up(manager).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let conn = manager.get_connection();
-        let index = created_at_index_name(&self.table);
-        match manager.get_database_backend() {
-            DbBackend::Postgres => {
-                let drops = COLUMNS
-                    .iter()
-                    .map(|(name, ..)| format!("DROP COLUMN IF EXISTS \"{name}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                conn.execute_unprepared(&format!("ALTER TABLE {} {drops}", self.pg_target()))
-                    .await?;
-            }
-            DbBackend::Sqlite => {
-                conn.execute_unprepared(&format!("DROP INDEX IF EXISTS {}", quote_pg(&index)))
-                    .await?;
-                for (name, ..) in COLUMNS {
-                    if self.has_column(conn, DbBackend::Sqlite, name).await? {
-                        conn.execute_unprepared(&format!(
-                            "ALTER TABLE {} DROP COLUMN \"{name}\"",
-                            quote_pg(&self.table)
-                        ))
-                        .await?;
-                    }
-                }
-            }
-            _ => {
-                let drops = COLUMNS
-                    .iter()
-                    .map(|(name, ..)| format!("DROP COLUMN `{name}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                conn.execute_unprepared(&format!(
-                    "ALTER TABLE {} {drops}",
-                    quote_mysql(&self.table)
-                ))
-                .await?;
-            }
-        }
-        Ok(())
+        self.added().down(manager).await
     }
 }

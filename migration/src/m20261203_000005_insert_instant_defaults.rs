@@ -1,10 +1,10 @@
 use sea_orm_migration::{
     prelude::*,
-    sea_orm::{DbBackend, Statement, TransactionTrait},
+    sea_orm::{DatabaseTransaction, DbBackend, Statement, TransactionTrait, TryGetable},
 };
 use time::OffsetDateTime;
 
-use crate::{quote_mysql, quote_pg};
+use crate::sql::{mysql_datetime, no_sql_for, quote, sqlite_micros};
 
 /// Makes `created_at` and `updated_at` default to **the insert's instant** on every backend,
 /// so that a row written without them (by another writer: `tower-sessions-sqlx-store` during a
@@ -71,7 +71,10 @@ impl InsertInstantDefaults {
             .map(|column| format!("ALTER COLUMN `{column}` SET DEFAULT {default}"))
             .collect::<Vec<_>>()
             .join(", ");
-        format!("ALTER TABLE {} {sets}", quote_mysql(&self.table))
+        format!(
+            "ALTER TABLE {} {sets}",
+            quote(DbBackend::MySql, &self.table)
+        )
     }
 
     /// Whether both columns' defaults on MySQL already read the clock.
@@ -115,22 +118,13 @@ impl InsertInstantDefaults {
         skip_if: impl Fn(&str) -> bool,
     ) -> Result<(), DbErr> {
         let txn = conn.begin().await?;
-        let table = quote_pg(&self.table);
-        let columns = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
+        let table = quote(DbBackend::Sqlite, &self.table);
+        let columns: Vec<(String, Option<String>)> = self
+            .sqlite_pairs(
+                &txn,
                 "SELECT name, dflt_value FROM pragma_table_info(?) ORDER BY cid",
-                [self.table.clone().into()],
-            ))
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get_by_index::<String>(0)?,
-                    row.try_get_by_index::<Option<String>>(1)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, DbErr>>()?;
+            )
+            .await?;
         let default_of = |name: &str| {
             columns
                 .iter()
@@ -151,21 +145,12 @@ impl InsertInstantDefaults {
             return txn.commit().await;
         }
 
-        let objects = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
+        let objects: Vec<(String, String)> = self
+            .sqlite_pairs(
+                &txn,
                 "SELECT type, sql FROM sqlite_schema WHERE tbl_name = ? AND sql IS NOT NULL",
-                [self.table.clone().into()],
-            ))
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get_by_index::<String>(0)?,
-                    row.try_get_by_index::<String>(1)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, DbErr>>()?;
+            )
+            .await?;
         let Some((_, create)) = objects.iter().find(|(kind, _)| kind == "table") else {
             return Err(DbErr::Migration(format!(
                 "the session table \"{}\" does not exist",
@@ -193,10 +178,10 @@ impl InsertInstantDefaults {
                     self.table
                 ))
             })?;
-        let copy = quote_pg(&format!("{}__rebuilt", self.table));
+        let copy = quote(DbBackend::Sqlite, &format!("{}__rebuilt", self.table));
         let names = columns
             .iter()
-            .map(|(name, _)| quote_pg(name))
+            .map(|(name, _)| quote(DbBackend::Sqlite, name))
             .collect::<Vec<_>>()
             .join(", ");
         txn.execute_unprepared(&format!("CREATE TABLE {copy} {body}"))
@@ -216,6 +201,23 @@ impl InsertInstantDefaults {
             }
         }
         txn.commit().await
+    }
+
+    /// The rows SQLite query `sql` (about the table, its one parameter) returns, as pairs.
+    async fn sqlite_pairs<T: TryGetable>(
+        &self,
+        txn: &DatabaseTransaction,
+        sql: &str,
+    ) -> Result<Vec<(String, T)>, DbErr> {
+        txn.query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            [self.table.clone().into()],
+        ))
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
     }
 }
 
@@ -255,9 +257,7 @@ impl MigrationTrait for InsertInstantDefaults {
                 }
                 Ok(())
             }
-            other => Err(DbErr::Migration(format!(
-                "the insert instant defaults migration has no SQL for {other:?}"
-            ))),
+            other => Err(no_sql_for("the insert instant defaults", other)),
         }
     }
 
@@ -268,25 +268,14 @@ impl MigrationTrait for InsertInstantDefaults {
         match manager.get_database_backend() {
             DbBackend::Postgres => Ok(()),
             DbBackend::Sqlite => {
-                let micros = (now.unix_timestamp_nanos() / 1_000).to_string();
+                let micros = sqlite_micros(now).to_string();
                 self.sqlite_rebuild(conn, &micros, |default| !default.contains("'now'"))
                     .await
             }
-            _ => {
-                let literal = format!(
-                    "'{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}'",
-                    now.year(),
-                    u8::from(now.month()),
-                    now.day(),
-                    now.hour(),
-                    now.minute(),
-                    now.second(),
-                    now.microsecond()
-                );
-                conn.execute_unprepared(&self.mysql_statement(&literal))
-                    .await
-                    .map(drop)
-            }
+            _ => conn
+                .execute_unprepared(&self.mysql_statement(&mysql_datetime(now)))
+                .await
+                .map(drop),
         }
     }
 }

@@ -6,7 +6,7 @@ use sea_orm_migration::{
     sea_orm::{DbBackend, Statement},
 };
 
-use crate::{expiry_index_name, partition_name, quote_pg};
+use crate::{expiry_index_name, partition_name, qualified, quote};
 
 /// The most partitions [`CreatePartitionedSessionTable`] creates. PostgreSQL has no hard limit,
 /// but planning and locking cost grows with the count, and sessions gain nothing past a few dozen.
@@ -78,8 +78,8 @@ impl CreatePartitionedSessionTable {
             .collect()
     }
 
-    fn qualified(&self, name: &str) -> String {
-        format!("{}.{}", quote_pg(&self.schema), quote_pg(name))
+    fn in_schema(&self, name: &str) -> String {
+        qualified(DbBackend::Postgres, &self.schema, name)
     }
 
     /// The bound PostgreSQL shows (`pg_get_expr(relpartbound)`) for the partition of remainder
@@ -94,9 +94,12 @@ impl CreatePartitionedSessionTable {
     /// The DDL, in order: schema, parent, the partitions whose bound is not among `attached`,
     /// index.
     fn statements(&self, attached: &[String]) -> Vec<String> {
-        let parent = self.qualified(&self.table);
+        let parent = self.in_schema(&self.table);
         let mut sql = vec![
-            format!("CREATE SCHEMA IF NOT EXISTS {}", quote_pg(&self.schema)),
+            format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                quote(DbBackend::Postgres, &self.schema)
+            ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {parent} (\
                  \"id\" text NOT NULL PRIMARY KEY, \
@@ -112,14 +115,14 @@ impl CreatePartitionedSessionTable {
             sql.push(format!(
                 "CREATE TABLE IF NOT EXISTS {} PARTITION OF {parent} \
                  FOR VALUES WITH (MODULUS {}, REMAINDER {k})",
-                self.qualified(name),
+                self.in_schema(name),
                 self.partitions
             ));
         }
         // On the parent, so PostgreSQL creates it on every partition, present and future.
         sql.push(format!(
             "CREATE INDEX IF NOT EXISTS {} ON {parent} (\"expiry_date\")",
-            quote_pg(&expiry_index_name(&self.table))
+            quote(DbBackend::Postgres, &expiry_index_name(&self.table))
         ));
         sql
     }
@@ -186,7 +189,7 @@ impl MigrationTrait for CreatePartitionedSessionTable {
             return Err(DbErr::Migration(format!(
                 "{} exists and is not partitioned; create the partitioned table under another \
                  name and move the rows (SCALING.md, \"Partitioning\"), or keep it unpartitioned",
-                self.qualified(&self.table)
+                self.in_schema(&self.table)
             )));
         }
         let attached = self.attached_bounds(manager).await?;
@@ -203,7 +206,7 @@ impl MigrationTrait for CreatePartitionedSessionTable {
             .get_connection()
             .execute_unprepared(&format!(
                 "DROP TABLE IF EXISTS {}",
-                self.qualified(&self.table)
+                self.in_schema(&self.table)
             ))
             .await
             .map(|_| ())

@@ -71,7 +71,7 @@ impl From<SessionRow> for Row {
             data: row.data,
             expires_at: row.expires_at,
             user_key: row.user_key,
-            digest: row.unchanged.map(|unchanged| unchanged.digest),
+            digest: row.data_digest,
             created_at: row.created_at,
             saved_at: row.saved_at,
             listed_values: row.listed_values,
@@ -122,22 +122,27 @@ impl SessionRepository for InMemoryRepository {
         Ok(true)
     }
 
-    async fn update_if_present(&self, row: SessionRow) -> Result<bool, RepositoryError> {
+    async fn update_if_present(
+        &self,
+        row: SessionRow,
+        keep_if_expiring_after: Option<OffsetDateTime>,
+        report_user_change: bool,
+    ) -> Result<bool, RepositoryError> {
         let mut rows = self.rows();
         let Some(stored) = rows.get_mut(&row.id) else {
             // Deleted or revoked since it was loaded: it stays gone.
             return Ok(false);
         };
-        if let Some(unchanged) = row.unchanged {
-            let same_values = stored.digest == Some(unchanged.digest);
+        if let Some(keep_after) = keep_if_expiring_after {
+            let same_values = stored.digest.is_some() && stored.digest == row.data_digest;
             let same_user = stored.user_key == row.user_key;
-            let expiry_close = unchanged.keep_if_expiring_after <= stored.expires_at
-                && stored.expires_at <= row.expires_at;
+            let expiry_close =
+                keep_after <= stored.expires_at && stored.expires_at <= row.expires_at;
             if same_values && same_user && expiry_close {
                 return Ok(false);
             }
         }
-        let user_changed = row.report_user_change && stored.user_key != row.user_key;
+        let user_changed = report_user_change && stored.user_key != row.user_key;
         // A save never makes a session younger.
         let created_at = stored.created_at;
         *stored = Row {
@@ -152,19 +157,6 @@ impl SessionRepository for InMemoryRepository {
         id: &str,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
-    ) -> Result<Option<Vec<u8>>, RepositoryError> {
-        Ok(self
-            .rows()
-            .get(id)
-            .filter(|row| row.is_live(now, born_after))
-            .map(|row| row.data.clone()))
-    }
-
-    async fn find_unexpired_row(
-        &self,
-        id: &str,
-        now: OffsetDateTime,
-        born_after: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError> {
         Ok(self
             .rows()
@@ -172,7 +164,7 @@ impl SessionRepository for InMemoryRepository {
             .filter(|row| row.is_live(now, born_after))
             .map(|row| FoundRow {
                 data: row.data.clone(),
-                created_at: Some(row.created_at),
+                created_at: row.created_at,
             }))
     }
 
@@ -246,24 +238,14 @@ impl SessionRepository for InMemoryRepository {
         Ok(excess.len() as u64)
     }
 
-    async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
-        let mut deleted = 0;
-        self.rows().retain(|_, row| {
-            let delete = row.of_user(user_key);
-            deleted += u64::from(delete);
-            !delete
-        });
-        Ok(deleted)
-    }
-
-    async fn delete_by_user_except(
+    async fn delete_by_user<'a>(
         &self,
         user_key: &str,
-        keep: &str,
+        except: Option<&'a str>,
     ) -> Result<u64, RepositoryError> {
         let mut deleted = 0;
         self.rows().retain(|id, row| {
-            let delete = row.of_user(user_key) && id != keep;
+            let delete = row.of_user(user_key) && except != Some(id.as_str());
             deleted += u64::from(delete);
             !delete
         });

@@ -1,12 +1,13 @@
-//! The outside world behind the ports: codecs and the SeaORM repository.
+//! The outside world behind the ports: codecs, the SQL repository and its two drivers (SeaORM,
+//! tokio-postgres), the read cache, and the testing kit's repositories.
 
+#[cfg(feature = "cache")]
+pub(crate) mod cache;
 pub mod codec;
 #[cfg(any(test, feature = "testing"))]
 pub mod faulty;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
-#[cfg(all(feature = "cache", feature = "postgres"))]
-pub(crate) mod pg_listener;
 pub mod sea_orm;
 pub(crate) mod sql;
 #[cfg(feature = "tokio-postgres")]

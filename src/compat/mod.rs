@@ -2,7 +2,7 @@
 //!
 //! The domain owns its record type ([`SessionRecord`](crate::codec::SessionRecord)); each
 //! tower-sessions version converts its own `Record` and `Id` at the edge, lending the session
-//! data rather than copying it, and calls the same domain service. The `SessionStore` and
+//! data rather than copying it, and calls the same store. The `SessionStore` and
 //! `ExpiredDeletion` traits and the `Record`/`Id` shapes did not change between 0.14 and 0.15
 //! (only the `rand` dependency moved), so both adapters are the same few lines.
 

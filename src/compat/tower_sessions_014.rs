@@ -11,9 +11,8 @@ use tower_sessions_core_014::{
 };
 
 use crate::{
-    domain::{SessionId, SessionRecord},
-    ports::{Codec, SessionRepository},
-    RepositoryStore, SeaOrmStoreError,
+    domain::{RepositoryStore, SessionError as SeaOrmStoreError},
+    ports::{Codec, SessionId, SessionRecord, SessionRepository},
 };
 
 impl<'a> From<&'a Record014> for SessionRecord<'a> {
@@ -58,8 +57,7 @@ where
 {
     async fn create(&self, record: &mut Record014) -> session_store_014::Result<()> {
         let mut session = SessionRecord::from(&*record);
-        self.service()
-            .create(&mut session)
+        self.create_session(&mut session)
             .await
             .map_err(to_014_error)?;
         // A collision moved the session to a fresh id: the caller's record follows.
@@ -68,24 +66,21 @@ where
     }
 
     async fn save(&self, record: &Record014) -> session_store_014::Result<()> {
-        self.service()
-            .save(&record.into())
+        self.save_session(&record.into())
             .await
             .map_err(to_014_error)
     }
 
     async fn load(&self, id: &Id014) -> session_store_014::Result<Option<Record014>> {
         let record = self
-            .service()
-            .load(SessionId(id.0))
+            .load_session(SessionId(id.0))
             .await
             .map_err(to_014_error)?;
         Ok(record.map(Record014::from))
     }
 
     async fn delete(&self, id: &Id014) -> session_store_014::Result<()> {
-        self.service()
-            .delete(SessionId(id.0))
+        self.delete_session(SessionId(id.0))
             .await
             .map_err(to_014_error)
     }

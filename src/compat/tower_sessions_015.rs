@@ -10,9 +10,8 @@ use tower_sessions_core::{
 };
 
 use crate::{
-    domain::{SessionId, SessionRecord},
-    ports::{Codec, SessionRepository},
-    RepositoryStore,
+    domain::RepositoryStore,
+    ports::{Codec, SessionId, SessionRecord, SessionRepository},
 };
 
 impl<'a> From<&'a Record> for SessionRecord<'a> {
@@ -52,23 +51,23 @@ where
 {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let mut session = SessionRecord::from(&*record);
-        self.service().create(&mut session).await?;
+        self.create_session(&mut session).await?;
         // A collision moved the session to a fresh id: the caller's record follows.
         record.id = session.id.into();
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        Ok(self.service().save(&record.into()).await?)
+        Ok(self.save_session(&record.into()).await?)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let record = self.service().load((*id).into()).await?;
+        let record = self.load_session((*id).into()).await?;
         Ok(record.map(Record::from))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        Ok(self.service().delete((*id).into()).await?)
+        Ok(self.delete_session((*id).into()).await?)
     }
 }
 

@@ -150,3 +150,25 @@ pub enum SessionError {
         after: Duration,
     },
 }
+
+impl SessionError {
+    /// The error's kind, for spans.
+    pub(crate) fn outcome(&self) -> &'static str {
+        match self {
+            Self::Database(RepositoryError::Unavailable(_)) => "unavailable",
+            Self::Database(RepositoryError::MissingTable(_)) => "missing_table",
+            Self::Database(RepositoryError::Statement(_)) => "statement_failed",
+            Self::Database(RepositoryError::CorruptRow(_)) => "corrupt_row",
+            Self::Encode(_) => "encode_failed",
+            Self::Decode(_) => "decode_failed",
+            Self::IdsExhausted { .. } => "ids_exhausted",
+            Self::TooLarge { .. } => "too_large",
+            Self::UserKeyTooLong { .. } => "user_key_too_long",
+            Self::InvalidConfiguration(_) => "invalid_configuration",
+            Self::Migration { .. } => "migration_failed",
+            Self::Unstorable(_) => "unstorable",
+            Self::Unreadable(_) => "refused_row",
+            Self::TimedOut { .. } => "timed_out",
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::fmt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{SessionData, SessionId};
+use crate::ports::{SessionData, SessionId};
 
 /// How sessions are keyed in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

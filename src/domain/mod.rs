@@ -1,4 +1,4 @@
-//! The session-record service: the rules of the store, free of any database library.
+//! The rules of the store, free of any database library.
 //!
 //! - **create** never overwrites: it inserts if absent and, when the id is taken, draws a fresh
 //!   id and tries again (a bounded number of times).
@@ -9,27 +9,24 @@
 //! - **delete** is idempotent.
 //! - **delete_expired** works in bounded batches, so a large backlog never holds one long lock.
 //!
-//! The record it works on, [`SessionRecord`], is the crate's own: each tower-sessions version
-//! converts its `Record` at the edge.
-//!
-//! The service is generic over the two [ports](crate::ports); the store composes it with the
-//! adapters.
+//! The store ([`RepositoryStore`]) is written against the [ports](crate::ports): a repository,
+//! a codec, a clock and, optionally, a read cache; the builder in `src/store` composes it with
+//! the adapters.
 
-#[cfg(feature = "cache")]
-mod cache;
 mod error;
 mod keys;
-mod record;
-mod service;
+mod policy;
+mod rows;
+mod store;
 mod user_key;
+mod users;
 
-#[cfg(feature = "cache")]
-pub use cache::SessionCache;
 pub use error::{Operation, SessionError};
 pub use keys::{IdStorage, SessionHandle};
-pub use record::{SessionData, SessionId, SessionRecord};
-pub use service::{ServicePolicy, SessionService, UserSession};
+pub(crate) use policy::Policy;
+pub use store::RepositoryStore;
 pub use user_key::{UserKeyPath, MAX_USER_KEY_LEN};
+pub use users::UserSession;
 
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,21 @@
-//! The service's rules, specified against a mocked repository.
+//! The store's rules, specified against a mocked repository.
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
     Arc, Mutex,
 };
 
-use super::{ServicePolicy, SessionError, SessionId, SessionRecord, SessionService};
+use super::{Policy, RepositoryStore, SessionError};
 use crate::{
+    adapters::{
+        faulty::{Fault, FaultyRepository},
+        memory::InMemoryRepository,
+    },
     codec::MessagePackCodec,
-    ports::{Codec, MockSessionRepository, RepositoryError, SessionRow, UserSessionRow},
+    ports::{
+        Codec, FoundRow, MockSessionRepository, RepositoryError, SessionId, SessionRecord,
+        SessionRow, UserSessionRow,
+    },
 };
 use mockall::{predicate::eq, Sequence};
 use serde_json::json;
@@ -22,12 +29,22 @@ fn record(id: i128, expiry_date: OffsetDateTime) -> SessionRecord<'static> {
     )
 }
 
+/// A live row holding `data`, created a minute ago.
+fn found(data: Vec<u8>) -> FoundRow {
+    FoundRow {
+        data,
+        created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
+    }
+}
+
 fn in_an_hour() -> OffsetDateTime {
     OffsetDateTime::now_utc() + Duration::hours(1)
 }
 
-fn service(repo: MockSessionRepository) -> SessionService<MockSessionRepository, MessagePackCodec> {
-    SessionService::new(repo, MessagePackCodec)
+fn service(
+    repo: MockSessionRepository,
+) -> RepositoryStore<MockSessionRepository, MessagePackCodec> {
+    RepositoryStore::from_parts(repo, MessagePackCodec)
 }
 
 #[tokio::test]
@@ -41,7 +58,7 @@ async fn create_inserts_once_when_the_id_is_free() {
         .times(1)
         .returning(|_| Ok(true));
 
-    service(repo).create(&mut rec).await.unwrap();
+    service(repo).create_session(&mut rec).await.unwrap();
     assert_eq!(rec.id, SessionId(42));
 }
 
@@ -61,7 +78,7 @@ async fn create_takes_a_fresh_id_when_the_id_is_taken() {
         });
     // No expectation on update_if_present: touching the existing session would fail the test.
 
-    service(repo).create(&mut rec).await.unwrap();
+    service(repo).create_session(&mut rec).await.unwrap();
 
     let tried = tried.lock().unwrap();
     assert_eq!(tried[0].0, SessionId(42).to_string());
@@ -81,13 +98,12 @@ async fn create_gives_up_after_the_configured_attempts() {
         counter.fetch_add(1, Ordering::SeqCst);
         Ok(false)
     });
-    let service = service(repo).with_policy(ServicePolicy {
-        max_create_attempts: 3,
-        ..ServicePolicy::default()
+    let service = service(repo).with_policy(|policy| {
+        policy.max_create_attempts = 3;
     });
 
     let err = service
-        .create(&mut record(1, in_an_hour()))
+        .create_session(&mut record(1, in_an_hour()))
         .await
         .unwrap_err();
 
@@ -106,7 +122,7 @@ async fn create_reports_a_repository_failure_without_retrying() {
         .returning(|_| Err(RepositoryError::Unavailable("connection refused".into())));
 
     let err = service(repo)
-        .create(&mut record(1, in_an_hour()))
+        .create_session(&mut record(1, in_an_hour()))
         .await
         .unwrap_err();
 
@@ -124,17 +140,17 @@ async fn save_is_one_update_of_the_stored_row_and_never_an_insert() {
     // No expectation on insert_if_absent: a save that inserts fails the test.
     let mut repo = MockSessionRepository::new();
     repo.expect_update_if_present()
-        .withf(move |row| {
+        .withf(move |row, _, _| {
             row.id == SessionId(7).to_string()
                 && row.data == expected
                 && row.expires_at == expiry
                 && row.user_key.is_none()
-                && row.unchanged.is_none()
+                && row.data_digest.is_none()
         })
         .times(1)
-        .returning(|_| Ok(false));
+        .returning(|_, _, _| Ok(false));
 
-    service(repo).save(&rec).await.unwrap();
+    service(repo).save_session(&rec).await.unwrap();
 }
 
 #[tokio::test]
@@ -147,7 +163,11 @@ async fn load_asks_for_rows_unexpired_at_now() {
         .returning(|_, _, _| Ok(None));
 
     assert_eq!(
-        service(repo).load_at(SessionId(9), now).await.unwrap(),
+        service(repo)
+            .with_clock(move || now)
+            .load_session(SessionId(9))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -158,9 +178,12 @@ async fn load_returns_the_decoded_record() {
     let bytes = MessagePackCodec.encode(&rec).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(bytes.clone())));
+        .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
 
-    assert_eq!(service(repo).load(SessionId(9)).await.unwrap(), Some(rec));
+    assert_eq!(
+        service(repo).load_session(SessionId(9)).await.unwrap(),
+        Some(rec)
+    );
 }
 
 #[tokio::test]
@@ -173,10 +196,14 @@ async fn load_never_returns_a_record_whose_own_expiry_has_passed() {
         .unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(bytes.clone())));
+        .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
 
     assert_eq!(
-        service(repo).load_at(SessionId(9), now).await.unwrap(),
+        service(repo)
+            .with_clock(move || now)
+            .load_session(SessionId(9))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -187,10 +214,14 @@ async fn load_treats_an_expiry_equal_to_now_as_expired() {
     let bytes = MessagePackCodec.encode(&record(9, now)).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(bytes.clone())));
+        .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
 
     assert_eq!(
-        service(repo).load_at(SessionId(9), now).await.unwrap(),
+        service(repo)
+            .with_clock(move || now)
+            .load_session(SessionId(9))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -199,9 +230,9 @@ async fn load_treats_an_expiry_equal_to_now_as_expired() {
 async fn load_of_undecodable_bytes_is_a_decode_error() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(|_, _, _| Ok(Some(vec![0xc1, 0x00, 0xff])));
+        .returning(|_, _, _| Ok(Some(found(vec![0xc1, 0x00, 0xff]))));
 
-    let err = service(repo).load(SessionId(9)).await.unwrap_err();
+    let err = service(repo).load_session(SessionId(9)).await.unwrap_err();
     assert!(matches!(err, SessionError::Decode(_)), "{err:?}");
 }
 
@@ -213,7 +244,7 @@ async fn delete_passes_the_id_through() {
         .times(1)
         .returning(|_| Ok(()));
 
-    service(repo).delete(SessionId(5)).await.unwrap();
+    service(repo).delete_session(SessionId(5)).await.unwrap();
 }
 
 #[tokio::test]
@@ -228,12 +259,18 @@ async fn delete_expired_runs_batches_until_a_short_one() {
             .in_sequence(&mut seq)
             .returning(move |_, _, _| Ok(deleted));
     }
-    let service = service(repo).with_policy(ServicePolicy {
-        cleanup_batch_size: 10,
-        ..ServicePolicy::default()
+    let service = service(repo).with_policy(|policy| {
+        policy.cleanup_batch_size = 10;
     });
 
-    assert_eq!(service.delete_expired_at(now).await.unwrap(), 23);
+    assert_eq!(
+        service
+            .with_clock(move || now)
+            .delete_expired_sessions()
+            .await
+            .unwrap(),
+        23
+    );
 }
 
 #[tokio::test]
@@ -243,7 +280,7 @@ async fn delete_expired_stops_at_the_first_error() {
         .times(1)
         .returning(|_, _, _| Err(RepositoryError::Statement("relation does not exist".into())));
 
-    let err = service(repo).delete_expired().await.unwrap_err();
+    let err = service(repo).delete_expired_sessions().await.unwrap_err();
     assert!(matches!(
         err,
         SessionError::Database(RepositoryError::Statement(_))
@@ -252,106 +289,30 @@ async fn delete_expired_stops_at_the_first_error() {
 
 #[test]
 fn a_policy_below_one_is_raised_to_one() {
-    let service = service(MockSessionRepository::new()).with_policy(ServicePolicy {
-        max_create_attempts: 0,
-        cleanup_batch_size: 0,
-        ..ServicePolicy::default()
-    });
+    let service = service(MockSessionRepository::new())
+        .with_create_attempts(0)
+        .with_cleanup_batch_size(0);
     assert_eq!(
-        *service.policy(),
-        ServicePolicy {
+        *service.policy,
+        Policy {
             max_create_attempts: 1,
             cleanup_batch_size: 1,
-            ..ServicePolicy::default()
+            ..Policy::default()
         }
     );
 }
 
-/// A repository whose every call takes `delay` (on Tokio's clock) and then succeeds.
-#[derive(Debug)]
-struct SlowRepository {
-    delay: std::time::Duration,
-}
-
-#[async_trait::async_trait]
-impl crate::ports::SessionRepository for SlowRepository {
-    async fn insert_if_absent(&self, _: SessionRow) -> Result<bool, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(true)
-    }
-    async fn update_if_present(&self, _: SessionRow) -> Result<bool, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(false)
-    }
-    async fn find_unexpired(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-        _: Option<OffsetDateTime>,
-    ) -> Result<Option<Vec<u8>>, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(None)
-    }
-    async fn delete_by_id(&self, _: &str) -> Result<(), RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(())
-    }
-    async fn delete_expired_batch(
-        &self,
-        _: OffsetDateTime,
-        _: Option<OffsetDateTime>,
-        _: u64,
-    ) -> Result<u64, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(0)
-    }
-    async fn find_unexpired_by_user(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-        _: Option<OffsetDateTime>,
-    ) -> Result<Vec<UserSessionRow>, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(Vec::new())
-    }
-    async fn trim_user_sessions(
-        &self,
-        _: &str,
-        _: u64,
-        _: OffsetDateTime,
-        _: Option<OffsetDateTime>,
-    ) -> Result<u64, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(0)
-    }
-    async fn delete_by_user(&self, _: &str) -> Result<u64, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(0)
-    }
-    async fn delete_by_user_except(&self, _: &str, _: &str) -> Result<u64, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(0)
-    }
-    async fn delete_by_user_and_id(&self, _: &str, _: &str) -> Result<bool, RepositoryError> {
-        tokio::time::sleep(self.delay).await;
-        Ok(false)
-    }
-}
-
+/// A store over a repository whose every call takes `delay_secs` (on Tokio's clock) and then
+/// answers, with an operation timeout of `timeout_secs`.
 fn slow_service(
     delay_secs: u64,
     timeout_secs: Option<u64>,
-) -> SessionService<SlowRepository, MessagePackCodec> {
-    SessionService::new(
-        SlowRepository {
-            delay: std::time::Duration::from_secs(delay_secs),
-        },
-        MessagePackCodec,
-    )
-    .with_policy(ServicePolicy {
-        operation_timeout: timeout_secs.map(std::time::Duration::from_secs),
-        ..ServicePolicy::default()
-    })
+) -> RepositoryStore<FaultyRepository<InMemoryRepository>, MessagePackCodec> {
+    let repository = FaultyRepository::new(InMemoryRepository::new());
+    let delay = std::time::Duration::from_secs(delay_secs);
+    repository.controller().inject(Fault::latency(delay));
+    RepositoryStore::from_parts(repository, MessagePackCodec)
+        .with_operation_timeout(timeout_secs.map(std::time::Duration::from_secs))
 }
 
 fn timed_out_as(result: Result<impl std::fmt::Debug, SessionError>, expected: super::Operation) {
@@ -369,33 +330,45 @@ async fn every_operation_slower_than_the_timeout_times_out_and_names_itself() {
     use super::Operation;
     let service = slow_service(60, Some(5));
     let mut rec = record(1, in_an_hour());
-    timed_out_as(service.create(&mut rec).await, Operation::Create);
-    timed_out_as(service.save(&rec).await, Operation::Save);
-    timed_out_as(service.load(rec.id).await, Operation::Load);
-    timed_out_as(service.delete(rec.id).await, Operation::Delete);
-    timed_out_as(service.delete_expired().await, Operation::DeleteExpired);
+    timed_out_as(service.create_session(&mut rec).await, Operation::Create);
+    timed_out_as(service.save_session(&rec).await, Operation::Save);
+    timed_out_as(service.load_session(rec.id).await, Operation::Load);
+    timed_out_as(service.delete_session(rec.id).await, Operation::Delete);
+    timed_out_as(
+        service.delete_expired_sessions().await,
+        Operation::DeleteExpired,
+    );
     timed_out_as(service.health().await, Operation::Health);
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_operation_within_the_timeout_succeeds() {
     let service = slow_service(4, Some(5));
-    service.save(&record(1, in_an_hour())).await.unwrap();
+    service
+        .save_session(&record(1, in_an_hour()))
+        .await
+        .unwrap();
     service.health().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
 async fn without_a_timeout_an_operation_waits_as_long_as_the_repository() {
     let service = slow_service(600, None);
-    service.save(&record(1, in_an_hour())).await.unwrap();
+    service
+        .save_session(&record(1, in_an_hour()))
+        .await
+        .unwrap();
 }
 
-#[test]
-fn the_default_timeout_is_five_seconds() {
-    assert_eq!(
-        ServicePolicy::default().operation_timeout,
-        Some(std::time::Duration::from_secs(5))
-    );
+#[tokio::test(start_paused = true)]
+async fn by_default_an_operation_times_out_after_five_seconds() {
+    let repository = FaultyRepository::new(InMemoryRepository::new());
+    repository.controller().inject(Fault::hang());
+    let service = RepositoryStore::from_parts(repository, MessagePackCodec);
+    let started = tokio::time::Instant::now();
+    let err = service.load_session(SessionId(1)).await.unwrap_err();
+    assert!(matches!(err, SessionError::TimedOut { .. }), "{err:?}");
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]
@@ -431,14 +404,16 @@ async fn health_probes_an_id_no_session_can_have() {
 #[tokio::test]
 async fn a_session_over_the_size_limit_is_refused_before_the_repository() {
     // No expectation: any repository call fails the test.
-    let service = service(MockSessionRepository::new()).with_policy(ServicePolicy {
-        max_encoded_size: Some(16),
-        ..ServicePolicy::default()
+    let service = service(MockSessionRepository::new()).with_policy(|policy| {
+        policy.max_encoded_size = Some(16);
     });
     let mut rec = record(1, in_an_hour());
     let size = MessagePackCodec.encode(&rec).unwrap().len();
 
-    for result in [service.save(&rec).await, service.create(&mut rec).await] {
+    for result in [
+        service.save_session(&rec).await,
+        service.create_session(&mut rec).await,
+    ] {
         match result {
             Err(SessionError::TooLarge { size: s, limit: 16 }) => assert_eq!(s, size),
             other => panic!("expected TooLarge, got {other:?}"),
@@ -453,32 +428,31 @@ async fn a_session_at_the_size_limit_is_stored() {
     let mut repo = MockSessionRepository::new();
     repo.expect_update_if_present()
         .times(1)
-        .returning(|_| Ok(false));
-    let service = service(repo).with_policy(ServicePolicy {
-        max_encoded_size: Some(size),
-        ..ServicePolicy::default()
+        .returning(|_, _, _| Ok(false));
+    let service = service(repo).with_policy(|policy| {
+        policy.max_encoded_size = Some(size);
     });
 
-    service.save(&rec).await.unwrap();
+    service.save_session(&rec).await.unwrap();
 }
 
 #[tokio::test]
 async fn an_undecodable_row_is_absent_when_the_policy_says_so() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(|_, _, _| Ok(Some(b"\xc1garbage".to_vec())));
-    let service = service(repo).with_policy(ServicePolicy {
-        undecodable_as_absent: true,
-        ..ServicePolicy::default()
+        .returning(|_, _, _| Ok(Some(found(b"\xc1garbage".to_vec()))));
+    let service = service(repo).with_policy(|policy| {
+        policy.undecodable_as_absent = true;
     });
 
-    assert_eq!(service.load(SessionId(3)).await.unwrap(), None);
+    assert_eq!(service.load_session(SessionId(3)).await.unwrap(), None);
 }
 
-fn indexed(repo: MockSessionRepository) -> SessionService<MockSessionRepository, MessagePackCodec> {
-    service(repo).with_policy(ServicePolicy {
-        user_key: Some(super::UserKeyPath::new("user").unwrap()),
-        ..ServicePolicy::default()
+fn indexed(
+    repo: MockSessionRepository,
+) -> RepositoryStore<MockSessionRepository, MessagePackCodec> {
+    service(repo).with_policy(|policy| {
+        policy.user_key = Some(super::UserKeyPath::new("user").unwrap());
     })
 }
 
@@ -490,15 +464,15 @@ async fn with_a_user_key_every_write_carries_the_sessions_user() {
         .times(1)
         .returning(|_| Ok(true));
     repo.expect_update_if_present()
-        .withf(|row| row.user_key.is_none())
+        .withf(|row, _, _| row.user_key.is_none())
         .times(1)
-        .returning(|_| Ok(false));
+        .returning(|_, _, _| Ok(false));
     let service = indexed(repo);
     let mut rec = record(1, in_an_hour()); // {"user": "ada"}
-    service.create(&mut rec).await.unwrap();
+    service.create_session(&mut rec).await.unwrap();
 
     rec.data.to_mut().remove("user");
-    service.save(&rec).await.unwrap();
+    service.save_session(&rec).await.unwrap();
 }
 
 #[tokio::test]
@@ -524,7 +498,7 @@ async fn a_user_key_over_the_limit_is_refused_before_the_repository() {
         json!("x".repeat(super::MAX_USER_KEY_LEN + 1)),
     );
     assert!(matches!(
-        service.save(&rec).await,
+        service.save_session(&rec).await,
         Err(SessionError::UserKeyTooLong {
             len: 256,
             limit: 255
@@ -572,9 +546,9 @@ async fn with_hashed_ids_the_repository_only_sees_hashes() {
     let mut repo = MockSessionRepository::new();
     let expected = hashed.clone();
     repo.expect_update_if_present()
-        .withf(move |row| row.id == expected)
+        .withf(move |row, _, _| row.id == expected)
         .times(1)
-        .returning(|_| Ok(false));
+        .returning(|_, _, _| Ok(false));
     repo.expect_find_unexpired()
         .with(
             eq(hashed.clone()),
@@ -587,19 +561,21 @@ async fn with_hashed_ids_the_repository_only_sees_hashes() {
         .with(eq(hashed.clone()))
         .times(1)
         .returning(|_| Ok(()));
-    repo.expect_delete_by_user_except()
-        .with(eq("ada"), eq(hashed))
+    repo.expect_delete_by_user()
+        .withf(move |user, except| user == "ada" && *except == Some(hashed.as_str()))
         .times(1)
         .returning(|_, _| Ok(0));
-    let service = indexed(repo).with_policy(ServicePolicy {
-        id_storage: super::IdStorage::Hashed,
-        user_key: Some(super::UserKeyPath::new("user").unwrap()),
-        ..ServicePolicy::default()
+    let service = indexed(repo).with_policy(|policy| {
+        policy.id_storage = super::IdStorage::Hashed;
+        policy.user_key = Some(super::UserKeyPath::new("user").unwrap());
     });
 
-    service.save(&record(5, in_an_hour())).await.unwrap();
-    assert_eq!(service.load(SessionId(5)).await.unwrap(), None);
-    service.delete(SessionId(5)).await.unwrap();
+    service
+        .save_session(&record(5, in_an_hour()))
+        .await
+        .unwrap();
+    assert_eq!(service.load_session(SessionId(5)).await.unwrap(), None);
+    service.delete_session(SessionId(5)).await.unwrap();
     service
         .delete_user_sessions_except("ada", SessionId(5))
         .await
@@ -621,22 +597,18 @@ async fn write_avoidance_sends_the_values_digest_and_the_window() {
     let digest = super::keys::content_digest(&key, &rec.data).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_update_if_present()
-        .withf(move |row| {
-            row.unchanged
-                == Some(crate::ports::Unchanged {
-                    digest,
-                    keep_if_expiring_after: expiry - Duration::seconds(60),
-                })
+        .withf(move |row, keep_if_expiring_after, _| {
+            row.data_digest == Some(digest)
+                && *keep_if_expiring_after == Some(expiry - Duration::seconds(60))
         })
         .times(2)
-        .returning(|_| Ok(false));
-    let service = service(repo).with_policy(ServicePolicy {
-        touch_after: Some(std::time::Duration::from_secs(60)),
-        ..ServicePolicy::default()
+        .returning(|_, _, _| Ok(false));
+    let service = service(repo).with_policy(|policy| {
+        policy.touch_after = Some(std::time::Duration::from_secs(60));
     });
 
-    service.save(&rec).await.unwrap();
-    service.save(&reordered).await.unwrap();
+    service.save_session(&rec).await.unwrap();
+    service.save_session(&reordered).await.unwrap();
 }
 
 #[tokio::test]
@@ -662,10 +634,9 @@ async fn deleting_by_handle_reports_a_row_that_changed_hands_in_between_as_not_d
     assert!(!service.delete_user_session("ada", &handle).await.unwrap());
 }
 
-fn hashed(repo: MockSessionRepository) -> SessionService<MockSessionRepository, MessagePackCodec> {
-    service(repo).with_policy(ServicePolicy {
-        id_storage: super::IdStorage::Hashed,
-        ..ServicePolicy::default()
+fn hashed(repo: MockSessionRepository) -> RepositoryStore<MockSessionRepository, MessagePackCodec> {
+    service(repo).with_policy(|policy| {
+        policy.id_storage = super::IdStorage::Hashed;
     })
 }
 
@@ -684,14 +655,14 @@ async fn with_hashed_ids_no_stored_byte_holds_the_id() {
     let log = Arc::clone(&stored);
     repo.expect_update_if_present()
         .times(1)
-        .returning(move |row| {
+        .returning(move |row, _, _| {
             log.lock().unwrap().push(row);
             Ok(false)
         });
     let service = hashed(repo);
     let mut created = rec.clone();
-    service.create(&mut created).await.unwrap();
-    service.save(&rec).await.unwrap();
+    service.create_session(&mut created).await.unwrap();
+    service.save_session(&rec).await.unwrap();
 
     let id_text = rec.id.to_string();
     let id_bytes = rec.id.0.to_le_bytes();
@@ -717,9 +688,13 @@ async fn with_hashed_ids_load_restores_the_id_it_looked_up() {
             mockall::predicate::always(),
             mockall::predicate::always(),
         )
-        .returning(move |_, _, _| Ok(Some(stored.clone())));
+        .returning(move |_, _, _| Ok(Some(found(stored.clone()))));
 
-    let loaded = hashed(repo).load(SessionId(77)).await.unwrap().unwrap();
+    let loaded = hashed(repo)
+        .load_session(SessionId(77))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(loaded.id, SessionId(77));
     assert_eq!(loaded.data.get("user"), Some(&json!("ada")));
 }
@@ -732,12 +707,11 @@ async fn load_refuses_a_row_that_holds_another_sessions_record() {
         let bytes = copied.clone();
         let mut repo = MockSessionRepository::new();
         repo.expect_find_unexpired()
-            .returning(move |_, _, _| Ok(Some(bytes.clone())));
-        let service = service(repo).with_policy(ServicePolicy {
-            id_storage,
-            ..ServicePolicy::default()
+            .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
+        let service = service(repo).with_policy(|policy| {
+            policy.id_storage = id_storage;
         });
-        let err = service.load(SessionId(9)).await.unwrap_err();
+        let err = service.load_session(SessionId(9)).await.unwrap_err();
         assert!(
             matches!(&err, SessionError::Unreadable(reason) if reason.contains("another session")),
             "{id_storage:?}: {err:?}"
@@ -751,12 +725,11 @@ async fn a_row_of_another_session_is_absent_when_the_policy_says_so() {
     let copied = MessagePackCodec.encode(&record(8, in_an_hour())).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(copied.clone())));
-    let service = service(repo).with_policy(ServicePolicy {
-        undecodable_as_absent: true,
-        ..ServicePolicy::default()
+        .returning(move |_, _, _| Ok(Some(found(copied.clone()))));
+    let service = service(repo).with_policy(|policy| {
+        policy.undecodable_as_absent = true;
     });
-    assert_eq!(service.load(SessionId(9)).await.unwrap(), None);
+    assert_eq!(service.load_session(SessionId(9)).await.unwrap(), None);
 }
 
 /// A codec that counts its decodes.
@@ -779,13 +752,13 @@ async fn a_stored_row_over_the_size_limit_is_refused_before_it_is_decoded() {
     let size = bytes.len();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(bytes.clone())));
-    let service = SessionService::new(repo, CountingCodec::default()).with_policy(ServicePolicy {
-        max_encoded_size: Some(size - 1),
-        ..ServicePolicy::default()
-    });
+        .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
+    let service =
+        RepositoryStore::from_parts(repo, CountingCodec::default()).with_policy(|policy| {
+            policy.max_encoded_size = Some(size - 1);
+        });
 
-    let err = service.load(SessionId(9)).await.unwrap_err();
+    let err = service.load_session(SessionId(9)).await.unwrap_err();
     assert!(
         matches!(&err, SessionError::Unreadable(reason) if reason.contains(&format!("{size} bytes"))),
         "{err:?}"
@@ -793,9 +766,46 @@ async fn a_stored_row_over_the_size_limit_is_refused_before_it_is_decoded() {
     assert_eq!(service.codec().0.load(Ordering::SeqCst), 0, "never decoded");
 }
 
-#[test]
-fn the_default_size_limit_is_one_mebibyte() {
-    assert_eq!(ServicePolicy::default().max_encoded_size, Some(1024 * 1024));
+/// By default a store writes a session of 1 MiB encoded, and refuses one byte more before
+/// anything is sent.
+#[tokio::test]
+async fn by_default_a_session_over_one_mebibyte_is_refused_and_one_at_it_stored() {
+    let overhead = MessagePackCodec
+        .encode(&SessionRecord::owned(
+            SessionId(3),
+            Default::default(),
+            in_an_hour(),
+        ))
+        .unwrap()
+        .len();
+    let sized = |bytes: usize| {
+        // One entry: the key "k" (2 bytes), a string's str32 header (5) and its bytes.
+        let text = "x".repeat(bytes - overhead - 2 - 5);
+        SessionRecord::owned(
+            SessionId(3),
+            [("k".to_owned(), json!(text))].into(),
+            in_an_hour(),
+        )
+    };
+    let at_the_limit = sized(1024 * 1024);
+    assert_eq!(
+        MessagePackCodec.encode(&at_the_limit).unwrap().len(),
+        1024 * 1024
+    );
+    let mut repo = MockSessionRepository::new();
+    repo.expect_update_if_present()
+        .times(1)
+        .returning(|_, _, _| Ok(false));
+    let service = service(repo);
+    service.save_session(&at_the_limit).await.unwrap();
+    let err = service
+        .save_session(&sized(1024 * 1024 + 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SessionError::TooLarge { size, limit: 1_048_576 } if size == 1_048_577),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -804,7 +814,10 @@ async fn a_user_key_with_a_nul_is_refused_before_the_repository_and_never_looked
     let service = indexed(MockSessionRepository::new());
     let mut rec = record(1, in_an_hour());
     rec.data.to_mut().insert("user".into(), json!("ada\u{0}"));
-    for result in [service.save(&rec).await, service.create(&mut rec).await] {
+    for result in [
+        service.save_session(&rec).await,
+        service.create_session(&mut rec).await,
+    ] {
         let err = result.unwrap_err();
         assert!(
             matches!(&err, SessionError::Unstorable(reason) if reason.contains("NUL")),
@@ -835,7 +848,10 @@ async fn expiries_outside_what_every_backend_stores_are_refused_before_the_repos
         datetime!(-0005-06-01 00:00 UTC),
     ] {
         let mut rec = record(1, expiry);
-        for result in [service.save(&rec).await, service.create(&mut rec).await] {
+        for result in [
+            service.save_session(&rec).await,
+            service.create_session(&mut rec).await,
+        ] {
             assert!(
                 matches!(&result, Err(SessionError::Unstorable(reason)) if reason.contains("expiry")),
                 "{expiry}: {result:?}"
@@ -879,12 +895,12 @@ mod expiry_range {
                 .unwrap();
             let mut repo = MockSessionRepository::new();
             repo.expect_update_if_present()
-                .withf(|row| {
+                .withf(|row, _, _| {
                     let year = row.expires_at.to_offset(time::UtcOffset::UTC).year();
                     (1..=9999).contains(&year)
                 })
-                .returning(|_| Ok(false));
-            let result = runtime.block_on(service(repo).save(&record(1, expiry)));
+                .returning(|_, _, _| Ok(false));
+            let result = runtime.block_on(service(repo).save_session(&record(1, expiry)));
             let in_range = expiry
                 .checked_to_offset(time::UtcOffset::UTC)
                 .is_some_and(|utc| (1..=9999).contains(&utc.year()));
@@ -897,10 +913,10 @@ mod expiry_range {
     }
 }
 
-/// The read cache's rules at the service, over the in-memory repository.
-#[cfg(feature = "cache")]
+/// The read cache's rules at the store, over the in-memory repository and a cache of the
+/// test's own (the moka cache has its own tests).
 mod read_cache {
-    use std::time::Duration as StdDuration;
+    use std::{collections::HashMap, time::Duration as StdDuration};
 
     use super::*;
     use crate::{
@@ -908,8 +924,65 @@ mod read_cache {
             faulty::{Fault, FaultyRepository},
             memory::InMemoryRepository,
         },
-        domain::{Operation, SessionCache},
+        domain::Operation,
+        ports::{cache::Ticket, CachedSession, Evict, ReadCache},
     };
+
+    /// A cache that always serves, keyed like the store's, evicting on every write.
+    #[derive(Default)]
+    struct MapCache(std::sync::Mutex<HashMap<String, CachedSession>>);
+
+    impl ReadCache for MapCache {
+        fn get(&self, key: &str, now: OffsetDateTime) -> Option<SessionRecord<'static>> {
+            let entries = self.0.lock().unwrap();
+            let entry = entries.get(key).filter(|entry| entry.valid_until > now)?;
+            Some(entry.record.clone())
+        }
+        fn ticket(&self, _: &str) -> Option<Ticket> {
+            Some(Ticket {
+                generation: 0,
+                stripe: 0,
+                evictions: 0,
+            })
+        }
+        fn insert(&self, _: Ticket, key: String, entry: CachedSession) {
+            self.0.lock().unwrap().insert(key, entry);
+        }
+        fn evict(&self, key: &str) {
+            self.0.lock().unwrap().remove(key);
+        }
+        fn evict_user(&self, user_key: &str) {
+            let mut entries = self.0.lock().unwrap();
+            entries.retain(|_, entry| entry.user_key.as_deref() != Some(user_key));
+        }
+        fn clear(&self) {
+            self.0.lock().unwrap().clear();
+        }
+        fn evict_later(self: Arc<Self>, what: Evict, settle: StdDuration) {
+            tokio::spawn(async move {
+                tokio::time::sleep(settle).await;
+                match what {
+                    Evict::Key(key) => self.evict(&key),
+                    Evict::User(user) => self.evict_user(&user),
+                }
+            });
+        }
+        fn is_serving(&self) -> bool {
+            true
+        }
+        fn is_local(&self) -> bool {
+            true
+        }
+    }
+
+    fn cached<R: crate::ports::SessionRepository>(
+        store: RepositoryStore<R, MessagePackCodec>,
+    ) -> RepositoryStore<R, MessagePackCodec> {
+        RepositoryStore {
+            cache: Some(Arc::new(MapCache::default())),
+            ..store
+        }
+    }
 
     fn value(record: &SessionRecord<'_>) -> serde_json::Value {
         record.data["user"].clone()
@@ -925,20 +998,18 @@ mod read_cache {
         let faulty = FaultyRepository::new(rows.clone());
         let faults = faulty.controller();
         let timeout = StdDuration::from_millis(50);
-        let cached = SessionService::new(faulty, MessagePackCodec)
-            .with_policy(ServicePolicy {
-                operation_timeout: Some(timeout),
-                ..ServicePolicy::default()
-            })
-            .with_cache(Some(Arc::new(SessionCache::local(1 << 20))));
+        let cached = cached(
+            RepositoryStore::from_parts(faulty, MessagePackCodec)
+                .with_operation_timeout(Some(timeout)),
+        );
         // The late commit, written by something that bypasses the cached service.
-        let late = SessionService::new(rows, MessagePackCodec);
+        let late = RepositoryStore::from_parts(rows, MessagePackCodec);
 
         let mut rec = record(7, in_an_hour());
-        cached.create(&mut rec).await.unwrap();
+        cached.create_session(&mut rec).await.unwrap();
         let id = rec.id;
         assert_eq!(
-            value(&cached.load(id).await.unwrap().unwrap()),
+            value(&cached.load_session(id).await.unwrap().unwrap()),
             json!("ada")
         );
 
@@ -946,26 +1017,26 @@ mod read_cache {
         let mut changed = rec.clone();
         changed.data.to_mut().insert("user".into(), json!("grace"));
         assert!(matches!(
-            cached.save(&changed).await,
+            cached.save_session(&changed).await,
             Err(SessionError::TimedOut { .. })
         ));
         faults.clear();
 
         // Read (and cached) before the abandoned write commits; then it commits.
         assert_eq!(
-            value(&cached.load(id).await.unwrap().unwrap()),
+            value(&cached.load_session(id).await.unwrap().unwrap()),
             json!("ada")
         );
-        late.save(&changed).await.unwrap();
+        late.save_session(&changed).await.unwrap();
         assert_eq!(
-            value(&cached.load(id).await.unwrap().unwrap()),
+            value(&cached.load_session(id).await.unwrap().unwrap()),
             json!("ada"),
             "within the settling time the cache still serves what it read"
         );
 
         tokio::time::sleep(timeout * 2 + StdDuration::from_millis(1)).await;
         assert_eq!(
-            value(&cached.load(id).await.unwrap().unwrap()),
+            value(&cached.load_session(id).await.unwrap().unwrap()),
             json!("grace"),
             "the second eviction, twice the timeout after the first, must drop the stale entry"
         );
@@ -975,29 +1046,29 @@ mod read_cache {
     #[tokio::test]
     async fn a_save_evicts_before_it_returns() {
         let rows = InMemoryRepository::new();
-        let cached = SessionService::new(rows.clone(), MessagePackCodec)
-            .with_cache(Some(Arc::new(SessionCache::local(1 << 20))));
+        let cached = cached(RepositoryStore::from_parts(rows.clone(), MessagePackCodec));
         let mut rec = record(8, in_an_hour());
-        cached.create(&mut rec).await.unwrap();
+        cached.create_session(&mut rec).await.unwrap();
         assert_eq!(
-            value(&cached.load(rec.id).await.unwrap().unwrap()),
+            value(&cached.load_session(rec.id).await.unwrap().unwrap()),
             json!("ada")
         );
         rec.data.to_mut().insert("user".into(), json!("grace"));
-        cached.save(&rec).await.unwrap();
+        cached.save_session(&rec).await.unwrap();
         assert_eq!(
-            value(&cached.load(rec.id).await.unwrap().unwrap()),
+            value(&cached.load_session(rec.id).await.unwrap().unwrap()),
             json!("grace")
         );
     }
 }
 
-fn limited(repo: MockSessionRepository) -> SessionService<MockSessionRepository, MessagePackCodec> {
-    service(repo).with_policy(ServicePolicy {
-        user_key: Some(super::UserKeyPath::new("user").unwrap()),
-        max_sessions_per_user: Some(2),
-        absolute_lifetime: Some(std::time::Duration::from_secs(3600)),
-        ..ServicePolicy::default()
+fn limited(
+    repo: MockSessionRepository,
+) -> RepositoryStore<MockSessionRepository, MessagePackCodec> {
+    service(repo).with_policy(|policy| {
+        policy.user_key = Some(super::UserKeyPath::new("user").unwrap());
+        policy.max_sessions_per_user = Some(2);
+        policy.absolute_lifetime = Some(std::time::Duration::from_secs(3600));
     })
 }
 
@@ -1025,7 +1096,7 @@ async fn a_login_trims_its_users_live_sessions_at_the_instant_it_wrote() {
         .returning(|_, _, _, _| Ok(1));
 
     limited(repo)
-        .create(&mut record(1, in_an_hour()))
+        .create_session(&mut record(1, in_an_hour()))
         .await
         .unwrap();
 }
@@ -1034,7 +1105,8 @@ async fn a_login_trims_its_users_live_sessions_at_the_instant_it_wrote() {
 async fn a_failed_trim_never_fails_the_login_it_follows() {
     let mut repo = MockSessionRepository::new();
     repo.expect_insert_if_absent().returning(|_| Ok(true));
-    repo.expect_update_if_present().returning(|_| Ok(true));
+    repo.expect_update_if_present()
+        .returning(|_, _, _| Ok(true));
     repo.expect_trim_user_sessions()
         .times(2)
         .returning(|_, _, _, _| {
@@ -1045,8 +1117,8 @@ async fn a_failed_trim_never_fails_the_login_it_follows() {
     let service = limited(repo);
     let mut rec = record(1, in_an_hour());
 
-    service.create(&mut rec).await.unwrap();
-    service.save(&rec).await.unwrap();
+    service.create_session(&mut rec).await.unwrap();
+    service.save_session(&rec).await.unwrap();
 }
 
 /// A trim that hangs: the login waits for it no longer than one operation timeout, and stands.
@@ -1058,7 +1130,12 @@ impl crate::ports::SessionRepository for HangingTrim {
     async fn insert_if_absent(&self, _: SessionRow) -> Result<bool, RepositoryError> {
         Ok(true)
     }
-    async fn update_if_present(&self, _: SessionRow) -> Result<bool, RepositoryError> {
+    async fn update_if_present(
+        &self,
+        _: SessionRow,
+        _: Option<OffsetDateTime>,
+        _: bool,
+    ) -> Result<bool, RepositoryError> {
         Ok(true)
     }
     async fn find_unexpired(
@@ -1066,7 +1143,7 @@ impl crate::ports::SessionRepository for HangingTrim {
         _: &str,
         _: OffsetDateTime,
         _: Option<OffsetDateTime>,
-    ) -> Result<Option<Vec<u8>>, RepositoryError> {
+    ) -> Result<Option<FoundRow>, RepositoryError> {
         Ok(None)
     }
     async fn delete_by_id(&self, _: &str) -> Result<(), RepositoryError> {
@@ -1097,10 +1174,11 @@ impl crate::ports::SessionRepository for HangingTrim {
     ) -> Result<u64, RepositoryError> {
         std::future::pending().await
     }
-    async fn delete_by_user(&self, _: &str) -> Result<u64, RepositoryError> {
-        Ok(0)
-    }
-    async fn delete_by_user_except(&self, _: &str, _: &str) -> Result<u64, RepositoryError> {
+    async fn delete_by_user<'a>(
+        &self,
+        _: &str,
+        _: Option<&'a str>,
+    ) -> Result<u64, RepositoryError> {
         Ok(0)
     }
     async fn delete_by_user_and_id(&self, _: &str, _: &str) -> Result<bool, RepositoryError> {
@@ -1110,17 +1188,17 @@ impl crate::ports::SessionRepository for HangingTrim {
 
 #[tokio::test(start_paused = true)]
 async fn a_trim_that_times_out_never_fails_the_login_it_follows() {
-    let service = SessionService::new(HangingTrim, MessagePackCodec).with_policy(ServicePolicy {
-        user_key: Some(super::UserKeyPath::new("user").unwrap()),
-        max_sessions_per_user: Some(2),
-        operation_timeout: Some(std::time::Duration::from_secs(5)),
-        ..ServicePolicy::default()
-    });
+    let service =
+        RepositoryStore::from_parts(HangingTrim, MessagePackCodec).with_policy(|policy| {
+            policy.user_key = Some(super::UserKeyPath::new("user").unwrap());
+            policy.max_sessions_per_user = Some(2);
+            policy.operation_timeout = Some(std::time::Duration::from_secs(5));
+        });
     let mut rec = record(1, in_an_hour());
     let started = tokio::time::Instant::now();
 
-    service.create(&mut rec).await.unwrap();
-    service.save(&rec).await.unwrap();
+    service.create_session(&mut rec).await.unwrap();
+    service.save_session(&rec).await.unwrap();
 
     assert_eq!(started.elapsed(), std::time::Duration::from_secs(10));
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::SessionData;
+use crate::ports::SessionData;
 
 /// The longest user key the index stores, in bytes (MySQL's `varchar(255)` column holds it in
 /// any character set).

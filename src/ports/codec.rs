@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::domain::SessionRecord;
+use super::SessionRecord;
 
 /// Turns a [`SessionRecord`] into bytes for the database and back.
 ///

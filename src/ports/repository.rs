@@ -18,10 +18,10 @@ pub struct SessionRow {
     /// index). Stored by every insert and update, `None` included, so a logged-out session
     /// leaves its user's list.
     pub user_key: Option<String>,
-    /// Write avoidance: `Some` when `update_if_present` may leave an unchanged row alone. With
-    /// `None`, the update always writes and clears any stored digest, so a later conditional
-    /// update never compares against values it did not see.
-    pub unchanged: Option<Unchanged>,
+    /// Write avoidance's digest of the row's key and values (`with_touch_after`), stored by
+    /// every insert and update; `None` clears it, so a later conditional update never compares
+    /// against values it did not see.
+    pub data_digest: Option<[u8; 32]>,
     /// When the session was created: written by `insert_if_absent` only, never by an update
     /// (the absolute lifetime counts from it).
     pub created_at: OffsetDateTime,
@@ -30,21 +30,6 @@ pub struct SessionRow {
     /// The values the user's session list shows, as a JSON object (`None` when the store lists
     /// none).
     pub listed_values: Option<String>,
-    /// Whether `update_if_present` must tell if it gave the row another user key (the per-user
-    /// session limit needs to know); without it, it answers `false` and may skip the work.
-    pub report_user_change: bool,
-}
-
-/// How a repository recognises a save that would change nothing worth writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unchanged {
-    /// A digest of the session's values (not of its id or expiry), stored beside the row by
-    /// every insert and update.
-    pub digest: [u8; 32],
-    /// `update_if_present` leaves a stored row alone when its digest is `digest`, its user key
-    /// is the row's [`SessionRow::user_key`], and its expiry lies between this instant and the
-    /// new expiry (both included): the save would only move the expiry a little later.
-    pub keep_if_expiring_after: OffsetDateTime,
 }
 
 /// A live session of one user, as [`SessionRepository::find_unexpired_by_user`] lists it.
@@ -62,18 +47,17 @@ pub struct UserSessionRow {
     pub listed_values: Option<String>,
 }
 
-/// A live row as [`SessionRepository::find_unexpired_row`] returns it.
+/// A live row as [`SessionRepository::find_unexpired`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundRow {
     /// What the store's [`Codec`](super::Codec) produced.
     pub data: Vec<u8>,
-    /// When the session was created ([`SessionRow::created_at`]); `None` from a repository
-    /// that does not say (the provided method), whose rows the read cache then keeps only
-    /// without an absolute lifetime.
-    pub created_at: Option<OffsetDateTime>,
+    /// When the session was created ([`SessionRow::created_at`]): a cached load stops serving
+    /// the session once its absolute lifetime is over.
+    pub created_at: OffsetDateTime,
 }
 
-/// Where encoded sessions live: the storage operations the domain service needs, one database
+/// Where encoded sessions live: the storage operations the store needs, one database
 /// statement each.
 ///
 /// Sessions are addressed by a key in text form (see [`SessionRow::id`]); `data` is what the
@@ -85,8 +69,7 @@ pub struct FoundRow {
 /// - Every method is **one statement** (one round trip), atomic on its own. No method reads
 ///   before it writes: concurrency is the database's job (`ON CONFLICT`, not a check). The
 ///   per-user deletes ([`trim_user_sessions`](Self::trim_user_sessions),
-///   [`delete_by_user`](Self::delete_by_user), [`delete_by_user_except`](Self::delete_by_user_except))
-///   may take two on a database whose one statement would lock rows out of key order (the
+///   [`delete_by_user`](Self::delete_by_user)) may take two on a database whose one statement would lock rows out of key order (the
 ///   crate's MySQL/MariaDB repository: a plain read of the keys, then a delete by key that
 ///   checks every condition again); they run at a login or a logout, never in an ordinary save.
 /// - "Now" is always passed in by the caller; an implementation never asks the database for the
@@ -104,50 +87,40 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// never modified.
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError>;
 
-    /// Replaces the data, expiry, user key and digest of the row with this id, **if it
-    /// exists** (expired or not); a missing row stays missing.
+    /// Replaces the data, expiry, user key, digest, last save and listed values of the row
+    /// with this id, **if it exists** (expired or not); a missing row stays missing, and
+    /// `created_at` is never written.
     ///
     /// This is what a save is: tower-sessions saves only sessions it found at load, so a row
     /// that is gone by now was deleted or revoked (a logout, "log out everywhere"), and writing
     /// it back would log that device in again. Never an insert, never an upsert.
     ///
-    /// With [`SessionRow::unchanged`], an existing row that [`Unchanged`] describes is left as
-    /// it is, decided within the same statement (no read first). `created_at` is never written.
-    ///
-    /// With [`SessionRow::report_user_change`], returns `true` when the row was written and its
-    /// user key before the write differed from [`SessionRow::user_key`]: the save gave a user
-    /// one more session, and the store then applies the per-user limit. A repository that
-    /// cannot see the previous key within its one statement may answer `true` for every row it
-    /// wrote (the crate's SQLite repository does); the cost is a trim that ends nothing unless
-    /// the user is over the limit. It answers `false` when the row was not written, and
-    /// always without `report_user_change`.
-    async fn update_if_present(&self, row: SessionRow) -> Result<bool, RepositoryError>;
+    /// - `keep_if_expiring_after` (write avoidance): `Some(t)` leaves an existing row alone
+    ///   when it holds this row's [`data_digest`](SessionRow::data_digest) and user key and
+    ///   expires between `t` and the new expiry (both included): the save would only move the
+    ///   expiry a little later. Decided within the same statement (no read first).
+    /// - `report_user_change` (the per-user limit): asks whether the write gave the row
+    ///   another user key than it had, so the store trims that user's sessions. The answer is
+    ///   `true` when the row was written and its previous user key differed from
+    ///   [`SessionRow::user_key`]. A repository that cannot see the previous key within its one
+    ///   statement may answer `true` for every row it wrote with a user (the crate's SQLite
+    ///   repository does); the cost is a trim that ends nothing unless the user is over the
+    ///   limit. Without it, or when nothing was written, the answer is `false`.
+    async fn update_if_present(
+        &self,
+        row: SessionRow,
+        keep_if_expiring_after: Option<OffsetDateTime>,
+        report_user_change: bool,
+    ) -> Result<bool, RepositoryError>;
 
-    /// The data of the row with this id if it expires after `now` and, with `born_after`, was
-    /// created after it; `None` if there is no such row.
+    /// The data and creation instant of the row with this id if it expires after `now` and,
+    /// with `born_after`, was created after it; `None` if there is no such row.
     async fn find_unexpired(
         &self,
         id: &str,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
-    ) -> Result<Option<Vec<u8>>, RepositoryError>;
-
-    /// [`find_unexpired`](Self::find_unexpired), with the row's creation instant: what a cached
-    /// load needs, to stop serving the session once its absolute lifetime is over. The
-    /// provided method answers `created_at: None`; the crate's repositories read the column in
-    /// the same statement.
-    async fn find_unexpired_row(
-        &self,
-        id: &str,
-        now: OffsetDateTime,
-        born_after: Option<OffsetDateTime>,
-    ) -> Result<Option<FoundRow>, RepositoryError> {
-        let data = self.find_unexpired(id, now, born_after).await?;
-        Ok(data.map(|data| FoundRow {
-            data,
-            created_at: None,
-        }))
-    }
+    ) -> Result<Option<FoundRow>, RepositoryError>;
 
     /// Deletes the row with this id. Deleting a missing row is not an error.
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError>;
@@ -191,18 +164,15 @@ pub trait SessionRepository: Send + Sync + 'static {
         born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError>;
 
-    /// Deletes every row of `user_key`, expired or not, and returns how many ("log out
-    /// everywhere"). Like [`trim_user_sessions`](Self::trim_user_sessions), it locks the rows
-    /// it deletes in key order, so the two never deadlock; a row that gains the user while the
-    /// delete runs may survive it (it logged in after the logout).
-    async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError>;
-
-    /// Deletes every row of `user_key` but the one with id `keep`, and returns how many; the
-    /// same locking as [`delete_by_user`](Self::delete_by_user).
-    async fn delete_by_user_except(
+    /// Deletes every row of `user_key`, expired or not, but the one with id `except` when
+    /// given, and returns how many ("log out everywhere", "log out my other devices"). Like
+    /// [`trim_user_sessions`](Self::trim_user_sessions), it locks the rows it deletes in key
+    /// order, so the two never deadlock; a row that gains the user while the delete runs may
+    /// survive it (it logged in after the logout).
+    async fn delete_by_user<'a>(
         &self,
         user_key: &str,
-        keep: &str,
+        except: Option<&'a str>,
     ) -> Result<u64, RepositoryError>;
 
     /// Deletes the row with this id if it still belongs to `user_key`, and returns whether it

@@ -2,10 +2,21 @@
 
 use std::{sync::Arc, time::Duration};
 
+#[cfg(feature = "postgres")]
 use crate::{
-    domain::SessionCache,
-    ports::{Codec, SessionRepository},
-    RepositoryStore, SeaOrmStoreError,
+    adapters::{
+        cache::pg_listener,
+        sql::{eviction, Dialect},
+    },
+    ports::RepositoryError,
+};
+use crate::{
+    adapters::{
+        cache::SessionCache,
+        sql::{SessionTable, SqlDriver},
+    },
+    domain::{RepositoryStore, SessionError as SeaOrmStoreError},
+    ports::Codec,
 };
 
 /// An in-memory read cache for a store (feature `cache`): a load that finds its session in the
@@ -112,100 +123,67 @@ impl Cache {
     }
 }
 
-/// How a listening cache's heartbeats reach the store's database (PostgreSQL only).
-#[cfg(feature = "postgres")]
-pub(crate) type Heartbeat = crate::adapters::pg_listener::SendHeartbeat;
-/// Without PostgreSQL there is no listening cache, and no heartbeat.
-#[cfg(not(feature = "postgres"))]
-pub(crate) type Heartbeat = std::convert::Infallible;
-
-impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
-    /// Whether loads are being served from the cache now: `false` without a cache, and for a
-    /// listening cache until its listener has proven it hears every eviction (shortly after
-    /// start-up, and again after a lost connection). Worth a metric.
-    pub fn is_cache_serving(&self) -> bool {
-        self.service()
-            .cache()
-            .is_some_and(|cache| cache.is_serving())
-    }
-
-    /// Clears this store's own cache, if it has one: its next loads read the database.
-    pub(crate) fn clear_own_cache(&self) {
-        if let Some(cache) = self.service().cache() {
-            cache.clear();
+/// `store` with `cache` on its table; a listening cache's heartbeats go through the store's own
+/// repository. (The SeaORM and the lean store's `with_cache`.)
+pub(crate) fn with_cache<R: SqlDriver, C: Codec>(
+    store: RepositoryStore<R, C>,
+    cache: Cache,
+    table: &SessionTable,
+) -> Result<RepositoryStore<R, C>, SeaOrmStoreError> {
+    store.refuse_if_cached("a second `with_cache`")?;
+    let shared = match cache.kind {
+        Kind::SingleReplica => {
+            let _ = table; // only a listener needs it
+            Arc::new(SessionCache::local(cache.max_memory))
         }
-    }
-
-    /// Whether the store has a cache; table options refuse to follow one.
-    pub(crate) fn refuse_if_cached(&self, what: &str) -> Result<(), SeaOrmStoreError> {
-        match self.service().cache() {
-            Some(_) => Err(SeaOrmStoreError::InvalidConfiguration(format!(
-                "{what} after `with_cache`: the cache listens on the table it was given; set \
-                 the table first"
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    fn with_session_cache(self, cache: SessionCache) -> (Self, Arc<SessionCache>) {
-        let cache = Arc::new(cache);
-        let store = Self {
-            service: self.service.with_cache(Some(Arc::clone(&cache))),
-        };
-        (store, cache)
-    }
-
-    /// Installs `cache` given where the store's table is and how heartbeats reach its
-    /// database (`None`: not PostgreSQL).
-    pub(crate) fn with_cache_on(
-        self,
-        cache: Cache,
-        table: &crate::adapters::sql::SessionTable,
-        heartbeat: Option<Heartbeat>,
-    ) -> Result<Self, SeaOrmStoreError> {
-        self.refuse_if_cached("a second `with_cache`")?;
-        match cache.kind {
-            Kind::SingleReplica => {
-                let _ = (table, heartbeat);
-                Ok(self
-                    .with_session_cache(SessionCache::local(cache.max_memory))
-                    .0)
-            }
-            #[cfg(feature = "postgres")]
-            Kind::Listening { url } => {
-                let Some(send) = heartbeat else {
-                    return Err(SeaOrmStoreError::InvalidConfiguration(
-                        "a listening cache needs PostgreSQL's LISTEN/NOTIFY; SQLite and MySQL \
-                         have none: use `Cache::single_replica()` with a single replica, or no \
-                         cache"
-                            .to_owned(),
-                    ));
-                };
-                let (store, shared) = self.with_session_cache(SessionCache::listening(
-                    cache.max_memory,
-                    cache.max_staleness,
+        #[cfg(feature = "postgres")]
+        Kind::Listening { url } => {
+            if store.repository.dialect() != Dialect::Postgres {
+                return Err(SeaOrmStoreError::InvalidConfiguration(
+                    "a listening cache needs PostgreSQL's LISTEN/NOTIFY; SQLite and MySQL \
+                     have none: use `Cache::single_replica()` with a single replica, or no \
+                     cache"
+                        .to_owned(),
                 ));
-                crate::adapters::pg_listener::spawn(
-                    &shared,
-                    crate::adapters::pg_listener::ListenerSettings {
-                        url,
-                        table: table.clone(),
-                        heartbeat: cache.max_staleness / 4,
-                        silence: cache.max_staleness * 2,
-                        send,
-                    },
-                )
-                .map_err(SeaOrmStoreError::InvalidConfiguration)?;
-                Ok(store)
             }
+            let shared = Arc::new(SessionCache::listening(
+                cache.max_memory,
+                cache.max_staleness,
+            ));
+            let settings = pg_listener::ListenerSettings {
+                url,
+                table: table.clone(),
+                heartbeat: cache.max_staleness / 4,
+                silence: cache.max_staleness * 2,
+                send: Arc::clone(&store.repository) as Arc<dyn pg_listener::Heartbeat>,
+            };
+            pg_listener::spawn(&shared, settings)
+                .map_err(SeaOrmStoreError::InvalidConfiguration)?;
+            shared
         }
-    }
+    };
+    Ok(RepositoryStore {
+        cache: Some(shared),
+        ..store
+    })
+}
 
-    /// Whether `migrate` installs the eviction triggers: the store has a listening cache.
-    #[cfg(feature = "migration")]
-    pub(crate) fn cache_listens(&self) -> bool {
-        self.service()
-            .cache()
-            .is_some_and(|cache| !cache.is_local())
+/// Clears `store`'s own cache and, on PostgreSQL, every replica's: `NOTIFY
+/// tower_sessions_clear_caches` through the store's repository. (The SeaORM and the lean
+/// store's `clear_cache_everywhere`.)
+pub(crate) async fn clear_caches<R: SqlDriver, C>(
+    store: &RepositoryStore<R, C>,
+) -> Result<(), SeaOrmStoreError> {
+    if let Some(cache) = &store.cache {
+        cache.clear();
     }
+    #[cfg(feature = "postgres")]
+    if store.repository.dialect() == Dialect::Postgres {
+        let sent = store
+            .repository
+            .execute(eviction::CLEAR_SQL, Vec::new())
+            .await;
+        sent.map_err(RepositoryError::from)?;
+    }
+    Ok(())
 }

@@ -11,11 +11,11 @@ use tokio_postgres::{
 use crate::codec::MessagePackCodec;
 use crate::{
     adapters::{
-        sea_orm::{Dialect, SessionTable},
+        sql::{Dialect, SessionTable},
         tokio_postgres::TokioPostgresRepository,
     },
+    domain::{RepositoryStore, SessionError as SeaOrmStoreError},
     ports::Codec,
-    RepositoryStore, SeaOrmStoreError,
 };
 
 /// The PostgreSQL store on a tokio-postgres pool (deadpool-postgres), MessagePack-encoded by
@@ -65,8 +65,9 @@ pub type LeanPostgresStore<C> = RepositoryStore<TokioPostgresRepository, C>;
 impl RepositoryStore<TokioPostgresRepository, MessagePackCodec> {
     /// A store on `pool` using the table `"tower_sessions"."session"` and the MessagePack codec.
     pub fn new(pool: Pool) -> Self {
-        Self::from_parts(TokioPostgresRepository::new(pool), MessagePackCodec)
-            .with_table_label(&SessionTable::default(), Dialect::Postgres)
+        let table = SessionTable::default();
+        let repository = TokioPostgresRepository::with_table(pool, table.clone());
+        Self::from_parts(repository, MessagePackCodec).with_table_label(&table, Dialect::Postgres)
     }
 }
 
@@ -74,7 +75,6 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
     /// The same store with its sessions in schema `name` (default `tower_sessions`); the same
     /// rules as [`PostgresStore::with_schema_name`](crate::PostgresStore::with_schema_name).
     pub fn with_schema_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
-        #[cfg(feature = "cache")]
         self.refuse_if_cached("`with_schema_name`")?;
         let table = self.repository().table().clone().with_schema(name)?;
         Ok(self.with_session_table(table))
@@ -83,7 +83,6 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
     /// The same store with its sessions in table `name` (default `session`); the same rules as
     /// [`PostgresStore::with_schema_name`](crate::PostgresStore::with_schema_name).
     pub fn with_table_name(self, name: &str) -> Result<Self, SeaOrmStoreError> {
-        #[cfg(feature = "cache")]
         self.refuse_if_cached("`with_table_name`")?;
         let table = self.repository().table().clone().with_table(name)?;
         Ok(self.with_session_table(table))
@@ -102,9 +101,7 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
         <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
         let repository = self.repository().clone().with_cancel_tls(tls);
-        Self {
-            service: self.service.with_repository(repository),
-        }
+        self.with_repository(repository)
     }
 
     /// The same store, serving loads from `cache`; the same rules as
@@ -115,11 +112,7 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
     #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
     pub fn with_cache(self, cache: crate::Cache) -> Result<Self, SeaOrmStoreError> {
         let table = self.repository().table().clone();
-        #[cfg(feature = "postgres")]
-        let heartbeat = Some(self.repository().send_heartbeat());
-        #[cfg(not(feature = "postgres"))]
-        let heartbeat = None;
-        self.with_cache_on(cache, &table, heartbeat)
+        super::cache::with_cache(self, cache, &table)
     }
 
     /// Clears every replica's read cache; the same as
@@ -128,25 +121,12 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
     #[cfg(feature = "cache")]
     #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
     pub async fn clear_cache_everywhere(&self) -> Result<(), SeaOrmStoreError> {
-        self.clear_own_cache();
-        #[cfg(feature = "postgres")]
-        {
-            use crate::{adapters::sql::eviction::CLEAR_SQL, ports::RepositoryError};
-            let client = self.repository().pool().get().await;
-            let client = client.map_err(|err| RepositoryError::Unavailable(err.to_string()))?;
-            client
-                .batch_execute(CLEAR_SQL)
-                .await
-                .map_err(|err| RepositoryError::Statement(err.to_string()))?;
-        }
-        Ok(())
+        super::cache::clear_caches(self).await
     }
 
     fn with_session_table(self, table: SessionTable) -> Self {
         let repository = self.repository().on_table(table.clone());
-        Self {
-            service: self.service.with_repository(repository),
-        }
-        .with_table_label(&table, Dialect::Postgres)
+        self.with_repository(repository)
+            .with_table_label(&table, Dialect::Postgres)
     }
 }

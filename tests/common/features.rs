@@ -9,7 +9,9 @@ use time::{Duration, OffsetDateTime};
 use tower_sessions_seaorm_store::{
     codec::Codec,
     repository::{SessionRepository, SessionRow},
-    session_store, Id, Record, RepositoryStore, SeaOrmStoreError, SessionHandle, SessionStore,
+    session_store,
+    testing::ManualClock,
+    Id, Record, RepositoryStore, SeaOrmStoreError, SessionHandle, SessionStore,
 };
 
 use super::replicas::Replicas;
@@ -55,7 +57,8 @@ pub async fn a_users_live_sessions_are_listed_by_handle_most_recently_active_fir
     R: SessionRepository + Debug,
     C: Codec + Debug,
 {
-    let store = indexed(store);
+    let clock = ManualClock::new();
+    let store = indexed(store).with_clock(clock.reader());
     let (ada, bob) = (user(), user());
     let now = soon(0); // one instant for the whole test: a second may tick over meanwhile
     let mut records = Vec::new();
@@ -63,7 +66,7 @@ pub async fn a_users_live_sessions_are_listed_by_handle_most_recently_active_fir
         let mut record = session(&[("user_id", json!(ada))], now + Duration::minutes(minutes));
         store.create(&mut record).await.unwrap();
         records.push(record);
-        tokio::time::sleep(StdDuration::from_millis(5)).await;
+        clock.advance(StdDuration::from_secs(1));
     }
     // The first becomes the most recently active.
     records[0].data.insert("seen".into(), json!(true));
@@ -112,11 +115,13 @@ pub async fn a_device_list_shows_when_each_session_began_was_active_and_its_list
     R: SessionRepository + Debug,
     C: Codec + Debug,
 {
+    let clock = ManualClock::new();
     let store = indexed(store)
         .with_listed_values(["device", "/prefs/lang"])
-        .unwrap();
+        .unwrap()
+        .with_clock(clock.reader());
     let ada = user();
-    let before = OffsetDateTime::now_utc() - Duration::seconds(1);
+    let before = clock.now();
     let mut phone = created(
         &store,
         &[
@@ -143,10 +148,11 @@ pub async fn a_device_list_shows_when_each_session_began_was_active_and_its_list
         of(&laptop).listed.is_empty(),
         "a session without them lists none"
     );
-    assert!(listed_phone.created_at > before);
+    // Stored to the microsecond.
+    assert!(listed_phone.created_at > before - Duration::microseconds(1));
     assert!(listed_phone.created_at <= listed_phone.last_active);
 
-    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    clock.advance(StdDuration::from_secs(1));
     phone
         .data
         .insert("device".into(), json!("Firefox on Android 15"));
@@ -180,13 +186,16 @@ where
     R: SessionRepository + Debug,
     C: Codec + Debug,
 {
-    // Margins of a second or more each way: the suite runs in parallel on loaded machines.
-    let lifetime = StdDuration::from_millis(3000);
-    let store = indexed(store).with_absolute_lifetime(lifetime);
+    let clock = ManualClock::new();
+    // Sessions expire an hour after their last save; the lifetime is half that.
+    let lifetime = StdDuration::from_secs(30 * 60);
+    let store = indexed(store)
+        .with_absolute_lifetime(lifetime)
+        .with_clock(clock.reader());
     let ada = user();
     let mut active = created(&store, &[("user_id", json!(ada))]).await;
     for step in 0..2 {
-        tokio::time::sleep(StdDuration::from_millis(900)).await;
+        clock.advance(StdDuration::from_secs(12 * 60));
         assert!(
             store.load(&active.id).await.unwrap().is_some(),
             "still within it"
@@ -195,17 +204,22 @@ where
         store.save(&active).await.unwrap(); // activity: does not make it younger
     }
     let young = created(&store, &[("user_id", json!(ada))]).await;
-    tokio::time::sleep(StdDuration::from_millis(1300)).await;
+    clock.advance(StdDuration::from_secs(6 * 60) + StdDuration::from_micros(1));
 
     assert_eq!(
         store.load(&active.id).await.unwrap(),
         None,
-        "3.1 s old, active 1.3 s ago"
+        "just past 30 minutes old, active 6 minutes ago"
     );
     assert_eq!(store.load(&young.id).await.unwrap().as_ref(), Some(&young));
     let listed = store.user_sessions(&ada).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].handle, store.session_handle(young.id));
+    assert_eq!(
+        listed[0].expiry_date,
+        listed[0].created_at + lifetime,
+        "listed as ending with its lifetime, before its idle expiry"
+    );
 
     // The cleanup deletes it: a store without the lifetime no longer finds it either.
     let unbounded = indexed(&store.clone().with_absolute_lifetime(StdDuration::MAX));
@@ -220,14 +234,15 @@ pub async fn the_per_user_limit_ends_the_least_recently_active_sessions<R, C>(
     R: SessionRepository + Debug,
     C: Codec + Debug,
 {
-    let unlimited = indexed(store);
+    let clock = ManualClock::new();
+    let unlimited = indexed(store).with_clock(clock.reader());
     let store = unlimited.clone().with_max_sessions_per_user(2).unwrap();
     let (ada, bob) = (user(), user());
     let bobs = created(&store, &[("user_id", json!(bob))]).await;
     let mut adas = Vec::new();
     for _ in 0..3 {
         adas.push(created(&store, &[("user_id", json!(ada))]).await);
-        tokio::time::sleep(StdDuration::from_millis(5)).await;
+        clock.advance(StdDuration::from_secs(1));
     }
     assert_eq!(
         store.load(&adas[0].id).await.unwrap(),
@@ -246,7 +261,7 @@ pub async fn the_per_user_limit_ends_the_least_recently_active_sessions<R, C>(
     let mut older = adas[1].clone();
     older.data.insert("seen".into(), json!(1));
     store.save(&older).await.unwrap();
-    tokio::time::sleep(StdDuration::from_millis(5)).await;
+    clock.advance(StdDuration::from_secs(1));
     let mut anonymous = created(&store, &[("cart", json!([]))]).await;
     anonymous.data.insert("user_id".into(), json!(ada));
     store.save(&anonymous).await.unwrap();
@@ -582,11 +597,10 @@ fn row_of(
         data: b"never loaded".to_vec(),
         expires_at,
         user_key: Some(user.to_owned()),
-        unchanged: None,
+        data_digest: None,
         created_at,
         saved_at,
         listed_values: None,
-        report_user_change: false,
     }
 }
 
@@ -640,6 +654,7 @@ pub async fn the_lifetime_limit_and_device_list_hold_with_hashed_ids_and_write_a
     R: SessionRepository + Debug,
     C: Codec + Debug,
 {
+    let clock = ManualClock::new();
     let store = indexed(store)
         .with_hashed_ids()
         .with_touch_after(StdDuration::from_secs(60))
@@ -647,12 +662,13 @@ pub async fn the_lifetime_limit_and_device_list_hold_with_hashed_ids_and_write_a
         .with_max_sessions_per_user(2)
         .unwrap()
         .with_listed_values(["device"])
-        .unwrap();
+        .unwrap()
+        .with_clock(clock.reader());
     let ada = user();
     let first = created(&store, &[("user_id", json!(ada)), ("device", json!("a"))]).await;
-    tokio::time::sleep(StdDuration::from_millis(5)).await;
+    clock.advance(StdDuration::from_secs(1));
     let second = created(&store, &[("user_id", json!(ada)), ("device", json!("b"))]).await;
-    tokio::time::sleep(StdDuration::from_millis(5)).await;
+    clock.advance(StdDuration::from_secs(1));
 
     // A login by a save, through write avoidance's conditional update.
     let mut third = created(&store, &[("device", json!("c"))]).await;
@@ -665,7 +681,7 @@ pub async fn the_lifetime_limit_and_device_list_hold_with_hashed_ids_and_write_a
     assert_eq!(listed[0].handle, store.session_handle(third.id));
 
     // An unchanged save within the window writes nothing: its last activity stays.
-    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    clock.advance(StdDuration::from_secs(1));
     let mut touched = second.clone();
     touched.expiry_date += Duration::seconds(1);
     store.save(&touched).await.unwrap();
@@ -1051,6 +1067,7 @@ where
         .await
         .unwrap()
         .expect("stored under the hash of its id");
+    let stored = stored.data;
     let decoded = hashed.codec().decode(&stored).unwrap();
     assert_eq!(decoded.id, SessionId(0), "the stored record holds no id");
     let id_text = record.id.to_string();

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod codecs;
-pub mod contract;
 pub mod demo_app;
 #[cfg(feature = "tokio-postgres")]
 pub mod failover;
@@ -66,6 +65,43 @@ where
     }
 }
 
+/// An application's table under the session table's name (`table`, quoted as the backend
+/// needs): `store.migrate()` refuses it, saying why, and leaves it as it was, rows and columns.
+pub async fn migrate_refuses_an_application_table(
+    store: &PostgresStore,
+    conn: &DatabaseConnection,
+    table: &str,
+) {
+    conn.execute_unprepared(&format!(
+        "CREATE TABLE {table} (id integer PRIMARY KEY, topic varchar(64) NOT NULL)"
+    ))
+    .await
+    .unwrap();
+    conn.execute_unprepared(&format!(
+        "INSERT INTO {table} (id, topic) VALUES (1, 'a conference session')"
+    ))
+    .await
+    .unwrap();
+
+    let err = store.migrate().await.unwrap_err().to_string();
+
+    assert!(
+        err.contains("is not a session table: it has no data, expiry_date column")
+            && err.contains("Nothing was done"),
+        "{err}"
+    );
+    assert_eq!(
+        scalar_strings(conn, &format!("SELECT topic FROM {table}"), vec![]).await,
+        ["a conference session"]
+    );
+    assert!(
+        conn.execute_unprepared(&format!("SELECT user_key FROM {table}"))
+            .await
+            .is_err(),
+        "no session column was added"
+    );
+}
+
 /// A repository row with no user and no write avoidance.
 pub fn row(
     id: &str,
@@ -76,13 +112,31 @@ pub fn row(
         created_at: time::OffsetDateTime::now_utc(),
         saved_at: time::OffsetDateTime::now_utc(),
         listed_values: None,
-        report_user_change: false,
         id: id.to_owned(),
         data: data.to_vec(),
         expires_at,
         user_key: None,
-        unchanged: None,
+        data_digest: None,
     }
+}
+
+/// The repository contract (`testing::check_repository_contract`, every method of the port) on
+/// the repository of the store `$fixture` makes, in a table of its own.
+///
+/// `$fixture` is an async fn returning a value with a `store` field and an async `finish`.
+#[macro_export]
+macro_rules! repository_contract {
+    ($fixture:expr) => {
+        #[tokio::test]
+        async fn the_repository_keeps_the_contract() {
+            let fixture = $fixture.await;
+            tower_sessions_seaorm_store::testing::check_repository_contract(
+                fixture.store.repository(),
+            )
+            .await;
+            fixture.finish().await;
+        }
+    };
 }
 
 /// `DATABASE_URL`, or the local default.

@@ -291,13 +291,15 @@ pub async fn an_expired_session_is_never_loaded<S: SuiteStore>(store: &S) {
     store.create(&mut expired).await.unwrap();
     assert_eq!(store.load(&expired.id).await.unwrap(), None);
 
-    // Live a moment, then expired: still in the table (nothing cleaned it up), but not
-    // loadable once its expiry has passed.
-    let mut soon = record(OffsetDateTime::now_utc() + Duration::milliseconds(800));
+    // Live, then expired: still in the table (nothing cleaned it up), but not loadable once
+    // its expiry has passed on the store's clock, to the microsecond.
+    let clock = tower_sessions_seaorm_store::testing::ManualClock::new();
+    let store = store.with_inner(store.inner().clone().with_clock(clock.reader()));
+    let mut soon = record(clock.now() + Duration::minutes(30));
     store.create(&mut soon).await.unwrap();
+    clock.set(soon.expiry_date - Duration::microseconds(1));
     assert!(store.load(&soon.id).await.unwrap().is_some());
-    let wait = soon.expiry_date - OffsetDateTime::now_utc() + Duration::milliseconds(50);
-    tokio::time::sleep(wait.try_into().unwrap_or_default()).await;
+    clock.set(soon.expiry_date);
     assert_eq!(store.load(&soon.id).await.unwrap(), None);
 }
 

@@ -1,6 +1,6 @@
 use super::bincode_wire::{decode_record, encode_record};
 use crate::{
-    domain::SessionRecord,
+    ports::SessionRecord,
     ports::{Codec, CodecError},
 };
 use ::bincode::{

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::BincodeCodec;
-use crate::domain::{SessionId, SessionRecord};
+use crate::ports::{SessionId, SessionRecord};
 use ::bincode::{
     de::{BorrowDecode, BorrowDecoder, Decode},
     enc::{write::Writer, Encode, Encoder},

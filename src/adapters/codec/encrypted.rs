@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::KeyRing;
 use crate::{
-    domain::SessionRecord,
+    ports::SessionRecord,
     ports::{Codec, CodecError},
 };
 

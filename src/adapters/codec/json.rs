@@ -1,8 +1,8 @@
 use std::str::FromStr;
 
 use crate::{
-    domain::{SessionData, SessionId, SessionRecord},
     ports::{Codec, CodecError},
+    ports::{SessionData, SessionId, SessionRecord},
 };
 use serde::{
     ser::{Error as _, SerializeMap, SerializeSeq},

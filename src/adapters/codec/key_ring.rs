@@ -121,7 +121,13 @@ impl KeyRing {
                 ),
             ));
         }
-        self.keys.push(RingKey::new(id, key));
+        // Not `push`: a vector that grows moves its keys into a new buffer and frees the old
+        // one with the keys still in it. Copies go into a buffer of the final size, and the old
+        // keys are dropped, which wipes them (`tests/key_ring_wipes.rs`).
+        let mut keys = Vec::with_capacity(self.keys.len() + 1);
+        keys.extend(self.keys.iter().cloned());
+        keys.push(RingKey::new(id, key));
+        self.keys = keys;
         Ok(self)
     }
 

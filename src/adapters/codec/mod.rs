@@ -34,10 +34,7 @@ pub use self::bincode::BincodeCodec;
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
 pub use self::{encrypted::Encrypted, key_ring::KeyRing};
-pub use crate::{
-    domain::{SessionId, SessionRecord},
-    ports::{Codec, CodecError},
-};
+pub use crate::ports::{Codec, CodecError, SessionId, SessionRecord};
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use json::JsonCodec;

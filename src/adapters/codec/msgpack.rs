@@ -1,5 +1,5 @@
 use crate::{
-    domain::SessionRecord,
+    ports::SessionRecord,
     ports::{Codec, CodecError},
 };
 use serde::Deserialize;

@@ -92,9 +92,16 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
             .await
     }
 
-    async fn update_if_present(&self, row: SessionRow) -> Result<bool, RepositoryError> {
-        self.call(Operation::Save, |inner| inner.update_if_present(row))
-            .await
+    async fn update_if_present(
+        &self,
+        row: SessionRow,
+        keep_if_expiring_after: Option<OffsetDateTime>,
+        report_user_change: bool,
+    ) -> Result<bool, RepositoryError> {
+        self.call(Operation::Save, |inner| {
+            inner.update_if_present(row, keep_if_expiring_after, report_user_change)
+        })
+        .await
     }
 
     async fn find_unexpired(
@@ -102,21 +109,9 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         id: &str,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
-    ) -> Result<Option<Vec<u8>>, RepositoryError> {
-        self.call(Operation::Load, |inner| {
-            inner.find_unexpired(id, now, born_after)
-        })
-        .await
-    }
-
-    async fn find_unexpired_row(
-        &self,
-        id: &str,
-        now: OffsetDateTime,
-        born_after: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError> {
         self.call(Operation::Load, |inner| {
-            inner.find_unexpired_row(id, now, born_after)
+            inner.find_unexpired(id, now, born_after)
         })
         .await
     }
@@ -164,20 +159,13 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         .await
     }
 
-    async fn delete_by_user(&self, user_key: &str) -> Result<u64, RepositoryError> {
-        self.call(Operation::DeleteUserSessions, |inner| {
-            inner.delete_by_user(user_key)
-        })
-        .await
-    }
-
-    async fn delete_by_user_except(
+    async fn delete_by_user<'a>(
         &self,
         user_key: &str,
-        keep: &str,
+        except: Option<&'a str>,
     ) -> Result<u64, RepositoryError> {
         self.call(Operation::DeleteUserSessions, |inner| {
-            inner.delete_by_user_except(user_key, keep)
+            inner.delete_by_user(user_key, except)
         })
         .await
     }

@@ -14,37 +14,133 @@
 //! # Ok(()) }
 //! ```
 
-use sea_orm::entity::prelude::*;
+// The expanded form of `DeriveEntityModel`, with the iterators over columns, keys and
+// relations written as arrays: the same entity, without three public iterator types no one
+// names.
+use sea_orm::{entity::prelude::*, Iterable};
+
+/// The session table.
+#[derive(Copy, Clone, Default, Debug, DeriveEntity)]
+#[sea_orm(schema_name = "tower_sessions", table_name = "session")]
+pub struct Entity;
 
 /// One stored session.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(schema_name = "tower_sessions", table_name = "session")]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveModel, DeriveActiveModel)]
 pub struct Model {
     /// The session id, in `Id`'s 22-character text form.
-    #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
     pub id: String,
     /// The encoded record.
     pub data: Vec<u8>,
     /// When the session expires.
     pub expiry_date: TimeDateTimeWithTimeZone,
     /// The session's user, when the store keeps the per-user index (`with_user_key`).
-    #[sea_orm(column_type = "Text", nullable)]
     pub user_key: Option<String>,
     /// The digest of the session's values, when the store avoids no-op writes
     /// (`with_touch_after`).
-    #[sea_orm(nullable)]
     pub data_digest: Option<Vec<u8>>,
     /// When the session was created (the absolute lifetime counts from it).
     pub created_at: TimeDateTimeWithTimeZone,
     /// When the session was last written.
     pub updated_at: TimeDateTimeWithTimeZone,
     /// The values its user's device list shows, as a JSON object (`with_listed_values`).
-    #[sea_orm(column_type = "Text", nullable)]
     pub listed_values: Option<String>,
 }
 
+/// The table's columns.
+#[derive(Copy, Clone, Debug, DeriveColumn)]
+pub enum Column {
+    /// `id`.
+    Id,
+    /// `data`.
+    Data,
+    /// `expiry_date`.
+    ExpiryDate,
+    /// `user_key`.
+    UserKey,
+    /// `data_digest`.
+    DataDigest,
+    /// `created_at`.
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+    /// `listed_values`.
+    ListedValues,
+}
+
+impl Iterable for Column {
+    type Iterator = std::array::IntoIter<Self, 8>;
+
+    fn iter() -> Self::Iterator {
+        [
+            Self::Id,
+            Self::Data,
+            Self::ExpiryDate,
+            Self::UserKey,
+            Self::DataDigest,
+            Self::CreatedAt,
+            Self::UpdatedAt,
+            Self::ListedValues,
+        ]
+        .into_iter()
+    }
+}
+
+impl ColumnTrait for Column {
+    type EntityName = Entity;
+
+    fn def(&self) -> ColumnDef {
+        use sea_orm::sea_query::ValueType;
+        let bytes = <Vec<u8> as ValueType>::column_type;
+        let instant = <TimeDateTimeWithTimeZone as ValueType>::column_type;
+        match self {
+            Self::Id => ColumnType::Text.def(),
+            Self::Data => bytes().def(),
+            Self::ExpiryDate | Self::CreatedAt | Self::UpdatedAt => instant().def(),
+            Self::UserKey | Self::ListedValues => ColumnType::Text.def().nullable(),
+            Self::DataDigest => bytes().def().nullable(),
+        }
+    }
+}
+
+/// The primary key: `id`.
+#[derive(Copy, Clone, Debug, DerivePrimaryKey)]
+pub enum PrimaryKey {
+    /// `id`.
+    Id,
+}
+
+impl Iterable for PrimaryKey {
+    type Iterator = std::array::IntoIter<Self, 1>;
+
+    fn iter() -> Self::Iterator {
+        [Self::Id].into_iter()
+    }
+}
+
+impl PrimaryKeyTrait for PrimaryKey {
+    type ValueType = String;
+
+    fn auto_increment() -> bool {
+        false
+    }
+}
+
 /// The session table has no relations.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+#[derive(Copy, Clone, Debug)]
 pub enum Relation {}
+
+impl Iterable for Relation {
+    type Iterator = std::array::IntoIter<Self, 0>;
+
+    fn iter() -> Self::Iterator {
+        [].into_iter()
+    }
+}
+
+impl RelationTrait for Relation {
+    fn def(&self) -> RelationDef {
+        match *self {}
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

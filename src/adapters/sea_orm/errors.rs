@@ -1,180 +1,65 @@
-//! Classifying SeaORM's errors into the port's [`RepositoryError`], without session data, and
-//! recognising each backend's duplicate-key and lost-race errors.
+//! Classifying SeaORM's errors into what the store reports, without session data: the
+//! SeaORM driver's half of [`ServerError`]'s one classification. (`migrate()`'s lost races
+//! are the migration crate's runner's to recognise.)
 
 use sea_orm::{sqlx::error::ErrorKind, DbErr, RuntimeErr};
 
 use super::dialect::Dialect;
-use crate::{adapters::sql::ServerError, ports::RepositoryError};
+use crate::{
+    adapters::sql::{ServerError, SqlError},
+    ports::RepositoryError,
+};
 
-/// The database's own error, if the error came from the database.
-fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseError + 'static)> {
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e))
-        | DbErr::Conn(RuntimeErr::SqlxError(e)) => match e.as_ref() {
-            sea_orm::sqlx::Error::Database(db) => Some(db.as_ref()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// The error code of a database error: the SQLSTATE on PostgreSQL and MySQL, the extended
-/// result code on SQLite.
-#[cfg(feature = "migration")]
-pub(crate) fn error_code(err: &DbErr) -> Option<String> {
-    database_error(err).and_then(|db| db.code().map(|c| c.into_owned()))
-}
-
-/// Whether the database refused a row because its key is taken: PostgreSQL 23505, SQLite
-/// `SQLITE_CONSTRAINT_PRIMARYKEY`/`_UNIQUE`, MySQL `ER_DUP_ENTRY` (1062) and its kin, as sqlx
-/// reads each driver's code.
-pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
-    database_error(err).is_some_and(|db| matches!(db.kind(), ErrorKind::UniqueViolation))
-}
-
-/// The C function of PostgreSQL that raised `err` (the `R` field of its error report: not
-/// translated, unlike the message).
-#[cfg(feature = "migration")]
-fn postgres_routine(err: &DbErr) -> Option<&str> {
-    #[cfg(feature = "postgres")]
-    {
-        database_error(err)?
-            .try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>()?
-            .routine()
-    }
-    #[cfg(not(feature = "postgres"))]
-    {
-        let _ = err;
-        None
-    }
-}
-
-/// Whether `err` is PostgreSQL failing to name a table's array type: it tries `_<table>` cut to
-/// 63 bytes, then more underscores, and gives up when other objects whose names share the
-/// table's first bytes hold every candidate. SQLSTATE 42710 as a lost race, but no retry helps.
-#[cfg(feature = "migration")]
-pub(crate) fn is_array_type_name_exhausted(dialect: Dialect, err: &DbErr) -> bool {
-    dialect == Dialect::Postgres
-        && error_code(err).as_deref() == Some("42710")
-        && postgres_routine(err) == Some("makeArrayTypeName")
-}
-
-/// Whether `err` is PostgreSQL's duplicate_object (42710), which a lost race raises ("type
-/// … already exists", the winner's row type) but so does a type of someone else's in the way:
-/// the caller tells the two apart by looking.
-#[cfg(feature = "migration")]
-pub(crate) fn is_duplicate_object(dialect: Dialect, err: &DbErr) -> bool {
-    dialect == Dialect::Postgres && error_code(err).as_deref() == Some("42710")
-}
-
-/// Whether `err` is what the loser of a race between two concurrent `migrate()` calls sees, so
-/// that starting over is correct (the winner's objects are then visible and `IF NOT EXISTS`
-/// holds).
-///
-/// PostgreSQL's duplicate_object (42710) counts unless it is
-/// [`is_array_type_name_exhausted`]; `migrate` checks the rest ([`is_duplicate_object`]).
-#[cfg(feature = "migration")]
-pub(crate) fn lost_a_migration_race(dialect: Dialect, err: &DbErr) -> bool {
-    if is_array_type_name_exhausted(dialect, err) {
-        return false;
-    }
-    if is_unique_violation(err) {
-        // PostgreSQL: `IF NOT EXISTS` checks the catalog before inserting into it, so two
-        // transactions can both pass and one trips pg_type's or pg_class's unique index. All:
-        // the history row, when its insert is not an upsert.
-        return true;
-    }
-    let Some(code) = error_code(err) else {
-        return false;
-    };
-    match dialect {
-        Dialect::Postgres => [
-            "42P07", // duplicate_table
-            "42P06", // duplicate_schema
-            "42710", // duplicate_object: a row type the winner created meanwhile
-            "42701", // duplicate_column (the user index's columns)
-            "40P01", // deadlock_detected
-            "40001", // serialization_failure
-        ]
-        .contains(&code.as_str()),
-        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes (the low byte is
-        // the primary code): another connection holds the write lock past the busy timeout.
-        Dialect::Sqlite => code
-            .parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
-        // MySQL has no transactional DDL: each step is idempotent, and these mean another
-        // replica got there first (or the two collided on a metadata lock).
-        Dialect::MySql => [
-            "42S01", // ER_TABLE_EXISTS_ERROR (1050)
-            "42S21", // ER_DUP_FIELDNAME (1060): the user index's columns
-            "40001", // ER_LOCK_DEADLOCK (1213)
-        ]
-        .contains(&code.as_str()),
-    }
-}
-
-/// Whether `err` is the server rolling the statement back after a conflict with another
-/// transaction (a deadlock, a serialization failure), so that running it again may succeed.
-pub(crate) fn is_conflict(dialect: Dialect, err: &DbErr) -> bool {
-    database_error(err).is_some_and(|db| {
-        ServerError::of(dialect, db.code().as_deref(), db.message()) == ServerError::Conflict
-    })
-}
-
-/// Maps a SeaORM error to the port's error, keeping only what is safe to log.
+/// Maps a SeaORM error to what the store reports, keeping only what is safe to log.
 ///
 /// Database errors keep the server's primary message and code, which describe the statement
 /// (e.g. `relation "tower_sessions.session" does not exist`), not the bound values; the detail
 /// lines that can quote a value are dropped.
-pub(crate) fn classify(dialect: Dialect, err: DbErr) -> RepositoryError {
+pub(crate) fn classify(dialect: Dialect, err: DbErr) -> SqlError {
     use sea_orm::sqlx::Error as Sqlx;
+    let failed = |error| SqlError {
+        error,
+        duplicate: false,
+        conflict: false,
+    };
     match &err {
-        DbErr::ConnectionAcquire(_) => RepositoryError::Unavailable(err.to_string()),
-        DbErr::Conn(_) => RepositoryError::Unavailable(err.to_string()),
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            failed(RepositoryError::Unavailable(err.to_string()))
+        }
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             match e.as_ref() {
                 // MySQL's duplicate-entry message quotes the key, which may be a session id.
-                Sqlx::Database(db) if matches!(db.kind(), ErrorKind::UniqueViolation) => {
-                    RepositoryError::Statement(format!(
+                Sqlx::Database(db) if matches!(db.kind(), ErrorKind::UniqueViolation) => SqlError {
+                    error: RepositoryError::Statement(format!(
                         "a row with this key already exists ({} {})",
                         dialect.code_label(),
                         db.code().unwrap_or_default()
-                    ))
-                }
-                Sqlx::Database(db) => {
-                    let code = db.code();
-                    let message = match &code {
-                        Some(code) => format!("{} ({} {code})", db.message(), dialect.code_label()),
-                        None => db.message().to_owned(),
-                    };
-                    match ServerError::of(dialect, code.as_deref(), db.message()) {
-                        ServerError::NotMigrated => RepositoryError::MissingTable(message),
-                        ServerError::ReadOnly => RepositoryError::Unavailable(format!(
-                            "the server is a standby or read-only and accepts no writes: \
-                             {message}; connect the store to the primary, e.g. through a \
-                             PgBouncer re-pointed at failover (SCALING.md, High availability)"
-                        )),
-                        ServerError::ConnectionLost => RepositoryError::Unavailable(message),
-                        ServerError::Conflict | ServerError::Statement => {
-                            RepositoryError::Statement(message)
-                        }
-                    }
-                }
+                    )),
+                    duplicate: true,
+                    conflict: false,
+                },
+                Sqlx::Database(db) => ServerError::sql_error(
+                    dialect,
+                    db.code().as_deref(),
+                    db.message(),
+                    "e.g. through a PgBouncer re-pointed at failover",
+                ),
                 Sqlx::Io(_)
                 | Sqlx::Tls(_)
                 | Sqlx::PoolTimedOut
                 | Sqlx::PoolClosed
                 | Sqlx::WorkerCrashed
-                | Sqlx::Protocol(_) => RepositoryError::Unavailable(e.to_string()),
+                | Sqlx::Protocol(_) => failed(RepositoryError::Unavailable(e.to_string())),
                 Sqlx::ColumnDecode { .. } | Sqlx::ColumnNotFound(_) | Sqlx::TypeNotFound { .. } => {
-                    RepositoryError::CorruptRow(e.to_string())
+                    failed(RepositoryError::CorruptRow(e.to_string()))
                 }
-                _ => RepositoryError::Statement(e.to_string()),
+                _ => failed(RepositoryError::Statement(e.to_string())),
             }
         }
-        DbErr::Type(_) | DbErr::TryIntoErr { .. } => RepositoryError::CorruptRow(err.to_string()),
-        _ => RepositoryError::Statement(err.to_string()),
+        DbErr::Type(_) | DbErr::TryIntoErr { .. } => {
+            failed(RepositoryError::CorruptRow(err.to_string()))
+        }
+        _ => failed(RepositoryError::Statement(err.to_string())),
     }
 }
 
@@ -232,7 +117,8 @@ mod tests {
         let err = classify(
             Dialect::Postgres,
             failed_exec("25006", "cannot execute INSERT in a read-only transaction"),
-        );
+        )
+        .error;
         let RepositoryError::Unavailable(message) = &err else {
             panic!("a read-only server is unavailable for writes, not {err:?}");
         };
@@ -257,7 +143,7 @@ mod tests {
             ),
             ("57P03", "the database system is starting up"),
         ] {
-            let err = classify(Dialect::Postgres, failed_exec(code, message));
+            let err = classify(Dialect::Postgres, failed_exec(code, message)).error;
             assert!(
                 matches!(&err, RepositoryError::Unavailable(m) if m.contains(code)),
                 "{code}: {err:?}"
@@ -271,11 +157,12 @@ mod tests {
             classify(
                 Dialect::Postgres,
                 failed_exec("42P01", "relation \"s.t\" does not exist")
-            ),
+            )
+            .error,
             RepositoryError::MissingTable(_)
         ));
         assert!(matches!(
-            classify(Dialect::Postgres, failed_exec("23514", "new row violates check constraint")),
+            classify(Dialect::Postgres, failed_exec("23514", "new row violates check constraint")).error,
             RepositoryError::Statement(m) if m == "new row violates check constraint (SQLSTATE 23514)"
         ));
     }

@@ -1,6 +1,7 @@
-//! The SeaORM repository: sessions in a SQL table, one statement per operation, on
-//! PostgreSQL, SQLite or MySQL/MariaDB. The table, the names and the SQL it shares with the
-//! tokio-postgres repository are in [`crate::adapters::sql`].
+//! The SeaORM driver of the SQL repository: sessions in a SQL table on PostgreSQL, SQLite or
+//! MySQL/MariaDB, through the application's own SeaORM connection. What it shares with the
+//! tokio-postgres driver (the table, the names, the SQL, the repository itself) is in
+//! [`crate::adapters::sql`].
 
 mod dialect;
 pub mod entity;
@@ -9,5 +10,5 @@ mod errors;
 mod migrate;
 mod repository;
 
-pub(crate) use crate::adapters::sql::{Dialect, IdentifierError, SessionTable};
+use crate::adapters::sql::SessionTable;
 pub use repository::SeaOrmRepository;

@@ -15,7 +15,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::SessionTable;
+use super::{Dialect, SessionTable};
 
 /// The names of the triggers on the session table (trigger names are per table; the
 /// `installed!` check below spells them out too).
@@ -58,8 +58,7 @@ pub(crate) fn channel(table: &SessionTable) -> String {
 }
 
 fn quote(name: &str) -> String {
-    // Names are validated identifiers (letters, digits, underscores): quoting cannot be broken.
-    format!("\"{name}\"")
+    super::identifier::quote(Dialect::Postgres, name)
 }
 
 /// The longest `id` the triggers announce. Stored keys are 22 characters (an id) or 64 (its

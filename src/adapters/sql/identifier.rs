@@ -107,6 +107,19 @@ impl SessionTable {
         }
     }
 
+    /// The table's name as `dialect`'s statements name it: `"schema"."table"` on PostgreSQL,
+    /// the table alone elsewhere (the connection's database), quoted.
+    pub(crate) fn quoted(&self, dialect: super::Dialect) -> String {
+        match dialect {
+            super::Dialect::Postgres => format!(
+                "{}.{}",
+                quote(dialect, &self.schema),
+                quote(dialect, &self.table)
+            ),
+            super::Dialect::Sqlite | super::Dialect::MySql => quote(dialect, &self.table),
+        }
+    }
+
     /// Checks the table name against what `dialect` makes of it: SQLite ignores case in names,
     /// so a name with an uppercase letter is refused there (`Sessions` would be `sessions`, and
     /// two stores would share their rows).
@@ -143,6 +156,18 @@ impl SessionTable {
 }
 
 const MAX_LEN: usize = 63;
+
+/// `name` quoted for `dialect`: the one quoter of the hand-written statements. Every name is a
+/// validated identifier (ASCII letters, digits, underscores) or one of the store's own, so no
+/// quote character can occur in it; doubling them anyway keeps that true of any caller.
+pub(crate) fn quote(dialect: super::Dialect, name: &str) -> String {
+    match dialect {
+        super::Dialect::MySql => format!("`{}`", name.replace('`', "``")),
+        super::Dialect::Postgres | super::Dialect::Sqlite => {
+            format!("\"{}\"", name.replace('"', "\"\""))
+        }
+    }
+}
 
 fn validate(name: &str, kind: IdentifierKind) -> Result<(), IdentifierError> {
     let refuse = |reason| Err(IdentifierError { kind, reason });

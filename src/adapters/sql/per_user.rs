@@ -26,7 +26,7 @@
 //!
 //! The names in these statements are validated identifiers, quoted here.
 
-use super::{dialect::Dialect, SessionTable};
+use super::{dialect::Dialect, identifier::quote, SessionTable};
 
 /// The most keys one MySQL delete by key names; more are deleted in several statements.
 pub(crate) const MAX_KEYS_PER_DELETE: usize = 64;
@@ -81,14 +81,10 @@ pub(crate) fn padded<T: Clone>(keys: &[T], count: usize) -> Vec<T> {
 
 impl PerUser {
     pub(crate) fn new(dialect: Dialect, table: &SessionTable) -> Self {
-        let (target, q) = match dialect {
-            Dialect::Postgres => (format!("\"{}\".\"{}\"", table.schema(), table.table()), '"'),
-            Dialect::Sqlite => (format!("\"{}\"", table.table()), '"'),
-            Dialect::MySql => (format!("`{}`", table.table()), '`'),
-        };
+        let target = table.quoted(dialect);
         let [id, user_key, expiry, created, updated] =
             ["id", "user_key", "expiry_date", "created_at", "updated_at"]
-                .map(|column| format!("{q}{column}{q}"));
+                .map(|column| quote(dialect, column));
         let ranking = format!("ORDER BY {updated} DESC, {id} DESC");
         match dialect {
             Dialect::Postgres => {

@@ -2,7 +2,8 @@
 //! repositories (SeaORM's and tokio-postgres'): the same server error is the same kind of
 //! [`RepositoryError`](crate::ports::RepositoryError) whichever adapter met it.
 
-use super::Dialect;
+use super::{Dialect, SqlError};
+use crate::ports::RepositoryError;
 
 /// What a server error means for the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,42 @@ impl ServerError {
             Self::NotMigrated
         } else {
             Self::Statement
+        }
+    }
+}
+
+impl ServerError {
+    /// The error the server reported, with SQLSTATE (or SQLite result code) `code` and primary
+    /// `message`, as the store reports it. The message and code describe the statement, not the
+    /// bound values (the detail lines that can quote a value are the drivers' to drop).
+    /// `read_only_advice` says how to reach a primary with this driver.
+    pub(crate) fn sql_error(
+        dialect: Dialect,
+        code: Option<&str>,
+        message: &str,
+        read_only_advice: &str,
+    ) -> SqlError {
+        let kind = Self::of(dialect, code, message);
+        let described = match code {
+            Some(code) => format!("{message} ({} {code})", dialect.code_label()),
+            None => message.to_owned(),
+        };
+        let error = match kind {
+            Self::NotMigrated => RepositoryError::MissingTable(described),
+            // Every write fails the same way until the store reaches a primary, so say so
+            // rather than "a statement failed".
+            Self::ReadOnly => RepositoryError::Unavailable(format!(
+                "the server is a standby or read-only and accepts no writes: {described}; \
+                 connect the store to the primary, {read_only_advice} (SCALING.md, High \
+                 availability)"
+            )),
+            Self::ConnectionLost => RepositoryError::Unavailable(described),
+            Self::Conflict | Self::Statement => RepositoryError::Statement(described),
+        };
+        SqlError {
+            error,
+            duplicate: false,
+            conflict: kind == Self::Conflict,
         }
     }
 }

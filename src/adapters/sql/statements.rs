@@ -12,53 +12,11 @@ use sea_orm::{
 };
 
 use super::{
+    columns::{Column, RowStatement, ROW_COLUMNS},
     dialect::{Dialect, POSTGRES_EARLIEST_SQL, POSTGRES_LATEST_SQL},
     per_user::PerUser,
     SessionTable,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Column {
-    Id,
-    Data,
-    ExpiryDate,
-    UserKey,
-    DataDigest,
-    CreatedAt,
-    UpdatedAt,
-    ListedValues,
-}
-
-impl sea_orm::sea_query::Iden for Column {
-    fn unquoted(&self) -> &str {
-        match self {
-            Self::Id => "id",
-            Self::Data => "data",
-            Self::ExpiryDate => "expiry_date",
-            Self::UserKey => "user_key",
-            Self::DataDigest => "data_digest",
-            Self::CreatedAt => "created_at",
-            Self::UpdatedAt => "updated_at",
-            Self::ListedValues => "listed_values",
-        }
-    }
-}
-
-/// A value a statement binds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bind {
-    /// The row's value of this column.
-    Column(Column),
-    /// [`Unchanged::keep_if_expiring_after`](crate::ports::Unchanged::keep_if_expiring_after).
-    KeepIfExpiringAfter,
-}
-
-/// A statement about one row, and the values its placeholders take, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RowStatement {
-    pub sql: String,
-    pub binds: Vec<Bind>,
-}
 
 /// The rendered statements. Each is one round trip; the placeholders are bound in the order the
 /// repository passes the values.
@@ -91,15 +49,8 @@ pub(crate) struct Statements {
     pub per_user: PerUser,
     /// `user_key, id`.
     pub delete_by_user_and_id: String,
-    /// `id, now`; returns `data`. Needs only the first migration's columns.
+    /// `id, now, born_after`; returns `data, created_at` (clamped like a listing's).
     pub find_unexpired: String,
-    /// `id, now, born_after`; returns `data` (an absolute lifetime).
-    pub find_unexpired_born_after: String,
-    /// `id, now`; returns `data, created_at` (clamped like a listing's): what a cached load
-    /// reads.
-    pub find_unexpired_row: String,
-    /// `id, now, born_after`; returns `data, created_at`.
-    pub find_unexpired_row_born_after: String,
     /// `id`.
     pub delete_by_id: String,
     /// The values of [`Statements::delete_expired_values`].
@@ -127,30 +78,6 @@ fn placeholder(column: Column) -> Value {
         Column::ListedValues => id(),
     }
 }
-
-/// The columns a row is written to, in the order its values are bound.
-pub(crate) const ROW_COLUMNS: [Column; 8] = [
-    Column::Id,
-    Column::Data,
-    Column::ExpiryDate,
-    Column::UserKey,
-    Column::DataDigest,
-    Column::CreatedAt,
-    Column::UpdatedAt,
-    Column::ListedValues,
-];
-
-/// What the insert binds: the row's columns, in [`ROW_COLUMNS`]' order.
-pub(crate) const ROW_BINDS: [Bind; 8] = [
-    Bind::Column(Column::Id),
-    Bind::Column(Column::Data),
-    Bind::Column(Column::ExpiryDate),
-    Bind::Column(Column::UserKey),
-    Bind::Column(Column::DataDigest),
-    Bind::Column(Column::CreatedAt),
-    Bind::Column(Column::UpdatedAt),
-    Bind::Column(Column::ListedValues),
-];
 
 impl Statements {
     /// The statements of `dialect` for `table`.
@@ -208,22 +135,11 @@ impl Statements {
 
         let find_unexpired = Query::select()
             .column(Column::Data)
+            .expr(read_instant(dialect, Column::CreatedAt))
             .from(target())
             .and_where(Expr::col(Column::Id).eq(id()))
             .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
-            .to_owned();
-        let find_unexpired_born_after = find_unexpired
-            .clone()
             .and_where(Expr::col(Column::CreatedAt).gt(instant()))
-            .to_owned();
-
-        let find_unexpired_row = find_unexpired
-            .clone()
-            .expr(read_instant(dialect, Column::CreatedAt))
-            .to_owned();
-        let find_unexpired_row_born_after = find_unexpired_born_after
-            .clone()
-            .expr(read_instant(dialect, Column::CreatedAt))
             .to_owned();
 
         let delete_by_id = Query::delete()
@@ -245,9 +161,6 @@ impl Statements {
             per_user: PerUser::new(dialect, table),
             delete_by_user_and_id: render(dialect, &delete_by_user_and_id),
             find_unexpired: render(dialect, &find_unexpired),
-            find_unexpired_born_after: render(dialect, &find_unexpired_born_after),
-            find_unexpired_row: render(dialect, &find_unexpired_row),
-            find_unexpired_row_born_after: render(dialect, &find_unexpired_row_born_after),
             delete_by_id: render(dialect, &delete_by_id),
             delete_expired_batch: render(dialect, &delete_expired_batch),
             delete_outlived_batch: render(dialect, &delete_outlived_batch),
@@ -255,7 +168,7 @@ impl Statements {
     }
 
     /// The values `delete_expired_batch` takes, in order.
-    pub(crate) fn delete_expired_values(&self, now: Value, limit: Value) -> Vec<Value> {
+    pub(crate) fn delete_expired_values<V: Clone>(&self, now: V, limit: V) -> Vec<V> {
         match self.dialect {
             Dialect::Postgres => vec![now.clone(), limit, now],
             Dialect::Sqlite | Dialect::MySql => vec![now, limit],
@@ -264,12 +177,12 @@ impl Statements {
 
     /// The values `delete_outlived_batch` takes, in order: rows that expired at or before
     /// `now` or were created at or before `born_before`.
-    pub(crate) fn delete_outlived_values(
+    pub(crate) fn delete_outlived_values<V: Clone>(
         &self,
-        now: Value,
-        born_before: Value,
-        limit: Value,
-    ) -> Vec<Value> {
+        now: V,
+        born_before: V,
+        limit: V,
+    ) -> Vec<V> {
         match self.dialect {
             Dialect::Postgres => vec![now.clone(), born_before.clone(), limit, now, born_before],
             Dialect::Sqlite | Dialect::MySql => vec![now, born_before, limit],
@@ -277,13 +190,13 @@ impl Statements {
     }
 
     /// The values the per-user limit's [`PerUser::trim`] takes, in order.
-    pub(crate) fn trim_user_values(
+    pub(crate) fn trim_user_values<V: Clone>(
         &self,
-        user_key: Value,
-        now: Value,
-        born_after: Value,
-        keep: Value,
-    ) -> Vec<Value> {
+        user_key: V,
+        now: V,
+        born_after: V,
+        keep: V,
+    ) -> Vec<V> {
         PerUser::trim_values(self.dialect, user_key, now, born_after, keep)
     }
 }
@@ -375,6 +288,7 @@ fn render<S: QueryStatementWriter>(dialect: Dialect, statement: &S) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::sql::columns::{Bind, ROW_BINDS};
 
     #[test]
     fn postgres_statements_are_one_quoted_statement_each() {
@@ -390,7 +304,7 @@ mod tests {
         assert_eq!(s.update_if_present.binds, row_binds());
         assert_eq!(
             s.find_unexpired,
-            r#"SELECT "data" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2"#
+            r#"SELECT "data", LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00') FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
         );
         assert_eq!(
             s.delete_by_id,
@@ -400,8 +314,15 @@ mod tests {
             s.delete_expired_batch,
             r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED) AND "expiry_date" <= $3"#
         );
-        let values = s.delete_expired_values(Value::BigInt(Some(1)), Value::BigInt(Some(2)));
-        assert_eq!(values.len(), 3);
+        // $1 and $3 are "now", $2 the limit.
+        assert_eq!(
+            s.delete_expired_values("now", "limit"),
+            ["now", "limit", "now"]
+        );
+        assert_eq!(
+            s.delete_outlived_values("now", "born", "limit"),
+            ["now", "born", "limit", "now", "born"]
+        );
     }
 
     #[test]
@@ -418,7 +339,7 @@ mod tests {
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
-            r#"SELECT "data" FROM "session" WHERE "id" = ? AND "expiry_date" > ?"#
+            r#"SELECT "data", "created_at" FROM "session" WHERE "id" = ? AND "expiry_date" > ? AND "created_at" > ?"#
         );
         assert_eq!(s.delete_by_id, r#"DELETE FROM "session" WHERE "id" = ?"#);
         assert_eq!(
@@ -443,7 +364,7 @@ mod tests {
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
-            "SELECT `data` FROM `session` WHERE `id` = ? AND `expiry_date` > ?"
+            "SELECT `data`, `created_at` FROM `session` WHERE `id` = ? AND `expiry_date` > ? AND `created_at` > ?"
         );
         assert_eq!(s.delete_by_id, "DELETE FROM `session` WHERE `id` = ?");
         assert_eq!(
@@ -604,10 +525,6 @@ mod tests {
     fn an_absolute_lifetime_cleans_up_outlived_rows_too() {
         let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
-            pg.find_unexpired_born_after,
-            r#"SELECT "data" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
-        );
-        assert_eq!(
             pg.delete_outlived_batch,
             r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 OR "created_at" <= $2 LIMIT $3 FOR UPDATE SKIP LOCKED) AND ("expiry_date" <= $4 OR "created_at" <= $5)"#
         );
@@ -616,11 +533,9 @@ mod tests {
             mysql.delete_outlived_batch,
             "DELETE FROM `session` WHERE `expiry_date` <= ? OR `created_at` <= ? LIMIT ?"
         );
-        let values = mysql.delete_outlived_values(
-            Value::BigInt(Some(1)),
-            Value::BigInt(Some(2)),
-            Value::BigInt(Some(3)),
+        assert_eq!(
+            mysql.delete_outlived_values("now", "born", "limit"),
+            ["now", "born", "limit"]
         );
-        assert_eq!(values.len(), 3);
     }
 }

@@ -9,8 +9,9 @@
 //! are written here; the names in them are validated identifiers, quoted here.
 
 use super::{
+    columns::{Bind, Column, RowStatement},
     dialect::Dialect,
-    statements::{Bind, Column, RowStatement},
+    identifier::quote,
     SessionTable,
 };
 use sea_orm::sea_query::Iden;
@@ -47,15 +48,9 @@ pub(crate) fn render(
     unless_unchanged: bool,
     reporting: bool,
 ) -> RowStatement {
-    let quote = |column: Column| match dialect {
-        Dialect::MySql => format!("`{}`", column.unquoted()),
-        Dialect::Postgres | Dialect::Sqlite => format!("\"{}\"", column.unquoted()),
-    };
-    let target = match dialect {
-        Dialect::Postgres => format!("\"{}\".\"{}\"", table.schema(), table.table()),
-        Dialect::Sqlite => format!("\"{}\"", table.table()),
-        Dialect::MySql => format!("`{}`", table.table()),
-    };
+    let quote = |column: Column| quote(dialect, column.unquoted());
+
+    let target = table.quoted(dialect);
     let mut binds = Vec::new();
     // PostgreSQL numbers its placeholders, so each value is bound once and named again where
     // it is needed; SQLite and MySQL get one `?` (and one bound value) per use.

@@ -4,7 +4,7 @@
 use deadpool_postgres::PoolError;
 
 use crate::{
-    adapters::sql::{Dialect, ServerError},
+    adapters::sql::{Dialect, ServerError, SqlError},
     ports::RepositoryError,
 };
 
@@ -41,38 +41,26 @@ fn refused_by_target_session_attrs(err: &(dyn std::error::Error + 'static)) -> b
 /// A statement failed. A database error keeps the server's primary message and SQLSTATE, which
 /// describe the statement, not the bound values (the detail lines that can quote a value are
 /// dropped); anything else is the connection failing.
-pub(crate) fn statement(err: tokio_postgres::Error) -> RepositoryError {
+pub(crate) fn statement(err: tokio_postgres::Error) -> SqlError {
     match err.as_db_error() {
         Some(db) => database(db.code().code(), db.message()),
-        None => RepositoryError::Unavailable(err.to_string()),
+        None => SqlError {
+            error: RepositoryError::Unavailable(err.to_string()),
+            duplicate: false,
+            conflict: false,
+        },
     }
-}
-
-/// Whether a statement failed by losing a conflict with another transaction (a deadlock, a
-/// serialization failure), so that running it again may succeed.
-pub(crate) fn is_conflict(err: &tokio_postgres::Error) -> bool {
-    err.as_db_error().is_some_and(|db| {
-        ServerError::of(Dialect::Postgres, Some(db.code().code()), db.message())
-            == ServerError::Conflict
-    })
 }
 
 /// A database error, by its SQLSTATE and primary message: the classification the SeaORM
 /// adapter uses too ([`ServerError`]).
-fn database(code: &str, message: &str) -> RepositoryError {
-    let described = format!("{message} (SQLSTATE {code})");
-    match ServerError::of(Dialect::Postgres, Some(code), message) {
-        ServerError::NotMigrated => RepositoryError::MissingTable(described),
-        // Every write fails the same way until the store reaches a primary, so say so rather
-        // than "a statement failed".
-        ServerError::ReadOnly => RepositoryError::Unavailable(format!(
-            "the server is a standby or read-only and accepts no writes: {described}; connect \
-             the store to the primary, e.g. list every server in the URL with \
-             target_session_attrs=read-write (SCALING.md, High availability)"
-        )),
-        ServerError::ConnectionLost => RepositoryError::Unavailable(described),
-        ServerError::Conflict | ServerError::Statement => RepositoryError::Statement(described),
-    }
+fn database(code: &str, message: &str) -> SqlError {
+    ServerError::sql_error(
+        Dialect::Postgres,
+        Some(code),
+        message,
+        "e.g. list every server in the URL with target_session_attrs=read-write",
+    )
 }
 
 /// A row came back in a shape that does not decode.
@@ -86,7 +74,7 @@ mod tests {
 
     #[test]
     fn a_write_on_a_standby_is_unavailable_and_says_to_connect_to_the_primary() {
-        let err = database("25006", "cannot execute INSERT in a read-only transaction");
+        let err = database("25006", "cannot execute INSERT in a read-only transaction").error;
         let RepositoryError::Unavailable(message) = &err else {
             panic!("a read-only server is unavailable for writes, not {err:?}");
         };
@@ -134,7 +122,7 @@ mod tests {
     #[test]
     fn a_lost_server_connection_is_unavailable_as_in_the_seaorm_adapter() {
         for code in ["08P01", "08006", "57P01", "57P02", "57P03"] {
-            let err = database(code, "terminating connection due to administrator command");
+            let err = database(code, "terminating connection due to administrator command").error;
             assert!(
                 matches!(&err, RepositoryError::Unavailable(m) if m.contains(code)),
                 "{code}: {err:?}"
@@ -145,11 +133,11 @@ mod tests {
     #[test]
     fn other_database_errors_keep_their_classification() {
         assert!(matches!(
-            database("42P01", "relation \"s.t\" does not exist"),
+            database("42P01", "relation \"s.t\" does not exist").error,
             RepositoryError::MissingTable(_)
         ));
         assert!(matches!(
-            database("23514", "new row violates check constraint"),
+            database("23514", "new row violates check constraint").error,
             RepositoryError::Statement(m) if m == "new row violates check constraint (SQLSTATE 23514)"
         ));
     }

@@ -15,6 +15,5 @@
 mod cancel;
 mod errors;
 mod repository;
-mod statements;
 
 pub use repository::TokioPostgresRepository;

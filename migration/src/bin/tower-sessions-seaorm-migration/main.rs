@@ -8,16 +8,15 @@
 //! table needs. Typed anyway, they are refused with what to do instead.
 
 mod args;
-mod history;
-mod table;
+mod commands;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use sea_orm_migration::sea_orm::{Database, DbBackend, DbErr};
+use tower_sessions_seaorm_migration::RunError;
 
 use args::{Action, Cli};
-use table::SessionTable;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -50,22 +49,22 @@ async fn run(cli: Cli, action: Action) -> Result<(), String> {
         .await
         .map_err(|err| format!("cannot connect to the database: {}", without_url(err)))?;
     let backend = conn.get_database_backend();
-    let target = SessionTable::new(backend, &cli.schema, &cli.table)?;
+    let runner = commands::runner(backend, &cli.schema, &cli.table)?;
     let outcome = match action {
-        Action::Up(num) => target.up(&conn, num).await,
-        Action::Down(num) => target.down(&conn, num).await,
-        Action::Status => target.status(&conn).await,
-        Action::Refresh => match target.down(&conn, None).await {
-            Ok(()) => target.up(&conn, None).await,
+        Action::Up(num) => commands::up(&runner, &conn, num).await,
+        Action::Down(num) => commands::down(&runner, &conn, num).await,
+        Action::Status => commands::status(&runner, &conn).await,
+        Action::Refresh => match commands::down(&runner, &conn, None).await {
+            Ok(()) => commands::up(&runner, &conn, None).await,
             Err(err) => Err(err),
         },
     };
     let _ = conn.close().await;
     outcome.map_err(|err| match err {
-        table::Failure::Refused(message) => message,
-        table::Failure::Database(err) => format!(
-            "{err}\n(nothing outside {} was touched; a step that failed was {})",
-            target.describe(),
+        RunError::Refused(message) => message,
+        RunError::Failed { error, .. } => format!(
+            "{error}\n(nothing outside {} was touched; a step that failed was {})",
+            runner.describe(),
             if backend == DbBackend::MySql {
                 "partly applied if MySQL had committed its DDL: run `status`, then the command again"
             } else {

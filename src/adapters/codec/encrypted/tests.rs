@@ -1,9 +1,8 @@
 use serde_json::json;
 use time::OffsetDateTime;
-use zeroize::ZeroizeOnDrop;
 
 use super::*;
-use crate::{codec::MessagePackCodec, domain::SessionId};
+use crate::{codec::MessagePackCodec, ports::SessionId};
 
 const KEY_1: [u8; 32] = [0x11; 32];
 const KEY_2: [u8; 32] = [0x22; 32];
@@ -262,12 +261,4 @@ fn a_key_from_base64_is_the_same_key_as_its_bytes() {
         codec(KeyRing::from_base64(1, "ERERERERERERERERERERERERERERERERERERERERERE=\n").unwrap());
     let row = from_bytes.encode_row(ROW, &record()).unwrap();
     assert_eq!(from_base64.decode_row(ROW, &row).unwrap(), record());
-}
-
-#[test]
-fn the_ring_wipes_its_keys_on_drop() {
-    fn wipes<T: ZeroizeOnDrop>() {}
-    wipes::<KeyRing>();
-    wipes::<chacha20poly1305::XChaCha20Poly1305>();
-    wipes::<Zeroizing<[u8; 32]>>();
 }

@@ -1,40 +1,58 @@
-//! The `SessionRepository` contract, operation by operation: what every repository must do,
-//! run by `repository_contract!` on each backend (and on the in-memory repository, so that it
-//! cannot drift from the SQL ones).
+//! The [`SessionRepository`] contract, operation by operation: what every repository must
+//! do, checked by [`check_repository_contract`] (the crate runs it on each of its repositories,
+//! the in-memory one included, so that none can drift from the others).
 
 use time::{Duration, OffsetDateTime};
-use tower_sessions_seaorm_store::{
-    repository::{SessionRepository, SessionRow, Unchanged},
-    Id,
-};
 
-use super::row;
+use crate::ports::{SessionId, SessionRepository, SessionRow};
+
+/// A row with no user and no write avoidance, created and saved now.
+fn row(id: &str, data: &[u8], expires_at: OffsetDateTime) -> SessionRow {
+    SessionRow {
+        id: id.to_owned(),
+        data: data.to_vec(),
+        expires_at,
+        user_key: None,
+        data_digest: None,
+        created_at: OffsetDateTime::now_utc(),
+        saved_at: OffsetDateTime::now_utc(),
+        listed_values: None,
+    }
+}
+
+/// The data of the live row with `id`, as `find_unexpired` returns it.
+async fn data_of<R: SessionRepository>(repo: &R, id: &str, now: OffsetDateTime) -> Option<Vec<u8>> {
+    let found = repo.find_unexpired(id, now, None).await.unwrap();
+    found.map(|found| found.data)
+}
 
 /// A whole second, so the boundary survives a database's sub-second precision.
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
 }
 
-fn fresh_id() -> String {
-    Id::default().to_string()
+/// 2001-02-03 04:05:06 UTC: an instant before every row the other checks write.
+fn long_ago() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(981_173_106).expect("an instant")
 }
 
-pub async fn insert_if_absent_inserts_a_free_id<R: SessionRepository>(repo: &R) {
+fn fresh_id() -> String {
+    SessionId::random().to_string()
+}
+
+async fn insert_if_absent_inserts_a_free_id<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     assert!(repo
         .insert_if_absent(row(&id, b"first", now + Duration::hours(1)))
         .await
         .unwrap());
     assert_eq!(
-        repo.find_unexpired(&id, now, None)
-            .await
-            .unwrap()
-            .as_deref(),
+        data_of(repo, &id, now).await.as_deref(),
         Some(&b"first"[..])
     );
 }
 
-pub async fn insert_if_absent_never_overwrites_a_taken_id<R: SessionRepository>(repo: &R) {
+async fn insert_if_absent_never_overwrites_a_taken_id<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     repo.insert_if_absent(row(&id, b"first", now + Duration::hours(1)))
         .await
@@ -52,15 +70,12 @@ pub async fn insert_if_absent_never_overwrites_a_taken_id<R: SessionRepository>(
         "the expiry was not replaced either"
     );
     assert_eq!(
-        repo.find_unexpired(&id, now, None)
-            .await
-            .unwrap()
-            .as_deref(),
+        data_of(repo, &id, now).await.as_deref(),
         Some(&b"first"[..])
     );
 }
 
-pub async fn insert_if_absent_reports_an_expired_row_as_taken<R: SessionRepository>(repo: &R) {
+async fn insert_if_absent_reports_an_expired_row_as_taken<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     repo.insert_if_absent(row(&id, b"stale", now - Duration::hours(1)))
         .await
@@ -73,13 +88,12 @@ pub async fn insert_if_absent_reports_an_expired_row_as_taken<R: SessionReposito
     assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
 }
 
-pub async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionRepository>(repo: &R) {
+async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     repo.insert_if_absent(row(&id, b"data", now)).await.unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, now - Duration::seconds(1), None)
+        data_of(repo, &id, now - Duration::seconds(1))
             .await
-            .unwrap()
             .as_deref(),
         Some(&b"data"[..])
     );
@@ -92,33 +106,27 @@ pub async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionRepo
     );
 }
 
-pub async fn find_unexpired_of_an_unknown_id_is_none<R: SessionRepository>(repo: &R) {
+async fn find_unexpired_of_an_unknown_id_is_none<R: SessionRepository>(repo: &R) {
     assert_eq!(
         repo.find_unexpired(&fresh_id(), now(), None).await.unwrap(),
         None
     );
 }
 
-pub async fn update_if_present_replaces_the_data_and_the_expiry<R: SessionRepository>(repo: &R) {
+async fn update_if_present_replaces_the_data_and_the_expiry<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     repo.insert_if_absent(row(&id, b"old", now - Duration::hours(1)))
         .await
         .unwrap();
-    repo.update_if_present(row(&id, b"new", now + Duration::hours(1)))
+    repo.update_if_present(row(&id, b"new", now + Duration::hours(1)), None, false)
         .await
         .unwrap();
-    assert_eq!(
-        repo.find_unexpired(&id, now, None)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(&b"new"[..])
-    );
+    assert_eq!(data_of(repo, &id, now).await.as_deref(), Some(&b"new"[..]));
 }
 
-pub async fn update_if_present_never_inserts_a_missing_row<R: SessionRepository>(repo: &R) {
+async fn update_if_present_never_inserts_a_missing_row<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
-    repo.update_if_present(row(&id, b"ghost", now + Duration::hours(1)))
+    repo.update_if_present(row(&id, b"ghost", now + Duration::hours(1)), None, false)
         .await
         .unwrap();
     assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
@@ -130,38 +138,30 @@ pub async fn update_if_present_never_inserts_a_missing_row<R: SessionRepository>
     );
 }
 
-pub async fn update_if_present_of_a_deleted_row_leaves_it_deleted<R: SessionRepository>(repo: &R) {
+async fn update_if_present_of_a_deleted_row_leaves_it_deleted<R: SessionRepository>(repo: &R) {
     // With and without write avoidance: the conditional update must not insert either.
-    for unchanged in [
-        None,
-        Some(Unchanged {
-            digest: [1; 32],
-            keep_if_expiring_after: now() - Duration::hours(1),
-        }),
-    ] {
+    for keep_if_expiring_after in [None, Some(now() - Duration::hours(1))] {
         let (id, now) = (fresh_id(), now());
         repo.insert_if_absent(row(&id, b"live", now + Duration::hours(1)))
             .await
             .unwrap();
         repo.delete_by_id(&id).await.unwrap();
         let save = SessionRow {
-            created_at: time::OffsetDateTime::now_utc(),
-            saved_at: time::OffsetDateTime::now_utc(),
-            listed_values: None,
-            report_user_change: false,
-            unchanged,
+            data_digest: keep_if_expiring_after.map(|_| [1; 32]),
             ..row(&id, b"revived?", now + Duration::hours(2))
         };
-        repo.update_if_present(save).await.unwrap();
+        repo.update_if_present(save, keep_if_expiring_after, false)
+            .await
+            .unwrap();
         assert_eq!(
             repo.find_unexpired(&id, now, None).await.unwrap(),
             None,
-            "a revoked row stays revoked ({unchanged:?})"
+            "a revoked row stays revoked (write avoidance: {keep_if_expiring_after:?})"
         );
     }
 }
 
-pub async fn delete_by_id_is_idempotent<R: SessionRepository>(repo: &R) {
+async fn delete_by_id_is_idempotent<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     repo.insert_if_absent(row(&id, b"data", now + Duration::hours(1)))
         .await
@@ -178,12 +178,14 @@ pub async fn delete_by_id_is_idempotent<R: SessionRepository>(repo: &R) {
     );
 }
 
-pub async fn delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_before_now<
+async fn delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_before_now<
     R: SessionRepository,
 >(
     repo: &R,
 ) {
-    let now = now();
+    // Long ago: every other check's rows are live and young then, so a cleanup at that
+    // instant can only find this check's.
+    let now = long_ago();
     // Five expired rows, one of them expiring exactly now; three live rows.
     for age in [0, 1, 2, 3, 4] {
         repo.insert_if_absent(row(&fresh_id(), b"expired", now - Duration::seconds(age)))
@@ -216,16 +218,12 @@ pub async fn delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_befor
 
 fn user_row(id: &str, user: Option<&str>, expires_at: OffsetDateTime) -> SessionRow {
     SessionRow {
-        created_at: time::OffsetDateTime::now_utc(),
-        saved_at: time::OffsetDateTime::now_utc(),
-        listed_values: None,
-        report_user_change: false,
         user_key: user.map(str::to_owned),
         ..row(id, b"data", expires_at)
     }
 }
 
-pub async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionRepository>(repo: &R) {
+async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionRepository>(repo: &R) {
     let now = now();
     let (ada, bob) = (fresh_id(), fresh_id()); // unique user keys
     let adas: Vec<String> = (0..3).map(|_| fresh_id()).collect();
@@ -256,7 +254,7 @@ pub async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionReposi
     assert_eq!(listed, expected, "live rows only, of this user only");
 
     assert_eq!(
-        repo.delete_by_user_except(&ada, &adas[0]).await.unwrap(),
+        repo.delete_by_user(&ada, Some(&adas[0])).await.unwrap(),
         3,
         "two live rows and the expired one"
     );
@@ -265,7 +263,7 @@ pub async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionReposi
         .await
         .unwrap()
         .is_some());
-    assert_eq!(repo.delete_by_user(&ada).await.unwrap(), 1);
+    assert_eq!(repo.delete_by_user(&ada, None).await.unwrap(), 1);
     assert!(repo
         .find_unexpired(&adas[0], now, None)
         .await
@@ -278,7 +276,7 @@ pub async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionReposi
         .is_some());
 }
 
-pub async fn delete_by_user_and_id_deletes_only_a_row_still_of_that_user<R: SessionRepository>(
+async fn delete_by_user_and_id_deletes_only_a_row_still_of_that_user<R: SessionRepository>(
     repo: &R,
 ) {
     let (id, ada, bob, now) = (fresh_id(), fresh_id(), fresh_id(), now());
@@ -286,9 +284,13 @@ pub async fn delete_by_user_and_id_deletes_only_a_row_still_of_that_user<R: Sess
         .await
         .unwrap();
     // The session changed hands (ada logged out, bob logged in on that browser).
-    repo.update_if_present(user_row(&id, Some(&bob), now + Duration::hours(1)))
-        .await
-        .unwrap();
+    repo.update_if_present(
+        user_row(&id, Some(&bob), now + Duration::hours(1)),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     assert!(!repo.delete_by_user_and_id(&ada, &id).await.unwrap());
     assert!(repo.find_unexpired(&id, now, None).await.unwrap().is_some());
     assert!(repo.delete_by_user_and_id(&bob, &id).await.unwrap());
@@ -296,14 +298,14 @@ pub async fn delete_by_user_and_id_deletes_only_a_row_still_of_that_user<R: Sess
     assert!(!repo.delete_by_user_and_id(&bob, &id).await.unwrap());
 }
 
-pub async fn an_update_without_a_user_key_takes_the_row_out_of_the_index<R: SessionRepository>(
+async fn an_update_without_a_user_key_takes_the_row_out_of_the_index<R: SessionRepository>(
     repo: &R,
 ) {
     let (id, user, now) = (fresh_id(), fresh_id(), now());
     repo.insert_if_absent(user_row(&id, Some(&user), now + Duration::hours(1)))
         .await
         .unwrap();
-    repo.update_if_present(user_row(&id, None, now + Duration::hours(1)))
+    repo.update_if_present(user_row(&id, None, now + Duration::hours(1)), None, false)
         .await
         .unwrap();
     assert!(repo
@@ -313,92 +315,88 @@ pub async fn an_update_without_a_user_key_takes_the_row_out_of_the_index<R: Sess
         .is_empty());
 }
 
-pub async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRepository>(
-    repo: &R,
-) {
+async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     let expiry = now + Duration::hours(1);
     let digest = [7; 32];
     let write = |data: &[u8], digest: [u8; 32], expires_at: OffsetDateTime| SessionRow {
-        created_at: time::OffsetDateTime::now_utc(),
-        saved_at: time::OffsetDateTime::now_utc(),
-        listed_values: None,
-        report_user_change: false,
-        unchanged: Some(Unchanged {
-            digest,
-            keep_if_expiring_after: expires_at - Duration::minutes(1),
-        }),
+        data_digest: Some(digest),
         ..row(&id, data, expires_at)
     };
+    let keep = |expires_at: OffsetDateTime| Some(expires_at - Duration::minutes(1));
     repo.insert_if_absent(write(b"first", digest, expiry))
         .await
         .unwrap();
 
     // Same digest, 30 s later: kept (the data would have been replaced otherwise).
-    repo.update_if_present(write(b"second", digest, expiry + Duration::seconds(30)))
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(b"second", digest, expiry + Duration::seconds(30)),
+        keep(expiry + Duration::seconds(30)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, now, None)
-            .await
-            .unwrap()
-            .as_deref(),
+        data_of(repo, &id, now).await.as_deref(),
         Some(&b"first"[..])
     );
     // Another digest: written.
-    repo.update_if_present(write(b"third", [8; 32], expiry + Duration::seconds(30)))
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(b"third", [8; 32], expiry + Duration::seconds(30)),
+        keep(expiry + Duration::seconds(30)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, now, None)
-            .await
-            .unwrap()
-            .as_deref(),
+        data_of(repo, &id, now).await.as_deref(),
         Some(&b"third"[..])
     );
     // The same digest past the window: written.
-    repo.update_if_present(write(b"fourth", [8; 32], expiry + Duration::minutes(2)))
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(b"fourth", [8; 32], expiry + Duration::minutes(2)),
+        keep(expiry + Duration::minutes(2)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, expiry + Duration::seconds(90), None)
+        data_of(repo, &id, expiry + Duration::seconds(90))
             .await
-            .unwrap()
             .as_deref(),
         Some(&b"fourth"[..])
     );
     // A plain update clears the digest: the next conditional one writes.
-    repo.update_if_present(row(&id, b"fifth", expiry + Duration::minutes(2)))
-        .await
-        .unwrap();
-    repo.update_if_present(write(b"sixth", [8; 32], expiry + Duration::minutes(2)))
-        .await
-        .unwrap();
+    repo.update_if_present(
+        row(&id, b"fifth", expiry + Duration::minutes(2)),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    repo.update_if_present(
+        write(b"sixth", [8; 32], expiry + Duration::minutes(2)),
+        keep(expiry + Duration::minutes(2)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        repo.find_unexpired(&id, now, None)
-            .await
-            .unwrap()
-            .as_deref(),
+        data_of(repo, &id, now).await.as_deref(),
         Some(&b"sixth"[..])
     );
 }
 
-pub async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: SessionRepository>(
+async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: SessionRepository>(
     repo: &R,
 ) {
     let (id, ada, bob, now) = (fresh_id(), fresh_id(), fresh_id(), now());
     let expiry = now + Duration::hours(1);
     let write = |user: Option<&str>, expires_at: OffsetDateTime| SessionRow {
-        created_at: time::OffsetDateTime::now_utc(),
-        saved_at: time::OffsetDateTime::now_utc(),
-        listed_values: None,
-        report_user_change: false,
-        unchanged: Some(Unchanged {
-            digest: [7; 32],
-            keep_if_expiring_after: expires_at - Duration::minutes(1),
-        }),
+        data_digest: Some([7; 32]),
         ..user_row(&id, user, expires_at)
     };
+    let keep = |expires_at: OffsetDateTime| Some(expires_at - Duration::minutes(1));
     // Stored by a store without the index: no user key.
     repo.insert_if_absent(write(None, expiry)).await.unwrap();
     let listed = |user: String| async move {
@@ -410,24 +408,36 @@ pub async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: Ses
             .collect::<Vec<_>>()
     };
     // The same values, 30 s later, now with a user key: the index must learn it.
-    repo.update_if_present(write(Some(&ada), expiry + Duration::seconds(30)))
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(Some(&ada), expiry + Duration::seconds(30)),
+        keep(expiry + Duration::seconds(30)),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         listed(ada.clone()).await,
         std::slice::from_ref(&id),
         "indexed at the first save"
     );
     // The path changed: the same values name another user.
-    repo.update_if_present(write(Some(&bob), expiry + Duration::seconds(40)))
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(Some(&bob), expiry + Duration::seconds(40)),
+        keep(expiry + Duration::seconds(40)),
+        false,
+    )
+    .await
+    .unwrap();
     assert!(listed(ada.clone()).await.is_empty());
     assert_eq!(listed(bob.clone()).await, std::slice::from_ref(&id));
     // The index was switched off: the row leaves it.
-    repo.update_if_present(write(None, expiry + Duration::seconds(50)))
-        .await
-        .unwrap();
+    repo.update_if_present(
+        write(None, expiry + Duration::seconds(50)),
+        keep(expiry + Duration::seconds(50)),
+        false,
+    )
+    .await
+    .unwrap();
     assert!(listed(bob).await.is_empty());
 }
 
@@ -447,9 +457,7 @@ fn timed_row(
     }
 }
 
-pub async fn find_unexpired_row_returns_the_data_and_the_creation_instant<R: SessionRepository>(
-    repo: &R,
-) {
+async fn find_unexpired_returns_the_data_and_the_creation_instant<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     let created = now - Duration::minutes(10);
     repo.insert_if_absent(timed_row(
@@ -462,40 +470,36 @@ pub async fn find_unexpired_row_returns_the_data_and_the_creation_instant<R: Ses
     .await
     .unwrap();
     let found = repo
-        .find_unexpired_row(&id, now, None)
+        .find_unexpired(&id, now, None)
         .await
         .unwrap()
         .expect("a live row");
     assert_eq!(found.data, b"data");
-    assert_eq!(found.created_at, Some(created));
-    // The same conditions as `find_unexpired`: expiry, and the absolute lifetime's bound.
+    assert_eq!(found.created_at, created);
+    // Expiry, and the absolute lifetime's bound.
     assert_eq!(
-        repo.find_unexpired_row(&id, now + Duration::hours(1), None)
+        repo.find_unexpired(&id, now + Duration::hours(1), None)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        repo.find_unexpired_row(&id, now, Some(created))
-            .await
-            .unwrap(),
+        repo.find_unexpired(&id, now, Some(created)).await.unwrap(),
         None,
         "created at the bound: outlived"
     );
     assert!(repo
-        .find_unexpired_row(&id, now, Some(created - Duration::seconds(1)))
+        .find_unexpired(&id, now, Some(created - Duration::seconds(1)))
         .await
         .unwrap()
         .is_some());
     assert_eq!(
-        repo.find_unexpired_row(&fresh_id(), now, None)
-            .await
-            .unwrap(),
+        repo.find_unexpired(&fresh_id(), now, None).await.unwrap(),
         None
     );
 }
 
-pub async fn born_after_hides_rows_created_at_or_before_it<R: SessionRepository>(repo: &R) {
+async fn born_after_hides_rows_created_at_or_before_it<R: SessionRepository>(repo: &R) {
     let (id, user, now) = (fresh_id(), fresh_id(), now());
     let created = now - Duration::hours(2);
     repo.insert_if_absent(timed_row(
@@ -523,7 +527,7 @@ pub async fn born_after_hides_rows_created_at_or_before_it<R: SessionRepository>
     }
 }
 
-pub async fn a_users_rows_are_listed_with_their_instants_and_listed_values<R: SessionRepository>(
+async fn a_users_rows_are_listed_with_their_instants_and_listed_values<R: SessionRepository>(
     repo: &R,
 ) {
     let (id, user, now) = (fresh_id(), fresh_id(), now());
@@ -549,7 +553,7 @@ pub async fn a_users_rows_are_listed_with_their_instants_and_listed_values<R: Se
     );
 }
 
-pub async fn an_update_never_writes_created_at_and_writes_the_rest<R: SessionRepository>(repo: &R) {
+async fn an_update_never_writes_created_at_and_writes_the_rest<R: SessionRepository>(repo: &R) {
     let (id, user, now) = (fresh_id(), fresh_id(), now());
     let created = now - Duration::hours(3);
     repo.insert_if_absent(timed_row(
@@ -565,7 +569,7 @@ pub async fn an_update_never_writes_created_at_and_writes_the_rest<R: SessionRep
         listed_values: Some(r#"{"device":"moved"}"#.to_owned()),
         ..timed_row(&id, Some(&user), now, now, now + Duration::hours(2))
     };
-    repo.update_if_present(update).await.unwrap();
+    repo.update_if_present(update, None, false).await.unwrap();
     let listed = repo.find_unexpired_by_user(&user, now, None).await.unwrap();
     assert_eq!(
         listed[0].created_at, created,
@@ -579,12 +583,12 @@ pub async fn an_update_never_writes_created_at_and_writes_the_rest<R: SessionRep
     );
 }
 
-pub async fn delete_expired_batch_with_born_before_deletes_outlived_rows_too<
-    R: SessionRepository,
->(
+async fn delete_expired_batch_with_born_before_deletes_outlived_rows_too<R: SessionRepository>(
     repo: &R,
 ) {
-    let now = now();
+    // Long ago: every other check's rows are live and young then, so a cleanup at that
+    // instant can only find this check's.
+    let now = long_ago();
     let born_before = now - Duration::hours(1);
     let outlived = fresh_id();
     let at_the_bound = fresh_id();
@@ -627,9 +631,7 @@ pub async fn delete_expired_batch_with_born_before_deletes_outlived_rows_too<
     }
 }
 
-pub async fn trim_user_sessions_keeps_the_most_recently_saved_live_rows_only<
-    R: SessionRepository,
->(
+async fn trim_user_sessions_keeps_the_most_recently_saved_live_rows_only<R: SessionRepository>(
     repo: &R,
 ) {
     let now = now();
@@ -736,113 +738,100 @@ pub async fn trim_user_sessions_keeps_the_most_recently_saved_live_rows_only<
     assert_eq!(left[0].id, outlived);
 }
 
-pub async fn a_reporting_update_tells_when_it_gave_the_row_another_user<R: SessionRepository>(
+async fn a_reporting_update_tells_when_it_gave_the_row_another_user<R: SessionRepository>(
     repo: &R,
 ) {
     let (id, ada, bob, now) = (fresh_id(), fresh_id(), fresh_id(), now());
     let expiry = now + Duration::hours(1);
-    let save =
-        |user: Option<&str>, report_user_change: bool, unchanged: Option<Unchanged>| SessionRow {
-            report_user_change,
-            unchanged,
-            ..user_row(&id, user, expiry)
-        };
-    repo.insert_if_absent(save(None, false, None))
-        .await
-        .unwrap();
+    let save = |user: Option<&str>, digest: Option<[u8; 32]>| SessionRow {
+        data_digest: digest,
+        ..user_row(&id, user, expiry)
+    };
+    repo.insert_if_absent(save(None, None)).await.unwrap();
     assert!(
-        repo.update_if_present(save(Some(&ada), true, None))
+        repo.update_if_present(save(Some(&ada), None), None, true)
             .await
             .unwrap(),
         "anonymous to ada: a login"
     );
     assert!(
-        repo.update_if_present(save(Some(&bob), true, None))
+        repo.update_if_present(save(Some(&bob), None), None, true)
             .await
             .unwrap(),
         "ada to bob"
     );
     assert!(
         !repo
-            .update_if_present(save(Some(&ada), false, None))
+            .update_if_present(save(Some(&ada), None), None, false)
             .await
             .unwrap(),
         "not asked: false, though it changed"
     );
     // The same user again: `false`, or `true` from a repository that cannot tell (SQLite); the
     // contract lets either be.
-    repo.update_if_present(save(Some(&ada), true, None))
+    repo.update_if_present(save(Some(&ada), None), None, true)
         .await
         .unwrap();
     // Left alone by write avoidance: not written, so `false`.
-    let digest = [9; 32];
-    let keep = Unchanged {
-        digest,
-        keep_if_expiring_after: expiry - Duration::minutes(1),
-    };
-    repo.update_if_present(save(Some(&ada), false, Some(keep)))
+    let digest = Some([9; 32]);
+    let keep = Some(expiry - Duration::minutes(1));
+    repo.update_if_present(save(Some(&ada), digest), keep, false)
         .await
         .unwrap();
     assert!(
         !repo
-            .update_if_present(save(Some(&ada), true, Some(keep)))
+            .update_if_present(save(Some(&ada), digest), keep, true)
             .await
             .unwrap(),
         "an unchanged row is not written"
     );
     assert!(
-        repo.update_if_present(save(Some(&bob), true, Some(keep)))
+        repo.update_if_present(save(Some(&bob), digest), keep, true)
             .await
             .unwrap(),
         "another user is a change, within the window too"
     );
     // A missing row is not written.
-    let ghost = SessionRow {
-        report_user_change: true,
-        ..user_row(&fresh_id(), Some(&ada), expiry)
-    };
-    assert!(!repo.update_if_present(ghost).await.unwrap());
+    let ghost = user_row(&fresh_id(), Some(&ada), expiry);
+    assert!(!repo.update_if_present(ghost, None, true).await.unwrap());
 }
 
-/// Runs every contract test against the repository of the stores `$fixture` makes.
+/// Checks `repository` against the [`SessionRepository`] contract: every method, with every
+/// option, one check after another; panics at the first broken promise, with what was expected
+/// (the panic's location names the check).
 ///
-/// `$fixture` is an async fn returning a value with a `store` field and an async `finish`.
-#[macro_export]
-macro_rules! repository_contract {
-    ($fixture:expr) => {
-        $crate::repository_contract!(@tests $fixture;
-            insert_if_absent_inserts_a_free_id,
-            insert_if_absent_never_overwrites_a_taken_id,
-            insert_if_absent_reports_an_expired_row_as_taken,
-            find_unexpired_hides_a_row_expiring_at_or_before_now,
-            find_unexpired_of_an_unknown_id_is_none,
-            update_if_present_replaces_the_data_and_the_expiry,
-            update_if_present_never_inserts_a_missing_row,
-            update_if_present_of_a_deleted_row_leaves_it_deleted,
-            delete_by_id_is_idempotent,
-            delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_before_now,
-            the_user_index_lists_and_deletes_a_users_rows_only,
-            delete_by_user_and_id_deletes_only_a_row_still_of_that_user,
-            an_update_without_a_user_key_takes_the_row_out_of_the_index,
-            an_unchanged_update_in_the_window_leaves_the_row_alone,
-            an_unchanged_update_with_another_user_key_re_indexes_the_row,
-            find_unexpired_row_returns_the_data_and_the_creation_instant,
-            born_after_hides_rows_created_at_or_before_it,
-            a_users_rows_are_listed_with_their_instants_and_listed_values,
-            an_update_never_writes_created_at_and_writes_the_rest,
-            delete_expired_batch_with_born_before_deletes_outlived_rows_too,
-            trim_user_sessions_keeps_the_most_recently_saved_live_rows_only,
-            a_reporting_update_tells_when_it_gave_the_row_another_user,
-        );
-    };
-    (@tests $fixture:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $name() {
-                let fixture = $fixture.await;
-                $crate::common::contract::$name(fixture.store.repository()).await;
-                fixture.finish().await;
-            }
-        )*
-    };
+/// Run it against a **repository of its own** (a scratch table, an empty in-memory store): it
+/// writes rows, and its cleanup checks delete every expired row they find. Each check draws
+/// fresh ids and user keys, so the checks do not see each other's rows.
+///
+/// ```
+/// use tower_sessions_seaorm_store::testing::{check_repository_contract, InMemoryRepository};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// check_repository_contract(&InMemoryRepository::new()).await;
+/// # }
+/// ```
+pub async fn check_repository_contract<R: SessionRepository>(repository: &R) {
+    insert_if_absent_inserts_a_free_id(repository).await;
+    insert_if_absent_never_overwrites_a_taken_id(repository).await;
+    insert_if_absent_reports_an_expired_row_as_taken(repository).await;
+    find_unexpired_hides_a_row_expiring_at_or_before_now(repository).await;
+    find_unexpired_of_an_unknown_id_is_none(repository).await;
+    update_if_present_replaces_the_data_and_the_expiry(repository).await;
+    update_if_present_never_inserts_a_missing_row(repository).await;
+    update_if_present_of_a_deleted_row_leaves_it_deleted(repository).await;
+    delete_by_id_is_idempotent(repository).await;
+    delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_before_now(repository).await;
+    the_user_index_lists_and_deletes_a_users_rows_only(repository).await;
+    delete_by_user_and_id_deletes_only_a_row_still_of_that_user(repository).await;
+    an_update_without_a_user_key_takes_the_row_out_of_the_index(repository).await;
+    an_unchanged_update_in_the_window_leaves_the_row_alone(repository).await;
+    an_unchanged_update_with_another_user_key_re_indexes_the_row(repository).await;
+    find_unexpired_returns_the_data_and_the_creation_instant(repository).await;
+    born_after_hides_rows_created_at_or_before_it(repository).await;
+    a_users_rows_are_listed_with_their_instants_and_listed_values(repository).await;
+    an_update_never_writes_created_at_and_writes_the_rest(repository).await;
+    delete_expired_batch_with_born_before_deletes_outlived_rows_too(repository).await;
+    trim_user_sessions_keeps_the_most_recently_saved_live_rows_only(repository).await;
+    a_reporting_update_tells_when_it_gave_the_row_another_user(repository).await;
 }

@@ -40,7 +40,7 @@ use std::{
 
 use time::OffsetDateTime;
 
-use super::SessionRecord;
+use crate::ports::{cache::Ticket, CachedSession, Evict, ReadCache, SessionRecord};
 
 /// How many eviction counters the keys share: enough that a busy cache rarely sees an
 /// unrelated eviction abort a load's insert, small enough to stay in cache lines.
@@ -72,15 +72,6 @@ enum Freshness {
         /// Nanoseconds from `base` to the proof's instant, plus one; `0`: no proof.
         proven_at: AtomicU64,
     },
-}
-
-/// What a load that missed holds while it reads the database: the cache's state then, which it
-/// must still be in for the load to insert.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ticket {
-    generation: u64,
-    stripe: usize,
-    evictions: u64,
 }
 
 /// The cache of decoded sessions (see the module's rules). Shared by every clone of a store.
@@ -137,116 +128,9 @@ impl SessionCache {
         )
     }
 
-    /// Whether it is a single replica's cache (no listener).
-    #[cfg(feature = "migration")]
-    pub fn is_local(&self) -> bool {
-        matches!(self.freshness, Freshness::Local)
-    }
-
-    /// Whether the cache may serve now.
-    pub fn is_serving(&self) -> bool {
-        match &self.freshness {
-            Freshness::Local => true,
-            Freshness::Proven {
-                max_staleness,
-                base,
-                proven_at,
-            } => match proven_at.load(Ordering::SeqCst) {
-                0 => false,
-                at => {
-                    let proof = *base + Duration::from_nanos(at - 1);
-                    Instant::now().saturating_duration_since(proof) <= *max_staleness
-                }
-            },
-        }
-    }
-
-    /// The session stored under `key`, if cached, serving, and still valid at `now`.
-    pub(crate) fn get(&self, key: &str, now: OffsetDateTime) -> Option<SessionRecord<'static>> {
-        if !self.is_serving() {
-            return None;
-        }
-        let entry = self.entries.get(key)?;
-        if entry.valid_until <= now {
-            self.entries.invalidate(key);
-            return None;
-        }
-        Some(entry.record.clone())
-    }
-
-    /// What a load of `key` that missed holds while it reads the database; `None` when the
-    /// cache is not serving (the load will not insert).
-    pub(crate) fn ticket(&self, key: &str) -> Option<Ticket> {
-        if !self.is_serving() {
-            return None;
-        }
-        let stripe = stripe_of(key);
-        Some(Ticket {
-            generation: self.generation.load(Ordering::SeqCst),
-            stripe,
-            evictions: self.stripes[stripe].load(Ordering::SeqCst),
-        })
-    }
-
     fn still(&self, ticket: Ticket) -> bool {
         self.generation.load(Ordering::SeqCst) == ticket.generation
             && self.stripes[ticket.stripe].load(Ordering::SeqCst) == ticket.evictions
-    }
-
-    /// Caches what a load read under `ticket`, unless an eviction or a clear has overtaken it.
-    pub(crate) fn insert(
-        &self,
-        ticket: Ticket,
-        key: String,
-        record: SessionRecord<'static>,
-        valid_until: OffsetDateTime,
-        user_key: Option<String>,
-    ) {
-        if !self.still(ticket) {
-            return;
-        }
-        let weight = weigh(&key, &record, user_key.as_deref());
-        if weight > self.max_weight {
-            return;
-        }
-        let entry = Arc::new(Entry {
-            record,
-            valid_until,
-            user_key,
-            weight,
-        });
-        self.entries.insert(key.clone(), entry);
-        // An eviction that counted itself after the check above may have run its removal
-        // before this insert: this entry must not stay.
-        if !self.still(ticket) {
-            self.entries.invalidate(&key);
-        }
-    }
-
-    /// Evicts the session stored under `key`.
-    pub fn evict(&self, key: &str) {
-        self.stripes[stripe_of(key)].fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate(key);
-    }
-
-    /// Evicts every session of `user_key`.
-    pub fn evict_user(&self, user_key: &str) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        let user_key = user_key.to_owned();
-        let registered = self
-            .entries
-            .invalidate_entries_if(move |_, entry| entry.user_key.as_deref() == Some(&user_key));
-        if registered.is_err() {
-            // Closures are enabled when the cache is built; should that ever change, the
-            // safe answer is to drop everything.
-            self.entries.invalidate_all();
-        }
-    }
-
-    /// Evicts every entry.
-    pub fn clear(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate_all();
     }
 
     /// The listener's proof: the heartbeat it sent at `sent` came back, so every eviction
@@ -280,6 +164,114 @@ impl SessionCache {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(task);
+    }
+}
+
+impl ReadCache for SessionCache {
+    fn get(&self, key: &str, now: OffsetDateTime) -> Option<SessionRecord<'static>> {
+        if !self.is_serving() {
+            return None;
+        }
+        let entry = self.entries.get(key)?;
+        if entry.valid_until <= now {
+            self.entries.invalidate(key);
+            return None;
+        }
+        Some(entry.record.clone())
+    }
+
+    fn ticket(&self, key: &str) -> Option<Ticket> {
+        if !self.is_serving() {
+            return None;
+        }
+        let stripe = stripe_of(key);
+        Some(Ticket {
+            generation: self.generation.load(Ordering::SeqCst),
+            stripe,
+            evictions: self.stripes[stripe].load(Ordering::SeqCst),
+        })
+    }
+
+    fn insert(&self, ticket: Ticket, key: String, cached: CachedSession) {
+        if !self.still(ticket) {
+            return;
+        }
+        let weight = weigh(&key, &cached.record, cached.user_key.as_deref());
+        if weight > self.max_weight {
+            return;
+        }
+        let entry = Arc::new(Entry {
+            record: cached.record,
+            valid_until: cached.valid_until,
+            user_key: cached.user_key,
+            weight,
+        });
+        self.entries.insert(key.clone(), entry);
+        // An eviction that counted itself after the check above may have run its removal
+        // before this insert: this entry must not stay.
+        if !self.still(ticket) {
+            self.entries.invalidate(&key);
+        }
+    }
+
+    fn evict(&self, key: &str) {
+        self.stripes[stripe_of(key)].fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate(key);
+    }
+
+    fn evict_user(&self, user_key: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let user_key = user_key.to_owned();
+        let registered = self
+            .entries
+            .invalidate_entries_if(move |_, entry| entry.user_key.as_deref() == Some(&user_key));
+        if registered.is_err() {
+            // Closures are enabled when the cache is built; should that ever change, the
+            // safe answer is to drop everything.
+            self.entries.invalidate_all();
+        }
+    }
+
+    fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate_all();
+    }
+
+    fn evict_later(self: Arc<Self>, what: Evict, settle: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cache = Arc::downgrade(&self);
+        runtime.spawn(async move {
+            tokio::time::sleep(settle).await;
+            if let Some(cache) = cache.upgrade() {
+                match &what {
+                    Evict::Key(key) => cache.evict(key),
+                    Evict::User(user) => cache.evict_user(user),
+                }
+            }
+        });
+    }
+
+    fn is_serving(&self) -> bool {
+        match &self.freshness {
+            Freshness::Local => true,
+            Freshness::Proven {
+                max_staleness,
+                base,
+                proven_at,
+            } => match proven_at.load(Ordering::SeqCst) {
+                0 => false,
+                at => {
+                    let proof = *base + Duration::from_nanos(at - 1);
+                    Instant::now().saturating_duration_since(proof) <= *max_staleness
+                }
+            },
+        }
+    }
+
+    fn is_local(&self) -> bool {
+        matches!(self.freshness, Freshness::Local)
     }
 }
 
@@ -352,7 +344,19 @@ mod tests {
     use time::Duration as TimeDuration;
 
     use super::*;
-    use crate::domain::{SessionData, SessionId};
+    use crate::ports::{SessionData, SessionId};
+
+    fn entry(
+        record: SessionRecord<'static>,
+        valid_until: OffsetDateTime,
+        user_key: Option<String>,
+    ) -> CachedSession {
+        CachedSession {
+            record,
+            valid_until,
+            user_key,
+        }
+    }
 
     fn record(n: i64) -> SessionRecord<'static> {
         let data: SessionData = [("n".to_owned(), serde_json::json!(n))].into();
@@ -372,11 +376,11 @@ mod tests {
         let cache = SessionCache::local(1 << 20);
         let ticket = cache.ticket("k").unwrap();
         cache.evict("k");
-        cache.insert(ticket, "k".into(), record(1), later(), None);
+        cache.insert(ticket, "k".into(), entry(record(1), later(), None));
         assert!(cache.get("k", OffsetDateTime::now_utc()).is_none());
 
         let ticket = cache.ticket("k").unwrap();
-        cache.insert(ticket, "k".into(), record(2), later(), None);
+        cache.insert(ticket, "k".into(), entry(record(2), later(), None));
         assert_eq!(
             cache.get("k", OffsetDateTime::now_utc()).unwrap().data["n"],
             2
@@ -388,12 +392,16 @@ mod tests {
         let cache = SessionCache::local(1 << 20);
         let ticket = cache.ticket("k").unwrap();
         cache.clear();
-        cache.insert(ticket, "k".into(), record(1), later(), None);
+        cache.insert(ticket, "k".into(), entry(record(1), later(), None));
         assert!(cache.get("k", OffsetDateTime::now_utc()).is_none());
 
         let ticket = cache.ticket("k").unwrap();
         cache.evict_user("someone else");
-        cache.insert(ticket, "k".into(), record(1), later(), Some("u".into()));
+        cache.insert(
+            ticket,
+            "k".into(),
+            entry(record(1), later(), Some("u".into())),
+        );
         assert!(cache.get("k", OffsetDateTime::now_utc()).is_none());
     }
 
@@ -402,7 +410,11 @@ mod tests {
         let cache = SessionCache::local(1 << 20);
         for (key, user) in [("a", "u"), ("b", "u"), ("c", "v")] {
             let ticket = cache.ticket(key).unwrap();
-            cache.insert(ticket, key.into(), record(1), later(), Some(user.into()));
+            cache.insert(
+                ticket,
+                key.into(),
+                entry(record(1), later(), Some(user.into())),
+            );
         }
         cache.evict_user("u");
         let now = OffsetDateTime::now_utc();
@@ -416,7 +428,7 @@ mod tests {
         let cache = SessionCache::local(1 << 20);
         let until = OffsetDateTime::now_utc() + TimeDuration::seconds(10);
         let ticket = cache.ticket("k").unwrap();
-        cache.insert(ticket, "k".into(), record(1), until, None);
+        cache.insert(ticket, "k".into(), entry(record(1), until, None));
         assert!(cache
             .get("k", until - TimeDuration::nanoseconds(1))
             .is_some());
@@ -432,7 +444,7 @@ mod tests {
         cache.prove(Instant::now());
         assert!(cache.is_serving());
         let ticket = cache.ticket("k").unwrap();
-        cache.insert(ticket, "k".into(), record(1), later(), None);
+        cache.insert(ticket, "k".into(), entry(record(1), later(), None));
         assert!(cache.get("k", OffsetDateTime::now_utc()).is_some());
 
         // A proof older than the bound stops the serving, without forgetting entries; the
@@ -440,7 +452,7 @@ mod tests {
         let short = SessionCache::listening(1 << 20, Duration::from_millis(50));
         short.prove(Instant::now());
         let ticket = short.ticket("k").unwrap();
-        short.insert(ticket, "k".into(), record(1), later(), None);
+        short.insert(ticket, "k".into(), entry(record(1), later(), None));
         std::thread::sleep(Duration::from_millis(80));
         assert!(!short.is_serving());
         assert!(short.get("k", OffsetDateTime::now_utc()).is_none());
@@ -509,7 +521,7 @@ mod tests {
         for n in 0..100 {
             let key = format!("k{n}");
             let ticket = cache.ticket(&key).unwrap();
-            cache.insert(ticket, key, holding(50_000), later(), None);
+            cache.insert(ticket, key, entry(holding(50_000), later(), None));
         }
         cache.entries.run_pending_tasks();
         assert!(cache.entries.weighted_size() <= budget);
@@ -521,13 +533,13 @@ mod tests {
     fn a_session_over_an_eighth_of_the_budget_is_never_kept() {
         let cache = SessionCache::local(64 << 10);
         let ticket = cache.ticket("big").unwrap();
-        cache.insert(ticket, "big".into(), holding(9_000), later(), None);
+        cache.insert(ticket, "big".into(), entry(holding(9_000), later(), None));
         assert!(cache.get("big", OffsetDateTime::now_utc()).is_none());
         let ticket = cache.ticket("big").unwrap();
-        cache.insert(ticket, "big".into(), holding(7_000), later(), None);
+        cache.insert(ticket, "big".into(), entry(holding(7_000), later(), None));
         assert!(cache.get("big", OffsetDateTime::now_utc()).is_some());
         let ticket = cache.ticket("small").unwrap();
-        cache.insert(ticket, "small".into(), record(1), later(), None);
+        cache.insert(ticket, "small".into(), entry(record(1), later(), None));
         cache.entries.run_pending_tasks();
         assert!(cache.get("small", OffsetDateTime::now_utc()).is_some());
     }
@@ -544,7 +556,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let ticket = cache.ticket("k").unwrap();
                     let read = stored.load(Ordering::SeqCst) as i64;
-                    cache.insert(ticket, "k".into(), record(read), later(), None);
+                    cache.insert(ticket, "k".into(), entry(record(read), later(), None));
                 })
             };
             let writer = {

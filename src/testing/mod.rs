@@ -79,6 +79,12 @@
 //! has mockall expectations per repository call; see its
 //! documentation for a handler test where the database fails.
 
+mod clock;
+mod contract;
+
+pub use clock::ManualClock;
+pub use contract::check_repository_contract;
+
 pub use crate::adapters::{
     faulty::{Fault, FaultController, FaultyRepository},
     memory::InMemoryRepository,

@@ -1,15 +1,17 @@
 //! The history table, `seaql_migrations_tower_sessions`, read and written one session table's
-//! rows at a time: `<table>/<migration>`, the names the store's `migrate()` records. Rows of
-//! other session tables (one database or schema can hold several) are never read as ours,
-//! never deleted, and the table itself is never dropped.
+//! rows at a time: `<table>/<migration>`. Rows of other session tables (one database or schema
+//! can hold several) are never read as ours, never deleted, and the table itself is never
+//! dropped.
 
 use sea_orm_migration::{
     prelude::*,
     sea_orm::{ConnectionTrait, DbBackend, Statement},
 };
-use tower_sessions_seaorm_migration::{history_version, DEFAULT_TABLE, HISTORY_TABLE};
 
-pub struct History {
+use crate::{history_version, qualified, quote, DEFAULT_TABLE, HISTORY_TABLE};
+
+#[derive(Debug, Clone)]
+pub(super) struct History {
     backend: DbBackend,
     schema: String,
     table: String,
@@ -34,10 +36,7 @@ impl History {
 
     /// The history table's name, as messages show it.
     pub fn describe(&self) -> String {
-        match self.backend {
-            DbBackend::Postgres => format!("\"{}\".\"{HISTORY_TABLE}\"", self.schema),
-            _ => format!("\"{HISTORY_TABLE}\""),
-        }
+        qualified(self.backend, &self.schema, HISTORY_TABLE)
     }
 
     /// The name migration `name` of this table is recorded under.
@@ -45,7 +44,7 @@ impl History {
         history_version(&self.table, name)
     }
 
-    pub async fn exists(&self, conn: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    async fn exists(&self, conn: &impl ConnectionTrait) -> Result<bool, DbErr> {
         let (sql, values): (&str, Vec<sea_orm_migration::sea_orm::Value>) = match self.backend {
             DbBackend::Postgres => (
                 "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = $2",
@@ -67,12 +66,15 @@ impl History {
             .is_some())
     }
 
-    /// Creates the history table (and on PostgreSQL its schema) if missing, as `migrate()`
-    /// does.
+    /// Creates the history table if missing, and on PostgreSQL its schema first (the first
+    /// migration creates it again, harmlessly).
     pub async fn create_if_missing(&self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
         if self.backend == DbBackend::Postgres {
-            conn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", self.schema))
-                .await?;
+            conn.execute_unprepared(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                quote(self.backend, &self.schema)
+            ))
+            .await?;
         }
         conn.execute(
             &Table::create()
@@ -97,7 +99,7 @@ impl History {
 
     /// This table's versions in the history, as stored; empty when there is no history table.
     /// Releases before 0.2 recorded the default table's steps under their bare names
-    /// (`m2026…`): those count as the default table's.
+    /// (`m2026…`, among `known`): those count as the default table's.
     pub async fn versions(
         &self,
         conn: &impl ConnectionTrait,
@@ -106,6 +108,44 @@ impl History {
         if !self.exists(conn).await? {
             return Ok(Vec::new());
         }
+        self.read(conn, known).await
+    }
+
+    /// This table's versions in the (existing) history, the bare names of releases before 0.2
+    /// first given the names used since, so that the two agree: a bare name whose full name is
+    /// recorded too is removed.
+    pub async fn named_versions(
+        &self,
+        conn: &impl ConnectionTrait,
+        known: &[&str],
+    ) -> Result<Vec<String>, DbErr> {
+        let versions = self.read(conn, known).await?;
+        if versions.iter().all(|v| v.contains('/')) {
+            return Ok(versions);
+        }
+        for bare in versions.iter().filter(|v| !v.contains('/')) {
+            let named = self.version(bare);
+            if versions.contains(&named) {
+                conn.execute(&self.forget(bare)).await?;
+            } else {
+                conn.execute(
+                    &Query::update()
+                        .table(self.table_ref())
+                        .value(Alias::new("version"), named)
+                        .and_where(Expr::col(Alias::new("version")).eq(bare.as_str()))
+                        .to_owned(),
+                )
+                .await?;
+            }
+        }
+        self.read(conn, known).await
+    }
+
+    async fn read(
+        &self,
+        conn: &impl ConnectionTrait,
+        known: &[&str],
+    ) -> Result<Vec<String>, DbErr> {
         let rows = conn
             .query_all(
                 &Query::select()
@@ -131,34 +171,8 @@ impl History {
         }
     }
 
-    /// Gives the bare names of releases before 0.2 the names `migrate()` uses, so that the two
-    /// agree; a bare name whose full name is recorded too is removed.
-    pub async fn rename_bare_names(
-        &self,
-        conn: &impl ConnectionTrait,
-        known: &[&str],
-    ) -> Result<(), DbErr> {
-        let versions = self.versions(conn, known).await?;
-        for bare in versions.iter().filter(|v| !v.contains('/')) {
-            let named = self.version(bare);
-            if versions.contains(&named) {
-                conn.execute(&self.forget(bare)).await?;
-            } else {
-                conn.execute(
-                    &Query::update()
-                        .table(self.table_ref())
-                        .value(Alias::new("version"), named)
-                        .and_where(Expr::col(Alias::new("version")).eq(bare.as_str()))
-                        .to_owned(),
-                )
-                .await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Records `version` as applied; a row recorded meanwhile (a replica's `migrate()`) is not
-    /// an error.
+    /// Records `version` as applied; a row recorded meanwhile (a concurrent run's) is not an
+    /// error: `ON CONFLICT DO NOTHING`, on MySQL `ON DUPLICATE KEY UPDATE version = version`.
     pub fn record(&self, version: &str) -> InsertStatement {
         Query::insert()
             .into_table(self.table_ref())

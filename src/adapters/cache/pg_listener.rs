@@ -5,7 +5,7 @@
 //! Two tasks:
 //!
 //! - the **heartbeat** sends `pg_notify(<channel>_<token>, '~<token>:<n>:<fingerprint>')`
-//!   every `heartbeat` **through the store's own connections** ([`SendHeartbeat`]; a `NOTIFY`
+//!   every `heartbeat` **through the store's own connections** ([`Heartbeat`]; a `NOTIFY`
 //!   works through PgBouncer), on a channel of this listener's own (so no listener hears another
 //!   replica's), noting when it sent heartbeat `n`, and only while the table's triggers are
 //!   installed and enabled there. So a proof also shows that the listener hears the store's
@@ -29,16 +29,18 @@
 
 use std::{
     collections::VecDeque,
-    future::Future,
-    pin::Pin,
     sync::{Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
 
+use async_trait::async_trait;
 use sea_orm::sqlx::{self, postgres::PgListener};
 
-use super::sql::{eviction, SessionTable};
-use crate::domain::SessionCache;
+use super::SessionCache;
+use crate::{
+    adapters::sql::{eviction, Param, SessionTable, SqlDriver},
+    ports::ReadCache,
+};
 
 /// The most heartbeats awaited at once (older ones are forgotten: they will never count).
 const PENDING_HEARTBEATS: usize = 64;
@@ -89,15 +91,24 @@ impl Heartbeats {
     }
 }
 
-/// One heartbeat to send through the store's connections: [`eviction::HEARTBEAT_SQL`] with the
-/// table's name (`$1`), the channel (`$2`) and the payload (`$3`, to which the statement adds
-/// the fingerprint). `Ok(true)` when it was sent, `Ok(false)` when the triggers are not in
-/// place (nothing sent).
-pub(crate) type SendHeartbeat = Arc<
-    dyn Fn(HeartbeatStatement) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send>>
-        + Send
-        + Sync,
->;
+/// How heartbeats reach the store's database: through the store's own connections.
+#[async_trait]
+pub(crate) trait Heartbeat: Send + Sync + 'static {
+    /// Runs [`eviction::HEARTBEAT_SQL`] with the table's name (`$1`), the channel (`$2`) and
+    /// the payload (`$3`, to which the statement adds the fingerprint). `Ok(true)` when it was
+    /// sent, `Ok(false)` when the triggers are not in place (nothing sent).
+    async fn send(&self, beat: HeartbeatStatement) -> Result<bool, String>;
+}
+
+#[async_trait]
+impl<D: SqlDriver> Heartbeat for D {
+    async fn send(&self, beat: HeartbeatStatement) -> Result<bool, String> {
+        let params = [beat.table, beat.channel, beat.payload].map(|text| Param::Text(Some(text)));
+        let sent = self.query(eviction::HEARTBEAT_SQL, params.into()).await;
+        sent.map(|rows| !rows.is_empty())
+            .map_err(|err| err.error.to_string())
+    }
+}
 
 /// The parameters of [`eviction::HEARTBEAT_SQL`].
 #[derive(Debug, Clone)]
@@ -117,7 +128,7 @@ pub(crate) struct ListenerSettings {
     /// How long the listener waits without hearing anything before it connects again.
     pub silence: Duration,
     /// How heartbeats reach the database: through the store's own connections.
-    pub send: SendHeartbeat,
+    pub send: Arc<dyn Heartbeat>,
 }
 
 /// Starts the listener and heartbeat tasks for `cache` on the current Tokio runtime.
@@ -269,7 +280,7 @@ async fn beat(
             return;
         }
         heartbeats.note(n, Instant::now());
-        let sent = (settings.send)(HeartbeatStatement {
+        let sent = settings.send.send(HeartbeatStatement {
             table: table.clone(),
             channel: heartbeat_channel.clone(),
             payload: heartbeats.payload(n),

@@ -1,4 +1,4 @@
-//! The session record as the domain sees it, owned by this crate so that neither the rules nor
+//! The session record as the store sees it, owned by this crate so that neither the rules nor
 //! the codecs depend on one version of tower-sessions. Each tower-sessions version converts its
 //! own `Record` and `Id` at the edge ([`crate::compat`]), borrowing the data rather than copying it.
 

@@ -1,0 +1,181 @@
+//! What [`AddUserIndex`](crate::AddUserIndex) and [`AddSessionTimes`](crate::AddSessionTimes)
+//! share: columns added to the session table and an index on one of them, each part only where
+//! it is missing, so that racing replicas and a table that has some of them already are fine.
+
+use sea_orm_migration::{
+    prelude::*,
+    sea_orm::{DbBackend, Statement},
+};
+
+use crate::sql::{alter_mysql, has_column, no_sql_for, qualified, quote};
+
+/// A column and its declaration after the name (type, nullability, default) on each backend.
+pub(crate) struct Column {
+    pub name: &'static str,
+    pub postgres: String,
+    pub sqlite: String,
+    pub mysql: String,
+}
+
+impl Column {
+    pub fn new(name: &'static str, postgres: &str, sqlite: &str, mysql: &str) -> Self {
+        Self {
+            name,
+            postgres: postgres.to_owned(),
+            sqlite: sqlite.to_owned(),
+            mysql: mysql.to_owned(),
+        }
+    }
+}
+
+/// Columns added to `"<schema>"."<table>"` and an index on one of them.
+pub(crate) struct AddedColumns<'a> {
+    /// The migration, as its errors name it: "the user index".
+    pub migration: &'static str,
+    pub schema: &'a str,
+    pub table: &'a str,
+    pub columns: Vec<Column>,
+    /// The index's name and its column.
+    pub index: String,
+    pub indexed: &'static str,
+    /// Whether the index leaves out the rows whose column is null (PostgreSQL and SQLite;
+    /// MySQL has no partial indexes).
+    pub partial: bool,
+}
+
+impl AddedColumns<'_> {
+    /// The PostgreSQL statements: `IF NOT EXISTS` on every part.
+    pub fn postgres_statements(&self) -> [String; 2] {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| format!("ADD COLUMN IF NOT EXISTS \"{}\" {}", c.name, c.postgres))
+            .collect::<Vec<_>>()
+            .join(", ");
+        [
+            format!("ALTER TABLE {} {columns}", self.target(DbBackend::Postgres)),
+            self.create_index(DbBackend::Postgres),
+        ]
+    }
+
+    fn target(&self, backend: DbBackend) -> String {
+        qualified(backend, self.schema, self.table)
+    }
+
+    /// `CREATE INDEX IF NOT EXISTS`, on PostgreSQL and SQLite.
+    fn create_index(&self, backend: DbBackend) -> String {
+        let filter = if self.partial {
+            format!(" WHERE \"{}\" IS NOT NULL", self.indexed)
+        } else {
+            String::new()
+        };
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} (\"{}\"){filter}",
+            quote(backend, &self.index),
+            self.target(backend),
+            self.indexed
+        )
+    }
+
+    pub async fn up(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+        let conn = manager.get_connection();
+        match manager.get_database_backend() {
+            DbBackend::Postgres => {
+                for sql in self.postgres_statements() {
+                    conn.execute_unprepared(&sql).await?;
+                }
+            }
+            DbBackend::Sqlite => {
+                let table = self.target(DbBackend::Sqlite);
+                for column in &self.columns {
+                    if !has_column(conn, DbBackend::Sqlite, self.table, column.name).await? {
+                        conn.execute_unprepared(&format!(
+                            "ALTER TABLE {table} ADD COLUMN \"{}\" {}",
+                            column.name, column.sqlite
+                        ))
+                        .await?;
+                    }
+                }
+                conn.execute_unprepared(&self.create_index(DbBackend::Sqlite))
+                    .await?;
+            }
+            // MySQL has no `ADD COLUMN IF NOT EXISTS` (MariaDB does), nor
+            // `CREATE INDEX IF NOT EXISTS`: what is missing, in one `ALTER TABLE`.
+            DbBackend::MySql => {
+                let mut changes = Vec::new();
+                for column in &self.columns {
+                    if !has_column(conn, DbBackend::MySql, self.table, column.name).await? {
+                        changes.push(format!("ADD COLUMN `{}` {}", column.name, column.mysql));
+                    }
+                }
+                if !self.mysql_has_index(conn).await? {
+                    changes.push(format!(
+                        "ADD KEY {} (`{}`)",
+                        quote(DbBackend::MySql, &self.index),
+                        self.indexed
+                    ));
+                }
+                alter_mysql(conn, self.table, &changes).await?;
+            }
+            other => return Err(no_sql_for(self.migration, other)),
+        }
+        Ok(())
+    }
+
+    pub async fn down(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+        let conn = manager.get_connection();
+        match manager.get_database_backend() {
+            DbBackend::Postgres => {
+                let drops = self
+                    .columns
+                    .iter()
+                    .map(|c| format!("DROP COLUMN IF EXISTS \"{}\"", c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                conn.execute_unprepared(&format!(
+                    "ALTER TABLE {} {drops}",
+                    self.target(DbBackend::Postgres)
+                ))
+                .await?;
+            }
+            DbBackend::Sqlite => {
+                conn.execute_unprepared(&format!(
+                    "DROP INDEX IF EXISTS {}",
+                    quote(DbBackend::Sqlite, &self.index)
+                ))
+                .await?;
+                for column in &self.columns {
+                    if has_column(conn, DbBackend::Sqlite, self.table, column.name).await? {
+                        conn.execute_unprepared(&format!(
+                            "ALTER TABLE {} DROP COLUMN \"{}\"",
+                            self.target(DbBackend::Sqlite),
+                            column.name
+                        ))
+                        .await?;
+                    }
+                }
+            }
+            _ => {
+                let drops: Vec<_> = self
+                    .columns
+                    .iter()
+                    .map(|c| format!("DROP COLUMN `{}`", c.name))
+                    .collect();
+                alter_mysql(conn, self.table, &drops).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn mysql_has_index(&self, conn: &SchemaManagerConnection<'_>) -> Result<bool, DbErr> {
+        Ok(conn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::MySql,
+                "SELECT 1 FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?",
+                [self.table.to_owned().into(), self.index.clone().into()],
+            ))
+            .await?
+            .is_some())
+    }
+}

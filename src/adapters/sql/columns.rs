@@ -1,0 +1,69 @@
+//! The session table's columns, and the values a row statement binds: what the statements
+//! (`statements.rs`, `update.rs`) and the repository (`repository.rs`) share.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Column {
+    Id,
+    Data,
+    ExpiryDate,
+    UserKey,
+    DataDigest,
+    CreatedAt,
+    UpdatedAt,
+    ListedValues,
+}
+
+impl sea_orm::sea_query::Iden for Column {
+    fn unquoted(&self) -> &str {
+        match self {
+            Self::Id => "id",
+            Self::Data => "data",
+            Self::ExpiryDate => "expiry_date",
+            Self::UserKey => "user_key",
+            Self::DataDigest => "data_digest",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+            Self::ListedValues => "listed_values",
+        }
+    }
+}
+
+/// A value a statement binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bind {
+    /// The row's value of this column.
+    Column(Column),
+    /// Write avoidance's bound: `update_if_present`'s `keep_if_expiring_after`.
+    KeepIfExpiringAfter,
+}
+
+/// A statement about one row, and the values its placeholders take, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowStatement {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+/// The columns a row is written to, in the order its values are bound.
+pub(crate) const ROW_COLUMNS: [Column; 8] = [
+    Column::Id,
+    Column::Data,
+    Column::ExpiryDate,
+    Column::UserKey,
+    Column::DataDigest,
+    Column::CreatedAt,
+    Column::UpdatedAt,
+    Column::ListedValues,
+];
+
+/// What the insert binds: the row's columns, in [`ROW_COLUMNS`]' order.
+pub(crate) const ROW_BINDS: [Bind; 8] = [
+    Bind::Column(Column::Id),
+    Bind::Column(Column::Data),
+    Bind::Column(Column::ExpiryDate),
+    Bind::Column(Column::UserKey),
+    Bind::Column(Column::DataDigest),
+    Bind::Column(Column::CreatedAt),
+    Bind::Column(Column::UpdatedAt),
+    Bind::Column(Column::ListedValues),
+];

@@ -1,0 +1,83 @@
+//! What a SQL driver gives the one SQL repository (`repository.rs`): run a statement, read its
+//! rows, and say what an error means. The SeaORM adapter (PostgreSQL, SQLite, MySQL/MariaDB)
+//! and the tokio-postgres adapter each implement it once; everything a repository decides (which
+//! statement, which values, what the result means) is written once, for both.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Dialect, Statements};
+use crate::ports::RepositoryError;
+
+/// A value a statement binds, before the driver turns it into its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Param {
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+    /// An instant, stored as the dialect stores instants (see [`Dialect`]).
+    Instant(OffsetDateTime),
+    /// A `LIMIT` or `OFFSET`, bound as a bigint; beyond `i64::MAX` means "no limit" anyway.
+    Count(u64),
+}
+
+impl Param {
+    pub(crate) fn text(value: &str) -> Self {
+        Self::Text(Some(value.to_owned()))
+    }
+}
+
+/// What a statement that returns no rows did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Executed {
+    /// How many rows it affected.
+    pub rows: u64,
+    /// MySQL's `LAST_INSERT_ID()` after it (0 elsewhere): how a reporting save tells whether it
+    /// changed the row's user (`update.rs`).
+    pub last_insert_id: u64,
+}
+
+/// A failed statement, classified once, where the driver's error is read.
+#[derive(Debug)]
+pub(crate) struct SqlError {
+    /// What the store reports (without session data).
+    pub error: RepositoryError,
+    /// A unique key refused the row: MySQL's plain insert of a taken id.
+    pub duplicate: bool,
+    /// The statement lost a conflict with another transaction (a deadlock, a serialization
+    /// failure) and was rolled back: running it again may succeed.
+    pub conflict: bool,
+}
+
+impl From<SqlError> for RepositoryError {
+    fn from(err: SqlError) -> Self {
+        err.error
+    }
+}
+
+/// One row of a result, read by column index.
+pub(crate) trait SqlRow: Send {
+    fn bytes(&self, index: usize) -> Result<Vec<u8>, RepositoryError>;
+    /// A key column (`id`, `user_key`) as text: MySQL's are `varbinary`, read as bytes that
+    /// must be UTF-8.
+    fn key(&self, index: usize) -> Result<String, RepositoryError>;
+    fn optional_text(&self, index: usize) -> Result<Option<String>, RepositoryError>;
+    /// An instant column, as [`Param::Instant`] stored it.
+    fn instant(&self, index: usize) -> Result<OffsetDateTime, RepositoryError>;
+    fn boolean(&self, index: usize) -> Result<bool, RepositoryError>;
+}
+
+/// A SQL connection (pool) the store's sessions live behind. Every type that implements it is
+/// a [`SessionRepository`](crate::ports::SessionRepository) (`repository.rs`).
+#[async_trait]
+pub(crate) trait SqlDriver: Send + Sync + 'static {
+    type Row: SqlRow;
+
+    fn dialect(&self) -> Dialect;
+    fn statements(&self) -> &Statements;
+
+    /// Runs `sql` with `params`.
+    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<Executed, SqlError>;
+
+    /// Runs `sql` with `params` and returns its rows.
+    async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Self::Row>, SqlError>;
+}

@@ -1,0 +1,292 @@
+//! The one SQL repository: every operation of the port, in the dialect of the driver's
+//! connection, for every [`SqlDriver`] (SeaORM's, tokio-postgres'). One statement per
+//! operation, prepared and cached by the driver; the per-user deletes as `per_user.rs`
+//! explains.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{
+    columns::{Bind, Column, ROW_BINDS},
+    dialect::EARLIEST,
+    driver::{Param, SqlDriver, SqlRow},
+    per_user::{padded, KeyedDeletes, MAX_KEYS_PER_DELETE},
+    server_error::DELETE_ATTEMPTS,
+    Dialect,
+};
+use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, UserSessionRow};
+
+/// The values `binds` names for `row`, in order (`keep_after` for write avoidance's bound).
+/// Every statement binds the data once (the statements' tests check it), so the encoded bytes
+/// are moved into the statement, not copied.
+fn row_params(binds: &[Bind], row: SessionRow, keep_after: Option<OffsetDateTime>) -> Vec<Param> {
+    let mut data = Some(row.data);
+    let digest = row.data_digest.map(|digest| digest.to_vec());
+    binds
+        .iter()
+        .map(|bind| match bind {
+            Bind::Column(Column::Id) => Param::text(&row.id),
+            Bind::Column(Column::Data) => Param::Bytes(data.take()),
+            Bind::Column(Column::ExpiryDate) => Param::Instant(row.expires_at),
+            Bind::Column(Column::UserKey) => Param::Text(row.user_key.clone()),
+            Bind::Column(Column::DataDigest) => Param::Bytes(digest.clone()),
+            Bind::Column(Column::CreatedAt) => Param::Instant(row.created_at),
+            Bind::Column(Column::UpdatedAt) => Param::Instant(row.saved_at),
+            Bind::Column(Column::ListedValues) => Param::Text(row.listed_values.clone()),
+            Bind::KeepIfExpiringAfter => Param::Instant(keep_after.unwrap_or(row.expires_at)),
+        })
+        .collect()
+}
+
+/// The lower bound on `created_at` of the rows a read returns: without an absolute lifetime,
+/// the earliest instant a row holds, so every row passes.
+fn born_after(born_after: Option<OffsetDateTime>) -> Param {
+    Param::Instant(born_after.unwrap_or(EARLIEST))
+}
+
+#[async_trait]
+impl<D: SqlDriver> SessionRepository for D {
+    async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
+        let params = row_params(&ROW_BINDS, row, None);
+        match self
+            .execute(&self.statements().insert_if_absent, params)
+            .await
+        {
+            Ok(executed) => Ok(executed.rows == 1),
+            // MySQL's plain INSERT: the primary key refused the id, nothing was written.
+            Err(err) if err.duplicate => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn update_if_present(
+        &self,
+        row: SessionRow,
+        keep_if_expiring_after: Option<OffsetDateTime>,
+        report_user_change: bool,
+    ) -> Result<bool, RepositoryError> {
+        let statements = self.statements();
+        let statement = match (keep_if_expiring_after.is_some(), report_user_change) {
+            (true, false) => &statements.update_unless_unchanged,
+            (false, false) => &statements.update_if_present,
+            (true, true) => &statements.update_unless_unchanged_reporting,
+            (false, true) => &statements.update_if_present_reporting,
+        };
+        let has_user = row.user_key.is_some();
+        let params = row_params(&statement.binds, row, keep_if_expiring_after);
+        if !report_user_change {
+            return self
+                .execute(&statement.sql, params)
+                .await
+                .map(|_| false)
+                .map_err(Into::into);
+        }
+        match self.dialect() {
+            // `RETURNING` one boolean when the row was written.
+            Dialect::Postgres => match self.query(&statement.sql, params).await?.first() {
+                Some(written) => written.boolean(0),
+                None => Ok(false),
+            },
+            // `LAST_INSERT_ID(IF(same, 1, 2))`, reported with the result; 0 when not written.
+            Dialect::MySql => {
+                let executed = self.execute(&statement.sql, params).await?;
+                Ok(executed.rows > 0 && executed.last_insert_id == 2)
+            }
+            // No statement of SQLite's returns a row's previous value (`RETURNING` sees the new
+            // one), and a read first would race other connections' saves: every row written
+            // with a user is reported, and the trim that follows ends nothing unless the user
+            // is over the limit (one more statement, in process, for such saves only).
+            Dialect::Sqlite => {
+                let executed = self.execute(&statement.sql, params).await?;
+                Ok(executed.rows > 0 && has_user)
+            }
+        }
+    }
+
+    async fn find_unexpired(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        born: Option<OffsetDateTime>,
+    ) -> Result<Option<FoundRow>, RepositoryError> {
+        let params = vec![Param::text(id), Param::Instant(now), born_after(born)];
+        let rows = self
+            .query(&self.statements().find_unexpired, params)
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(Some(FoundRow {
+            data: row.bytes(0)?,
+            created_at: row.instant(1)?,
+        }))
+    }
+
+    async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
+        let params = vec![Param::text(id)];
+        self.execute(&self.statements().delete_by_id, params)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        born_before: Option<OffsetDateTime>,
+        limit: u64,
+    ) -> Result<u64, RepositoryError> {
+        let statements = self.statements();
+        let (now, limit) = (Param::Instant(now), Param::Count(limit));
+        let (sql, params) = match born_before {
+            None => (
+                &statements.delete_expired_batch,
+                statements.delete_expired_values(now, limit),
+            ),
+            Some(born_before) => (
+                &statements.delete_outlived_batch,
+                statements.delete_outlived_values(now, Param::Instant(born_before), limit),
+            ),
+        };
+        Ok(self.execute(sql, params).await?.rows)
+    }
+
+    async fn find_unexpired_by_user(
+        &self,
+        user_key: &str,
+        now: OffsetDateTime,
+        born: Option<OffsetDateTime>,
+    ) -> Result<Vec<UserSessionRow>, RepositoryError> {
+        let params = vec![Param::text(user_key), Param::Instant(now), born_after(born)];
+        let rows = self
+            .query(&self.statements().find_unexpired_by_user, params)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserSessionRow {
+                    id: row.key(0)?,
+                    expires_at: row.instant(1)?,
+                    created_at: row.instant(2)?,
+                    saved_at: row.instant(3)?,
+                    listed_values: row.optional_text(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn trim_user_sessions(
+        &self,
+        user_key: &str,
+        keep: u64,
+        now: OffsetDateTime,
+        born: Option<OffsetDateTime>,
+    ) -> Result<u64, RepositoryError> {
+        let statements = self.statements();
+        let per_user = &statements.per_user;
+        let (user, now, born) = (Param::text(user_key), Param::Instant(now), born_after(born));
+        let params = statements.trim_user_values(
+            user.clone(),
+            now.clone(),
+            born.clone(),
+            Param::Count(keep),
+        );
+        match self.dialect() {
+            Dialect::Postgres | Dialect::Sqlite => {
+                delete_retrying(self, &per_user.trim, params).await
+            }
+            Dialect::MySql => {
+                let deletes = &per_user.delete_live_keys;
+                delete_read_keys(self, &per_user.trim, params, deletes, vec![user, now, born]).await
+            }
+        }
+    }
+
+    async fn delete_by_user<'a>(
+        &self,
+        user_key: &str,
+        except: Option<&'a str>,
+    ) -> Result<u64, RepositoryError> {
+        let per_user = &self.statements().per_user;
+        let user = Param::text(user_key);
+        let (sql, params) = match except {
+            None => (&per_user.delete_by_user, vec![user.clone()]),
+            Some(keep) => (
+                &per_user.delete_by_user_except,
+                vec![user.clone(), Param::text(keep)],
+            ),
+        };
+        match self.dialect() {
+            Dialect::Postgres | Dialect::Sqlite => delete_retrying(self, sql, params).await,
+            Dialect::MySql => {
+                delete_read_keys(self, sql, params, &per_user.delete_keys, vec![user]).await
+            }
+        }
+    }
+
+    async fn delete_by_user_and_id(
+        &self,
+        user_key: &str,
+        id: &str,
+    ) -> Result<bool, RepositoryError> {
+        let params = vec![Param::text(user_key), Param::text(id)];
+        let sql = &self.statements().delete_by_user_and_id;
+        Ok(self.execute(sql, params).await?.rows > 0)
+    }
+}
+
+/// Runs the delete `sql` with `params` and returns how many rows it deleted, running it again
+/// when it loses a conflict ([`DELETE_ATTEMPTS`]): for the per-user deletes only, which decide
+/// anew what to delete each time.
+async fn delete_retrying<D: SqlDriver>(
+    driver: &D,
+    sql: &str,
+    params: Vec<Param>,
+) -> Result<u64, RepositoryError> {
+    let mut attempt = 1;
+    loop {
+        match driver.execute(sql, params.clone()).await {
+            Ok(executed) => return Ok(executed.rows),
+            Err(err) if attempt < DELETE_ATTEMPTS && err.conflict => {
+                tracing::debug!(
+                    attempt,
+                    "a per-user delete lost a conflict; running it again"
+                );
+                attempt += 1;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// MySQL's per-user deletes: the keys `read` returns (a plain read, which locks nothing),
+/// deleted by primary key with `deletes`, each also binding `checks` (the user, and for the
+/// trim the row's liveness) to re-check every row as it is once locked.
+async fn delete_read_keys<D: SqlDriver>(
+    driver: &D,
+    read: &str,
+    read_params: Vec<Param>,
+    deletes: &KeyedDeletes,
+    checks: Vec<Param>,
+) -> Result<u64, RepositoryError> {
+    // As bytes, bound back as bytes: a key another tool wrote need not be UTF-8.
+    let keys = driver
+        .query(read, read_params)
+        .await?
+        .iter()
+        .map(|row| row.bytes(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    // A key read here may be gone by its delete (another trim or logout got there first): the
+    // delete then finds nothing. Each delete is retried on its own.
+    let mut deleted = 0;
+    for chunk in keys.chunks(MAX_KEYS_PER_DELETE) {
+        let Some((count, sql)) = deletes.for_keys(chunk.len()) else {
+            continue;
+        };
+        let mut params: Vec<Param> = padded(chunk, count)
+            .into_iter()
+            .map(|key| Param::Bytes(Some(key)))
+            .collect();
+        params.extend(checks.iter().cloned());
+        deleted += delete_retrying(driver, sql, params).await?;
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,468 @@
+//! The store: its rules for tower-sessions' four operations and the cleanup, over a
+//! [`SessionRepository`], a [`Codec`], a [`Clock`] and, optionally, a [`ReadCache`]. The
+//! builder (`src/store`) sets its policy; the tower-sessions impls (`src/compat`) call it.
+
+use std::{
+    fmt,
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use time::OffsetDateTime;
+use tracing::Instrument;
+
+use super::{
+    policy::Policy,
+    rows::{Written, NO_ID},
+    IdStorage, Operation, SessionError,
+};
+use crate::ports::{
+    CachedSession, Clock, Codec, Evict, ReadCache, SessionId, SessionRecord, SessionRepository,
+    SystemClock,
+};
+
+/// An id no session can have (session ids are 22 URL-safe base64 characters), for probes.
+const HEALTH_PROBE_ID: &str = "~health-check~";
+
+/// A tower-sessions store over any [`SessionRepository`] and [`Codec`]: the crate's one store
+/// type.
+///
+/// Most applications name it through `PostgresStore`, `SqliteStore` or `MySqlStore` (or
+/// `LeanPostgresStore`, feature `tokio-postgres`). Cloning is cheap: clones share the repository
+/// (and so the connection pool), the codec and the cache.
+///
+/// Every operation runs in a `debug` span named `session_store` with the fields `operation`,
+/// `table`, `outcome` and `duration_us`; never a session id or session data.
+pub struct RepositoryStore<R, C> {
+    pub(crate) repository: Arc<R>,
+    pub(crate) codec: Arc<C>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) cache: Option<Arc<dyn ReadCache>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// What spans name the table: its quoted, schema-qualified name.
+    pub(crate) table_label: Arc<str>,
+}
+
+impl<R, C> Clone for RepositoryStore<R, C> {
+    fn clone(&self) -> Self {
+        Self {
+            repository: Arc::clone(&self.repository),
+            codec: Arc::clone(&self.codec),
+            policy: Arc::clone(&self.policy),
+            cache: self.cache.clone(),
+            clock: Arc::clone(&self.clock),
+            table_label: Arc::clone(&self.table_label),
+        }
+    }
+}
+
+impl<R: fmt::Debug, C: fmt::Debug> fmt::Debug for RepositoryStore<R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepositoryStore")
+            .field("repository", &self.repository)
+            .field("codec", &self.codec)
+            .field("policy", &self.policy)
+            .field("cached", &self.cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
+    /// A store over `repository`, encoding with `codec`, with the default policy and the
+    /// system clock.
+    pub fn from_parts(repository: R, codec: C) -> Self {
+        Self {
+            repository: Arc::new(repository),
+            codec: Arc::new(codec),
+            policy: Arc::new(Policy::default()),
+            cache: None,
+            clock: Arc::new(SystemClock),
+            table_label: Arc::from("sessions"),
+        }
+    }
+
+    /// Stores a new session. When `record.id` is taken, `record.id` is replaced by a fresh id
+    /// and the insert retried; the existing session is never touched.
+    ///
+    /// Refused before anything is sent ([`SessionError::Unstorable`]) when the expiry lies
+    /// outside the years 1 to 9999 in UTC, the range every backend stores. With a per-user
+    /// session limit, a session created with a user (a login) is followed by the trim of that
+    /// user's sessions, which never fails the create.
+    pub(crate) async fn create_session(
+        &self,
+        record: &mut SessionRecord<'_>,
+    ) -> Result<(), SessionError> {
+        let now = self.clock.now();
+        let written = self
+            .run(Operation::Create, async {
+                for attempt in 1..=self.policy.max_create_attempts {
+                    if attempt > 1 {
+                        record.id = SessionId::random();
+                    }
+                    // A plain row holds its id, so every attempt encodes again.
+                    let row = self.row(record, now)?;
+                    let user_key = row.user_key.clone();
+                    if self.repository.insert_if_absent(row).await? {
+                        return Ok(Written { login_of: user_key });
+                    }
+                    tracing::debug!(attempt, "session id already taken; drawing a fresh one");
+                }
+                Err(SessionError::IdsExhausted {
+                    attempts: self.policy.max_create_attempts,
+                })
+            })
+            .await?;
+        self.trim_after_login(written, now).await;
+        Ok(())
+    }
+
+    /// Replaces the stored session with `record.id`, **if it is still stored**: a session
+    /// deleted since it was loaded (logged out in another tab, "log out everywhere", signed out
+    /// from another device) stays deleted, and the save succeeds having written nothing.
+    ///
+    /// With write avoidance on, a save that changes no value and no user key and moves the
+    /// expiry by less than the window writes nothing either. With a per-user session limit, a
+    /// save that gives the session another user (a login) is followed by the trim of that
+    /// user's sessions (a second statement, for those saves only), which never fails the save.
+    pub(crate) async fn save_session(
+        &self,
+        record: &SessionRecord<'_>,
+    ) -> Result<(), SessionError> {
+        let now = self.clock.now();
+        let written = self
+            .run(Operation::Save, async {
+                let row = self.row(record, now)?;
+                let keep_if_expiring_after = self.keep_if_expiring_after(&row, record);
+                // Only a save with a user can give a user one more session.
+                let report_user_change =
+                    self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
+                let user_key = row.user_key.clone();
+                let eviction = self.eviction(|| Evict::Key(row.id.clone()));
+                let user_changed = self
+                    .repository
+                    .update_if_present(row, keep_if_expiring_after, report_user_change)
+                    .await?;
+                eviction.done();
+                Ok(Written {
+                    login_of: user_key.filter(|_| user_changed),
+                })
+            })
+            .await?;
+        self.trim_after_login(written, now).await;
+        Ok(())
+    }
+
+    /// The session with `id`, unless it is missing or expired: from the cache when it holds
+    /// it, else read (and cached, unless an eviction overtook the read).
+    pub(crate) async fn load_session(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<SessionRecord<'static>>, SessionError> {
+        let now = self.clock.now();
+        let key = self.key(id);
+        let cache = self.cache.as_deref();
+        if let Some(record) = cache.and_then(|cache| cache.get(&key, now)) {
+            return Ok(Some(record));
+        }
+        let ticket = cache.and_then(|cache| cache.ticket(&key));
+        self.run(Operation::Load, async {
+            let born_after = self.born_after(now);
+            let Some(found) = self
+                .repository
+                .find_unexpired(&key, now, born_after)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let Some(record) = self.accept(id, &key, found.data, now)? else {
+                return Ok(None);
+            };
+            if let (Some(cache), Some(ticket)) = (cache, ticket) {
+                let valid_until = self
+                    .lifetime_end(found.created_at)
+                    .map_or(record.expiry_date, |end| end.min(record.expiry_date));
+                let entry = CachedSession {
+                    record: record.clone(),
+                    valid_until,
+                    user_key: self.user_key_of(&record).ok().flatten(),
+                };
+                cache.insert(ticket, key, entry);
+            }
+            Ok(Some(record))
+        })
+        .await
+    }
+
+    /// The record a stored row holds, if `load` may return it at `now`.
+    fn accept(
+        &self,
+        id: SessionId,
+        key: &str,
+        data: Vec<u8>,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord<'static>>, SessionError> {
+        // Checked before decoding: decoding can take many times the row's size in memory.
+        if let Some(limit) = self.policy.max_encoded_size {
+            if data.len() > limit {
+                return self.refuse(format!(
+                    "it is {} bytes, over the store's limit of {limit} bytes; raise \
+                     `with_max_session_size` if sessions this large are expected",
+                    data.len()
+                ));
+            }
+        }
+        let record = match self.codec.decode_row(key, &data) {
+            Ok(record) => record,
+            Err(err) if self.policy.undecodable_as_absent => {
+                tracing::warn!(
+                    codec = err.codec(),
+                    reason = err.reason(),
+                    bytes = data.len(),
+                    "a stored session could not be decoded; treating it as absent"
+                );
+                return Ok(None);
+            }
+            Err(err) => return Err(SessionError::Decode(err)),
+        };
+        // The row must hold the record of the session it is stored under: a row whose data was
+        // copied from another session would otherwise load as that one, and be saved under its
+        // id. Hashed rows hold no id (older ones may still hold their own).
+        let own = record.id == id || (self.hashes_ids() && record.id == NO_ID);
+        if !own {
+            return self.refuse(
+                "it holds the record of another session id (the row was copied or tampered with)"
+                    .to_owned(),
+            );
+        }
+        // The row's expiry column and the encoded expiry agree when this store wrote both; a row
+        // edited by hand may not, and an expired record must never come back.
+        if record.expiry_date <= now {
+            return Ok(None);
+        }
+        Ok(Some(SessionRecord { id, ..record }))
+    }
+
+    /// A stored row `load` does not return: an error, or no session with
+    /// `with_undecodable_as_absent(true)`.
+    fn refuse<T>(&self, reason: String) -> Result<Option<T>, SessionError> {
+        if self.policy.undecodable_as_absent {
+            tracing::warn!(%reason, "refused a stored session; treating it as absent");
+            return Ok(None);
+        }
+        Err(SessionError::Unreadable(reason))
+    }
+
+    /// Deletes the session with `id`; deleting a missing session succeeds.
+    pub(crate) async fn delete_session(&self, id: SessionId) -> Result<(), SessionError> {
+        let key = self.key(id);
+        self.run(Operation::Delete, async {
+            let eviction = self.eviction(|| Evict::Key(key.clone()));
+            self.repository.delete_by_id(&key).await?;
+            eviction.done();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes every expired session, in batches, and returns how many it deleted.
+    pub async fn delete_expired_sessions(&self) -> Result<u64, SessionError> {
+        let now = self.clock.now();
+        let limit = self.policy.cleanup_batch_size;
+        let born_before = self.born_after(now);
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .run(Operation::DeleteExpired, async {
+                    let batch = self
+                        .repository
+                        .delete_expired_batch(now, born_before, limit);
+                    Ok(batch.await?)
+                })
+                .await?;
+            total = u64::saturating_add(total, deleted);
+            if deleted < limit {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Checks that the session table answers, for readiness probes: one indexed lookup of an id
+    /// no session has, bounded by the operation timeout. Cheap enough to call every few seconds.
+    ///
+    /// The error says what failed: [`RepositoryError::Unavailable`] (cannot connect),
+    /// [`RepositoryError::MissingTable`] (not migrated), [`SessionError::TimedOut`].
+    ///
+    /// [`RepositoryError::Unavailable`]: crate::repository::RepositoryError::Unavailable
+    /// [`RepositoryError::MissingTable`]: crate::repository::RepositoryError::MissingTable
+    pub async fn health(&self) -> Result<(), SessionError> {
+        self.run(Operation::Health, async {
+            let probe = self
+                .repository
+                .find_unexpired(HEALTH_PROBE_ID, self.clock.now(), None);
+            Ok(probe.await.map(drop)?)
+        })
+        .await
+    }
+}
+
+impl<R, C> RepositoryStore<R, C> {
+    /// The repository the store writes to.
+    pub fn repository(&self) -> &R {
+        &self.repository
+    }
+
+    /// The codec the store encodes with.
+    pub fn codec(&self) -> &C {
+        &self.codec
+    }
+
+    /// The repository key of `id`.
+    pub(crate) fn key(&self, id: SessionId) -> String {
+        self.policy.id_storage.key(id)
+    }
+
+    pub(crate) fn hashes_ids(&self) -> bool {
+        self.policy.id_storage == IdStorage::Hashed
+    }
+
+    /// The instant at or before which a session was created too long ago to live at `now`
+    /// (the absolute lifetime); `None` without one.
+    pub(crate) fn born_after(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let lifetime = time::Duration::try_from(self.policy.absolute_lifetime?).ok()?;
+        now.checked_sub(lifetime)
+    }
+
+    /// When a session created at `created_at` reaches the absolute lifetime; `None` without
+    /// one.
+    pub(crate) fn lifetime_end(&self, created_at: OffsetDateTime) -> Option<OffsetDateTime> {
+        let lifetime = time::Duration::try_from(self.policy.absolute_lifetime?).ok()?;
+        created_at.checked_add(lifetime)
+    }
+
+    /// What evicts `what()` from the cache when it drops: when the write it guards returns,
+    /// fails or is abandoned (a time-out), so no outcome leaves a stale entry. A write that did
+    /// not finish ([`Eviction::done`] not called) may still commit later: the eviction is
+    /// repeated once it can no longer be running. Without a cache, nothing (and `what` is not
+    /// called).
+    pub(crate) fn eviction(&self, what: impl FnOnce() -> Evict) -> Eviction {
+        Eviction {
+            pending: self.cache.clone().map(|cache| (cache, what())),
+            settle: self
+                .policy
+                .operation_timeout
+                .map_or(Duration::from_secs(60), |limit| limit.saturating_mul(2)),
+            done: false,
+        }
+    }
+
+    /// Runs `operation` within the policy's timeout, in its span.
+    pub(crate) async fn run<T: Outcome>(
+        &self,
+        operation: Operation,
+        work: impl Future<Output = Result<T, SessionError>>,
+    ) -> Result<T, SessionError> {
+        let span = tracing::debug_span!(
+            "session_store",
+            operation = operation.as_str(),
+            table = %self.table_label,
+            outcome = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let bounded = async {
+            let Some(limit) = self.policy.operation_timeout else {
+                return work.await;
+            };
+            match tokio::time::timeout(limit, work).await {
+                Ok(result) => result,
+                Err(_elapsed) => Err(SessionError::TimedOut {
+                    operation,
+                    after: limit,
+                }),
+            }
+        };
+        let result = bounded.instrument(span.clone()).await;
+        span.record("duration_us", started.elapsed().as_micros() as u64);
+        span.record(
+            "outcome",
+            match &result {
+                Ok(value) => value.outcome(),
+                Err(err) => err.outcome(),
+            },
+        );
+        result
+    }
+}
+
+/// Evicts on drop ([`RepositoryStore::eviction`]).
+#[must_use]
+pub(crate) struct Eviction {
+    /// The cache and what to evict from it; `None` without a cache, or nothing to evict.
+    pending: Option<(Arc<dyn ReadCache>, Evict)>,
+    /// How long an abandoned write may still commit.
+    settle: Duration,
+    done: bool,
+}
+
+impl Eviction {
+    /// The write returned: evict now, once.
+    pub(crate) fn done(mut self) {
+        self.done = true;
+    }
+
+    /// The write returned having changed something (`changed`: evict now, once) or nothing
+    /// (nothing to evict: a per-user eviction costs every cached entry a check).
+    pub(crate) fn done_if(mut self, changed: bool) {
+        if !changed {
+            self.pending = None;
+        }
+        self.done = true;
+    }
+}
+
+impl Drop for Eviction {
+    fn drop(&mut self) {
+        let Some((cache, what)) = self.pending.take() else {
+            return;
+        };
+        match &what {
+            Evict::Key(key) => cache.evict(key),
+            Evict::User(user) => cache.evict_user(user),
+        }
+        if !self.done {
+            cache.evict_later(what, self.settle);
+        }
+    }
+}
+
+/// What a span records as an operation's `outcome`.
+pub(crate) trait Outcome {
+    fn outcome(&self) -> &'static str {
+        "ok"
+    }
+}
+
+impl Outcome for () {}
+impl Outcome for u64 {}
+impl<T> Outcome for Vec<T> {}
+impl Outcome for Written {}
+
+impl Outcome for bool {
+    fn outcome(&self) -> &'static str {
+        if *self {
+            "ok"
+        } else {
+            "not_found"
+        }
+    }
+}
+
+impl<T> Outcome for Option<T> {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Some(_) => "found",
+            None => "not_found",
+        }
+    }
+}
