@@ -75,7 +75,7 @@
 //!
 //! # With the mock
 //!
-//! `MockSessionRepository` (in `[dev-dependencies]`: `tower-sessions-seaorm-store = { version = "0.2", features = ["testing"] }`)
+//! `MockSessionRepository` (in `[dev-dependencies]`: `tower-sessions-seaorm-store = { version = "0.3", features = ["testing"] }`)
 //! has mockall expectations per repository call; see its
 //! documentation for a handler test where the database fails.
 
