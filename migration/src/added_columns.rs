@@ -1,6 +1,7 @@
-//! What [`AddUserIndex`](crate::AddUserIndex) and [`AddSessionTimes`](crate::AddSessionTimes)
-//! share: columns added to the session table and an index on one of them, each part only where
-//! it is missing, so that racing replicas and a table that has some of them already are fine.
+//! What [`AddUserIndex`](crate::AddUserIndex), [`AddSessionTimes`](crate::AddSessionTimes) and
+//! [`AddVersion`](crate::AddVersion) share: columns added to the session table and an index on
+//! one of them, each part only where it is missing, so that racing replicas and a table that
+//! has some of them already are fine.
 
 use sea_orm_migration::{
     prelude::*,
@@ -28,16 +29,21 @@ impl Column {
     }
 }
 
-/// Columns added to `"<schema>"."<table>"` and an index on one of them.
+/// Columns added to `"<schema>"."<table>"` and, maybe, an index on one of them.
 pub(crate) struct AddedColumns<'a> {
     /// The migration, as its errors name it: "the user index".
     pub migration: &'static str,
     pub schema: &'a str,
     pub table: &'a str,
     pub columns: Vec<Column>,
-    /// The index's name and its column.
-    pub index: String,
-    pub indexed: &'static str,
+    /// The index, if the migration adds one.
+    pub index: Option<Index>,
+}
+
+/// An index on one added column.
+pub(crate) struct Index {
+    pub name: String,
+    pub column: &'static str,
     /// Whether the index leaves out the rows whose column is null (PostgreSQL and SQLite;
     /// MySQL has no partial indexes).
     pub partial: bool,
@@ -45,17 +51,17 @@ pub(crate) struct AddedColumns<'a> {
 
 impl AddedColumns<'_> {
     /// The PostgreSQL statements: `IF NOT EXISTS` on every part.
-    pub fn postgres_statements(&self) -> [String; 2] {
+    pub fn postgres_statements(&self) -> Vec<String> {
         let columns = self
             .columns
             .iter()
             .map(|c| format!("ADD COLUMN IF NOT EXISTS \"{}\" {}", c.name, c.postgres))
             .collect::<Vec<_>>()
             .join(", ");
-        [
-            format!("ALTER TABLE {} {columns}", self.target(DbBackend::Postgres)),
-            self.create_index(DbBackend::Postgres),
-        ]
+        let alter = format!("ALTER TABLE {} {columns}", self.target(DbBackend::Postgres));
+        std::iter::once(alter)
+            .chain(self.create_index(DbBackend::Postgres))
+            .collect()
     }
 
     fn target(&self, backend: DbBackend) -> String {
@@ -63,18 +69,19 @@ impl AddedColumns<'_> {
     }
 
     /// `CREATE INDEX IF NOT EXISTS`, on PostgreSQL and SQLite.
-    fn create_index(&self, backend: DbBackend) -> String {
-        let filter = if self.partial {
-            format!(" WHERE \"{}\" IS NOT NULL", self.indexed)
+    fn create_index(&self, backend: DbBackend) -> Option<String> {
+        let index = self.index.as_ref()?;
+        let filter = if index.partial {
+            format!(" WHERE \"{}\" IS NOT NULL", index.column)
         } else {
             String::new()
         };
-        format!(
+        Some(format!(
             "CREATE INDEX IF NOT EXISTS {} ON {} (\"{}\"){filter}",
-            quote(backend, &self.index),
+            quote(backend, &index.name),
             self.target(backend),
-            self.indexed
-        )
+            index.column
+        ))
     }
 
     pub async fn up(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
@@ -96,8 +103,9 @@ impl AddedColumns<'_> {
                         .await?;
                     }
                 }
-                conn.execute_unprepared(&self.create_index(DbBackend::Sqlite))
-                    .await?;
+                if let Some(sql) = self.create_index(DbBackend::Sqlite) {
+                    conn.execute_unprepared(&sql).await?;
+                }
             }
             // MySQL has no `ADD COLUMN IF NOT EXISTS` (MariaDB does), nor
             // `CREATE INDEX IF NOT EXISTS`: what is missing, in one `ALTER TABLE`.
@@ -108,12 +116,14 @@ impl AddedColumns<'_> {
                         changes.push(format!("ADD COLUMN `{}` {}", column.name, column.mysql));
                     }
                 }
-                if !self.mysql_has_index(conn).await? {
-                    changes.push(format!(
-                        "ADD KEY {} (`{}`)",
-                        quote(DbBackend::MySql, &self.index),
-                        self.indexed
-                    ));
+                if let Some(index) = &self.index {
+                    if !self.mysql_has_index(conn, index).await? {
+                        changes.push(format!(
+                            "ADD KEY {} (`{}`)",
+                            quote(DbBackend::MySql, &index.name),
+                            index.column
+                        ));
+                    }
                 }
                 alter_mysql(conn, self.table, &changes).await?;
             }
@@ -139,11 +149,13 @@ impl AddedColumns<'_> {
                 .await?;
             }
             DbBackend::Sqlite => {
-                conn.execute_unprepared(&format!(
-                    "DROP INDEX IF EXISTS {}",
-                    quote(DbBackend::Sqlite, &self.index)
-                ))
-                .await?;
+                if let Some(index) = &self.index {
+                    conn.execute_unprepared(&format!(
+                        "DROP INDEX IF EXISTS {}",
+                        quote(DbBackend::Sqlite, &index.name)
+                    ))
+                    .await?;
+                }
                 for column in &self.columns {
                     if has_column(conn, DbBackend::Sqlite, self.table, column.name).await? {
                         conn.execute_unprepared(&format!(
@@ -167,13 +179,17 @@ impl AddedColumns<'_> {
         Ok(())
     }
 
-    async fn mysql_has_index(&self, conn: &SchemaManagerConnection<'_>) -> Result<bool, DbErr> {
+    async fn mysql_has_index(
+        &self,
+        conn: &SchemaManagerConnection<'_>,
+        index: &Index,
+    ) -> Result<bool, DbErr> {
         Ok(conn
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::MySql,
                 "SELECT 1 FROM information_schema.STATISTICS \
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?",
-                [self.table.to_owned().into(), self.index.clone().into()],
+                [self.table.to_owned().into(), index.name.clone().into()],
             ))
             .await?
             .is_some())

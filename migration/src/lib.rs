@@ -13,7 +13,8 @@
 //!    ```
 //!    use sea_orm_migration::prelude::*;
 //!    use tower_sessions_seaorm_migration::{
-//!        AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys, InsertInstantDefaults,
+//!        AddSessionTimes, AddUserIndex, AddVersion, CreateSessionTable, ExactKeys,
+//!        InsertInstantDefaults,
 //!    };
 //!
 //!    pub struct Migrator;
@@ -23,7 +24,7 @@
 //!            vec![
 //!                // ... your migrations ...
 //!                Box::new(CreateSessionTable::new("tower_sessions", "session")),
-//!                // The per-user index and write avoidance's digest (store 0.2+).
+//!                // The per-user index (and a digest column unused since store 0.3).
 //!                Box::new(AddUserIndex::new("tower_sessions", "session")),
 //!                // Keys compared byte for byte on MySQL/MariaDB (a no-op elsewhere).
 //!                Box::new(ExactKeys::new("tower_sessions", "session")),
@@ -31,6 +32,8 @@
 //!                Box::new(AddSessionTimes::new("tower_sessions", "session")),
 //!                // Those instants default to the insert's (SQLite, MySQL/MariaDB).
 //!                Box::new(InsertInstantDefaults::new("tower_sessions", "session")),
+//!                // The row version concurrent saves merge by (store 0.3+).
+//!                Box::new(AddVersion::new("tower_sessions", "session")),
 //!            ]
 //!        }
 //!    }
@@ -74,6 +77,7 @@ mod m20261125_000002_add_user_index;
 mod m20261201_000003_exact_keys;
 mod m20261202_000004_add_session_times;
 mod m20261203_000005_insert_instant_defaults;
+mod m20261204_000006_add_version;
 mod names;
 mod partitioned;
 mod runner;
@@ -84,6 +88,7 @@ pub use m20261125_000002_add_user_index::AddUserIndex;
 pub use m20261201_000003_exact_keys::ExactKeys;
 pub use m20261202_000004_add_session_times::AddSessionTimes;
 pub use m20261203_000005_insert_instant_defaults::InsertInstantDefaults;
+pub use m20261204_000006_add_version::AddVersion;
 pub use names::{
     check_names, created_at_index_name, expiry_index_name, partition_name, user_key_index_name,
     NameError, MAX_NAME_LEN,
@@ -133,6 +138,7 @@ pub fn migrations_with_partitions(
         Box::new(ExactKeys::new(schema, table)),
         Box::new(AddSessionTimes::new(schema, table)),
         Box::new(InsertInstantDefaults::new(schema, table)),
+        Box::new(AddVersion::new(schema, table)),
     ]
 }
 
@@ -224,7 +230,10 @@ mod tests {
 
     #[test]
     fn the_user_index_is_added_if_missing_on_postgres() {
-        let [columns, index] = AddUserIndex::new("tower_sessions", "session").postgres_statements();
+        let statements = AddUserIndex::new("tower_sessions", "session").postgres_statements();
+        let [columns, index] = statements.as_slice() else {
+            panic!("two statements: {statements:?}")
+        };
         assert_eq!(
             columns,
             r#"ALTER TABLE "tower_sessions"."session" ADD COLUMN IF NOT EXISTS "user_key" text, ADD COLUMN IF NOT EXISTS "data_digest" bytea"#
@@ -237,7 +246,10 @@ mod tests {
 
     #[test]
     fn the_session_times_are_added_if_missing_on_postgres() {
-        let [columns, index] = AddSessionTimes::new("app", "web").postgres_statements();
+        let statements = AddSessionTimes::new("app", "web").postgres_statements();
+        let [columns, index] = statements.as_slice() else {
+            panic!("two statements: {statements:?}")
+        };
         assert_eq!(
             columns,
             r#"ALTER TABLE "app"."web" ADD COLUMN IF NOT EXISTS "created_at" timestamptz NOT NULL DEFAULT now(), ADD COLUMN IF NOT EXISTS "updated_at" timestamptz NOT NULL DEFAULT now(), ADD COLUMN IF NOT EXISTS "listed_values" text"#

@@ -1,7 +1,7 @@
 use sea_orm_migration::prelude::*;
 
 use crate::{
-    added_columns::{AddedColumns, Column},
+    added_columns::{AddedColumns, Column, Index},
     user_key_index_name,
 };
 
@@ -39,7 +39,7 @@ impl AddUserIndex {
     }
 
     /// The PostgreSQL statements: `IF NOT EXISTS` on every part.
-    pub fn postgres_statements(&self) -> [String; 2] {
+    pub fn postgres_statements(&self) -> Vec<String> {
         self.added().postgres_statements()
     }
 
@@ -57,9 +57,11 @@ impl AddUserIndex {
                 ),
                 Column::new("data_digest", "bytea", "blob", "varbinary(32) NULL"),
             ],
-            index: user_key_index_name(&self.table),
-            indexed: "user_key",
-            partial: true,
+            index: Some(Index {
+                name: user_key_index_name(&self.table),
+                column: "user_key",
+                partial: true,
+            }),
         }
     }
 }

@@ -2,7 +2,7 @@ use sea_orm_migration::prelude::*;
 use time::OffsetDateTime;
 
 use crate::{
-    added_columns::{AddedColumns, Column},
+    added_columns::{AddedColumns, Column, Index},
     created_at_index_name,
     sql::{mysql_datetime, sqlite_micros},
 };
@@ -43,7 +43,7 @@ impl AddSessionTimes {
 
     /// The PostgreSQL statements: `IF NOT EXISTS` on every part. `now()` is the migration's
     /// transaction's instant, the same for every existing row.
-    pub fn postgres_statements(&self) -> [String; 2] {
+    pub fn postgres_statements(&self) -> Vec<String> {
         self.added().postgres_statements()
     }
 
@@ -72,9 +72,11 @@ impl AddSessionTimes {
                     "longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
                 ),
             ],
-            index: created_at_index_name(&self.table),
-            indexed: "created_at",
-            partial: false,
+            index: Some(Index {
+                name: created_at_index_name(&self.table),
+                column: "created_at",
+                partial: false,
+            }),
         }
     }
 }
