@@ -35,6 +35,8 @@ fn session_of_user_42(id: Id) -> FoundRow {
     FoundRow {
         data: MessagePackCodec.encode(&(&record).into()).unwrap(),
         created_at: OffsetDateTime::now_utc(),
+        version: 0,
+        user_key: None,
     }
 }
 
@@ -119,6 +121,8 @@ async fn when_the_stored_session_is_corrupt_me_answers_the_applications_503() {
             Ok(Some(FoundRow {
                 data: b"\xc1 not a session".to_vec(),
                 created_at: OffsetDateTime::now_utc(),
+                version: 0,
+                user_key: None,
             }))
         });
     let app = app(RepositoryStore::from_repository(repository), PATIENT);

@@ -172,7 +172,6 @@ where
         data,
         expires_at: expiry,
         user_key: Some(user.clone()),
-        data_digest: None,
     };
     let repository = store.repository();
     let inserted = repository.insert_if_absent(row.clone()).await;
@@ -183,11 +182,10 @@ where
         created_at: time::OffsetDateTime::now_utc(),
         saved_at: time::OffsetDateTime::now_utc(),
         listed_values: None,
-        data_digest: Some([0; 32]),
         ..row
     };
     repository
-        .update_if_present(conditional, Some(now), false)
+        .update_if_present(conditional, Some(0), false)
         .await
         .map_err(|e| format!("update_if_present: {e}"))?;
 

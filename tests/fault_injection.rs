@@ -27,7 +27,6 @@ fn row(id: &str, data: &[u8], expires_at: OffsetDateTime) -> SessionRow {
         data: data.to_vec(),
         expires_at,
         user_key: None,
-        data_digest: None,
     }
 }
 

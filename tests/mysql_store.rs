@@ -243,6 +243,7 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "created_at datetime(6) - NO MUL",
             "updated_at datetime(6) - NO ",
             "listed_values longtext utf8mb4_bin YES ",
+            "version bigint - NO ",
         ]
     );
     let indexes = scalar_strings(

@@ -29,7 +29,8 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "data_digest BLOB 0 0",
             "created_at INTEGER 1 0",
             "updated_at INTEGER 1 0",
-            "listed_values TEXT 0 0"
+            "listed_values TEXT 0 0",
+            "version INTEGER 1 0"
         ]
     );
     let user_index = scalar_strings(

@@ -21,8 +21,9 @@ use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, Use
 /// - `delete_expired_batch` deletes at most `limit` rows expired at or before `now` and returns
 ///   how many it deleted.
 /// - `delete_by_id` of a missing id succeeds.
-/// - It keeps the per-user index and the digests of write avoidance, as a table migrated by
-///   `migrate()` does.
+/// - `update_if_present` with an expected version writes only a row that holds it, and every
+///   update adds one to the version, as the SQL table's `version` column does.
+/// - It keeps the per-user index, as a table migrated by `migrate()` does.
 ///
 /// It never fails. Clones share the same sessions, so a test can keep one clone to look inside
 /// while a store owns another. Nothing is persisted: the sessions die with the last clone.
@@ -44,7 +45,7 @@ struct Row {
     data: Vec<u8>,
     expires_at: OffsetDateTime,
     user_key: Option<String>,
-    digest: Option<[u8; 32]>,
+    version: i64,
     created_at: OffsetDateTime,
     saved_at: OffsetDateTime,
     listed_values: Option<String>,
@@ -71,7 +72,7 @@ impl From<SessionRow> for Row {
             data: row.data,
             expires_at: row.expires_at,
             user_key: row.user_key,
-            digest: row.data_digest,
+            version: 0,
             created_at: row.created_at,
             saved_at: row.saved_at,
             listed_values: row.listed_values,
@@ -125,31 +126,27 @@ impl SessionRepository for InMemoryRepository {
     async fn update_if_present(
         &self,
         row: SessionRow,
-        keep_if_expiring_after: Option<OffsetDateTime>,
+        expected_version: Option<i64>,
         report_user_change: bool,
-    ) -> Result<bool, RepositoryError> {
+    ) -> Result<Option<bool>, RepositoryError> {
         let mut rows = self.rows();
         let Some(stored) = rows.get_mut(&row.id) else {
             // Deleted or revoked since it was loaded: it stays gone.
-            return Ok(false);
+            return Ok(None);
         };
-        if let Some(keep_after) = keep_if_expiring_after {
-            let same_values = stored.digest.is_some() && stored.digest == row.data_digest;
-            let same_user = stored.user_key == row.user_key;
-            let expiry_close =
-                keep_after <= stored.expires_at && stored.expires_at <= row.expires_at;
-            if same_values && same_user && expiry_close {
-                return Ok(false);
-            }
+        if expected_version.is_some_and(|version| version != stored.version) {
+            // Another save got there first.
+            return Ok(None);
         }
         let user_changed = report_user_change && stored.user_key != row.user_key;
         // A save never makes a session younger.
-        let created_at = stored.created_at;
+        let (created_at, version) = (stored.created_at, stored.version.wrapping_add(1));
         *stored = Row {
             created_at,
+            version,
             ..row.into()
         };
-        Ok(user_changed)
+        Ok(Some(user_changed))
     }
 
     async fn find_unexpired(
@@ -165,6 +162,8 @@ impl SessionRepository for InMemoryRepository {
             .map(|row| FoundRow {
                 data: row.data.clone(),
                 created_at: row.created_at,
+                version: row.version,
+                user_key: row.user_key.clone(),
             }))
     }
 

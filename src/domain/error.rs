@@ -94,6 +94,18 @@ pub enum SessionError {
         limit: usize,
     },
 
+    /// Every attempt of a save to merge its request's changes lost to another save of the same
+    /// session that committed in between; nothing of this save was written. Hundreds of saves
+    /// of one session at once, from a loop or a client hammering one cookie.
+    #[error(
+        "could not save the session: {attempts} attempts to merge this request's changes each \
+         lost to another save of the same session; nothing was written"
+    )]
+    Contended {
+        /// How many merges were tried.
+        attempts: u32,
+    },
+
     /// The session's user key (per-user index) is longer than the index stores.
     #[error(
         "the session's user key is {len} bytes, over the per-user index's limit of {limit}; \
@@ -163,6 +175,7 @@ impl SessionError {
             Self::Decode(_) => "decode_failed",
             Self::IdsExhausted { .. } => "ids_exhausted",
             Self::TooLarge { .. } => "too_large",
+            Self::Contended { .. } => "contended",
             Self::UserKeyTooLong { .. } => "user_key_too_long",
             Self::InvalidConfiguration(_) => "invalid_configuration",
             Self::Migration { .. } => "migration_failed",

@@ -1,13 +1,13 @@
 //! What the repository is given instead of the session itself: the key a session is stored
 //! under (its id, or a SHA-256 of it), the handle a user's session is shown by, and the digest
-//! of its row key and values that write avoidance compares.
+//! of a value that a save compares with the loaded one.
 
 use std::fmt;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::ports::{SessionData, SessionId};
+use crate::ports::SessionId;
 
 /// How sessions are keyed in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,32 +85,20 @@ impl fmt::Debug for SessionHandle {
     }
 }
 
-/// Values nested deeper than this get no digest (the save is then always written), so a
-/// custom codec without a depth limit cannot make the digest overflow the stack.
+/// Values nested deeper than this get no digest (a value without one is always taken as
+/// changed), so a custom codec without a depth limit cannot make the digest overflow the stack.
 const MAX_DIGEST_DEPTH: usize = 128;
 
-/// SHA-256 of the row's key and the session's values in a canonical form: keys sorted at every
-/// level, every value tagged with its kind. The expiry is left out, so a save that only moves
-/// the expiry has the same digest. `None` for data nested deeper than 128 levels.
+/// SHA-256 of one session value in a canonical form: object keys sorted at every level, every
+/// value tagged with its kind; what a save compares to tell whether its request changed a
+/// value (see `merge.rs`). `None` for a value nested deeper than 128 levels.
 ///
-/// The row key makes the digest per row: two sessions with equal values (two anonymous
-/// visitors' empty carts) have different digests, so the `data_digest` column does not link
-/// rows. Rows written before it was keyed so keep loading; their digest only differs once, so
-/// their next save writes.
-///
-/// Canonical, not the codec's bytes: a `HashMap`'s order differs from one map to the next, so
-/// the same session could encode to different bytes.
-pub(crate) fn content_digest(row_key: &str, data: &SessionData) -> Option<[u8; 32]> {
+/// Canonical, not the codec's bytes: a map's order differs from one map to the next, so the
+/// same value could encode to different bytes.
+pub(crate) fn value_digest(value: &Value) -> Option<[u8; 32]> {
     let mut hasher = Sha256::new();
-    hasher.update(b"tower-sessions-seaorm-store/data-digest/v2\0");
-    hash_str(&mut hasher, row_key);
-    let mut entries: Vec<_> = data.iter().collect();
-    entries.sort_unstable_by_key(|(key, _)| *key);
-    hash_len(&mut hasher, entries.len());
-    for (key, value) in entries {
-        hash_str(&mut hasher, key);
-        hash_value(&mut hasher, value, MAX_DIGEST_DEPTH)?;
-    }
+    hasher.update(b"tower-sessions-seaorm-store/value-digest/v1\0");
+    hash_value(&mut hasher, value, MAX_DIGEST_DEPTH)?;
     Some(hasher.finalize().into())
 }
 
@@ -191,48 +179,23 @@ mod tests {
 
     #[test]
     fn the_digest_ignores_key_order_and_sees_every_change() {
-        let a: SessionData = [
-            ("a".to_owned(), json!({"x": 1, "y": [1, 2]})),
-            ("b".to_owned(), json!("two")),
-        ]
-        .into();
-        let mut b = SessionData::new();
-        b.insert("b".to_owned(), json!("two"));
-        b.insert("a".to_owned(), json!({"y": [1, 2], "x": 1}));
-        let digest = |data: &SessionData| content_digest("row", data);
-        assert_eq!(digest(&a), digest(&b));
-
+        let a = json!({"x": 1, "y": [1, 2], "z": {"b": "two", "a": 1}});
+        let b = json!({"z": {"a": 1, "b": "two"}, "y": [1, 2], "x": 1});
+        assert_eq!(value_digest(&a), value_digest(&b));
         for changed in [
-            json!({"x": 1, "y": [2, 1]}),
-            json!({"x": 1.0, "y": [1, 2]}),
-            json!({"x": "1", "y": [1, 2]}),
-            json!({"x": 1, "y": [1, 2], "z": null}),
+            json!({"x": 1, "y": [2, 1], "z": {"b": "two", "a": 1}}),
+            json!({"x": 1.0, "y": [1, 2], "z": {"b": "two", "a": 1}}),
+            json!({"x": "1", "y": [1, 2], "z": {"b": "two", "a": 1}}),
+            json!({"x": 1, "y": [1, 2], "z": {"b": "two", "a": 1}, "w": null}),
+            json!({"x": 1, "y": [1, 2], "z": {"bt": "wo", "a": 1}}),
         ] {
-            let mut c = a.clone();
-            c.insert("a".to_owned(), changed);
-            assert_ne!(digest(&a), digest(&c));
+            assert_ne!(value_digest(&a), value_digest(&changed), "{changed}");
         }
-        // Two keys cannot run together into one.
-        let split: SessionData = [("ab".to_owned(), json!("c"))].into();
-        let other: SessionData = [("a".to_owned(), json!("bc"))].into();
-        assert_ne!(digest(&split), digest(&other));
     }
 
     #[test]
-    fn the_digest_is_per_row() {
-        let data: SessionData = [("cart".to_owned(), json!([]))].into();
-        assert_eq!(content_digest("a", &data), content_digest("a", &data));
-        assert_ne!(content_digest("a", &data), content_digest("b", &data));
-        // The key and the values cannot run together into one.
-        let empty = SessionData::new();
-        let keyed: SessionData = [("b".to_owned(), json!(null))].into();
-        assert_ne!(content_digest("ab", &empty), content_digest("a", &keyed));
-    }
-
-    #[test]
-    fn data_too_deep_has_no_digest() {
+    fn values_too_deep_have_no_digest() {
         let deep = (0..200).fold(json!(1), |inner, _| json!([inner]));
-        let data: SessionData = [("deep".to_owned(), deep)].into();
-        assert_eq!(content_digest("row", &data), None);
+        assert_eq!(value_digest(&deep), None);
     }
 }

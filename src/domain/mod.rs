@@ -15,6 +15,7 @@
 
 mod error;
 mod keys;
+mod merge;
 mod policy;
 mod rows;
 mod store;

@@ -1,12 +1,11 @@
 //! How a session record becomes the row a repository stores: encoded (without its id when ids
-//! are hashed), size-checked, with its user key, its listed values and write avoidance's
-//! digest.
+//! are hashed), size-checked, with its user key and its listed values.
 
 use std::borrow::Cow;
 
 use time::{OffsetDateTime, UtcOffset};
 
-use super::{keys::content_digest, RepositoryStore, SessionError, MAX_USER_KEY_LEN};
+use super::{RepositoryStore, SessionError, MAX_USER_KEY_LEN};
 use crate::ports::{Codec, SessionId, SessionRecord, SessionRow};
 
 /// The id encoded into the rows of a store that hashes ids: such a row holds no session id,
@@ -18,6 +17,7 @@ pub(crate) const NO_ID: SessionId = SessionId(0);
 pub(crate) const MAX_LISTED_VALUES_LEN: usize = 4096;
 
 /// What a create or a save wrote.
+#[derive(Debug, Default)]
 pub(crate) struct Written {
     /// The user the write gave one more session (a login), whose sessions the per-user limit
     /// then trims; `None` for any other write.
@@ -55,35 +55,15 @@ impl<R, C: Codec> RepositoryStore<R, C> {
                 });
             }
         }
-        let data_digest = self
-            .policy
-            .touch_after
-            .and_then(|_| Some(self.codec.digest(content_digest(&key, &record.data)?)));
         Ok(SessionRow {
             id: key,
             data,
             expires_at: record.expiry_date,
             user_key,
-            data_digest,
             created_at: now,
             saved_at: now,
             listed_values,
         })
-    }
-
-    /// Write avoidance's bound for a save of `row`: the stored row is left alone when it holds
-    /// the same digest and user and expires at or after this instant (and not after the new
-    /// expiry). `None` without write avoidance, or without a digest (data nested too deep).
-    pub(crate) fn keep_if_expiring_after(
-        &self,
-        row: &SessionRow,
-        record: &SessionRecord<'_>,
-    ) -> Option<OffsetDateTime> {
-        let window = self
-            .policy
-            .touch_after
-            .filter(|_| row.data_digest.is_some())?;
-        record.expiry_date.checked_sub(window.try_into().ok()?)
     }
 
     /// The listed values of `record` as a JSON object, `None` when the store lists none.

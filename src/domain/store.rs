@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use super::{
+    merge::{Base, Delta, Forged, BASE_KEY},
     policy::Policy,
     rows::{Written, NO_ID},
     IdStorage, Operation, SessionError,
@@ -24,6 +25,11 @@ use crate::ports::{
 
 /// An id no session can have (session ids are 22 URL-safe base64 characters), for probes.
 const HEALTH_PROBE_ID: &str = "~health-check~";
+
+/// How many times a save re-reads the row and merges before it gives up
+/// ([`SessionError::Contended`]): each attempt lost to another save that committed in between,
+/// so this many in a row means hundreds of saves on one session at once.
+const MAX_MERGE_ATTEMPTS: u32 = 256;
 
 /// A tower-sessions store over any [`SessionRepository`] and [`Codec`]: the crate's one store
 /// type.
@@ -94,6 +100,11 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         record: &mut SessionRecord<'_>,
     ) -> Result<(), SessionError> {
         let now = self.clock.now();
+        // A record carried over by `cycle_id` holds the old row's base: a create writes the
+        // whole record, so it has no use for one.
+        if record.data.contains_key(BASE_KEY) {
+            record.data.to_mut().remove(BASE_KEY);
+        }
         let written = self
             .run(Operation::Create, async {
                 for attempt in 1..=self.policy.max_create_attempts {
@@ -117,40 +128,132 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         Ok(())
     }
 
-    /// Replaces the stored session with `record.id`, **if it is still stored**: a session
-    /// deleted since it was loaded (logged out in another tab, "log out everywhere", signed out
-    /// from another device) stays deleted, and the save succeeds having written nothing.
+    /// Writes what this request changed to the stored session with `record.id`, **if it is
+    /// still stored**: a session deleted since it was loaded (logged out in another tab, "log
+    /// out everywhere", signed out from another device) stays deleted, and the save succeeds
+    /// having written nothing.
+    ///
+    /// Concurrent requests merge per key (`merge.rs`): the keys this request set or removed
+    /// since its load are written, every other key keeps what the row holds now. Uncontended,
+    /// that is one statement, an update of the row if it still holds the loaded version; after
+    /// another save, the row is read again and this request's changes applied to it. A record
+    /// without a base (cleared in this request) replaces the whole session; one whose base was
+    /// not made by this process's load is refused ([`SessionError::Unstorable`]).
     ///
     /// With write avoidance on, a save that changes no value and no user key and moves the
-    /// expiry by less than the window writes nothing either. With a per-user session limit, a
-    /// save that gives the session another user (a login) is followed by the trim of that
-    /// user's sessions (a second statement, for those saves only), which never fails the save.
+    /// expiry by less than the window writes nothing. With a per-user session limit, a save
+    /// that gives the session another user (a login) is followed by the trim of that user's
+    /// sessions (a second statement, for those saves only), which never fails the save.
     pub(crate) async fn save_session(
         &self,
         record: &SessionRecord<'_>,
     ) -> Result<(), SessionError> {
         let now = self.clock.now();
+        let key = self.key(record.id);
+        let mut data = record.data.clone().into_owned();
+        let base = Base::detach(&key, &mut data).map_err(|Forged| {
+            SessionError::Unstorable(
+                "its reserved entry `tower-sessions-seaorm-store:base` was not made by this \
+                 store's load (an application must not write that key)",
+            )
+        })?;
+        let record = SessionRecord::owned(record.id, data, record.expiry_date);
         let written = self
             .run(Operation::Save, async {
-                let row = self.row(record, now)?;
-                let keep_if_expiring_after = self.keep_if_expiring_after(&row, record);
-                // Only a save with a user can give a user one more session.
-                let report_user_change =
-                    self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
-                let user_key = row.user_key.clone();
-                let eviction = self.eviction(|| Evict::Key(row.id.clone()));
-                let user_changed = self
-                    .repository
-                    .update_if_present(row, keep_if_expiring_after, report_user_change)
-                    .await?;
+                let Some(base) = base else {
+                    let eviction = self.eviction(|| Evict::Key(key.clone()));
+                    let written = self.update(&record, now, None).await?;
+                    eviction.done();
+                    return Ok(written.unwrap_or_default());
+                };
+                let delta = base.delta(&record.data);
+                if self.is_unchanged(&base, &delta, &record)? {
+                    return Ok(Written::default());
+                }
+                let eviction = self.eviction(|| Evict::Key(key.clone()));
+                let written = match self.update(&record, now, Some(base.version)).await? {
+                    Some(written) => written,
+                    None => self.merge(&key, record, &delta, now).await?,
+                };
                 eviction.done();
-                Ok(Written {
-                    login_of: user_key.filter(|_| user_changed),
-                })
+                Ok(written)
             })
             .await?;
         self.trim_after_login(written, now).await;
         Ok(())
+    }
+
+    /// Whether write avoidance lets this save write nothing: no value changed, nor the user
+    /// key, and the expiry moves later by less than the window.
+    fn is_unchanged(
+        &self,
+        base: &Base,
+        delta: &Delta,
+        record: &SessionRecord<'_>,
+    ) -> Result<bool, SessionError> {
+        let Some(window) = self.policy.touch_after else {
+            return Ok(false);
+        };
+        let Ok(window) = time::Duration::try_from(window) else {
+            return Ok(false);
+        };
+        let moved = record.expiry_date - base.expiry;
+        Ok(delta.is_empty()
+            && (time::Duration::ZERO..window).contains(&moved)
+            && self.user_key_of(record)? == base.user_key)
+    }
+
+    /// Writes `record` over the row if it holds `expected_version` (any version with `None`);
+    /// `None` when nothing was written.
+    async fn update(
+        &self,
+        record: &SessionRecord<'_>,
+        now: OffsetDateTime,
+        expected_version: Option<i64>,
+    ) -> Result<Option<Written>, SessionError> {
+        let row = self.row(record, now)?;
+        // Only a save with a user can give a user one more session.
+        let report_user_change =
+            self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
+        let user_key = row.user_key.clone();
+        let update = self
+            .repository
+            .update_if_present(row, expected_version, report_user_change);
+        Ok(update.await?.map(|user_changed| Written {
+            login_of: user_key.filter(|_| user_changed),
+        }))
+    }
+
+    /// Another save overtook this one: applies `delta` to what the row holds now and writes
+    /// that, again and again while other saves keep overtaking it. A row gone (or no longer
+    /// live) is left gone.
+    async fn merge(
+        &self,
+        key: &str,
+        record: SessionRecord<'static>,
+        delta: &Delta,
+        now: OffsetDateTime,
+    ) -> Result<Written, SessionError> {
+        for attempt in 1..=MAX_MERGE_ATTEMPTS {
+            tracing::debug!(attempt, "another save overtook this one; merging");
+            let found = self
+                .repository
+                .find_unexpired(key, now, self.born_after(now));
+            let Some(found) = found.await? else {
+                return Ok(Written::default());
+            };
+            let Some(mut current) = self.accept(record.id, key, found.data, now)? else {
+                return Ok(Written::default());
+            };
+            delta.apply(current.data.to_mut());
+            current.expiry_date = record.expiry_date;
+            if let Some(written) = self.update(&current, now, Some(found.version)).await? {
+                return Ok(written);
+            }
+        }
+        Err(SessionError::Contended {
+            attempts: MAX_MERGE_ATTEMPTS,
+        })
     }
 
     /// The session with `id`, unless it is missing or expired: from the cache when it holds
@@ -175,9 +278,18 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             else {
                 return Ok(None);
             };
-            let Some(record) = self.accept(id, &key, found.data, now)? else {
+            let Some(mut record) = self.accept(id, &key, found.data, now)? else {
                 return Ok(None);
             };
+            // What this request's save will measure its changes against; cached with the
+            // record, so a cached load's save merges from the version it was read at.
+            let base = Base::of(
+                &record.data,
+                found.version,
+                record.expiry_date,
+                found.user_key,
+            );
+            base.attach(&key, record.data.to_mut());
             if let (Some(cache), Some(ticket)) = (cache, ticket) {
                 let valid_until = self
                     .lifetime_end(found.created_at)

@@ -5,7 +5,7 @@ use std::sync::{
     Arc, Mutex,
 };
 
-use super::{Policy, RepositoryStore, SessionError};
+use super::{merge::BASE_KEY, Policy, RepositoryStore, SessionError};
 use crate::{
     adapters::{
         faulty::{Fault, FaultyRepository},
@@ -34,6 +34,8 @@ fn found(data: Vec<u8>) -> FoundRow {
     FoundRow {
         data,
         created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
+        version: 0,
+        user_key: None,
     }
 }
 
@@ -145,10 +147,9 @@ async fn save_is_one_update_of_the_stored_row_and_never_an_insert() {
                 && row.data == expected
                 && row.expires_at == expiry
                 && row.user_key.is_none()
-                && row.data_digest.is_none()
         })
         .times(1)
-        .returning(|_, _, _| Ok(false));
+        .returning(|_, _, _| Ok(Some(false)));
 
     service(repo).save_session(&rec).await.unwrap();
 }
@@ -180,10 +181,14 @@ async fn load_returns_the_decoded_record() {
     repo.expect_find_unexpired()
         .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
 
-    assert_eq!(
-        service(repo).load_session(SessionId(9)).await.unwrap(),
-        Some(rec)
-    );
+    let mut loaded = service(repo)
+        .load_session(SessionId(9))
+        .await
+        .unwrap()
+        .unwrap();
+    // With the base its save measures changes against, and nothing else.
+    assert!(loaded.data.to_mut().remove(BASE_KEY).is_some());
+    assert_eq!(loaded, rec);
 }
 
 #[tokio::test]
@@ -428,7 +433,7 @@ async fn a_session_at_the_size_limit_is_stored() {
     let mut repo = MockSessionRepository::new();
     repo.expect_update_if_present()
         .times(1)
-        .returning(|_, _, _| Ok(false));
+        .returning(|_, _, _| Ok(Some(false)));
     let service = service(repo).with_policy(|policy| {
         policy.max_encoded_size = Some(size);
     });
@@ -466,7 +471,7 @@ async fn with_a_user_key_every_write_carries_the_sessions_user() {
     repo.expect_update_if_present()
         .withf(|row, _, _| row.user_key.is_none())
         .times(1)
-        .returning(|_, _, _| Ok(false));
+        .returning(|_, _, _| Ok(Some(false)));
     let service = indexed(repo);
     let mut rec = record(1, in_an_hour()); // {"user": "ada"}
     service.create_session(&mut rec).await.unwrap();
@@ -548,7 +553,7 @@ async fn with_hashed_ids_the_repository_only_sees_hashes() {
     repo.expect_update_if_present()
         .withf(move |row, _, _| row.id == expected)
         .times(1)
-        .returning(|_, _, _| Ok(false));
+        .returning(|_, _, _| Ok(Some(false)));
     repo.expect_find_unexpired()
         .with(
             eq(hashed.clone()),
@@ -582,33 +587,217 @@ async fn with_hashed_ids_the_repository_only_sees_hashes() {
         .unwrap();
 }
 
+/// A store over `repo` whose loads find `stored` at `version`, and the record it loads.
+async fn loaded(
+    mut repo: MockSessionRepository,
+    stored: &SessionRecord<'_>,
+    version: i64,
+) -> (
+    RepositoryStore<MockSessionRepository, MessagePackCodec>,
+    SessionRecord<'static>,
+) {
+    let bytes = MessagePackCodec.encode(stored).unwrap();
+    repo.expect_find_unexpired()
+        .times(1)
+        .returning(move |_, _, _| {
+            Ok(Some(FoundRow {
+                version,
+                ..found(bytes.clone())
+            }))
+        });
+    let service = service(repo);
+    let record = service.load_session(stored.id).await.unwrap().unwrap();
+    (service, record)
+}
+
 #[tokio::test]
-async fn write_avoidance_sends_the_values_digest_and_the_window() {
-    let rec = record(5, in_an_hour());
-    let expiry = rec.expiry_date;
-    let mut reordered = rec.clone();
-    reordered.data = std::borrow::Cow::Owned(
-        rec.data
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    );
-    let key = super::IdStorage::Plain.key(rec.id);
-    let digest = super::keys::content_digest(&key, &rec.data).unwrap();
+async fn a_loaded_session_is_saved_over_the_version_it_was_loaded_at() {
     let mut repo = MockSessionRepository::new();
     repo.expect_update_if_present()
-        .withf(move |row, keep_if_expiring_after, _| {
-            row.data_digest == Some(digest)
-                && *keep_if_expiring_after == Some(expiry - Duration::seconds(60))
+        .withf(|row, version, _| {
+            let saved = MessagePackCodec.decode(&row.data).unwrap();
+            *version == Some(3)
+                && saved.data.get(BASE_KEY).is_none()
+                && saved.data["cart"] == json!(["book"])
         })
-        .times(2)
-        .returning(|_, _, _| Ok(false));
-    let service = service(repo).with_policy(|policy| {
+        .times(1)
+        .returning(|_, _, _| Ok(Some(false)));
+    let (service, mut record) = loaded(repo, &record(7, in_an_hour()), 3).await;
+    assert!(record.data.contains_key(BASE_KEY), "the load adds its base");
+    record.data.to_mut().insert("cart".into(), json!(["book"]));
+
+    service.save_session(&record).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_overtaken_save_applies_its_changes_to_what_the_row_holds_now() {
+    let mine = record(7, in_an_hour());
+    let mut theirs = mine.clone();
+    theirs.data.to_mut().insert("theirs".into(), json!(1));
+    theirs.data.to_mut().insert("user".into(), json!("bob"));
+    let theirs_bytes = MessagePackCodec.encode(&theirs).unwrap();
+    let mut repo = MockSessionRepository::new();
+    let mut order = Sequence::new();
+    repo.expect_update_if_present()
+        .withf(|_, version, _| *version == Some(0))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| Ok(None));
+    repo.expect_find_unexpired()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(move |_, _, _| {
+            Ok(Some(FoundRow {
+                version: 1,
+                ..found(theirs_bytes.clone())
+            }))
+        });
+    repo.expect_update_if_present()
+        .withf(|row, version, _| {
+            let merged = MessagePackCodec.decode(&row.data).unwrap();
+            // Theirs kept, mine added, what both changed: mine (the later save).
+            *version == Some(1)
+                && merged.data.len() == 3
+                && merged.data["theirs"] == json!(1)
+                && merged.data["mine"] == json!(2)
+                && merged.data["user"] == json!("eve")
+        })
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| Ok(Some(false)));
+    // The load's own expectation comes first.
+    let (service, mut record) = loaded(MockSessionRepository::new(), &mine, 0).await;
+    let service = RepositoryStore {
+        repository: Arc::new(repo),
+        ..service
+    };
+    record.data.to_mut().insert("mine".into(), json!(2));
+    record.data.to_mut().insert("user".into(), json!("eve"));
+
+    service.save_session(&record).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_save_overtaken_by_a_logout_writes_nothing() {
+    let mut repo = MockSessionRepository::new();
+    repo.expect_update_if_present()
+        .times(1)
+        .returning(|_, _, _| Ok(None));
+    repo.expect_find_unexpired()
+        .times(1)
+        .returning(|_, _, _| Ok(None));
+    let (service, mut record) =
+        loaded(MockSessionRepository::new(), &record(7, in_an_hour()), 0).await;
+    let service = RepositoryStore {
+        repository: Arc::new(repo),
+        ..service
+    };
+    record.data.to_mut().insert("mine".into(), json!(2));
+
+    service.save_session(&record).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_save_overtaken_again_and_again_gives_up_having_written_nothing() {
+    let stored = MessagePackCodec.encode(&record(7, in_an_hour())).unwrap();
+    let mut repo = MockSessionRepository::new();
+    repo.expect_update_if_present()
+        .times(257)
+        .returning(|_, _, _| Ok(None));
+    repo.expect_find_unexpired()
+        .times(256)
+        .returning(move |_, _, _| Ok(Some(found(stored.clone()))));
+    let (service, mut record) =
+        loaded(MockSessionRepository::new(), &record(7, in_an_hour()), 0).await;
+    let service = RepositoryStore {
+        repository: Arc::new(repo),
+        ..service
+    };
+    record.data.to_mut().insert("mine".into(), json!(2));
+
+    let err = service.save_session(&record).await.unwrap_err();
+    assert!(
+        matches!(err, SessionError::Contended { attempts: 256 }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_base_is_refused_before_anything_is_sent() {
+    // No expectation: any repository call fails the test.
+    let (service, genuine) =
+        loaded(MockSessionRepository::new(), &record(7, in_an_hour()), 5).await;
+    let mut forged = genuine.clone();
+    forged.data.to_mut().get_mut(BASE_KEY).unwrap()["v"] = json!(4);
+    let mut made_up = record(7, in_an_hour());
+    made_up
+        .data
+        .to_mut()
+        .insert(BASE_KEY.into(), json!({"v": 0, "k": {}}));
+    for record in [forged, made_up] {
+        let err = service.save_session(&record).await.unwrap_err();
+        assert!(matches!(err, SessionError::Unstorable(_)), "{err}");
+        assert!(!err.to_string().contains("ada"));
+    }
+}
+
+#[tokio::test]
+async fn a_cleared_session_replaces_the_row_whatever_its_version() {
+    let mut repo = MockSessionRepository::new();
+    repo.expect_update_if_present()
+        .withf(|row, version, _| {
+            version.is_none() && MessagePackCodec.decode(&row.data).unwrap().data.is_empty()
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(Some(false)));
+    let (service, mut record) = loaded(repo, &record(7, in_an_hour()), 9).await;
+    record.data.to_mut().clear();
+
+    service.save_session(&record).await.unwrap();
+}
+
+#[tokio::test]
+async fn write_avoidance_sends_nothing_for_an_unchanged_session_within_the_window() {
+    let stored = record(5, in_an_hour());
+    let mut repo = MockSessionRepository::new();
+    // Only the save past the window writes, over the loaded version.
+    repo.expect_update_if_present()
+        .withf(|_, version, _| *version == Some(2))
+        .times(1)
+        .returning(|_, _, _| Ok(Some(false)));
+    let (service, record) = loaded(repo, &stored, 2).await;
+    let service = service.with_policy(|policy| {
         policy.touch_after = Some(std::time::Duration::from_secs(60));
     });
+    let mut within = record.clone();
+    within.expiry_date += Duration::seconds(59);
+    service.save_session(&within).await.unwrap();
+    let mut past = record.clone();
+    past.expiry_date += Duration::seconds(60);
+    service.save_session(&past).await.unwrap();
+}
 
-    service.save_session(&rec).await.unwrap();
-    service.save_session(&reordered).await.unwrap();
+#[tokio::test]
+async fn write_avoidance_writes_a_change_of_value_of_user_or_a_shorter_expiry() {
+    let stored = record(5, in_an_hour());
+    let mut repo = MockSessionRepository::new();
+    repo.expect_update_if_present()
+        .times(3)
+        .returning(|_, _, _| Ok(Some(false)));
+    let (service, record) = loaded(repo, &stored, 0).await;
+    let service = service.with_policy(|policy| {
+        policy.touch_after = Some(std::time::Duration::from_secs(60));
+        policy.user_key = Some(super::UserKeyPath::new("user").unwrap());
+    });
+    let mut changed = record.clone();
+    changed.data.to_mut().insert("cart".into(), json!([]));
+    // Loaded from a row with no user key: indexing it is a change.
+    let unchanged_values = record.clone();
+    let mut shorter = record.clone();
+    shorter.expiry_date -= Duration::seconds(1);
+    for record in [changed, unchanged_values, shorter] {
+        service.save_session(&record).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -657,7 +846,7 @@ async fn with_hashed_ids_no_stored_byte_holds_the_id() {
         .times(1)
         .returning(move |row, _, _| {
             log.lock().unwrap().push(row);
-            Ok(false)
+            Ok(Some(false))
         });
     let service = hashed(repo);
     let mut created = rec.clone();
@@ -795,7 +984,7 @@ async fn by_default_a_session_over_one_mebibyte_is_refused_and_one_at_it_stored(
     let mut repo = MockSessionRepository::new();
     repo.expect_update_if_present()
         .times(1)
-        .returning(|_, _, _| Ok(false));
+        .returning(|_, _, _| Ok(Some(false)));
     let service = service(repo);
     service.save_session(&at_the_limit).await.unwrap();
     let err = service
@@ -899,7 +1088,7 @@ mod expiry_range {
                     let year = row.expires_at.to_offset(time::UtcOffset::UTC).year();
                     (1..=9999).contains(&year)
                 })
-                .returning(|_, _, _| Ok(false));
+                .returning(|_, _, _| Ok(Some(false)));
             let result = runtime.block_on(service(repo).save_session(&record(1, expiry)));
             let in_range = expiry
                 .checked_to_offset(time::UtcOffset::UTC)
@@ -1106,7 +1295,7 @@ async fn a_failed_trim_never_fails_the_login_it_follows() {
     let mut repo = MockSessionRepository::new();
     repo.expect_insert_if_absent().returning(|_| Ok(true));
     repo.expect_update_if_present()
-        .returning(|_, _, _| Ok(true));
+        .returning(|_, _, _| Ok(Some(true)));
     repo.expect_trim_user_sessions()
         .times(2)
         .returning(|_, _, _, _| {
@@ -1133,10 +1322,10 @@ impl crate::ports::SessionRepository for HangingTrim {
     async fn update_if_present(
         &self,
         _: SessionRow,
-        _: Option<OffsetDateTime>,
+        _: Option<i64>,
         _: bool,
-    ) -> Result<bool, RepositoryError> {
-        Ok(true)
+    ) -> Result<Option<bool>, RepositoryError> {
+        Ok(Some(true))
     }
     async fn find_unexpired(
         &self,

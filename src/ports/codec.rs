@@ -70,18 +70,6 @@ pub trait Codec: Send + Sync + 'static {
         let _ = row_key;
         self.decode(bytes)
     }
-
-    /// The digest write avoidance (`with_touch_after`) stores in the `data_digest` column and
-    /// compares, from `values_digest`: a SHA-256 of the row key and the session's values in a
-    /// canonical form (per row, so two sessions with equal values do not share a digest).
-    ///
-    /// The default stores it as it is. A codec that hides the values overrides this with a
-    /// keyed hash, since a plain hash lets anyone holding the table confirm a guessed value;
-    /// when the result changes (a new key), the next save writes the row even though its values
-    /// are unchanged.
-    fn digest(&self, values_digest: [u8; 32]) -> [u8; 32] {
-        values_digest
-    }
 }
 
 /// Why a [`Codec`] could not encode or decode a session.

@@ -18,10 +18,6 @@ pub struct SessionRow {
     /// index). Stored by every insert and update, `None` included, so a logged-out session
     /// leaves its user's list.
     pub user_key: Option<String>,
-    /// Write avoidance's digest of the row's key and values (`with_touch_after`), stored by
-    /// every insert and update; `None` clears it, so a later conditional update never compares
-    /// against values it did not see.
-    pub data_digest: Option<[u8; 32]>,
     /// When the session was created: written by `insert_if_absent` only, never by an update
     /// (the absolute lifetime counts from it).
     pub created_at: OffsetDateTime,
@@ -55,6 +51,12 @@ pub struct FoundRow {
     /// When the session was created ([`SessionRow::created_at`]): a cached load stops serving
     /// the session once its absolute lifetime is over.
     pub created_at: OffsetDateTime,
+    /// The row's version: 0 when inserted, one more at every update. A save of what was
+    /// loaded at this version writes only if the row still holds it
+    /// ([`SessionRepository::update_if_present`]).
+    pub version: i64,
+    /// The row's user key ([`SessionRow::user_key`]).
+    pub user_key: Option<String>,
 }
 
 /// Where encoded sessions live: the storage operations the store needs, one database
@@ -87,34 +89,38 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// never modified.
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError>;
 
-    /// Replaces the data, expiry, user key, digest, last save and listed values of the row
-    /// with this id, **if it exists** (expired or not); a missing row stays missing, and
-    /// `created_at` is never written.
+    /// Replaces the data, expiry, user key, last save and listed values of the row with this
+    /// id, **if it exists** (expired or not) and, with `expected_version`, **if it still holds
+    /// that version**; adds one to its version. A missing row stays missing, and `created_at`
+    /// is never written.
     ///
     /// This is what a save is: tower-sessions saves only sessions it found at load, so a row
     /// that is gone by now was deleted or revoked (a logout, "log out everywhere"), and writing
     /// it back would log that device in again. Never an insert, never an upsert.
     ///
-    /// - `keep_if_expiring_after` (write avoidance): `Some(t)` leaves an existing row alone
-    ///   when it holds this row's [`data_digest`](SessionRow::data_digest) and user key and
-    ///   expires between `t` and the new expiry (both included): the save would only move the
-    ///   expiry a little later. Decided within the same statement (no read first).
+    /// - `expected_version` (compare-and-swap): `Some(v)` writes only a row whose version is
+    ///   `v`, in the same statement (no read first), so a save of what was loaded at `v` never
+    ///   overwrites another save that happened since; the store then reads the row again and
+    ///   merges. `None` writes whatever the version.
     /// - `report_user_change` (the per-user limit): asks whether the write gave the row
     ///   another user key than it had, so the store trims that user's sessions. The answer is
-    ///   `true` when the row was written and its previous user key differed from
-    ///   [`SessionRow::user_key`]. A repository that cannot see the previous key within its one
-    ///   statement may answer `true` for every row it wrote with a user (the crate's SQLite
-    ///   repository does); the cost is a trim that ends nothing unless the user is over the
-    ///   limit. Without it, or when nothing was written, the answer is `false`.
+    ///   `true` when its previous user key differed from [`SessionRow::user_key`]. A repository
+    ///   that cannot see the previous key within its one statement may answer `true` for every
+    ///   row it wrote with a user (the crate's SQLite repository does); the cost is a trim that
+    ///   ends nothing unless the user is over the limit. Without it the answer is `false`.
+    ///
+    /// Returns `None` when nothing was written (no such row, or another version), else
+    /// `Some` of the answer to `report_user_change`.
     async fn update_if_present(
         &self,
         row: SessionRow,
-        keep_if_expiring_after: Option<OffsetDateTime>,
+        expected_version: Option<i64>,
         report_user_change: bool,
-    ) -> Result<bool, RepositoryError>;
+    ) -> Result<Option<bool>, RepositoryError>;
 
-    /// The data and creation instant of the row with this id if it expires after `now` and,
-    /// with `born_after`, was created after it; `None` if there is no such row.
+    /// The data, creation instant, version and user key of the row with this id if it expires
+    /// after `now` and, with `born_after`, was created after it; `None` if there is no such
+    /// row.
     async fn find_unexpired(
         &self,
         id: &str,

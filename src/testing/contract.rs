@@ -6,14 +6,13 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ports::{SessionId, SessionRepository, SessionRow};
 
-/// A row with no user and no write avoidance, created and saved now.
+/// A row with no user, created and saved now.
 fn row(id: &str, data: &[u8], expires_at: OffsetDateTime) -> SessionRow {
     SessionRow {
         id: id.to_owned(),
         data: data.to_vec(),
         expires_at,
         user_key: None,
-        data_digest: None,
         created_at: OffsetDateTime::now_utc(),
         saved_at: OffsetDateTime::now_utc(),
         listed_values: None,
@@ -139,24 +138,23 @@ async fn update_if_present_never_inserts_a_missing_row<R: SessionRepository>(rep
 }
 
 async fn update_if_present_of_a_deleted_row_leaves_it_deleted<R: SessionRepository>(repo: &R) {
-    // With and without write avoidance: the conditional update must not insert either.
-    for keep_if_expiring_after in [None, Some(now() - Duration::hours(1))] {
+    // With and without a version: the compare-and-swap must not insert either.
+    for expected_version in [None, Some(0)] {
         let (id, now) = (fresh_id(), now());
         repo.insert_if_absent(row(&id, b"live", now + Duration::hours(1)))
             .await
             .unwrap();
         repo.delete_by_id(&id).await.unwrap();
-        let save = SessionRow {
-            data_digest: keep_if_expiring_after.map(|_| [1; 32]),
-            ..row(&id, b"revived?", now + Duration::hours(2))
-        };
-        repo.update_if_present(save, keep_if_expiring_after, false)
+        let save = row(&id, b"revived?", now + Duration::hours(2));
+        let written = repo
+            .update_if_present(save, expected_version, false)
             .await
             .unwrap();
+        assert_eq!(written, None, "nothing written");
         assert_eq!(
             repo.find_unexpired(&id, now, None).await.unwrap(),
             None,
-            "a revoked row stays revoked (write avoidance: {keep_if_expiring_after:?})"
+            "a revoked row stays revoked (expected version: {expected_version:?})"
         );
     }
 }
@@ -315,90 +313,49 @@ async fn an_update_without_a_user_key_takes_the_row_out_of_the_index<R: SessionR
         .is_empty());
 }
 
-async fn an_unchanged_update_in_the_window_leaves_the_row_alone<R: SessionRepository>(repo: &R) {
+async fn an_update_with_a_version_writes_only_over_that_version<R: SessionRepository>(repo: &R) {
     let (id, now) = (fresh_id(), now());
     let expiry = now + Duration::hours(1);
-    let digest = [7; 32];
-    let write = |data: &[u8], digest: [u8; 32], expires_at: OffsetDateTime| SessionRow {
-        data_digest: Some(digest),
-        ..row(&id, data, expires_at)
+    let version = || async {
+        let found = repo.find_unexpired(&id, now, None).await.unwrap();
+        found.expect("a live row").version
     };
-    let keep = |expires_at: OffsetDateTime| Some(expires_at - Duration::minutes(1));
-    repo.insert_if_absent(write(b"first", digest, expiry))
+    repo.insert_if_absent(row(&id, b"first", expiry))
         .await
         .unwrap();
+    assert_eq!(version().await, 0, "a row is inserted at version 0");
 
-    // Same digest, 30 s later: kept (the data would have been replaced otherwise).
-    repo.update_if_present(
-        write(b"second", digest, expiry + Duration::seconds(30)),
-        keep(expiry + Duration::seconds(30)),
-        false,
-    )
-    .await
-    .unwrap();
+    // A plain update writes whatever the version, and adds one.
+    let written = repo.update_if_present(row(&id, b"second", expiry), None, false);
+    assert_eq!(written.await.unwrap(), Some(false));
+    assert_eq!(version().await, 1);
+
+    // Another save came first: a save of what was loaded at version 0 writes nothing.
+    let stale = repo.update_if_present(row(&id, b"stale", expiry), Some(0), false);
+    assert_eq!(stale.await.unwrap(), None);
     assert_eq!(
         data_of(repo, &id, now).await.as_deref(),
-        Some(&b"first"[..])
+        Some(&b"second"[..])
     );
-    // Another digest: written.
-    repo.update_if_present(
-        write(b"third", [8; 32], expiry + Duration::seconds(30)),
-        keep(expiry + Duration::seconds(30)),
-        false,
-    )
-    .await
-    .unwrap();
+    assert_eq!(version().await, 1, "not written, not counted");
+
+    // The version the row holds: written.
+    let current = repo.update_if_present(row(&id, b"third", expiry), Some(1), false);
+    assert_eq!(current.await.unwrap(), Some(false));
     assert_eq!(
         data_of(repo, &id, now).await.as_deref(),
         Some(&b"third"[..])
     );
-    // The same digest past the window: written.
-    repo.update_if_present(
-        write(b"fourth", [8; 32], expiry + Duration::minutes(2)),
-        keep(expiry + Duration::minutes(2)),
-        false,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        data_of(repo, &id, expiry + Duration::seconds(90))
-            .await
-            .as_deref(),
-        Some(&b"fourth"[..])
-    );
-    // A plain update clears the digest: the next conditional one writes.
-    repo.update_if_present(
-        row(&id, b"fifth", expiry + Duration::minutes(2)),
-        None,
-        false,
-    )
-    .await
-    .unwrap();
-    repo.update_if_present(
-        write(b"sixth", [8; 32], expiry + Duration::minutes(2)),
-        keep(expiry + Duration::minutes(2)),
-        false,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        data_of(repo, &id, now).await.as_deref(),
-        Some(&b"sixth"[..])
-    );
+    assert_eq!(version().await, 2);
 }
 
-async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: SessionRepository>(
-    repo: &R,
-) {
+async fn an_update_with_another_user_key_re_indexes_the_row<R: SessionRepository>(repo: &R) {
     let (id, ada, bob, now) = (fresh_id(), fresh_id(), fresh_id(), now());
     let expiry = now + Duration::hours(1);
-    let write = |user: Option<&str>, expires_at: OffsetDateTime| SessionRow {
-        data_digest: Some([7; 32]),
-        ..user_row(&id, user, expires_at)
-    };
-    let keep = |expires_at: OffsetDateTime| Some(expires_at - Duration::minutes(1));
     // Stored by a store without the index: no user key.
-    repo.insert_if_absent(write(None, expiry)).await.unwrap();
+    repo.insert_if_absent(user_row(&id, None, expiry))
+        .await
+        .unwrap();
     let listed = |user: String| async move {
         repo.find_unexpired_by_user(&user, now, None)
             .await
@@ -407,37 +364,17 @@ async fn an_unchanged_update_with_another_user_key_re_indexes_the_row<R: Session
             .map(|row| row.id)
             .collect::<Vec<_>>()
     };
-    // The same values, 30 s later, now with a user key: the index must learn it.
-    repo.update_if_present(
-        write(Some(&ada), expiry + Duration::seconds(30)),
-        keep(expiry + Duration::seconds(30)),
-        false,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        listed(ada.clone()).await,
-        std::slice::from_ref(&id),
-        "indexed at the first save"
-    );
-    // The path changed: the same values name another user.
-    repo.update_if_present(
-        write(Some(&bob), expiry + Duration::seconds(40)),
-        keep(expiry + Duration::seconds(40)),
-        false,
-    )
-    .await
-    .unwrap();
-    assert!(listed(ada.clone()).await.is_empty());
-    assert_eq!(listed(bob.clone()).await, std::slice::from_ref(&id));
-    // The index was switched off: the row leaves it.
-    repo.update_if_present(
-        write(None, expiry + Duration::seconds(50)),
-        keep(expiry + Duration::seconds(50)),
-        false,
-    )
-    .await
-    .unwrap();
+    for (user, version) in [(Some(&ada), 0), (Some(&bob), 1), (None, 2)] {
+        let save = user_row(&id, user.map(String::as_str), expiry);
+        let written = repo.update_if_present(save, Some(version), false);
+        assert_eq!(written.await.unwrap(), Some(false));
+        let found = repo.find_unexpired(&id, now, None).await.unwrap();
+        assert_eq!(found.expect("a live row").user_key.as_ref(), user);
+        if let Some(user) = user {
+            assert_eq!(listed(user.clone()).await, std::slice::from_ref(&id));
+        }
+    }
+    assert!(listed(ada).await.is_empty());
     assert!(listed(bob).await.is_empty());
 }
 
@@ -476,6 +413,7 @@ async fn find_unexpired_returns_the_data_and_the_creation_instant<R: SessionRepo
         .expect("a live row");
     assert_eq!(found.data, b"data");
     assert_eq!(found.created_at, created);
+    assert_eq!((found.version, found.user_key), (0, None));
     // Expiry, and the absolute lifetime's bound.
     assert_eq!(
         repo.find_unexpired(&id, now + Duration::hours(1), None)
@@ -743,57 +681,41 @@ async fn a_reporting_update_tells_when_it_gave_the_row_another_user<R: SessionRe
 ) {
     let (id, ada, bob, now) = (fresh_id(), fresh_id(), fresh_id(), now());
     let expiry = now + Duration::hours(1);
-    let save = |user: Option<&str>, digest: Option<[u8; 32]>| SessionRow {
-        data_digest: digest,
-        ..user_row(&id, user, expiry)
-    };
-    repo.insert_if_absent(save(None, None)).await.unwrap();
-    assert!(
-        repo.update_if_present(save(Some(&ada), None), None, true)
+    let save = |user: Option<&str>| user_row(&id, user, expiry);
+    repo.insert_if_absent(save(None)).await.unwrap();
+    assert_eq!(
+        repo.update_if_present(save(Some(&ada)), None, true)
             .await
             .unwrap(),
+        Some(true),
         "anonymous to ada: a login"
     );
-    assert!(
-        repo.update_if_present(save(Some(&bob), None), None, true)
+    assert_eq!(
+        repo.update_if_present(save(Some(&bob)), Some(1), true)
             .await
             .unwrap(),
-        "ada to bob"
+        Some(true),
+        "ada to bob, over the version it read"
     );
-    assert!(
-        !repo
-            .update_if_present(save(Some(&ada), None), None, false)
+    assert_eq!(
+        repo.update_if_present(save(Some(&ada)), None, false)
             .await
             .unwrap(),
+        Some(false),
         "not asked: false, though it changed"
     );
     // The same user again: `false`, or `true` from a repository that cannot tell (SQLite); the
     // contract lets either be.
-    repo.update_if_present(save(Some(&ada), None), None, true)
-        .await
-        .unwrap();
-    // Left alone by write avoidance: not written, so `false`.
-    let digest = Some([9; 32]);
-    let keep = Some(expiry - Duration::minutes(1));
-    repo.update_if_present(save(Some(&ada), digest), keep, false)
-        .await
-        .unwrap();
-    assert!(
-        !repo
-            .update_if_present(save(Some(&ada), digest), keep, true)
-            .await
-            .unwrap(),
-        "an unchanged row is not written"
-    );
-    assert!(
-        repo.update_if_present(save(Some(&bob), digest), keep, true)
-            .await
-            .unwrap(),
-        "another user is a change, within the window too"
-    );
-    // A missing row is not written.
+    let again = repo.update_if_present(save(Some(&ada)), None, true);
+    assert!(again.await.unwrap().is_some());
+    // Not written (another version, a missing row): `None`.
+    let stale = repo.update_if_present(save(Some(&bob)), Some(0), true);
+    assert_eq!(stale.await.unwrap(), None, "a stale version is not written");
     let ghost = user_row(&fresh_id(), Some(&ada), expiry);
-    assert!(!repo.update_if_present(ghost, None, true).await.unwrap());
+    assert_eq!(
+        repo.update_if_present(ghost, None, true).await.unwrap(),
+        None
+    );
 }
 
 /// Checks `repository` against the [`SessionRepository`] contract: every method, with every
@@ -825,8 +747,8 @@ pub async fn check_repository_contract<R: SessionRepository>(repository: &R) {
     the_user_index_lists_and_deletes_a_users_rows_only(repository).await;
     delete_by_user_and_id_deletes_only_a_row_still_of_that_user(repository).await;
     an_update_without_a_user_key_takes_the_row_out_of_the_index(repository).await;
-    an_unchanged_update_in_the_window_leaves_the_row_alone(repository).await;
-    an_unchanged_update_with_another_user_key_re_indexes_the_row(repository).await;
+    an_update_with_a_version_writes_only_over_that_version(repository).await;
+    an_update_with_another_user_key_re_indexes_the_row(repository).await;
     find_unexpired_returns_the_data_and_the_creation_instant(repository).await;
     born_after_hides_rows_created_at_or_before_it(repository).await;
     a_users_rows_are_listed_with_their_instants_and_listed_values(repository).await;

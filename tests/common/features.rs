@@ -597,7 +597,6 @@ fn row_of(
         data: b"never loaded".to_vec(),
         expires_at,
         user_key: Some(user.to_owned()),
-        data_digest: None,
         created_at,
         saved_at,
         listed_values: None,

@@ -116,7 +116,6 @@ pub fn row(
         data: data.to_vec(),
         expires_at,
         user_key: None,
-        data_digest: None,
     }
 }
 

@@ -1,11 +1,13 @@
 //! A store on a hash-partitioned session table in a schema of its own, created by the migration
-//! crate's `CreatePartitionedSessionTable`, `AddUserIndex`, `AddSessionTimes` and
-//! `InsertInstantDefaults` the way an application's own `Migrator` would run them.
+//! crate's `CreatePartitionedSessionTable`, `AddUserIndex`, `AddSessionTimes`,
+//! `InsertInstantDefaults` and `AddVersion` the way an application's own `Migrator` would run
+//! them.
 
 use tower_sessions_seaorm_store::{
     migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        AddSessionTimes, AddUserIndex, CreatePartitionedSessionTable, InsertInstantDefaults,
+        AddSessionTimes, AddUserIndex, AddVersion, CreatePartitionedSessionTable,
+        InsertInstantDefaults,
     },
     sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value},
     PostgresStore,
@@ -50,6 +52,10 @@ impl PartitionedFixture {
             .up(&SchemaManager::new(&conn))
             .await
             .expect("the insert instant defaults (a no-op on PostgreSQL)");
+        AddVersion::new(&schema, "session")
+            .up(&SchemaManager::new(&conn))
+            .await
+            .expect("add the row version to the partitioned table");
         let store = PostgresStore::new(conn.clone())
             .with_schema_name(&schema)
             .expect("a valid schema name");
@@ -77,6 +83,10 @@ impl PartitionedFixture {
             .await
             .map_err(|e| e.to_string())?;
         InsertInstantDefaults::new(&self.schema, "session")
+            .up(&manager)
+            .await
+            .map_err(|e| e.to_string())?;
+        AddVersion::new(&self.schema, "session")
             .up(&manager)
             .await
             .map_err(|e| e.to_string())

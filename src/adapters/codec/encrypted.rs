@@ -51,10 +51,6 @@ const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 /// - **No move to another row**: a ciphertext copied under another session's id fails to load
 ///   the same way (the row key is authenticated with it).
 ///
-/// Write avoidance's `data_digest` is an HMAC under a subkey of the primary key, of the row key
-/// and the values: it lets no one confirm a guessed value, and two sessions with equal values
-/// have different digests, so it links no rows.
-///
 /// # What it does not protect
 ///
 /// **A row rolled back to an earlier version of itself.** Someone who can write the table can
@@ -211,10 +207,6 @@ impl<C: Codec> Codec for Encrypted<C> {
                 )
             })?;
         self.inner.decode(&plaintext)
-    }
-
-    fn digest(&self, values_digest: [u8; 32]) -> [u8; 32] {
-        self.keys.primary().digest(values_digest)
     }
 }
 

@@ -5,15 +5,9 @@ use std::fmt;
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::ports::CodecError;
-
-/// What the digest subkey is derived for: a label of its own, so that the subkey is unrelated
-/// to the encryption key it comes from.
-const DIGEST_KEY_LABEL: &[u8] = b"tower-sessions-seaorm-store/encrypted/data-digest/v1";
 
 /// The keys an [`Encrypted`](super::Encrypted) codec works with: a **primary** key, which
 /// encrypts every row written, and any number of **old** keys, which only decrypt. Each key has
@@ -46,38 +40,19 @@ pub struct KeyRing {
     keys: Vec<RingKey>,
 }
 
-/// One key of the ring, ready to use: the AEAD (which zeroizes its copy of the key on drop) and
-/// the subkey of the data digest.
+/// One key of the ring, ready to use: the AEAD, which zeroizes its copy of the key on drop.
 #[derive(Clone)]
 pub(super) struct RingKey {
     pub(super) id: u32,
     pub(super) cipher: XChaCha20Poly1305,
-    digest_key: Zeroizing<[u8; 32]>,
 }
 
 impl RingKey {
     fn new(id: u32, key: &[u8; 32]) -> Self {
-        let digest_key = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-            .expect("HMAC takes keys of any length")
-            .chain_update(DIGEST_KEY_LABEL)
-            .finalize()
-            .into_bytes();
         Self {
             id,
             cipher: XChaCha20Poly1305::new(&(*key).into()),
-            digest_key: Zeroizing::new(digest_key.into()),
         }
-    }
-
-    /// HMAC-SHA256 of the key id and `values_digest` under this key's digest subkey.
-    pub(super) fn digest(&self, values_digest: [u8; 32]) -> [u8; 32] {
-        <Hmac<Sha256> as KeyInit>::new_from_slice(self.digest_key.as_slice())
-            .expect("HMAC takes keys of any length")
-            .chain_update(self.id.to_be_bytes())
-            .chain_update(values_digest)
-            .finalize()
-            .into_bytes()
-            .into()
     }
 }
 
@@ -167,8 +142,7 @@ fn decode_key(key_base64: &str) -> Result<Zeroizing<[u8; 32]>, CodecError> {
     Ok(key)
 }
 
-/// Every key's copies are wiped on drop: the AEAD's by `chacha20poly1305`'s `zeroize` feature,
-/// the digest subkeys by [`Zeroizing`].
+/// Every key's copies are wiped on drop, by `chacha20poly1305`'s `zeroize` feature.
 impl ZeroizeOnDrop for KeyRing {}
 
 impl fmt::Debug for KeyRing {

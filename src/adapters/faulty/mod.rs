@@ -95,11 +95,11 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
     async fn update_if_present(
         &self,
         row: SessionRow,
-        keep_if_expiring_after: Option<OffsetDateTime>,
+        expected_version: Option<i64>,
         report_user_change: bool,
-    ) -> Result<bool, RepositoryError> {
+    ) -> Result<Option<bool>, RepositoryError> {
         self.call(Operation::Save, |inner| {
-            inner.update_if_present(row, keep_if_expiring_after, report_user_change)
+            inner.update_if_present(row, expected_version, report_user_change)
         })
         .await
     }

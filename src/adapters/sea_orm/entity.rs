@@ -35,8 +35,8 @@ pub struct Model {
     pub expiry_date: TimeDateTimeWithTimeZone,
     /// The session's user, when the store keeps the per-user index (`with_user_key`).
     pub user_key: Option<String>,
-    /// The digest of the session's values, when the store avoids no-op writes
-    /// (`with_touch_after`).
+    /// Unused since store 0.3.0 (write avoidance's digest before it decided in process); kept
+    /// so older stores keep working during a rolling deploy.
     pub data_digest: Option<Vec<u8>>,
     /// When the session was created (the absolute lifetime counts from it).
     pub created_at: TimeDateTimeWithTimeZone,
@@ -44,6 +44,9 @@ pub struct Model {
     pub updated_at: TimeDateTimeWithTimeZone,
     /// The values its user's device list shows, as a JSON object (`with_listed_values`).
     pub listed_values: Option<String>,
+    /// The row's version: 0 when created, one more at every save. Concurrent saves merge by
+    /// it; a program that writes `data` itself should add one too.
+    pub version: i64,
 }
 
 /// The table's columns.
@@ -65,10 +68,12 @@ pub enum Column {
     UpdatedAt,
     /// `listed_values`.
     ListedValues,
+    /// `version`.
+    Version,
 }
 
 impl Iterable for Column {
-    type Iterator = std::array::IntoIter<Self, 8>;
+    type Iterator = std::array::IntoIter<Self, 9>;
 
     fn iter() -> Self::Iterator {
         [
@@ -80,6 +85,7 @@ impl Iterable for Column {
             Self::CreatedAt,
             Self::UpdatedAt,
             Self::ListedValues,
+            Self::Version,
         ]
         .into_iter()
     }
@@ -98,6 +104,7 @@ impl ColumnTrait for Column {
             Self::ExpiryDate | Self::CreatedAt | Self::UpdatedAt => instant().def(),
             Self::UserKey | Self::ListedValues => ColumnType::Text.def().nullable(),
             Self::DataDigest => bytes().def().nullable(),
+            Self::Version => ColumnType::BigInteger.def(),
         }
     }
 }

@@ -67,6 +67,7 @@ impl SeaOrmRepository {
             Param::Bytes(bytes) => Value::Bytes(bytes),
             Param::Instant(at) => self.dialect.instant(at),
             Param::Count(rows) => Value::BigInt(Some(i64::try_from(rows).unwrap_or(i64::MAX))),
+            Param::Integer(value) => Value::BigInt(Some(value)),
         });
         Statement::from_sql_and_values(self.conn.get_database_backend(), sql, values)
     }
@@ -143,6 +144,10 @@ impl SqlRow for SeaOrmRow {
     }
 
     fn boolean(&self, index: usize) -> Result<bool, RepositoryError> {
+        self.read(self.row.try_get_by_index(index))
+    }
+
+    fn integer(&self, index: usize) -> Result<i64, RepositoryError> {
         self.read(self.row.try_get_by_index(index))
     }
 }

@@ -7,10 +7,10 @@ pub(crate) enum Column {
     Data,
     ExpiryDate,
     UserKey,
-    DataDigest,
     CreatedAt,
     UpdatedAt,
     ListedValues,
+    Version,
 }
 
 impl sea_orm::sea_query::Iden for Column {
@@ -20,10 +20,10 @@ impl sea_orm::sea_query::Iden for Column {
             Self::Data => "data",
             Self::ExpiryDate => "expiry_date",
             Self::UserKey => "user_key",
-            Self::DataDigest => "data_digest",
             Self::CreatedAt => "created_at",
             Self::UpdatedAt => "updated_at",
             Self::ListedValues => "listed_values",
+            Self::Version => "version",
         }
     }
 }
@@ -33,8 +33,8 @@ impl sea_orm::sea_query::Iden for Column {
 pub(crate) enum Bind {
     /// The row's value of this column.
     Column(Column),
-    /// Write avoidance's bound: `update_if_present`'s `keep_if_expiring_after`.
-    KeepIfExpiringAfter,
+    /// The version a save expects the row to hold: `update_if_present`'s `expected_version`.
+    ExpectedVersion,
 }
 
 /// A statement about one row, and the values its placeholders take, in order.
@@ -44,25 +44,24 @@ pub(crate) struct RowStatement {
     pub binds: Vec<Bind>,
 }
 
-/// The columns a row is written to, in the order its values are bound.
-pub(crate) const ROW_COLUMNS: [Column; 8] = [
+/// The columns a row is written to, in the order its values are bound (`version` takes its
+/// default, 0).
+pub(crate) const ROW_COLUMNS: [Column; 7] = [
     Column::Id,
     Column::Data,
     Column::ExpiryDate,
     Column::UserKey,
-    Column::DataDigest,
     Column::CreatedAt,
     Column::UpdatedAt,
     Column::ListedValues,
 ];
 
 /// What the insert binds: the row's columns, in [`ROW_COLUMNS`]' order.
-pub(crate) const ROW_BINDS: [Bind; 8] = [
+pub(crate) const ROW_BINDS: [Bind; 7] = [
     Bind::Column(Column::Id),
     Bind::Column(Column::Data),
     Bind::Column(Column::ExpiryDate),
     Bind::Column(Column::UserKey),
-    Bind::Column(Column::DataDigest),
     Bind::Column(Column::CreatedAt),
     Bind::Column(Column::UpdatedAt),
     Bind::Column(Column::ListedValues),

@@ -18,6 +18,8 @@ pub(crate) enum Param {
     Instant(OffsetDateTime),
     /// A `LIMIT` or `OFFSET`, bound as a bigint; beyond `i64::MAX` means "no limit" anyway.
     Count(u64),
+    /// A bigint: a row's version.
+    Integer(i64),
 }
 
 impl Param {
@@ -64,6 +66,7 @@ pub(crate) trait SqlRow: Send {
     /// An instant column, as [`Param::Instant`] stored it.
     fn instant(&self, index: usize) -> Result<OffsetDateTime, RepositoryError>;
     fn boolean(&self, index: usize) -> Result<bool, RepositoryError>;
+    fn integer(&self, index: usize) -> Result<i64, RepositoryError>;
 }
 
 /// A SQL connection (pool) the store's sessions live behind. Every type that implements it is

@@ -16,12 +16,11 @@ use super::{
 };
 use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, UserSessionRow};
 
-/// The values `binds` names for `row`, in order (`keep_after` for write avoidance's bound).
+/// The values `binds` names for `row`, in order (`version` for the version a save expects).
 /// Every statement binds the data once (the statements' tests check it), so the encoded bytes
 /// are moved into the statement, not copied.
-fn row_params(binds: &[Bind], row: SessionRow, keep_after: Option<OffsetDateTime>) -> Vec<Param> {
+fn row_params(binds: &[Bind], row: SessionRow, version: Option<i64>) -> Vec<Param> {
     let mut data = Some(row.data);
-    let digest = row.data_digest.map(|digest| digest.to_vec());
     binds
         .iter()
         .map(|bind| match bind {
@@ -29,11 +28,12 @@ fn row_params(binds: &[Bind], row: SessionRow, keep_after: Option<OffsetDateTime
             Bind::Column(Column::Data) => Param::Bytes(data.take()),
             Bind::Column(Column::ExpiryDate) => Param::Instant(row.expires_at),
             Bind::Column(Column::UserKey) => Param::Text(row.user_key.clone()),
-            Bind::Column(Column::DataDigest) => Param::Bytes(digest.clone()),
             Bind::Column(Column::CreatedAt) => Param::Instant(row.created_at),
             Bind::Column(Column::UpdatedAt) => Param::Instant(row.saved_at),
             Bind::Column(Column::ListedValues) => Param::Text(row.listed_values.clone()),
-            Bind::KeepIfExpiringAfter => Param::Instant(keep_after.unwrap_or(row.expires_at)),
+            Bind::Column(Column::Version) | Bind::ExpectedVersion => {
+                Param::Integer(version.unwrap_or_default())
+            }
         })
         .collect()
 }
@@ -62,35 +62,33 @@ impl<D: SqlDriver> SessionRepository for D {
     async fn update_if_present(
         &self,
         row: SessionRow,
-        keep_if_expiring_after: Option<OffsetDateTime>,
+        expected_version: Option<i64>,
         report_user_change: bool,
-    ) -> Result<bool, RepositoryError> {
+    ) -> Result<Option<bool>, RepositoryError> {
         let statements = self.statements();
-        let statement = match (keep_if_expiring_after.is_some(), report_user_change) {
-            (true, false) => &statements.update_unless_unchanged,
+        let statement = match (expected_version.is_some(), report_user_change) {
+            (true, false) => &statements.update_if_version,
             (false, false) => &statements.update_if_present,
-            (true, true) => &statements.update_unless_unchanged_reporting,
+            (true, true) => &statements.update_if_version_reporting,
             (false, true) => &statements.update_if_present_reporting,
         };
         let has_user = row.user_key.is_some();
-        let params = row_params(&statement.binds, row, keep_if_expiring_after);
+        let params = row_params(&statement.binds, row, expected_version);
+        let written = |rows: u64, user_changed: bool| (rows > 0).then_some(user_changed);
         if !report_user_change {
-            return self
-                .execute(&statement.sql, params)
-                .await
-                .map(|_| false)
-                .map_err(Into::into);
+            let executed = self.execute(&statement.sql, params).await?;
+            return Ok(written(executed.rows, false));
         }
         match self.dialect() {
             // `RETURNING` one boolean when the row was written.
             Dialect::Postgres => match self.query(&statement.sql, params).await?.first() {
-                Some(written) => written.boolean(0),
-                None => Ok(false),
+                Some(row) => row.boolean(0).map(Some),
+                None => Ok(None),
             },
-            // `LAST_INSERT_ID(IF(same, 1, 2))`, reported with the result; 0 when not written.
+            // `LAST_INSERT_ID(IF(same, 1, 2))`, reported with the result; stale when not written.
             Dialect::MySql => {
                 let executed = self.execute(&statement.sql, params).await?;
-                Ok(executed.rows > 0 && executed.last_insert_id == 2)
+                Ok(written(executed.rows, executed.last_insert_id == 2))
             }
             // No statement of SQLite's returns a row's previous value (`RETURNING` sees the new
             // one), and a read first would race other connections' saves: every row written
@@ -98,7 +96,7 @@ impl<D: SqlDriver> SessionRepository for D {
             // is over the limit (one more statement, in process, for such saves only).
             Dialect::Sqlite => {
                 let executed = self.execute(&statement.sql, params).await?;
-                Ok(executed.rows > 0 && has_user)
+                Ok(written(executed.rows, has_user))
             }
         }
     }
@@ -119,6 +117,8 @@ impl<D: SqlDriver> SessionRepository for D {
         Ok(Some(FoundRow {
             data: row.bytes(0)?,
             created_at: row.instant(1)?,
+            version: row.integer(2)?,
+            user_key: row.optional_text(3)?,
         }))
     }
 

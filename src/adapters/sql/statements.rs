@@ -28,19 +28,18 @@ pub(crate) struct Statements {
     /// taken.
     pub insert_if_absent: String,
     /// A save: the update of an existing row, never an insert. Every column is written,
-    /// `user_key` and `data_digest` too (`NULL` when the store keeps no index or avoids no
-    /// writes), so that a digest or a user key is never left stale by a store configured
-    /// otherwise.
+    /// `user_key` too (`NULL` when the store keeps no index), so that a user key is never left
+    /// stale by a store configured otherwise; the version goes up by one.
     pub update_if_present: RowStatement,
-    /// The same update, leaving the stored row alone when its digest and user key are the same
-    /// and its expiry lies between the "keep if expiring after" instant and the new expiry.
-    pub update_unless_unchanged: RowStatement,
+    /// The same update, only of a row that still holds the expected version: a save that
+    /// merges (see [`super::update`]).
+    pub update_if_version: RowStatement,
     /// [`Statements::update_if_present`], also telling whether it gave the row another user
     /// key (see [`super::update`]).
     pub update_if_present_reporting: RowStatement,
-    /// [`Statements::update_unless_unchanged`], also telling whether it gave the row another
-    /// user key.
-    pub update_unless_unchanged_reporting: RowStatement,
+    /// [`Statements::update_if_version`], also telling whether it gave the row another user
+    /// key.
+    pub update_if_version_reporting: RowStatement,
     /// `user_key, now, born_after`; returns `id, expiry_date, created_at, updated_at,
     /// listed_values` (the instants on PostgreSQL clamped to years 1 to 9999).
     pub find_unexpired_by_user: String,
@@ -49,7 +48,8 @@ pub(crate) struct Statements {
     pub per_user: PerUser,
     /// `user_key, id`.
     pub delete_by_user_and_id: String,
-    /// `id, now, born_after`; returns `data, created_at` (clamped like a listing's).
+    /// `id, now, born_after`; returns `data, created_at` (clamped like a listing's), `version,
+    /// user_key`.
     pub find_unexpired: String,
     /// `id`.
     pub delete_by_id: String,
@@ -73,8 +73,8 @@ fn instant() -> Value {
 fn placeholder(column: Column) -> Value {
     match column {
         Column::Id | Column::UserKey => id(),
-        Column::Data | Column::DataDigest => data(),
-        Column::ExpiryDate | Column::CreatedAt | Column::UpdatedAt => instant(),
+        Column::Data => data(),
+        Column::ExpiryDate | Column::CreatedAt | Column::UpdatedAt | Column::Version => instant(),
         Column::ListedValues => id(),
     }
 }
@@ -111,9 +111,8 @@ impl Statements {
             Dialect::MySql => insert(),
         };
 
-        let update = |unless_unchanged, reporting| {
-            super::update::render(dialect, table, unless_unchanged, reporting)
-        };
+        let update =
+            |if_version, reporting| super::update::render(dialect, table, if_version, reporting);
         let find_unexpired_by_user = Query::select()
             .column(Column::Id)
             .expr(read_instant(dialect, Column::ExpiryDate))
@@ -136,6 +135,8 @@ impl Statements {
         let find_unexpired = Query::select()
             .column(Column::Data)
             .expr(read_instant(dialect, Column::CreatedAt))
+            .column(Column::Version)
+            .column(Column::UserKey)
             .from(target())
             .and_where(Expr::col(Column::Id).eq(id()))
             .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
@@ -154,9 +155,9 @@ impl Statements {
             dialect,
             insert_if_absent: render(dialect, &insert_if_absent),
             update_if_present: update(false, false),
-            update_unless_unchanged: update(true, false),
+            update_if_version: update(true, false),
             update_if_present_reporting: update(false, true),
-            update_unless_unchanged_reporting: update(true, true),
+            update_if_version_reporting: update(true, true),
             find_unexpired_by_user: render(dialect, &find_unexpired_by_user),
             per_user: PerUser::new(dialect, table),
             delete_by_user_and_id: render(dialect, &delete_by_user_and_id),
@@ -295,16 +296,16 @@ mod tests {
         let s = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "data_digest", "created_at", "updated_at", "listed_values") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT ("id") DO NOTHING"#
+            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "created_at", "updated_at", "listed_values") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
             s.update_if_present.sql,
-            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5, "updated_at" = $6, "listed_values" = $7 WHERE "id" = $1"#
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "version" = "version" + 1 WHERE "id" = $1"#
         );
         assert_eq!(s.update_if_present.binds, row_binds());
         assert_eq!(
             s.find_unexpired,
-            r#"SELECT "data", LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00') FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
+            r#"SELECT "data", LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), "version", "user_key" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
         );
         assert_eq!(
             s.delete_by_id,
@@ -330,16 +331,16 @@ mod tests {
         let s = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "data_digest", "created_at", "updated_at", "listed_values") VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
+            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "created_at", "updated_at", "listed_values") VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
             s.update_if_present.sql,
-            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "data_digest" = ?, "updated_at" = ?, "listed_values" = ? WHERE "id" = ?"#
+            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "updated_at" = ?, "listed_values" = ?, "version" = "version" + 1 WHERE "id" = ?"#
         );
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
-            r#"SELECT "data", "created_at" FROM "session" WHERE "id" = ? AND "expiry_date" > ? AND "created_at" > ?"#
+            r#"SELECT "data", "created_at", "version", "user_key" FROM "session" WHERE "id" = ? AND "expiry_date" > ? AND "created_at" > ?"#
         );
         assert_eq!(s.delete_by_id, r#"DELETE FROM "session" WHERE "id" = ?"#);
         assert_eq!(
@@ -355,16 +356,16 @@ mod tests {
         let s = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `data_digest`, `created_at`, `updated_at`, `listed_values`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `created_at`, `updated_at`, `listed_values`) VALUES (?, ?, ?, ?, ?, ?, ?)"
         );
         assert_eq!(
             s.update_if_present.sql,
-            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `data_digest` = ?, `updated_at` = ?, `listed_values` = ? WHERE `id` = ?"
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `updated_at` = ?, `listed_values` = ?, `version` = `version` + 1 WHERE `id` = ?"
         );
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
-            "SELECT `data`, `created_at` FROM `session` WHERE `id` = ? AND `expiry_date` > ? AND `created_at` > ?"
+            "SELECT `data`, `created_at`, `version`, `user_key` FROM `session` WHERE `id` = ? AND `expiry_date` > ? AND `created_at` > ?"
         );
         assert_eq!(s.delete_by_id, "DELETE FROM `session` WHERE `id` = ?");
         assert_eq!(
@@ -413,12 +414,24 @@ mod tests {
             let s = Statements::new(dialect, &SessionTable::default());
             for statement in [
                 &s.update_if_present,
-                &s.update_unless_unchanged,
+                &s.update_if_version,
                 &s.update_if_present_reporting,
-                &s.update_unless_unchanged_reporting,
+                &s.update_if_version_reporting,
             ] {
                 let data = Bind::Column(Column::Data);
                 assert_eq!(statement.binds.iter().filter(|b| **b == data).count(), 1);
+                // Every placeholder has its value, and nothing else is one (the version's
+                // `+ 1` is a literal).
+                let placeholders = match dialect {
+                    Dialect::Postgres => (1..=statement.binds.len())
+                        .filter(|n| statement.sql.contains(&format!("${n}")))
+                        .count(),
+                    Dialect::Sqlite | Dialect::MySql => statement.sql.matches('?').count(),
+                };
+                assert_eq!(placeholders, statement.binds.len(), "{}", statement.sql);
+                assert!(!statement
+                    .sql
+                    .contains(&format!("${}", statement.binds.len() + 1)));
             }
         }
     }
@@ -430,15 +443,34 @@ mod tests {
     }
 
     #[test]
-    fn postgres_write_avoidance_and_user_index_statements() {
-        let s = Statements::new(Dialect::Postgres, &SessionTable::default());
+    fn a_merging_save_updates_only_the_version_it_read() {
+        let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
-            s.update_unless_unchanged.sql,
-            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5, "updated_at" = $6, "listed_values" = $7 WHERE "id" = $1 AND ("data_digest" IS DISTINCT FROM $5 OR "user_key" IS DISTINCT FROM $4 OR "expiry_date" < $8 OR "expiry_date" > $3)"#
+            pg.update_if_version.sql,
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "version" = "version" + 1 WHERE "id" = $1 AND "version" = $7"#
         );
         let mut binds = row_binds();
-        binds.push(Bind::KeepIfExpiringAfter);
-        assert_eq!(s.update_unless_unchanged.binds, binds);
+        binds.push(Bind::ExpectedVersion);
+        assert_eq!(pg.update_if_version.binds, binds);
+        let sqlite = Statements::new(Dialect::Sqlite, &SessionTable::default());
+        assert_eq!(
+            sqlite.update_if_version.sql,
+            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "updated_at" = ?, "listed_values" = ?, "version" = "version" + 1 WHERE "id" = ? AND "version" = ?"#
+        );
+        let mut binds = set_then_id_binds();
+        binds.push(Bind::ExpectedVersion);
+        assert_eq!(sqlite.update_if_version.binds, binds);
+        let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
+        assert_eq!(
+            mysql.update_if_version.sql,
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `updated_at` = ?, `listed_values` = ?, `version` = `version` + 1 WHERE `id` = ? AND `version` = ?"
+        );
+        assert_eq!(mysql.update_if_version.binds, binds);
+    }
+
+    #[test]
+    fn postgres_user_index_statements() {
+        let s = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             s.find_unexpired_by_user,
             r#"SELECT "id", LEAST(GREATEST("expiry_date", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("updated_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), "listed_values" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
@@ -446,37 +478,6 @@ mod tests {
         assert_eq!(
             s.delete_by_user_and_id,
             r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" = $2"#
-        );
-    }
-
-    #[test]
-    fn sqlite_write_avoidance_is_null_safe_and_binds_each_use() {
-        let s = Statements::new(Dialect::Sqlite, &SessionTable::default());
-        assert_eq!(
-            s.update_unless_unchanged.sql,
-            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "data_digest" = ?, "updated_at" = ?, "listed_values" = ? WHERE "id" = ? AND ("data_digest" IS NOT ? OR "user_key" IS NOT ? OR "expiry_date" < ? OR "expiry_date" > ?)"#
-        );
-        let mut binds = set_then_id_binds();
-        binds.extend([
-            Bind::Column(Column::DataDigest),
-            Bind::Column(Column::UserKey),
-            Bind::KeepIfExpiringAfter,
-            Bind::Column(Column::ExpiryDate),
-        ]);
-        assert_eq!(s.update_unless_unchanged.binds, binds);
-    }
-
-    #[test]
-    fn mysql_write_avoidance_compares_with_the_null_safe_operator() {
-        let s = Statements::new(Dialect::MySql, &SessionTable::default());
-        assert_eq!(
-            s.update_unless_unchanged.sql,
-            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `data_digest` = ?, `updated_at` = ?, `listed_values` = ? WHERE `id` = ? \
-             AND (NOT (`data_digest` <=> ?) OR NOT (`user_key` <=> ?) OR `expiry_date` < ? OR `expiry_date` > ?)"
-        );
-        assert_eq!(
-            s.update_unless_unchanged.binds.len(),
-            s.update_unless_unchanged.sql.matches('?').count()
         );
     }
 
@@ -499,20 +500,19 @@ mod tests {
         let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             pg.update_if_present_reporting.sql,
-            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "data_digest" = $5, "updated_at" = $6, "listed_values" = $7 FROM (SELECT "user_key" AS "previous_user_key" FROM "tower_sessions"."session" WHERE "id" = $1 FOR UPDATE) AS "previous" WHERE "tower_sessions"."session"."id" = $1 RETURNING "previous"."previous_user_key" IS DISTINCT FROM $4"#
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "version" = "version" + 1 FROM (SELECT "user_key" AS "previous_user_key" FROM "tower_sessions"."session" WHERE "id" = $1 FOR UPDATE) AS "previous" WHERE "tower_sessions"."session"."id" = $1 RETURNING "previous"."previous_user_key" IS DISTINCT FROM $4"#
         );
-        assert!(pg
-            .update_unless_unchanged_reporting
-            .sql
-            .contains(r#"AND ("data_digest" IS DISTINCT FROM $5"#));
+        assert!(pg.update_if_version_reporting.sql.ends_with(
+            r#"AND "version" = $7 RETURNING "previous"."previous_user_key" IS DISTINCT FROM $4"#
+        ));
         let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             mysql.update_if_present_reporting.sql,
-            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = IF(LAST_INSERT_ID(IF(`user_key` <=> ?, 1, 2)) > 0, ?, NULL), `data_digest` = ?, `updated_at` = ?, `listed_values` = ? WHERE `id` = ?"
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = IF(LAST_INSERT_ID(IF(`user_key` <=> ?, 1, 2)) > 0, ?, NULL), `updated_at` = ?, `listed_values` = ?, `version` = `version` + 1 WHERE `id` = ?"
         );
         for statement in [
             &mysql.update_if_present_reporting,
-            &mysql.update_unless_unchanged_reporting,
+            &mysql.update_if_version_reporting,
         ] {
             assert_eq!(statement.binds.len(), statement.sql.matches('?').count());
         }

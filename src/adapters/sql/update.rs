@@ -16,21 +16,18 @@ use super::{
 };
 use sea_orm::sea_query::Iden;
 
-/// The columns a save writes, in the order of its `SET`.
-const SET_COLUMNS: [Column; 6] = [
+/// The columns a save writes, in the order of its `SET` (then `version`, one more).
+const SET_COLUMNS: [Column; 5] = [
     Column::Data,
     Column::ExpiryDate,
     Column::UserKey,
-    Column::DataDigest,
     Column::UpdatedAt,
     Column::ListedValues,
 ];
 
-/// `UPDATE … SET data, expiry_date, user_key, data_digest, updated_at, listed_values … WHERE id
-/// = …` (never `created_at`: a save does not make a session younger), and with
-/// `unless_unchanged`, `AND` the stored row differs from the save in a way worth writing: other
-/// values (digest), another user key, an expiry before the "keep if expiring after" instant, or
-/// a shorter expiry.
+/// `UPDATE … SET data, expiry_date, user_key, updated_at, listed_values, version = version + 1
+/// WHERE id = …` (never `created_at`: a save does not make a session younger), and with
+/// `if_version`, `AND version = …`: the compare-and-swap of a save that merges.
 ///
 /// With `reporting`, the statement also tells whether it wrote the row with another user key
 /// than it had, for the per-user session limit, still in one statement:
@@ -45,7 +42,7 @@ const SET_COLUMNS: [Column; 6] = [
 pub(crate) fn render(
     dialect: Dialect,
     table: &SessionTable,
-    unless_unchanged: bool,
+    if_version: bool,
     reporting: bool,
 ) -> RowStatement {
     let quote = |column: Column| quote(dialect, column.unquoted());
@@ -93,6 +90,10 @@ pub(crate) fn render(
                 placeholder(Bind::Column(*column))
             ),
         })
+        .chain(std::iter::once({
+            let version = quote(Column::Version);
+            format!("{version} = {version} + 1")
+        }))
         .collect::<Vec<_>>()
         .join(", ");
     let id = id_first.unwrap_or_else(|| placeholder(Bind::Column(Column::Id)));
@@ -108,26 +109,9 @@ pub(crate) fn render(
             quote(Column::Id)
         ),
     };
-    if unless_unchanged {
-        let mut differs = |column: Column| {
-            let value = placeholder(Bind::Column(column));
-            let column = quote(column);
-            match dialect {
-                Dialect::Postgres => format!("{column} IS DISTINCT FROM {value}"),
-                Dialect::Sqlite => format!("{column} IS NOT {value}"),
-                Dialect::MySql => format!("NOT ({column} <=> {value})"),
-            }
-        };
-        let digest = differs(Column::DataDigest);
-        // The user key is part of what a save writes: a store that starts indexing, or indexes
-        // by another path, must re-index an unchanged session at its next save.
-        let user_key = differs(Column::UserKey);
-        let expiry = quote(Column::ExpiryDate);
-        let keep_after = placeholder(Bind::KeepIfExpiringAfter);
-        let new_expiry = placeholder(Bind::Column(Column::ExpiryDate));
-        sql.push_str(&format!(
-            " AND ({digest} OR {user_key} OR {expiry} < {keep_after} OR {expiry} > {new_expiry})"
-        ));
+    if if_version {
+        let version = placeholder(Bind::ExpectedVersion);
+        sql.push_str(&format!(" AND {} = {version}", quote(Column::Version)));
     }
     if let (Dialect::Postgres, true) = (dialect, reporting) {
         let user_key = placeholder(Bind::Column(Column::UserKey));

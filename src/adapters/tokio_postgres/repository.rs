@@ -125,6 +125,7 @@ impl From<Param> for Value {
             Param::Bytes(bytes) => Self::Bytes(bytes),
             Param::Instant(at) => Self::Instant(postgres_instant(at)),
             Param::Count(rows) => Self::BigInt(i64::try_from(rows).unwrap_or(i64::MAX)),
+            Param::Integer(value) => Self::BigInt(value),
         }
     }
 }
@@ -208,6 +209,10 @@ impl SqlRow for tokio_postgres::Row {
     }
 
     fn boolean(&self, index: usize) -> Result<bool, RepositoryError> {
+        self.try_get(index).map_err(errors::row)
+    }
+
+    fn integer(&self, index: usize) -> Result<i64, RepositoryError> {
         self.try_get(index).map_err(errors::row)
     }
 }

@@ -174,27 +174,6 @@ fn after_a_rotation_old_rows_decode_and_are_rewritten_under_the_new_primary() {
 }
 
 #[test]
-fn the_data_digest_is_keyed_by_the_primary_key_and_its_id() {
-    let plain = [7; 32];
-    let digest = |keys| codec(keys).digest(plain);
-    let one = digest(KeyRing::new(1, KEY_1));
-    assert_ne!(one, plain, "never the plain SHA-256");
-    assert_eq!(one, digest(KeyRing::new(1, KEY_1)), "stable for one key");
-    assert_ne!(one, codec(KeyRing::new(1, KEY_1)).digest([8; 32]));
-    assert_ne!(
-        one,
-        digest(KeyRing::new(2, KEY_2).with_old_key(1, KEY_1).unwrap()),
-        "a rotation changes it, so the next save rewrites the row"
-    );
-    assert_ne!(one, digest(KeyRing::new(1, KEY_2)));
-    assert_ne!(
-        one,
-        digest(KeyRing::new(3, KEY_1)),
-        "the key id is part of it"
-    );
-}
-
-#[test]
 fn plain_encode_and_decode_refuse_for_want_of_a_row_key() {
     let codec = codec(KeyRing::new(1, KEY_1));
     let err = codec.encode(&record()).unwrap_err();
