@@ -96,6 +96,7 @@ macro_rules! guide {
 }
 
 guide!(features, "features.md");
+guide!(concurrent_requests, "concurrent-requests.md");
 guide!(axum_login, "axum-login.md");
 guide!(codecs, "codecs.md");
 guide!(backends_and_tables, "backends-and-tables.md");
