@@ -57,7 +57,10 @@ async fn the_task_deletes_expired_sessions_and_keeps_live_ones() {
     let task = store.spawn_cleanup_task(StdDuration::from_millis(50));
     let gone = row_disappears(&store, expired.id).await;
     assert!(gone, "the expired row is deleted by the task");
-    assert_eq!(store.load(&live.id).await.unwrap(), Some(live));
+    assert_eq!(
+        crate::common::without_base(store.load(&live.id).await.unwrap()),
+        Some(live)
+    );
 
     task.shutdown().await;
     fixture.finish().await;

@@ -291,6 +291,18 @@ macro_rules! session_app {
                         }),
                     )
                     .route(
+                        "/cycle",
+                        post(|session: Session, Json(op): Json<Op>| async move {
+                            // A login as axum-login does it, then a second save in the same
+                            // request: the record `cycle_id` carried over saves again.
+                            session.get::<Value>("started").await.unwrap();
+                            session.cycle_id().await.unwrap();
+                            session.insert(&op.key, op.value).await.unwrap();
+                            session.save().await.unwrap();
+                            session.insert("after_save", true).await.unwrap();
+                        }),
+                    )
+                    .route(
                         "/forge",
                         post(|session: Session, Json(op): Json<Op>| async move {
                             // An application that lets a request choose a key name, and a
@@ -1058,6 +1070,34 @@ where
     assert_eq!(backend.get(&cookie, &keys).await, expected);
 }
 
+/// A cycled id (a login) saved twice in its request: the new session holds everything, and
+/// the old id is gone.
+async fn a_cycled_session_saves_again_in_its_request<R, C>(backend: &Backend<RepositoryStore<R, C>>)
+where
+    R: SessionRepository + Debug,
+    C: Codec + Debug,
+{
+    let old = backend.start().await;
+    let response = call(
+        &backend.outside_a_race(),
+        "/cycle",
+        Some(&old),
+        json!({ "key": "login", "value": "ada" }),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", backend.name);
+    let new = session_cookie(&response);
+    assert_ne!(new, old);
+    let keys = ["started", "user_id", "device", "login", "after_save"];
+    assert_eq!(
+        backend.get(&new, &keys).await.len(),
+        keys.len(),
+        "{}: the cycled session holds every key",
+        backend.name
+    );
+    assert!(backend.stored(&old).await.is_none(), "{}", backend.name);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios 1-5 on every backend
 // ---------------------------------------------------------------------------------------------
@@ -1113,6 +1153,13 @@ macro_rules! races_on {
             async fn a_forged_reserved_entry_is_refused() {
                 let backend = $backend.await;
                 super::a_forged_reserved_entry_is_refused(&backend).await;
+                backend.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_cycled_session_saves_again_in_its_request() {
+                let backend = $backend.await;
+                super::a_cycled_session_saves_again_in_its_request(&backend).await;
                 backend.finish().await;
             }
 

@@ -123,10 +123,12 @@ where
     created.map_err(|err| format!("create: {err}"))?;
     saved.map_err(|err| format!("save: {err}"))?;
     let now = OffsetDateTime::now_utc();
-    let loaded = store
-        .load(&rec.id)
-        .await
-        .map_err(|e| format!("load: {e}"))?;
+    let loaded = crate::common::without_base(
+        store
+            .load(&rec.id)
+            .await
+            .map_err(|e| format!("load: {e}"))?,
+    );
     let listed = store
         .user_sessions(&user)
         .await

@@ -67,7 +67,10 @@ async fn eight_concurrent_migrations_through_pgbouncer_all_succeed() {
         .unwrap();
     let mut rec = record(in_a_day());
     store.create(&mut rec).await.unwrap();
-    assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec));
+    assert_eq!(
+        crate::common::without_base(store.load(&rec.id).await.unwrap()),
+        Some(rec)
+    );
     conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .await
         .unwrap();
@@ -96,7 +99,10 @@ async fn sixty_four_clients_sharing_fewer_server_connections_all_succeed() {
                     store.create(&mut rec).await?;
                     rec.data.insert("round".into(), json!([client, round]));
                     store.save(&rec).await?;
-                    assert_eq!(store.load(&rec.id).await?.as_ref(), Some(&rec));
+                    assert_eq!(
+                        crate::common::without_base(store.load(&rec.id).await?).as_ref(),
+                        Some(&rec)
+                    );
                     store.delete(&rec.id).await?;
                     assert_eq!(store.load(&rec.id).await?, None);
                 }

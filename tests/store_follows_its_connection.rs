@@ -17,10 +17,16 @@ async fn round_trip(store: PostgresStore) {
         .expect("migrate on the connection's backend");
     let mut rec = common::suite::record(common::suite::in_a_day());
     store.create(&mut rec).await.unwrap();
-    assert_eq!(store.load(&rec.id).await.unwrap().as_ref(), Some(&rec));
+    assert_eq!(
+        crate::common::without_base(store.load(&rec.id).await.unwrap()).as_ref(),
+        Some(&rec)
+    );
     rec.data.insert("cart".into(), serde_json::json!(["tea"]));
     store.save(&rec).await.unwrap();
-    assert_eq!(store.load(&rec.id).await.unwrap(), Some(rec.clone()));
+    assert_eq!(
+        crate::common::without_base(store.load(&rec.id).await.unwrap()),
+        Some(rec.clone())
+    );
     store.delete(&rec.id).await.unwrap();
     assert_eq!(store.load(&rec.id).await.unwrap(), None);
 }

@@ -11,7 +11,7 @@ use tower_sessions_core_014::{
 };
 
 use crate::{
-    domain::{RepositoryStore, SessionError as SeaOrmStoreError},
+    domain::{RepositoryStore, SessionError as SeaOrmStoreError, BASE_KEY},
     ports::{Codec, SessionId, SessionRecord, SessionRepository},
 };
 
@@ -56,6 +56,8 @@ where
     C: Codec + Debug,
 {
     async fn create(&self, record: &mut Record014) -> session_store_014::Result<()> {
+        // As in 0.15's `create`: the new session starts without the old row's base.
+        record.data.remove(BASE_KEY);
         let mut session = SessionRecord::from(&*record);
         self.create_session(&mut session)
             .await

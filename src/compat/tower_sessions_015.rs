@@ -10,7 +10,7 @@ use tower_sessions_core::{
 };
 
 use crate::{
-    domain::RepositoryStore,
+    domain::{RepositoryStore, BASE_KEY},
     ports::{Codec, SessionId, SessionRecord, SessionRepository},
 };
 
@@ -50,6 +50,9 @@ where
     C: Codec + Debug,
 {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // After `cycle_id` the record still holds the old row's base: the new session starts
+        // without one, so a later save of it in this request writes it whole.
+        record.data.remove(BASE_KEY);
         let mut session = SessionRecord::from(&*record);
         self.create_session(&mut session).await?;
         // A collision moved the session to a fresh id: the caller's record follows.

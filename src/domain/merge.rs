@@ -102,9 +102,9 @@ impl Base {
     }
 
     /// Takes the base out of `data`: `Ok(None)` when there is none (a session cleared, or
-    /// created, in this request) or when it was loaded for another row (a record carried over
-    /// by `cycle_id`); [`Forged`] when the entry was not made by [`Base::attach`] in this
-    /// process.
+    /// created, in this request); [`Forged`] when the entry was not made by [`Base::attach`]
+    /// in this process for the row stored under `row_key` (a genuine base of another session
+    /// included: `create` strips the one `cycle_id` carries over).
     pub(crate) fn detach(row_key: &str, data: &mut SessionData) -> Result<Option<Self>, Forged> {
         let Some(entry) = data.remove(BASE_KEY) else {
             return Ok(None);
@@ -114,7 +114,7 @@ impl Base {
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| Forged)?;
         mac(&base, &row).verify_slice(&tag).map_err(|_| Forged)?;
         if row != row_fingerprint(row_key) {
-            return Ok(None);
+            return Err(Forged);
         }
         Ok(Some(base))
     }
@@ -280,11 +280,10 @@ mod tests {
     }
 
     #[test]
-    fn a_base_of_another_row_is_dropped_not_refused() {
+    fn a_genuine_base_of_another_row_is_forged() {
         let (base, mut data) = loaded(&[("a", json!(1))]);
         base.attach("row", &mut data);
-        assert_eq!(Base::detach("other", &mut data), Ok(None));
-        assert!(!data.contains_key(BASE_KEY));
+        assert_eq!(Base::detach("other", &mut data), Err(Forged));
     }
 
     #[test]

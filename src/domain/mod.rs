@@ -24,6 +24,7 @@ mod users;
 
 pub use error::{Operation, SessionError};
 pub use keys::{IdStorage, SessionHandle};
+pub(crate) use merge::BASE_KEY;
 pub(crate) use policy::Policy;
 pub use store::RepositoryStore;
 pub use user_key::{UserKeyPath, MAX_USER_KEY_LEN};

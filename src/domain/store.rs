@@ -100,8 +100,8 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         record: &mut SessionRecord<'_>,
     ) -> Result<(), SessionError> {
         let now = self.clock.now();
-        // A record carried over by `cycle_id` holds the old row's base: a create writes the
-        // whole record, so it has no use for one.
+        // A record carried over by `cycle_id` holds the old row's base (the tower-sessions
+        // seam takes it out of the caller's record too): a create writes the whole record.
         if record.data.contains_key(BASE_KEY) {
             record.data.to_mut().remove(BASE_KEY);
         }

@@ -224,3 +224,21 @@ impl PgFixture {
 
 /// The store type the behavioural suite drives on every backend.
 pub type SuiteStore = PostgresStore;
+
+/// The reserved key under which `load` adds the base a save merges from
+/// (docs/concurrent-requests.md).
+pub const BASE_KEY: &str = "tower-sessions-seaorm-store:base";
+
+/// A loaded record as the application stored it: without the base `load` adds, checked to be
+/// there (every record `load` returns carries one).
+pub fn without_base(
+    loaded: Option<tower_sessions_seaorm_store::Record>,
+) -> Option<tower_sessions_seaorm_store::Record> {
+    loaded.map(|mut record| {
+        assert!(
+            record.data.remove(BASE_KEY).is_some(),
+            "a loaded record carries its base"
+        );
+        record
+    })
+}
