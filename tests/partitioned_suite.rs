@@ -243,7 +243,7 @@ async fn drop_schema(
         conn,
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_inherits i \
          JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 ORDER BY 1",
+         WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1",
         vec![schema.to_owned().into()],
     )
     .await;

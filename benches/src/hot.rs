@@ -263,6 +263,7 @@ async fn round(
     let samples = Arc::new((0..ops).map(|_| Sample::new(template)).collect::<Vec<_>>());
     let per_op = |d: Duration, n: usize| d.as_secs_f64() * 1e6 / n as f64;
     let create = phase(stack, Op::Create, &samples, concurrency).await?;
+    crate::measure::prepare_saves(stack, &samples, concurrency).await?;
     let save = phase(stack, Op::Save, &samples, concurrency).await?;
     phase(stack, Op::Load, &samples, concurrency).await?;
     let mut load = Duration::ZERO;

@@ -3,7 +3,7 @@
 //!
 //! Environment: `BENCH_URL` (server, no database; default `postgres://postgres@127.0.0.1:55433`,
 //! the cluster `scripts/bench` starts), `BENCH_ROUNDS` (15), `BENCH_OPS` (operations per stack,
-//! operation and round; 600), `BENCH_PARTS` (`ops,counts,cache,hot,cleanup,payload,features`),
+//! operation and round; 600), `BENCH_PARTS` (`ops,counts,merge,cache,hot,cleanup,payload,features`),
 //! `BENCH_CLEANUP_EXPIRED` (1000000), `BENCH_CLEANUP_LIVE` (100000), `BENCH_OUT` (`target/bench`),
 //! `BENCH_STACKS` (comma-separated parts of stack names to keep; all by default, e.g. for a
 //! profile).
@@ -16,6 +16,7 @@ mod features;
 mod floors;
 mod hot;
 mod measure;
+mod merge;
 mod payload;
 mod report;
 mod setup;
@@ -67,7 +68,7 @@ async fn main() -> Result<(), BoxError> {
     let ops: usize = env("BENCH_OPS", 600);
     let parts: String = env(
         "BENCH_PARTS",
-        "ops,counts,cache,hot,cleanup,payload,features".to_owned(),
+        "ops,counts,merge,cache,hot,cleanup,payload,features".to_owned(),
     );
     let out: String = env("BENCH_OUT", "target/bench".to_owned());
     std::fs::create_dir_all(&out)?;
@@ -114,6 +115,13 @@ async fn main() -> Result<(), BoxError> {
                 let _ = writeln!(md, "## Statements per operation\n\nNot counted: {err}\n");
             }
         }
+    }
+
+    save(&md)?;
+    if has("merge") {
+        eprintln!("bench: overtaken saves");
+        let costs = merge::run(&base, &template, rounds, ops).await?;
+        merge::report(&mut md, &costs, rounds, ops);
     }
 
     save(&md)?;

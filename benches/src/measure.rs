@@ -143,6 +143,34 @@ async fn one_round(
                 timings.cpu.entry(key).or_default().push(per_op(cpu));
             }
         }
+        if op == Op::Create {
+            for &i in &order {
+                prepare_saves(&stacks[i].stack, &samples[i], concurrency).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`Stack::prepare_save`] of every sample, untimed: a request loads before it saves.
+pub async fn prepare_saves(
+    stack: &Arc<dyn Stack>,
+    samples: &Arc<Vec<Sample>>,
+    concurrency: usize,
+) -> Result<(), BoxError> {
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let (stack, samples) = (Arc::clone(stack), Arc::clone(samples));
+            tokio::spawn(async move {
+                for sample in samples.iter().skip(task).step_by(concurrency) {
+                    stack.prepare_save(sample).await?;
+                }
+                Ok::<(), BoxError>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
     }
     Ok(())
 }

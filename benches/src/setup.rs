@@ -72,7 +72,7 @@ async fn recreate_schema(conn: &DatabaseConnection, schema: &str) -> Result<(), 
 }
 
 /// A fresh schema with this crate's table and expiry index.
-async fn migrated(conn: &DatabaseConnection, schema: &str) -> Result<PostgresStore, BoxError> {
+pub async fn migrated(conn: &DatabaseConnection, schema: &str) -> Result<PostgresStore, BoxError> {
     recreate_schema(conn, schema).await?;
     let store = PostgresStore::new(conn.clone()).with_schema_name(schema)?;
     store.migrate().await?;

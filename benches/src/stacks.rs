@@ -39,6 +39,9 @@ impl Op {
 pub struct Sample {
     pub record: Record,
     pub record014: core014::session::Record,
+    /// The record as this crate's stores loaded it (with the base a save merges from), set by
+    /// [`Stack::prepare_save`]: what a request saves.
+    pub loaded: std::sync::OnceLock<Record>,
 }
 
 impl Sample {
@@ -49,6 +52,7 @@ impl Sample {
         Sample {
             record014: to_014(&record),
             record,
+            loaded: std::sync::OnceLock::new(),
         }
     }
 }
@@ -66,6 +70,12 @@ pub fn to_014(record: &Record) -> core014::session::Record {
 #[async_trait]
 pub trait Stack: Send + Sync {
     async fn create(&self, sample: &Sample) -> Result<(), BoxError>;
+    /// Untimed, between create and save: what a request does before it saves. This crate's
+    /// stores load the session (a save of a loaded session merges per key); the others need
+    /// nothing.
+    async fn prepare_save(&self, _sample: &Sample) -> Result<(), BoxError> {
+        Ok(())
+    }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError>;
     async fn load(&self, sample: &Sample) -> Result<bool, BoxError>;
     async fn delete(&self, sample: &Sample) -> Result<(), BoxError>;
@@ -102,8 +112,15 @@ impl<S: SessionStore> Stack for Store15<S> {
         self.0.create(&mut record).await?;
         Ok(())
     }
+    async fn prepare_save(&self, sample: &Sample) -> Result<(), BoxError> {
+        let loaded = self.0.load(&sample.record.id).await?;
+        let loaded = loaded.ok_or("a created session did not load")?;
+        let _ = sample.loaded.set(loaded);
+        Ok(())
+    }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
-        Ok(self.0.save(&sample.record).await?)
+        let record = sample.loaded.get().unwrap_or(&sample.record);
+        Ok(self.0.save(record).await?)
     }
     async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
         Ok(self.0.load(&sample.record.id).await?.is_some())
