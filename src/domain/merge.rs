@@ -291,18 +291,18 @@ mod tests {
         let (base, mut genuine) = loaded(&[("a", json!(1)), ("b", json!(2))]);
         base.attach("row", &mut genuine);
         let entry = genuine[BASE_KEY].clone();
-        let edits: Vec<Box<dyn Fn(&mut Value)>> = vec![
-            Box::new(|e| e["v"] = json!(8)),
-            Box::new(|e| e["u"] = Value::Null),
-            Box::new(|e| e["u"] = json!("")),
-            Box::new(|e| e["e"] = json!("1")),
-            Box::new(|e| {
+        let edits: [fn(&mut Value); 9] = [
+            |e| e["v"] = json!(8),
+            |e| e["u"] = Value::Null,
+            |e| e["u"] = json!(""),
+            |e| e["e"] = json!("1"),
+            |e| {
                 e["k"].as_object_mut().unwrap().remove("b");
-            }),
-            Box::new(|e| e["k"]["c"] = Value::Null),
-            Box::new(|e| e["t"] = json!("AAAA")),
-            Box::new(|e| *e = json!("a string")),
-            Box::new(|e| *e = json!({"v": 0})),
+            },
+            |e| e["k"]["c"] = Value::Null,
+            |e| e["t"] = json!("AAAA"),
+            |e| *e = json!("a string"),
+            |e| *e = json!({"v": 0}),
         ];
         for edit in edits {
             let mut forged = genuine.clone();
