@@ -1,6 +1,6 @@
 //! The reserved entry a load adds (the base a save merges from) never reaches the logs: every
 //! event at TRACE, the driver's included, of a save that merged and of a forged save holds no
-//! session value, no digest from the base and not its row fingerprint. A binary of its own, so
+//! session value and no part of the entry. A binary of its own, so
 //! that no other test runs beside the capture.
 
 mod common;
@@ -36,9 +36,7 @@ async fn the_reserved_entry_never_reaches_the_logs() {
 
     // A forged entry: refused, with an error that holds no value of it.
     let mut forged = merged.clone();
-    let mut entry = base.clone();
-    entry["v"] = json!(41);
-    forged.data.insert(BASE_KEY.into(), entry);
+    forged.data.insert(BASE_KEY.into(), json!({ "v": 41 }));
     let err = store.save(&forged).await.unwrap_err();
     assert!(matches!(err, session_store::Error::Encode(_)), "{err:?}");
     drop(guard);
@@ -49,15 +47,13 @@ async fn the_reserved_entry_never_reaches_the_logs() {
         "the capture saw the merge:\n{text}"
     );
     assert!(!text.contains("s3cr3t-value"), "a session value was logged");
-    let digests = base["k"].as_object().expect("the base's digests");
-    assert!(!digests.is_empty());
-    for digest in digests.values() {
-        let digest = digest.as_str().expect("a digest");
-        assert!(!text.contains(digest), "a value's digest was logged");
-    }
-    for field in ["r", "t"] {
-        let value = base[field].as_str().expect("a text field");
-        assert!(!text.contains(value), "the base's `{field}` was logged");
+    let entry = base.as_str().expect("the entry is a string");
+    // Any 16 characters of it: its bytes hold the version, the hashes and the tag.
+    for at in (0..entry.len().saturating_sub(16)).step_by(8) {
+        assert!(
+            !text.contains(&entry[at..at + 16]),
+            "the reserved entry was logged"
+        );
     }
     fixture.finish().await;
 }

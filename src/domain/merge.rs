@@ -2,36 +2,44 @@
 //!
 //! tower-sessions hands `save` the whole record its request holds, and nothing of what that
 //! request loaded. So `load` adds what the save will need to the record's data, under
-//! [`BASE_KEY`]: the row's version, the loaded expiry and user key, and a digest of each loaded
-//! value (its [`Base`]). A save takes it out again ([`Base::detach`]) before anything is
+//! [`BASE_KEY`]: the row's version, the loaded expiry and user key, and a hash of each loaded
+//! key and value (its [`Base`]). A save takes it out again ([`Base::detach`]) before anything is
 //! encoded; what its request changed is then the [`Delta`] between the base and the record:
 //! keys whose value differs from the loaded one, and loaded keys that are gone.
 //!
-//! The base is tagged with an HMAC under a key drawn once per process, so only this process's
-//! loads produce one a save accepts: an application that writes the reserved key itself (from a
-//! key name a client chose, say) cannot make a save remove or keep keys its request did not
-//! touch.
+//! The entry is one string: the base in a compact binary form, then an HMAC-SHA256 tag (its
+//! first 16 bytes) under a key drawn once per process, in URL-safe base64. Only this
+//! process's loads produce one a save accepts, and only for the row it was loaded from: an
+//! application that writes the reserved key itself (from a key name a client chose, say), or
+//! copies another session's, cannot make a save remove or keep keys its request did not touch.
+//!
+//! The hashes are SipHash under keys drawn once per process too (the standard library's
+//! `RandomState`): a client cannot choose a changed value that hashes like the loaded one.
 
-use std::{collections::BTreeMap, sync::OnceLock};
+use std::{
+    collections::hash_map::RandomState,
+    hash::{BuildHasher, Hasher},
+    sync::OnceLock,
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use hmac::{digest::KeyInit, Hmac, Mac};
-use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
+use serde_json::Value;
+use sha2::Sha256;
 use time::OffsetDateTime;
 
-use super::keys::value_digest;
 use crate::ports::SessionData;
 
 /// The reserved key of the record's data that carries a loaded session's [`Base`]: never
 /// stored, never encoded, never an application's.
 pub(crate) const BASE_KEY: &str = "tower-sessions-seaorm-store:base";
 
-/// How many bytes of a value's SHA-256 the base keeps: enough that a changed value is never
-/// taken for the loaded one.
-const DIGEST_LEN: usize = 16;
+/// How many bytes of the HMAC the entry keeps.
+const TAG_LEN: usize = 16;
 
-type ValueDigest = [u8; DIGEST_LEN];
+/// Values nested deeper than this get no hash (a value without one is always taken as
+/// changed), so a codec without a depth limit cannot make the hashing overflow the stack.
+const MAX_DEPTH: usize = 128;
 
 /// What a request loaded, as its save measures its changes against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,63 +50,55 @@ pub(crate) struct Base {
     pub expiry: OffsetDateTime,
     /// The row's user key at load (per-user index).
     pub user_key: Option<String>,
-    /// Every loaded key, with the digest of its value (`None`: nested too deep for one, so
-    /// always taken as changed).
-    digests: BTreeMap<String, Option<ValueDigest>>,
+    /// The row it was loaded from: a hash of its key.
+    row: u64,
+    /// Every loaded key's hash with its value's (`None`: nested too deep for one, so always
+    /// taken as changed), sorted by key hash.
+    entries: Vec<(u64, Option<u64>)>,
 }
 
 /// Why a record's base was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Forged;
 
-/// What one request changed: the keys it set (to these values) and the loaded keys it removed.
+/// What one request changed: the keys it set (to these values) and the loaded keys it removed
+/// (by hash).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Delta {
     set: Vec<(String, Value)>,
-    removed: Vec<String>,
+    removed: Vec<u64>,
 }
 
 impl Base {
-    /// The base of `data`, loaded from a row at `version` with `user_key`.
+    /// The base of `data`, loaded from the row stored under `row_key` at `version`, with
+    /// `user_key`.
     pub(crate) fn of(
+        row_key: &str,
         data: &SessionData,
         version: i64,
         expiry: OffsetDateTime,
         user_key: Option<String>,
     ) -> Self {
-        let digests = data
+        let mut entries: Vec<_> = data
             .iter()
-            .map(|(key, value)| (key.clone(), digest(value)))
+            .map(|(key, value)| (key_hash(key), value_hash(value)))
             .collect();
+        entries.sort_unstable();
         Self {
             version,
             expiry,
             user_key,
-            digests,
+            row: key_hash(row_key),
+            entries,
         }
     }
 
-    /// Puts this base into `data`, tagged for the row stored under `row_key`.
-    pub(crate) fn attach(&self, row_key: &str, data: &mut SessionData) {
-        let digests: Map<String, Value> = self
-            .digests
-            .iter()
-            .map(|(key, digest)| {
-                let digest = digest.map_or(Value::Null, |d| URL_SAFE_NO_PAD.encode(d).into());
-                (key.clone(), digest)
-            })
-            .collect();
-        let row = row_fingerprint(row_key);
-        let tag = URL_SAFE_NO_PAD.encode(self.tag(&row));
-        let entry = serde_json::json!({
-            "v": self.version,
-            "e": self.expiry.unix_timestamp_nanos().to_string(),
-            "u": self.user_key,
-            "k": digests,
-            "r": URL_SAFE_NO_PAD.encode(row),
-            "t": tag,
-        });
-        data.insert(BASE_KEY.to_owned(), entry);
+    /// Puts this base into `data`.
+    pub(crate) fn attach(&self, data: &mut SessionData) {
+        let mut bytes = self.to_bytes();
+        let tag = mac(&bytes).finalize().into_bytes();
+        bytes.extend_from_slice(&tag[..TAG_LEN]);
+        data.insert(BASE_KEY.to_owned(), URL_SAFE_NO_PAD.encode(bytes).into());
     }
 
     /// Takes the base out of `data`: `Ok(None)` when there is none (a session cleared, or
@@ -109,74 +109,103 @@ impl Base {
         let Some(entry) = data.remove(BASE_KEY) else {
             return Ok(None);
         };
-        let (base, row) = Self::parse(&entry).ok_or(Forged)?;
-        let tag = entry.get("t").and_then(Value::as_str).ok_or(Forged)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| Forged)?;
-        mac(&base, &row).verify_slice(&tag).map_err(|_| Forged)?;
-        if row != row_fingerprint(row_key) {
+        let text = entry.as_str().ok_or(Forged)?;
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| Forged)?;
+        let split = bytes.len().checked_sub(TAG_LEN).ok_or(Forged)?;
+        let (body, tag) = bytes.split_at(split);
+        mac(body).verify_truncated_left(tag).map_err(|_| Forged)?;
+        let base = Self::from_bytes(body).ok_or(Forged)?;
+        if base.row != key_hash(row_key) {
             return Err(Forged);
         }
         Ok(Some(base))
     }
 
-    fn parse(entry: &Value) -> Option<(Self, [u8; 32])> {
-        let version = entry.get("v")?.as_i64()?;
-        let nanos = entry.get("e")?.as_str()?.parse().ok()?;
+    /// Version, expiry, row, user key, entries; little-endian, lengths before contents.
+    fn to_bytes(&self) -> Vec<u8> {
+        let user_key = self.user_key.as_deref().map(str::as_bytes);
+        let mut bytes =
+            Vec::with_capacity(48 + user_key.map_or(0, <[u8]>::len) + 17 * self.entries.len());
+        bytes.extend_from_slice(&self.version.to_le_bytes());
+        bytes.extend_from_slice(&self.expiry.unix_timestamp_nanos().to_le_bytes());
+        bytes.extend_from_slice(&self.row.to_le_bytes());
+        match user_key {
+            Some(key) => {
+                bytes.push(1);
+                bytes.extend_from_slice(&(key.len() as u64).to_le_bytes());
+                bytes.extend_from_slice(key);
+            }
+            None => bytes.push(0),
+        }
+        for (key, value) in &self.entries {
+            bytes.extend_from_slice(&key.to_le_bytes());
+            match value {
+                Some(value) => {
+                    bytes.push(1);
+                    bytes.extend_from_slice(&value.to_le_bytes());
+                }
+                None => bytes.push(0),
+            }
+        }
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let mut reader = Reader(bytes);
+        let version = i64::from_le_bytes(reader.take()?);
+        let nanos = i128::from_le_bytes(reader.take()?);
         let expiry = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
-        let user_key = match entry.get("u")? {
-            Value::Null => None,
-            Value::String(key) => Some(key.clone()),
+        let row = u64::from_le_bytes(reader.take()?);
+        let user_key = match reader.take::<1>()? {
+            [0] => None,
+            [1] => {
+                let len = usize::try_from(u64::from_le_bytes(reader.take()?)).ok()?;
+                Some(String::from_utf8(reader.bytes(len)?.to_vec()).ok()?)
+            }
             _ => return None,
         };
-        let digests = entry
-            .get("k")?
-            .as_object()?
-            .iter()
-            .map(|(key, digest)| {
-                let digest = match digest {
-                    Value::Null => None,
-                    Value::String(text) => {
-                        Some(URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()?)
-                    }
-                    _ => return None,
-                };
-                Some((key.clone(), digest))
-            })
-            .collect::<Option<_>>()?;
-        let row = URL_SAFE_NO_PAD
-            .decode(entry.get("r")?.as_str()?)
-            .ok()?
-            .try_into()
-            .ok()?;
-        let base = Self {
+        let mut entries = Vec::new();
+        while !reader.0.is_empty() {
+            let key = u64::from_le_bytes(reader.take()?);
+            let value = match reader.take::<1>()? {
+                [0] => None,
+                [1] => Some(u64::from_le_bytes(reader.take()?)),
+                _ => return None,
+            };
+            entries.push((key, value));
+        }
+        Some(Self {
             version,
             expiry,
             user_key,
-            digests,
-        };
-        Some((base, row))
-    }
-
-    fn tag(&self, row: &[u8; 32]) -> [u8; 32] {
-        mac(self, row).finalize().into_bytes().into()
+            row,
+            entries,
+        })
     }
 
     /// What the request holding `data` changed since it loaded this base.
     pub(crate) fn delta(&self, data: &SessionData) -> Delta {
-        let set = data
-            .iter()
-            .filter(|(key, value)| match self.digests.get(*key) {
-                Some(Some(loaded)) => digest(value).as_ref() != Some(loaded),
-                // Not loaded, or loaded without a digest.
-                _ => true,
-            })
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
+        let mut present = Vec::with_capacity(data.len());
+        let mut set = Vec::new();
+        for (key, value) in data {
+            let hash = key_hash(key);
+            present.push(hash);
+            let loaded = self
+                .entries
+                .binary_search_by_key(&hash, |(key, _)| *key)
+                .ok()
+                .and_then(|at| self.entries[at].1);
+            // Not loaded, loaded without a hash, or another value.
+            if loaded.is_none() || loaded != value_hash(value) {
+                set.push((key.clone(), value.clone()));
+            }
+        }
+        present.sort_unstable();
         let removed = self
-            .digests
-            .keys()
-            .filter(|key| !data.contains_key(*key))
-            .cloned()
+            .entries
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|key| present.binary_search(key).is_err())
             .collect();
         Delta { set, removed }
     }
@@ -190,8 +219,8 @@ impl Delta {
 
     /// Applies the request's changes to `data`, what the row holds now.
     pub(crate) fn apply(&self, data: &mut SessionData) {
-        for key in &self.removed {
-            data.remove(key);
+        if !self.removed.is_empty() {
+            data.retain(|key, _| !self.removed.contains(&key_hash(key)));
         }
         for (key, value) in &self.set {
             data.insert(key.clone(), value.clone());
@@ -199,48 +228,101 @@ impl Delta {
     }
 }
 
-/// The first bytes of the SHA-256 of `value` in a canonical form; `None` when nested too deep.
-fn digest(value: &Value) -> Option<ValueDigest> {
-    let full = value_digest(value)?;
-    let mut short = [0; DIGEST_LEN];
-    short.copy_from_slice(&full[..DIGEST_LEN]);
-    Some(short)
-}
+/// Reads fixed-size fields off the front of a byte string.
+struct Reader<'a>(&'a [u8]);
 
-/// What a base names its row by: a SHA-256 of the row key, so the entry holds no id.
-fn row_fingerprint(row_key: &str) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(b"tower-sessions-seaorm-store/base-row/v1\0")
-        .chain_update(row_key.as_bytes())
-        .finalize()
-        .into()
-}
-
-/// The HMAC of a base and its row under the process's key, over an unambiguous encoding.
-fn mac(base: &Base, row: &[u8; 32]) -> Hmac<Sha256> {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    let key = KEY.get_or_init(rand::random);
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
-    let mut field = |bytes: &[u8]| {
-        mac.update(&(bytes.len() as u64).to_le_bytes());
-        mac.update(bytes);
-    };
-    field(b"tower-sessions-seaorm-store/base/v1");
-    field(row);
-    field(&base.version.to_le_bytes());
-    field(&base.expiry.unix_timestamp_nanos().to_le_bytes());
-    match &base.user_key {
-        Some(key) => {
-            field(b"some");
-            field(key.as_bytes());
+impl Reader<'_> {
+    fn bytes(&mut self, len: usize) -> Option<&[u8]> {
+        if self.0.len() < len {
+            return None;
         }
-        None => field(b"none"),
+        let (head, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Some(head)
     }
-    field(&(base.digests.len() as u64).to_le_bytes());
-    for (key, digest) in &base.digests {
-        field(key.as_bytes());
-        field(digest.as_ref().map_or(&[][..], |d| &d[..]));
+
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.bytes(N)?.try_into().ok()
     }
+}
+
+/// The SipHash keys of this process.
+fn hasher() -> impl Hasher {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new).build_hasher()
+}
+
+fn key_hash(key: &str) -> u64 {
+    let mut hasher = hasher();
+    hasher.write_u8(0);
+    hasher.write(key.as_bytes());
+    hasher.finish()
+}
+
+/// The hash of `value` in a canonical form: object keys sorted at every level, every value
+/// tagged with its kind and length-prefixed. `None` for a value nested deeper than
+/// [`MAX_DEPTH`].
+fn value_hash(value: &Value) -> Option<u64> {
+    let mut hasher = hasher();
+    hasher.write_u8(1);
+    hash_value(&mut hasher, value, MAX_DEPTH)?;
+    Some(hasher.finish())
+}
+
+fn hash_value(hasher: &mut impl Hasher, value: &Value, depth: usize) -> Option<()> {
+    match value {
+        Value::Null => hasher.write_u8(0),
+        Value::Bool(flag) => hasher.write_u8(1 + u8::from(*flag)),
+        Value::Number(number) => {
+            if let Some(int) = number.as_i64() {
+                hasher.write_u8(3);
+                hasher.write_i64(int);
+            } else if let Some(uint) = number.as_u64() {
+                hasher.write_u8(4);
+                hasher.write_u64(uint);
+            } else {
+                hasher.write_u8(5);
+                hasher.write_u64(number.as_f64().map_or(0, f64::to_bits));
+            }
+        }
+        Value::String(text) => {
+            hasher.write_u8(6);
+            hasher.write_usize(text.len());
+            hasher.write(text.as_bytes());
+        }
+        Value::Array(items) => {
+            hasher.write_u8(7);
+            hasher.write_usize(items.len());
+            for item in items {
+                hash_value(hasher, item, depth.checked_sub(1)?)?;
+            }
+        }
+        Value::Object(entries) => {
+            hasher.write_u8(8);
+            hasher.write_usize(entries.len());
+            let mut sorted: Vec<_> = entries.iter().collect();
+            sorted.sort_unstable_by_key(|(key, _)| *key);
+            for (key, item) in sorted {
+                hasher.write_usize(key.len());
+                hasher.write(key.as_bytes());
+                hash_value(hasher, item, depth.checked_sub(1)?)?;
+            }
+        }
+    }
+    Some(())
+}
+
+/// The HMAC of a base's bytes under the process's key (keyed once: each use clones the keyed
+/// state, so a tag costs the compressions of its bytes only).
+fn mac(bytes: &[u8]) -> Hmac<Sha256> {
+    static KEYED: OnceLock<Hmac<Sha256>> = OnceLock::new();
+    let mut mac = KEYED
+        .get_or_init(|| {
+            let key: [u8; 32] = rand::random();
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes any key")
+        })
+        .clone();
+    mac.update(bytes);
     mac
 }
 
@@ -259,15 +341,34 @@ mod tests {
 
     fn loaded(entries: &[(&str, Value)]) -> (Base, SessionData) {
         let data = data(entries);
-        let base = Base::of(&data, 7, OffsetDateTime::UNIX_EPOCH, Some("ada".into()));
+        let base = Base::of(
+            "row",
+            &data,
+            7,
+            OffsetDateTime::UNIX_EPOCH,
+            Some("ada".into()),
+        );
         (base, data)
+    }
+
+    /// The entry's bytes, and a record holding `bytes` as its entry instead.
+    fn entry_bytes(data: &SessionData) -> Vec<u8> {
+        URL_SAFE_NO_PAD
+            .decode(data[BASE_KEY].as_str().unwrap())
+            .unwrap()
+    }
+
+    fn with_entry(data: &SessionData, entry: Value) -> SessionData {
+        let mut data = data.clone();
+        data.insert(BASE_KEY.into(), entry);
+        data
     }
 
     #[test]
     fn a_base_survives_attach_and_detach_and_is_stripped() {
         let (base, mut data) = loaded(&[("a", json!(1)), ("deep", json!({"x": [1, 2]}))]);
-        base.attach("row", &mut data);
-        assert!(data.contains_key(BASE_KEY));
+        base.attach(&mut data);
+        assert!(data[BASE_KEY].is_string());
         assert_eq!(Base::detach("row", &mut data), Ok(Some(base)));
         assert!(!data.contains_key(BASE_KEY));
         assert_eq!(data.len(), 2);
@@ -282,43 +383,55 @@ mod tests {
     #[test]
     fn a_genuine_base_of_another_row_is_forged() {
         let (base, mut data) = loaded(&[("a", json!(1))]);
-        base.attach("row", &mut data);
+        base.attach(&mut data);
         assert_eq!(Base::detach("other", &mut data), Err(Forged));
     }
 
     #[test]
     fn a_base_edited_or_made_up_is_forged() {
         let (base, mut genuine) = loaded(&[("a", json!(1)), ("b", json!(2))]);
-        base.attach("row", &mut genuine);
-        let entry = genuine[BASE_KEY].clone();
-        let edits: [fn(&mut Value); 9] = [
-            |e| e["v"] = json!(8),
-            |e| e["u"] = Value::Null,
-            |e| e["u"] = json!(""),
-            |e| e["e"] = json!("1"),
-            |e| {
-                e["k"].as_object_mut().unwrap().remove("b");
-            },
-            |e| e["k"]["c"] = Value::Null,
-            |e| e["t"] = json!("AAAA"),
-            |e| *e = json!("a string"),
-            |e| *e = json!({"v": 0}),
+        base.attach(&mut genuine);
+        let bytes = entry_bytes(&genuine);
+        let encode = |bytes: &[u8]| Value::from(URL_SAFE_NO_PAD.encode(bytes));
+        let mut forgeries = vec![
+            json!({"v": 0}),
+            json!("a string"),
+            json!(""),
+            Value::Null,
+            json!(7),
+            encode(&bytes[..bytes.len() - 1]),
+            encode(&bytes[..TAG_LEN - 1]),
         ];
-        for edit in edits {
-            let mut forged = genuine.clone();
-            let mut entry = entry.clone();
-            edit(&mut entry);
-            forged.insert(BASE_KEY.into(), entry);
-            assert_eq!(Base::detach("row", &mut forged), Err(Forged));
+        // Every byte flipped in turn: the version, the expiry, the row, the user key, the
+        // entries, the tag.
+        for at in 0..bytes.len() {
+            let mut edited = bytes.clone();
+            edited[at] ^= 1;
+            forgeries.push(encode(&edited));
+        }
+        for forged in forgeries {
+            let mut data = with_entry(&genuine, forged.clone());
+            assert_eq!(Base::detach("row", &mut data), Err(Forged), "{forged}");
         }
     }
 
     #[test]
     fn a_user_key_of_none_and_an_empty_one_differ() {
         let data = data(&[]);
-        let none = Base::of(&data, 1, OffsetDateTime::UNIX_EPOCH, None);
-        let empty = Base::of(&data, 1, OffsetDateTime::UNIX_EPOCH, Some(String::new()));
-        assert_ne!(none.tag(&[0; 32]), empty.tag(&[0; 32]));
+        let none = Base::of("row", &data, 1, OffsetDateTime::UNIX_EPOCH, None);
+        let empty = Base::of(
+            "row",
+            &data,
+            1,
+            OffsetDateTime::UNIX_EPOCH,
+            Some(String::new()),
+        );
+        assert_ne!(none.to_bytes(), empty.to_bytes());
+        for base in [none, empty] {
+            let mut data = data.clone();
+            base.attach(&mut data);
+            assert_eq!(Base::detach("row", &mut data), Ok(Some(base)));
+        }
     }
 
     #[test]
@@ -338,10 +451,10 @@ mod tests {
             set,
             vec![("changed".into(), json!("y")), ("new".into(), json!([1]))]
         );
-        assert_eq!(delta.removed, vec!["gone".to_owned()]);
+        assert_eq!(delta.removed, vec![key_hash("gone")]);
 
         // Applied to what another request saved meanwhile: its keys stay.
-        let mut now = data_of(&[
+        let mut now = super::tests::data(&[
             ("kept", json!(2)),
             ("changed", json!("z")),
             ("gone", json!(true)),
@@ -350,31 +463,43 @@ mod tests {
         delta.apply(&mut now);
         assert_eq!(
             now,
-            data_of(&[
+            super::tests::data(&[
                 ("kept", json!(2)),
                 ("changed", json!("y")),
                 ("new", json!([1])),
-                ("theirs", json!(3))
+                ("theirs", json!(3)),
             ])
         );
     }
 
-    fn data_of(entries: &[(&str, Value)]) -> SessionData {
-        data(entries)
-    }
-
     #[test]
     fn an_unchanged_record_has_an_empty_delta() {
-        let (base, data) = loaded(&[("a", json!({"x": 1, "y": 2}))]);
+        let (base, data) = loaded(&[("a", json!({"x": 1, "y": [2, "3"]})), ("b", json!(null))]);
         assert!(base.delta(&data).is_empty());
     }
 
     #[test]
-    fn values_too_deep_for_a_digest_are_always_written() {
-        let mut deep = json!(1);
-        for _ in 0..200 {
-            deep = json!([deep]);
+    fn the_value_hash_ignores_key_order_and_sees_every_change() {
+        let a = json!({"x": 1, "y": [1, 2], "z": {"b": "two", "a": 1}});
+        let b = json!({"z": {"a": 1, "b": "two"}, "y": [1, 2], "x": 1});
+        assert_eq!(value_hash(&a), value_hash(&b));
+        for changed in [
+            json!({"x": 1, "y": [2, 1], "z": {"b": "two", "a": 1}}),
+            json!({"x": 1.0, "y": [1, 2], "z": {"b": "two", "a": 1}}),
+            json!({"x": "1", "y": [1, 2], "z": {"b": "two", "a": 1}}),
+            json!({"x": 1, "y": [1, 2], "z": {"b": "two", "a": 1}, "w": null}),
+            json!({"x": 1, "y": [1, 2], "z": {"bt": "wo", "a": 1}}),
+            json!({"x": 1, "y": [[1], 2], "z": {"b": "two", "a": 1}}),
+            json!({"x": -1, "y": [1, 2], "z": {"b": "two", "a": 1}}),
+        ] {
+            assert_ne!(value_hash(&a), value_hash(&changed), "{changed}");
         }
+    }
+
+    #[test]
+    fn values_too_deep_for_a_hash_are_always_written() {
+        let deep = (0..200).fold(json!(1), |inner, _| json!([inner]));
+        assert_eq!(value_hash(&deep), None);
         let (base, data) = loaded(&[("deep", deep)]);
         assert!(!base.delta(&data).is_empty());
     }

@@ -284,12 +284,13 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             // What this request's save will measure its changes against; cached with the
             // record, so a cached load's save merges from the version it was read at.
             let base = Base::of(
+                &key,
                 &record.data,
                 found.version,
                 record.expiry_date,
                 found.user_key,
             );
-            base.attach(&key, record.data.to_mut());
+            base.attach(record.data.to_mut());
             if let (Some(cache), Some(ticket)) = (cache, ticket) {
                 let valid_until = self
                     .lifetime_end(found.created_at)
