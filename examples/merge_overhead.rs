@@ -1,6 +1,16 @@
-//! Instructions per create + load + save of a 4-key session on the in-memory repository.
+//! One `create`, `load` and `save` (changing one key) of a 4-key session, `N` times, on the
+//! in-memory repository: the store's own work per operation, without a database. BENCHMARKS.md
+//! counts its instructions:
+//!
+//! ```sh
+//! cargo build --release --example merge_overhead --features testing
+//! valgrind --tool=callgrind target/release/examples/merge_overhead 2001
+//! valgrind --tool=callgrind target/release/examples/merge_overhead 1
+//! ```
 use serde_json::json;
-use tower_sessions_seaorm_store::{testing::InMemoryRepository, Id, Record, RepositoryStore, SessionStore};
+use tower_sessions_seaorm_store::{
+    testing::InMemoryRepository, Id, Record, RepositoryStore, SessionStore,
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
