@@ -150,16 +150,16 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     ) -> Result<(), SessionError> {
         let now = self.clock.now();
         let key = self.key(record.id);
-        let mut data = record.data.clone().into_owned();
-        let base = Base::detach(&key, &mut data).map_err(|Forged| {
-            SessionError::Unstorable(
-                "its reserved entry `tower-sessions-seaorm-store:base` was not made by this \
-                 store's load (an application must not write that key)",
-            )
-        })?;
-        let record = SessionRecord::owned(record.id, data, record.expiry_date);
         let written = self
             .run(Operation::Save, async {
+                let mut data = record.data.clone().into_owned();
+                let base = Base::detach(&key, &mut data).map_err(|Forged| {
+                    SessionError::Unstorable(
+                        "its reserved entry `tower-sessions-seaorm-store:base` was not made by \
+                         this store's load (an application must not write that key)",
+                    )
+                })?;
+                let record = SessionRecord::owned(record.id, data, record.expiry_date);
                 let Some(base) = base else {
                     let eviction = self.eviction(|| Evict::Key(key.clone()));
                     let written = self.update(&record, now, None).await?;
