@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tracing::Instrument;
 
 use super::{
-    merge::{Base, Delta, Forged, BASE_KEY},
+    merge::{Base, Delta, Forged},
     policy::Policy,
     rows::{Written, NO_ID},
     IdStorage, Operation, SessionError,
@@ -100,11 +100,6 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         record: &mut SessionRecord<'_>,
     ) -> Result<(), SessionError> {
         let now = self.clock.now();
-        // A record carried over by `cycle_id` holds the old row's base (the tower-sessions
-        // seam takes it out of the caller's record too): a create writes the whole record.
-        if record.data.contains_key(BASE_KEY) {
-            record.data.to_mut().remove(BASE_KEY);
-        }
         let written = self
             .run(Operation::Create, async {
                 for attempt in 1..=self.policy.max_create_attempts {

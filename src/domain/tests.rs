@@ -698,6 +698,46 @@ async fn a_save_overtaken_by_a_logout_writes_nothing() {
 }
 
 #[tokio::test]
+async fn an_overtaken_save_onto_a_hostile_row_writes_nothing() {
+    // Between the load and the save, the row was overwritten: with bytes no codec reads, and
+    // with another session's record. The merge reads it as a load would, and writes nothing.
+    let other = MessagePackCodec.encode(&record(8, in_an_hour())).unwrap();
+    for (stored, as_absent) in [
+        (b"\xc1 not a session".to_vec(), false),
+        (b"\xc1 not a session".to_vec(), true),
+        (other.clone(), false),
+        (other, true),
+    ] {
+        let mut repo = MockSessionRepository::new();
+        repo.expect_update_if_present()
+            .times(1)
+            .returning(|_, _, _| Ok(None));
+        repo.expect_find_unexpired()
+            .times(1)
+            .returning(move |_, _, _| Ok(Some(found(stored.clone()))));
+        let (service, mut record) =
+            loaded(MockSessionRepository::new(), &record(7, in_an_hour()), 0).await;
+        let service = RepositoryStore {
+            repository: Arc::new(repo),
+            ..service
+        }
+        .with_policy(|policy| policy.undecodable_as_absent = as_absent);
+        record.data.to_mut().insert("mine".into(), json!(2));
+
+        let saved = service.save_session(&record).await;
+        if as_absent {
+            saved.unwrap();
+        } else {
+            let err = saved.unwrap_err();
+            assert!(
+                matches!(err, SessionError::Decode(_) | SessionError::Unreadable(_)),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_save_overtaken_again_and_again_gives_up_having_written_nothing() {
     let stored = MessagePackCodec.encode(&record(7, in_an_hour())).unwrap();
     let mut repo = MockSessionRepository::new();
@@ -1153,6 +1193,8 @@ mod read_cache {
         }
         fn evict_later(self: Arc<Self>, what: Evict, settle: StdDuration) {
             tokio::spawn(async move {
+                // As the real cache does: after `settle`, on tokio's clock, which the tests
+                // that reach this run paused and advance.
                 tokio::time::sleep(settle).await;
                 match what {
                     Evict::Key(key) => self.evict(&key),

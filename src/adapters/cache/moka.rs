@@ -243,6 +243,8 @@ impl ReadCache for SessionCache {
         };
         let cache = Arc::downgrade(&self);
         runtime.spawn(async move {
+            // Real time is the point: the abandoned write may commit until `settle` has
+            // passed (tokio's clock, so a test with a paused runtime advances it).
             tokio::time::sleep(settle).await;
             if let Some(cache) = cache.upgrade() {
                 match &what {
