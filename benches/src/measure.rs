@@ -56,21 +56,49 @@ pub async fn phase(
     concurrency: usize,
 ) -> Result<Duration, BoxError> {
     let started = Instant::now();
+    split(stack, Step::Op(op), samples, concurrency).await?;
+    Ok(started.elapsed())
+}
+
+/// [`Stack::prepare_save`] of every sample, untimed: a request loads before it saves.
+pub async fn prepare_saves(
+    stack: &Arc<dyn Stack>,
+    samples: &Arc<Vec<Sample>>,
+    concurrency: usize,
+) -> Result<(), BoxError> {
+    split(stack, Step::PrepareSave, samples, concurrency).await
+}
+
+/// What [`split`] runs on each sample.
+#[derive(Clone, Copy)]
+enum Step {
+    Op(Op),
+    PrepareSave,
+}
+
+/// Runs `step` on every sample, split over `concurrency` tasks.
+async fn split(
+    stack: &Arc<dyn Stack>,
+    step: Step,
+    samples: &Arc<Vec<Sample>>,
+    concurrency: usize,
+) -> Result<(), BoxError> {
     let tasks: Vec<_> = (0..concurrency)
         .map(|task| {
             let stack = Arc::clone(stack);
             let samples = Arc::clone(samples);
             tokio::spawn(async move {
                 for sample in samples.iter().skip(task).step_by(concurrency) {
-                    match op {
-                        Op::Create => stack.create(sample).await?,
-                        Op::Save => stack.save(sample).await?,
-                        Op::Load => {
+                    match step {
+                        Step::Op(Op::Create) => stack.create(sample).await?,
+                        Step::Op(Op::Save) => stack.save(sample).await?,
+                        Step::Op(Op::Load) => {
                             if !stack.load(sample).await? {
                                 return Err::<(), BoxError>("a stored session did not load".into());
                             }
                         }
-                        Op::Delete => stack.delete(sample).await?,
+                        Step::Op(Op::Delete) => stack.delete(sample).await?,
+                        Step::PrepareSave => stack.prepare_save(sample).await?,
                     }
                 }
                 Ok(())
@@ -80,7 +108,7 @@ pub async fn phase(
     for task in tasks {
         task.await??;
     }
-    Ok(started.elapsed())
+    Ok(())
 }
 
 /// `rounds` rounds of create, save, load and delete of `ops` sessions on every stack at each
@@ -148,29 +176,6 @@ async fn one_round(
                 prepare_saves(&stacks[i].stack, &samples[i], concurrency).await?;
             }
         }
-    }
-    Ok(())
-}
-
-/// [`Stack::prepare_save`] of every sample, untimed: a request loads before it saves.
-pub async fn prepare_saves(
-    stack: &Arc<dyn Stack>,
-    samples: &Arc<Vec<Sample>>,
-    concurrency: usize,
-) -> Result<(), BoxError> {
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let (stack, samples) = (Arc::clone(stack), Arc::clone(samples));
-            tokio::spawn(async move {
-                for sample in samples.iter().skip(task).step_by(concurrency) {
-                    stack.prepare_save(sample).await?;
-                }
-                Ok::<(), BoxError>(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
     }
     Ok(())
 }
