@@ -177,7 +177,11 @@ macro_rules! session_app {
     ($version:ident, $tower_sessions:ident) => {
         mod $version {
             use super::*;
-            use axum::{extract::State, routing::post, Json};
+            use axum::{
+                extract::{Path, State},
+                routing::post,
+                Json,
+            };
             use $tower_sessions::{Expiry, Session, SessionManagerLayer};
 
             type Shared<R, C> = Arc<AppState<RepositoryStore<R, C>>>;
@@ -243,38 +247,23 @@ macro_rules! session_app {
                         ),
                     )
                     .route(
-                        "/delete",
+                        // A logout, by `delete()`, `flush()` or "log out everywhere".
+                        "/end/{how}",
                         post(
                             |State(state): State<Shared<R, C>>,
+                             Path(how): Path<String>,
                              session: Session,
                              Json(op): Json<Op>| async move {
                                 session.get::<Value>("user_id").await.unwrap();
                                 state.race.join(op.hold).await;
-                                session.delete().await.unwrap();
-                            },
-                        ),
-                    )
-                    .route(
-                        "/flush",
-                        post(
-                            |State(state): State<Shared<R, C>>,
-                             session: Session,
-                             Json(op): Json<Op>| async move {
-                                session.get::<Value>("user_id").await.unwrap();
-                                state.race.join(op.hold).await;
-                                session.flush().await.unwrap();
-                            },
-                        ),
-                    )
-                    .route(
-                        "/logout-everywhere",
-                        post(
-                            |State(state): State<Shared<R, C>>,
-                             session: Session,
-                             Json(op): Json<Op>| async move {
-                                session.get::<Value>("user_id").await.unwrap();
-                                state.race.join(op.hold).await;
-                                state.store.delete_user_sessions(USER).await.unwrap();
+                                match how.as_str() {
+                                    "delete" => session.delete().await.unwrap(),
+                                    "flush" => session.flush().await.unwrap(),
+                                    "everywhere" => {
+                                        state.store.delete_user_sessions(USER).await.unwrap();
+                                    }
+                                    other => panic!("no logout named {other}"),
+                                }
                             },
                         ),
                     )
@@ -809,7 +798,7 @@ where
     R: SessionRepository + Debug,
     C: Codec + Debug,
 {
-    for logout in ["/delete", "/flush", "/logout-everywhere"] {
+    for logout in ["/end/delete", "/end/flush", "/end/everywhere"] {
         let cookie = backend.start().await;
         let mut requests = vec![(logout, json!({}))];
         requests.extend((0..holders).map(|i| {
@@ -1277,7 +1266,9 @@ async fn the_codec_never_sees_the_reserved_entry<R>(
     a_clear_replaces_the_session_and_later_changes_apply_on_top(&backend).await;
     let cookie = backend.start().await;
     backend.seed(&cookie, "a", json!(1)).await;
-    backend.race(&cookie, vec![("/flush", json!({}))], 1).await;
+    backend
+        .race(&cookie, vec![("/end/flush", json!({}))], 1)
+        .await;
 
     let encoded = spy.encoded.load(Ordering::Relaxed);
     assert!(
