@@ -329,18 +329,11 @@ async fn call(app: &Router, path: &str, cookie: Option<&str>, op: Value) -> Resp
 }
 
 fn session_cookie(response: &Response) -> String {
-    let value = response
-        .headers()
-        .get(header::SET_COOKIE)
-        .expect("a session cookie")
-        .to_str()
-        .unwrap();
-    value.split(';').next().unwrap().to_owned()
+    common::demo_app::session_cookie(response).expect("a session cookie")
 }
 
 fn session_id(cookie: &str) -> tower_sessions::session::Id {
-    cookie
-        .trim_start_matches("id=")
+    common::demo_app::session_id(cookie)
         .parse()
         .expect("a session id")
 }
