@@ -709,6 +709,89 @@ async fn heartbeats_stay_off_the_tables_channel() {
     replicas.finish().await;
 }
 
+/// The environment variable that makes [`killed_writer`] the writer of
+/// [`a_writer_killed_right_after_its_commit_is_not_served_past_the_bound`]: the schema and the
+/// session id, separated by a space.
+const KILLED_WRITER: &str = "TOWER_SESSIONS_KILLED_WRITER";
+
+/// A replica's save is announced by the replica once the save has returned, not inside its
+/// transaction. A writer killed between its commit and its announcement leaves the other
+/// replicas' caches to the eviction log, which each listener reads with every heartbeat: the
+/// other replica stops serving the old value within the bound, and nothing was announced.
+#[tokio::test]
+async fn a_writer_killed_right_after_its_commit_is_not_served_past_the_bound() {
+    let replicas = Replicas::new().await;
+    let mut channel = replicas.listen().await;
+    let b = replicas.replica("b").await;
+    let mut session = record(json!({"n": 1}));
+    b.create(&mut session).await.unwrap();
+    served_from_memory(&replicas, &b, session.id, "b").await;
+
+    let writer = std::process::Command::new(std::env::current_exe().expect("the test's path"))
+        .args(["--exact", "killed_writer", "--ignored", "--nocapture"])
+        .env(KILLED_WRITER, format!("{} {}", replicas.schema, session.id))
+        .output()
+        .expect("the writer starts");
+    let stdout = String::from_utf8_lossy(&writer.stdout);
+    assert!(
+        writer.status.code().is_none() && stdout.contains("saved; aborting"),
+        "the writer was to save and then die by its own abort: {}\n{stdout}\n{}",
+        writer.status,
+        String::from_utf8_lossy(&writer.stderr)
+    );
+    let in_table = Replicas::plain_store(&replicas.admin, &replicas.schema);
+    let saved = in_table.load(&session.id).await.unwrap().expect("the row");
+    assert_eq!(
+        saved.data["n"],
+        json!(2),
+        "the killed writer's save committed"
+    );
+
+    let took = within(BOUND, "b serves the killed writer's save", || async {
+        b.load(&session.id)
+            .await
+            .unwrap()
+            .expect("the session")
+            .data["n"]
+            == json!(2)
+    })
+    .await;
+    println!("b served the killed writer's save {took:?} after the writer died");
+    served_from_memory(&replicas, &b, session.id, "b, again").await;
+    // Neither the trigger (the save was quiet) nor the writer (dead) announced it.
+    let heard = tokio::time::timeout(StdDuration::from_millis(50), channel.recv()).await;
+    assert!(heard.is_err(), "something was announced: {heard:?}");
+    replicas.finish().await;
+}
+
+/// The writer of [`a_writer_killed_right_after_its_commit_is_not_served_past_the_bound`], in a
+/// process of its own: on a single-threaded runtime it saves and aborts before yielding, so its
+/// announcer (a task on the same runtime) never runs.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "the writer of a_writer_killed_right_after_its_commit_is_not_served_past_the_bound, \
+            which runs it in a process of its own"]
+async fn killed_writer() {
+    let spec = std::env::var(KILLED_WRITER).unwrap_or_else(|_| {
+        panic!(
+            "run by a_writer_killed_right_after_its_commit_is_not_served_past_the_bound, with \
+             {KILLED_WRITER} set"
+        )
+    });
+    let (schema, id) = spec.split_once(' ').expect("schema and id");
+    let id: Id = id.parse().expect("a session id");
+    let conn = connect_postgres(&database_url()).await;
+    let store = Replicas::plain_store(&conn, schema)
+        .with_cache(Cache::listening(listening_url("killed_writer")).max_staleness(BOUND))
+        .unwrap();
+    let mut session = store.load(&id).await.unwrap().expect("the session");
+    session.data.insert("n".to_owned(), json!(2));
+    store.save(&session).await.unwrap();
+    println!("saved; aborting");
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    std::process::abort();
+}
+
 /// `DATABASE_URL` naming the database `name` instead.
 fn database_url_on(name: &str) -> String {
     let url = database_url();

@@ -1196,10 +1196,7 @@ mod read_cache {
                 // As the real cache does: after `settle`, on tokio's clock, which the tests
                 // that reach this run paused and advance.
                 tokio::time::sleep(settle).await;
-                match what {
-                    Evict::Key(key) => self.evict(&key),
-                    Evict::User(user) => self.evict_user(&user),
-                }
+                self.forget(&what);
             });
         }
         fn is_serving(&self) -> bool {

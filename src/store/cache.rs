@@ -125,7 +125,7 @@ impl Cache {
 
 /// `store` with `cache` on its table; a listening cache's heartbeats go through the store's own
 /// repository. (The SeaORM and the lean store's `with_cache`.)
-pub(crate) fn with_cache<R: SqlDriver, C: Codec>(
+pub(crate) fn with_cache<R: SqlDriver + Clone, C: Codec>(
     store: RepositoryStore<R, C>,
     cache: Cache,
     table: &SessionTable,
@@ -146,6 +146,12 @@ pub(crate) fn with_cache<R: SqlDriver, C: Codec>(
                         .to_owned(),
                 ));
             }
+            // The store's saves have the triggers log their keys, and it announces them
+            // itself once they return (`eviction`): its commits stay off the notify lock.
+            let mut repository = (*store.repository).clone();
+            let quiet = repository.statements().clone().with_quiet_saves(table);
+            *repository.statements_mut() = quiet;
+            let store = store.with_repository(repository);
             let shared = Arc::new(SessionCache::listening(
                 cache.max_memory,
                 cache.max_staleness,
@@ -153,13 +159,18 @@ pub(crate) fn with_cache<R: SqlDriver, C: Codec>(
             let settings = pg_listener::ListenerSettings {
                 url,
                 table: table.clone(),
-                heartbeat: cache.max_staleness / 4,
+                // At least every 15 s, whatever the bound: each returned heartbeat also reads
+                // the eviction log, which keeps two minutes of saves.
+                heartbeat: (cache.max_staleness / 4).min(pg_listener::LONGEST_HEARTBEAT),
                 silence: cache.max_staleness * 2,
                 send: Arc::clone(&store.repository) as Arc<dyn pg_listener::Heartbeat>,
             };
             pg_listener::spawn(&shared, settings)
                 .map_err(SeaOrmStoreError::InvalidConfiguration)?;
-            shared
+            return Ok(RepositoryStore {
+                cache: Some(shared),
+                ..store
+            });
         }
     };
     Ok(RepositoryStore {

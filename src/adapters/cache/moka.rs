@@ -33,7 +33,7 @@
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
     },
     time::{Duration, Instant},
 };
@@ -90,6 +90,8 @@ pub struct SessionCache {
     max_weight: u32,
     /// The background tasks feeding this cache (the listener), stopped when it drops.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Where a listening cache's store announces its saves (`pg_listener`'s announcer).
+    announcer: OnceLock<tokio::sync::mpsc::Sender<String>>,
 }
 
 impl SessionCache {
@@ -105,6 +107,7 @@ impl SessionCache {
             freshness,
             max_weight: u32::try_from(max_bytes / 8).unwrap_or(u32::MAX),
             tasks: Mutex::new(Vec::new()),
+            announcer: OnceLock::new(),
         }
     }
 
@@ -159,6 +162,11 @@ impl SessionCache {
     }
 
     /// Ties a background task's life to the cache's.
+    /// Where this cache's store announces its saves from now on.
+    pub(crate) fn announce_to(&self, announcer: tokio::sync::mpsc::Sender<String>) {
+        let _ = self.announcer.set(announcer);
+    }
+
     pub(crate) fn attach(&self, task: tokio::task::AbortHandle) {
         self.tasks
             .lock()
@@ -219,6 +227,15 @@ impl ReadCache for SessionCache {
         self.entries.invalidate(key);
     }
 
+    fn announce(&self, key: &str) {
+        if let Some(announcer) = self.announcer.get() {
+            if announcer.try_send(key.to_owned()).is_err() {
+                // The other replicas find it in the eviction log, within the bound.
+                tracing::debug!("the session cache's announcer is behind; a save goes unannounced");
+            }
+        }
+    }
+
     fn evict_user(&self, user_key: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let user_key = user_key.to_owned();
@@ -247,10 +264,7 @@ impl ReadCache for SessionCache {
             // passed (tokio's clock, so a test with a paused runtime advances it).
             tokio::time::sleep(settle).await;
             if let Some(cache) = cache.upgrade() {
-                match &what {
-                    Evict::Key(key) => cache.evict(key),
-                    Evict::User(user) => cache.evict_user(user),
-                }
+                cache.forget(&what);
             }
         });
     }

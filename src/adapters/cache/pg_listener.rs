@@ -44,6 +44,17 @@ use crate::{
 
 /// The most heartbeats awaited at once (older ones are forgotten: they will never count).
 const PENDING_HEARTBEATS: usize = 64;
+/// The longest pause between two heartbeats, whatever the staleness bound: each one that
+/// returns also reads the eviction log, which must be read well within [`LOG_RETENTION`].
+pub(crate) const LONGEST_HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long the eviction log keeps a save: a listener prunes what is older, and a listener
+/// that has not read the log for half of it clears its cache (it may have missed pruned rows).
+const LOG_RETENTION: Duration = Duration::from_secs(120);
+/// How many saves an announcement names at most (one statement).
+const KEYS_PER_ANNOUNCEMENT: usize = 512;
+/// How many saves may wait for the announcer; beyond that they are dropped (and counted): the
+/// eviction log still evicts them within the bound.
+const WAITING_ANNOUNCEMENTS: usize = 16_384;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -91,22 +102,34 @@ impl Heartbeats {
     }
 }
 
-/// How heartbeats reach the store's database: through the store's own connections.
+/// How heartbeats and the store's announcements reach its database: through the store's own
+/// connections.
 #[async_trait]
 pub(crate) trait Heartbeat: Send + Sync + 'static {
-    /// Runs [`eviction::HEARTBEAT_SQL`] with the table's name (`$1`), the channel (`$2`) and
-    /// the payload (`$3`, to which the statement adds the fingerprint). `Ok(true)` when it was
-    /// sent, `Ok(false)` when the triggers are not in place (nothing sent).
+    /// Runs [`eviction::HEARTBEAT_SQL`] with the table's name (`$1`), the channel (`$2`), the
+    /// payload (`$3`, to which the statement adds the fingerprint) and the function's text
+    /// (`$4`). `Ok(true)` when it was sent, `Ok(false)` when the triggers are not in place
+    /// (nothing sent).
     async fn send(&self, beat: HeartbeatStatement) -> Result<bool, String>;
+
+    /// Runs [`eviction::ANNOUNCE_SQL`]: `keys` (separated by spaces) announced on `channel`.
+    async fn announce(&self, channel: &str, keys: String) -> Result<(), String>;
 }
 
 #[async_trait]
 impl<D: SqlDriver> Heartbeat for D {
     async fn send(&self, beat: HeartbeatStatement) -> Result<bool, String> {
-        let params = [beat.table, beat.channel, beat.payload].map(|text| Param::Text(Some(text)));
+        let params = [beat.table, beat.channel, beat.payload, beat.body];
+        let params = params.map(|text| Param::Text(Some(text)));
         let sent = self.query(eviction::HEARTBEAT_SQL, params.into()).await;
         sent.map(|rows| !rows.is_empty())
             .map_err(|err| err.error.to_string())
+    }
+
+    async fn announce(&self, channel: &str, keys: String) -> Result<(), String> {
+        let params = vec![Param::text(channel), Param::Text(Some(keys))];
+        let sent = self.execute(eviction::ANNOUNCE_SQL, params).await;
+        sent.map(drop).map_err(|err| err.error.to_string())
     }
 }
 
@@ -116,6 +139,7 @@ pub(crate) struct HeartbeatStatement {
     pub table: String,
     pub channel: String,
     pub payload: String,
+    pub body: String,
 }
 
 /// How the listener runs.
@@ -148,10 +172,40 @@ pub(crate) fn spawn(cache: &Arc<SessionCache>, settings: ListenerSettings) -> Re
         channel.clone(),
         Arc::clone(&heartbeats),
     ));
+    let (announcements, waiting) = tokio::sync::mpsc::channel(WAITING_ANNOUNCEMENTS);
+    cache.announce_to(announcements);
+    let announcer = runtime.spawn(announce(
+        waiting,
+        Arc::clone(&settings.send),
+        channel.clone(),
+    ));
     let beat = runtime.spawn(beat(Arc::downgrade(cache), settings, channel, heartbeats));
     cache.attach(listen.abort_handle());
     cache.attach(beat.abort_handle());
+    cache.attach(announcer.abort_handle());
     Ok(())
+}
+
+/// Announces the store's saves on the table's channel, as they come: whatever waits is sent
+/// in one statement, so under load one announcement names many saves. Outside every write's
+/// transaction, and without one of its own (`pg_notify` assigns no transaction id), an
+/// announcement holds the notify lock for no WAL flush. One that fails is not repeated: the
+/// listeners find those saves in the eviction log at their next heartbeat. Ends when the cache
+/// (which holds the sending half) is gone.
+async fn announce(
+    mut waiting: tokio::sync::mpsc::Receiver<String>,
+    send: Arc<dyn Heartbeat>,
+    channel: String,
+) {
+    let mut keys = Vec::with_capacity(KEYS_PER_ANNOUNCEMENT);
+    while waiting.recv_many(&mut keys, KEYS_PER_ANNOUNCEMENT).await > 0 {
+        keys.sort_unstable();
+        keys.dedup();
+        if let Err(error) = send.announce(&channel, keys.join(" ")).await {
+            tracing::debug!(%error, "the session cache's announcement of saves failed");
+        }
+        keys.clear();
+    }
 }
 
 async fn listen(
@@ -167,10 +221,17 @@ async fn listen(
             None => return,
         }
         match connect(&settings, &channel, &heartbeats.channel(&channel)).await {
-            Ok(listener) => {
+            Ok((listener, horizon)) => {
                 backoff = FIRST_BACKOFF;
                 tracing::debug!("session cache listener connected");
-                let why = receive(listener, &cache, &heartbeats, settings.silence).await;
+                // Saves logged from the horizon on are read at the first heartbeat; an entry
+                // cached before it was read may predate one logged earlier: none is kept.
+                match cache.upgrade() {
+                    Some(cache) => cache.clear(),
+                    None => return,
+                }
+                let log = Log::new(&settings.table, horizon);
+                let why = receive(listener, &cache, &heartbeats, log, settings.silence).await;
                 match why {
                     Some(why) => tracing::warn!(
                         %why,
@@ -188,12 +249,13 @@ async fn listen(
     }
 }
 
-/// A listener on `channel` and `heartbeat_channel`, once the table's triggers are checked.
+/// A listener on `channel` and `heartbeat_channel`, once the table's triggers are checked, and
+/// the eviction log's horizon it starts from.
 async fn connect(
     settings: &ListenerSettings,
     channel: &str,
     heartbeat_channel: &str,
-) -> Result<PgListener, String> {
+) -> Result<(PgListener, i64), String> {
     let mut listener = PgListener::connect(&settings.url)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
@@ -204,6 +266,7 @@ async fn connect(
     let installed: bool = sqlx::query_scalar(eviction::INSTALLED_SQL)
         .bind(eviction::regclass(&settings.table))
         .bind(heartbeat_channel)
+        .bind(eviction::function_body(&settings.table))
         .fetch_one(&mut listener)
         .await
         .map_err(|e| format!("cannot check the eviction triggers: {e}"))?;
@@ -215,7 +278,11 @@ async fn connect(
             eviction::regclass(&settings.table),
         ));
     }
-    Ok(listener)
+    let horizon: i64 = sqlx::query_scalar(eviction::HORIZON_SQL)
+        .fetch_one(&mut listener)
+        .await
+        .map_err(|e| format!("cannot read the eviction log's horizon: {e}"))?;
+    Ok((listener, horizon))
 }
 
 /// Applies what arrives until the connection is lost (`Some(why)`) or the cache is gone
@@ -224,6 +291,7 @@ async fn receive(
     mut listener: PgListener,
     cache: &Weak<SessionCache>,
     heartbeats: &Heartbeats,
+    mut log: Log,
     silence: Duration,
 ) -> Option<String> {
     // The catalog fingerprint of the latest heartbeat back on this connection; the first only
@@ -247,6 +315,11 @@ async fn receive(
             cache.clear();
         } else if payload.starts_with(eviction::HEARTBEAT_MARK) {
             if let Some((sent, seen)) = heartbeats.returned(payload) {
+                let seen = seen.to_owned();
+                // The saves logged before the heartbeat was sent (it has committed since).
+                if let Err(why) = log.read(&mut listener, &cache).await {
+                    return Some(why);
+                }
                 if fingerprint.as_deref().is_some_and(|known| known != seen) {
                     tracing::info!(
                         "the session table, its partitions, its eviction triggers or their \
@@ -254,12 +327,87 @@ async fn receive(
                     );
                     cache.clear();
                 }
-                fingerprint = Some(seen.to_owned());
+                fingerprint = Some(seen);
                 cache.prove(sent);
             }
         } else {
             cache.evict(payload);
         }
+    }
+}
+
+/// The listener's reading of the table's eviction log (see [`eviction::log_read_sql`]).
+struct Log {
+    /// The statements, with the log's validated, quoted name: no value is spliced in.
+    read: String,
+    prune: String,
+    /// Saves of transactions from this one on have not been read yet.
+    horizon: i64,
+    /// When the log was last read (or the horizon taken).
+    read_at: Instant,
+    /// Earlier horizons and when they were read, oldest first: once one is older than the
+    /// retention, every listener has read past it and what precedes it can go.
+    horizons: VecDeque<(Instant, i64)>,
+}
+
+impl Log {
+    fn new(table: &SessionTable, horizon: i64) -> Self {
+        Self {
+            read: eviction::log_read_sql(table),
+            prune: eviction::log_prune_sql(table),
+            horizon,
+            read_at: Instant::now(),
+            horizons: VecDeque::new(),
+        }
+    }
+
+    /// Evicts the keys saved since the last read; prunes what every listener has read.
+    async fn read(
+        &mut self,
+        listener: &mut PgListener,
+        cache: &SessionCache,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let (horizon, keys): (i64, Vec<String>) =
+            sqlx::query_as(sqlx::AssertSqlSafe(self.read.as_str()))
+                .bind(self.horizon)
+                .fetch_one(&mut *listener)
+                .await
+                .map_err(|e| format!("cannot read the eviction log: {e}"))?;
+        if started.duration_since(self.read_at) > LOG_RETENTION / 2 {
+            // Saves this listener has not read may have been pruned by another.
+            cache.clear();
+        }
+        for key in &keys {
+            cache.evict(key);
+        }
+        self.horizon = horizon;
+        self.read_at = started;
+        if self
+            .horizons
+            .back()
+            .is_none_or(|(at, _)| started.duration_since(*at) >= LOG_RETENTION / 8)
+        {
+            self.horizons.push_back((started, horizon));
+        }
+        let mut prune_before = None;
+        while let Some(&(at, old)) = self.horizons.front() {
+            if started.duration_since(at) < LOG_RETENTION {
+                break;
+            }
+            prune_before = Some(old);
+            self.horizons.pop_front();
+        }
+        if let Some(old) = prune_before {
+            let pruned = sqlx::query(sqlx::AssertSqlSafe(self.prune.as_str()))
+                .bind(old)
+                .execute(&mut *listener)
+                .await;
+            if let Err(error) = pruned {
+                tracing::debug!(%error, "the session cache could not prune its eviction log");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -272,6 +420,7 @@ async fn beat(
     let mut triggers_missing = false;
     let table = eviction::regclass(&settings.table);
     let heartbeat_channel = heartbeats.channel(&channel);
+    let body = eviction::function_body(&settings.table);
     let mut ticks = tokio::time::interval(settings.heartbeat);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 0u64.. {
@@ -284,6 +433,7 @@ async fn beat(
             table: table.clone(),
             channel: heartbeat_channel.clone(),
             payload: heartbeats.payload(n),
+            body: body.clone(),
         });
         match tokio::time::timeout(settings.silence, sent).await {
             Ok(Ok(true)) => triggers_missing = false,

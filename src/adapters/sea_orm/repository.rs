@@ -85,6 +85,10 @@ impl SqlDriver for SeaOrmRepository {
         &self.statements
     }
 
+    fn statements_mut(&mut self) -> &mut Statements {
+        Arc::make_mut(&mut self.statements)
+    }
+
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<Executed, SqlError> {
         let result = self
             .conn

@@ -77,6 +77,8 @@ pub(crate) trait SqlDriver: Send + Sync + 'static {
 
     fn dialect(&self) -> Dialect;
     fn statements(&self) -> &Statements;
+    /// This driver's own copy of its statements, to change (a listening cache's quiet saves).
+    fn statements_mut(&mut self) -> &mut Statements;
 
     /// Runs `sql` with `params`.
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<Executed, SqlError>;

@@ -64,19 +64,31 @@ fn quote(name: &str) -> String {
 /// The longest `id` the triggers announce. Stored keys are 22 characters (an id) or 64 (its
 /// hash); a longer id, written by another tool, is no session a cache can hold, and announcing
 /// it could fail the statement that touched it (`pg_notify` takes 8,000 bytes at most): a
-/// cleanup batch would then fail on it for ever. (Spelled out in [`function_body!`].)
+/// cleanup batch would then fail on it for ever. (Spelled out in [`FUNCTION_TEMPLATE`].)
 #[cfg(test)]
 const LONGEST_ANNOUNCED_ID: usize = 255;
 
-/// The body of the announcing function, as a literal (the heartbeat statement compares the
-/// installed function's text with it): [`EVICT_ALL`], [`HEARTBEAT_MARK`] and
-/// [`LONGEST_ANNOUNCED_ID`] spelled out, which a test checks.
-macro_rules! function_body {
-    () => {
-        r#"
+/// The body of the announcing function, with `{log}` standing for the table's eviction log
+/// ([`log_table`]): [`EVICT_ALL`], [`HEARTBEAT_MARK`] and [`LONGEST_ANNOUNCED_ID`] spelled
+/// out, which a test checks.
+///
+/// A save by a store with a listening cache sets [`QUIET_SETTING`] for its own transaction
+/// (inside its one statement): the trigger then writes the changed keys to the log instead of
+/// announcing them, and the store announces them itself once the statement has returned
+/// ([`ANNOUNCE_SQL`]). So such a save takes no part in PostgreSQL's notify lock, which a
+/// notifying transaction holds through its commit's WAL flush (serialising every notifying
+/// commit). Every other write (a delete, cleanup, another tool's `UPDATE`) is announced here,
+/// within its transaction, as before.
+const FUNCTION_TEMPLATE: &str = r#"
   BEGIN
     IF TG_OP = 'TRUNCATE' THEN
       PERFORM pg_notify(TG_ARGV[0], '*');
+    ELSIF TG_OP = 'UPDATE' AND current_setting('tower_sessions.quiet', true) = 'on' THEN
+      -- A save by a store with a listening cache: logged in its own transaction, announced by
+      -- the store once it returns; the listeners read the log with every heartbeat.
+      INSERT INTO {log} ("key") SELECT changed."id" FROM changed
+        WHERE octet_length(changed."id") <= 255
+          AND left(changed."id", 1) NOT IN ('~', '*');
     ELSE
       -- Only ids that can be stored keys: never too long for a notification, never taken for
       -- a heartbeat or for "evict everything".
@@ -86,9 +98,57 @@ macro_rules! function_body {
     END IF;
     RETURN NULL;
   END
-  "#
-    };
+  "#;
+
+/// The setting a save sets, for its own transaction, to have the triggers log its keys rather
+/// than announce them (see [`FUNCTION_TEMPLATE`]).
+pub(crate) const QUIET_SETTING: &str = "tower_sessions.quiet";
+
+/// The announcing function's text for `table`.
+pub(crate) fn function_body(table: &SessionTable) -> String {
+    FUNCTION_TEMPLATE.replace("{log}", &log_table(table))
 }
+
+/// The table's eviction log, qualified and quoted: `"<schema>"."tower_sessions_log_<16 hex
+/// digits>"`, an `UNLOGGED` table of `(xid bigint, key text)` that the quiet saves' triggers
+/// append to (`xid`: the writing transaction's, `txid_current()`). Unlogged, so appending
+/// writes no WAL: a crash or a failover empties it, and also ends every listener's connection,
+/// which clears every cache.
+pub(crate) fn log_table(table: &SessionTable) -> String {
+    format!(
+        "{}.{}",
+        quote(table.schema()),
+        quote(&format!("tower_sessions_log_{}", table_digest(table)))
+    )
+}
+
+/// What a listener reads from the log after each heartbeat: the keys written by transactions
+/// at or after `$1` (a horizon, see below), and the next horizon, the oldest transaction still
+/// running (`txid_snapshot_xmin`). A transaction the previous read could not see was running
+/// then or started later, so its transaction id is at least that read's horizon: no committed
+/// save is missed, whatever order the saves commit in.
+pub(crate) fn log_read_sql(table: &SessionTable) -> String {
+    format!(
+        "SELECT txid_snapshot_xmin(txid_current_snapshot()) AS horizon, \
+         ARRAY(SELECT DISTINCT \"key\" FROM {} WHERE \"xid\" >= $1) AS keys",
+        log_table(table)
+    )
+}
+
+/// The horizon a listener starts from (see [`log_read_sql`]).
+pub(crate) const HORIZON_SQL: &str = "SELECT txid_snapshot_xmin(txid_current_snapshot())";
+
+/// Removes the log rows of transactions older than `$1`, a horizon read long enough ago that
+/// every listener has read past it.
+pub(crate) fn log_prune_sql(table: &SessionTable) -> String {
+    format!("DELETE FROM {} WHERE \"xid\" < $1", log_table(table))
+}
+
+/// What a store announces after its quiet saves: `pg_notify($1, key)` for each of the keys in
+/// `$2`, separated by spaces (a stored key holds none), filtered as the trigger filters.
+pub(crate) const ANNOUNCE_SQL: &str = "SELECT pg_notify($1::text, k) \
+     FROM unnest(string_to_array($2::text, ' ')) AS k \
+     WHERE octet_length(k) <= 255 AND left(k, 1) NOT IN ('~', '*')";
 
 /// Whether the trigger row `t` announces as this release installs it: one of the three
 /// ([`TRIGGER_NAMES`]) with its event (`tgtype`: 16 `AFTER UPDATE`, 8 `AFTER DELETE`, 32 `AFTER
@@ -127,7 +187,9 @@ pub(crate) fn install_sql(table: &SessionTable) -> String {
         "{schema}.{}",
         quote(&format!("tower_sessions_evict_{}", table_digest(table)))
     );
-    let body = function_body!();
+    let body = function_body(table);
+    let log = log_table(table);
+    let log_index = quote(&format!("tower_sessions_log_{}_xid", table_digest(table)));
     let channel = channel(table);
     let [on_update, on_delete, on_truncate] = TRIGGER_NAMES.map(quote);
     let names = TRIGGER_NAMES.map(|name| format!("'{name}'")).join(", ");
@@ -140,6 +202,9 @@ DECLARE
   channel text := '{channel}';
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext(channel));
+  CREATE UNLOGGED TABLE IF NOT EXISTS {log} ("xid" bigint NOT NULL DEFAULT txid_current(),
+    "key" text NOT NULL);
+  CREATE INDEX IF NOT EXISTS {log_index} ON {log} ("xid");
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc
       WHERE oid = to_regprocedure('{function}()') AND prosrc = $evict${body}$evict$) THEN
     CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
@@ -180,7 +245,7 @@ $install$"#
 ///
 /// - `relations`: the table and its partitions (0 when there is no such table);
 /// - `announcing`: the triggers on them that announce as this release installs them
-///   ([`announces!`]) through a function whose text is this release's ([`function_body!`]);
+///   ([`announces!`]) through a function whose text is this release's (`$body`, [`function_body`]);
 ///   every trigger is in place when it is 3 × `relations`;
 /// - `fingerprint`: a SHA-256 of every catalog row the announcements depend on, as their OIDs
 ///   and row versions (`xmin`): the table's and its partitions' `pg_class` rows, the
@@ -199,7 +264,7 @@ $install$"#
 /// show in part of it, which only changes it sooner. The lookups go through the catalogs'
 /// indexes (`= ANY` of the relations' OIDs), whatever the number of tables in the database.
 macro_rules! trigger_state {
-    () => {
+    ($body:literal) => {
         concat!(
             "(WITH tree AS (\
                SELECT ARRAY(SELECT to_regclass($1)::oid UNION SELECT relid::oid \
@@ -217,9 +282,9 @@ macro_rules! trigger_state {
                  AND t.tgname IN ('tower_sessions_evict_on_update', \
                    'tower_sessions_evict_on_delete', 'tower_sessions_evict_on_truncate')\
              ), function AS (\
-               SELECT p.oid, p.xmin, p.prosrc = $evict$",
-            function_body!(),
-            "$evict$ AS ours \
+               SELECT p.oid, p.xmin, p.prosrc = ",
+            $body,
+            " AS ours \
                FROM pg_catalog.pg_proc AS p \
                WHERE p.oid = ANY (ARRAY(SELECT DISTINCT tgfoid FROM evicting))\
              ) \
@@ -243,14 +308,15 @@ macro_rules! trigger_state {
     };
 }
 
-/// Whether every trigger is in place (`$1`, `$2` as in [`trigger_state!`]): one boolean.
+/// Whether every trigger is in place (`$1`, `$2` as in [`trigger_state!`], `$3` the
+/// function's text, [`function_body`]): one boolean.
 pub(crate) const INSTALLED_SQL: &str = concat!(
     "SELECT state.relations > 0 AND state.announcing = 3 * state.relations FROM ",
-    trigger_state!()
+    trigger_state!("$3::text")
 );
 
 /// A heartbeat, sent through the store's own connections: `pg_notify($2, $3 || ':' ||
-/// fingerprint)` (see [`trigger_state!`]), only while every trigger is in place; returns a row
+/// fingerprint)` (see [`trigger_state!`]; `$4` is the function's text, [`function_body`]), only while every trigger is in place; returns a row
 /// when it was sent. Sent there, a heartbeat that comes back proves that the listener hears the
 /// store's database (not another one its URL names by mistake) and that the triggers are in
 /// place there: a trigger dropped or disabled, or a function not this release's, stops the
@@ -258,7 +324,7 @@ pub(crate) const INSTALLED_SQL: &str = concat!(
 /// whether anything could have hidden a write since the previous heartbeat.
 pub(crate) const HEARTBEAT_SQL: &str = concat!(
     "SELECT pg_notify($2::text, $3::text || ':' || state.fingerprint) FROM ",
-    trigger_state!(),
+    trigger_state!("$4::text"),
     " WHERE state.relations > 0 AND state.announcing = 3 * state.relations"
 );
 
@@ -282,30 +348,31 @@ mod tests {
         assert!(HEARTBEAT_SQL.contains(&count));
         let table_channel = format!("left($2::text, -{HEARTBEAT_CHANNEL_SUFFIX})");
         assert!(HEARTBEAT_SQL.contains(&table_channel));
-        assert!(HEARTBEAT_SQL.contains(function_body!()));
+        assert!(HEARTBEAT_SQL.contains("p.prosrc = $4::text"));
+        assert!(INSTALLED_SQL.contains("p.prosrc = $3::text"));
     }
 
-    /// The body is the text earlier releases installed, with the constants spelled out: an
-    /// installed function stays up to date (and its heartbeats keep coming).
+    /// The body spells out the constants, and names the table's own log.
     #[test]
-    fn the_function_body_spells_out_the_constants() {
-        let formatted = format!(
-            r#"
-  BEGIN
-    IF TG_OP = 'TRUNCATE' THEN
-      PERFORM pg_notify(TG_ARGV[0], '{EVICT_ALL}');
-    ELSE
-      -- Only ids that can be stored keys: never too long for a notification, never taken for
-      -- a heartbeat or for "evict everything".
-      PERFORM pg_notify(TG_ARGV[0], changed."id") FROM changed
-        WHERE octet_length(changed."id") <= {LONGEST_ANNOUNCED_ID}
-          AND left(changed."id", 1) NOT IN ('{HEARTBEAT_MARK}', '{EVICT_ALL}');
-    END IF;
-    RETURN NULL;
-  END
-  "#
+    fn the_function_body_spells_out_the_constants_and_its_log() {
+        let body = function_body(&SessionTable::default());
+        let filter = format!(
+            "octet_length(changed.\"id\") <= {LONGEST_ANNOUNCED_ID}\n          \
+             AND left(changed.\"id\", 1) NOT IN ('{HEARTBEAT_MARK}', '{EVICT_ALL}')"
         );
-        assert_eq!(function_body!(), formatted);
+        assert_eq!(body.matches(&filter).count(), 2, "{body}");
+        assert!(body.contains(&format!("pg_notify(TG_ARGV[0], '{EVICT_ALL}')")));
+        assert!(body.contains(&format!("current_setting('{QUIET_SETTING}', true) = 'on'")));
+        assert!(body.contains(&format!(
+            "INSERT INTO {} (\"key\")",
+            log_table(&SessionTable::default())
+        )));
+        assert!(ANNOUNCE_SQL.contains(&format!(
+            "octet_length(k) <= {LONGEST_ANNOUNCED_ID} AND left(k, 1) NOT IN ('{HEARTBEAT_MARK}', \
+             '{EVICT_ALL}')"
+        )));
+        let other = SessionTable::default().with_table("other").unwrap();
+        assert_ne!(log_table(&other), log_table(&SessionTable::default()));
     }
 
     #[test]

@@ -60,6 +60,22 @@ pub(crate) struct Statements {
     pub delete_outlived_batch: String,
 }
 
+impl Statements {
+    /// The same statements, with saves that have the eviction triggers log their keys instead
+    /// of announcing them (see [`super::update::render`]): a store with a listening cache
+    /// announces its own saves once they return.
+    pub(crate) fn with_quiet_saves(mut self, table: &SessionTable) -> Self {
+        let update = |if_version, reporting| {
+            super::update::render(self.dialect, table, if_version, reporting, true)
+        };
+        self.update_if_present = update(false, false);
+        self.update_if_version = update(true, false);
+        self.update_if_present_reporting = update(false, true);
+        self.update_if_version_reporting = update(true, true);
+        self
+    }
+}
+
 // Placeholder values: only their position matters, the SQL is kept and the values thrown away.
 fn id() -> Value {
     Value::String(None)
@@ -111,8 +127,9 @@ impl Statements {
             Dialect::MySql => insert(),
         };
 
-        let update =
-            |if_version, reporting| super::update::render(dialect, table, if_version, reporting);
+        let update = |if_version, reporting| {
+            super::update::render(dialect, table, if_version, reporting, false)
+        };
         let find_unexpired_by_user = Query::select()
             .column(Column::Id)
             .expr(read_instant(dialect, Column::ExpiryDate))

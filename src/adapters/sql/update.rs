@@ -11,6 +11,7 @@
 use super::{
     columns::{Bind, Column, RowStatement},
     dialect::Dialect,
+    eviction::QUIET_SETTING,
     identifier::quote,
     SessionTable,
 };
@@ -39,11 +40,17 @@ const SET_COLUMNS: [Column; 5] = [
 /// - SQLite: no way to return a previous value from an update (`RETURNING` sees the new row and
 ///   may not name a `FROM` table), so the statement is the plain one and the repository reads
 ///   the user key first, in process.
+///
+/// With `quiet` (PostgreSQL, a store with a listening cache), the statement also sets
+/// [`QUIET_SETTING`] for its transaction, in its `WHERE`: evaluated for the row it writes,
+/// before the eviction trigger runs, which then logs the key instead of announcing it (see
+/// [`super::eviction`]).
 pub(crate) fn render(
     dialect: Dialect,
     table: &SessionTable,
     if_version: bool,
     reporting: bool,
+    quiet: bool,
 ) -> RowStatement {
     let quote = |column: Column| quote(dialect, column.unquoted());
 
@@ -112,6 +119,11 @@ pub(crate) fn render(
     if if_version {
         let version = placeholder(Bind::ExpectedVersion);
         sql.push_str(&format!(" AND {} = {version}", quote(Column::Version)));
+    }
+    if let (Dialect::Postgres, true) = (dialect, quiet) {
+        sql.push_str(&format!(
+            " AND set_config('{QUIET_SETTING}', 'on', true) = 'on'"
+        ));
     }
     if let (Dialect::Postgres, true) = (dialect, reporting) {
         let user_key = placeholder(Bind::Column(Column::UserKey));

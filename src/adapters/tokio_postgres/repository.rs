@@ -153,6 +153,10 @@ impl SqlDriver for TokioPostgresRepository {
         &self.statements
     }
 
+    fn statements_mut(&mut self) -> &mut Statements {
+        Arc::make_mut(&mut self.statements)
+    }
+
     // Each statement is prepared and cached per connection. If the operation is given up
     // before it ends (its future dropped by the store's operation timeout), the statement is
     // cancelled on the server and the connection closed, never reused: see [`Lent`].
