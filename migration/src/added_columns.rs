@@ -147,6 +147,7 @@ impl AddedColumns<'_> {
             let name = quote(backend, column.name);
             match backend {
                 DbBackend::Postgres => drops.push(format!("DROP COLUMN IF EXISTS {name}")),
+                // SQLite has no `DROP COLUMN IF EXISTS`: only the columns it has.
                 DbBackend::Sqlite
                     if !has_column(conn, backend, self.table, column.name).await? => {}
                 _ => drops.push(format!("DROP COLUMN {name}")),

@@ -2,7 +2,7 @@ use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 
 use crate::{
     expiry_index_name,
-    sql::{execute_all, no_sql_for, qualified, quote},
+    sql::{create_schema, execute_all, no_sql_for, qualified, quote},
 };
 
 session_migration! {
@@ -62,13 +62,7 @@ impl MigrationTrait for CreateSessionTable {
         let backend = manager.get_database_backend();
         let mut sql = self.create_statements(backend)?;
         if backend == DbBackend::Postgres {
-            sql.insert(
-                0,
-                format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}",
-                    quote(backend, &self.schema)
-                ),
-            );
+            sql.insert(0, create_schema(&self.schema));
         }
         execute_all(manager.get_connection(), sql).await
     }

@@ -5,7 +5,7 @@ use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 
 use crate::{
     expiry_index_name, partition_name, qualified, quote,
-    sql::{execute_all, rows},
+    sql::{create_schema, execute_all, rows},
 };
 
 /// The most partitions [`CreatePartitionedSessionTable`] creates. PostgreSQL has no hard limit,
@@ -103,10 +103,7 @@ impl CreatePartitionedSessionTable {
     fn statements(&self, attached: &[String]) -> Vec<String> {
         let parent = self.in_schema(&self.table);
         let mut sql = vec![
-            format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                quote(DbBackend::Postgres, &self.schema)
-            ),
+            create_schema(&self.schema),
             format!(
                 "CREATE TABLE IF NOT EXISTS {parent} (\
                  \"id\" text NOT NULL PRIMARY KEY, \

@@ -26,6 +26,14 @@ pub fn quote(backend: DbBackend, name: &str) -> String {
     format!("{mark}{}{mark}", name.replace(mark, &mark.repeat(2)))
 }
 
+/// PostgreSQL's `CREATE SCHEMA IF NOT EXISTS` of `schema`.
+pub(crate) fn create_schema(schema: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote(DbBackend::Postgres, schema)
+    )
+}
+
 /// Table `table` of schema `schema` as statements name it: `"<schema>"."<table>"` on
 /// PostgreSQL, the quoted table name alone on SQLite and MySQL, which have no schemas (the
 /// table is in the connection's database).

@@ -8,7 +8,11 @@ use sea_orm_migration::{
     sea_orm::{ConnectionTrait, DbBackend, Value},
 };
 
-use crate::{history_version, qualified, quote, sql::any_row, DEFAULT_TABLE, HISTORY_TABLE};
+use crate::{
+    history_version, qualified,
+    sql::{any_row, create_schema},
+    DEFAULT_TABLE, HISTORY_TABLE,
+};
 
 #[derive(Debug, Clone)]
 pub(super) struct History {
@@ -67,11 +71,8 @@ impl History {
     /// migration creates it again, harmlessly).
     pub async fn create_if_missing(&self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
         if self.backend == DbBackend::Postgres {
-            conn.execute_unprepared(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                quote(self.backend, &self.schema)
-            ))
-            .await?;
+            conn.execute_unprepared(&create_schema(&self.schema))
+                .await?;
         }
         conn.execute(
             &Table::create()
