@@ -3,12 +3,9 @@
 //! one of them, each part only where it is missing, so that racing replicas and a table that
 //! has some of them already are fine.
 
-use sea_orm_migration::{
-    prelude::*,
-    sea_orm::{DbBackend, Statement},
-};
+use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 
-use crate::sql::{alter_mysql, has_column, no_sql_for, qualified, quote};
+use crate::sql::{alter, any_row, execute_all, has_column, no_sql_for, qualified, quote};
 
 /// A column and its declaration after the name (type, nullability, default) on each backend.
 pub(crate) struct Column {
@@ -26,6 +23,17 @@ impl Column {
             sqlite: sqlite.to_owned(),
             mysql: mysql.to_owned(),
         }
+    }
+
+    /// `ADD COLUMN` of this column in `backend`'s SQL, `IF NOT EXISTS` on PostgreSQL.
+    fn add(&self, backend: DbBackend) -> String {
+        let (if_missing, declaration) = match backend {
+            DbBackend::Postgres => ("IF NOT EXISTS ", &self.postgres),
+            DbBackend::Sqlite => ("", &self.sqlite),
+            _ => ("", &self.mysql),
+        };
+        let name = quote(backend, self.name);
+        format!("ADD COLUMN {if_missing}{name} {declaration}")
     }
 }
 
@@ -52,13 +60,16 @@ pub(crate) struct Index {
 impl AddedColumns<'_> {
     /// The PostgreSQL statements: `IF NOT EXISTS` on every part.
     pub fn postgres_statements(&self) -> Vec<String> {
-        let columns = self
+        let columns: Vec<_> = self
             .columns
             .iter()
-            .map(|c| format!("ADD COLUMN IF NOT EXISTS \"{}\" {}", c.name, c.postgres))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let alter = format!("ALTER TABLE {} {columns}", self.target(DbBackend::Postgres));
+            .map(|c| c.add(DbBackend::Postgres))
+            .collect();
+        let alter = format!(
+            "ALTER TABLE {} {}",
+            self.target(DbBackend::Postgres),
+            columns.join(", ")
+        );
         std::iter::once(alter)
             .chain(self.create_index(DbBackend::Postgres))
             .collect()
@@ -84,114 +95,69 @@ impl AddedColumns<'_> {
         ))
     }
 
+    /// The missing columns of the table, `ADD COLUMN` in `backend`'s SQL (SQLite or MySQL).
+    async fn missing_columns(
+        &self,
+        conn: &SchemaManagerConnection<'_>,
+        backend: DbBackend,
+    ) -> Result<Vec<String>, DbErr> {
+        let mut changes = Vec::new();
+        for column in &self.columns {
+            if !has_column(conn, backend, self.table, column.name).await? {
+                changes.push(column.add(backend));
+            }
+        }
+        Ok(changes)
+    }
+
     pub async fn up(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         let conn = manager.get_connection();
-        match manager.get_database_backend() {
-            DbBackend::Postgres => {
-                for sql in self.postgres_statements() {
-                    conn.execute_unprepared(&sql).await?;
-                }
-            }
+        let backend = manager.get_database_backend();
+        match backend {
+            DbBackend::Postgres => execute_all(conn, self.postgres_statements()).await,
             DbBackend::Sqlite => {
-                let table = self.target(DbBackend::Sqlite);
-                for column in &self.columns {
-                    if !has_column(conn, DbBackend::Sqlite, self.table, column.name).await? {
-                        conn.execute_unprepared(&format!(
-                            "ALTER TABLE {table} ADD COLUMN \"{}\" {}",
-                            column.name, column.sqlite
-                        ))
-                        .await?;
-                    }
-                }
-                if let Some(sql) = self.create_index(DbBackend::Sqlite) {
-                    conn.execute_unprepared(&sql).await?;
-                }
+                let changes = self.missing_columns(conn, backend).await?;
+                alter(conn, backend, &self.target(backend), &changes).await?;
+                execute_all(conn, self.create_index(backend).into_iter().collect()).await
             }
             // MySQL has no `ADD COLUMN IF NOT EXISTS` (MariaDB does), nor
             // `CREATE INDEX IF NOT EXISTS`: what is missing, in one `ALTER TABLE`.
             DbBackend::MySql => {
-                let mut changes = Vec::new();
-                for column in &self.columns {
-                    if !has_column(conn, DbBackend::MySql, self.table, column.name).await? {
-                        changes.push(format!("ADD COLUMN `{}` {}", column.name, column.mysql));
-                    }
-                }
+                let mut changes = self.missing_columns(conn, backend).await?;
                 if let Some(index) = &self.index {
-                    if !self.mysql_has_index(conn, index).await? {
-                        changes.push(format!(
-                            "ADD KEY {} (`{}`)",
-                            quote(DbBackend::MySql, &index.name),
-                            index.column
-                        ));
+                    let sql = "SELECT 1 FROM information_schema.STATISTICS \
+                               WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?";
+                    let values = vec![self.table.into(), index.name.clone().into()];
+                    if !any_row(conn, backend, sql, values).await? {
+                        let name = quote(backend, &index.name);
+                        changes.push(format!("ADD KEY {name} (`{}`)", index.column));
                     }
                 }
-                alter_mysql(conn, self.table, &changes).await?;
+                alter(conn, backend, &self.target(backend), &changes).await
             }
-            other => return Err(no_sql_for(self.migration, other)),
+            other => Err(no_sql_for(self.migration, other)),
         }
-        Ok(())
     }
 
     pub async fn down(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         let conn = manager.get_connection();
-        match manager.get_database_backend() {
-            DbBackend::Postgres => {
-                let drops = self
-                    .columns
-                    .iter()
-                    .map(|c| format!("DROP COLUMN IF EXISTS \"{}\"", c.name))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                conn.execute_unprepared(&format!(
-                    "ALTER TABLE {} {drops}",
-                    self.target(DbBackend::Postgres)
-                ))
-                .await?;
-            }
-            DbBackend::Sqlite => {
-                if let Some(index) = &self.index {
-                    conn.execute_unprepared(&format!(
-                        "DROP INDEX IF EXISTS {}",
-                        quote(DbBackend::Sqlite, &index.name)
-                    ))
-                    .await?;
-                }
-                for column in &self.columns {
-                    if has_column(conn, DbBackend::Sqlite, self.table, column.name).await? {
-                        conn.execute_unprepared(&format!(
-                            "ALTER TABLE {} DROP COLUMN \"{}\"",
-                            self.target(DbBackend::Sqlite),
-                            column.name
-                        ))
-                        .await?;
-                    }
-                }
-            }
-            _ => {
-                let drops: Vec<_> = self
-                    .columns
-                    .iter()
-                    .map(|c| format!("DROP COLUMN `{}`", c.name))
-                    .collect();
-                alter_mysql(conn, self.table, &drops).await?;
+        let backend = manager.get_database_backend();
+        let mut drops = Vec::new();
+        for column in &self.columns {
+            let name = quote(backend, column.name);
+            match backend {
+                DbBackend::Postgres => drops.push(format!("DROP COLUMN IF EXISTS {name}")),
+                // SQLite has no `DROP COLUMN IF EXISTS`: only the columns it has.
+                DbBackend::Sqlite
+                    if !has_column(conn, backend, self.table, column.name).await? => {}
+                _ => drops.push(format!("DROP COLUMN {name}")),
             }
         }
-        Ok(())
-    }
-
-    async fn mysql_has_index(
-        &self,
-        conn: &SchemaManagerConnection<'_>,
-        index: &Index,
-    ) -> Result<bool, DbErr> {
-        Ok(conn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::MySql,
-                "SELECT 1 FROM information_schema.STATISTICS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ?",
-                [self.table.to_owned().into(), index.name.clone().into()],
-            ))
-            .await?
-            .is_some())
+        if let (DbBackend::Sqlite, Some(index)) = (backend, &self.index) {
+            let name = quote(backend, &index.name);
+            conn.execute_unprepared(&format!("DROP INDEX IF EXISTS {name}"))
+                .await?;
+        }
+        alter(conn, backend, &self.target(backend), &drops).await
     }
 }

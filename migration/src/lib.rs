@@ -71,6 +71,63 @@
 
 use sea_orm_migration::prelude::*;
 
+/// A migration's type, named `$name`, recorded as `$version`: `migration_name!` gives it its
+/// name; `session_migration!` declares it too, on session table `"<schema>"."<table>"`, and with
+/// `adds columns` runs the columns of its `added()` ([`added_columns`]).
+macro_rules! migration_name {
+    ($name:ident = $version:literal) => {
+        impl MigrationName for $name {
+            fn name(&self) -> &str {
+                $version
+            }
+        }
+    };
+}
+
+macro_rules! session_migration {
+    ($(#[$doc:meta])* $name:ident = $version:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name {
+            schema: String,
+            table: String,
+        }
+
+        impl $name {
+            /// The migration for `"<schema>"."<table>"`.
+            pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
+                Self {
+                    schema: schema.into(),
+                    table: table.into(),
+                }
+            }
+        }
+
+        migration_name!($name = $version);
+    };
+    ($(#[$doc:meta])* $name:ident = $version:literal, adds columns) => {
+        session_migration!($(#[$doc])* $name = $version);
+
+        impl $name {
+            /// The PostgreSQL statements: `IF NOT EXISTS` on every part.
+            pub fn postgres_statements(&self) -> Vec<String> {
+                self.added().postgres_statements()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl MigrationTrait for $name {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                self.added().up(manager).await
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                self.added().down(manager).await
+            }
+        }
+    };
+}
+
 mod added_columns;
 mod m20261125_000001_create_session_table;
 mod m20261125_000002_add_user_index;
@@ -158,7 +215,8 @@ impl MigratorTrait for Migrator {
         migrations(DEFAULT_SCHEMA, DEFAULT_TABLE)
             .into_iter()
             .map(|step| {
-                Box::new(Recorded::for_table(DEFAULT_TABLE, step)) as Box<dyn MigrationTrait>
+                let name = history_version(DEFAULT_TABLE, step.name());
+                Box::new(Recorded { name, step }) as Box<dyn MigrationTrait>
             })
             .collect()
     }
@@ -173,15 +231,6 @@ impl MigratorTrait for Migrator {
 struct Recorded {
     name: String,
     step: Box<dyn MigrationTrait>,
-}
-
-impl Recorded {
-    fn for_table(table: &str, step: Box<dyn MigrationTrait>) -> Self {
-        Self {
-            name: history_version(table, step.name()),
-            step,
-        }
-    }
 }
 
 /// The history's name for migration `migration` of `table`.

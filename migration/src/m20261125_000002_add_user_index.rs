@@ -5,44 +5,29 @@ use crate::{
     user_key_index_name,
 };
 
-/// Adds the per-user index and write avoidance's digest to an existing session table: two
-/// nullable columns and an index, in the SQL of the connection's backend.
-///
-/// | backend | `user_key` | `data_digest` | index on `user_key` |
-/// |---|---|---|---|
-/// | PostgreSQL | `text` | `bytea` | partial, `WHERE user_key IS NOT NULL` |
-/// | SQLite | `text` | `blob` | partial, `WHERE user_key IS NOT NULL` |
-/// | MySQL, MariaDB | `varchar(255)`, `utf8mb4_bin` | `varbinary(32)` | plain |
-///
-/// Both columns are nullable without a default, so on PostgreSQL adding them only changes the
-/// catalog (no table rewrite; a brief `ACCESS EXCLUSIVE` lock) and rows written before stay
-/// valid: they simply have no user and no digest until their next save. Idempotent: each part
-/// is added only if missing, so racing replicas and a table that already has the columns are
-/// fine.
-///
-/// A table created by [`CreateSessionTable`](crate::CreateSessionTable) in an application's own
-/// `Migrator` needs this migration too before the store is built with `with_user_key` or
-/// `with_touch_after`: add it after `CreateSessionTable`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddUserIndex {
-    schema: String,
-    table: String,
+session_migration! {
+    /// Adds the per-user index and write avoidance's digest to an existing session table: two
+    /// nullable columns and an index, in the SQL of the connection's backend.
+    ///
+    /// | backend | `user_key` | `data_digest` | index on `user_key` |
+    /// |---|---|---|---|
+    /// | PostgreSQL | `text` | `bytea` | partial, `WHERE user_key IS NOT NULL` |
+    /// | SQLite | `text` | `blob` | partial, `WHERE user_key IS NOT NULL` |
+    /// | MySQL, MariaDB | `varchar(255)`, `utf8mb4_bin` | `varbinary(32)` | plain |
+    ///
+    /// Both columns are nullable without a default, so on PostgreSQL adding them only changes the
+    /// catalog (no table rewrite; a brief `ACCESS EXCLUSIVE` lock) and rows written before stay
+    /// valid: they simply have no user and no digest until their next save. Idempotent: each part
+    /// is added only if missing, so racing replicas and a table that already has the columns are
+    /// fine.
+    ///
+    /// A table created by [`CreateSessionTable`](crate::CreateSessionTable) in an application's own
+    /// `Migrator` needs this migration too before the store is built with `with_user_key` or
+    /// `with_touch_after`: add it after `CreateSessionTable`.
+    AddUserIndex = "m20261125_000002_add_user_index", adds columns
 }
 
 impl AddUserIndex {
-    /// The migration for `"<schema>"."<table>"`.
-    pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
-        Self {
-            schema: schema.into(),
-            table: table.into(),
-        }
-    }
-
-    /// The PostgreSQL statements: `IF NOT EXISTS` on every part.
-    pub fn postgres_statements(&self) -> Vec<String> {
-        self.added().postgres_statements()
-    }
-
     fn added(&self) -> AddedColumns<'_> {
         AddedColumns {
             migration: "the user index",
@@ -63,22 +48,5 @@ impl AddUserIndex {
                 partial: true,
             }),
         }
-    }
-}
-
-impl MigrationName for AddUserIndex {
-    fn name(&self) -> &str {
-        "m20261125_000002_add_user_index"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for AddUserIndex {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        self.added().up(manager).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        self.added().down(manager).await
     }
 }

@@ -1,9 +1,6 @@
-use sea_orm_migration::{
-    prelude::*,
-    sea_orm::{DbBackend, Statement},
-};
+use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 
-use crate::sql::{alter_mysql, no_sql_for, quote};
+use crate::sql::{alter_mysql, no_sql_for, quote, rows};
 
 /// Makes the session table's keys, `id` and `user_key`, compare byte for byte on MySQL and
 /// MariaDB, as they already do on PostgreSQL and SQLite.
@@ -41,18 +38,11 @@ impl ExactKeys {
 
     /// The `MODIFY` clauses that make the columns of `types` (name, `DATA_TYPE`) exact.
     fn mysql_changes(types: &[(String, String)]) -> Vec<String> {
-        [
+        let exact = [
             ("id", "varbinary(128) NOT NULL"),
             ("user_key", "varbinary(255) NULL"),
-        ]
-        .into_iter()
-        .filter(|(column, _)| {
-            types
-                .iter()
-                .any(|(name, kind)| name == column && !kind.eq_ignore_ascii_case("varbinary"))
-        })
-        .map(|(column, definition)| format!("MODIFY COLUMN `{column}` {definition}"))
-        .collect()
+        ];
+        modify(types, exact, |kind| !kind.eq_ignore_ascii_case("varbinary"))
     }
 
     /// The `id` and `user_key` columns of the table and their types.
@@ -60,18 +50,10 @@ impl ExactKeys {
         &self,
         conn: &SchemaManagerConnection<'_>,
     ) -> Result<Vec<(String, String)>, DbErr> {
-        let rows = conn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::MySql,
-                "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
-                 AND COLUMN_NAME IN ('id', 'user_key')",
-                [self.table.clone().into()],
-            ))
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-            .collect()
+        let sql = "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+                   WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+                   AND COLUMN_NAME IN ('id', 'user_key')";
+        rows(conn, DbBackend::MySql, sql, vec![self.table.clone().into()]).await
     }
 
     async fn up_mysql(&self, conn: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
@@ -88,11 +70,7 @@ impl ExactKeys {
     }
 }
 
-impl MigrationName for ExactKeys {
-    fn name(&self) -> &str {
-        "m20261201_000003_exact_keys"
-    }
-}
+migration_name!(ExactKeys = "m20261201_000003_exact_keys");
 
 #[async_trait::async_trait]
 impl MigrationTrait for ExactKeys {
@@ -112,7 +90,7 @@ impl MigrationTrait for ExactKeys {
         }
         let conn = manager.get_connection();
         let types = self.mysql_key_types(conn).await?;
-        let changes: Vec<_> = [
+        let padded = [
             (
                 "id",
                 "varchar(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL",
@@ -121,13 +99,27 @@ impl MigrationTrait for ExactKeys {
                 "user_key",
                 "varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
             ),
-        ]
-        .into_iter()
-        .filter(|(column, _)| types.iter().any(|(name, _)| name == column))
-        .map(|(column, definition)| format!("MODIFY COLUMN `{column}` {definition}"))
-        .collect();
-        alter_mysql(conn, &self.table, &changes).await
+        ];
+        alter_mysql(conn, &self.table, &modify(&types, padded, |_| true)).await
     }
+}
+
+/// `MODIFY COLUMN` of each of `columns` (name, definition) that `types` (name, `DATA_TYPE`)
+/// lists with a type that `needs_it`.
+fn modify(
+    types: &[(String, String)],
+    columns: [(&str, &str); 2],
+    needs_it: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    columns
+        .into_iter()
+        .filter(|(column, _)| {
+            types
+                .iter()
+                .any(|(name, kind)| name == column && needs_it(kind))
+        })
+        .map(|(column, definition)| format!("MODIFY COLUMN `{column}` {definition}"))
+        .collect()
 }
 
 #[cfg(test)]

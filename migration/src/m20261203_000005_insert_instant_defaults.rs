@@ -1,10 +1,10 @@
 use sea_orm_migration::{
     prelude::*,
-    sea_orm::{DatabaseTransaction, DbBackend, Statement, TransactionTrait, TryGetable},
+    sea_orm::{DbBackend, TransactionTrait},
 };
 use time::OffsetDateTime;
 
-use crate::sql::{mysql_datetime, no_sql_for, quote, sqlite_micros};
+use crate::sql::{execute_all, mysql_datetime, no_sql_for, quote, rows, sqlite_micros};
 
 /// Makes `created_at` and `updated_at` default to **the insert's instant** on every backend,
 /// so that a row written without them (by another writer: `tower-sessions-sqlx-store` during a
@@ -77,24 +77,52 @@ impl InsertInstantDefaults {
         )
     }
 
+    /// Gives both columns the insert's instant (`to_insert`, `up`) or the present one (`down`)
+    /// as their default, unless they have it already.
+    async fn set_defaults(
+        &self,
+        manager: &SchemaManager<'_>,
+        to_insert: bool,
+    ) -> Result<(), DbErr> {
+        let conn = manager.get_connection();
+        let now = OffsetDateTime::now_utc();
+        match manager.get_database_backend() {
+            // `DEFAULT now()` since `AddSessionTimes`.
+            DbBackend::Postgres => Ok(()),
+            DbBackend::Sqlite => {
+                let to = match to_insert {
+                    true => SQLITE_NOW_MICROS.to_owned(),
+                    false => sqlite_micros(now).to_string(),
+                };
+                let done = |default: &str| default.contains("'now'") == to_insert;
+                self.sqlite_rebuild(conn, &to, done).await
+            }
+            DbBackend::MySql => {
+                if to_insert && self.mysql_defaults_are_the_insert(conn).await? {
+                    return Ok(());
+                }
+                let to = match to_insert {
+                    true => format!("({MYSQL_NOW_UTC})"),
+                    false => mysql_datetime(now),
+                };
+                conn.execute_unprepared(&self.mysql_statement(&to))
+                    .await
+                    .map(drop)
+            }
+            other => Err(no_sql_for("the insert instant defaults", other)),
+        }
+    }
+
     /// Whether both columns' defaults on MySQL already read the clock.
     async fn mysql_defaults_are_the_insert(
         &self,
         conn: &SchemaManagerConnection<'_>,
     ) -> Result<bool, DbErr> {
-        let rows = conn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::MySql,
-                "SELECT COLUMN_DEFAULT FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
-                 AND COLUMN_NAME IN ('created_at', 'updated_at')",
-                [self.table.clone().into()],
-            ))
-            .await?;
-        let defaults = rows
-            .iter()
-            .map(|row| row.try_get_by_index::<Option<String>>(0))
-            .collect::<Result<Vec<_>, _>>()?;
+        let sql = "SELECT COLUMN_DEFAULT FROM information_schema.COLUMNS \
+                   WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+                   AND COLUMN_NAME IN ('created_at', 'updated_at')";
+        let defaults: Vec<Option<String>> =
+            rows(conn, DbBackend::MySql, sql, vec![self.table.clone().into()]).await?;
         if defaults.len() != COLUMNS.len() {
             return Err(DbErr::Migration(format!(
                 "the session table `{}` has no `created_at` or `updated_at`: run \
@@ -118,106 +146,66 @@ impl InsertInstantDefaults {
         skip_if: impl Fn(&str) -> bool,
     ) -> Result<(), DbErr> {
         let txn = conn.begin().await?;
-        let table = quote(DbBackend::Sqlite, &self.table);
-        let columns: Vec<(String, Option<String>)> = self
-            .sqlite_pairs(
-                &txn,
-                "SELECT name, dflt_value FROM pragma_table_info(?) ORDER BY cid",
-            )
-            .await?;
-        let default_of = |name: &str| {
-            columns
-                .iter()
-                .find(|(column, _)| column == name)
-                .map(|(_, default)| default.clone().unwrap_or_default())
-        };
+        let fail =
+            |what: String| DbErr::Migration(format!("the session table \"{}\" {what}", self.table));
+        let about_table = || vec![self.table.clone().into()];
+        let sql = "SELECT name, dflt_value FROM pragma_table_info(?) ORDER BY cid";
+        let columns: Vec<(String, Option<String>)> =
+            rows(&txn, DbBackend::Sqlite, sql, about_table()).await?;
         let mut defaults = Vec::new();
         for column in COLUMNS {
-            let Some(default) = default_of(column) else {
-                return Err(DbErr::Migration(format!(
-                    "the session table \"{}\" has no \"{column}\": run `AddSessionTimes` first",
-                    self.table
+            let Some((_, default)) = columns.iter().find(|(name, _)| name == column) else {
+                return Err(fail(format!(
+                    "has no \"{column}\": run `AddSessionTimes` first"
                 )));
             };
-            defaults.push((column, default));
+            defaults.push((column, default.clone().unwrap_or_default()));
         }
         if defaults.iter().all(|(_, default)| skip_if(default)) {
             return txn.commit().await;
         }
 
-        let objects: Vec<(String, String)> = self
-            .sqlite_pairs(
-                &txn,
-                "SELECT type, sql FROM sqlite_schema WHERE tbl_name = ? AND sql IS NOT NULL",
-            )
-            .await?;
+        let sql = "SELECT type, sql FROM sqlite_schema WHERE tbl_name = ? AND sql IS NOT NULL";
+        let objects: Vec<(String, String)> =
+            rows(&txn, DbBackend::Sqlite, sql, about_table()).await?;
         let Some((_, create)) = objects.iter().find(|(kind, _)| kind == "table") else {
-            return Err(DbErr::Migration(format!(
-                "the session table \"{}\" does not exist",
-                self.table
-            )));
+            return Err(fail("does not exist".to_owned()));
         };
         let mut definition = create.clone();
         for (column, default) in &defaults {
             definition =
                 sqlite_with_default(&definition, column, default, to).ok_or_else(|| {
-                    DbErr::Migration(format!(
-                    "the session table \"{}\" declares \"{column}\" in an unexpected way, so its \
-                     default cannot be replaced; give \"{column}\" the default ({to}) by hand",
-                    self.table
-                ))
+                    fail(format!(
+                        "declares \"{column}\" in an unexpected way, so its default cannot be \
+                     replaced; give \"{column}\" the default ({to}) by hand"
+                    ))
                 })?;
         }
         // The same definition under the copy's name: everything from its first parenthesis.
         let body = definition
             .find('(')
             .map(|at| &definition[at..])
-            .ok_or_else(|| {
-                DbErr::Migration(format!(
-                    "the session table \"{}\" has an unreadable definition",
-                    self.table
-                ))
-            })?;
+            .ok_or_else(|| fail("has an unreadable definition".to_owned()))?;
+        let table = quote(DbBackend::Sqlite, &self.table);
         let copy = quote(DbBackend::Sqlite, &format!("{}__rebuilt", self.table));
         let names = columns
             .iter()
             .map(|(name, _)| quote(DbBackend::Sqlite, name))
             .collect::<Vec<_>>()
             .join(", ");
-        txn.execute_unprepared(&format!("CREATE TABLE {copy} {body}"))
-            .await?;
-        txn.execute_unprepared(&format!(
-            "INSERT INTO {copy} ({names}) SELECT {names} FROM {table}"
-        ))
-        .await?;
-        txn.execute_unprepared(&format!("DROP TABLE {table}"))
-            .await?;
-        txn.execute_unprepared(&format!("ALTER TABLE {copy} RENAME TO {table}"))
-            .await?;
+        let mut sql = vec![
+            format!("CREATE TABLE {copy} {body}"),
+            format!("INSERT INTO {copy} ({names}) SELECT {names} FROM {table}"),
+            format!("DROP TABLE {table}"),
+            format!("ALTER TABLE {copy} RENAME TO {table}"),
+        ];
         // The indexes and triggers went with the old table; their names are free again.
-        for (kind, sql) in &objects {
-            if kind == "index" || kind == "trigger" {
-                txn.execute_unprepared(sql).await?;
-            }
-        }
+        let again = objects
+            .iter()
+            .filter(|(kind, _)| kind == "index" || kind == "trigger");
+        sql.extend(again.map(|(_, sql)| sql.clone()));
+        execute_all(&txn, sql).await?;
         txn.commit().await
-    }
-
-    /// The rows SQLite query `sql` (about the table, its one parameter) returns, as pairs.
-    async fn sqlite_pairs<T: TryGetable>(
-        &self,
-        txn: &DatabaseTransaction,
-        sql: &str,
-    ) -> Result<Vec<(String, T)>, DbErr> {
-        txn.query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            sql,
-            [self.table.clone().into()],
-        ))
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-        .collect()
     }
 }
 
@@ -233,50 +221,17 @@ fn sqlite_with_default(create: &str, column: &str, current: &str, to: &str) -> O
     Some(create.replacen(found.as_str(), &declared(&format!("({to})")), 1))
 }
 
-impl MigrationName for InsertInstantDefaults {
-    fn name(&self) -> &str {
-        "m20261203_000005_insert_instant_defaults"
-    }
-}
+migration_name!(InsertInstantDefaults = "m20261203_000005_insert_instant_defaults");
 
 #[async_trait::async_trait]
 impl MigrationTrait for InsertInstantDefaults {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let conn = manager.get_connection();
-        match manager.get_database_backend() {
-            // `DEFAULT now()` since `AddSessionTimes`.
-            DbBackend::Postgres => Ok(()),
-            DbBackend::Sqlite => {
-                self.sqlite_rebuild(conn, SQLITE_NOW_MICROS, |default| default.contains("'now'"))
-                    .await
-            }
-            DbBackend::MySql => {
-                if !self.mysql_defaults_are_the_insert(conn).await? {
-                    conn.execute_unprepared(&self.mysql_statement(&format!("({MYSQL_NOW_UTC})")))
-                        .await?;
-                }
-                Ok(())
-            }
-            other => Err(no_sql_for("the insert instant defaults", other)),
-        }
+        self.set_defaults(manager, true).await
     }
 
     /// Back to a constant default, the instant of this `down`, as `AddSessionTimes` left it.
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let conn = manager.get_connection();
-        let now = OffsetDateTime::now_utc();
-        match manager.get_database_backend() {
-            DbBackend::Postgres => Ok(()),
-            DbBackend::Sqlite => {
-                let micros = sqlite_micros(now).to_string();
-                self.sqlite_rebuild(conn, &micros, |default| !default.contains("'now'"))
-                    .await
-            }
-            _ => conn
-                .execute_unprepared(&self.mysql_statement(&mysql_datetime(now)))
-                .await
-                .map(drop),
-        }
+        self.set_defaults(manager, false).await
     }
 }
 

@@ -2,44 +2,29 @@ use sea_orm_migration::prelude::*;
 
 use crate::added_columns::{AddedColumns, Column};
 
-/// Adds the row version that lets concurrent requests on one session merge their changes: a
-/// save writes `"version" = "version" + 1` only where the row still holds the version its
-/// request loaded, and otherwise re-applies that request's changes to what the row holds now.
-///
-/// | backend | `version` |
-/// |---|---|
-/// | PostgreSQL | `bigint NOT NULL DEFAULT 0` |
-/// | SQLite | `integer NOT NULL DEFAULT 0` |
-/// | MySQL, MariaDB | `bigint NOT NULL DEFAULT 0` |
-///
-/// Rows from before this migration get version 0, and so do rows another writer inserts
-/// without it. A constant default adds the column in place: PostgreSQL (11 and later) changes
-/// only its catalog, SQLite and MariaDB do not rewrite the table either. No index: a save finds
-/// its row by id.
-///
-/// Idempotent: the column is added only if missing, so racing replicas are fine. An
-/// application's own `Migrator` adds it after
-/// [`InsertInstantDefaults`](crate::InsertInstantDefaults).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddVersion {
-    schema: String,
-    table: String,
+session_migration! {
+    /// Adds the row version that lets concurrent requests on one session merge their changes: a
+    /// save writes `"version" = "version" + 1` only where the row still holds the version its
+    /// request loaded, and otherwise re-applies that request's changes to what the row holds now.
+    ///
+    /// | backend | `version` |
+    /// |---|---|
+    /// | PostgreSQL | `bigint NOT NULL DEFAULT 0` |
+    /// | SQLite | `integer NOT NULL DEFAULT 0` |
+    /// | MySQL, MariaDB | `bigint NOT NULL DEFAULT 0` |
+    ///
+    /// Rows from before this migration get version 0, and so do rows another writer inserts
+    /// without it. A constant default adds the column in place: PostgreSQL (11 and later) changes
+    /// only its catalog, SQLite and MariaDB do not rewrite the table either. No index: a save finds
+    /// its row by id.
+    ///
+    /// Idempotent: the column is added only if missing, so racing replicas are fine. An
+    /// application's own `Migrator` adds it after
+    /// [`InsertInstantDefaults`](crate::InsertInstantDefaults).
+    AddVersion = "m20261204_000006_add_version", adds columns
 }
 
 impl AddVersion {
-    /// The migration for `"<schema>"."<table>"`.
-    pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
-        Self {
-            schema: schema.into(),
-            table: table.into(),
-        }
-    }
-
-    /// The PostgreSQL statement: `ADD COLUMN IF NOT EXISTS`.
-    pub fn postgres_statements(&self) -> Vec<String> {
-        self.added().postgres_statements()
-    }
-
     fn added(&self) -> AddedColumns<'_> {
         AddedColumns {
             migration: "the row version",
@@ -53,22 +38,5 @@ impl AddVersion {
             )],
             index: None,
         }
-    }
-}
-
-impl MigrationName for AddVersion {
-    fn name(&self) -> &str {
-        "m20261204_000006_add_version"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for AddVersion {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        self.added().up(manager).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        self.added().down(manager).await
     }
 }

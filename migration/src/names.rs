@@ -1,8 +1,6 @@
 //! The names PostgreSQL gives the session table's objects, derived from the table's name, and
 //! the check that they fit its 63 bytes and never collide.
 
-use std::fmt;
-
 use crate::HISTORY_TABLE;
 
 /// PostgreSQL's longest name, in bytes (`NAMEDATALEN - 1`); a longer one is silently cut.
@@ -43,13 +41,8 @@ pub fn partition_name(table: &str, k: u16) -> String {
 /// The name PostgreSQL gives the array type of a table named `name`: `_<name>`, cut to 63
 /// bytes (it picks another only when that one is taken).
 fn array_type_name(name: &str) -> String {
-    let mut array = format!("_{name}");
-    let mut len = array.len().min(MAX_NAME_LEN);
-    while !array.is_char_boundary(len) {
-        len -= 1;
-    }
-    array.truncate(len);
-    array
+    let array = format!("_{name}");
+    array[..array.floor_char_boundary(MAX_NAME_LEN)].to_owned()
 }
 
 /// `<table><suffix>`, shortened with a stable hash of the table name when it would pass
@@ -63,27 +56,17 @@ fn bounded_name(table: &str, suffix: &str, max_len: usize) -> String {
     let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    let mut prefix_len = max_len.saturating_sub(suffix.len() + 9).min(table.len());
-    while !table.is_char_boundary(prefix_len) {
-        prefix_len -= 1;
-    }
+    let prefix_len = table.floor_char_boundary(max_len.saturating_sub(suffix.len() + 9));
     format!("{}_{:08x}{suffix}", &table[..prefix_len], hash as u32)
 }
 
 /// A name derived from the session table's that PostgreSQL would cut or that collides with
 /// another; the message says which and what to shorten.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct NameError {
     message: String,
 }
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for NameError {}
 
 /// Checks every name PostgreSQL derives from session table `table` — its three indexes, its
 /// `hash_partitions` partitions, and the row and array type of each table (the history table
@@ -94,30 +77,21 @@ impl std::error::Error for NameError {}
 /// distinct; the store calls this when it is built, to keep it so.
 pub fn check_names(table: &str, hash_partitions: Option<u16>) -> Result<(), NameError> {
     let refuse = |message: String| Err(NameError { message });
-    let partitions: Vec<String> = (0..hash_partitions.unwrap_or(0))
-        .map(|k| partition_name(table, k))
-        .collect();
-    let mut tables = vec![("the table", table.to_owned(), MAX_NAME_LEN)];
-    tables.extend(
-        partitions
-            .iter()
-            .map(|name| ("a partition", name.clone(), MAX_PARTITION_NAME_LEN)),
-    );
+    // Each table (its row and array types go with it) and index: what it is, its name, how
+    // long that may be.
+    let mut tables = vec![("the table".to_owned(), table.to_owned(), MAX_NAME_LEN)];
+    tables.extend((0..hash_partitions.unwrap_or(0)).map(|k| {
+        let name = partition_name(table, k);
+        ("a partition".to_owned(), name, MAX_PARTITION_NAME_LEN)
+    }));
     let indexes = [
         ("the expiry index", expiry_index_name(table)),
         ("the user index", user_key_index_name(table)),
         ("the creation index", created_at_index_name(table)),
-    ];
-    for (what, name, max_len) in tables
-        .iter()
-        .map(|(what, name, max)| (*what, name, *max))
-        .chain(
-            indexes
-                .iter()
-                .map(|(what, name)| (*what, name, MAX_NAME_LEN)),
-        )
-    {
-        if name.len() > max_len {
+    ]
+    .map(|(what, name)| (what.to_owned(), name, MAX_NAME_LEN));
+    for (what, name, max_len) in tables.iter().chain(&indexes) {
+        if name.len() > *max_len {
             return refuse(format!(
                 "{what} of session table \"{table}\" would be named \"{name}\", {} bytes, over \
                  the {max_len} PostgreSQL keeps: shorten the table name",
@@ -128,22 +102,20 @@ pub fn check_names(table: &str, hash_partitions: Option<u16>) -> Result<(), Name
 
     // Tables and indexes share one namespace (pg_class), tables' row and array types another
     // (pg_type).
-    let history = ("the migration history table", HISTORY_TABLE.to_owned());
-    let relations: Vec<(String, String)> = tables
-        .iter()
-        .map(|(what, name, _)| (*what, name.clone()))
-        .chain(indexes)
-        .chain([history.clone()])
-        .map(|(what, name)| (what.to_owned(), name))
+    let history = (
+        "the migration history table".to_owned(),
+        HISTORY_TABLE.to_owned(),
+        MAX_NAME_LEN,
+    );
+    let relations: Vec<(String, String)> = (tables.iter().chain(&indexes))
+        .chain([&history])
+        .map(|(what, name, _)| (what.clone(), name.clone()))
         .collect();
-    let types: Vec<(String, String)> = tables
-        .iter()
-        .map(|(what, name, _)| (*what, name.clone()))
-        .chain([history])
-        .flat_map(|(what, name)| {
+    let types: Vec<(String, String)> = (tables.iter().chain([&history]))
+        .flat_map(|(what, name, _)| {
             [
-                (format!("{what}'s array type"), array_type_name(&name)),
-                (format!("{what}'s row type"), name),
+                (format!("{what}'s array type"), array_type_name(name)),
+                (format!("{what}'s row type"), name.clone()),
             ]
         })
         .collect();

@@ -1,12 +1,12 @@
 //! The session table hash-partitioned by id, for PostgreSQL deployments whose session table is
 //! hot enough that one heap and one index become the bottleneck (vacuum, index contention).
 
-use sea_orm_migration::{
-    prelude::*,
-    sea_orm::{DbBackend, Statement},
-};
+use sea_orm_migration::{prelude::*, sea_orm::DbBackend};
 
-use crate::{expiry_index_name, partition_name, qualified, quote};
+use crate::{
+    expiry_index_name, partition_name, qualified, quote,
+    sql::{create_schema, execute_all, rows},
+};
 
 /// The most partitions [`CreatePartitionedSessionTable`] creates. PostgreSQL has no hard limit,
 /// but planning and locking cost grows with the count, and sessions gain nothing past a few dozen.
@@ -78,6 +78,13 @@ impl CreatePartitionedSessionTable {
             .collect()
     }
 
+    /// The first column of the rows of catalog query `sql`, whose parameters are the schema's
+    /// and the table's names.
+    async fn catalog(&self, manager: &SchemaManager<'_>, sql: &str) -> Result<Vec<String>, DbErr> {
+        let names = vec![self.schema.clone().into(), self.table.clone().into()];
+        rows(manager.get_connection(), DbBackend::Postgres, sql, names).await
+    }
+
     fn in_schema(&self, name: &str) -> String {
         qualified(DbBackend::Postgres, &self.schema, name)
     }
@@ -96,10 +103,7 @@ impl CreatePartitionedSessionTable {
     fn statements(&self, attached: &[String]) -> Vec<String> {
         let parent = self.in_schema(&self.table);
         let mut sql = vec![
-            format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                quote(DbBackend::Postgres, &self.schema)
-            ),
+            create_schema(&self.schema),
             format!(
                 "CREATE TABLE IF NOT EXISTS {parent} (\
                  \"id\" text NOT NULL PRIMARY KEY, \
@@ -129,43 +133,26 @@ impl CreatePartitionedSessionTable {
 
     /// The bounds of the partitions attached to `"<schema>"."<table>"`, as PostgreSQL shows them.
     async fn attached_bounds(&self, manager: &SchemaManager<'_>) -> Result<Vec<String>, DbErr> {
-        let rows = manager
-            .get_connection()
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i \
-                 JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
-                 JOIN pg_namespace n ON n.oid = p.relnamespace \
-                 WHERE n.nspname = $1 AND p.relname = $2",
-                [self.schema.clone().into(), self.table.clone().into()],
-            ))
-            .await?;
-        rows.iter().map(|row| row.try_get_by_index(0)).collect()
+        let sql = "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i \
+                   JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
+                   JOIN pg_namespace n ON n.oid = p.relnamespace \
+                   WHERE n.nspname = $1 AND p.relname = $2";
+        self.catalog(manager, sql).await
     }
 
     /// Whether `"<schema>"."<table>"` exists as something other than a partitioned table.
     async fn existing_unpartitioned(&self, manager: &SchemaManager<'_>) -> Result<bool, DbErr> {
-        let row = manager
-            .get_connection()
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND c.relname = $2",
-                [self.schema.clone().into(), self.table.clone().into()],
-            ))
-            .await?;
-        match row {
-            Some(row) => Ok(row.try_get_by_index::<String>(0)? != "p"),
-            None => Ok(false),
-        }
+        let sql = "SELECT c.relkind::text FROM pg_class c \
+                   JOIN pg_namespace n ON n.oid = c.relnamespace \
+                   WHERE n.nspname = $1 AND c.relname = $2";
+        let kinds = self.catalog(manager, sql).await?;
+        Ok(kinds.first().is_some_and(|kind| kind != "p"))
     }
 }
 
-impl MigrationName for CreatePartitionedSessionTable {
-    fn name(&self) -> &str {
-        "m20261125_000001_create_partitioned_session_table"
-    }
-}
+migration_name!(
+    CreatePartitionedSessionTable = "m20261125_000001_create_partitioned_session_table"
+);
 
 #[async_trait::async_trait]
 impl MigrationTrait for CreatePartitionedSessionTable {
@@ -193,11 +180,7 @@ impl MigrationTrait for CreatePartitionedSessionTable {
             )));
         }
         let attached = self.attached_bounds(manager).await?;
-        let conn = manager.get_connection();
-        for sql in self.statements(&attached) {
-            conn.execute_unprepared(&sql).await?;
-        }
-        Ok(())
+        execute_all(manager.get_connection(), self.statements(&attached)).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use sea_orm_migration::{
     prelude::*,
-    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait},
+    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend},
 };
 
-use crate::{migrations_with_partitions, qualified};
+use crate::{migrations_with_partitions, qualified, sql::execute_all};
 use history::History;
 
 /// How many times [`Runner::up`] starts, at most, after losing races to concurrent runs.
@@ -237,27 +237,15 @@ impl Runner {
             if recorded.contains(&version) {
                 continue;
             }
+            let manager = self.step_manager(conn).await?;
+            step.up(&manager).await?;
             let record = self.history.record(&version);
-            match self.backend {
-                // DDL commits by itself: see the type's docs.
-                DbBackend::MySql => {
-                    step.up(&SchemaManager::new(conn)).await?;
-                    conn.execute(&record).await?;
-                }
-                _ => {
-                    let txn = conn.begin().await?;
-                    step.up(&SchemaManager::new(&txn)).await?;
-                    txn.execute(&record).await?;
-                    txn.commit().await?;
-                }
-            }
+            manager.get_connection().execute(&record).await?;
+            self.commit(manager).await?;
             tracing::info!(%version, "migrated the session table");
             applied.push(version);
         }
-        for sql in &self.then {
-            conn.execute_unprepared(sql).await?;
-        }
-        Ok(())
+        Ok(execute_all(conn, self.then.clone()).await?)
     }
 
     /// Rolls back the last `num` applied steps (all with `None`), newest first; rolling back
@@ -300,31 +288,21 @@ impl Runner {
         let mut undone = Vec::new();
         for (position, step) in applied {
             let version = self.history.version(step.name());
-            let forget = self.history.forget(&version);
-            match self.backend {
-                DbBackend::MySql => {
-                    if table_exists {
-                        step.down(&SchemaManager::new(conn)).await?;
-                    }
-                    conn.execute(&forget).await?;
-                }
-                _ => {
-                    let txn = conn.begin().await?;
-                    if table_exists {
-                        // The first step's rollback drops the table (its triggers with it), and
-                        // then on PostgreSQL the eviction functions they called.
-                        let functions = if position == 0 && self.backend == DbBackend::Postgres {
-                            self.eviction_functions(&txn).await?
-                        } else {
-                            Vec::new()
-                        };
-                        step.down(&SchemaManager::new(&txn)).await?;
-                        self.drop_unused_functions(&txn, &functions).await?;
-                    }
-                    txn.execute(&forget).await?;
-                    txn.commit().await?;
-                }
+            let manager = self.step_manager(conn).await?;
+            let db = manager.get_connection();
+            if table_exists {
+                // The first step's rollback drops the table (its triggers with it), and then on
+                // PostgreSQL the eviction functions they called.
+                let functions = if position == 0 && self.backend == DbBackend::Postgres {
+                    self.eviction_functions(db).await?
+                } else {
+                    Vec::new()
+                };
+                step.down(&manager).await?;
+                self.drop_unused_functions(db, &functions).await?;
             }
+            db.execute(&self.history.forget(&version)).await?;
+            self.commit(manager).await?;
             undone.push(if table_exists {
                 Undone::RolledBack(version)
             } else {
@@ -351,6 +329,28 @@ impl Runner {
                 .collect(),
             unknown: self.unknown(&recorded, &known),
         })
+    }
+
+    /// Where a step and its history row run: a transaction of their own where DDL is
+    /// transactional; on MySQL, which commits DDL by itself (see the type's docs), the
+    /// connection.
+    async fn step_manager<'c>(
+        &self,
+        conn: &'c DatabaseConnection,
+    ) -> Result<SchemaManager<'c>, DbErr> {
+        let manager = SchemaManager::new(conn);
+        match self.backend {
+            DbBackend::MySql => Ok(manager),
+            _ => manager.begin().await,
+        }
+    }
+
+    /// Commits the transaction of [`step_manager`](Self::step_manager), if it began one.
+    async fn commit(&self, manager: SchemaManager<'_>) -> Result<(), DbErr> {
+        match self.backend {
+            DbBackend::MySql => Ok(()),
+            _ => manager.commit().await,
+        }
     }
 
     /// Recorded versions of this table that this release does not know.

@@ -1,10 +1,10 @@
-//! The SQL the migrations and the runner share: identifiers quoted (the crate's one quoter), a
-//! column looked up in the catalog, one `ALTER TABLE` of several changes on MySQL, instants
-//! written as literals.
+//! The SQL the migrations and the runner share: identifiers quoted (the crate's one quoter),
+//! catalog queries' rows read, a column looked up in the catalog, statements run in order,
+//! `ALTER TABLE` of several changes, instants written as literals.
 
 use sea_orm_migration::{
     prelude::*,
-    sea_orm::{DbBackend, Statement},
+    sea_orm::{ConnectionTrait, DbBackend, Statement, TryGetableMany, Value},
 };
 use time::OffsetDateTime;
 
@@ -26,6 +26,14 @@ pub fn quote(backend: DbBackend, name: &str) -> String {
     format!("{mark}{}{mark}", name.replace(mark, &mark.repeat(2)))
 }
 
+/// PostgreSQL's `CREATE SCHEMA IF NOT EXISTS` of `schema`.
+pub(crate) fn create_schema(schema: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote(DbBackend::Postgres, schema)
+    )
+}
+
 /// Table `table` of schema `schema` as statements name it: `"<schema>"."<table>"` on
 /// PostgreSQL, the quoted table name alone on SQLite and MySQL, which have no schemas (the
 /// table is in the connection's database).
@@ -41,9 +49,47 @@ pub(crate) fn no_sql_for(what: &str, backend: DbBackend) -> DbErr {
     DbErr::Migration(format!("{what} migration has no SQL for {backend:?}"))
 }
 
+/// The rows `sql` returns, each read as `T` (a value, or a tuple of the first columns).
+pub(crate) async fn rows<T: TryGetableMany>(
+    conn: &impl ConnectionTrait,
+    backend: DbBackend,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<T>, DbErr> {
+    conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .iter()
+        .map(|row| row.try_get_many_by_index())
+        .collect()
+}
+
+/// Whether `sql` returns a row.
+pub(crate) async fn any_row(
+    conn: &impl ConnectionTrait,
+    backend: DbBackend,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<bool, DbErr> {
+    Ok(conn
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .is_some())
+}
+
+/// Runs `statements`, in order.
+pub(crate) async fn execute_all(
+    conn: &impl ConnectionTrait,
+    statements: Vec<String>,
+) -> Result<(), DbErr> {
+    for sql in statements {
+        conn.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}
+
 /// Whether table `table` has column `column`, on SQLite or in MySQL's current database.
 pub(crate) async fn has_column(
-    conn: &SchemaManagerConnection<'_>,
+    conn: &impl ConnectionTrait,
     backend: DbBackend,
     table: &str,
     column: &str,
@@ -55,32 +101,43 @@ pub(crate) async fn has_column(
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?"
         }
     };
-    Ok(conn
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [table.to_owned().into(), column.to_owned().into()],
-        ))
-        .await?
-        .is_some())
+    any_row(conn, backend, sql, vec![table.into(), column.into()]).await
 }
 
-/// One `ALTER TABLE` of MySQL table `table` making `changes`, none when there are none: one
-/// statement keeps the parts together (MySQL's DDL commits each statement by itself).
+/// `ALTER TABLE target` making `changes`, none when there are none: on MySQL and PostgreSQL in
+/// one statement, which keeps the parts together (MySQL's DDL commits each statement by
+/// itself); on SQLite, which takes one change at a time, one statement each.
+pub(crate) async fn alter(
+    conn: &impl ConnectionTrait,
+    backend: DbBackend,
+    target: &str,
+    changes: &[String],
+) -> Result<(), DbErr> {
+    let statements = match backend {
+        DbBackend::Sqlite => changes.to_vec(),
+        _ if changes.is_empty() => Vec::new(),
+        _ => vec![changes.join(", ")],
+    };
+    let statements = statements
+        .iter()
+        .map(|changes| format!("ALTER TABLE {target} {changes}"))
+        .collect();
+    execute_all(conn, statements).await
+}
+
+/// One `ALTER TABLE` of MySQL table `table` making `changes`, none when there are none.
 pub(crate) async fn alter_mysql(
-    conn: &SchemaManagerConnection<'_>,
+    conn: &impl ConnectionTrait,
     table: &str,
     changes: &[String],
 ) -> Result<(), DbErr> {
-    if !changes.is_empty() {
-        conn.execute_unprepared(&format!(
-            "ALTER TABLE {} {}",
-            quote(DbBackend::MySql, table),
-            changes.join(", ")
-        ))
-        .await?;
-    }
-    Ok(())
+    alter(
+        conn,
+        DbBackend::MySql,
+        &quote(DbBackend::MySql, table),
+        changes,
+    )
+    .await
 }
 
 /// `instant` as SQLite stores the session table's instants: microseconds since the Unix epoch.

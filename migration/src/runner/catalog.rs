@@ -2,10 +2,10 @@
 //! a type in the way of the tables it creates (PostgreSQL), the eviction functions the table's
 //! triggers call (PostgreSQL).
 
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
 
 use super::{Runner, TableState};
-use crate::{partition_name, qualified, HISTORY_TABLE};
+use crate::{partition_name, qualified, sql::rows, HISTORY_TABLE};
 
 /// The columns every session table has, since the first migration.
 const SESSION_COLUMNS: [&str; 3] = ["id", "data", "expiry_date"];
@@ -17,20 +17,6 @@ const EVICTION_TRIGGERS: &str = "'tower_sessions_evict_on_update', \
      'tower_sessions_evict_on_delete', 'tower_sessions_evict_on_truncate'";
 
 impl Runner {
-    /// The first column of the rows `sql` returns, as strings.
-    async fn strings(
-        &self,
-        conn: &impl ConnectionTrait,
-        sql: &str,
-        values: Vec<Value>,
-    ) -> Result<Vec<String>, DbErr> {
-        conn.query_all_raw(Statement::from_sql_and_values(self.backend, sql, values))
-            .await?
-            .iter()
-            .map(|row| row.try_get_by_index(0))
-            .collect()
-    }
-
     /// What holds the session table's name: nothing, a session table, or another table or
     /// relation (and which of the session columns it lacks). One statement, so one snapshot of
     /// the catalog: a table a concurrent run creates meanwhile is seen whole or not at all.
@@ -68,17 +54,13 @@ impl Runner {
                 vec![self.table.clone().into()],
             ),
         };
-        let rows = conn
-            .query_all_raw(Statement::from_sql_and_values(self.backend, sql, names))
-            .await?;
-        let Some(first) = rows.first() else {
+        let found: Vec<(Option<String>, Option<String>)> =
+            rows(conn, self.backend, sql, names).await?;
+        let Some((kind, _)) = found.first() else {
             return Ok(TableState::Missing);
         };
-        let is_table = first.try_get_by_index::<Option<String>>(0)?.is_some();
-        let mut columns = Vec::new();
-        for row in &rows {
-            columns.extend(row.try_get_by_index::<Option<String>>(1)?);
-        }
+        let is_table = kind.is_some();
+        let columns: Vec<_> = found.iter().filter_map(|(_, c)| c.as_ref()).collect();
         // MariaDB's catalog is no snapshot: it lists a table that a concurrent run is creating
         // before its columns. Every table there has a column, so a table without any is that
         // one, and nothing is in the way.
@@ -104,19 +86,19 @@ impl Runner {
         names
             .extend((0..self.hash_partitions.unwrap_or(0)).map(|k| partition_name(&self.table, k)));
         // The names are validated identifiers: no comma in any.
-        let found = self
-            .strings(
-                conn,
-                "SELECT t.typname::text FROM pg_type t \
+        let found: Vec<String> = rows(
+            conn,
+            self.backend,
+            "SELECT t.typname::text FROM pg_type t \
                  JOIN pg_namespace n ON n.oid = t.typnamespace \
                  WHERE n.nspname = $1 AND t.typname::text = ANY (string_to_array($2, ',')) \
                  AND NOT EXISTS (SELECT 1 FROM pg_class c \
                                  WHERE c.relnamespace = n.oid AND c.relname = t.typname) \
                  LIMIT 1",
-                vec![self.schema.clone().into(), names.join(",").into()],
-            )
-            .await
-            .ok()?;
+            vec![self.schema.clone().into(), names.join(",").into()],
+        )
+        .await
+        .ok()?;
         let name = found.first()?;
         Some(DbErr::Migration(format!(
             "a type named \"{name}\" that is not a table's is in schema \"{}\": PostgreSQL gives \
@@ -144,8 +126,9 @@ impl Runner {
              AND n.nspname = $2 AND p.proname LIKE 'tower\\_sessions\\_evict\\_%'"
         );
         let regclass = qualified(DbBackend::Postgres, &self.schema, &self.table);
-        self.strings(
+        rows(
             conn,
+            self.backend,
             &sql,
             vec![regclass.into(), self.schema.clone().into()],
         )
@@ -159,14 +142,14 @@ impl Runner {
         functions: &[String],
     ) -> Result<(), DbErr> {
         for function in functions {
-            let callers = self
-                .strings(
-                    conn,
-                    "SELECT 'called' FROM pg_catalog.pg_trigger \
+            let callers: Vec<String> = rows(
+                conn,
+                self.backend,
+                "SELECT 'called' FROM pg_catalog.pg_trigger \
                      WHERE tgfoid = to_regprocedure($1)",
-                    vec![function.clone().into()],
-                )
-                .await?;
+                vec![function.clone().into()],
+            )
+            .await?;
             if callers.is_empty() {
                 conn.execute_unprepared(&format!("DROP FUNCTION IF EXISTS {function}"))
                     .await?;

@@ -5,10 +5,14 @@
 
 use sea_orm_migration::{
     prelude::*,
-    sea_orm::{ConnectionTrait, DbBackend, Statement},
+    sea_orm::{ConnectionTrait, DbBackend, Value},
 };
 
-use crate::{history_version, qualified, quote, DEFAULT_TABLE, HISTORY_TABLE};
+use crate::{
+    history_version, qualified,
+    sql::{any_row, create_schema},
+    DEFAULT_TABLE, HISTORY_TABLE,
+};
 
 #[derive(Debug, Clone)]
 pub(super) struct History {
@@ -45,7 +49,7 @@ impl History {
     }
 
     async fn exists(&self, conn: &impl ConnectionTrait) -> Result<bool, DbErr> {
-        let (sql, values): (&str, Vec<sea_orm_migration::sea_orm::Value>) = match self.backend {
+        let (sql, values): (&str, Vec<Value>) = match self.backend {
             DbBackend::Postgres => (
                 "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = $2",
                 vec![self.schema.clone().into(), HISTORY_TABLE.into()],
@@ -60,21 +64,15 @@ impl History {
                 vec![HISTORY_TABLE.into()],
             ),
         };
-        Ok(conn
-            .query_one_raw(Statement::from_sql_and_values(self.backend, sql, values))
-            .await?
-            .is_some())
+        any_row(conn, self.backend, sql, values).await
     }
 
     /// Creates the history table if missing, and on PostgreSQL its schema first (the first
     /// migration creates it again, harmlessly).
     pub async fn create_if_missing(&self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
         if self.backend == DbBackend::Postgres {
-            conn.execute_unprepared(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {}",
-                quote(self.backend, &self.schema)
-            ))
-            .await?;
+            conn.execute_unprepared(&create_schema(&self.schema))
+                .await?;
         }
         conn.execute(
             &Table::create()

@@ -1,7 +1,8 @@
 //! The commands, on one session table, through the migration crate's [`Runner`] (the one the
-//! store's `migrate()` runs): `up`, `down` (and `reset`, all of them), `status`, each printing
-//! what it did.
+//! store's `migrate()` runs): `up`, `down` (and `reset`, all of them), `refresh`, `status`, each
+//! printing what it did.
 
+use crate::args::Action;
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend};
 use tower_sessions_seaorm_migration::{
     check_names, RunError, Runner, TableState, Undone, MAX_NAME_LEN,
@@ -22,40 +23,45 @@ pub fn runner(backend: DbBackend, schema: &str, table: &str) -> Result<Runner, S
     Ok(Runner::new(backend, schema, table))
 }
 
-pub async fn up(
+/// Runs `action` (`refresh` rolls back, then applies), printing what it did.
+pub async fn run(
     runner: &Runner,
     conn: &DatabaseConnection,
-    num: Option<u32>,
+    action: Action,
 ) -> Result<(), RunError> {
-    let applied = runner.up(conn, num).await?;
-    if applied.is_empty() {
-        println!("{}: nothing to apply", runner.describe());
+    let (down, up) = match action {
+        Action::Up(num) => (None, Some(num)),
+        Action::Down(num) => (Some(num), None),
+        Action::Refresh => (Some(None), Some(None)),
+        Action::Status => return status(runner, conn).await,
+    };
+    if let Some(num) = down {
+        let undone = runner.down(conn, num).await?;
+        let lines = undone.iter().map(|step| match step {
+            Undone::RolledBack(version) => format!("rolled back {version}"),
+            Undone::Forgotten(version) => format!("forgot {version} (the table is gone)"),
+        });
+        report(runner, "nothing to roll back", lines.collect());
     }
-    for version in applied {
-        println!("applied {version}");
+    if let Some(num) = up {
+        let applied = runner.up(conn, num).await?;
+        let lines = applied.iter().map(|version| format!("applied {version}"));
+        report(runner, "nothing to apply", lines.collect());
     }
     Ok(())
 }
 
-pub async fn down(
-    runner: &Runner,
-    conn: &DatabaseConnection,
-    num: Option<u32>,
-) -> Result<(), RunError> {
-    let undone = runner.down(conn, num).await?;
-    if undone.is_empty() {
-        println!("{}: nothing to roll back", runner.describe());
+/// Prints what a command did, one line each, or that it had `nothing` to do.
+fn report(runner: &Runner, nothing: &str, lines: Vec<String>) {
+    if lines.is_empty() {
+        println!("{}: {nothing}", runner.describe());
     }
-    for step in undone {
-        match step {
-            Undone::RolledBack(version) => println!("rolled back {version}"),
-            Undone::Forgotten(version) => println!("forgot {version} (the table is gone)"),
-        }
+    for line in lines {
+        println!("{line}");
     }
-    Ok(())
 }
 
-pub async fn status(runner: &Runner, conn: &DatabaseConnection) -> Result<(), RunError> {
+async fn status(runner: &Runner, conn: &DatabaseConnection) -> Result<(), RunError> {
     let status = runner.status(conn).await?;
     let found = match status.table {
         TableState::Missing => "missing".to_owned(),

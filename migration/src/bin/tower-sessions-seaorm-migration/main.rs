@@ -50,15 +50,7 @@ async fn run(cli: Cli, action: Action) -> Result<(), String> {
         .map_err(|err| format!("cannot connect to the database: {}", without_url(err)))?;
     let backend = conn.get_database_backend();
     let runner = commands::runner(backend, &cli.schema, &cli.table)?;
-    let outcome = match action {
-        Action::Up(num) => commands::up(&runner, &conn, num).await,
-        Action::Down(num) => commands::down(&runner, &conn, num).await,
-        Action::Status => commands::status(&runner, &conn).await,
-        Action::Refresh => match commands::down(&runner, &conn, None).await {
-            Ok(()) => commands::up(&runner, &conn, None).await,
-            Err(err) => Err(err),
-        },
-    };
+    let outcome = commands::run(&runner, &conn, action).await;
     let _ = conn.close().await;
     outcome.map_err(|err| match err {
         RunError::Refused(message) => message,
