@@ -1,5 +1,3 @@
-use tower_sessions_core::session_store;
-
 use crate::adapters::sql::IdentifierError;
 #[cfg(test)]
 use crate::{
@@ -17,6 +15,7 @@ impl From<IdentifierError> for SeaOrmStoreError {
     }
 }
 
+/// What tower-sessions sees: `compat` turns the error into each version's `session_store::Error`.
 impl SeaOrmStoreError {
     /// Whether tower-sessions sees this as an `Encode` error: the session could not be turned
     /// into a row, and nothing was written.
@@ -37,19 +36,11 @@ impl SeaOrmStoreError {
     }
 }
 
-impl From<SeaOrmStoreError> for session_store::Error {
-    fn from(err: SeaOrmStoreError) -> Self {
-        match err {
-            _ if err.is_encode() => Self::Encode(err.to_string()),
-            _ if err.is_decode() => Self::Decode(err.to_string()),
-            _ => Self::Backend(err.to_string()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use tower_sessions_core::session_store;
 
     use super::*;
 
