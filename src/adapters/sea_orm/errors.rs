@@ -17,11 +17,7 @@ use crate::{
 /// lines that can quote a value are dropped.
 pub(crate) fn classify(dialect: Dialect, err: DbErr) -> SqlError {
     use sea_orm::sqlx::Error as Sqlx;
-    let failed = |error| SqlError {
-        error,
-        duplicate: false,
-        conflict: false,
-    };
+    let failed = SqlError::from;
     match &err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
             failed(RepositoryError::Unavailable(err.to_string()))

@@ -50,6 +50,17 @@ pub(crate) struct SqlError {
     pub conflict: bool,
 }
 
+/// A failure that is neither a duplicate nor a conflict.
+impl From<RepositoryError> for SqlError {
+    fn from(error: RepositoryError) -> Self {
+        Self {
+            error,
+            duplicate: false,
+            conflict: false,
+        }
+    }
+}
+
 impl From<SqlError> for RepositoryError {
     fn from(err: SqlError) -> Self {
         err.error

@@ -108,9 +108,8 @@ impl ServerError {
             Self::Conflict | Self::Statement => RepositoryError::Statement(described),
         };
         SqlError {
-            error,
-            duplicate: false,
             conflict: kind == Self::Conflict,
+            ..error.into()
         }
     }
 }

@@ -100,11 +100,7 @@ impl TokioPostgresRepository {
 
     /// A pooled client, for one statement.
     async fn client(&self) -> Result<deadpool_postgres::Client, SqlError> {
-        self.pool.get().await.map_err(|err| SqlError {
-            error: errors::pool(err),
-            duplicate: false,
-            conflict: false,
-        })
+        Ok(self.pool.get().await.map_err(errors::pool)?)
     }
 }
 
