@@ -62,22 +62,10 @@ impl TokioPostgresRepository {
         }
     }
 
-    /// The same repository, sending cancel requests through `tls`, the pool's connector.
-    pub(crate) fn with_cancel_tls<T>(self, tls: T) -> Self
-    where
-        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        T::Stream: Send + Sync,
-        T::TlsConnect: Send + Sync,
-        <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
-    {
-        Self {
-            cancel_tls: CancelTls::with(tls),
-            ..self
-        }
+    /// The same repository, sending cancel requests through `cancel_tls` (the pool's
+    /// connector).
+    pub(crate) fn with_cancel_tls(self, cancel_tls: CancelTls) -> Self {
+        Self { cancel_tls, ..self }
     }
 
     /// The same repository (pool, cancel connector) storing sessions in `table`.
