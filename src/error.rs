@@ -15,27 +15,6 @@ impl From<IdentifierError> for SeaOrmStoreError {
     }
 }
 
-/// What tower-sessions sees: `compat` turns the error into each version's `session_store::Error`.
-impl SeaOrmStoreError {
-    /// Whether tower-sessions sees this as an `Encode` error: the session could not be turned
-    /// into a row, and nothing was written.
-    pub(crate) fn is_encode(&self) -> bool {
-        matches!(
-            self,
-            Self::Encode(_)
-                | Self::TooLarge { .. }
-                | Self::UserKeyTooLong { .. }
-                | Self::Unstorable(_)
-        )
-    }
-
-    /// Whether tower-sessions sees this as a `Decode` error: a stored row is not a session
-    /// this store returns.
-    pub(crate) fn is_decode(&self) -> bool {
-        matches!(self, Self::Decode(_) | Self::Unreadable(_))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

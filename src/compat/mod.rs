@@ -49,9 +49,15 @@ macro_rules! tower_sessions_adapter {
 
         impl From<SeaOrmStoreError> for session_store::Error {
             fn from(err: SeaOrmStoreError) -> Self {
+                use SeaOrmStoreError as E;
                 match err {
-                    _ if err.is_encode() => Self::Encode(err.to_string()),
-                    _ if err.is_decode() => Self::Decode(err.to_string()),
+                    // The session could not be turned into a row, and nothing was written.
+                    E::Encode(_)
+                    | E::TooLarge { .. }
+                    | E::UserKeyTooLong { .. }
+                    | E::Unstorable(_) => Self::Encode(err.to_string()),
+                    // A stored row is not a session this store returns.
+                    E::Decode(_) | E::Unreadable(_) => Self::Decode(err.to_string()),
                     _ => Self::Backend(err.to_string()),
                 }
             }
