@@ -26,13 +26,12 @@ pub(crate) fn classify(dialect: Dialect, err: DbErr) -> SqlError {
             match e.as_ref() {
                 // MySQL's duplicate-entry message quotes the key, which may be a session id.
                 Sqlx::Database(db) if matches!(db.kind(), ErrorKind::UniqueViolation) => SqlError {
-                    error: RepositoryError::Statement(format!(
+                    duplicate: true,
+                    ..failed(RepositoryError::Statement(format!(
                         "a row with this key already exists ({} {})",
                         dialect.code_label(),
                         db.code().unwrap_or_default()
-                    )),
-                    duplicate: true,
-                    conflict: false,
+                    )))
                 },
                 Sqlx::Database(db) => ServerError::sql_error(
                     dialect,
