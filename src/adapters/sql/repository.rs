@@ -137,7 +137,7 @@ impl<D: SqlDriver> SessionRepository for D {
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         let statements = self.statements();
-        let (now, limit) = (Param::Instant(now), Param::Count(limit));
+        let (now, limit) = (Param::Instant(now), Param::count(limit));
         let (sql, params) = match born_before {
             None => (
                 &statements.delete_expired_batch,
@@ -188,7 +188,7 @@ impl<D: SqlDriver> SessionRepository for D {
             user.clone(),
             now.clone(),
             born.clone(),
-            Param::Count(keep),
+            Param::count(keep),
         );
         let (deletes, checks) = (&per_user.delete_live_keys, vec![user, now, born]);
         delete_per_user(self, &per_user.trim, params, deletes, checks).await

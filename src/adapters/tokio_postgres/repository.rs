@@ -108,7 +108,6 @@ impl From<Param> for Value {
             Param::Text(text) => Self::Text(text),
             Param::Bytes(bytes) => Self::Bytes(bytes),
             Param::Instant(at) => Self::Instant(postgres_instant(at)),
-            Param::Count(rows) => Self::BigInt(i64::try_from(rows).unwrap_or(i64::MAX)),
             Param::Integer(value) => Self::BigInt(value),
         }
     }
