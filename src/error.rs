@@ -1,5 +1,3 @@
-use tower_sessions_core::session_store;
-
 use crate::adapters::sql::IdentifierError;
 #[cfg(test)]
 use crate::{
@@ -17,39 +15,11 @@ impl From<IdentifierError> for SeaOrmStoreError {
     }
 }
 
-impl SeaOrmStoreError {
-    /// Whether tower-sessions sees this as an `Encode` error: the session could not be turned
-    /// into a row, and nothing was written.
-    pub(crate) fn is_encode(&self) -> bool {
-        matches!(
-            self,
-            Self::Encode(_)
-                | Self::TooLarge { .. }
-                | Self::UserKeyTooLong { .. }
-                | Self::Unstorable(_)
-        )
-    }
-
-    /// Whether tower-sessions sees this as a `Decode` error: a stored row is not a session
-    /// this store returns.
-    pub(crate) fn is_decode(&self) -> bool {
-        matches!(self, Self::Decode(_) | Self::Unreadable(_))
-    }
-}
-
-impl From<SeaOrmStoreError> for session_store::Error {
-    fn from(err: SeaOrmStoreError) -> Self {
-        match err {
-            _ if err.is_encode() => Self::Encode(err.to_string()),
-            _ if err.is_decode() => Self::Decode(err.to_string()),
-            _ => Self::Backend(err.to_string()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use tower_sessions_core::session_store;
 
     use super::*;
 

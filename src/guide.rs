@@ -10,40 +10,15 @@
 // crate root.
 //
 // The examples use every feature of the crate, so the guides are included when the crate is
-// documented with all of them, as on docs.rs; otherwise each page says where to read it.
+// documented with all of them (`cfg(all_doc_features)`, set by `build.rs`), as on docs.rs;
+// otherwise each page says where to read it.
 #![cfg_attr(
-    all(
-        feature = "postgres",
-        feature = "sqlite",
-        feature = "mysql",
-        feature = "migration",
-        feature = "msgpack",
-        feature = "json",
-        feature = "bincode",
-        feature = "encryption",
-        feature = "cache",
-        feature = "testing",
-        feature = "tokio-postgres",
-        feature = "tower-sessions-014",
-    ),
+    all_doc_features,
     doc = include_str!("guide/guide-links.md"),
     doc = include_str!("../docs/README.md")
 )]
 #![cfg_attr(
-    not(all(
-        feature = "postgres",
-        feature = "sqlite",
-        feature = "mysql",
-        feature = "migration",
-        feature = "msgpack",
-        feature = "json",
-        feature = "bincode",
-        feature = "encryption",
-        feature = "cache",
-        feature = "testing",
-        feature = "tokio-postgres",
-        feature = "tower-sessions-014",
-    )),
+    not(all_doc_features),
     doc = "The guides (`docs/`), shown when the crate is documented with all its features \
            (`cargo doc --all-features`, as on docs.rs)."
 )]
@@ -54,38 +29,12 @@ macro_rules! guide {
     ($(#[$meta:meta])* $name:ident, $file:literal) => {
         $(#[$meta])*
         #[cfg_attr(
-            all(
-                feature = "postgres",
-                feature = "sqlite",
-                feature = "mysql",
-                feature = "migration",
-                feature = "msgpack",
-                feature = "json",
-                feature = "bincode",
-                feature = "encryption",
-                feature = "cache",
-                feature = "testing",
-                feature = "tokio-postgres",
-                feature = "tower-sessions-014",
-            ),
+            all_doc_features,
             doc = include_str!("guide/guide-links.md"),
             doc = include_str!(concat!("../docs/", $file))
         )]
         #[cfg_attr(
-            not(all(
-                feature = "postgres",
-                feature = "sqlite",
-                feature = "mysql",
-                feature = "migration",
-                feature = "msgpack",
-                feature = "json",
-                feature = "bincode",
-                feature = "encryption",
-                feature = "cache",
-                feature = "testing",
-                feature = "tokio-postgres",
-                feature = "tower-sessions-014",
-            )),
+            not(all_doc_features),
             doc = concat!(
                 "The guide `docs/", $file, "`, shown when the crate is documented with all its \
                  features (`cargo doc --all-features`, as on docs.rs)."

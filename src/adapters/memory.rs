@@ -96,6 +96,17 @@ impl InMemoryRepository {
         self.rows().is_empty()
     }
 
+    /// Deletes at most `limit` of the rows `doomed` picks, and returns how many it deleted.
+    fn delete_where(&self, limit: u64, doomed: impl Fn(&str, &Row) -> bool) -> u64 {
+        let mut deleted = 0;
+        self.rows().retain(|id, row| {
+            let delete = deleted < limit && doomed(id, row);
+            deleted += u64::from(delete);
+            !delete
+        });
+        deleted
+    }
+
     fn rows(&self) -> MutexGuard<'_, HashMap<String, Row>> {
         // No code panics while holding the lock, and a map is never left half-updated by one
         // of these single-step operations, so a poisoned lock still guards consistent rows.
@@ -178,16 +189,10 @@ impl SessionRepository for InMemoryRepository {
         born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
-        let mut deleted = 0;
-        self.rows().retain(|_, row| {
+        Ok(self.delete_where(limit, |_, row| {
             let outlived = born_before.is_some_and(|born| row.created_at <= born);
-            let delete = deleted < limit && (row.is_expired_at(now) || outlived);
-            if delete {
-                deleted += 1;
-            }
-            !delete
-        });
-        Ok(deleted)
+            row.is_expired_at(now) || outlived
+        }))
     }
 
     async fn find_unexpired_by_user(
@@ -242,13 +247,9 @@ impl SessionRepository for InMemoryRepository {
         user_key: &str,
         except: Option<&'a str>,
     ) -> Result<u64, RepositoryError> {
-        let mut deleted = 0;
-        self.rows().retain(|id, row| {
-            let delete = row.of_user(user_key) && except != Some(id.as_str());
-            deleted += u64::from(delete);
-            !delete
-        });
-        Ok(deleted)
+        Ok(self.delete_where(u64::MAX, |id, row| {
+            row.of_user(user_key) && except != Some(id)
+        }))
     }
 
     async fn delete_by_user_and_id(

@@ -1,5 +1,3 @@
-use std::fmt;
-
 use super::SessionRecord;
 
 /// Turns a [`SessionRecord`] into bytes for the database and back.
@@ -76,7 +74,8 @@ pub trait Codec: Send + Sync + 'static {
 ///
 /// Carries the codec's name and a description that, by the [`Codec`] contract, holds no session
 /// data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{codec} codec: {reason}")]
 pub struct CodecError {
     codec: &'static str,
     reason: String,
@@ -102,11 +101,3 @@ impl CodecError {
         &self.reason
     }
 }
-
-impl fmt::Display for CodecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} codec: {}", self.codec, self.reason)
-    }
-}
-
-impl std::error::Error for CodecError {}

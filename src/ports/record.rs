@@ -46,16 +46,9 @@ impl fmt::Display for SessionId {
 }
 
 /// A string that is not a session id (22 URL-safe base64 characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a session id (22 URL-safe base64 characters)")]
 pub struct InvalidSessionId;
-
-impl fmt::Display for InvalidSessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not a session id (22 URL-safe base64 characters)")
-    }
-}
-
-impl std::error::Error for InvalidSessionId {}
 
 impl FromStr for SessionId {
     type Err = InvalidSessionId;
@@ -126,10 +119,6 @@ impl<'a> SessionRecord<'a> {
 
     /// The same record owning its data (copied only if it was borrowed).
     pub fn into_owned(self) -> SessionRecord<'static> {
-        SessionRecord {
-            id: self.id,
-            data: Cow::Owned(self.data.into_owned()),
-            expiry_date: self.expiry_date,
-        }
+        SessionRecord::owned(self.id, self.data.into_owned(), self.expiry_date)
     }
 }

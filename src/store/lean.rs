@@ -12,7 +12,7 @@ use crate::codec::MessagePackCodec;
 use crate::{
     adapters::{
         sql::{Dialect, SessionTable},
-        tokio_postgres::TokioPostgresRepository,
+        tokio_postgres::{CancelTls, TokioPostgresRepository},
     },
     domain::{RepositoryStore, SessionError as SeaOrmStoreError},
     ports::Codec,
@@ -100,7 +100,8 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
         T::TlsConnect: Send + Sync,
         <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
-        let repository = self.repository().clone().with_cancel_tls(tls);
+        let cancel_tls = CancelTls::with(tls);
+        let repository = self.repository().clone().with_cancel_tls(cancel_tls);
         self.with_repository(repository)
     }
 

@@ -49,9 +49,7 @@ impl Dialect {
             Self::MySql => Value::TimeDateTime(Some(mysql_datetime(at))),
         }
     }
-}
 
-impl Dialect {
     /// The instant in column `index` of `row`, as [`Dialect::instant`] stored it.
     ///
     /// A value the driver cannot turn into an instant (a MySQL date with a zero month or day, a
@@ -76,9 +74,7 @@ impl Dialect {
                 .assume_utc()),
         }
     }
-}
 
-impl Dialect {
     /// The key (`id` or `user_key`) in column `index` of `row`, as text.
     ///
     /// MySQL's key columns are `varbinary` (compared byte for byte; the third migration), which

@@ -17,11 +17,7 @@ use crate::{
 /// lines that can quote a value are dropped.
 pub(crate) fn classify(dialect: Dialect, err: DbErr) -> SqlError {
     use sea_orm::sqlx::Error as Sqlx;
-    let failed = |error| SqlError {
-        error,
-        duplicate: false,
-        conflict: false,
-    };
+    let failed = SqlError::from;
     match &err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
             failed(RepositoryError::Unavailable(err.to_string()))
@@ -30,13 +26,12 @@ pub(crate) fn classify(dialect: Dialect, err: DbErr) -> SqlError {
             match e.as_ref() {
                 // MySQL's duplicate-entry message quotes the key, which may be a session id.
                 Sqlx::Database(db) if matches!(db.kind(), ErrorKind::UniqueViolation) => SqlError {
-                    error: RepositoryError::Statement(format!(
+                    duplicate: true,
+                    ..failed(RepositoryError::Statement(format!(
                         "a row with this key already exists ({} {})",
                         dialect.code_label(),
                         db.code().unwrap_or_default()
-                    )),
-                    duplicate: true,
-                    conflict: false,
+                    )))
                 },
                 Sqlx::Database(db) => ServerError::sql_error(
                     dialect,

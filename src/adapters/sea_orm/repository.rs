@@ -66,7 +66,6 @@ impl SeaOrmRepository {
             Param::Text(text) => Value::String(text),
             Param::Bytes(bytes) => Value::Bytes(bytes),
             Param::Instant(at) => self.dialect.instant(at),
-            Param::Count(rows) => Value::BigInt(Some(i64::try_from(rows).unwrap_or(i64::MAX))),
             Param::Integer(value) => Value::BigInt(Some(value)),
         });
         Statement::from_sql_and_values(self.conn.get_database_backend(), sql, values)

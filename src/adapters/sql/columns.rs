@@ -55,14 +55,3 @@ pub(crate) const ROW_COLUMNS: [Column; 7] = [
     Column::UpdatedAt,
     Column::ListedValues,
 ];
-
-/// What the insert binds: the row's columns, in [`ROW_COLUMNS`]' order.
-pub(crate) const ROW_BINDS: [Bind; 7] = [
-    Bind::Column(Column::Id),
-    Bind::Column(Column::Data),
-    Bind::Column(Column::ExpiryDate),
-    Bind::Column(Column::UserKey),
-    Bind::Column(Column::CreatedAt),
-    Bind::Column(Column::UpdatedAt),
-    Bind::Column(Column::ListedValues),
-];

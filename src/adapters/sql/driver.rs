@@ -16,15 +16,18 @@ pub(crate) enum Param {
     Bytes(Option<Vec<u8>>),
     /// An instant, stored as the dialect stores instants (see [`Dialect`]).
     Instant(OffsetDateTime),
-    /// A `LIMIT` or `OFFSET`, bound as a bigint; beyond `i64::MAX` means "no limit" anyway.
-    Count(u64),
-    /// A bigint: a row's version.
+    /// A bigint: a row's version, or a `LIMIT` or `OFFSET` ([`Param::count`]).
     Integer(i64),
 }
 
 impl Param {
     pub(crate) fn text(value: &str) -> Self {
         Self::Text(Some(value.to_owned()))
+    }
+
+    /// A `LIMIT` or `OFFSET`: beyond `i64::MAX` means "no limit" anyway.
+    pub(crate) fn count(rows: u64) -> Self {
+        Self::Integer(i64::try_from(rows).unwrap_or(i64::MAX))
     }
 }
 
@@ -48,6 +51,17 @@ pub(crate) struct SqlError {
     /// The statement lost a conflict with another transaction (a deadlock, a serialization
     /// failure) and was rolled back: running it again may succeed.
     pub conflict: bool,
+}
+
+/// A failure that is neither a duplicate nor a conflict.
+impl From<RepositoryError> for SqlError {
+    fn from(error: RepositoryError) -> Self {
+        Self {
+            error,
+            duplicate: false,
+            conflict: false,
+        }
+    }
 }
 
 impl From<SqlError> for RepositoryError {

@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    columns::{Bind, Column, ROW_BINDS},
+    columns::{Bind, Column, ROW_COLUMNS},
     dialect::EARLIEST,
     driver::{Param, SqlDriver, SqlRow},
-    per_user::{padded, KeyedDeletes, MAX_KEYS_PER_DELETE},
+    per_user::{padded, KeyedDeletes, PerUser, MAX_KEYS_PER_DELETE},
     server_error::DELETE_ATTEMPTS,
     Dialect,
 };
@@ -47,7 +47,8 @@ fn born_after(born_after: Option<OffsetDateTime>) -> Param {
 #[async_trait]
 impl<D: SqlDriver> SessionRepository for D {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
-        let params = row_params(&ROW_BINDS, row, None);
+        // The insert binds the row's columns, in their order.
+        let params = row_params(&ROW_COLUMNS.map(Bind::Column), row, None);
         match self
             .execute(&self.statements().insert_if_absent, params)
             .await
@@ -136,7 +137,7 @@ impl<D: SqlDriver> SessionRepository for D {
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         let statements = self.statements();
-        let (now, limit) = (Param::Instant(now), Param::Count(limit));
+        let (now, limit) = (Param::Instant(now), Param::count(limit));
         let (sql, params) = match born_before {
             None => (
                 &statements.delete_expired_batch,
@@ -180,24 +181,17 @@ impl<D: SqlDriver> SessionRepository for D {
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
-        let statements = self.statements();
-        let per_user = &statements.per_user;
+        let per_user = &self.statements().per_user;
         let (user, now, born) = (Param::text(user_key), Param::Instant(now), born_after(born));
-        let params = statements.trim_user_values(
+        let params = PerUser::trim_values(
+            self.dialect(),
             user.clone(),
             now.clone(),
             born.clone(),
-            Param::Count(keep),
+            Param::count(keep),
         );
-        match self.dialect() {
-            Dialect::Postgres | Dialect::Sqlite => {
-                delete_retrying(self, &per_user.trim, params).await
-            }
-            Dialect::MySql => {
-                let deletes = &per_user.delete_live_keys;
-                delete_read_keys(self, &per_user.trim, params, deletes, vec![user, now, born]).await
-            }
-        }
+        let (deletes, checks) = (&per_user.delete_live_keys, vec![user, now, born]);
+        delete_per_user(self, &per_user.trim, params, deletes, checks).await
     }
 
     async fn delete_by_user<'a>(
@@ -214,12 +208,7 @@ impl<D: SqlDriver> SessionRepository for D {
                 vec![user.clone(), Param::text(keep)],
             ),
         };
-        match self.dialect() {
-            Dialect::Postgres | Dialect::Sqlite => delete_retrying(self, sql, params).await,
-            Dialect::MySql => {
-                delete_read_keys(self, sql, params, &per_user.delete_keys, vec![user]).await
-            }
-        }
+        delete_per_user(self, sql, params, &per_user.delete_keys, vec![user]).await
     }
 
     async fn delete_by_user_and_id(
@@ -257,19 +246,23 @@ async fn delete_retrying<D: SqlDriver>(
     }
 }
 
-/// MySQL's per-user deletes: the keys `read` returns (a plain read, which locks nothing),
-/// deleted by primary key with `deletes`, each also binding `checks` (the user, and for the
-/// trim the row's liveness) to re-check every row as it is once locked.
-async fn delete_read_keys<D: SqlDriver>(
+/// A per-user delete. PostgreSQL and SQLite: `sql` with `params`, [retried](delete_retrying).
+/// MySQL: the keys `sql` returns (a plain read, which locks nothing), deleted by primary key
+/// with `deletes`, each also binding `checks` (the user, and for the trim the row's liveness) to
+/// re-check every row as it is once locked.
+async fn delete_per_user<D: SqlDriver>(
     driver: &D,
-    read: &str,
-    read_params: Vec<Param>,
+    sql: &str,
+    params: Vec<Param>,
     deletes: &KeyedDeletes,
     checks: Vec<Param>,
 ) -> Result<u64, RepositoryError> {
+    if driver.dialect() != Dialect::MySql {
+        return delete_retrying(driver, sql, params).await;
+    }
     // As bytes, bound back as bytes: a key another tool wrote need not be UTF-8.
     let keys = driver
-        .query(read, read_params)
+        .query(sql, params)
         .await?
         .iter()
         .map(|row| row.bytes(0))

@@ -77,9 +77,7 @@ impl ServerError {
             Self::Statement
         }
     }
-}
 
-impl ServerError {
     /// The error the server reported, with SQLSTATE (or SQLite result code) `code` and primary
     /// `message`, as the store reports it. The message and code describe the statement, not the
     /// bound values (the detail lines that can quote a value are the drivers' to drop).
@@ -108,9 +106,8 @@ impl ServerError {
             Self::Conflict | Self::Statement => RepositoryError::Statement(described),
         };
         SqlError {
-            error,
-            duplicate: false,
             conflict: kind == Self::Conflict,
+            ..error.into()
         }
     }
 }

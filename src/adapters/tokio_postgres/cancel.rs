@@ -86,13 +86,13 @@ type CancelFuture = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error
 /// request carries only the backend's process id and secret key), unless given a connector.
 /// Without one, a cancel fails on a pool configured with `sslmode=require`.
 #[derive(Clone, Default)]
-pub(super) struct CancelTls {
+pub(crate) struct CancelTls {
     connector: Option<Arc<dyn Fn(CancelToken) -> CancelFuture + Send + Sync>>,
 }
 
 impl CancelTls {
     /// Cancels through `tls`, the connector the pool connects with.
-    pub(super) fn with<T>(tls: T) -> Self
+    pub(crate) fn with<T>(tls: T) -> Self
     where
         T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
         T::Stream: Send + Sync,

@@ -44,11 +44,7 @@ fn refused_by_target_session_attrs(err: &(dyn std::error::Error + 'static)) -> b
 pub(crate) fn statement(err: tokio_postgres::Error) -> SqlError {
     match err.as_db_error() {
         Some(db) => database(db.code().code(), db.message()),
-        None => SqlError {
-            error: RepositoryError::Unavailable(err.to_string()),
-            duplicate: false,
-            conflict: false,
-        },
+        None => RepositoryError::Unavailable(err.to_string()).into(),
     }
 }
 

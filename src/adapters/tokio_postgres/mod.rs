@@ -16,4 +16,5 @@ mod cancel;
 mod errors;
 mod repository;
 
+pub(crate) use cancel::CancelTls;
 pub use repository::TokioPostgresRepository;

@@ -62,22 +62,10 @@ impl TokioPostgresRepository {
         }
     }
 
-    /// The same repository, sending cancel requests through `tls`, the pool's connector.
-    pub(crate) fn with_cancel_tls<T>(self, tls: T) -> Self
-    where
-        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        T::Stream: Send + Sync,
-        T::TlsConnect: Send + Sync,
-        <T::TlsConnect as tokio_postgres::tls::TlsConnect<tokio_postgres::Socket>>::Future: Send,
-    {
-        Self {
-            cancel_tls: CancelTls::with(tls),
-            ..self
-        }
+    /// The same repository, sending cancel requests through `cancel_tls` (the pool's
+    /// connector).
+    pub(crate) fn with_cancel_tls(self, cancel_tls: CancelTls) -> Self {
+        Self { cancel_tls, ..self }
     }
 
     /// The same repository (pool, cancel connector) storing sessions in `table`.
@@ -100,11 +88,7 @@ impl TokioPostgresRepository {
 
     /// A pooled client, for one statement.
     async fn client(&self) -> Result<deadpool_postgres::Client, SqlError> {
-        self.pool.get().await.map_err(|err| SqlError {
-            error: errors::pool(err),
-            duplicate: false,
-            conflict: false,
-        })
+        Ok(self.pool.get().await.map_err(errors::pool)?)
     }
 }
 
@@ -124,7 +108,6 @@ impl From<Param> for Value {
             Param::Text(text) => Self::Text(text),
             Param::Bytes(bytes) => Self::Bytes(bytes),
             Param::Instant(at) => Self::Instant(postgres_instant(at)),
-            Param::Count(rows) => Self::BigInt(i64::try_from(rows).unwrap_or(i64::MAX)),
             Param::Integer(value) => Self::BigInt(value),
         }
     }
