@@ -764,6 +764,45 @@ async fn a_writer_killed_right_after_its_commit_is_not_served_past_the_bound() {
     replicas.finish().await;
 }
 
+/// The eviction log dropped by hand: the store's saves fail, so none goes unannounced, until
+/// `migrate()` puts the log back.
+#[tokio::test]
+async fn without_its_eviction_log_a_save_fails_until_migrate_restores_it() {
+    let replicas = Replicas::new().await;
+    let b = replicas.replica("b").await;
+    let mut session = record(json!({"n": 1}));
+    b.create(&mut session).await.unwrap();
+    let mut loaded = b.load(&session.id).await.unwrap().expect("the session");
+    loaded.data.insert("n".to_owned(), json!(2));
+
+    let mut raw = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    let sql = "SELECT relname::text FROM pg_class WHERE relnamespace = to_regnamespace($1) \
+               AND relkind = 'r' AND relname::text LIKE 'tower_sessions_log_%'";
+    let logs: Vec<String> = sqlx::query_scalar(sql)
+        .bind(&replicas.schema)
+        .fetch_all(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 1, "one eviction log beside the table: {logs:?}");
+    replicas
+        .execute(&format!(
+            "DROP TABLE \"{}\".\"{}\"",
+            replicas.schema, logs[0]
+        ))
+        .await;
+    let refused = b.save(&loaded).await;
+    assert!(refused.is_err(), "a save without the log succeeded");
+
+    replicas.migrate(|store| store).await;
+    b.save(&loaded)
+        .await
+        .expect("the save, once the log is back");
+    let in_table = Replicas::plain_store(&replicas.admin, &replicas.schema);
+    let saved = in_table.load(&session.id).await.unwrap().expect("the row");
+    assert_eq!(saved.data["n"], json!(2));
+    replicas.finish().await;
+}
+
 /// The writer of [`a_writer_killed_right_after_its_commit_is_not_served_past_the_bound`], in a
 /// process of its own: on a single-threaded runtime it saves and aborts before yielding, so its
 /// announcer (a task on the same runtime) never runs.

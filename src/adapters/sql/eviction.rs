@@ -202,9 +202,11 @@ DECLARE
   channel text := '{channel}';
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext(channel));
-  CREATE UNLOGGED TABLE IF NOT EXISTS {log} ("xid" bigint NOT NULL DEFAULT txid_current(),
-    "key" text NOT NULL);
-  CREATE INDEX IF NOT EXISTS {log_index} ON {log} ("xid");
+  IF to_regclass('{log}') IS NULL THEN
+    CREATE UNLOGGED TABLE {log} ("xid" bigint NOT NULL DEFAULT txid_current(),
+      "key" text NOT NULL);
+    CREATE INDEX {log_index} ON {log} ("xid");
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc
       WHERE oid = to_regprocedure('{function}()') AND prosrc = $evict${body}$evict$) THEN
     CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
