@@ -56,6 +56,7 @@ pub(crate) trait ReadCache: Send + Sync + 'static {
     /// Whether the cache may serve now.
     fn is_serving(&self) -> bool;
     /// Whether only this process writes the table (no listener proves the cache fresh).
+    #[cfg_attr(not(feature = "migration"), allow(dead_code))]
     fn is_local(&self) -> bool;
 }
 

@@ -84,6 +84,7 @@ impl SqlDriver for SeaOrmRepository {
         &self.statements
     }
 
+    #[cfg(all(feature = "cache", feature = "postgres"))]
     fn statements_mut(&mut self) -> &mut Statements {
         Arc::make_mut(&mut self.statements)
     }

@@ -92,6 +92,7 @@ pub(crate) trait SqlDriver: Send + Sync + 'static {
     fn dialect(&self) -> Dialect;
     fn statements(&self) -> &Statements;
     /// This driver's own copy of its statements, to change (a listening cache's quiet saves).
+    #[cfg(all(feature = "cache", feature = "postgres"))]
     fn statements_mut(&mut self) -> &mut Statements;
 
     /// Runs `sql` with `params`.

@@ -72,7 +72,7 @@ const LONGEST_ANNOUNCED_ID: usize = 255;
 /// ([`log_table`]): [`EVICT_ALL`], [`HEARTBEAT_MARK`] and [`LONGEST_ANNOUNCED_ID`] spelled
 /// out, which a test checks.
 ///
-/// A save by a store with a listening cache sets [`QUIET_SETTING`] for its own transaction
+/// A save by a store with a listening cache sets [`QUIET_SETTING`](super::update::QUIET_SETTING) for its own transaction
 /// (inside its one statement): the trigger then writes the changed keys to the log instead of
 /// announcing them, and the store announces them itself once the statement has returned
 /// ([`ANNOUNCE_SQL`]). So such a save takes no part in PostgreSQL's notify lock, which a
@@ -99,10 +99,6 @@ const FUNCTION_TEMPLATE: &str = r#"
     RETURN NULL;
   END
   "#;
-
-/// The setting a save sets, for its own transaction, to have the triggers log its keys rather
-/// than announce them (see [`FUNCTION_TEMPLATE`]).
-pub(crate) const QUIET_SETTING: &str = "tower_sessions.quiet";
 
 /// The announcing function's text for `table`.
 pub(crate) fn function_body(table: &SessionTable) -> String {
@@ -364,7 +360,8 @@ mod tests {
         );
         assert_eq!(body.matches(&filter).count(), 2, "{body}");
         assert!(body.contains(&format!("pg_notify(TG_ARGV[0], '{EVICT_ALL}')")));
-        assert!(body.contains(&format!("current_setting('{QUIET_SETTING}', true) = 'on'")));
+        let quiet = super::super::update::QUIET_SETTING;
+        assert!(body.contains(&format!("current_setting('{quiet}', true) = 'on'")));
         assert!(body.contains(&format!(
             "INSERT INTO {} (\"key\")",
             log_table(&SessionTable::default())

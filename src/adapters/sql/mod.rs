@@ -15,7 +15,7 @@ pub(crate) mod per_user;
 mod repository;
 pub(crate) mod server_error;
 pub(crate) mod statements;
-mod update;
+pub(crate) mod update;
 
 pub(crate) use dialect::Dialect;
 pub(crate) use driver::{Executed, Param, SqlDriver, SqlError, SqlRow};

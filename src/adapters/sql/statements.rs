@@ -64,6 +64,7 @@ impl Statements {
     /// The same statements, with saves that have the eviction triggers log their keys instead
     /// of announcing them (see [`super::update::render`]): a store with a listening cache
     /// announces its own saves once they return.
+    #[cfg(all(feature = "cache", feature = "postgres"))]
     pub(crate) fn with_quiet_saves(mut self, table: &SessionTable) -> Self {
         let update = |if_version, reporting| {
             super::update::render(self.dialect, table, if_version, reporting, true)

@@ -11,11 +11,14 @@
 use super::{
     columns::{Bind, Column, RowStatement},
     dialect::Dialect,
-    eviction::QUIET_SETTING,
     identifier::quote,
     SessionTable,
 };
 use sea_orm::sea_query::Iden;
+
+/// The setting a quiet save sets for its own transaction: the eviction triggers then log its
+/// keys rather than announce them (see `eviction.rs`).
+pub(crate) const QUIET_SETTING: &str = "tower_sessions.quiet";
 
 /// The columns a save writes, in the order of its `SET` (then `version`, one more).
 const SET_COLUMNS: [Column; 5] = [

@@ -136,6 +136,7 @@ impl SqlDriver for TokioPostgresRepository {
         &self.statements
     }
 
+    #[cfg(all(feature = "cache", feature = "postgres"))]
     fn statements_mut(&mut self) -> &mut Statements {
         Arc::make_mut(&mut self.statements)
     }
