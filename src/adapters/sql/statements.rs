@@ -66,15 +66,22 @@ impl Statements {
     /// announces its own saves once they return.
     #[cfg(all(feature = "cache", feature = "postgres"))]
     pub(crate) fn with_quiet_saves(mut self, table: &SessionTable) -> Self {
-        let update = |if_version, reporting| {
-            super::update::render(self.dialect, table, if_version, reporting, true)
-        };
-        self.update_if_present = update(false, false);
-        self.update_if_version = update(true, false);
-        self.update_if_present_reporting = update(false, true);
-        self.update_if_version_reporting = update(true, true);
+        [
+            self.update_if_present,
+            self.update_if_version,
+            self.update_if_present_reporting,
+            self.update_if_version_reporting,
+        ] = saves(self.dialect, table, true);
         self
     }
+}
+
+/// The four saves (see [`super::update::render`]): plain, of an expected version, and both
+/// reporting a change of user, in that order.
+fn saves(dialect: Dialect, table: &SessionTable, quiet: bool) -> [RowStatement; 4] {
+    [(false, false), (true, false), (false, true), (true, true)].map(|(if_version, reporting)| {
+        super::update::render(dialect, table, if_version, reporting, quiet)
+    })
 }
 
 // Placeholder values: only their position matters, the SQL is kept and the values thrown away.
@@ -128,9 +135,8 @@ impl Statements {
             Dialect::MySql => insert(),
         };
 
-        let update = |if_version, reporting| {
-            super::update::render(dialect, table, if_version, reporting, false)
-        };
+        let [update_if_present, update_if_version, update_if_present_reporting, update_if_version_reporting] =
+            saves(dialect, table, false);
         let find_unexpired_by_user = Query::select()
             .column(Column::Id)
             .expr(read_instant(dialect, Column::ExpiryDate))
@@ -172,10 +178,10 @@ impl Statements {
         Self {
             dialect,
             insert_if_absent: render(dialect, &insert_if_absent),
-            update_if_present: update(false, false),
-            update_if_version: update(true, false),
-            update_if_present_reporting: update(false, true),
-            update_if_version_reporting: update(true, true),
+            update_if_present,
+            update_if_version,
+            update_if_present_reporting,
+            update_if_version_reporting,
             find_unexpired_by_user: render(dialect, &find_unexpired_by_user),
             per_user: PerUser::new(dialect, table),
             delete_by_user_and_id: render(dialect, &delete_by_user_and_id),
