@@ -161,12 +161,12 @@ impl SessionCache {
         self.clear();
     }
 
-    /// Ties a background task's life to the cache's.
     /// Where this cache's store announces its saves from now on.
     pub(crate) fn announce_to(&self, announcer: tokio::sync::mpsc::Sender<String>) {
         let _ = self.announcer.set(announcer);
     }
 
+    /// Ties a background task's life to the cache's.
     pub(crate) fn attach(&self, task: tokio::task::AbortHandle) {
         self.tasks
             .lock()

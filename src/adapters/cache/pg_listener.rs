@@ -52,8 +52,8 @@ pub(crate) const LONGEST_HEARTBEAT: Duration = Duration::from_secs(15);
 const LOG_RETENTION: Duration = Duration::from_secs(120);
 /// How many saves an announcement names at most (one statement).
 const KEYS_PER_ANNOUNCEMENT: usize = 512;
-/// How many saves may wait for the announcer; beyond that they are dropped (and counted): the
-/// eviction log still evicts them within the bound.
+/// How many saves may wait for the announcer; beyond that they are dropped (logged at
+/// `debug`): the eviction log still evicts them within the bound.
 const WAITING_ANNOUNCEMENTS: usize = 16_384;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
