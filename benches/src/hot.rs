@@ -147,8 +147,6 @@ async fn stacks(base: &str, ops: usize) -> Result<Vec<HotStack>, BoxError> {
         "hot_seaorm_unlogged",
         "hot_lean_async",
         "hot_lean_unlogged",
-        "hot_seaorm_cached_async",
-        "hot_lean_cached_async",
     ] {
         fresh(&admin, schema).await?;
     }
@@ -184,19 +182,6 @@ async fn stacks(base: &str, ops: usize) -> Result<Vec<HotStack>, BoxError> {
     push(
         "LeanPostgresStore + Cache::listening",
         Arc::new(Store15(lean_listening)),
-    );
-
-    // The cache's writes notify, and PostgreSQL serialises notifying commits (a global lock
-    // held through the WAL flush): with asynchronous commit the flush leaves the lock.
-    let cached_async = seaorm_cached(&relaxed, &bench, "hot_seaorm_cached_async").await?;
-    push(
-        "PostgresStore + Cache::listening, synchronous_commit=off",
-        Arc::new(Store15(cached_async)),
-    );
-    let lean_cached_async = lean_cached(&admin, &relaxed, &bench, "hot_lean_cached_async").await?;
-    push(
-        "LeanPostgresStore + Cache::listening, synchronous_commit=off",
-        Arc::new(Store15(lean_cached_async)),
     );
 
     let behind = seaorm(durable.clone(), "hot_moka").await?;
@@ -285,7 +270,13 @@ pub async fn run(
     rounds: usize,
     ops: usize,
 ) -> Result<HotResults, BoxError> {
-    let stacks = stacks(base, ops).await?;
+    // `BENCH_STACKS` keeps some stacks (dropping a cached one ends its listener).
+    let only = std::env::var("BENCH_STACKS").unwrap_or_default();
+    let stacks: Vec<HotStack> = stacks(base, ops)
+        .await?
+        .into_iter()
+        .filter(|s| only.is_empty() || only.split(',').any(|o| s.name.contains(o)))
+        .collect();
     let mut values: std::collections::HashMap<(usize, Op, usize), Vec<f64>> = Default::default();
     for &concurrency in concurrencies {
         for stack in &stacks {
