@@ -24,6 +24,9 @@
 //! with these. SQLite runs one writing statement at a time, each taking the database's write
 //! lock before it reads: one statement each, with nothing to order.
 //!
+//! On a table distributed by Citus the PostgreSQL deletes lose their locking CTE (Citus refuses
+//! `FOR UPDATE` across shards); see the comment on that arm for why they still cannot deadlock.
+//!
 //! The names in these statements are validated identifiers, quoted here.
 
 use super::{dialect::Dialect, identifier::quote, SessionTable};
@@ -87,6 +90,30 @@ impl PerUser {
                 .map(|column| quote(dialect, column));
         let ranking = format!("ORDER BY {updated} DESC, {id} DESC");
         match dialect {
+            // On a table distributed by Citus, the same deletes without the locking CTE:
+            // Citus refuses `FOR UPDATE` in a statement that reaches several shards, and a
+            // user's rows are on any of them. It runs the ranking read first (every shard, then
+            // the order and offset on the coordinator), then the delete on each shard, which
+            // re-checks the user and liveness on each row as it finds it. Citus lets one
+            // multi-shard write at a time into a shard (`citus.enable_deadlock_prevention`, on
+            // by default), so two of these queue rather than deadlock, and a save locks one row
+            // and waits for nothing else.
+            Dialect::Postgres if table.distributed() => {
+                let live = format!("{expiry} > $2 AND {created} > $3");
+                Self {
+                    trim: format!(
+                        "DELETE FROM {target} WHERE {id} IN (SELECT {id} FROM {target} WHERE \
+                         {user_key} = $1 AND {live} {ranking} OFFSET $4) AND {user_key} = $1 \
+                         AND {live}"
+                    ),
+                    delete_by_user: format!("DELETE FROM {target} WHERE {user_key} = $1"),
+                    delete_by_user_except: format!(
+                        "DELETE FROM {target} WHERE {user_key} = $1 AND {id} <> $2"
+                    ),
+                    delete_live_keys: KeyedDeletes::default(),
+                    delete_keys: KeyedDeletes::default(),
+                }
+            }
             Dialect::Postgres => {
                 let live = format!("{expiry} > $2 AND {created} > $3");
                 // Locks what the plain read (`ranked`) chose, in key order, re-checking each
@@ -200,6 +227,24 @@ mod tests {
             r#"WITH "locked" AS (SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" <> $2 ORDER BY "id" FOR UPDATE) DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "locked") AND "user_key" = $1"#
         );
         assert_eq!(pg.delete_live_keys, KeyedDeletes::default());
+    }
+
+    #[test]
+    fn postgres_on_a_distributed_table_deletes_without_locking_first() {
+        let table = SessionTable::default().with_distributed();
+        let pg = PerUser::new(Dialect::Postgres, &table);
+        assert_eq!(
+            pg.trim,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3 ORDER BY "updated_at" DESC, "id" DESC OFFSET $4) AND "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
+        );
+        assert_eq!(
+            pg.delete_by_user,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1"#
+        );
+        assert_eq!(
+            pg.delete_by_user_except,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "id" <> $2"#
+        );
     }
 
     #[test]
