@@ -8,9 +8,11 @@
 //!   cargo run --release --example citus_throughput
 //! ```
 //!
-//! Each point runs for `SECONDS_PER_POINT` (3 s, after a 0.5 s warm-up): every client loops
-//! `load` then `save` of a random session among `SESSIONS`, and each call counts as one
-//! operation. Each path has a pool of one connection per client. Everything it creates lives in
+//! Each point runs for `SECONDS_PER_POINT` (3 s, after a 0.5 s warm-up). "load + save": every
+//! client loops `load` then `save` of a random session among `SESSIONS`, and each call counts as
+//! one operation. "login": every client loops `create` of a session for one of `USERS` users
+//! with `with_max_sessions_per_user(3)`, so each create is followed by the trim of its user's
+//! sessions (a statement on every shard on Citus). Each path has a pool of one connection per client. Everything it creates lives in
 //! a schema of its own, dropped at the end. Run it on an otherwise idle machine: the coordinator,
 //! both workers and the client share its cores.
 
@@ -27,6 +29,7 @@ use tower_sessions_seaorm_store::{
 
 const CLIENTS: [usize; 2] = [1, 16];
 const SESSIONS: usize = 2_000;
+const USERS: u64 = 100;
 const WARM_UP: Duration = Duration::from_millis(500);
 const SECONDS_PER_POINT: Duration = Duration::from_secs(3);
 
@@ -40,8 +43,8 @@ async fn main() -> Result<(), Error> {
         .map_err(|_| "set CITUS_URL to a Citus coordinator (scripts/lib/citus.sh starts one)")?;
     let schema = format!("ts_throughput_{:08x}", Id::default().0 as u32);
 
-    println!("| table | clients | ops/s | p50 ms | p99 ms | errors |");
-    println!("|---|---|---|---|---|---|");
+    println!("| table | operation | clients | ops/s | p50 ms | p99 ms | errors |");
+    println!("|---|---|---|---|---|---|---|");
     for clients in CLIENTS {
         for (path, url, distributed) in [
             ("PostgreSQL", &plain_url, false),
@@ -53,11 +56,17 @@ async fn main() -> Result<(), Error> {
                 store = store.with_distributed_table()?;
             }
             let ids = seed(&store).await?;
-            let point = measure(&store, &ids, clients).await;
-            println!(
-                "| {path} | {clients} | {:.0} | {:.2} | {:.2} | {} |",
-                point.ops_per_second, point.p50_ms, point.p99_ms, point.errors
-            );
+            let limited = store
+                .clone()
+                .with_user_key("user_id")?
+                .with_max_sessions_per_user(3)?;
+            for (operation, logins) in [("load + save", None), ("login", Some(&limited))] {
+                let point = measure(&store, logins, &ids, clients).await;
+                println!(
+                    "| {path} | {operation} | {clients} | {:.0} | {:.2} | {:.2} | {} |",
+                    point.ops_per_second, point.p50_ms, point.p99_ms, point.errors
+                );
+            }
             conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
                 .await?;
             conn.close().await?;
@@ -108,12 +117,19 @@ struct Point {
     errors: usize,
 }
 
-async fn measure(store: &PostgresStore, ids: &Arc<Vec<Id>>, clients: usize) -> Point {
+/// One point: load + save on `store`, or logins on `logins` when given.
+async fn measure(
+    store: &PostgresStore,
+    logins: Option<&PostgresStore>,
+    ids: &Arc<Vec<Id>>,
+    clients: usize,
+) -> Point {
     let start = Instant::now() + WARM_UP;
     let end = start + SECONDS_PER_POINT;
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
             let store = store.clone();
+            let logins = logins.cloned();
             let ids = Arc::clone(ids);
             tokio::spawn(async move {
                 let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ (client as u64 + 1);
@@ -127,8 +143,20 @@ async fn measure(store: &PostgresStore, ids: &Arc<Vec<Id>>, clients: usize) -> P
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
-                    let id = ids[(rng % ids.len() as u64) as usize];
                     let began = Instant::now();
+                    if let Some(logins) = &logins {
+                        let mut record = session(Id::default());
+                        record.data.insert("user_id".to_owned(), json!(rng % USERS));
+                        let created = logins.create(&mut record).await;
+                        if created.is_err() {
+                            errors += 1;
+                        }
+                        if began >= start {
+                            latencies.push(began.elapsed());
+                        }
+                        continue;
+                    }
+                    let id = ids[(rng % ids.len() as u64) as usize];
                     let loaded = store.load(&id).await;
                     let loaded_at = Instant::now();
                     let saved = match loaded {

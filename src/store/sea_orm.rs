@@ -129,11 +129,12 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// The same store, on a session table distributed by id over a
     /// [Citus](https://docs.citusdata.com) cluster: `migrate()` makes the table
     /// as on PostgreSQL, then distributes it (`create_distributed_table(…, 'id')`) when it is
-    /// not yet, and the cleanup deletes its batches without row locks (Citus refuses
-    /// `FOR UPDATE` in a statement that reaches several shards). Every other statement names
-    /// the id and runs on one shard, or names the user and runs on every shard at once. Connect
-    /// the store to the coordinator. See SCALING.md for the measurements and how to add a
-    /// worker.
+    /// not yet. Citus refuses `FOR UPDATE` in a statement that reaches several shards, so
+    /// there the cleanup picks its batches without row locks, and the per-user deletes (the
+    /// limit's trim, log out everywhere) read the user's keys on every shard first, then delete
+    /// them by key, each on the shard that holds it. A session's own operations name its id
+    /// and run on one shard. Connect the store to the coordinator. See SCALING.md for the
+    /// measurements and how to add a worker.
     ///
     /// Refused with hash partitions (Citus shards the table itself), with an `UNLOGGED` table
     /// (not tried on Citus), and with a listening cache (`Cache::listening`: its triggers' `NOTIFY`
