@@ -298,6 +298,11 @@ async fn a_sessions_own_operations_each_reach_one_shard() {
         .await
         .expect("save of a missing id: one shard");
     store.delete(&rec.id).await.expect("delete: one shard");
+    store
+        .repository()
+        .delete_by_user_and_id("42", &rec.id.to_string())
+        .await
+        .expect("signing out one device, once its id is listed: one shard");
 
     // A user's sessions and expired rows are found on every shard: refused here.
     let indexed = store.clone().with_user_key("user_id").unwrap();
