@@ -1,5 +1,6 @@
 //! Sets `cfg(all_doc_features)` when the crate is built with every feature the guides' examples
-//! use (`src/guide.rs`): as on docs.rs and in `cargo test --all-features`.
+//! use (`src/guide.rs`): as on docs.rs and in `cargo test --all-features`; and
+//! `cfg(citus_cluster)` when `CITUS_URL` names a Citus cluster for the tests.
 
 /// The features the guides' examples need, all at once.
 const DOC_FEATURES: [&str; 12] = [
@@ -26,5 +27,13 @@ fn main() {
     };
     if DOC_FEATURES.into_iter().all(enabled) {
         println!("cargo::rustc-cfg=all_doc_features");
+    }
+    // tests/citus_*.rs run on the Citus cluster that scripts/test starts (CITUS_URL); built
+    // without one, they are a single test that says loudly it did not run. (A cfg, not a
+    // check at run time: a test that returns early would pass without having run.)
+    println!("cargo::rerun-if-env-changed=CITUS_URL");
+    println!("cargo::rustc-check-cfg=cfg(citus_cluster)");
+    if std::env::var_os("CITUS_URL").is_some() {
+        println!("cargo::rustc-cfg=citus_cluster");
     }
 }

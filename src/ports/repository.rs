@@ -160,8 +160,9 @@ pub trait SessionRepository: Send + Sync + 'static {
     ///
     /// **Never a deadlock with another operation of the port.** Concurrent trims of one user,
     /// saves, inserts and the per-user deletes below must all succeed: the crate's repositories
-    /// decide the rows to delete without locking and lock them in key order (on MySQL with a
-    /// second statement: a trim follows a login only, never an ordinary save).
+    /// decide the rows to delete without locking and lock them in key order (on MySQL and on a
+    /// table distributed by Citus with a second statement, a delete by key: a trim follows a
+    /// login only, never an ordinary save).
     async fn trim_user_sessions(
         &self,
         user_key: &str,

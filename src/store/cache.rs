@@ -146,6 +146,16 @@ pub(crate) fn with_cache<R: SqlDriver + Clone, C: Codec>(
                         .to_owned(),
                 ));
             }
+            if table.distributed() {
+                return Err(SeaOrmStoreError::InvalidConfiguration(
+                    "a listening cache on a table distributed by Citus: its eviction triggers \
+                     would run on the workers, whose NOTIFY never reaches a listener on the \
+                     coordinator, so a replica's cache would serve sessions deleted \
+                     elsewhere; use no cache, or `Cache::single_replica()` with a single \
+                     replica"
+                        .to_owned(),
+                ));
+            }
             // The store's saves have the triggers log their keys, and it announces them
             // itself once they return (`eviction`): its commits stay off the notify lock.
             let mut repository = (*store.repository).clone();

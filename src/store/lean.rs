@@ -88,6 +88,16 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
         Ok(self.with_session_table(table))
     }
 
+    /// The same store, on a session table distributed by Citus; the same as
+    /// [`PostgresStore::with_distributed_table`](crate::PostgresStore::with_distributed_table)
+    /// but for `migrate()`, which this store does not have: its cleanup deletes without row
+    /// locks, and a listening cache is refused. Call it before `with_cache`.
+    pub fn with_distributed_table(self) -> Result<Self, SeaOrmStoreError> {
+        self.refuse_if_cached("`with_distributed_table`")?;
+        let table = self.repository().table().clone().with_distributed();
+        Ok(self.with_session_table(table))
+    }
+
     /// The same store, sending the cancel request for a timed-out statement through `tls`, the
     /// connector its pool was built with. A pool whose config says `sslmode=require` needs it:
     /// tokio-postgres then sends the cancel over TLS too, and cannot without a connector; the

@@ -71,6 +71,13 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
                 crate::migration::MAX_HASH_PARTITIONS
             )));
         }
+        if self.repository().table().distributed() {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "hash partitions on a distributed table: Citus shards the table itself; \
+                 choose one"
+                    .to_owned(),
+            ));
+        }
         if self.repository().table().unlogged() {
             return Err(SeaOrmStoreError::InvalidConfiguration(
                 "hash partitions with an UNLOGGED table: PostgreSQL cannot make a partitioned \
@@ -110,7 +117,47 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
                     .to_owned(),
             ));
         }
+        if self.repository().table().distributed() {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "an UNLOGGED table distributed by Citus was not tried; choose one".to_owned(),
+            ));
+        }
         let table = self.repository().table().clone().with_unlogged();
+        self.with_checked_table(table)
+    }
+
+    /// The same store, on a session table distributed by id over a
+    /// [Citus](https://docs.citusdata.com) cluster: `migrate()` makes the table
+    /// as on PostgreSQL, then distributes it (`create_distributed_table(…, 'id')`) when it is
+    /// not yet. Citus refuses `FOR UPDATE` in a statement that reaches several shards, so
+    /// there the cleanup picks its batches without row locks, and the per-user deletes (the
+    /// limit's trim, log out everywhere) read the user's keys on every shard first, then delete
+    /// them by key, each on the shard that holds it. A session's own operations name its id
+    /// and run on one shard. Connect the store to the coordinator. See SCALING.md for the
+    /// measurements and how to add a worker.
+    ///
+    /// Refused with hash partitions (Citus shards the table itself), with an `UNLOGGED` table
+    /// (not tried on Citus), and with a listening cache (`Cache::listening`: its triggers' `NOTIFY`
+    /// would fire on the workers, out of the listener's hearing). `migrate()` fails, saying so,
+    /// where the database has no Citus extension.
+    pub fn with_distributed_table(self) -> Result<Self, SeaOrmStoreError> {
+        if self.repository().dialect() != crate::adapters::sql::Dialect::Postgres {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "a distributed table is Citus's, a PostgreSQL extension: SQLite and MySQL have \
+                 none"
+                    .to_owned(),
+            ));
+        }
+        let table = self.repository().table();
+        #[cfg(feature = "migration")]
+        if table.hash_partitions().is_some() || table.unlogged() {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "a distributed table with hash partitions or UNLOGGED: Citus shards the table \
+                 itself, and neither was tried on it; choose the distributed table alone"
+                    .to_owned(),
+            ));
+        }
+        let table = table.clone().with_distributed();
         self.with_checked_table(table)
     }
 

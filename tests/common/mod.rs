@@ -2,6 +2,7 @@
 //! run in parallel without seeing each other's rows.
 #![allow(dead_code)]
 
+pub mod citus;
 pub mod codecs;
 pub mod demo_app;
 #[cfg(feature = "tokio-postgres")]

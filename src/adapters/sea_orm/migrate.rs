@@ -1,5 +1,6 @@
 //! `migrate()`: the migration crate's [`Runner`] on the store's table, then what only the store
-//! knows to want: an `UNLOGGED` table, the read cache's eviction triggers.
+//! knows to want: an `UNLOGGED` table, a table distributed by Citus, the read cache's eviction
+//! triggers.
 
 use sea_orm::DbErr;
 use tower_sessions_seaorm_migration::{qualified, RunError, Runner};
@@ -31,6 +32,13 @@ impl SeaOrmRepository {
                  END IF; END $unlogged$"
             ));
         }
+        if table.distributed() && self.dialect() == Dialect::Postgres {
+            runner = runner.then_execute(distribute_sql(&qualified(
+                backend,
+                table.schema(),
+                table.table(),
+            )));
+        }
         #[cfg(all(feature = "cache", feature = "postgres"))]
         if eviction_triggers && self.dialect() == Dialect::Postgres {
             runner = runner.then_execute(crate::adapters::sql::eviction::install_sql(table));
@@ -46,4 +54,26 @@ impl SeaOrmRepository {
             Err(RunError::Failed { attempts, error }) => Err(MigrateFailure { attempts, error }),
         }
     }
+}
+
+/// Distributes `target` by id over the Citus cluster, unless it is already.
+///
+/// Last, after every step: the table is created and altered as a plain table on the
+/// coordinator, and Citus copies it (indexes and rows) to its shards. Replicas racing here queue
+/// on the table's lock and find it distributed; without the lock, the second
+/// `create_distributed_table` would fail as "already distributed". Citus propagates later
+/// steps' DDL (a new column, a new index) to every shard.
+fn distribute_sql(target: &str) -> String {
+    format!(
+        "DO $distribute$ BEGIN \
+         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN \
+         RAISE EXCEPTION 'a distributed session table needs the Citus extension in this \
+         database (CREATE EXTENSION citus), and the store connected to its coordinator'; \
+         END IF; \
+         LOCK TABLE {target} IN EXCLUSIVE MODE; \
+         IF NOT EXISTS (SELECT 1 FROM pg_dist_partition \
+                        WHERE logicalrelid = '{target}'::regclass) THEN \
+         PERFORM create_distributed_table('{target}', 'id'); \
+         END IF; END $distribute$"
+    )
 }

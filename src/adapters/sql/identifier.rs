@@ -51,6 +51,7 @@ pub struct SessionTable {
     hash_partitions: Option<u16>,
     #[cfg_attr(not(feature = "migration"), allow(dead_code))]
     unlogged: bool,
+    distributed: bool,
 }
 
 impl Default for SessionTable {
@@ -60,6 +61,7 @@ impl Default for SessionTable {
             table: "session".to_owned(),
             hash_partitions: None,
             unlogged: false,
+            distributed: false,
         }
     }
 }
@@ -146,6 +148,19 @@ impl SessionTable {
     #[cfg(feature = "migration")]
     pub fn unlogged(&self) -> bool {
         self.unlogged
+    }
+
+    /// The same table, distributed by id over a Citus cluster's workers: `migrate()`
+    /// distributes it, and cleanup deletes without row locks (Citus refuses `FOR UPDATE` in a
+    /// statement that reaches more than one shard).
+    pub fn with_distributed(mut self) -> Self {
+        self.distributed = true;
+        self
+    }
+
+    /// Whether the table is distributed over a Citus cluster.
+    pub fn distributed(&self) -> bool {
+        self.distributed
     }
 
     /// How many hash partitions `migrate()` creates the table with; `None` for a plain table.

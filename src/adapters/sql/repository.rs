@@ -247,9 +247,9 @@ async fn delete_retrying<D: SqlDriver>(
 }
 
 /// A per-user delete. PostgreSQL and SQLite: `sql` with `params`, [retried](delete_retrying).
-/// MySQL: the keys `sql` returns (a plain read, which locks nothing), deleted by primary key
-/// with `deletes`, each also binding `checks` (the user, and for the trim the row's liveness) to
-/// re-check every row as it is once locked.
+/// MySQL and a table distributed by Citus (where `deletes` are given): the keys `sql` returns (a
+/// plain read, which locks nothing), deleted by key with `deletes`, each also binding `checks`
+/// (the user, and for the trim the row's liveness) to re-check every row as it is once locked.
 async fn delete_per_user<D: SqlDriver>(
     driver: &D,
     sql: &str,
@@ -257,15 +257,19 @@ async fn delete_per_user<D: SqlDriver>(
     deletes: &KeyedDeletes,
     checks: Vec<Param>,
 ) -> Result<u64, RepositoryError> {
-    if driver.dialect() != Dialect::MySql {
+    if deletes.is_empty() {
         return delete_retrying(driver, sql, params).await;
     }
-    // As bytes, bound back as bytes: a key another tool wrote need not be UTF-8.
+    // MySQL's as bytes, bound back as bytes: a key another tool wrote need not be UTF-8.
+    // PostgreSQL's are `text`, UTF-8 by the database's encoding.
     let keys = driver
         .query(sql, params)
         .await?
         .iter()
-        .map(|row| row.bytes(0))
+        .map(|row| match driver.dialect() {
+            Dialect::MySql => row.bytes(0).map(|key| Param::Bytes(Some(key))),
+            Dialect::Postgres | Dialect::Sqlite => row.key(0).map(|key| Param::Text(Some(key))),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     // A key read here may be gone by its delete (another trim or logout got there first): the
     // delete then finds nothing. Each delete is retried on its own.
@@ -274,10 +278,7 @@ async fn delete_per_user<D: SqlDriver>(
         let Some((count, sql)) = deletes.for_keys(chunk.len()) else {
             continue;
         };
-        let mut params: Vec<Param> = padded(chunk, count)
-            .into_iter()
-            .map(|key| Param::Bytes(Some(key)))
-            .collect();
+        let mut params = padded(chunk, count);
         params.extend(checks.iter().cloned());
         deleted += delete_retrying(driver, sql, params).await?;
     }

@@ -172,8 +172,9 @@ impl Statements {
             .and_where(Expr::col(Column::Id).eq(id()))
             .to_owned();
 
-        let delete_expired_batch = delete_expired(dialect, &target, false);
-        let delete_outlived_batch = delete_expired(dialect, &target, true);
+        let locking = !table.distributed();
+        let delete_expired_batch = delete_expired(dialect, &target, false, locking);
+        let delete_outlived_batch = delete_expired(dialect, &target, true, locking);
 
         Self {
             dialect,
@@ -216,11 +217,12 @@ impl Statements {
 }
 
 /// A bounded cleanup batch: rows expired at `now` and, with `outlived`, rows created at or
-/// before an instant too.
+/// before an instant too; on PostgreSQL, with `locking`, skipping rows another cleaner holds.
 fn delete_expired(
     dialect: Dialect,
     target: &dyn Fn() -> TableRef,
     outlived: bool,
+    locking: bool,
 ) -> DeleteStatement {
     let gone = || {
         let expired = Expr::col(Column::ExpiryDate).lte(instant());
@@ -237,14 +239,23 @@ fn delete_expired(
         // another cleaner (another replica) holds, so concurrent cleanups do not queue behind
         // each other. The outer condition re-checks the expiry, so a row a concurrent save
         // just extended is never deleted.
+        //
+        // On a table distributed by Citus, without the lock: Citus refuses `FOR UPDATE` in a
+        // statement that reaches more than one shard (SQLSTATE 0A000). It runs the subquery
+        // first (every shard in parallel, then the limit), then the delete on each shard with
+        // those ids. Citus lets one multi-shard write at a time into a shard
+        // (`citus.enable_deadlock_prevention`, on by default), so racing cleaners queue, and
+        // the re-check still spares a row a save extended meanwhile.
         Dialect::Postgres => {
-            let expired_ids = Query::select()
+            let mut expired_ids = Query::select()
                 .column(Column::Id)
                 .from(target())
                 .cond_where(gone())
                 .limit(1)
-                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
                 .to_owned();
+            if locking {
+                expired_ids.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            }
             Query::delete()
                 .from_table(target())
                 .and_where(Expr::col(Column::Id).in_subquery(expired_ids))
@@ -544,5 +555,26 @@ mod tests {
             mysql.delete_outlived_values("now", "born", "limit"),
             ["now", "born", "limit"]
         );
+    }
+
+    #[test]
+    fn a_distributed_tables_cleanup_locks_nothing_and_stays_batched() {
+        let table = SessionTable::default().with_distributed();
+        let pg = Statements::new(Dialect::Postgres, &table);
+        assert_eq!(
+            pg.delete_expired_batch,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 LIMIT $2) AND "expiry_date" <= $3"#
+        );
+        assert_eq!(
+            pg.delete_outlived_batch,
+            r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 OR "created_at" <= $2 LIMIT $3) AND ("expiry_date" <= $4 OR "created_at" <= $5)"#
+        );
+        for sql in [
+            &pg.per_user.trim,
+            &pg.per_user.delete_by_user,
+            &pg.per_user.delete_by_user_except,
+        ] {
+            assert!(!sql.contains("FOR UPDATE"), "{sql}");
+        }
     }
 }
