@@ -618,6 +618,23 @@ async fn memory() -> Backend<common::memory::MemoryStore> {
     }
 }
 
+/// A table distributed by Citus over two workers (`scripts/test` with `CITUS_SOURCE`; without
+/// a cluster, tests/citus_suite.rs says loudly that the Citus tests did not run).
+#[cfg(citus_cluster)]
+async fn citus() -> Backend<PostgresStore> {
+    let fixture = common::citus::CitusFixture::new().await;
+    let b = fixture.replica().await;
+    Backend {
+        name: "Citus, a distributed table".to_owned(),
+        a: fixture.store.clone(),
+        b,
+        table: Some(Table::new(&fixture.conn, fixture.table())),
+        app: v015::app,
+        races: RACES,
+        cleanup: cleanup(fixture.finish()),
+    }
+}
+
 #[cfg(feature = "tokio-postgres")]
 async fn lean() -> Backend<tower_sessions_seaorm_store::LeanPostgresStore> {
     let fixture = common::lean::LeanFixture::new().await;
@@ -1161,6 +1178,8 @@ races_on!(mysql, super::mysql());
 races_on!(in_memory, super::memory());
 races_on!(partitioned, super::partitioned());
 races_on!(pgbouncer, super::pgbouncer());
+#[cfg(citus_cluster)]
+races_on!(citus, super::citus());
 #[cfg(feature = "tokio-postgres")]
 races_on!(lean, super::lean());
 #[cfg(feature = "cache")]
