@@ -91,14 +91,7 @@ impl CitusFixture {
 
     /// Drops the test's schema (Citus drops the shards on the workers with it).
     pub async fn finish(self) {
-        self.conn
-            .execute_unprepared(&format!(
-                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-                self.schema
-            ))
-            .await
-            .expect("drop the test schema");
-        let _ = self.conn.close().await;
+        super::drop_schema(self.conn, &self.schema).await;
     }
 }
 

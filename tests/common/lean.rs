@@ -3,7 +3,7 @@
 
 use tower_sessions_seaorm_store::{
     deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod},
-    sea_orm::{ConnectionTrait, DatabaseConnection},
+    sea_orm::DatabaseConnection,
     LeanPostgresStore, PostgresStore,
 };
 
@@ -59,13 +59,6 @@ impl LeanFixture {
     /// Drops the test's schema.
     pub async fn finish(self) {
         self.store.repository().pool().close();
-        self.conn
-            .execute_unprepared(&format!(
-                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-                self.schema
-            ))
-            .await
-            .expect("drop the test schema");
-        let _ = self.conn.close().await;
+        super::drop_schema(self.conn, &self.schema).await;
     }
 }

@@ -163,6 +163,14 @@ pub async fn connect_postgres(url: &str) -> DatabaseConnection {
 }
 
 /// A schema name no other test uses.
+/// Drops a test's schema (and everything in it), then closes the connection.
+pub async fn drop_schema(conn: DatabaseConnection, schema: &str) {
+    conn.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .expect("drop the test schema");
+    let _ = conn.close().await;
+}
+
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{:016x}", Id::default().0 as u64)
 }
@@ -212,14 +220,7 @@ impl PgFixture {
 
     /// Drops the test's schema.
     pub async fn finish(self) {
-        self.conn
-            .execute_unprepared(&format!(
-                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-                self.schema
-            ))
-            .await
-            .expect("drop the test schema");
-        let _ = self.conn.close().await;
+        drop_schema(self.conn, &self.schema).await;
     }
 }
 

@@ -145,13 +145,6 @@ impl PartitionedFixture {
 
     /// Drops the test's schema.
     pub async fn finish(self) {
-        self.conn
-            .execute_unprepared(&format!(
-                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-                self.schema
-            ))
-            .await
-            .expect("drop the test schema");
-        let _ = self.conn.close().await;
+        super::drop_schema(self.conn, &self.schema).await;
     }
 }

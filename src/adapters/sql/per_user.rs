@@ -64,6 +64,16 @@ pub(crate) struct PerUser {
 pub(crate) struct KeyedDeletes(Vec<(usize, String)>);
 
 impl KeyedDeletes {
+    /// One statement per count of [`KEY_COUNTS`], rendered by `sql`.
+    fn rendered(sql: impl Fn(usize) -> String) -> Self {
+        Self(
+            KEY_COUNTS
+                .iter()
+                .map(|&count| (count, sql(count)))
+                .collect(),
+        )
+    }
+
     /// Whether there are none: the dialect deletes in one statement.
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -111,24 +121,17 @@ impl PerUser {
                     format!(" AND {expiry} > ${} AND {created} > ${}", first, first + 1)
                 };
                 let by_key = |live: &dyn Fn(usize) -> String| {
-                    KeyedDeletes(
-                        KEY_COUNTS
-                            .iter()
-                            .map(|&count| {
-                                let keys = (1..=count)
-                                    .map(|n| format!("${n}"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ");
-                                let sql = format!(
-                                    "DELETE FROM {target} WHERE {id} IN ({keys}) AND {user_key} = \
-                                     ${}{}",
-                                    count + 1,
-                                    live(count + 2)
-                                );
-                                (count, sql)
-                            })
-                            .collect(),
-                    )
+                    KeyedDeletes::rendered(|count| {
+                        let keys = (1..=count)
+                            .map(|n| format!("${n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        format!(
+                            "DELETE FROM {target} WHERE {id} IN ({keys}) AND {user_key} = ${}{}",
+                            count + 1,
+                            live(count + 2)
+                        )
+                    })
                 };
                 Self {
                     trim: format!(
@@ -187,19 +190,13 @@ impl PerUser {
             // the multiple-table form of `DELETE`.
             Dialect::MySql => {
                 let by_key = |live: &str| {
-                    KeyedDeletes(
-                        KEY_COUNTS
-                            .iter()
-                            .map(|&count| {
-                                let keys = vec!["?"; count].join(", ");
-                                let sql = format!(
-                                    "DELETE {target} FROM {target} FORCE INDEX (PRIMARY) WHERE \
-                                     {id} IN ({keys}) AND {user_key} = ?{live}"
-                                );
-                                (count, sql)
-                            })
-                            .collect(),
-                    )
+                    KeyedDeletes::rendered(|count| {
+                        let keys = vec!["?"; count].join(", ");
+                        format!(
+                            "DELETE {target} FROM {target} FORCE INDEX (PRIMARY) WHERE {id} IN \
+                             ({keys}) AND {user_key} = ?{live}"
+                        )
+                    })
                 };
                 Self {
                     trim: format!(
