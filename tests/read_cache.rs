@@ -714,10 +714,10 @@ async fn heartbeats_stay_off_the_tables_channel() {
 /// session id, separated by a space.
 const KILLED_WRITER: &str = "TOWER_SESSIONS_KILLED_WRITER";
 
-/// A replica's save is announced by the replica once the save has returned, not inside its
-/// transaction. A writer killed between its commit and its announcement leaves the other
-/// replicas' caches to the eviction log, which each listener reads with every heartbeat: the
-/// other replica stops serving the old value within the bound, and nothing was announced.
+/// A replica's save is not announced: its trigger appends it to the eviction log, which every
+/// listener reads every few milliseconds. A writer killed right after its commit has nothing
+/// left to do for the others: the other replica stops serving the old value within the bound,
+/// and nothing was announced.
 #[tokio::test]
 async fn a_writer_killed_right_after_its_commit_is_not_served_past_the_bound() {
     let replicas = Replicas::new().await;
@@ -758,9 +758,62 @@ async fn a_writer_killed_right_after_its_commit_is_not_served_past_the_bound() {
     .await;
     println!("b served the killed writer's save {took:?} after the writer died");
     served_from_memory(&replicas, &b, session.id, "b, again").await;
-    // Neither the trigger (the save was quiet) nor the writer (dead) announced it.
+    // The trigger did not announce it (the save was quiet): the log alone evicted it.
     let heard = tokio::time::timeout(StdDuration::from_millis(50), channel.recv()).await;
     assert!(heard.is_err(), "something was announced: {heard:?}");
+    replicas.finish().await;
+}
+
+/// A transaction left open elsewhere (an `idle in transaction` session) holds back the oldest
+/// running transaction, but each read of the eviction log takes only what the previous read's
+/// snapshot could not see: a save is evicted once, and the saved value stays in memory however
+/// many polls and heartbeats follow, instead of being evicted again at every one.
+#[tokio::test]
+async fn a_long_transaction_elsewhere_does_not_evict_a_save_again_at_every_poll() {
+    let replicas = Replicas::new().await;
+    let a = replicas.replica("a").await;
+    let b = replicas.replica("b").await;
+    let mut session = record(json!({"n": 1}));
+    a.create(&mut session).await.unwrap();
+    served_from_memory(&replicas, &b, session.id, "b").await;
+
+    let mut open = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut open).await.unwrap();
+    let xid: i64 = sqlx::query_scalar("SELECT txid_current()")
+        .fetch_one(&mut open)
+        .await
+        .unwrap();
+    session.data.insert("n".to_owned(), json!(2));
+    a.save(&session).await.unwrap();
+    within(BOUND, "b serves a's save", || async {
+        b.load(&session.id)
+            .await
+            .unwrap()
+            .expect("the session")
+            .data["n"]
+            == json!(2)
+    })
+    .await;
+    served_from_memory(&replicas, &b, session.id, "b, after a's save").await;
+    let mut other = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    let oldest: i64 = sqlx::query_scalar("SELECT txid_snapshot_xmin(txid_current_snapshot())")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert!(
+        oldest <= xid,
+        "the open transaction ({xid}) holds the horizon ({oldest})"
+    );
+    // Real time is the point: the listener polls and beats on its own clock. Across several
+    // heartbeats (a quarter of the bound each) and dozens of polls, the entry stays.
+    for _ in 0..4 {
+        tokio::time::sleep(BOUND / 4).await;
+        assert!(
+            replicas.serves_from_memory(&b, session.id).await,
+            "b evicted a's save again while the other transaction stayed open"
+        );
+    }
+    sqlx::raw_sql("ROLLBACK").execute(&mut open).await.unwrap();
     replicas.finish().await;
 }
 
@@ -804,8 +857,8 @@ async fn without_its_eviction_log_a_save_fails_until_migrate_restores_it() {
 }
 
 /// The writer of [`a_writer_killed_right_after_its_commit_is_not_served_past_the_bound`], in a
-/// process of its own: on a single-threaded runtime it saves and aborts before yielding, so its
-/// announcer (a task on the same runtime) never runs.
+/// process of its own: on a single-threaded runtime it saves and aborts before yielding, so no
+/// task of its store runs after the commit.
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "the writer of a_writer_killed_right_after_its_commit_is_not_served_past_the_bound, \
             which runs it in a process of its own"]

@@ -26,6 +26,19 @@ use crate::{
     stacks::{BoxError, Op, Sample, Stack, Store14, Store15},
 };
 
+/// A listening cache on `url`, reading its eviction log every `BENCH_POLL_MS` milliseconds
+/// when that is set (the crate's default otherwise).
+fn listening(url: impl Into<String>) -> Cache {
+    let cache = Cache::listening(url);
+    match std::env::var("BENCH_POLL_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+    {
+        Some(ms) => cache.poll_every(Duration::from_millis(ms)),
+        None => cache,
+    }
+}
+
 /// Redis for the peer: `BENCH_REDIS_URL`, by default the machine's loopback Redis.
 fn redis_url() -> String {
     std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -88,7 +101,7 @@ where
 async fn seaorm_cached(url: &str, listen: &str, schema: &str) -> Result<PostgresStore, BoxError> {
     let store = PostgresStore::new(setup::seaorm(url, true).await?)
         .with_schema_name(schema)?
-        .with_cache(Cache::listening(listen))?;
+        .with_cache(listening(listen))?;
     store.migrate().await?;
     serving(&store).await?;
     Ok(store)
@@ -104,12 +117,12 @@ async fn lean_cached(
 ) -> Result<LeanPostgresStore, BoxError> {
     PostgresStore::new(admin.clone())
         .with_schema_name(schema)?
-        .with_cache(Cache::listening(listen))?
+        .with_cache(listening(listen))?
         .migrate()
         .await?;
     let store = LeanPostgresStore::new(setup::lean_pool(url)?)
         .with_schema_name(schema)?
-        .with_cache(Cache::listening(listen))?;
+        .with_cache(listening(listen))?;
     serving(&store).await?;
     Ok(store)
 }
@@ -323,7 +336,7 @@ async fn eviction_delay(base: &str, template: &Record) -> Result<EvictionDelay, 
     let replica = || async {
         let store = PostgresStore::new(setup::seaorm(&durable, true).await?)
             .with_schema_name("hot_eviction")?
-            .with_cache(Cache::listening(bench.clone()))?;
+            .with_cache(listening(bench.clone()))?;
         Ok::<_, BoxError>(store)
     };
     let a = replica().await?;
@@ -342,7 +355,11 @@ async fn eviction_delay(base: &str, template: &Record) -> Result<EvictionDelay, 
     }
     let others = Arc::new(others);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let background: Vec<_> = (0..16)
+    let clients: usize = std::env::var("BENCH_EVICTION_CLIENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(16);
+    let background: Vec<_> = (0..clients)
         .map(|k| {
             let (b, others, stop) = (Arc::clone(&b), Arc::clone(&others), Arc::clone(&stop));
             tokio::spawn(async move {

@@ -156,7 +156,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 })?;
                 let record = SessionRecord::owned(record.id, data, record.expiry_date);
                 let Some(base) = base else {
-                    let eviction = self.eviction(|| Evict::Saved(key.clone()));
+                    let eviction = self.eviction(|| Evict::Key(key.clone()));
                     let written = self.update(&record, now, None).await?;
                     eviction.done();
                     return Ok(written.unwrap_or_default());
@@ -165,7 +165,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 if self.is_unchanged(&base, &delta, &record)? {
                     return Ok(Written::default());
                 }
-                let eviction = self.eviction(|| Evict::Saved(key.clone()));
+                let eviction = self.eviction(|| Evict::Key(key.clone()));
                 let written = match self.update(&record, now, Some(base.version)).await? {
                     Some(written) => written,
                     None => self.merge(&key, record, &delta, now).await?,

@@ -33,20 +33,10 @@ pub(crate) trait ReadCache: Send + Sync + 'static {
     fn evict_user(&self, user_key: &str);
     /// Evicts every entry.
     fn clear(&self);
-    /// Tells the other replicas that this store's save wrote `key` (a listening cache, whose
-    /// store's saves are not announced by the database: see `adapters::sql::eviction`); at
-    /// most once, never waiting. Nothing by default.
-    fn announce(&self, key: &str) {
-        let _ = key;
-    }
-    /// Applies `what` now: evicts it, and announces a save.
+    /// Applies `what` now.
     fn forget(&self, what: &Evict) {
         match what {
             Evict::Key(key) => self.evict(key),
-            Evict::Saved(key) => {
-                self.evict(key);
-                self.announce(key);
-            }
             Evict::User(user) => self.evict_user(user),
         }
     }
@@ -75,8 +65,6 @@ pub(crate) struct CachedSession {
 /// What a write evicts.
 #[derive(Debug, Clone)]
 pub(crate) enum Evict {
-    /// The row of this key, written by this store's save.
-    Saved(String),
     /// The session stored under this key.
     Key(String),
     /// Every session of this user.

@@ -24,10 +24,13 @@ use crate::{
 ///
 /// Two kinds:
 ///
-/// - [`Cache::listening`] (PostgreSQL): every replica's cache is kept right through `LISTEN/
-///   NOTIFY`. Triggers that [`migrate`](RepositoryStore::migrate) installs on the session table
-///   announce every update, delete and truncate (this store's, another replica's, a manual
-///   `DELETE`'s), and each replica's listener evicts what they name. A cache serves only while
+/// - [`Cache::listening`] (PostgreSQL): every replica's cache is kept right through the
+///   database. Triggers that [`migrate`](RepositoryStore::migrate) installs on the session
+///   table announce every update, delete and truncate with `NOTIFY` (another replica's delete,
+///   a manual `DELETE`, another tool's `UPDATE`), except the saves of stores with a listening
+///   cache, which they append to an eviction log that every replica reads every
+///   [`poll_every`](Self::poll_every) (so those saves take no global lock at commit); each
+///   replica's listener evicts what it hears and reads. A cache serves only while
 ///   its listener proves it is hearing everything (a heartbeat it sent through the database has
 ///   come back within [`max_staleness`](Self::max_staleness)); a lost connection clears the
 ///   cache and sends loads to the database until it listens again. A catalog change that
@@ -61,6 +64,7 @@ pub struct Cache {
     kind: Kind,
     max_memory: u64,
     max_staleness: Duration,
+    poll: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +81,8 @@ impl Cache {
     pub const DEFAULT_MAX_MEMORY: u64 = 64 << 20;
     /// The default staleness bound of a listening cache: 2 s.
     pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(2);
+    /// How often a listening cache reads the eviction log by default: every 5 ms.
+    pub const DEFAULT_POLL: Duration = Duration::from_millis(5);
 
     /// A cache evicted through PostgreSQL `LISTEN/NOTIFY`, listening over `url`: a direct
     /// connection to the store's database (not through PgBouncer's transaction pooling, where
@@ -100,6 +106,7 @@ impl Cache {
             kind,
             max_memory: Self::DEFAULT_MAX_MEMORY,
             max_staleness: Self::DEFAULT_MAX_STALENESS,
+            poll: Self::DEFAULT_POLL,
         }
     }
 
@@ -119,6 +126,19 @@ impl Cache {
     /// store's pool).
     pub fn max_staleness(mut self, bound: Duration) -> Self {
         self.max_staleness = bound.max(Duration::from_millis(40));
+        self
+    }
+
+    /// The same cache reading the eviction log every `every` (listening caches; 5 ms by
+    /// default, at least 1 ms, at most a quarter of the staleness bound): how soon, typically,
+    /// a save on another replica stops being served from this one. Each read is one indexed
+    /// query on the listener's own connection that returns the keys saved since the previous
+    /// one (about 50 µs of the server's time when there are none), so a replica costs the
+    /// database `1 s / every` such queries a second whether or not anything is saved, and a
+    /// save costs nothing more however many replicas there are. Deletes, revocations and
+    /// writes that bypass the store are announced at once with `NOTIFY` all the same.
+    pub fn poll_every(mut self, every: Duration) -> Self {
+        self.poll = every.max(Duration::from_millis(1));
         self
     }
 }
@@ -156,8 +176,8 @@ pub(crate) fn with_cache<R: SqlDriver + Clone, C: Codec>(
                         .to_owned(),
                 ));
             }
-            // The store's saves have the triggers log their keys, and it announces them
-            // itself once they return (`eviction`): its commits stay off the notify lock.
+            // The store's saves have the triggers log their keys, which every listener reads
+            // every `poll` (`eviction`): its commits stay off the notify lock.
             let mut repository = (*store.repository).clone();
             let quiet = repository.statements().clone().with_quiet_saves(table);
             *repository.statements_mut() = quiet;
@@ -173,6 +193,7 @@ pub(crate) fn with_cache<R: SqlDriver + Clone, C: Codec>(
                 // the eviction log, which keeps two minutes of saves.
                 heartbeat: (cache.max_staleness / 4).min(pg_listener::LONGEST_HEARTBEAT),
                 silence: cache.max_staleness * 2,
+                poll: cache.poll.min(cache.max_staleness / 4),
                 send: Arc::clone(&store.repository) as Arc<dyn pg_listener::Heartbeat>,
             };
             pg_listener::spawn(&shared, settings)

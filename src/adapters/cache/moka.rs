@@ -33,7 +33,7 @@
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex, OnceLock,
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -90,8 +90,6 @@ pub struct SessionCache {
     max_weight: u32,
     /// The background tasks feeding this cache (the listener), stopped when it drops.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
-    /// Where a listening cache's store announces its saves (`pg_listener`'s announcer).
-    announcer: OnceLock<tokio::sync::mpsc::Sender<String>>,
 }
 
 impl SessionCache {
@@ -107,7 +105,6 @@ impl SessionCache {
             freshness,
             max_weight: u32::try_from(max_bytes / 8).unwrap_or(u32::MAX),
             tasks: Mutex::new(Vec::new()),
-            announcer: OnceLock::new(),
         }
     }
 
@@ -159,11 +156,6 @@ impl SessionCache {
             proven_at.store(0, Ordering::SeqCst);
         }
         self.clear();
-    }
-
-    /// Where this cache's store announces its saves from now on.
-    pub(crate) fn announce_to(&self, announcer: tokio::sync::mpsc::Sender<String>) {
-        let _ = self.announcer.set(announcer);
     }
 
     /// Ties a background task's life to the cache's.
@@ -225,15 +217,6 @@ impl ReadCache for SessionCache {
     fn evict(&self, key: &str) {
         self.stripes[stripe_of(key)].fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate(key);
-    }
-
-    fn announce(&self, key: &str) {
-        if let Some(announcer) = self.announcer.get() {
-            if announcer.try_send(key.to_owned()).is_err() {
-                // The other replicas find it in the eviction log, within the bound.
-                tracing::debug!("the session cache's announcer is behind; a save goes unannounced");
-            }
-        }
     }
 
     fn evict_user(&self, user_key: &str) {

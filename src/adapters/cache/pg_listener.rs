@@ -14,8 +14,10 @@
 //!   announcements depend on ([`eviction::HEARTBEAT_SQL`]);
 //! - the **listener**, on a connection of its own to the listener's URL (a direct one: `LISTEN`
 //!   does not survive PgBouncer's transaction pooling), listens on the table's channel, its
-//!   own and [`eviction::CLEAR_CHANNEL`], applies every eviction, and when heartbeat `n` comes
-//!   back it gives the cache that send instant as its proof: PostgreSQL delivers the
+//!   own and [`eviction::CLEAR_CHANNEL`], applies every eviction, reads the table's eviction
+//!   log (the store's own saves, which announce nothing) every `poll`, and when heartbeat `n`
+//!   comes back it reads the log once more and gives the cache that send instant as its
+//!   proof: PostgreSQL delivers the
 //!   notifications of every channel a session listens on in one commit order, so every
 //!   eviction committed before then has arrived. If the heartbeat's fingerprint differs from
 //!   the previous one's, something may have hidden a write from the triggers (a trigger
@@ -50,11 +52,6 @@ pub(crate) const LONGEST_HEARTBEAT: Duration = Duration::from_secs(15);
 /// How long the eviction log keeps a save: a listener prunes what is older, and a listener
 /// that has not read the log for half of it clears its cache (it may have missed pruned rows).
 const LOG_RETENTION: Duration = Duration::from_secs(120);
-/// How many saves an announcement names at most (one statement).
-const KEYS_PER_ANNOUNCEMENT: usize = 512;
-/// How many saves may wait for the announcer; beyond that they are dropped (logged at
-/// `debug`): the eviction log still evicts them within the bound.
-const WAITING_ANNOUNCEMENTS: usize = 16_384;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -102,8 +99,7 @@ impl Heartbeats {
     }
 }
 
-/// How heartbeats and the store's announcements reach its database: through the store's own
-/// connections.
+/// How heartbeats reach the store's database: through the store's own connections.
 #[async_trait]
 pub(crate) trait Heartbeat: Send + Sync + 'static {
     /// Runs [`eviction::HEARTBEAT_SQL`] with the table's name (`$1`), the channel (`$2`), the
@@ -111,9 +107,6 @@ pub(crate) trait Heartbeat: Send + Sync + 'static {
     /// (`$4`). `Ok(true)` when it was sent, `Ok(false)` when the triggers are not in place
     /// (nothing sent).
     async fn send(&self, beat: HeartbeatStatement) -> Result<bool, String>;
-
-    /// Runs [`eviction::ANNOUNCE_SQL`]: `keys` (separated by spaces) announced on `channel`.
-    async fn announce(&self, channel: &str, keys: String) -> Result<(), String>;
 }
 
 #[async_trait]
@@ -124,12 +117,6 @@ impl<D: SqlDriver> Heartbeat for D {
         let sent = self.query(eviction::HEARTBEAT_SQL, params.into()).await;
         sent.map(|rows| !rows.is_empty())
             .map_err(|err| err.error.to_string())
-    }
-
-    async fn announce(&self, channel: &str, keys: String) -> Result<(), String> {
-        let params = vec![Param::text(channel), Param::Text(Some(keys))];
-        let sent = self.execute(eviction::ANNOUNCE_SQL, params).await;
-        sent.map(drop).map_err(|err| err.error.to_string())
     }
 }
 
@@ -151,6 +138,8 @@ pub(crate) struct ListenerSettings {
     pub heartbeat: Duration,
     /// How long the listener waits without hearing anything before it connects again.
     pub silence: Duration,
+    /// How often the listener reads the eviction log for the saves of every replica.
+    pub poll: Duration,
     /// How heartbeats reach the database: through the store's own connections.
     pub send: Arc<dyn Heartbeat>,
 }
@@ -166,46 +155,31 @@ pub(crate) fn spawn(cache: &Arc<SessionCache>, settings: ListenerSettings) -> Re
         sent: Mutex::new(VecDeque::new()),
     });
     let channel = eviction::channel(&settings.table);
-    let listen = runtime.spawn(listen(
+    // The listener runs on a thread and runtime of its own: an application whose runtime is
+    // saturated (every worker busy) would otherwise delay its polls and evictions by
+    // milliseconds; on its own thread it is woken by the operating system as soon as its timer
+    // or socket is ready. The heartbeats stay on the application's runtime, through its pool.
+    let own = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the session cache's listener runtime: {e}"))?;
+    let listen = own.spawn(listen(
         Arc::downgrade(cache),
         settings.clone(),
         channel.clone(),
         Arc::clone(&heartbeats),
     ));
-    let (announcements, waiting) = tokio::sync::mpsc::channel(WAITING_ANNOUNCEMENTS);
-    cache.announce_to(announcements);
-    let announcer = runtime.spawn(announce(
-        waiting,
-        Arc::clone(&settings.send),
-        channel.clone(),
-    ));
-    let beat = runtime.spawn(beat(Arc::downgrade(cache), settings, channel, heartbeats));
     cache.attach(listen.abort_handle());
+    std::thread::Builder::new()
+        .name("session-cache-listener".to_owned())
+        .spawn(move || {
+            // Ends when the cache drops (it aborts the task, or the task finds it gone).
+            let _ = own.block_on(listen);
+        })
+        .map_err(|e| format!("cannot start the session cache's listener thread: {e}"))?;
+    let beat = runtime.spawn(beat(Arc::downgrade(cache), settings, channel, heartbeats));
     cache.attach(beat.abort_handle());
-    cache.attach(announcer.abort_handle());
     Ok(())
-}
-
-/// Announces the store's saves on the table's channel, as they come: whatever waits is sent
-/// in one statement, so under load one announcement names many saves. Outside every write's
-/// transaction, and without one of its own (`pg_notify` assigns no transaction id), an
-/// announcement holds the notify lock for no WAL flush. One that fails is not repeated: the
-/// listeners find those saves in the eviction log at their next heartbeat. Ends when the cache
-/// (which holds the sending half) is gone.
-async fn announce(
-    mut waiting: tokio::sync::mpsc::Receiver<String>,
-    send: Arc<dyn Heartbeat>,
-    channel: String,
-) {
-    let mut keys = Vec::with_capacity(KEYS_PER_ANNOUNCEMENT);
-    while waiting.recv_many(&mut keys, KEYS_PER_ANNOUNCEMENT).await > 0 {
-        keys.sort_unstable();
-        keys.dedup();
-        if let Err(error) = send.announce(&channel, keys.join(" ")).await {
-            tracing::debug!(%error, "the session cache's announcement of saves failed");
-        }
-        keys.clear();
-    }
 }
 
 async fn listen(
@@ -221,17 +195,17 @@ async fn listen(
             None => return,
         }
         match connect(&settings, &channel, &heartbeats.channel(&channel)).await {
-            Ok((listener, horizon)) => {
+            Ok((listener, snapshot)) => {
                 backoff = FIRST_BACKOFF;
                 tracing::debug!("session cache listener connected");
-                // Saves logged from the horizon on are read at the first heartbeat; an entry
-                // cached before it was read may predate one logged earlier: none is kept.
+                // Saves the snapshot cannot see are read at the first poll; an entry cached
+                // before it was taken may predate one it can see: none is kept.
                 match cache.upgrade() {
                     Some(cache) => cache.clear(),
                     None => return,
                 }
-                let log = Log::new(&settings.table, horizon);
-                let why = receive(listener, &cache, &heartbeats, log, settings.silence).await;
+                let log = Log::new(&settings.table, snapshot);
+                let why = receive(listener, &cache, &heartbeats, log, &settings).await;
                 match why {
                     Some(why) => tracing::warn!(
                         %why,
@@ -250,15 +224,20 @@ async fn listen(
 }
 
 /// A listener on `channel` and `heartbeat_channel`, once the table's triggers are checked, and
-/// the eviction log's horizon it starts from.
+/// the snapshot its reading of the eviction log starts from.
 async fn connect(
     settings: &ListenerSettings,
     channel: &str,
     heartbeat_channel: &str,
-) -> Result<(PgListener, i64), String> {
+) -> Result<(PgListener, String), String> {
     let mut listener = PgListener::connect(&settings.url)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
+    // A lost connection must end `receive` (which clears the cache), never be mended behind
+    // its back: by default `try_recv` reconnects before it returns, and a poll that cancels it
+    // there would then read the log over a new connection that missed every notification sent
+    // meanwhile. Without it, `try_recv` drops the connection and returns at once.
+    listener.eager_reconnect(false);
     listener
         .listen_all([channel, heartbeat_channel, eviction::CLEAR_CHANNEL])
         .await
@@ -278,11 +257,11 @@ async fn connect(
             eviction::regclass(&settings.table),
         ));
     }
-    let horizon: i64 = sqlx::query_scalar(eviction::HORIZON_SQL)
+    let snapshot: String = sqlx::query_scalar(eviction::SNAPSHOT_SQL)
         .fetch_one(&mut listener)
         .await
-        .map_err(|e| format!("cannot read the eviction log's horizon: {e}"))?;
-    Ok((listener, horizon))
+        .map_err(|e| format!("cannot read the eviction log's snapshot: {e}"))?;
+    Ok((listener, snapshot))
 }
 
 /// Applies what arrives until the connection is lost (`Some(why)`) or the cache is gone
@@ -292,13 +271,30 @@ async fn receive(
     cache: &Weak<SessionCache>,
     heartbeats: &Heartbeats,
     mut log: Log,
-    silence: Duration,
+    settings: &ListenerSettings,
 ) -> Option<String> {
+    let silence = settings.silence;
     // The catalog fingerprint of the latest heartbeat back on this connection; the first only
     // notes it (the cache was cleared when the connection was made, and holds nothing since).
     let mut fingerprint: Option<String> = None;
+    let mut polls = tokio::time::interval(settings.poll);
+    polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = tokio::time::Instant::now();
     loop {
-        let notification = match tokio::time::timeout(silence, listener.try_recv()).await {
+        // A poll of the log does not count as hearing anything: only a notification does.
+        let received = tokio::select! {
+            // `try_recv` is cancel-safe here: it reads whole messages or none, and without
+            // eager reconnection it does not wait once it has dropped a lost connection.
+            received = tokio::time::timeout_at(heard + silence, listener.try_recv()) => received,
+            _ = polls.tick() => {
+                let cache = cache.upgrade()?;
+                if let Err(why) = log.read(&mut listener, &cache).await {
+                    return Some(why);
+                }
+                continue;
+            }
+        };
+        let notification = match received {
             Err(_) => {
                 return Some(format!(
                     "nothing arrived for {silence:?}, not even this replica's heartbeat: does \
@@ -309,6 +305,7 @@ async fn receive(
             Ok(Err(e)) => return Some(format!("the listening connection failed: {e}")),
             Ok(Ok(Some(notification))) => notification,
         };
+        heard = tokio::time::Instant::now();
         let cache = cache.upgrade()?;
         let payload = notification.payload();
         if notification.channel() == eviction::CLEAR_CHANNEL || payload == eviction::EVICT_ALL {
@@ -316,7 +313,8 @@ async fn receive(
         } else if payload.starts_with(eviction::HEARTBEAT_MARK) {
             if let Some((sent, seen)) = heartbeats.returned(payload) {
                 let seen = seen.to_owned();
-                // The saves logged before the heartbeat was sent (it has committed since).
+                // The saves logged before the heartbeat was sent (it has committed since),
+                // whenever the last poll was.
                 if let Err(why) = log.read(&mut listener, &cache).await {
                     return Some(why);
                 }
@@ -341,9 +339,10 @@ struct Log {
     /// The statements, with the log's validated, quoted name: no value is spliced in.
     read: String,
     prune: String,
-    /// Saves of transactions from this one on have not been read yet.
-    horizon: i64,
-    /// When the log was last read (or the horizon taken).
+    /// The snapshot of the last read: the saves of the transactions it could not see have
+    /// not been read yet.
+    snapshot: String,
+    /// When the log was last read (or its first snapshot taken).
     read_at: Instant,
     /// Earlier horizons and when they were read, oldest first: once one is older than the
     /// retention, every listener has read past it and what precedes it can go.
@@ -351,11 +350,11 @@ struct Log {
 }
 
 impl Log {
-    fn new(table: &SessionTable, horizon: i64) -> Self {
+    fn new(table: &SessionTable, snapshot: String) -> Self {
         Self {
             read: eviction::log_read_sql(table),
             prune: eviction::log_prune_sql(table),
-            horizon,
+            snapshot,
             read_at: Instant::now(),
             horizons: VecDeque::new(),
         }
@@ -368,9 +367,9 @@ impl Log {
         cache: &SessionCache,
     ) -> Result<(), String> {
         let started = Instant::now();
-        let (horizon, keys): (i64, Vec<String>) =
+        let (snapshot, horizon, keys): (String, i64, Vec<String>) =
             sqlx::query_as(sqlx::AssertSqlSafe(self.read.as_str()))
-                .bind(self.horizon)
+                .bind(&self.snapshot)
                 .fetch_one(&mut *listener)
                 .await
                 .map_err(|e| format!("cannot read the eviction log: {e}"))?;
@@ -381,7 +380,7 @@ impl Log {
         for key in &keys {
             cache.evict(key);
         }
-        self.horizon = horizon;
+        self.snapshot = snapshot;
         self.read_at = started;
         if self
             .horizons

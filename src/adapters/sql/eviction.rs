@@ -72,20 +72,20 @@ const LONGEST_ANNOUNCED_ID: usize = 255;
 /// ([`log_table`]): [`EVICT_ALL`], [`HEARTBEAT_MARK`] and [`LONGEST_ANNOUNCED_ID`] spelled
 /// out, which a test checks.
 ///
-/// A save by a store with a listening cache sets [`QUIET_SETTING`](super::update::QUIET_SETTING) for its own transaction
-/// (inside its one statement): the trigger then writes the changed keys to the log instead of
-/// announcing them, and the store announces them itself once the statement has returned
-/// ([`ANNOUNCE_SQL`]). So such a save takes no part in PostgreSQL's notify lock, which a
+/// A save by a store with a listening cache sets [`QUIET_SETTING`](super::update::QUIET_SETTING) for its own
+/// transaction (inside its one statement): the trigger then appends the changed keys to the log
+/// instead of announcing them, and every listener reads the log every few milliseconds
+/// ([`log_read_sql`]). So such a save takes no part in PostgreSQL's notify lock, which a
 /// notifying transaction holds through its commit's WAL flush (serialising every notifying
-/// commit). Every other write (a delete, cleanup, another tool's `UPDATE`) is announced here,
-/// within its transaction, as before.
+/// commit), and wakes no listening backend. Every other write (a delete, cleanup, another
+/// tool's `UPDATE`) is announced here, within its transaction, as before.
 const FUNCTION_TEMPLATE: &str = r#"
   BEGIN
     IF TG_OP = 'TRUNCATE' THEN
       PERFORM pg_notify(TG_ARGV[0], '*');
     ELSIF TG_OP = 'UPDATE' AND current_setting('tower_sessions.quiet', true) = 'on' THEN
-      -- A save by a store with a listening cache: logged in its own transaction, announced by
-      -- the store once it returns; the listeners read the log with every heartbeat.
+      -- A save by a store with a listening cache: logged in its own transaction; every
+      -- listener reads the log every few milliseconds.
       INSERT INTO {log} ("key") SELECT changed."id" FROM changed
         WHERE octet_length(changed."id") <= 255
           AND left(changed."id", 1) NOT IN ('~', '*');
@@ -118,33 +118,34 @@ pub(crate) fn log_table(table: &SessionTable) -> String {
     )
 }
 
-/// What a listener reads from the log after each heartbeat: the keys written by transactions
-/// at or after `$1` (a horizon, see below), and the next horizon, the oldest transaction still
-/// running (`txid_snapshot_xmin`). A transaction the previous read could not see was running
-/// then or started later, so its transaction id is at least that read's horizon: no committed
-/// save is missed, whatever order the saves commit in.
+/// What a listener reads from the log at each poll: the keys written by the transactions its
+/// previous read's snapshot (`$1`, as text) could not see, and this read's snapshot and
+/// horizon (the oldest transaction still running, `txid_snapshot_xmin`, for pruning). Every
+/// row this read sees was committed by a transaction visible in its snapshot; one the previous
+/// snapshot could not see has not been read before, and one it could see has: so each
+/// committed save is read exactly once, whatever order the saves commit in, and a long
+/// transaction left open elsewhere makes no poll read again what an earlier one read. The
+/// range on `xid` (from the previous snapshot's oldest running transaction) uses the log's
+/// index.
 pub(crate) fn log_read_sql(table: &SessionTable) -> String {
     format!(
-        "SELECT txid_snapshot_xmin(txid_current_snapshot()) AS horizon, \
-         ARRAY(SELECT DISTINCT \"key\" FROM {} WHERE \"xid\" >= $1) AS keys",
+        "SELECT now.s::text AS snapshot, txid_snapshot_xmin(now.s) AS horizon, \
+         ARRAY(SELECT DISTINCT \"key\" FROM {} \
+           WHERE \"xid\" >= txid_snapshot_xmin($1::txid_snapshot) \
+             AND NOT txid_visible_in_snapshot(\"xid\", $1::txid_snapshot)) AS keys \
+         FROM (SELECT txid_current_snapshot() AS s) AS now",
         log_table(table)
     )
 }
 
-/// The horizon a listener starts from (see [`log_read_sql`]).
-pub(crate) const HORIZON_SQL: &str = "SELECT txid_snapshot_xmin(txid_current_snapshot())";
+/// The snapshot a listener starts from (see [`log_read_sql`]), as text.
+pub(crate) const SNAPSHOT_SQL: &str = "SELECT txid_current_snapshot()::text";
 
 /// Removes the log rows of transactions older than `$1`, a horizon read long enough ago that
 /// every listener has read past it.
 pub(crate) fn log_prune_sql(table: &SessionTable) -> String {
     format!("DELETE FROM {} WHERE \"xid\" < $1", log_table(table))
 }
-
-/// What a store announces after its quiet saves: `pg_notify($1, key)` for each of the keys in
-/// `$2`, separated by spaces (a stored key holds none), filtered as the trigger filters.
-pub(crate) const ANNOUNCE_SQL: &str = "SELECT pg_notify($1::text, k) \
-     FROM unnest(string_to_array($2::text, ' ')) AS k \
-     WHERE octet_length(k) <= 255 AND left(k, 1) NOT IN ('~', '*')";
 
 /// Whether the trigger row `t` announces as this release installs it: one of the three
 /// ([`TRIGGER_NAMES`]) with its event (`tgtype`: 16 `AFTER UPDATE`, 8 `AFTER DELETE`, 32 `AFTER
@@ -365,10 +366,6 @@ mod tests {
         assert!(body.contains(&format!(
             "INSERT INTO {} (\"key\")",
             log_table(&SessionTable::default())
-        )));
-        assert!(ANNOUNCE_SQL.contains(&format!(
-            "octet_length(k) <= {LONGEST_ANNOUNCED_ID} AND left(k, 1) NOT IN ('{HEARTBEAT_MARK}', \
-             '{EVICT_ALL}')"
         )));
         let other = SessionTable::default().with_table("other").unwrap();
         assert_ne!(log_table(&other), log_table(&SessionTable::default()));
