@@ -6,7 +6,9 @@
 //! operation and round; 600), `BENCH_PARTS` (`ops,counts,merge,cache,hot,cleanup,payload,features`),
 //! `BENCH_CLEANUP_EXPIRED` (1000000), `BENCH_CLEANUP_LIVE` (100000), `BENCH_OUT` (`target/bench`),
 //! `BENCH_STACKS` (comma-separated parts of stack names to keep; all by default, e.g. for a
-//! profile).
+//! profile), `BENCH_POLL_MS` (how often the hot part's listening caches read their eviction
+//! log; the crate's default), `BENCH_EVICTION_CLIENTS` (the clients replica B serves while the
+//! eviction delay is measured; 16).
 
 mod cache;
 mod chart;
