@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::{
     columns::{Bind, Column, ROW_COLUMNS},
     dialect::EARLIEST,
-    driver::{Param, SqlDriver, SqlRow},
+    driver::{Param, SqlDriver, SqlError, SqlRow},
     per_user::{padded, KeyedDeletes, PerUser, MAX_KEYS_PER_DELETE},
     server_error::DELETE_ATTEMPTS,
     Dialect,
@@ -44,16 +44,29 @@ fn born_after(born_after: Option<OffsetDateTime>) -> Param {
     Param::Instant(born_after.unwrap_or(EARLIEST))
 }
 
+/// Runs a write and returns how many rows it wrote: with the login history its statement
+/// returns that count as one row (see `history.rs`), else the driver reports it.
+async fn written<D: SqlDriver>(
+    driver: &D,
+    sql: &str,
+    params: Vec<Param>,
+) -> Result<u64, SqlError> {
+    if driver.statements().history.is_none() {
+        return Ok(driver.execute(sql, params).await?.rows);
+    }
+    match driver.query(sql, params).await?.first() {
+        Some(row) => Ok(u64::try_from(row.integer(0)?).unwrap_or_default()),
+        None => Ok(0),
+    }
+}
+
 #[async_trait]
 impl<D: SqlDriver> SessionRepository for D {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
         // The insert binds the row's columns, in their order.
         let params = row_params(&ROW_COLUMNS.map(Bind::Column), row, None);
-        match self
-            .execute(&self.statements().insert_if_absent, params)
-            .await
-        {
-            Ok(executed) => Ok(executed.rows == 1),
+        match written(self, &self.statements().insert_if_absent, params).await {
+            Ok(rows) => Ok(rows == 1),
             // MySQL's plain INSERT: the primary key refused the id, nothing was written.
             Err(err) if err.duplicate => Ok(false),
             Err(err) => Err(err.into()),
@@ -76,6 +89,13 @@ impl<D: SqlDriver> SessionRepository for D {
         let has_user = row.user_key.is_some();
         let params = row_params(&statement.binds, row, expected_version);
         let written = |rows: u64, user_changed: bool| (rows > 0).then_some(user_changed);
+        if statements.history.is_some() {
+            // The history's saves all report, as one row when they wrote.
+            return match self.query(&statement.sql, params).await?.first() {
+                Some(row) => Ok(Some(row.boolean(0)? && report_user_change)),
+                None => Ok(None),
+            };
+        }
         if !report_user_change {
             let executed = self.execute(&statement.sql, params).await?;
             return Ok(written(executed.rows, false));
@@ -125,8 +145,7 @@ impl<D: SqlDriver> SessionRepository for D {
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
         let params = vec![Param::text(id)];
-        self.execute(&self.statements().delete_by_id, params)
-            .await?;
+        written(self, &self.statements().delete_by_id, params).await?;
         Ok(())
     }
 
@@ -148,7 +167,7 @@ impl<D: SqlDriver> SessionRepository for D {
                 statements.delete_outlived_values(now, Param::Instant(born_before), limit),
             ),
         };
-        Ok(self.execute(sql, params).await?.rows)
+        Ok(written(self, sql, params).await?)
     }
 
     async fn find_unexpired_by_user(
@@ -218,7 +237,19 @@ impl<D: SqlDriver> SessionRepository for D {
     ) -> Result<bool, RepositoryError> {
         let params = vec![Param::text(user_key), Param::text(id)];
         let sql = &self.statements().delete_by_user_and_id;
-        Ok(self.execute(sql, params).await?.rows > 0)
+        Ok(written(self, sql, params).await? > 0)
+    }
+
+    async fn delete_history_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, RepositoryError> {
+        let Some(history) = &self.statements().history else {
+            return Ok(0);
+        };
+        let params = vec![Param::Instant(before), Param::count(limit)];
+        Ok(self.execute(&history.delete_before, params).await?.rows)
     }
 }
 
@@ -232,8 +263,8 @@ async fn delete_retrying<D: SqlDriver>(
 ) -> Result<u64, RepositoryError> {
     let mut attempt = 1;
     loop {
-        match driver.execute(sql, params.clone()).await {
-            Ok(executed) => return Ok(executed.rows),
+        match written(driver, sql, params.clone()).await {
+            Ok(rows) => return Ok(rows),
             Err(err) if attempt < DELETE_ATTEMPTS && err.conflict => {
                 tracing::debug!(
                     attempt,
