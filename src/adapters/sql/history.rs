@@ -14,10 +14,10 @@
 //! by the statement from the key it wrote.
 
 use super::{
-    driver::{Param, SqlDriver, SqlRow},
-    dialect::{Dialect, POSTGRES_EARLIEST_SQL, POSTGRES_LATEST_SQL},
-    identifier::quote,
     columns::RowStatement,
+    dialect::{Dialect, POSTGRES_EARLIEST_SQL, POSTGRES_LATEST_SQL},
+    driver::{Param, SqlDriver, SqlRow},
+    identifier::quote,
     SessionTable, Statements,
 };
 use crate::{
@@ -60,7 +60,9 @@ pub(crate) fn quoted(table: &SessionTable) -> String {
 /// first 16 bytes of SHA-256(context ‖ key), in hex, as `SessionHandle::of_key` computes it.
 fn handle(key: &str) -> String {
     let context: String = HANDLE_CONTEXT.iter().map(|b| format!("{b:02x}")).collect();
-    format!("left(encode(sha256(decode('{context}', 'hex') || convert_to({key}, 'UTF8')), 'hex'), 32)")
+    format!(
+        "left(encode(sha256(decode('{context}', 'hex') || convert_to({key}, 'UTF8')), 'hex'), 32)"
+    )
 }
 
 /// `INSERT INTO <history> (…) SELECT <user>, <kind>, <at>, handle(<key>), <listed> FROM <from>
@@ -211,7 +213,11 @@ pub(crate) fn wrap(mut statements: Statements, table: &SessionTable) -> Statemen
 
 /// `statements` with saves that log (PostgreSQL), `quiet` as [`Statements::with_quiet_saves`]
 /// makes them: every save takes the reporting form, which reads the row's previous user key.
-pub(crate) fn wrap_saves(mut statements: Statements, table: &SessionTable, quiet: bool) -> Statements {
+pub(crate) fn wrap_saves(
+    mut statements: Statements,
+    table: &SessionTable,
+    quiet: bool,
+) -> Statements {
     let (history, target) = (quoted(table), table.quoted(Dialect::Postgres));
     let [_, _, present, version] = super::statements::saves(Dialect::Postgres, table, quiet);
     statements.update_if_present = save(&history, present.clone(), &target);
@@ -288,7 +294,9 @@ pub(crate) fn checked(
         return refuse("the login history is PostgreSQL's for now: SQLite and MySQL have none yet");
     }
     if table.distributed() {
-        return refuse("the login history on a table distributed by Citus was not tried; choose one");
+        return refuse(
+            "the login history on a table distributed by Citus was not tried; choose one",
+        );
     }
     if table.table().len() > MAX_TABLE_LEN {
         return refuse(&format!(
@@ -302,7 +310,12 @@ pub(crate) fn checked(
 /// What `migrate()` runs for the history: the table and its two indexes, if missing.
 pub(crate) fn create_sql(table: &SessionTable) -> [String; 3] {
     let history = quoted(table);
-    let name = |suffix: &str| quote(Dialect::Postgres, &format!("{}{SUFFIX}_{suffix}", table.table()));
+    let name = |suffix: &str| {
+        quote(
+            Dialect::Postgres,
+            &format!("{}{SUFFIX}_{suffix}", table.table()),
+        )
+    };
     [
         format!(
             "CREATE TABLE IF NOT EXISTS {history} (\"seq\" bigint GENERATED ALWAYS AS IDENTITY \

@@ -46,11 +46,7 @@ fn born_after(born_after: Option<OffsetDateTime>) -> Param {
 
 /// Runs a write and returns how many rows it wrote: with the login history its statement
 /// returns that count as one row (see `history.rs`), else the driver reports it.
-async fn written<D: SqlDriver>(
-    driver: &D,
-    sql: &str,
-    params: Vec<Param>,
-) -> Result<u64, SqlError> {
+async fn written<D: SqlDriver>(driver: &D, sql: &str, params: Vec<Param>) -> Result<u64, SqlError> {
     if driver.statements().history.is_none() {
         return Ok(driver.execute(sql, params).await?.rows);
     }
