@@ -351,3 +351,77 @@ async fn the_history_needs_the_user_key_and_is_off_by_default() {
         Err(SeaOrmStoreError::InvalidConfiguration(_))
     ));
 }
+
+/// Sign in, sign out, sign in, delete on `store`: the four entries, newest first.
+async fn a_short_life<S: SessionStore>(store: &S, user: &str) -> Id {
+    let mut rec = record(Some(user), OffsetDateTime::now_utc());
+    store.create(&mut rec).await.unwrap();
+    rec.data.remove("user_id");
+    store.save(&rec).await.unwrap();
+    rec.data.insert("user_id".into(), json!(user));
+    store.save(&rec).await.unwrap();
+    store.delete(&rec.id).await.unwrap();
+    rec.id
+}
+
+const A_SHORT_LIFE: [&str; 4] = ["deleted", "signed_in", "signed_out", "signed_in"];
+
+#[tokio::test]
+async fn the_lean_store_on_a_hash_partitioned_table_logs_the_same() {
+    let (store, conn, schema) = history_store(|store| store.with_hash_partitions(4).unwrap()).await;
+    let lean = tower_sessions_seaorm_store::LeanPostgresStore::new(common::lean::lean_pool(
+        &database_url(),
+    ))
+    .with_schema_name(&schema)
+    .unwrap()
+    .with_user_key("user_id")
+    .unwrap()
+    .with_listed_values(["agent"])
+    .unwrap()
+    .with_login_history(StdDuration::from_secs(3600))
+    .unwrap();
+    let id = a_short_life(&lean, "ada").await;
+    let events = lean.user_history("ada", 10).await.unwrap();
+    assert_eq!(kinds(&events), A_SHORT_LIFE);
+    assert!(events
+        .iter()
+        .all(|event| event.handle == store.session_handle(id)));
+    assert_eq!(store.user_history("ada", 10).await.unwrap(), events);
+    let partitions = scalar_strings(
+        &conn,
+        "SELECT count(*)::text FROM pg_catalog.pg_inherits WHERE inhparent = $1::regclass",
+        vec![format!("\"{schema}\".\"session\"").into()],
+    )
+    .await;
+    assert_eq!(partitions, ["4"]);
+    drop_schema(conn, &schema).await;
+}
+
+#[tokio::test]
+async fn through_pgbouncer_in_transaction_mode_each_entry_is_written_once() {
+    let Ok(url) = std::env::var("PGBOUNCER_URL") else {
+        eprintln!("PGBOUNCER_URL is not set: this test did not run (scripts/test sets it)");
+        return;
+    };
+    let (store, conn, schema) = history_store(|store| store).await;
+    let bounced = PostgresStore::new(
+        tower_sessions_seaorm_store::sea_orm::Database::connect(
+            common::pgbouncer::pgbouncer_options(&url),
+        )
+        .await
+        .unwrap(),
+    )
+    .with_schema_name(&schema)
+    .unwrap()
+    .with_user_key("user_id")
+    .unwrap()
+    .with_login_history(StdDuration::from_secs(3600))
+    .unwrap();
+    for _ in 0..8 {
+        a_short_life(&bounced, "ada").await;
+    }
+    let events = store.user_history("ada", 100).await.unwrap();
+    assert_eq!(events.len(), 32);
+    assert_eq!(kinds(&events[..4]), A_SHORT_LIFE);
+    drop_schema(conn, &schema).await;
+}
