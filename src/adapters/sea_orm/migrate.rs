@@ -39,8 +39,8 @@ impl SeaOrmRepository {
                 table.table(),
             )));
         }
-        if table.history() && self.dialect() == Dialect::Postgres {
-            for sql in crate::adapters::sql::history::create_sql(table) {
+        if table.history() && self.dialect() != Dialect::MySql {
+            for sql in crate::adapters::sql::history::create_sql(table, self.dialect()) {
                 runner = runner.then_execute(sql);
             }
         }

@@ -47,13 +47,48 @@ pub(crate) mod kind {
     pub(crate) const EXPIRED: &str = "expired";
 }
 
-/// The history table, quoted: `"schema"."<table>_history"`.
-pub(crate) fn quoted(table: &SessionTable) -> String {
-    format!(
-        "{}.{}",
-        quote(Dialect::Postgres, table.schema()),
-        quote(Dialect::Postgres, &format!("{}{SUFFIX}", table.table()))
-    )
+/// The history table, quoted: `"schema"."<table>_history"` on PostgreSQL, `"<table>_history"`
+/// on SQLite.
+pub(crate) fn quoted(table: &SessionTable, dialect: Dialect) -> String {
+    let name = quote(dialect, &format!("{}{SUFFIX}", table.table()));
+    match dialect {
+        Dialect::Postgres => format!("{}.{name}", quote(dialect, table.schema())),
+        Dialect::Sqlite | Dialect::MySql => name,
+    }
+}
+
+/// What SQLite's writes return for the history: `user_key, id, listed_values, created_at`.
+pub(crate) const RETURNING: &str =
+    "RETURNING \"user_key\", \"id\", \"listed_values\", \"created_at\"";
+
+/// SQLite: each write `RETURNING` what its entries need ([`RETURNING`]), for the repository
+/// to insert them in the same transaction (`SqlDriver::logged`). SQLite has no data-modifying
+/// CTE, and a trigger cannot name the session by its handle (SQLite has no SHA-256) nor know
+/// why a row was deleted; the transaction costs nothing extra in a database with one writer
+/// at a time.
+fn wrap_sqlite(mut statements: Statements, table: &SessionTable) -> Statements {
+    let returning = |sql: &mut String| {
+        sql.push(' ');
+        sql.push_str(RETURNING);
+    };
+    returning(&mut statements.insert_if_absent);
+    for save in [
+        &mut statements.update_if_present,
+        &mut statements.update_if_version,
+        &mut statements.update_if_present_reporting,
+        &mut statements.update_if_version_reporting,
+    ] {
+        returning(&mut save.sql);
+    }
+    returning(&mut statements.delete_by_id);
+    returning(&mut statements.delete_by_user_and_id);
+    returning(&mut statements.per_user.trim);
+    returning(&mut statements.per_user.delete_by_user);
+    returning(&mut statements.per_user.delete_by_user_except);
+    returning(&mut statements.delete_expired_batch);
+    returning(&mut statements.delete_outlived_batch);
+    statements.history = Some(HistoryStatements::new(table, Dialect::Sqlite));
+    statements
 }
 
 /// The handle of the session stored under the key `key` (a column expression), in SQL: the
@@ -149,10 +184,12 @@ fn save(history: &str, reporting: RowStatement, target: &str) -> RowStatement {
 /// - `insert_if_absent`, the deletes: one row, the count of rows written;
 /// - the saves: one boolean when the row was written (whether it changed hands), none when not.
 pub(crate) fn wrap(mut statements: Statements, table: &SessionTable) -> Statements {
-    if statements.dialect() != Dialect::Postgres {
-        return statements;
+    match statements.dialect() {
+        Dialect::Postgres => {}
+        Dialect::Sqlite => return wrap_sqlite(statements, table),
+        Dialect::MySql => return statements,
     }
-    let history = quoted(table);
+    let history = quoted(table, Dialect::Postgres);
     statements.insert_if_absent = format!(
         "WITH \"written\" AS ({} RETURNING \"user_key\", \"id\", \"listed_values\", \
          \"updated_at\"), \"logged\" AS ({}) SELECT count(*) FROM \"written\"",
@@ -207,7 +244,7 @@ pub(crate) fn wrap(mut statements: Statements, table: &SessionTable) -> Statemen
         ),
         "$1",
     );
-    statements.history = Some(HistoryStatements::new(table));
+    statements.history = Some(HistoryStatements::new(table, Dialect::Postgres));
     statements
 }
 
@@ -218,7 +255,10 @@ pub(crate) fn wrap_saves(
     table: &SessionTable,
     quiet: bool,
 ) -> Statements {
-    let (history, target) = (quoted(table), table.quoted(Dialect::Postgres));
+    let (history, target) = (
+        quoted(table, Dialect::Postgres),
+        table.quoted(Dialect::Postgres),
+    );
     let [_, _, present, version] = super::statements::saves(Dialect::Postgres, table, quiet);
     statements.update_if_present = save(&history, present.clone(), &target);
     statements.update_if_present_reporting = save(&history, present, &target);
@@ -234,12 +274,43 @@ pub(crate) struct HistoryStatements {
     pub find_by_user: String,
     /// `before, limit`: deletes at most `limit` rows recorded before `before`.
     pub delete_before: String,
+    /// SQLite: `user_key, kind, at, handle, listed_values`, one entry.
+    pub insert: String,
+    /// SQLite: `id`: a write of the row that changes nothing, so a save's transaction holds
+    /// the write lock before it reads the row's previous user key.
+    pub lock: String,
+    /// SQLite: `id`: the row's `user_key, listed_values` before the save.
+    pub previous: String,
 }
 
 impl HistoryStatements {
-    fn new(table: &SessionTable) -> Self {
-        let history = quoted(table);
+    fn new(table: &SessionTable, dialect: Dialect) -> Self {
+        let history = quoted(table, dialect);
+        if dialect != Dialect::Postgres {
+            let target = table.quoted(dialect);
+            return Self {
+                find_by_user: format!(
+                    "SELECT \"kind\", \"at\", \"handle\", \"listed_values\" FROM {history} \
+                     WHERE \"user_key\" = ? ORDER BY \"at\" DESC, \"seq\" DESC LIMIT ?"
+                ),
+                delete_before: format!(
+                    "DELETE FROM {history} WHERE \"seq\" IN (SELECT \"seq\" FROM {history} \
+                     WHERE \"at\" < ? LIMIT ?)"
+                ),
+                insert: format!(
+                    "INSERT INTO {history} (\"user_key\", \"kind\", \"at\", \"handle\", \
+                     \"listed_values\") VALUES (?, ?, ?, ?, ?)"
+                ),
+                lock: format!("UPDATE {target} SET \"id\" = \"id\" WHERE \"id\" = ?"),
+                previous: format!(
+                    "SELECT \"user_key\", \"listed_values\" FROM {target} WHERE \"id\" = ?"
+                ),
+            };
+        }
         Self {
+            insert: String::new(),
+            lock: String::new(),
+            previous: String::new(),
             find_by_user: format!(
                 "SELECT \"kind\", least(greatest(\"at\", {POSTGRES_EARLIEST_SQL}), \
                  {POSTGRES_LATEST_SQL}), \"handle\", \"listed_values\" FROM {history} WHERE \
@@ -290,8 +361,10 @@ pub(crate) fn checked(
              `.with_login_history(…)`",
         );
     }
-    if dialect != Dialect::Postgres {
-        return refuse("the login history is PostgreSQL's for now: SQLite and MySQL have none yet");
+    if dialect == Dialect::MySql {
+        return refuse(
+            "the login history is PostgreSQL's and SQLite's for now: MySQL has none yet",
+        );
     }
     if table.distributed() {
         return refuse(
@@ -308,19 +381,22 @@ pub(crate) fn checked(
 }
 
 /// What `migrate()` runs for the history: the table and its two indexes, if missing.
-pub(crate) fn create_sql(table: &SessionTable) -> [String; 3] {
-    let history = quoted(table);
-    let name = |suffix: &str| {
-        quote(
-            Dialect::Postgres,
-            &format!("{}{SUFFIX}_{suffix}", table.table()),
-        )
+pub(crate) fn create_sql(table: &SessionTable, dialect: Dialect) -> [String; 3] {
+    let history = quoted(table, dialect);
+    let name = |suffix: &str| quote(dialect, &format!("{}{SUFFIX}_{suffix}", table.table()));
+    // SQLite's instants are integer microseconds since the epoch, as the session table's.
+    let (seq, at) = match dialect {
+        Dialect::Postgres => (
+            "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            "timestamptz",
+        ),
+        Dialect::Sqlite | Dialect::MySql => ("integer PRIMARY KEY AUTOINCREMENT", "integer"),
     };
     [
         format!(
-            "CREATE TABLE IF NOT EXISTS {history} (\"seq\" bigint GENERATED ALWAYS AS IDENTITY \
-             PRIMARY KEY, \"user_key\" text NOT NULL, \"kind\" text NOT NULL, \"at\" timestamptz \
-             NOT NULL, \"handle\" text NOT NULL, \"listed_values\" text NULL)"
+            "CREATE TABLE IF NOT EXISTS {history} (\"seq\" {seq}, \"user_key\" text NOT NULL, \
+             \"kind\" text NOT NULL, \"at\" {at} NOT NULL, \"handle\" text NOT NULL, \
+             \"listed_values\" text NULL)"
         ),
         format!(
             "CREATE INDEX IF NOT EXISTS {} ON {history} (\"user_key\", \"at\" DESC, \"seq\" DESC)",
