@@ -429,10 +429,31 @@ mod tests {
     #[test]
     fn without_the_history_nothing_changes() {
         let table = SessionTable::default();
-        let plain = Statements::new(Dialect::Postgres, &table);
-        assert!(plain.history.is_none());
-        let sqlite = wrap(Statements::new(Dialect::Sqlite, &table), &table);
-        assert_eq!(sqlite, Statements::new(Dialect::Sqlite, &table));
+        for dialect in [Dialect::Postgres, Dialect::Sqlite, Dialect::MySql] {
+            assert!(Statements::new(dialect, &table).history.is_none());
+        }
+        let mysql = wrap(Statements::new(Dialect::MySql, &table), &table);
+        assert_eq!(mysql, Statements::new(Dialect::MySql, &table));
+    }
+
+    #[test]
+    fn sqlite_writes_return_what_their_entries_need() {
+        let table = SessionTable::default().with_history();
+        let s = Statements::new(Dialect::Sqlite, &table);
+        let plain = Statements::new(Dialect::Sqlite, &SessionTable::default());
+        assert_eq!(
+            s.delete_by_id,
+            format!("{} {RETURNING}", plain.delete_by_id)
+        );
+        assert_eq!(
+            s.update_if_version.sql,
+            format!("{} {RETURNING}", plain.update_if_version.sql)
+        );
+        assert_eq!(s.update_if_version.binds, plain.update_if_version.binds);
+        assert_eq!(
+            s.history.unwrap().insert,
+            r#"INSERT INTO "session_history" ("user_key", "kind", "at", "handle", "listed_values") VALUES (?, ?, ?, ?, ?)"#
+        );
     }
 
     #[test]
