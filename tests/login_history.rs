@@ -158,6 +158,8 @@ async fn the_limit_trims_and_the_cleanup_ends_with_their_reasons() {
     .await;
     let mut first = record(Some("ada"), clock.now());
     store.create(&mut first).await.unwrap();
+    // A second later: the trim ends the least recently saved, ties broken by key.
+    clock.advance(StdDuration::from_secs(1));
     let mut second = record(Some("ada"), clock.now());
     store.create(&mut second).await.unwrap();
     let ada = store.user_history("ada", 10).await.unwrap();
@@ -345,6 +347,14 @@ async fn the_history_needs_the_user_key_and_is_off_by_default() {
         .unwrap_err();
     assert!(matches!(refused, SeaOrmStoreError::InvalidConfiguration(_)));
     assert!(refused.to_string().contains("with_user_key"));
+    let mysql = tower_sessions_seaorm_store::MySqlStore::new(
+        common::mysql::connect_mysql(&common::mysql::mysql_url()).await,
+    )
+    .with_user_key("user_id")
+    .unwrap()
+    .with_login_history(StdDuration::from_secs(60))
+    .unwrap_err();
+    assert!(mysql.to_string().contains("MySQL has none yet"), "{mysql}");
     let indexed = store.with_user_key("user_id").unwrap();
     assert!(matches!(
         indexed.user_history("ada", 10).await,

@@ -148,6 +148,8 @@ async fn the_limit_trims_and_the_cleanup_ends_with_their_reasons() {
     .await;
     let mut first = record(Some("ada"), clock.now());
     store.create(&mut first).await.unwrap();
+    // A second later: the trim ends the least recently saved, ties broken by key.
+    clock.advance(StdDuration::from_secs(1));
     let mut second = record(Some("ada"), clock.now());
     store.create(&mut second).await.unwrap();
     let ada = store.user_history("ada", 10).await.unwrap();

@@ -1,17 +1,21 @@
 //! The login history (opt-in, `with_login_history`): an append-only table beside the session
-//! table, written **in the same statement** as the change it records, so a history row exists
-//! exactly when its change committed.
+//! table, written **in the same statement** as the change it records (SQLite: in the same
+//! transaction), so a history row exists exactly when its change committed.
 //!
-//! PostgreSQL only, for now: each writing statement becomes a data-modifying CTE, the
+//! PostgreSQL: each writing statement becomes a data-modifying CTE, the
 //! statement itself with a `RETURNING` of the row's user key, key and listed values, then an
 //! `INSERT` into the history of what it returned, then a `SELECT` of what the repository reads
 //! (the rows written, or a save's report). One statement, one round trip, one transaction;
 //! PgBouncer in transaction mode and hash partitions see nothing new. Without the history the
 //! statements are untouched: [`wrap`] is not called.
 //!
+//! SQLite: see [`RETURNING`] and `wrap_sqlite`. MySQL/MariaDB: none yet (MySQL has no
+//! `RETURNING`, and MariaDB none on `UPDATE`; its per-user deletes read keys, then delete by
+//! key, so its history would read the rows `FOR UPDATE` in a transaction first).
+//!
 //! A history row never holds the session's key (its id, or its hash in hashed mode): it holds
 //! the session's handle, the one-way hash the device list shows ([`HANDLE_CONTEXT`]), computed
-//! by the statement from the key it wrote.
+//! by the statement from the key it wrote (on SQLite, by the repository).
 
 use super::{
     columns::RowStatement,
