@@ -435,3 +435,26 @@ async fn through_pgbouncer_in_transaction_mode_each_entry_is_written_once() {
     assert_eq!(kinds(&events[..4]), A_SHORT_LIFE);
     drop_schema(conn, &schema).await;
 }
+
+#[tokio::test]
+async fn replicas_migrating_at_once_all_find_the_history_table() {
+    let conn = connect_postgres(&database_url()).await;
+    let schema = unique_name("ts_history");
+    let build = || {
+        PostgresStore::new(conn.clone())
+            .with_schema_name(&schema)
+            .unwrap()
+            .with_user_key("user_id")
+            .unwrap()
+            .with_login_history(StdDuration::from_secs(60))
+            .unwrap()
+    };
+    common::migrate_concurrently(8, build, "the login history").await;
+    let store = build();
+    a_short_life(&store, "ada").await;
+    assert_eq!(
+        kinds(&store.user_history("ada", 10).await.unwrap()),
+        A_SHORT_LIFE
+    );
+    drop_schema(conn, &schema).await;
+}
