@@ -489,4 +489,14 @@ mod tests {
                 .binds
         );
     }
+
+    #[test]
+    fn postgres_delete_logs_its_rows_by_handle_in_a_data_modifying_cte() {
+        let table = SessionTable::default().with_history();
+        let s = Statements::new(Dialect::Postgres, &table);
+        assert_eq!(
+            s.delete_by_id,
+            r#"WITH "ended" AS (DELETE FROM "tower_sessions"."session" WHERE "id" = $1 RETURNING "user_key", "id", "listed_values", "created_at"), "logged" AS (INSERT INTO "tower_sessions"."session_history" ("user_key", "kind", "at", "handle", "listed_values") SELECT "user_key", 'deleted', statement_timestamp(), left(encode(sha256(decode('746f7765722d73657373696f6e732d7365616f726d2d73746f72652f73657373696f6e2d68616e646c652f763100', 'hex') || convert_to("id", 'UTF8')), 'hex'), 32), "listed_values" FROM "ended" WHERE "user_key" IS NOT NULL) SELECT count(*) FROM "ended""#
+        );
+    }
 }
