@@ -45,6 +45,7 @@ macro_rules! guide {
 }
 
 guide!(features, "features.md");
+guide!(login_history, "login-history.md");
 guide!(concurrent_requests, "concurrent-requests.md");
 guide!(axum_login, "axum-login.md");
 guide!(codecs, "codecs.md");

@@ -14,6 +14,7 @@
 //! the adapters.
 
 mod error;
+mod history;
 mod keys;
 mod merge;
 mod policy;
@@ -23,6 +24,8 @@ mod user_key;
 mod users;
 
 pub use error::{Operation, SessionError};
+pub(crate) use history::HistoryRow;
+pub use history::LoginEvent;
 pub use keys::{IdStorage, SessionHandle};
 pub(crate) use merge::BASE_KEY;
 pub(crate) use policy::Policy;

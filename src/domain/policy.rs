@@ -49,6 +49,9 @@ pub(crate) struct Policy {
     pub max_sessions_per_user: Option<u64>,
     /// The values the user's session list shows; none by default.
     pub listed_values: Vec<UserKeyPath>,
+    /// The login history's retention: the cleanup deletes history rows older than this;
+    /// `None` when the store keeps no history.
+    pub history_retention: Option<Duration>,
 }
 
 impl Default for Policy {
@@ -65,6 +68,7 @@ impl Default for Policy {
             absolute_lifetime: None,
             max_sessions_per_user: None,
             listed_values: Vec::new(),
+            history_retention: None,
         }
     }
 }

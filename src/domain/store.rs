@@ -390,9 +390,11 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 .await?;
             total = u64::saturating_add(total, deleted);
             if deleted < limit {
-                return Ok(total);
+                break;
             }
         }
+        self.delete_old_history(now).await?;
+        Ok(total)
     }
 
     /// Checks that the session table answers, for readiness probes: one indexed lookup of an id

@@ -217,7 +217,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
 
 /// The listed values stored with a row; a value no store of this version wrote (edited by hand,
 /// or cut) is shown as none, with a warning that holds none of it.
-fn listed_of(json: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
+pub(super) fn listed_of(json: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
     let Some(json) = json else {
         return serde_json::Map::new();
     };

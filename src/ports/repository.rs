@@ -189,6 +189,18 @@ pub trait SessionRepository: Send + Sync + 'static {
         user_key: &str,
         id: &str,
     ) -> Result<bool, RepositoryError>;
+
+    /// Deletes at most `limit` rows of the login history recorded before `before` (its
+    /// retention, in the cleanup), and returns how many. A repository that keeps no history
+    /// (the default) deletes nothing.
+    async fn delete_history_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, RepositoryError> {
+        let _ = (before, limit);
+        Ok(0)
+    }
 }
 
 /// A storage operation failed.

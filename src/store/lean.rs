@@ -98,6 +98,29 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
         Ok(self.with_session_table(table))
     }
 
+    /// The same store, keeping a login history; the same as
+    /// [`PostgresStore::with_login_history`](crate::PostgresStore::with_login_history) (the
+    /// history table comes from `migrate()` on a SeaORM store with the history).
+    pub fn with_login_history(
+        self,
+        retention: std::time::Duration,
+    ) -> Result<Self, SeaOrmStoreError> {
+        let table = super::history::history_table(&self, self.repository().table())?;
+        let store = self.with_session_table(table);
+        Ok(super::history::with_retention(store, retention))
+    }
+
+    /// The newest `limit` entries of `user`'s login history
+    /// ([`with_login_history`](Self::with_login_history)), newest first: one indexed query.
+    /// Fails with `InvalidConfiguration` when the store keeps no history.
+    pub async fn user_history(
+        &self,
+        user: &str,
+        limit: u64,
+    ) -> Result<Vec<crate::LoginEvent>, SeaOrmStoreError> {
+        super::history::user_history(self, user, limit).await
+    }
+
     /// The same store, sending the cancel request for a timed-out statement through `tls`, the
     /// connector its pool was built with. A pool whose config says `sslmode=require` needs it:
     /// tokio-postgres then sends the cancel over TLS too, and cannot without a connector; the

@@ -105,6 +105,7 @@ pub use cache::Cache;
 mod lean;
 #[cfg(feature = "tokio-postgres")]
 pub use lean::LeanPostgresStore;
+mod history;
 mod sea_orm;
 
 #[cfg(feature = "msgpack")]

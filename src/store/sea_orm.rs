@@ -183,6 +183,38 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
         super::cache::with_cache(self, cache, &table)
     }
 
+    /// The same store, keeping a **login history** (PostgreSQL, SQLite): an append-only table beside
+    /// the session table (`<table>_history`, created by `migrate()`) that every write of a
+    /// session with a user appends to **in its own statement**, so an entry exists exactly
+    /// when its change committed (on SQLite, in its transaction): sign-ins, sign-outs, and each
+    /// session's end and why
+    /// ([`LoginEvent`](crate::LoginEvent)). [`user_history`](Self::user_history) lists them;
+    /// the cleanup deletes the entries older than `retention`.
+    ///
+    /// Call it after [`with_user_key`](Self::with_user_key) (refused without it) and the
+    /// table options, before `with_cache`. Refused on MySQL/MariaDB (not yet), on a
+    /// distributed table, and for a table name over 46 bytes. Without it no statement
+    /// changes. See `docs/login-history.md`.
+    pub fn with_login_history(
+        self,
+        retention: std::time::Duration,
+    ) -> Result<Self, SeaOrmStoreError> {
+        let table = super::history::history_table(&self, self.repository().table())?;
+        let store = self.with_checked_table(table)?;
+        Ok(super::history::with_retention(store, retention))
+    }
+
+    /// The newest `limit` entries of `user`'s login history
+    /// ([`with_login_history`](Self::with_login_history)), newest first: one indexed query.
+    /// Fails with `InvalidConfiguration` when the store keeps no history.
+    pub async fn user_history(
+        &self,
+        user: &str,
+        limit: u64,
+    ) -> Result<Vec<crate::LoginEvent>, SeaOrmStoreError> {
+        super::history::user_history(self, user, limit).await
+    }
+
     /// Clears every replica's read cache (feature `cache`): after the session table was
     /// changed by hand, or whenever every session must be read from the database again.
     ///

@@ -39,6 +39,11 @@ impl SeaOrmRepository {
                 table.table(),
             )));
         }
+        if table.history() && self.dialect() != Dialect::MySql {
+            for sql in crate::adapters::sql::history::create_sql(table, self.dialect()) {
+                runner = runner.then_execute(sql);
+            }
+        }
         #[cfg(all(feature = "cache", feature = "postgres"))]
         if eviction_triggers && self.dialect() == Dialect::Postgres {
             runner = runner.then_execute(crate::adapters::sql::eviction::install_sql(table));

@@ -1,11 +1,13 @@
 use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, QueryResult, Statement, TransactionTrait, Value,
+};
 
 use super::{dialect::Dialect, errors::classify, SessionTable};
 use crate::{
-    adapters::sql::{Executed, Param, SqlDriver, SqlError, SqlRow, Statements},
+    adapters::sql::{driver::Logged, Executed, Param, SqlDriver, SqlError, SqlRow, Statements},
     ports::RepositoryError,
 };
 
@@ -102,6 +104,45 @@ impl SqlDriver for SeaOrmRepository {
                 Dialect::Postgres | Dialect::Sqlite => 0,
             },
         })
+    }
+
+    async fn logged(&self, logged: Logged<'_, SeaOrmRow>) -> Result<u64, SqlError> {
+        let failed = |err| classify(self.dialect, err);
+        let row = |row| SeaOrmRow {
+            row,
+            dialect: self.dialect,
+        };
+        // Dropped without a commit on any error: rolled back, the change with its entries.
+        let transaction = self.conn.begin().await.map_err(failed)?;
+        let mut before = None;
+        if let Some([(lock, lock_params), (read, read_params)]) = logged.before {
+            transaction
+                .execute_raw(self.statement(lock, lock_params))
+                .await
+                .map_err(failed)?;
+            before = transaction
+                .query_all_raw(self.statement(read, read_params))
+                .await
+                .map_err(failed)?
+                .into_iter()
+                .next()
+                .map(row);
+        }
+        let written = transaction
+            .query_all_raw(self.statement(logged.sql, logged.params))
+            .await
+            .map_err(failed)?;
+        let count = written.len() as u64;
+        for written in written.into_iter().map(row) {
+            for params in (logged.log)(before.as_ref(), &written)? {
+                transaction
+                    .execute_raw(self.statement(logged.insert, params))
+                    .await
+                    .map_err(failed)?;
+            }
+        }
+        transaction.commit().await.map_err(failed)?;
+        Ok(count)
     }
 
     async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<SeaOrmRow>, SqlError> {

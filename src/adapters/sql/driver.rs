@@ -100,4 +100,30 @@ pub(crate) trait SqlDriver: Send + Sync + 'static {
 
     /// Runs `sql` with `params` and returns its rows.
     async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Self::Row>, SqlError>;
+
+    /// SQLite's login history (see `history.rs`): runs `logged` in one transaction and returns
+    /// how many rows its write returned. Only the SeaORM driver has SQLite.
+    async fn logged(&self, logged: Logged<'_, Self::Row>) -> Result<u64, SqlError> {
+        let _ = logged;
+        Err(RepositoryError::Statement(
+            "this driver keeps no login history in a transaction".to_owned(),
+        )
+        .into())
+    }
+}
+
+/// The entries a write's returned row (and the row as it was before, when read) logs: the
+/// values of one history insert each.
+pub(crate) type LogFn<'a, R> =
+    dyn Fn(Option<&R>, &R) -> Result<Vec<Vec<Param>>, RepositoryError> + Send + Sync + 'a;
+
+/// A write and the history it logs, in one transaction: `before` (a write that takes the
+/// database's write lock first, then the read of the row as it is), then `sql` (the write,
+/// `RETURNING` its rows), then `insert` with each entry `log` makes of them.
+pub(crate) struct Logged<'a, R> {
+    pub before: Option<[(&'a str, Vec<Param>); 2]>,
+    pub sql: &'a str,
+    pub params: Vec<Param>,
+    pub insert: &'a str,
+    pub log: &'a LogFn<'a, R>,
 }

@@ -52,6 +52,7 @@ pub struct SessionTable {
     #[cfg_attr(not(feature = "migration"), allow(dead_code))]
     unlogged: bool,
     distributed: bool,
+    history: bool,
 }
 
 impl Default for SessionTable {
@@ -62,6 +63,7 @@ impl Default for SessionTable {
             hash_partitions: None,
             unlogged: false,
             distributed: false,
+            history: false,
         }
     }
 }
@@ -161,6 +163,18 @@ impl SessionTable {
     /// Whether the table is distributed over a Citus cluster.
     pub fn distributed(&self) -> bool {
         self.distributed
+    }
+
+    /// The same table, with the login history beside it (`<table>_history`, PostgreSQL): every
+    /// write also logs, in its own statement (see `history.rs`).
+    pub(crate) fn with_history(mut self) -> Self {
+        self.history = true;
+        self
+    }
+
+    /// Whether the login history is kept beside the table.
+    pub(crate) fn history(&self) -> bool {
+        self.history
     }
 
     /// How many hash partitions `migrate()` creates the table with; `None` for a plain table.

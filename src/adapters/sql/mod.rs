@@ -10,6 +10,7 @@ pub(crate) mod dialect;
 pub(crate) mod driver;
 #[cfg(all(feature = "cache", feature = "postgres"))]
 pub(crate) mod eviction;
+pub(crate) mod history;
 pub(crate) mod identifier;
 pub(crate) mod per_user;
 mod repository;

@@ -9,12 +9,16 @@ use time::OffsetDateTime;
 use super::{
     columns::{Bind, Column, ROW_COLUMNS},
     dialect::EARLIEST,
-    driver::{Param, SqlDriver, SqlRow},
+    driver::{Logged, Param, SqlDriver, SqlError, SqlRow},
+    history,
     per_user::{padded, KeyedDeletes, PerUser, MAX_KEYS_PER_DELETE},
     server_error::DELETE_ATTEMPTS,
     Dialect,
 };
-use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, UserSessionRow};
+use crate::{
+    domain::SessionHandle,
+    ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, UserSessionRow},
+};
 
 /// The values `binds` names for `row`, in order (`version` for the version a save expects).
 /// Every statement binds the data once (the statements' tests check it), so the encoded bytes
@@ -44,16 +48,96 @@ fn born_after(born_after: Option<OffsetDateTime>) -> Param {
     Param::Instant(born_after.unwrap_or(EARLIEST))
 }
 
+/// What a write's rows log in the login history on SQLite (PostgreSQL's statements say it
+/// themselves, see `history.rs`).
+#[derive(Clone, Copy)]
+enum Log {
+    /// An insert: a sign-in, when the row has a user.
+    SignIn(OffsetDateTime),
+    /// The end of each row written: why, and when.
+    Ended(&'static str, OffsetDateTime),
+    /// The cleanup's: `lifetime` for a row created at or before the instant, else `expired`.
+    Cleanup(OffsetDateTime, Option<OffsetDateTime>),
+}
+
+/// The entry `log` makes of the row a write returned (`history::RETURNING`).
+fn entries<R: SqlRow>(log: Log, row: &R) -> Result<Vec<Vec<Param>>, RepositoryError> {
+    let Some(user) = row.optional_text(0)? else {
+        return Ok(Vec::new());
+    };
+    let (kind, at) = match log {
+        Log::SignIn(at) => (history::kind::SIGNED_IN, at),
+        Log::Ended(kind, at) => (kind, at),
+        Log::Cleanup(at, born_before) => match born_before {
+            Some(born_before) if row.instant(3)? <= born_before => (history::kind::LIFETIME, at),
+            _ => (history::kind::EXPIRED, at),
+        },
+    };
+    Ok(vec![entry(
+        user,
+        kind,
+        at,
+        &row.key(1)?,
+        row.optional_text(2)?,
+    )])
+}
+
+/// The values of one history insert.
+fn entry(
+    user: String,
+    kind: &str,
+    at: OffsetDateTime,
+    key: &str,
+    listed: Option<String>,
+) -> Vec<Param> {
+    vec![
+        Param::Text(Some(user)),
+        Param::text(kind),
+        Param::Instant(at),
+        Param::text(SessionHandle::of_key(key).as_str()),
+        Param::Text(listed),
+    ]
+}
+
+/// Runs a write and returns how many rows it wrote: with the login history its statement
+/// returns that count as one row on PostgreSQL, and its rows on SQLite, which `log` then logs
+/// in the same transaction (see `history.rs`); else the driver reports it.
+async fn written<D: SqlDriver>(
+    driver: &D,
+    sql: &str,
+    params: Vec<Param>,
+    log: Log,
+) -> Result<u64, SqlError> {
+    let Some(history) = &driver.statements().history else {
+        return Ok(driver.execute(sql, params).await?.rows);
+    };
+    if driver.dialect() == Dialect::Sqlite {
+        let log = move |_: Option<&D::Row>, row: &D::Row| entries(log, row);
+        return driver
+            .logged(Logged {
+                before: None,
+                sql,
+                params,
+                insert: &history.insert,
+                log: &log,
+            })
+            .await;
+    }
+    match driver.query(sql, params).await?.first() {
+        Some(row) => Ok(u64::try_from(row.integer(0)?).unwrap_or_default()),
+        None => Ok(0),
+    }
+}
+
 #[async_trait]
 impl<D: SqlDriver> SessionRepository for D {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
+        let row_saved_at = row.saved_at;
         // The insert binds the row's columns, in their order.
         let params = row_params(&ROW_COLUMNS.map(Bind::Column), row, None);
-        match self
-            .execute(&self.statements().insert_if_absent, params)
-            .await
-        {
-            Ok(executed) => Ok(executed.rows == 1),
+        let log = Log::SignIn(row_saved_at);
+        match written(self, &self.statements().insert_if_absent, params, log).await {
+            Ok(rows) => Ok(rows == 1),
             // MySQL's plain INSERT: the primary key refused the id, nothing was written.
             Err(err) if err.duplicate => Ok(false),
             Err(err) => Err(err.into()),
@@ -74,8 +158,35 @@ impl<D: SqlDriver> SessionRepository for D {
             (false, true) => &statements.update_if_present_reporting,
         };
         let has_user = row.user_key.is_some();
+        let (key, saved_at) = (row.id.clone(), row.saved_at);
         let params = row_params(&statement.binds, row, expected_version);
         let written = |rows: u64, user_changed: bool| (rows > 0).then_some(user_changed);
+        if let (Some(history), Dialect::Sqlite) = (&statements.history, self.dialect()) {
+            // The row's previous user key, read once the transaction holds the write lock.
+            let log = move |before: Option<&D::Row>, after: &D::Row| {
+                save_entries(before, after, saved_at)
+            };
+            let rows = self
+                .logged(Logged {
+                    before: Some([
+                        (&history.lock, vec![Param::text(&key)]),
+                        (&history.previous, vec![Param::text(&key)]),
+                    ]),
+                    sql: &statement.sql,
+                    params,
+                    insert: &history.insert,
+                    log: &log,
+                })
+                .await?;
+            return Ok(written(rows, has_user && report_user_change));
+        }
+        if statements.history.is_some() {
+            // The history's saves all report, as one row when they wrote.
+            return match self.query(&statement.sql, params).await?.first() {
+                Some(row) => Ok(Some(row.boolean(0)? && report_user_change)),
+                None => Ok(None),
+            };
+        }
         if !report_user_change {
             let executed = self.execute(&statement.sql, params).await?;
             return Ok(written(executed.rows, false));
@@ -125,8 +236,8 @@ impl<D: SqlDriver> SessionRepository for D {
 
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError> {
         let params = vec![Param::text(id)];
-        self.execute(&self.statements().delete_by_id, params)
-            .await?;
+        let log = Log::Ended(history::kind::DELETED, OffsetDateTime::now_utc());
+        written(self, &self.statements().delete_by_id, params, log).await?;
         Ok(())
     }
 
@@ -137,6 +248,7 @@ impl<D: SqlDriver> SessionRepository for D {
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         let statements = self.statements();
+        let log = Log::Cleanup(now, born_before);
         let (now, limit) = (Param::Instant(now), Param::count(limit));
         let (sql, params) = match born_before {
             None => (
@@ -148,7 +260,7 @@ impl<D: SqlDriver> SessionRepository for D {
                 statements.delete_outlived_values(now, Param::Instant(born_before), limit),
             ),
         };
-        Ok(self.execute(sql, params).await?.rows)
+        Ok(written(self, sql, params, log).await?)
     }
 
     async fn find_unexpired_by_user(
@@ -182,6 +294,7 @@ impl<D: SqlDriver> SessionRepository for D {
         born: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let per_user = &self.statements().per_user;
+        let log = Log::Ended(history::kind::TRIMMED, now);
         let (user, now, born) = (Param::text(user_key), Param::Instant(now), born_after(born));
         let params = PerUser::trim_values(
             self.dialect(),
@@ -191,7 +304,7 @@ impl<D: SqlDriver> SessionRepository for D {
             Param::count(keep),
         );
         let (deletes, checks) = (&per_user.delete_live_keys, vec![user, now, born]);
-        delete_per_user(self, &per_user.trim, params, deletes, checks).await
+        delete_per_user(self, &per_user.trim, params, deletes, checks, log).await
     }
 
     async fn delete_by_user<'a>(
@@ -208,7 +321,8 @@ impl<D: SqlDriver> SessionRepository for D {
                 vec![user.clone(), Param::text(keep)],
             ),
         };
-        delete_per_user(self, sql, params, &per_user.delete_keys, vec![user]).await
+        let log = Log::Ended(history::kind::REVOKED, OffsetDateTime::now_utc());
+        delete_per_user(self, sql, params, &per_user.delete_keys, vec![user], log).await
     }
 
     async fn delete_by_user_and_id(
@@ -218,8 +332,55 @@ impl<D: SqlDriver> SessionRepository for D {
     ) -> Result<bool, RepositoryError> {
         let params = vec![Param::text(user_key), Param::text(id)];
         let sql = &self.statements().delete_by_user_and_id;
-        Ok(self.execute(sql, params).await?.rows > 0)
+        let log = Log::Ended(history::kind::REVOKED, OffsetDateTime::now_utc());
+        Ok(written(self, sql, params, log).await? > 0)
     }
+
+    async fn delete_history_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, RepositoryError> {
+        let Some(history) = &self.statements().history else {
+            return Ok(0);
+        };
+        let params = vec![Param::Instant(before), Param::count(limit)];
+        Ok(self.execute(&history.delete_before, params).await?.rows)
+    }
+}
+
+/// A save's entries on SQLite: a sign-in when it gave the row a user it did not have, a
+/// sign-out when it took one away (with the listed values it had), both when the user changed.
+fn save_entries<R: SqlRow>(
+    before: Option<&R>,
+    after: &R,
+    at: OffsetDateTime,
+) -> Result<Vec<Vec<Param>>, RepositoryError> {
+    let (previous, previous_listed) = match before {
+        Some(before) => (before.optional_text(0)?, before.optional_text(1)?),
+        None => (None, None),
+    };
+    let (user, key, listed) = (
+        after.optional_text(0)?,
+        after.key(1)?,
+        after.optional_text(2)?,
+    );
+    let mut entries = Vec::new();
+    if user != previous {
+        if let Some(user) = user {
+            entries.push(entry(user, history::kind::SIGNED_IN, at, &key, listed));
+        }
+        if let Some(previous) = previous {
+            entries.push(entry(
+                previous,
+                history::kind::SIGNED_OUT,
+                at,
+                &key,
+                previous_listed,
+            ));
+        }
+    }
+    Ok(entries)
 }
 
 /// Runs the delete `sql` with `params` and returns how many rows it deleted, running it again
@@ -229,11 +390,12 @@ async fn delete_retrying<D: SqlDriver>(
     driver: &D,
     sql: &str,
     params: Vec<Param>,
+    log: Log,
 ) -> Result<u64, RepositoryError> {
     let mut attempt = 1;
     loop {
-        match driver.execute(sql, params.clone()).await {
-            Ok(executed) => return Ok(executed.rows),
+        match written(driver, sql, params.clone(), log).await {
+            Ok(rows) => return Ok(rows),
             Err(err) if attempt < DELETE_ATTEMPTS && err.conflict => {
                 tracing::debug!(
                     attempt,
@@ -256,9 +418,10 @@ async fn delete_per_user<D: SqlDriver>(
     params: Vec<Param>,
     deletes: &KeyedDeletes,
     checks: Vec<Param>,
+    log: Log,
 ) -> Result<u64, RepositoryError> {
     if deletes.is_empty() {
-        return delete_retrying(driver, sql, params).await;
+        return delete_retrying(driver, sql, params, log).await;
     }
     // MySQL's as bytes, bound back as bytes: a key another tool wrote need not be UTF-8.
     // PostgreSQL's are `text`, UTF-8 by the database's encoding.
@@ -280,7 +443,7 @@ async fn delete_per_user<D: SqlDriver>(
         };
         let mut params = padded(chunk, count);
         params.extend(checks.iter().cloned());
-        deleted += delete_retrying(driver, sql, params).await?;
+        deleted += delete_retrying(driver, sql, params, log).await?;
     }
     Ok(deleted)
 }

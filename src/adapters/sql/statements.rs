@@ -58,6 +58,9 @@ pub(crate) struct Statements {
     /// The same, deleting also the rows created at or before an instant (an absolute
     /// lifetime); the values of [`Statements::delete_outlived_values`].
     pub delete_outlived_batch: String,
+    /// With the login history (PostgreSQL): its own statements. Every write above then also
+    /// logs, in the same statement, and returns rows (see [`super::history::wrap`]).
+    pub history: Option<super::history::HistoryStatements>,
 }
 
 impl Statements {
@@ -72,13 +75,21 @@ impl Statements {
             self.update_if_present_reporting,
             self.update_if_version_reporting,
         ] = saves(self.dialect, table, true);
+        if self.history.is_some() {
+            return super::history::wrap_saves(self, table, true);
+        }
         self
+    }
+
+    /// The dialect these statements are written in.
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
     }
 }
 
 /// The four saves (see [`super::update::render`]): plain, of an expected version, and both
 /// reporting a change of user, in that order.
-fn saves(dialect: Dialect, table: &SessionTable, quiet: bool) -> [RowStatement; 4] {
+pub(crate) fn saves(dialect: Dialect, table: &SessionTable, quiet: bool) -> [RowStatement; 4] {
     [(false, false), (true, false), (false, true), (true, true)].map(|(if_version, reporting)| {
         super::update::render(dialect, table, if_version, reporting, quiet)
     })
@@ -176,7 +187,7 @@ impl Statements {
         let delete_expired_batch = delete_expired(dialect, &target, false, locking);
         let delete_outlived_batch = delete_expired(dialect, &target, true, locking);
 
-        Self {
+        let statements = Self {
             dialect,
             insert_if_absent: render(dialect, &insert_if_absent),
             update_if_present,
@@ -190,7 +201,12 @@ impl Statements {
             delete_by_id: render(dialect, &delete_by_id),
             delete_expired_batch: render(dialect, &delete_expired_batch),
             delete_outlived_batch: render(dialect, &delete_outlived_batch),
+            history: None,
+        };
+        if table.history() {
+            return super::history::wrap(statements, table);
         }
+        statements
     }
 
     /// The values `delete_expired_batch` takes, in order.
