@@ -33,7 +33,7 @@ pub use cleanup::CleanupTask;
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio-postgres")))]
 #[doc(no_inline)]
 pub use deadpool_postgres;
-pub use domain::{LoginEvent, Operation, RepositoryStore, SessionHandle, UserSession};
+pub use domain::{Operation, RepositoryStore, SessionEvent, SessionHandle, UserSession};
 pub use error::SeaOrmStoreError;
 #[doc(no_inline)]
 pub use sea_orm;

@@ -13,7 +13,7 @@ use tower_sessions_seaorm_store::{
     repository::{SessionRepository, SessionRow},
     sea_orm::DatabaseConnection,
     testing::ManualClock,
-    Id, LoginEvent, PostgresStore, Record, SeaOrmStoreError, SessionStore,
+    Id, PostgresStore, Record, SeaOrmStoreError, SessionEvent, SessionStore,
 };
 
 /// A migrated store with a history in a schema of its own, `edit`ed before the history is
@@ -50,7 +50,7 @@ fn record(user: Option<&str>, now: OffsetDateTime) -> Record {
     }
 }
 
-fn kinds(events: &[LoginEvent]) -> Vec<&'static str> {
+fn kinds(events: &[SessionEvent]) -> Vec<&'static str> {
     events.iter().map(|event| event.kind).collect()
 }
 
@@ -409,24 +409,14 @@ async fn the_lean_store_on_a_hash_partitioned_table_logs_the_same() {
 
 #[tokio::test]
 async fn through_pgbouncer_in_transaction_mode_each_entry_is_written_once() {
-    let Ok(url) = std::env::var("PGBOUNCER_URL") else {
-        eprintln!("PGBOUNCER_URL is not set: this test did not run (scripts/test sets it)");
-        return;
-    };
     let (store, conn, schema) = history_store(|store| store).await;
-    let bounced = PostgresStore::new(
-        tower_sessions_seaorm_store::sea_orm::Database::connect(
-            common::pgbouncer::pgbouncer_options(&url),
-        )
-        .await
-        .unwrap(),
-    )
-    .with_schema_name(&schema)
-    .unwrap()
-    .with_user_key("user_id")
-    .unwrap()
-    .with_login_history(StdDuration::from_secs(3600))
-    .unwrap();
+    let bounced = PostgresStore::new(common::pgbouncer::connect_through_pgbouncer().await)
+        .with_schema_name(&schema)
+        .unwrap()
+        .with_user_key("user_id")
+        .unwrap()
+        .with_login_history(StdDuration::from_secs(3600))
+        .unwrap();
     for _ in 0..8 {
         a_short_life(&bounced, "ada").await;
     }

@@ -16,7 +16,7 @@ use tower_sessions_seaorm_store::{
     repository::{SessionRepository, SessionRow},
     sea_orm::{ConnectionTrait, DatabaseConnection},
     testing::ManualClock,
-    Id, LoginEvent, Record, SessionStore, SqliteStore,
+    Id, Record, SessionEvent, SessionStore, SqliteStore,
 };
 
 /// A store with a history on the SQLite file at `path`, `edit`ed before the history is added.
@@ -50,7 +50,7 @@ fn record(user: Option<&str>, now: OffsetDateTime) -> Record {
     }
 }
 
-fn kinds(events: &[LoginEvent]) -> Vec<&'static str> {
+fn kinds(events: &[SessionEvent]) -> Vec<&'static str> {
     events.iter().map(|event| event.kind).collect()
 }
 

@@ -17,7 +17,7 @@ use crate::ports::{Codec, RepositoryError, SessionRepository};
 /// by its [`SessionHandle`], the one the device list shows.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct LoginEvent {
+pub struct SessionEvent {
     /// What happened, one of:
     /// - `"signed_in"`: a create or save gave the session this user (also when it had another);
     /// - `"signed_out"`: a save took the user away (also when it gave the session another);
@@ -49,7 +49,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         &self,
         user: &str,
         read: impl FnOnce() -> F,
-    ) -> Result<Vec<LoginEvent>, SessionError>
+    ) -> Result<Vec<SessionEvent>, SessionError>
     where
         F: Future<Output = Result<Vec<HistoryRow>, RepositoryError>> + Send,
     {
@@ -66,7 +66,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                         tracing::warn!("a login history row of an unknown kind; skipping it");
                         return None;
                     };
-                    Some(LoginEvent {
+                    Some(SessionEvent {
                         kind,
                         at,
                         handle: SessionHandle::new(handle),
@@ -114,7 +114,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     }
 }
 
-/// The kinds a history row may hold (see [`LoginEvent::kind`]).
+/// The kinds a history row may hold (see [`SessionEvent::kind`]).
 const KINDS: [&str; 7] = [
     "signed_in",
     "signed_out",

@@ -25,7 +25,7 @@ mod users;
 
 pub use error::{Operation, SessionError};
 pub(crate) use history::HistoryRow;
-pub use history::LoginEvent;
+pub use history::SessionEvent;
 pub use keys::{IdStorage, SessionHandle};
 pub(crate) use merge::BASE_KEY;
 pub(crate) use policy::Policy;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::{
     adapters::sql::{history, SqlDriver},
-    domain::{LoginEvent, RepositoryStore, SessionError},
+    domain::{RepositoryStore, SessionError, SessionEvent},
     ports::Codec,
 };
 
@@ -27,7 +27,7 @@ pub(crate) async fn user_history<R: SqlDriver, C: Codec>(
     store: &RepositoryStore<R, C>,
     user: &str,
     limit: u64,
-) -> Result<Vec<LoginEvent>, SessionError> {
+) -> Result<Vec<SessionEvent>, SessionError> {
     store
         .login_history(user, || history::find(store.repository(), user, limit))
         .await

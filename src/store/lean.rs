@@ -117,7 +117,7 @@ impl<C: Codec> RepositoryStore<TokioPostgresRepository, C> {
         &self,
         user: &str,
         limit: u64,
-    ) -> Result<Vec<crate::LoginEvent>, SeaOrmStoreError> {
+    ) -> Result<Vec<crate::SessionEvent>, SeaOrmStoreError> {
         super::history::user_history(self, user, limit).await
     }
 

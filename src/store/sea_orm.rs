@@ -188,7 +188,7 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
     /// session with a user appends to **in its own statement**, so an entry exists exactly
     /// when its change committed (on SQLite, in its transaction): sign-ins, sign-outs, and each
     /// session's end and why
-    /// ([`LoginEvent`](crate::LoginEvent)). [`user_history`](Self::user_history) lists them;
+    /// ([`SessionEvent`](crate::SessionEvent)). [`user_history`](Self::user_history) lists them;
     /// the cleanup deletes the entries older than `retention`.
     ///
     /// Call it after [`with_user_key`](Self::with_user_key) (refused without it) and the
@@ -211,7 +211,7 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
         &self,
         user: &str,
         limit: u64,
-    ) -> Result<Vec<crate::LoginEvent>, SeaOrmStoreError> {
+    ) -> Result<Vec<crate::SessionEvent>, SeaOrmStoreError> {
         super::history::user_history(self, user, limit).await
     }
 
