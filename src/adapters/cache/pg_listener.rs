@@ -17,15 +17,15 @@
 //!   own and [`eviction::CLEAR_CHANNEL`], applies every eviction, reads the table's eviction
 //!   log (the store's own saves, which announce nothing) every `poll`, and when heartbeat `n`
 //!   comes back it reads the log once more and gives the cache that send instant as its
-//!   proof: PostgreSQL delivers the
-//!   notifications of every channel a session listens on in one commit order, so every
-//!   eviction committed before then has arrived. If the heartbeat's fingerprint differs from
-//!   the previous one's, something may have hidden a write from the triggers (a trigger
-//!   disabled and enabled again, the table swapped, a partition detached): it clears the cache
-//!   first. (The first heartbeat after connecting only notes the fingerprint: the cache was
-//!   cleared when the connection was made.) When its connection drops, when it hears nothing
-//!   for `silence`, or when the triggers are missing, it tells the cache it is
-//!   [lost](SessionCache::lost) (cleared, not serving) and connects again, with backoff.
+//!   proof: PostgreSQL delivers the notifications of every channel a session listens on in one
+//!   commit order, so every eviction committed before then has arrived. If the heartbeat's
+//!   fingerprint differs from the previous one's, something may have hidden a write from the
+//!   triggers (a trigger disabled and enabled again, the table swapped, a partition detached):
+//!   it clears the cache first. (The first heartbeat after connecting only notes the
+//!   fingerprint: the cache was cleared when the connection was made.) When its connection
+//!   drops, when it hears nothing for `silence`, or when the triggers are missing, it tells the
+//!   cache it is [lost](SessionCache::lost) (cleared, not serving) and connects again, with
+//!   backoff. It runs on a thread of its own; the heartbeat on the application's runtime.
 //!
 //! Both hold the cache weakly and end when it drops (the cache also aborts them).
 
@@ -159,24 +159,40 @@ pub(crate) fn spawn(cache: &Arc<SessionCache>, settings: ListenerSettings) -> Re
     // saturated (every worker busy) would otherwise delay its polls and evictions by
     // milliseconds; on its own thread it is woken by the operating system as soon as its timer
     // or socket is ready. The heartbeats stay on the application's runtime, through its pool.
-    let own = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the session cache's listener runtime: {e}"))?;
-    let listen = own.spawn(listen(
+    // The runtime is built on that thread, so that nothing of it is ever dropped here, on the
+    // application's runtime (where dropping a runtime panics), whatever fails.
+    let task = listen(
         Arc::downgrade(cache),
         settings.clone(),
         channel.clone(),
         Arc::clone(&heartbeats),
-    ));
-    cache.attach(listen.abort_handle());
+    );
+    let (started, start) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("session-cache-listener".to_owned())
         .spawn(move || {
+            let own = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(own) => own,
+                Err(e) => {
+                    let _ = started.send(Err(format!(
+                        "cannot start the session cache's listener runtime: {e}"
+                    )));
+                    return;
+                }
+            };
+            let listen = own.spawn(task);
+            let _ = started.send(Ok(listen.abort_handle()));
             // Ends when the cache drops (it aborts the task, or the task finds it gone).
             let _ = own.block_on(listen);
         })
         .map_err(|e| format!("cannot start the session cache's listener thread: {e}"))?;
+    let listening = start
+        .recv()
+        .map_err(|_| "the session cache's listener thread ended before it started".to_owned())??;
+    cache.attach(listening);
     let beat = runtime.spawn(beat(Arc::downgrade(cache), settings, channel, heartbeats));
     cache.attach(beat.abort_handle());
     Ok(())
