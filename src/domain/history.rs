@@ -28,6 +28,8 @@ pub struct SessionEvent {
     /// - `"lifetime"`: the cleanup deleted it past its absolute lifetime;
     /// - `"expired"`: the cleanup deleted it expired.
     pub kind: &'static str,
+    /// Whose session: the user key it had (for a sign-out, the one it lost).
+    pub user: String,
     /// When: the instant of the write (the store's clock for sign-ins, sign-outs, the trim and
     /// the cleanup; the database's statement time for deletes and revocations, whose
     /// repository operations take no instant).
@@ -38,6 +40,30 @@ pub struct SessionEvent {
     /// ([`with_listed_values`](crate::RepositoryStore::with_listed_values)); for a sign-out,
     /// those it had before.
     pub listed: serde_json::Map<String, serde_json::Value>,
+}
+
+impl SessionEvent {
+    /// The event a history entry records; `None` (and a warning) for a kind this release does
+    /// not know, which an operator or a newer release may have written.
+    pub(crate) fn of_entry(
+        user: String,
+        kind: &str,
+        at: OffsetDateTime,
+        handle: String,
+        listed: Option<String>,
+    ) -> Option<Self> {
+        let Some(kind) = KINDS.iter().find(|known| **known == kind) else {
+            tracing::warn!("a login history row of an unknown kind; skipping it");
+            return None;
+        };
+        Some(Self {
+            kind,
+            user,
+            at,
+            handle: SessionHandle::new(handle),
+            listed: listed_of(listed.as_deref()),
+        })
+    }
 }
 
 /// A history row as a repository reads it: `kind, at, handle, listed_values`.
@@ -62,16 +88,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             Ok(rows
                 .into_iter()
                 .filter_map(|(kind, at, handle, listed)| {
-                    let Some(kind) = KINDS.iter().find(|known| **known == kind) else {
-                        tracing::warn!("a login history row of an unknown kind; skipping it");
-                        return None;
-                    };
-                    Some(SessionEvent {
-                        kind,
-                        at,
-                        handle: SessionHandle::new(handle),
-                        listed: listed_of(listed.as_deref()),
-                    })
+                    SessionEvent::of_entry(user.to_owned(), &kind, at, handle, listed)
                 })
                 .collect())
         })

@@ -14,6 +14,7 @@
 //! the adapters.
 
 mod error;
+mod events;
 mod history;
 mod keys;
 mod merge;
@@ -24,6 +25,7 @@ mod user_key;
 mod users;
 
 pub use error::{Operation, SessionError};
+pub(crate) use events::EventFeed;
 pub(crate) use history::HistoryRow;
 pub use history::SessionEvent;
 pub use keys::{IdStorage, SessionHandle};

@@ -48,6 +48,8 @@ pub struct RepositoryStore<R, C> {
     pub(crate) clock: Arc<dyn Clock>,
     /// What spans name the table: its quoted, schema-qualified name.
     pub(crate) table_label: Arc<str>,
+    /// The live events' reader, shared by the clones ([`events`](Self::events)).
+    pub(crate) events: Arc<super::EventFeed>,
 }
 
 impl<R, C> Clone for RepositoryStore<R, C> {
@@ -59,6 +61,7 @@ impl<R, C> Clone for RepositoryStore<R, C> {
             cache: self.cache.clone(),
             clock: Arc::clone(&self.clock),
             table_label: Arc::clone(&self.table_label),
+            events: Arc::clone(&self.events),
         }
     }
 }
@@ -85,6 +88,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             cache: None,
             clock: Arc::new(SystemClock),
             table_label: Arc::from("sessions"),
+            events: Arc::default(),
         }
     }
 

@@ -201,6 +201,37 @@ pub trait SessionRepository: Send + Sync + 'static {
         let _ = (before, limit);
         Ok(0)
     }
+
+    /// Where a reader of the login history's new entries starts (the live events,
+    /// [`events`](crate::RepositoryStore::events)): an opaque cursor past every entry
+    /// committed so far. A repository that keeps no history (the default) has none.
+    async fn history_cursor(&self) -> Result<String, RepositoryError> {
+        Err(no_history())
+    }
+
+    /// The login history's entries committed after `cursor` (from
+    /// [`history_cursor`](Self::history_cursor) or an earlier call), oldest first, as
+    /// `(user_key, kind, at, handle, listed_values)`, and the cursor to read from next. Along
+    /// a chain of cursors, each committed entry is returned exactly once, whatever order the
+    /// writes commit in.
+    #[allow(clippy::type_complexity)]
+    async fn history_since(
+        &self,
+        cursor: &str,
+    ) -> Result<
+        (
+            String,
+            Vec<(String, String, OffsetDateTime, String, Option<String>)>,
+        ),
+        RepositoryError,
+    > {
+        let _ = cursor;
+        Err(no_history())
+    }
+}
+
+fn no_history() -> RepositoryError {
+    RepositoryError::Statement("this session repository keeps no login history".to_owned())
 }
 
 /// A storage operation failed.

@@ -40,3 +40,49 @@ pub(crate) fn with_retention<R: SqlDriver, C: Codec>(
 ) -> RepositoryStore<R, C> {
     store.with_policy(|policy| policy.history_retention = Some(retention))
 }
+
+impl<R: crate::ports::SessionRepository, C: Codec> RepositoryStore<R, C> {
+    /// A subscription to the store's **live session events**: every sign-in, sign-out and
+    /// session end (and why) that commits after this returns, made by any replica or process
+    /// sharing the database, as a [`SessionEvent`] — the entries of the login history
+    /// ([`with_login_history`](crate::PostgresStore::with_login_history), which events need),
+    /// as they commit. PostgreSQL (either store, through PgBouncer too) and SQLite.
+    ///
+    /// One reader per store (clones included) reads the entries committed since its last read
+    /// every 10 ms, one indexed statement, and hands each to every subscriber; it stops when
+    /// the last subscriber drops. Delivery is **at most once**: a subscriber more than 1,024
+    /// events behind loses the oldest, and its next `recv` says how many
+    /// ([`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged)); a slow or
+    /// stalled subscriber never slows or blocks a store operation. Events committed while no
+    /// one subscribed, or while the process was down, are not replayed: the history keeps
+    /// them. An event never holds a session id: the session is named by its handle.
+    ///
+    /// Fails with `InvalidConfiguration` when the store keeps no history or when called
+    /// outside a Tokio runtime, and with the database's error when the history's end cannot
+    /// be read. See `docs/session-events.md`.
+    ///
+    /// ```no_run
+    /// # async fn run(store: tower_sessions_seaorm_store::PostgresStore) -> Result<(), tower_sessions_seaorm_store::SeaOrmStoreError> {
+    /// use tokio::sync::broadcast::error::RecvError;
+    ///
+    /// let mut events = store.events().await?;
+    /// tokio::spawn(async move {
+    ///     loop {
+    ///         match events.recv().await {
+    ///             Ok(event) if event.kind == "signed_in" => {
+    ///                 println!("{} signed in on {}", event.user, event.handle);
+    ///             }
+    ///             Ok(_) => {}
+    ///             Err(RecvError::Lagged(missed)) => eprintln!("{missed} session events missed"),
+    ///             Err(RecvError::Closed) => break,
+    ///         }
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub async fn events(
+        &self,
+    ) -> Result<tokio::sync::broadcast::Receiver<SessionEvent>, crate::SeaOrmStoreError> {
+        self.subscribe().await
+    }
+}

@@ -131,6 +131,8 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             cache: self.cache,
             clock: self.clock,
             table_label: self.table_label,
+            // A reader of another repository's history is no reader of this one's.
+            events: Arc::default(),
         }
     }
 
@@ -442,6 +444,8 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             cache: self.cache,
             clock: self.clock,
             table_label: self.table_label,
+            // A reader of another repository's history is no reader of this one's.
+            events: Arc::default(),
         }
     }
 }

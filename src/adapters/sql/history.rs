@@ -285,6 +285,12 @@ pub(crate) struct HistoryStatements {
     pub lock: String,
     /// SQLite: `id`: the row's `user_key, listed_values` before the save.
     pub previous: String,
+    /// The events' reader ([`since`]): a cursor where it starts, with nothing to read yet.
+    pub feed_start: String,
+    /// The events' reader ([`since`]): `cursor`: the entries committed after it, oldest first,
+    /// as `cursor', user_key, kind, at, handle, listed_values` (PostgreSQL: one row with nulls
+    /// when there are none).
+    pub feed_read: String,
 }
 
 impl HistoryStatements {
@@ -309,6 +315,16 @@ impl HistoryStatements {
                 previous: format!(
                     "SELECT \"user_key\", \"listed_values\" FROM {target} WHERE \"id\" = ?"
                 ),
+                // One writer at a time: the entries commit in `seq` order (AUTOINCREMENT never
+                // reuses one), so "after the last `seq` read" is exactly "not read yet".
+                feed_start: format!(
+                    "SELECT CAST(coalesce(max(\"seq\"), 0) AS text) FROM {history}"
+                ),
+                feed_read: format!(
+                    "SELECT CAST(\"seq\" AS text), \"user_key\", \"kind\", \"at\", \"handle\", \
+                     \"listed_values\" FROM {history} WHERE \"seq\" > CAST(? AS integer) \
+                     ORDER BY \"seq\" LIMIT {FEED_PAGE}"
+                ),
             };
         }
         Self {
@@ -323,6 +339,22 @@ impl HistoryStatements {
             delete_before: format!(
                 "DELETE FROM {history} WHERE \"seq\" IN (SELECT \"seq\" FROM {history} WHERE \
                  \"at\" < $1 LIMIT $2)"
+            ),
+            feed_start: "SELECT txid_current_snapshot()::text".to_owned(),
+            // The entries of the transactions the previous read's snapshot (`$1`) could not
+            // see and this one's can: each committed entry is read exactly once, whatever order
+            // the writes commit in and however long a transaction stays open elsewhere (the
+            // read cache's eviction log is read the same way: `eviction::log_read_sql`). The
+            // range on `xid` uses its index. (`$1` is text: tokio-postgres binds a string to
+            // a text parameter only.)
+            feed_read: format!(
+                "WITH \"now\" AS (SELECT txid_current_snapshot() AS \"s\") \
+                 SELECT \"now\".\"s\"::text, h.\"user_key\", h.\"kind\", \
+                 least(greatest(h.\"at\", {POSTGRES_EARLIEST_SQL}), {POSTGRES_LATEST_SQL}), \
+                 h.\"handle\", h.\"listed_values\" FROM \"now\" LEFT JOIN {history} AS h \
+                 ON h.\"xid\" >= txid_snapshot_xmin($1::text::txid_snapshot) \
+                 AND NOT txid_visible_in_snapshot(h.\"xid\", $1::text::txid_snapshot) \
+                 ORDER BY h.\"seq\""
             ),
         }
     }
@@ -349,6 +381,59 @@ pub(crate) async fn find<D: SqlDriver>(
             ))
         })
         .collect()
+}
+
+/// The most entries one read of SQLite's history returns: a reader far behind catches up over
+/// several reads.
+const FEED_PAGE: u32 = 1000;
+
+/// Where the events' reader starts: a cursor past every entry committed so far.
+pub(crate) async fn feed_start<D: SqlDriver>(driver: &D) -> Result<String, RepositoryError> {
+    let history = history_statements(driver)?;
+    let rows = driver.query(&history.feed_start, Vec::new()).await?;
+    match rows.first() {
+        Some(row) => row.key(0),
+        None => Err(RepositoryError::CorruptRow(
+            "the login history's cursor statement returned no row".to_owned(),
+        )),
+    }
+}
+
+/// The entries committed after `cursor`, oldest first, and the cursor after them.
+pub(crate) async fn since<D: SqlDriver>(
+    driver: &D,
+    cursor: &str,
+) -> Result<(String, Vec<FeedRow>), RepositoryError> {
+    let history = history_statements(driver)?;
+    let rows = driver
+        .query(&history.feed_read, vec![Param::text(cursor)])
+        .await?;
+    let mut next = cursor.to_owned();
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        next = row.key(0)?;
+        // PostgreSQL's one row when nothing is new: the snapshot and nulls.
+        let Some(user) = row.optional_text(1)? else {
+            continue;
+        };
+        entries.push((
+            user,
+            row.key(2)?,
+            row.instant(3)?,
+            row.key(4)?,
+            row.optional_text(5)?,
+        ));
+    }
+    Ok((next, entries))
+}
+
+/// An entry as the events' reader returns it: `user_key, kind, at, handle, listed_values`.
+pub(crate) type FeedRow = (String, String, time::OffsetDateTime, String, Option<String>);
+
+fn history_statements<D: SqlDriver>(driver: &D) -> Result<&HistoryStatements, RepositoryError> {
+    driver.statements().history.as_ref().ok_or_else(|| {
+        RepositoryError::Statement("this store keeps no login history to read".to_owned())
+    })
 }
 
 /// Checks that `table` on `dialect` can have a history, for a store whose user key is
@@ -384,23 +469,29 @@ pub(crate) fn checked(
     Ok(table.clone().with_history())
 }
 
-/// What `migrate()` runs for the history: the table and its two indexes, if missing.
-pub(crate) fn create_sql(table: &SessionTable, dialect: Dialect) -> [String; 3] {
+/// PostgreSQL's entries hold their writing transaction's id.
+const XID_COLUMN: &str = ", \"xid\" bigint NOT NULL DEFAULT txid_current()";
+
+/// What `migrate()` runs for the history: the table and its indexes, if missing. On
+/// PostgreSQL each entry also holds its writing transaction's id (`xid`, indexed), which the
+/// events' reader compares with its snapshots ([`since`]).
+pub(crate) fn create_sql(table: &SessionTable, dialect: Dialect) -> Vec<String> {
     let history = quoted(table, dialect);
     let name = |suffix: &str| quote(dialect, &format!("{}{SUFFIX}_{suffix}", table.table()));
     // SQLite's instants are integer microseconds since the epoch, as the session table's.
-    let (seq, at) = match dialect {
+    let (seq, at, xid) = match dialect {
         Dialect::Postgres => (
             "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
             "timestamptz",
+            XID_COLUMN,
         ),
-        Dialect::Sqlite | Dialect::MySql => ("integer PRIMARY KEY AUTOINCREMENT", "integer"),
+        Dialect::Sqlite | Dialect::MySql => ("integer PRIMARY KEY AUTOINCREMENT", "integer", ""),
     };
-    [
+    let mut sql = vec![
         format!(
             "CREATE TABLE IF NOT EXISTS {history} (\"seq\" {seq}, \"user_key\" text NOT NULL, \
              \"kind\" text NOT NULL, \"at\" {at} NOT NULL, \"handle\" text NOT NULL, \
-             \"listed_values\" text NULL)"
+             \"listed_values\" text NULL{xid})"
         ),
         format!(
             "CREATE INDEX IF NOT EXISTS {} ON {history} (\"user_key\", \"at\" DESC, \"seq\" DESC)",
@@ -410,7 +501,23 @@ pub(crate) fn create_sql(table: &SessionTable, dialect: Dialect) -> [String; 3] 
             "CREATE INDEX IF NOT EXISTS {} ON {history} (\"at\")",
             name("at_idx")
         ),
-    ]
+    ];
+    if dialect == Dialect::Postgres {
+        // Added where missing (a table created before the events), under the lock only then.
+        let regclass = history.replace('\'', "''");
+        sql.push(format!(
+            "DO $xid$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+             WHERE attrelid = to_regclass('{regclass}') AND attname = 'xid' \
+             AND NOT attisdropped) THEN ALTER TABLE {history} ADD COLUMN IF NOT EXISTS{}; \
+             END IF; END $xid$",
+            XID_COLUMN.trim_start_matches(',')
+        ));
+        sql.push(format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {history} (\"xid\")",
+            name("xid_idx")
+        ));
+    }
+    sql
 }
 
 #[cfg(test)]

@@ -347,6 +347,17 @@ impl<D: SqlDriver> SessionRepository for D {
         let params = vec![Param::Instant(before), Param::count(limit)];
         Ok(self.execute(&history.delete_before, params).await?.rows)
     }
+
+    async fn history_cursor(&self) -> Result<String, RepositoryError> {
+        history::feed_start(self).await
+    }
+
+    async fn history_since(
+        &self,
+        cursor: &str,
+    ) -> Result<(String, Vec<history::FeedRow>), RepositoryError> {
+        history::since(self, cursor).await
+    }
 }
 
 /// A save's entries on SQLite: a sign-in when it gave the row a user it did not have, a

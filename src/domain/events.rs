@@ -1,0 +1,109 @@
+//! Live session events ([`events`](RepositoryStore::events)): the login history's entries as
+//! they commit, on every replica that asks.
+//!
+//! The history is the event log: each entry is written in the same statement as the change
+//! it records (`adapters/sql/history.rs`), so an entry exists exactly when its change
+//! committed, whichever replica (or process) made it. One reader per store (its clones
+//! included) reads the entries committed since its last read every [`POLL`], through the
+//! repository ([`SessionRepository::history_since`]): on PostgreSQL one indexed statement that
+//! compares transaction ids with the previous read's snapshot, so every committed entry is
+//! read exactly once, whatever order the writes commit in; on SQLite the entries after the
+//! last one read. It hands them to every subscriber through a bounded broadcast channel: a
+//! subscriber that falls [`BUFFER`] events behind loses the oldest and is told how many
+//! ([`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged)); nothing a
+//! subscriber does (or fails to do) reaches a store operation, which never touches the channel.
+//! The reader stops when its last subscriber drops.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::broadcast, task::JoinHandle};
+
+use super::{RepositoryStore, SessionError, SessionEvent};
+use crate::ports::{Codec, SessionRepository};
+
+/// How many events a subscriber may fall behind before it loses the oldest.
+pub(crate) const BUFFER: usize = 1024;
+/// How often the reader reads the entries committed since its last read.
+pub(crate) const POLL: Duration = Duration::from_millis(10);
+/// The longest pause between two reads while the database fails them.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The store's reader, shared by its clones: the channel it sends on and its task, while it
+/// runs.
+#[derive(Debug, Default)]
+pub(crate) struct EventFeed {
+    running: tokio::sync::Mutex<Option<(broadcast::Sender<SessionEvent>, JoinHandle<()>)>>,
+}
+
+impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
+    /// A new subscriber to the store's events: every entry committed after this returns is
+    /// sent to it. Starts the reader when none runs (it reads where the history ends first).
+    pub(crate) async fn subscribe(
+        &self,
+    ) -> Result<broadcast::Receiver<SessionEvent>, SessionError> {
+        self.require_history()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            SessionError::InvalidConfiguration(
+                "`events()` starts its reader on the Tokio runtime: call it inside one".to_owned(),
+            )
+        })?;
+        let mut running = self.events.running.lock().await;
+        if let Some((sender, task)) = running.as_ref() {
+            // A reader on a runtime that has shut down since (a test's) has ended: start anew.
+            if !task.is_finished() {
+                return Ok(sender.subscribe());
+            }
+        }
+        let cursor = self.repository.history_cursor().await?;
+        let (sender, receiver) = broadcast::channel(BUFFER);
+        let task = runtime.spawn(read(
+            Arc::clone(&self.repository),
+            Arc::clone(&self.events),
+            sender.clone(),
+            cursor,
+        ));
+        *running = Some((sender, task));
+        Ok(receiver)
+    }
+}
+
+/// The reader: every [`POLL`], the entries committed since `cursor`, to every subscriber.
+async fn read<R: SessionRepository>(
+    repository: Arc<R>,
+    feed: Arc<EventFeed>,
+    sender: broadcast::Sender<SessionEvent>,
+    mut cursor: String,
+) {
+    let mut polls = tokio::time::interval(POLL);
+    polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = POLL;
+    loop {
+        polls.tick().await;
+        {
+            // Under the lock a new subscriber takes: none can join a reader that is ending.
+            let mut running = feed.running.lock().await;
+            if sender.receiver_count() == 0 {
+                *running = None;
+                return;
+            }
+        }
+        match repository.history_since(&cursor).await {
+            Ok((next, entries)) => {
+                backoff = POLL;
+                cursor = next;
+                for (user, kind, at, handle, listed) in entries {
+                    if let Some(event) = SessionEvent::of_entry(user, &kind, at, handle, listed) {
+                        // Fails only when every subscriber has gone: seen at the next poll.
+                        let _ = sender.send(event);
+                    }
+                }
+            }
+            Err(error) => {
+                // Nothing is lost: the next read starts from the same cursor.
+                tracing::warn!(%error, "the session events' reader cannot read the history; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
