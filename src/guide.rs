@@ -46,6 +46,7 @@ macro_rules! guide {
 
 guide!(features, "features.md");
 guide!(login_history, "login-history.md");
+guide!(session_events, "session-events.md");
 guide!(concurrent_requests, "concurrent-requests.md");
 guide!(axum_login, "axum-login.md");
 guide!(codecs, "codecs.md");
