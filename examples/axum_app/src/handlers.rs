@@ -22,7 +22,8 @@ use tower_sessions_seaorm_store::{SeaOrmStoreError, SessionHandle, UserSession};
 
 use crate::{
     device::Device,
-    pages::{self, DeviceRow},
+    notices::{micros, Notices},
+    pages::{self, DeviceRow, SignInRow},
     Store,
 };
 
@@ -34,6 +35,11 @@ pub const SIGNED_IN_AT: &str = "signed_in_at";
 pub const LAST_ACTIVE: &str = "last_active";
 /// What the device list shows of each session (see [`device_row`]).
 pub const LISTED: [&str; 3] = [DEVICE, SIGNED_IN_AT, LAST_ACTIVE];
+/// Until when (microseconds) this device was told of the user's sign-ins elsewhere.
+pub const NOTICES_SEEN: &str = "notices_seen";
+
+/// How many of the user's recent sign-ins the account page shows.
+const RECENT_SIGN_INS: usize = 5;
 
 /// A cookie apart from the session, set at log in and cleared at log out: a request that has
 /// it but no logged-in session was signed out elsewhere (or expired), and is told so once.
@@ -48,6 +54,10 @@ const ACTIVE_GRANULARITY: i64 = 60;
 pub struct App {
     pub store: Store,
     pub secure_cookies: bool,
+    /// Whether the store keeps the login history (not on MySQL/MariaDB).
+    pub history: bool,
+    /// The sign-ins heard from the store's events.
+    pub notices: Notices,
 }
 
 /// What a handler can fail with; each is an HTML page with its status.
@@ -132,7 +142,57 @@ pub async fn home(
         .into_iter()
         .map(|listed| device_row(listed, current.as_ref(), &own))
         .collect();
-    Ok(pages::account(&user, visits, &devices, now).into_response())
+
+    // A new device signed in since this one was last told: said once.
+    let this = current.as_ref().map(|handle| handle.as_str());
+    let seen: Option<i64> = session.get(NOTICES_SEEN).await?;
+    let notices = match seen {
+        Some(seen) => app.notices.since(&user, seen, this),
+        None => Vec::new(),
+    };
+    let told = notices.iter().map(|notice| notice.at).max();
+    if seen.is_none() || told.is_some() {
+        let until = told.unwrap_or_else(|| micros(OffsetDateTime::now_utc()));
+        session.insert(NOTICES_SEEN, until).await?;
+    }
+    let notices: Vec<SignInRow> = notices
+        .into_iter()
+        .map(|notice| SignInRow {
+            device: notice.device,
+            at: notice.at / 1_000_000,
+            this_device: false,
+        })
+        .collect();
+    let recent = match app.history {
+        true => Some(recent_sign_ins(&app.store, &user, this).await?),
+        false => None,
+    };
+    Ok(pages::account(&user, visits, &devices, &notices, recent.as_deref(), now).into_response())
+}
+
+/// The user's newest sign-ins, from the store's login history.
+async fn recent_sign_ins(
+    store: &Store,
+    user: &str,
+    this: Option<&str>,
+) -> Result<Vec<SignInRow>, Failure> {
+    // Each sign-in has at most one ending and a sign-out beside it: four times as many
+    // entries hold the newest sign-ins.
+    let entries = store.user_history(user, 4 * RECENT_SIGN_INS as u64).await?;
+    Ok(entries
+        .into_iter()
+        .filter(|entry| entry.kind == "signed_in")
+        .take(RECENT_SIGN_INS)
+        .map(|entry| SignInRow {
+            device: entry
+                .listed
+                .get(DEVICE)
+                .and_then(|device| device.as_str())
+                .map(str::to_owned),
+            at: entry.at.unix_timestamp(),
+            this_device: Some(entry.handle.as_str()) == this,
+        })
+        .collect())
 }
 
 /// How one listed session is shown. The only place that reads a `UserSession`.
@@ -196,12 +256,15 @@ pub async fn login(
         .await?;
     session.insert(SIGNED_IN_AT, now).await?;
     session.insert(LAST_ACTIVE, now).await?;
+    session
+        .insert(NOTICES_SEEN, micros(OffsetDateTime::now_utc()))
+        .await?;
     Ok(([(header::SET_COOKIE, app.marker(true))], Redirect::to("/")).into_response())
 }
 
 /// Logs out, keeping the visit count, under a new session id.
 pub async fn logout(State(app): State<App>, session: Session) -> Result<Response, Failure> {
-    for key in [USER, DEVICE, SIGNED_IN_AT, LAST_ACTIVE] {
+    for key in [USER, DEVICE, SIGNED_IN_AT, LAST_ACTIVE, NOTICES_SEEN] {
         session.remove_value(key).await?;
     }
     session.cycle_id().await?;

@@ -2,7 +2,9 @@
 //! out that cycle the session id, and an account page listing the user's devices (browser and
 //! OS, when they signed in, when they were last active) through the store's per-user index,
 //! with "sign out" for each and "log out my other devices". A device signed out from elsewhere
-//! is told so on its next visit.
+//! is told so on its next visit. On PostgreSQL and SQLite the store keeps a login history: the
+//! account page lists the recent sign-ins, and every other device of the user is told of a new
+//! sign-in, heard through the store's live events.
 //!
 //! ```sh
 //! cargo run -p axum_app
@@ -27,9 +29,11 @@
 //! - `handlers.rs`: the routes, what the session holds, the error statuses.
 //! - `pages.rs`: the HTML and its stylesheet.
 //! - `device.rs`: "Firefox on Linux" from a User-Agent, "5 minutes ago" from a time.
+//! - `notices.rs`: the sign-ins heard from the store's events, for the notices.
 
 mod device;
 mod handlers;
+mod notices;
 mod pages;
 
 use std::{env, error::Error, net::SocketAddr, time::Duration};
@@ -47,6 +51,7 @@ use tower_sessions_seaorm_store::{
 use tracing::Level;
 
 use handlers::App;
+use notices::Notices;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -63,10 +68,11 @@ async fn main() -> Result<(), BoxError> {
     // sqlx would log every statement at `info`: the store's own spans say more, at `debug`.
     let conn = Database::connect(ConnectOptions::new(url).sqlx_logging(false).to_owned()).await?;
     // One name per backend; the store writes the SQL of the connection it is given.
+    // The login history (and the events it carries) is PostgreSQL's and SQLite's.
     match conn.get_database_backend() {
-        DbBackend::Postgres => serve(PostgresStore::new(conn)).await,
-        DbBackend::MySql => serve(MySqlStore::new(conn)).await,
-        DbBackend::Sqlite => serve(SqliteStore::new(conn)).await,
+        DbBackend::Postgres => serve(PostgresStore::new(conn), true).await,
+        DbBackend::MySql => serve(MySqlStore::new(conn), false).await,
+        DbBackend::Sqlite => serve(SqliteStore::new(conn), true).await,
         other => Err(format!("no session store for {other:?}").into()),
     }
 }
@@ -98,7 +104,7 @@ fn cookie_is_secure() -> bool {
 /// One store type for every backend: the store speaks the SQL of the connection it is given.
 type Store = PostgresStore;
 
-async fn serve(store: Store) -> Result<(), BoxError> {
+async fn serve(store: Store, history: bool) -> Result<(), BoxError> {
     // Index sessions by the logged-in user's name, and skip rewriting a session whose values
     // did not change (the visit counter changes on every page, the other routes do not).
     // The device list shows each session's `LISTED` values (browser and OS, times), which the
@@ -110,8 +116,18 @@ async fn serve(store: Store) -> Result<(), BoxError> {
         .with_touch_after(Duration::from_secs(60))
         .with_absolute_lifetime(Duration::from_secs(30 * 24 * 60 * 60))
         .with_max_sessions_per_user(10)?;
+    // Every sign-in and session end, kept 90 days: the account page's "recent sign-ins", and
+    // through `events()` the "new sign-in" notice on the user's other devices.
+    let store = match history {
+        true => store.with_login_history(Duration::from_secs(90 * 24 * 60 * 60))?,
+        false => store,
+    };
     store.migrate().await?;
     let cleanup = store.spawn_cleanup_task(Duration::from_secs(60));
+    let notices = Notices::default();
+    if history {
+        notices.listen(store.events().await?);
+    }
 
     let secure_cookies = cookie_is_secure();
     // SameSite=Lax is this app's defence against cross-site request forgery: see handlers.rs.
@@ -133,6 +149,8 @@ async fn serve(store: Store) -> Result<(), BoxError> {
         .with_state(App {
             store,
             secure_cookies,
+            history,
+            notices,
         });
 
     let listener = tokio::net::TcpListener::bind(bind_address()?).await?;

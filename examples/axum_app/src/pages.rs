@@ -61,8 +61,25 @@ pub struct DeviceRow {
     pub this_device: bool,
 }
 
-/// The signed-in page: who, the visit counter, and the user's devices.
-pub fn account(name: &str, visits: u64, devices: &[DeviceRow], now: i64) -> Html<String> {
+/// A sign-in, as a notice or the recent sign-ins show it.
+pub struct SignInRow {
+    /// "Firefox on Linux"; `None` for a session that did not record it.
+    pub device: Option<String>,
+    /// Unix seconds.
+    pub at: i64,
+    pub this_device: bool,
+}
+
+/// The signed-in page: who, the visit counter, new sign-ins elsewhere, the user's devices and
+/// recent sign-ins (`None`: the store keeps no history).
+pub fn account(
+    name: &str,
+    visits: u64,
+    devices: &[DeviceRow],
+    notices: &[SignInRow],
+    recent: Option<&[SignInRow]>,
+    now: i64,
+) -> Html<String> {
     let rows: String = devices.iter().map(|row| device_row(row, now)).collect();
     // Offered only when there is something to log out.
     let others = if devices.iter().any(|row| !row.this_device) {
@@ -77,9 +94,24 @@ pub fn account(name: &str, visits: u64, devices: &[DeviceRow], now: i64) -> Html
          <div>Logged in as <strong>{name}</strong></div>\
          <form method=\"post\" action=\"/logout\"><button class=\"quiet\">Log out</button></form>\
          </div></section>\
-         <section class=\"card\"><h2>Your devices ({count})</h2><ul class=\"devices\">{rows}</ul>{others}</section>",
+         {notices}\
+         <section class=\"card\"><h2>Your devices ({count})</h2><ul class=\"devices\">{rows}</ul>{others}</section>\
+         {recent}",
         name = escape(name),
         count = devices.len(),
+        notices = notices
+            .iter()
+            .map(|notice| format!(
+                "<section class=\"card notice\" role=\"status\">New sign-in to your account: \
+                 <strong>{}</strong>, {}. Not you? Sign that device out below.</section>",
+                escape(notice.device.as_deref().unwrap_or("an unknown device")),
+                relative_time(notice.at, now),
+            ))
+            .collect::<String>(),
+        recent = recent.map_or(String::new(), |recent| format!(
+            "<section class=\"card\"><h2>Recent sign-ins</h2><ul class=\"devices recent\">{}</ul></section>",
+            recent.iter().map(|row| sign_in_row(row, now)).collect::<String>()
+        )),
     );
     Html(page("Your account", &body))
 }
@@ -103,6 +135,20 @@ fn device_row(row: &DeviceRow, now: i64) -> String {
          <button class=\"quiet\">Sign out</button></form></li>",
         name = escape(name),
         handle = escape(&row.handle),
+    )
+}
+
+fn sign_in_row(row: &SignInRow, now: i64) -> String {
+    let badge = if row.this_device {
+        "<span class=\"badge\">This device</span>"
+    } else {
+        ""
+    };
+    format!(
+        "<li class=\"sign-in\"><div><div class=\"device\">{name}{badge}</div>\
+         <div class=\"muted\">Signed in {when}</div></div></li>",
+        name = escape(row.device.as_deref().unwrap_or("Unknown device")),
+        when = relative_time(row.at, now),
     )
 }
 

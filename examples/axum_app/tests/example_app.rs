@@ -10,6 +10,8 @@ mod common;
 #[path = "../src/device.rs"]
 mod device;
 
+use std::time::Duration;
+
 use common::{binary, file_url, remove_db_files, temp_db_path, Browser, RunningApp};
 use device::{relative_time, Browser as Family, Device, Os};
 use hyper::{Method, StatusCode};
@@ -196,7 +198,11 @@ async fn each_device_is_listed_as_a_person_recognises_it() {
     let mut phone = Browser::with_user_agent(SAFARI_ON_IOS);
     let page = example.log_in(&mut phone, "Ada").await;
     assert!(page.contains("Your devices (2)"), "{page}");
-    assert_eq!(page.matches("This device").count(), 1, "{page}");
+    let marked = device_rows(&page)
+        .into_iter()
+        .filter(|(_, row)| row.contains("This device"))
+        .count();
+    assert_eq!(marked, 1, "{page}");
     assert!(page.contains("Log out my other devices"), "{page}");
     // Each row from the store's list: this device, and the laptop by its listed values.
     let rows = device_rows(&page);
@@ -569,4 +575,61 @@ fn relative_times_read_as_people_say_them() {
     for (ago, expected) in cases {
         assert_eq!(relative_time(now - ago, now), expected, "{ago} s ago");
     }
+}
+
+const NEW_SIGN_IN: &str = "New sign-in to your account";
+
+/// The login history at work: the account page lists the recent sign-ins, and a new sign-in is
+/// told once to the user's other devices, heard through the store's events.
+#[tokio::test]
+async fn other_devices_are_told_of_a_new_sign_in_once_and_recent_sign_ins_are_listed() {
+    let example = Example::start();
+    let mut laptop = Browser::with_user_agent(FIREFOX_ON_LINUX);
+    let page = example.log_in(&mut laptop, "Ada").await;
+    assert!(!page.contains(NEW_SIGN_IN), "{page}");
+    let recent = recent_sign_ins(&page);
+    assert_eq!(recent.len(), 1, "{page}");
+    assert!(recent[0].contains("Firefox on Linux") && recent[0].contains("This device"));
+
+    // Another user's sign-in is no notice of Ada's; the phone's is, but not on the phone.
+    let mut other = Browser::with_user_agent(SAFARI_ON_IOS);
+    example.log_in(&mut other, "Grace").await;
+    let mut phone = Browser::with_user_agent(SAFARI_ON_IOS);
+    let page = example.log_in(&mut phone, "Ada").await;
+    assert!(
+        !page.contains(NEW_SIGN_IN),
+        "not told of its own sign-in: {page}"
+    );
+
+    // The laptop hears it through the events; they arrive within a poll (10 ms) of the commit,
+    // which is real time: the page is asked again until then.
+    let mut page = String::new();
+    for _ in 0..250 {
+        page = laptop.get(&example.url("/")).await.body;
+        if page.contains(NEW_SIGN_IN) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(page.matches(NEW_SIGN_IN).count(), 1, "{page}");
+    assert!(
+        page.contains("New sign-in to your account: <strong>Safari on iOS</strong>, just now"),
+        "{page}"
+    );
+    let recent = recent_sign_ins(&page);
+    assert_eq!(recent.len(), 2, "{page}");
+    assert!(recent[0].contains("Safari on iOS") && !recent[0].contains("This device"));
+    assert!(recent[1].contains("Firefox on Linux") && recent[1].contains("This device"));
+
+    // Told once.
+    let page = laptop.get(&example.url("/")).await.body;
+    assert!(!page.contains(NEW_SIGN_IN), "{page}");
+}
+
+/// The rows of the account page's "Recent sign-ins", newest first.
+fn recent_sign_ins(page: &str) -> Vec<String> {
+    page.split("<li class=\"sign-in\">")
+        .skip(1)
+        .map(|row| row.split("</li>").next().unwrap().to_owned())
+        .collect()
 }
