@@ -3,7 +3,7 @@
 //!
 //! Environment: `BENCH_URL` (server, no database; default `postgres://postgres@127.0.0.1:55433`,
 //! the cluster `scripts/bench` starts), `BENCH_ROUNDS` (15), `BENCH_OPS` (operations per stack,
-//! operation and round; 600), `BENCH_PARTS` (`ops,counts,merge,cache,hot,cleanup,payload,features`),
+//! operation and round; 600), `BENCH_PARTS` (`ops,counts,merge,cache,hot,cleanup,payload,features,history`),
 //! `BENCH_CLEANUP_EXPIRED` (1000000), `BENCH_CLEANUP_LIVE` (100000), `BENCH_OUT` (`target/bench`),
 //! `BENCH_STACKS` (comma-separated parts of stack names to keep; all by default, e.g. for a
 //! profile), `BENCH_POLL_MS` (how often the hot part's listening caches read their eviction
@@ -16,6 +16,7 @@ mod cleanup;
 mod counts;
 mod features;
 mod floors;
+mod history;
 mod hot;
 mod measure;
 mod merge;
@@ -70,7 +71,7 @@ async fn main() -> Result<(), BoxError> {
     let ops: usize = env("BENCH_OPS", 600);
     let parts: String = env(
         "BENCH_PARTS",
-        "ops,counts,merge,cache,hot,cleanup,payload,features".to_owned(),
+        "ops,counts,merge,cache,hot,cleanup,payload,features,history".to_owned(),
     );
     let out: String = env("BENCH_OUT", "target/bench".to_owned());
     std::fs::create_dir_all(&out)?;
@@ -165,6 +166,14 @@ async fn main() -> Result<(), BoxError> {
             &mut md,
             &features::run(&conn, &template, rounds, ops).await?,
         );
+    }
+
+    save(&md)?;
+    if has("history") {
+        eprintln!("bench: the login history and its events");
+        let conn = setup::seaorm(&bench_url, true).await?;
+        let rows = history::run(&conn, &template, &CONCURRENCIES, rounds, ops).await?;
+        history::report(&mut md, &rows);
     }
 
     save(&md)?;

@@ -61,18 +61,22 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             Arc::clone(&self.events),
             sender.clone(),
             cursor,
+            self.policy.operation_timeout.unwrap_or(MAX_BACKOFF),
         ));
         *running = Some((sender, task));
         Ok(receiver)
     }
 }
 
-/// The reader: every [`POLL`], the entries committed since `cursor`, to every subscriber.
+/// The reader: every [`POLL`], the entries committed since `cursor`, to every subscriber; a
+/// read that takes longer than `timeout` (the store's operation timeout) is abandoned and
+/// retried.
 async fn read<R: SessionRepository>(
     repository: Arc<R>,
     feed: Arc<EventFeed>,
     sender: broadcast::Sender<SessionEvent>,
     mut cursor: String,
+    timeout: Duration,
 ) {
     let mut polls = tokio::time::interval(POLL);
     polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -87,7 +91,12 @@ async fn read<R: SessionRepository>(
                 return;
             }
         }
-        match repository.history_since(&cursor).await {
+        let read = tokio::time::timeout(timeout, repository.history_since(&cursor)).await;
+        match read.unwrap_or_else(|_| {
+            Err(crate::ports::RepositoryError::Unavailable(format!(
+                "the read of the login history timed out after {timeout:?}"
+            )))
+        }) {
             Ok((next, entries)) => {
                 backoff = POLL;
                 cursor = next;

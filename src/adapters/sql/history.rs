@@ -597,6 +597,28 @@ mod tests {
         );
     }
 
+    /// The events' read binds its snapshot as text (tokio-postgres binds a string to text
+    /// only), compares it on the indexed `xid`, and the migration adds that column and index.
+    #[test]
+    fn postgres_events_read_by_snapshot_on_the_indexed_xid() {
+        let table = SessionTable::default().with_history();
+        let history = Statements::new(Dialect::Postgres, &table).history.unwrap();
+        assert!(history
+            .feed_read
+            .contains("h.\"xid\" >= txid_snapshot_xmin($1::text::txid_snapshot)"));
+        assert!(history
+            .feed_read
+            .contains("NOT txid_visible_in_snapshot(h.\"xid\", $1::text::txid_snapshot)"));
+        let create = create_sql(&table, Dialect::Postgres);
+        assert!(create[0].contains("\"xid\" bigint NOT NULL DEFAULT txid_current()"));
+        assert!(create
+            .iter()
+            .any(|sql| sql.contains("ADD COLUMN IF NOT EXISTS \"xid\"")));
+        assert!(create.iter().any(|sql| sql.ends_with("(\"xid\")")));
+        let sqlite = create_sql(&table, Dialect::Sqlite);
+        assert!(sqlite.iter().all(|sql| !sql.contains("xid")));
+    }
+
     #[test]
     fn postgres_delete_logs_its_rows_by_handle_in_a_data_modifying_cte() {
         let table = SessionTable::default().with_history();

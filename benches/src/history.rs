@@ -1,0 +1,172 @@
+//! What the login history and its live events cost a write, on `PostgresStore` with a per-user
+//! index and a listed value: without the history, with it, and with it and a subscriber to
+//! `events()` that never reads (its reader polls every 10 ms and its buffer overflows). The
+//! three run interleaved in every round, at 1 and 16 clients; each round's time per operation,
+//! the median of the rounds reported with its ratio to "without".
+
+use std::{sync::Arc, time::Instant};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use store::{PostgresStore, Record, SessionStore};
+
+use crate::stacks::BoxError;
+
+/// One configuration's figure for one operation at one concurrency.
+pub struct Row {
+    pub label: &'static str,
+    pub operation: &'static str,
+    pub clients: usize,
+    /// Median µs per operation over the rounds (wall time / operations).
+    pub micros: f64,
+}
+
+const SESSIONS: usize = 160;
+const LABELS: [&str; 3] = [
+    "without the history",
+    "with_login_history",
+    "with_login_history + a stalled events() subscriber",
+];
+const OPERATIONS: [&str; 2] = ["save", "login (create)"];
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs `rounds` rounds of `ops` operations of each operation and configuration, interleaved.
+pub async fn run(
+    conn: &DatabaseConnection,
+    template: &Record,
+    concurrencies: &[usize],
+    rounds: usize,
+    ops: usize,
+) -> Result<Vec<Row>, BoxError> {
+    let schema = "history_cost";
+    conn.execute_unprepared(&format!(r#"DROP SCHEMA IF EXISTS "{schema}" CASCADE"#))
+        .await?;
+    let without = PostgresStore::new(conn.clone())
+        .with_schema_name(schema)?
+        .with_user_key("user_id")?
+        .with_listed_values(["device"])?;
+    let with = without
+        .clone()
+        .with_login_history(std::time::Duration::from_secs(24 * 3600))?;
+    with.migrate().await?;
+    // A store of its own, so that its reader is the only one; the receiver is never read.
+    let subscribed = without
+        .clone()
+        .with_login_history(std::time::Duration::from_secs(24 * 3600))?;
+    let _stalled = subscribed.events().await?;
+    let stores = [without, with, subscribed];
+
+    let mut sessions = Vec::new();
+    for store in &stores {
+        let mut own = Vec::with_capacity(SESSIONS);
+        for n in 0..SESSIONS {
+            let mut record = template.clone();
+            record.data.insert("user_id".into(), serde_json::json!(n));
+            record
+                .data
+                .insert("device".into(), serde_json::json!("Firefox on Linux"));
+            store.create(&mut record).await?;
+            own.push(record);
+        }
+        sessions.push(own);
+    }
+
+    let mut samples = vec![Vec::new(); stores.len() * OPERATIONS.len() * concurrencies.len()];
+    for _ in 0..rounds {
+        for (c, &clients) in concurrencies.iter().enumerate() {
+            for (o, operation) in OPERATIONS.iter().enumerate() {
+                for (s, store) in stores.iter().enumerate() {
+                    let micros = timed(store, &sessions[s], operation, clients, ops).await?;
+                    samples[(c * OPERATIONS.len() + o) * stores.len() + s].push(micros);
+                }
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (c, &clients) in concurrencies.iter().enumerate() {
+        for (o, operation) in OPERATIONS.iter().enumerate() {
+            for (s, label) in LABELS.iter().enumerate() {
+                let index = (c * OPERATIONS.len() + o) * stores.len() + s;
+                rows.push(Row {
+                    label,
+                    operation,
+                    clients,
+                    micros: median(std::mem::take(&mut samples[index])),
+                });
+            }
+        }
+    }
+    drop(stores);
+    conn.execute_unprepared(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))
+        .await?;
+    Ok(rows)
+}
+
+/// `ops` operations by `clients` concurrent clients, each on sessions of its own: µs per op.
+async fn timed(
+    store: &PostgresStore,
+    sessions: &[Record],
+    operation: &str,
+    clients: usize,
+    ops: usize,
+) -> Result<f64, BoxError> {
+    let per_client = sessions.len() / clients;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for client in 0..clients {
+        let store = store.clone();
+        let mut own: Vec<Record> =
+            sessions[client * per_client..(client + 1) * per_client].to_vec();
+        let operation: Arc<str> = Arc::from(operation);
+        tasks.push(tokio::spawn(async move {
+            for n in 0..ops / clients {
+                let record = &mut own[n % per_client];
+                if &*operation == "save" {
+                    record.data.insert("n".into(), serde_json::json!(n));
+                    store.save(record).await?;
+                } else {
+                    // One more session for one of the users (no limit: nothing is trimmed).
+                    let mut login = record.clone();
+                    store.create(&mut login).await?;
+                }
+            }
+            Ok::<_, store::session_store::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e6 / (ops / clients * clients) as f64)
+}
+
+/// The section of results.md.
+pub fn report(md: &mut String, rows: &[Row]) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        md,
+        "## What the login history and its events cost\n\n\
+         `PostgresStore` with `with_user_key` and a listed value; \"save\" changes a value of a \
+         signed-in session, \"login (create)\" creates one more session for one of the users. \
+         The three configurations interleaved in every round; median µs/op of the rounds, and \
+         its ratio to the store without the history.\n\n\
+         | configuration | operation | clients | µs/op | ratio |\n|---|---|---:|---:|---:|"
+    );
+    for chunk in rows.chunks(LABELS.len()) {
+        let base = chunk[0].micros;
+        for row in chunk {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.0} | {:.2} |",
+                row.label,
+                row.operation,
+                row.clients,
+                row.micros,
+                row.micros / base
+            );
+        }
+    }
+    let _ = writeln!(md);
+}
