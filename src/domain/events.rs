@@ -54,14 +54,20 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 return Ok(sender.subscribe());
             }
         }
-        let cursor = self.repository.history_cursor().await?;
+        let timeout = self.policy.operation_timeout.unwrap_or(MAX_BACKOFF);
+        let cursor = tokio::time::timeout(timeout, self.repository.history_cursor())
+            .await
+            .map_err(|_| SessionError::TimedOut {
+                operation: super::Operation::ListUserSessions,
+                after: timeout,
+            })??;
         let (sender, receiver) = broadcast::channel(BUFFER);
         let task = runtime.spawn(read(
             Arc::clone(&self.repository),
             Arc::clone(&self.events),
             sender.clone(),
             cursor,
-            self.policy.operation_timeout.unwrap_or(MAX_BACKOFF),
+            timeout,
         ));
         *running = Some((sender, task));
         Ok(receiver)

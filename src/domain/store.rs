@@ -170,7 +170,8 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                     return Ok(Written::default());
                 }
                 let eviction = self.eviction(|| Evict::Key(key.clone()));
-                let written = match self.update(&record, now, Some(base.version)).await? {
+                let held = Some((base.version, &base.user_key));
+                let written = match self.update(&record, now, held).await? {
                     Some(written) => written,
                     None => self.merge(&key, record, &delta, now).await?,
                 };
@@ -202,24 +203,30 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             && self.user_key_of(record)? == base.user_key)
     }
 
-    /// Writes `record` over the row if it holds `expected_version` (any version with `None`);
-    /// `None` when nothing was written.
+    /// Writes `record` over the row if it holds the version of `held` (the version and the
+    /// user key the row had at it; any version with `None`); `None` when nothing was written.
     async fn update(
         &self,
         record: &SessionRecord<'_>,
         now: OffsetDateTime,
-        expected_version: Option<i64>,
+        held: Option<(i64, &Option<String>)>,
     ) -> Result<Option<Written>, SessionError> {
         let row = self.row(record, now)?;
         // Only a save with a user can give a user one more session.
-        let report_user_change =
-            self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
+        let limited = self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
+        // With the history, a save that may sign someone in or out reports (and logs); one
+        // checked against a version whose user key it keeps cannot: every write moves the
+        // version.
+        let may_change_user = held.is_none_or(|(_, user)| *user != row.user_key);
+        let logged = self.policy.history_retention.is_some() && may_change_user;
         let user_key = row.user_key.clone();
-        let update = self
-            .repository
-            .update_if_present(row, expected_version, report_user_change);
+        let update = self.repository.update_if_present(
+            row,
+            held.map(|(version, _)| version),
+            limited || logged,
+        );
         Ok(update.await?.map(|user_changed| Written {
-            login_of: user_key.filter(|_| user_changed),
+            login_of: user_key.filter(|_| user_changed && limited),
         }))
     }
 
@@ -246,7 +253,8 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             };
             delta.apply(current.data.to_mut());
             current.expiry_date = record.expiry_date;
-            if let Some(written) = self.update(&current, now, Some(found.version)).await? {
+            let held = Some((found.version, &found.user_key));
+            if let Some(written) = self.update(&current, now, held).await? {
                 return Ok(written);
             }
         }

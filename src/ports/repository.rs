@@ -109,6 +109,10 @@ pub trait SessionRepository: Send + Sync + 'static {
     ///   row it wrote with a user (the crate's SQLite repository does); the cost is a trim that
     ///   ends nothing unless the user is over the limit. Without it the answer is `false`.
     ///
+    /// With a login history, a save that may sign someone in or out is sent reporting: an
+    /// unreported save checked against a version (`Some(v)`, `false`) is one that writes the
+    /// user key the row holds at `v` (every write moves the version), so it logs nothing.
+    ///
     /// Returns `None` when nothing was written (no such row, or another version), else
     /// `Some` of the answer to `report_user_change`.
     async fn update_if_present(

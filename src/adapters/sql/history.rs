@@ -76,9 +76,9 @@ fn wrap_sqlite(mut statements: Statements, table: &SessionTable) -> Statements {
         sql.push_str(RETURNING);
     };
     returning(&mut statements.insert_if_absent);
+    // `update_if_version` stays plain: see `wrap_saves`.
     for save in [
         &mut statements.update_if_present,
-        &mut statements.update_if_version,
         &mut statements.update_if_present_reporting,
         &mut statements.update_if_version_reporting,
     ] {
@@ -263,10 +263,13 @@ pub(crate) fn wrap_saves(
         quoted(table, Dialect::Postgres),
         table.quoted(Dialect::Postgres),
     );
-    let [_, _, present, version] = super::statements::saves(Dialect::Postgres, table, quiet);
+    let [_, plain_version, present, version] =
+        super::statements::saves(Dialect::Postgres, table, quiet);
     statements.update_if_present = save(&history, present.clone(), &target);
     statements.update_if_present_reporting = save(&history, present, &target);
-    statements.update_if_version = save(&history, version.clone(), &target);
+    // A save checked against a version whose user key it keeps cannot sign anyone in or out
+    // (every write moves the version): the store sends those unreported, and they log nothing.
+    statements.update_if_version = plain_version;
     statements.update_if_version_reporting = save(&history, version, &target);
     statements
 }
@@ -557,10 +560,15 @@ mod tests {
             format!("{} {RETURNING}", plain.delete_by_id)
         );
         assert_eq!(
-            s.update_if_version.sql,
-            format!("{} {RETURNING}", plain.update_if_version.sql)
+            s.update_if_version_reporting.sql,
+            format!("{} {RETURNING}", plain.update_if_version_reporting.sql)
         );
-        assert_eq!(s.update_if_version.binds, plain.update_if_version.binds);
+        assert_eq!(
+            s.update_if_version_reporting.binds,
+            plain.update_if_version_reporting.binds
+        );
+        // Unreported, a version-checked save keeps its user key: nothing to log.
+        assert_eq!(s.update_if_version, plain.update_if_version);
         assert_eq!(
             s.history.unwrap().insert,
             r#"INSERT INTO "session_history" ("user_key", "kind", "at", "handle", "listed_values") VALUES (?, ?, ?, ?, ?)"#
@@ -589,12 +597,13 @@ mod tests {
                 "{sql}"
             );
         }
+        let plain = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
-            s.update_if_version.binds,
-            Statements::new(Dialect::Postgres, &SessionTable::default())
-                .update_if_version_reporting
-                .binds
+            s.update_if_version_reporting.binds,
+            plain.update_if_version_reporting.binds
         );
+        // Unreported, a version-checked save keeps its user key: nothing to log.
+        assert_eq!(s.update_if_version, plain.update_if_version);
     }
 
     /// The events' read binds its snapshot as text (tokio-postgres binds a string to text

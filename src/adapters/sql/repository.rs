@@ -161,7 +161,11 @@ impl<D: SqlDriver> SessionRepository for D {
         let (key, saved_at) = (row.id.clone(), row.saved_at);
         let params = row_params(&statement.binds, row, expected_version);
         let written = |rows: u64, user_changed: bool| (rows > 0).then_some(user_changed);
-        if let (Some(history), Dialect::Sqlite) = (&statements.history, self.dialect()) {
+        // With the history, every save logs but the unreported version-checked one, which
+        // keeps the user key the row has at that version (the port's contract).
+        let logs = expected_version.is_none() || report_user_change;
+        let history = statements.history.as_ref().filter(|_| logs);
+        if let (Some(history), Dialect::Sqlite) = (history, self.dialect()) {
             // The row's previous user key, read once the transaction holds the write lock.
             let log = move |before: Option<&D::Row>, after: &D::Row| {
                 save_entries(before, after, saved_at)
@@ -180,7 +184,7 @@ impl<D: SqlDriver> SessionRepository for D {
                 .await?;
             return Ok(written(rows, has_user && report_user_change));
         }
-        if statements.history.is_some() {
+        if history.is_some() {
             // The history's saves all report, as one row when they wrote.
             return match self.query(&statement.sql, params).await?.first() {
                 Some(row) => Ok(Some(row.boolean(0)? && report_user_change)),
