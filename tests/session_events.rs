@@ -607,3 +607,51 @@ async fn migrate_gives_an_older_history_table_what_the_events_read() {
     );
     drop_schema(conn, &schema).await;
 }
+
+/// Two requests on one session, on two replicas: a save that keeps the user logs nothing even
+/// when another request signed the session out meanwhile (its save merges; the sign-out is
+/// logged once, by the request that made it); a save that signs in after being overtaken
+/// logs its sign-in.
+#[tokio::test]
+async fn overtaken_saves_log_exactly_the_sign_ins_and_outs_they_make() {
+    let schema = unique_name("ts_events");
+    let clock = ManualClock::new();
+    let a = postgres(&schema, &clock).await;
+    a.migrate().await.unwrap();
+    let b = postgres(&schema, &clock).await;
+    let mut events = a.events().await.unwrap();
+
+    let mut rec = record(Some("ada"), clock.now());
+    a.create(&mut rec).await.unwrap();
+    let handle = a.session_handle(rec.id);
+    assert_eq!(next(&mut events, 1).await[0].kind, "signed_in");
+    let mut on_a = a.load(&rec.id).await.unwrap().unwrap();
+    let mut on_b = b.load(&rec.id).await.unwrap().unwrap();
+    on_b.data.remove("user_id");
+    b.save(&on_b).await.unwrap();
+    on_a.data.insert("cart".into(), json!(["book"]));
+    a.save(&on_a).await.unwrap(); // overtaken: merged, keeps no user, logs nothing
+    let stored = a.load(&rec.id).await.unwrap().unwrap();
+    assert_eq!(stored.data.get("user_id"), None);
+    assert_eq!(stored.data["cart"], json!(["book"]));
+
+    // Overtaken again, this time signing in.
+    let mut on_a = a.load(&rec.id).await.unwrap().unwrap();
+    let mut on_b = b.load(&rec.id).await.unwrap().unwrap();
+    on_b.data.insert("theme".into(), json!("dark"));
+    b.save(&on_b).await.unwrap();
+    on_a.data.insert("user_id".into(), json!("bob"));
+    a.save(&on_a).await.unwrap();
+    let mut last = record(Some("eve"), clock.now());
+    a.create(&mut last).await.unwrap();
+    assert_eq!(
+        summary(&next(&mut events, 3).await),
+        expect(&[
+            ("signed_out", "ada", &handle),
+            ("signed_in", "bob", &handle),
+            ("signed_in", "eve", &a.session_handle(last.id)),
+        ])
+    );
+    assert!(events.try_recv().is_err(), "nothing more");
+    drop_schema(connect_postgres(&database_url()).await, &schema).await;
+}
