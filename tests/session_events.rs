@@ -221,13 +221,39 @@ async fn postgres(schema: &str, clock: &ManualClock) -> PostgresStore {
     configured(store, clock).with_login_history(DAY).unwrap()
 }
 
+/// Two replicas of one migrated PostgreSQL store with the history, each on a pool of its own,
+/// in a schema of their own, on one manual clock.
+struct Replicas {
+    schema: String,
+    clock: ManualClock,
+    writer: PostgresStore,
+    listener: PostgresStore,
+}
+
+impl Replicas {
+    async fn new() -> Self {
+        let schema = unique_name("ts_events");
+        let clock = ManualClock::new();
+        let writer = postgres(&schema, &clock).await;
+        writer.migrate().await.unwrap();
+        let listener = postgres(&schema, &clock).await;
+        Self {
+            schema,
+            clock,
+            writer,
+            listener,
+        }
+    }
+}
+
 #[tokio::test]
 async fn postgres_every_kind_arrives_on_another_replica_once_with_its_reason() {
-    let schema = unique_name("ts_events");
-    let clock = ManualClock::new();
-    let writer = postgres(&schema, &clock).await;
-    writer.migrate().await.unwrap();
-    let listener = postgres(&schema, &clock).await;
+    let Replicas {
+        schema,
+        clock,
+        writer,
+        listener,
+    } = Replicas::new().await;
     every_kind_arrives_once_with_its_reason(&writer, &listener, &clock).await;
     drop_schema(connect_postgres(&database_url()).await, &schema).await;
 }
@@ -350,11 +376,12 @@ async fn concurrent_writers_on_several_pools_are_each_heard_once_by_every_replic
 /// (a store operation never waits for a subscriber).
 #[tokio::test]
 async fn a_stalled_subscriber_loses_the_oldest_and_is_told_how_many() {
-    let schema = unique_name("ts_events");
-    let clock = ManualClock::new();
-    let writer = postgres(&schema, &clock).await;
-    writer.migrate().await.unwrap();
-    let listener = postgres(&schema, &clock).await;
+    let Replicas {
+        schema,
+        clock,
+        writer,
+        listener,
+    } = Replicas::new().await;
     let mut stalled = listener.events().await.unwrap();
     let mut reading = listener.events().await.unwrap();
     const LOGINS: usize = 1024 + 100;
@@ -382,11 +409,12 @@ async fn a_stalled_subscriber_loses_the_oldest_and_is_told_how_many() {
 /// nothing an earlier read delivered.
 #[tokio::test]
 async fn a_later_subscriber_hears_only_what_commits_after_it_subscribed() {
-    let schema = unique_name("ts_events");
-    let clock = ManualClock::new();
-    let writer = postgres(&schema, &clock).await;
-    writer.migrate().await.unwrap();
-    let listener = postgres(&schema, &clock).await;
+    let Replicas {
+        schema,
+        clock,
+        writer,
+        listener,
+    } = Replicas::new().await;
     let mut first = listener.events().await.unwrap();
     let mut before = record(Some("ada"), clock.now());
     writer.create(&mut before).await.unwrap();
@@ -614,11 +642,12 @@ async fn migrate_gives_an_older_history_table_what_the_events_read() {
 /// logs its sign-in.
 #[tokio::test]
 async fn overtaken_saves_log_exactly_the_sign_ins_and_outs_they_make() {
-    let schema = unique_name("ts_events");
-    let clock = ManualClock::new();
-    let a = postgres(&schema, &clock).await;
-    a.migrate().await.unwrap();
-    let b = postgres(&schema, &clock).await;
+    let Replicas {
+        schema,
+        clock,
+        writer: a,
+        listener: b,
+    } = Replicas::new().await;
     let mut events = a.events().await.unwrap();
 
     let mut rec = record(Some("ada"), clock.now());

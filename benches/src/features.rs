@@ -45,7 +45,8 @@ async fn wal_since(conn: &DatabaseConnection, lsn: &str) -> Result<f64, BoxError
     Ok(row.try_get_by_index::<f64>(0)?)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of `values` (the upper one of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

@@ -13,7 +13,7 @@ use std::{
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use store::{PostgresStore, Record, SessionStore};
 
-use crate::stacks::BoxError;
+use crate::{features::median, stacks::BoxError};
 
 /// One configuration's figure for one operation at one concurrency.
 pub struct Row {
@@ -31,11 +31,6 @@ const LABELS: [&str; 3] = [
     "with_login_history + a stalled events() subscriber",
 ];
 const OPERATIONS: [&str; 2] = ["save", "login (create)"];
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 /// Runs `rounds` rounds of `ops` operations of each operation and configuration, interleaved.
 pub async fn run(
