@@ -684,3 +684,84 @@ async fn overtaken_saves_log_exactly_the_sign_ins_and_outs_they_make() {
     assert!(events.try_recv().is_err(), "nothing more");
     drop_schema(connect_postgres(&database_url()).await, &schema).await;
 }
+
+/// The history and a listening read cache together: the cache's quiet saves log what they
+/// should (a sign-out) and nothing else, events arrive once, and the other replica's cache is
+/// evicted by every save, logged or not.
+#[cfg(feature = "cache")]
+#[tokio::test]
+async fn with_a_listening_cache_saves_log_once_and_evict_every_replica() {
+    use tower_sessions_seaorm_store::Cache;
+    let schema = unique_name("ts_events");
+    let clock = ManualClock::new();
+    let cached = |clock: &ManualClock| {
+        let (schema, clock) = (schema.clone(), clock.clone());
+        async move {
+            postgres(&schema, &clock)
+                .await
+                .with_cache(Cache::listening(database_url()))
+                .unwrap()
+        }
+    };
+    let a = cached(&clock).await;
+    a.migrate().await.unwrap();
+    let b = cached(&clock).await;
+    for store in [&a, &b] {
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+        while !store.is_cache_serving() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cache never served"
+            );
+            // Real time: the listener connects and its first heartbeat comes back.
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+    }
+    let mut events = b.events().await.unwrap();
+    let mut rec = record(Some("ada"), clock.now());
+    a.create(&mut rec).await.unwrap();
+    let handle = a.session_handle(rec.id);
+
+    // B caches the session; A changes a value (a quiet save that logs nothing), then signs out.
+    let seen_by_b = |want: serde_json::Value| {
+        let (b, id) = (b.clone(), rec.id);
+        async move {
+            let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+            loop {
+                let loaded = b.load(&id).await.unwrap().unwrap();
+                if loaded.data.get("cart") == Some(&want) {
+                    return loaded;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "B still serves the old value"
+                );
+                // Real time: the eviction reaches B within the cache's staleness bound.
+                tokio::time::sleep(StdDuration::from_millis(5)).await;
+            }
+        }
+    };
+    assert!(b.load(&rec.id).await.unwrap().is_some());
+    let mut on_a = a.load(&rec.id).await.unwrap().unwrap();
+    on_a.data.insert("cart".into(), json!(["book"]));
+    a.save(&on_a).await.unwrap();
+    seen_by_b(json!(["book"])).await;
+    let mut on_a = a.load(&rec.id).await.unwrap().unwrap();
+    on_a.data.remove("user_id");
+    on_a.data.insert("cart".into(), json!([]));
+    a.save(&on_a).await.unwrap();
+    assert_eq!(seen_by_b(json!([])).await.data.get("user_id"), None);
+
+    let mut last = record(Some("eve"), clock.now());
+    a.create(&mut last).await.unwrap();
+    assert_eq!(
+        summary(&next(&mut events, 3).await),
+        expect(&[
+            ("signed_in", "ada", &handle),
+            ("signed_out", "ada", &handle),
+            ("signed_in", "eve", &a.session_handle(last.id)),
+        ])
+    );
+    assert!(events.try_recv().is_err(), "nothing more");
+    drop_schema(connect_postgres(&database_url()).await, &schema).await;
+}
