@@ -22,6 +22,7 @@ use std::{
 
 use common::{
     connect_postgres, database_url, mysql::MySqlFixture, sqlite::SqliteFixture, unique_name,
+    wait_until_serving,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -238,22 +239,6 @@ impl Replicas {
             self.schema
         ))
         .await;
-    }
-}
-
-async fn wait_until_serving<R: SessionRepository, C: Codec>(
-    store: &RepositoryStore<R, C>,
-    name: &str,
-) {
-    let deadline = Instant::now() + StdDuration::from_secs(10);
-    while !store.is_cache_serving() {
-        assert!(
-            Instant::now() < deadline,
-            "replica {name}'s cache did not start serving within 10 s: is PostgreSQL at \
-             DATABASE_URL reachable for LISTEN, and were the triggers installed?"
-        );
-        // Real time: the listener connects and its first heartbeat comes back over the network.
-        tokio::time::sleep(StdDuration::from_millis(5)).await;
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::{collections::HashMap, time::Duration as StdDuration};
 
-use common::{connect_postgres, database_url, drop_schema, unique_name};
+use common::{connect_postgres, database_url, drop_schema, unique_name, wait_until_serving};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::broadcast::{error::RecvError, Receiver};
@@ -706,16 +706,8 @@ async fn with_a_listening_cache_saves_log_once_and_evict_every_replica() {
     let a = cached(&clock).await;
     a.migrate().await.unwrap();
     let b = cached(&clock).await;
-    for store in [&a, &b] {
-        let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
-        while !store.is_cache_serving() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the cache never served"
-            );
-            // Real time: the listener connects and its first heartbeat comes back.
-            tokio::time::sleep(StdDuration::from_millis(5)).await;
-        }
+    for (store, name) in [(&a, "a"), (&b, "b")] {
+        wait_until_serving(store, name).await;
     }
     let mut events = b.events().await.unwrap();
     let mut rec = record(Some("ada"), clock.now());

@@ -1,4 +1,4 @@
-//! The span each store operation leaves, on PostgreSQL. Alone in its test binary: tracing
+//! The span each store operation (and each read of the events' reader) leaves, on PostgreSQL. Alone in its test binary: tracing
 //! caches whether a call site is enabled, and a test running beside it without a subscriber
 //! could make the call sites look disabled to this one.
 
@@ -34,11 +34,21 @@ fn every_operation_leaves_a_debug_span_with_its_outcome_and_no_secret() {
             .clone()
             .with_user_key("user_id")
             .unwrap()
-            .with_touch_after(StdDuration::from_secs(60));
+            .with_touch_after(StdDuration::from_secs(60))
+            .with_login_history(StdDuration::from_secs(86_400))
+            .unwrap();
+        store.migrate().await.unwrap();
+        let mut events = store.events().await.unwrap();
         let secret = "hunter2-horse-battery";
         let mut rec = record("ada");
         rec.data.insert("password".into(), json!(secret));
         store.create(&mut rec).await.unwrap();
+        // The reader reads the sign-in within a poll (10 ms); the bound only stops a hang.
+        tokio::time::timeout(StdDuration::from_secs(10), events.recv())
+            .await
+            .expect("the sign-in's event within 10 s")
+            .unwrap();
+        drop(events);
         store.save(&rec).await.unwrap();
         store.load(&rec.id).await.unwrap();
         store.load(&Id::default()).await.unwrap();
@@ -65,6 +75,7 @@ fn every_operation_leaves_a_debug_span_with_its_outcome_and_no_secret() {
         ("delete", "ok"),
         ("delete_expired", "ok"),
         ("health", "ok"),
+        ("read_events", "ok"),
     ] {
         let line = text
             .lines()

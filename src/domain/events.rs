@@ -17,6 +17,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::{sync::broadcast, task::JoinHandle};
+use tracing::Instrument;
 
 use super::{RepositoryStore, SessionError, SessionEvent};
 use crate::ports::{Codec, SessionRepository};
@@ -25,6 +26,8 @@ use crate::ports::{Codec, SessionRepository};
 pub(crate) const BUFFER: usize = 1024;
 /// How often the reader reads the entries committed since its last read.
 pub(crate) const POLL: Duration = Duration::from_millis(10);
+/// The `operation` of the reader's spans.
+pub(crate) const READ_EVENTS: &str = "read_events";
 /// The longest pause between two reads while the database fails them.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -66,6 +69,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             Arc::clone(&self.repository),
             Arc::clone(&self.events),
             sender.clone(),
+            Arc::clone(&self.table_label),
             cursor,
             timeout,
         ));
@@ -76,11 +80,13 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
 
 /// The reader: every [`POLL`], the entries committed since `cursor`, to every subscriber; a
 /// read that takes longer than `timeout` (the store's operation timeout) is abandoned and
-/// retried.
+/// retried. Each read runs in a `session_store` span as the store's operations do, its
+/// `operation` `read_events` (`table`: `table`).
 async fn read<R: SessionRepository>(
     repository: Arc<R>,
     feed: Arc<EventFeed>,
     sender: broadcast::Sender<SessionEvent>,
+    table: Arc<str>,
     mut cursor: String,
     timeout: Duration,
 ) {
@@ -97,12 +103,32 @@ async fn read<R: SessionRepository>(
                 return;
             }
         }
-        let read = tokio::time::timeout(timeout, repository.history_since(&cursor)).await;
-        match read.unwrap_or_else(|_| {
-            Err(crate::ports::RepositoryError::Unavailable(format!(
-                "the read of the login history timed out after {timeout:?}"
-            )))
-        }) {
+        let span = tracing::debug_span!(
+            "session_store",
+            operation = READ_EVENTS,
+            table = %table,
+            outcome = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let read = tokio::time::timeout(timeout, repository.history_since(&cursor))
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::ports::RepositoryError::Unavailable(format!(
+                    "the read of the login history timed out after {timeout:?}"
+                )))
+            })
+            .map_err(SessionError::Database);
+        span.record("duration_us", started.elapsed().as_micros() as u64);
+        span.record(
+            "outcome",
+            match &read {
+                Ok(_) => "ok",
+                Err(error) => error.outcome(),
+            },
+        );
+        match read {
             Ok((next, entries)) => {
                 backoff = POLL;
                 cursor = next;

@@ -23,8 +23,10 @@ pub mod throwaway_pg;
 use std::time::Duration;
 
 use tower_sessions_seaorm_store::{
+    codec::Codec,
+    repository::SessionRepository,
     sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection},
-    Id, PostgresStore,
+    Id, PostgresStore, RepositoryStore,
 };
 
 /// The first column of every row `sql` returns, as strings, on any backend.
@@ -162,7 +164,24 @@ pub async fn connect_postgres(url: &str) -> DatabaseConnection {
     }
 }
 
-/// A schema name no other test uses.
+/// Waits until `store`'s read cache serves loads (its listener has heard its first heartbeat),
+/// or panics after 10 s saying what to check; `name` says which replica.
+pub async fn wait_until_serving<R: SessionRepository, C: Codec>(
+    store: &RepositoryStore<R, C>,
+    name: &str,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !store.is_cache_serving() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica {name}'s cache did not start serving within 10 s: is PostgreSQL at \
+             DATABASE_URL reachable for LISTEN, and were the triggers installed?"
+        );
+        // Real time: the listener connects and its first heartbeat comes back over the network.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Drops a test's schema (and everything in it), then closes the connection.
 pub async fn drop_schema(conn: DatabaseConnection, schema: &str) {
     conn.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

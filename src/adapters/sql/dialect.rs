@@ -48,6 +48,10 @@ pub(crate) const POSTGRES_EARLIEST_SQL: &str = "TIMESTAMPTZ '0001-01-01 00:00:00
 /// [`LATEST`] as a PostgreSQL literal, for statements that clamp what they read.
 pub(crate) const POSTGRES_LATEST_SQL: &str = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'";
 
+/// PostgreSQL: the current transaction snapshot, as text: where a reader of a log ordered by
+/// transaction ids starts (the read cache's eviction log, the login history's events).
+pub(crate) const POSTGRES_SNAPSHOT_SQL: &str = "SELECT txid_current_snapshot()::text";
+
 const LAST_MICROSECOND: Time = match Time::from_hms_micro(23, 59, 59, 999_999) {
     Ok(time) => time,
     Err(_) => panic!("23:59:59.999999 is a time"),

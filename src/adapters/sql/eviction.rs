@@ -139,7 +139,7 @@ pub(crate) fn log_read_sql(table: &SessionTable) -> String {
 }
 
 /// The snapshot a listener starts from (see [`log_read_sql`]), as text.
-pub(crate) const SNAPSHOT_SQL: &str = "SELECT txid_current_snapshot()::text";
+pub(crate) const SNAPSHOT_SQL: &str = super::dialect::POSTGRES_SNAPSHOT_SQL;
 
 /// Removes the log rows of transactions older than `$1`, a horizon read long enough ago that
 /// every listener has read past it.

@@ -19,7 +19,7 @@
 
 use super::{
     columns::RowStatement,
-    dialect::{Dialect, POSTGRES_EARLIEST_SQL, POSTGRES_LATEST_SQL},
+    dialect::{Dialect, POSTGRES_EARLIEST_SQL, POSTGRES_LATEST_SQL, POSTGRES_SNAPSHOT_SQL},
     driver::{Param, SqlDriver, SqlRow},
     identifier::quote,
     SessionTable, Statements,
@@ -343,7 +343,7 @@ impl HistoryStatements {
                 "DELETE FROM {history} WHERE \"seq\" IN (SELECT \"seq\" FROM {history} WHERE \
                  \"at\" < $1 LIMIT $2)"
             ),
-            feed_start: "SELECT txid_current_snapshot()::text".to_owned(),
+            feed_start: POSTGRES_SNAPSHOT_SQL.to_owned(),
             // The entries of the transactions the previous read's snapshot (`$1`) could not
             // see and this one's can: each committed entry is read exactly once, whatever order
             // the writes commit in and however long a transaction stays open elsewhere (the
