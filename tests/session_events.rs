@@ -757,3 +757,170 @@ async fn with_a_listening_cache_saves_log_once_and_evict_every_replica() {
     assert!(events.try_recv().is_err(), "nothing more");
     drop_schema(connect_postgres(&database_url()).await, &schema).await;
 }
+
+/// What an operator's `DELETE` (not the store's) ends is heard as `removed`, once per session
+/// with a user, with its handle and listed values; the store's own deletes are heard with
+/// their own reason only (`every_kind_arrives_once_with_its_reason` runs beside the trigger
+/// too). On a hash-partitioned table, a `DELETE` aimed at one partition is heard as well.
+async fn deletes_outside_the_store_are_heard_as_removed(partitions: Option<u16>) {
+    let schema = unique_name("ts_events");
+    let clock = ManualClock::new();
+    let store = |clock: &ManualClock| {
+        let (schema, clock) = (schema.clone(), clock.clone());
+        async move {
+            let conn = connect_postgres(&database_url()).await;
+            let store = PostgresStore::new(conn).with_schema_name(&schema).unwrap();
+            let store = match partitions {
+                Some(n) => store.with_hash_partitions(n).unwrap(),
+                None => store,
+            };
+            configured(store, &clock).with_login_history(DAY).unwrap()
+        }
+    };
+    let writer = store(&clock).await;
+    writer.migrate().await.unwrap();
+    let listener = store(&clock).await;
+    let mut events = listener.events().await.unwrap();
+    let mut handles = HashMap::new();
+    for user in [Some("ada"), Some("ada"), Some(HOSTILE), None] {
+        let mut rec = record(user, clock.now());
+        writer.create(&mut rec).await.unwrap();
+        handles
+            .entry(user)
+            .or_insert_with(Vec::new)
+            .push(writer.session_handle(rec.id));
+    }
+    assert_eq!(next(&mut events, 3).await.len(), 3, "the sign-ins");
+
+    let operator = connect_postgres(&database_url()).await;
+    let removed = operator
+        .execute_unprepared(&format!(
+            "DELETE FROM \"{schema}\".\"session\" WHERE \"user_key\" = 'ada'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(removed.rows_affected(), 2);
+    let ada = &handles[&Some("ada")];
+    let heard = next(&mut events, 2).await;
+    assert_eq!(
+        summary(&heard),
+        expect(&[("removed", "ada", &ada[0]), ("removed", "ada", &ada[1])])
+    );
+    assert_eq!(
+        heard[0].listed["agent"],
+        json!(format!("Firefox {HOSTILE}"))
+    );
+
+    // Every partition (or the table), deleted from directly: the hostile user's session once;
+    // the anonymous session, no one's, is not logged.
+    // (A plain table has no partition tree: it is its own one leaf.)
+    let leaves = common::scalar_strings(
+        &operator,
+        &format!(
+            "SELECT '\"{schema}\".\"session\"' WHERE NOT EXISTS (SELECT 1 FROM \
+             pg_catalog.pg_partition_tree('\"{schema}\".\"session\"')) UNION ALL \
+             SELECT relid::regclass::text FROM pg_catalog.pg_partition_tree('\"{schema}\".\"session\"') \
+             WHERE isleaf"
+        ),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(leaves.len(), partitions.map_or(1, usize::from));
+    for leaf in &leaves {
+        operator
+            .execute_unprepared(&format!("DELETE FROM {leaf}"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        summary(&next(&mut events, 1).await),
+        expect(&[("removed", HOSTILE, &handles[&Some(HOSTILE)][0])])
+    );
+    assert_eq!(
+        writer.user_history(HOSTILE, 10).await.unwrap()[0].kind,
+        "removed"
+    );
+
+    // The store's own delete right after: heard as `deleted`, and nothing else came.
+    let mut last = record(Some("bob"), clock.now());
+    writer.create(&mut last).await.unwrap();
+    writer.delete(&last.id).await.unwrap();
+    let bob = writer.session_handle(last.id);
+    assert_eq!(
+        summary(&next(&mut events, 2).await),
+        expect(&[("signed_in", "bob", &bob), ("deleted", "bob", &bob)])
+    );
+    assert!(matches!(
+        events.try_recv(),
+        Err(tokio::sync::broadcast::error::TryRecvError::Empty)
+    ));
+    drop(events);
+    drop_schema(operator, &schema).await;
+}
+
+#[tokio::test]
+async fn an_operators_delete_is_heard_as_removed() {
+    deletes_outside_the_store_are_heard_as_removed(None).await;
+}
+
+#[tokio::test]
+async fn an_operators_delete_of_a_partition_is_heard_as_removed() {
+    deletes_outside_the_store_are_heard_as_removed(Some(4)).await;
+}
+
+/// An operator deletes a user's sessions while the store deletes, revokes and trims them on
+/// several pools: each session ends exactly once in the history, with the reason of
+/// whichever delete took it, never twice, never with none.
+#[tokio::test]
+async fn an_operators_delete_racing_the_stores_ends_each_session_once() {
+    const SESSIONS: usize = 120;
+    const POOLS: usize = 4;
+    let schema = unique_name("ts_events");
+    let clock = ManualClock::new();
+    let writer = postgres(&schema, &clock).await;
+    writer.migrate().await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..SESSIONS {
+        // Many users, so the per-user limit of two trims nothing.
+        let mut rec = record(Some(&format!("u{}", n % 60)), clock.now());
+        writer.create(&mut rec).await.unwrap();
+        ids.push(rec.id);
+    }
+    let mut tasks = Vec::new();
+    for pool in 0..POOLS {
+        let store = postgres(&schema, &clock).await;
+        let mine: Vec<_> = ids.iter().copied().skip(pool).step_by(POOLS).collect();
+        tasks.push(tokio::spawn(async move {
+            for id in mine {
+                store.delete(&id).await.unwrap();
+            }
+        }));
+    }
+    let operator = connect_postgres(&database_url()).await;
+    for n in 0..60 {
+        operator
+            .execute_unprepared(&format!(
+                "DELETE FROM \"{schema}\".\"session\" WHERE \"user_key\" = 'u{n}'"
+            ))
+            .await
+            .unwrap();
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut ended = HashMap::new();
+    for n in 0..60 {
+        for entry in writer.user_history(&format!("u{n}"), 100).await.unwrap() {
+            if entry.kind != "signed_in" {
+                assert!(matches!(entry.kind, "deleted" | "removed"), "{entry:?}");
+                *ended.entry(entry.handle.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(ended.len(), SESSIONS, "every session ended in the history");
+    assert!(
+        ended.values().all(|&n| n == 1),
+        "none ended twice: {ended:?}"
+    );
+    drop_schema(operator, &schema).await;
+}

@@ -26,7 +26,10 @@ pub struct SessionEvent {
     ///   device");
     /// - `"trimmed"`: the per-user limit ended it after another login;
     /// - `"lifetime"`: the cleanup deleted it past its absolute lifetime;
-    /// - `"expired"`: the cleanup deleted it expired.
+    /// - `"expired"`: the cleanup deleted it expired;
+    /// - `"removed"` (PostgreSQL): a `DELETE` that did not come from the store ended it (an
+    ///   operator's statement, a script, another application), logged by a trigger that
+    ///   `migrate()` installs with the history. A `TRUNCATE` is not logged.
     pub kind: &'static str,
     /// Whose session: the user key it had (for a sign-out, the one it lost).
     pub user: String,
@@ -132,7 +135,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
 }
 
 /// The kinds a history row may hold (see [`SessionEvent::kind`]).
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "signed_in",
     "signed_out",
     "deleted",
@@ -140,4 +143,5 @@ const KINDS: [&str; 7] = [
     "trimmed",
     "lifetime",
     "expired",
+    "removed",
 ];

@@ -49,6 +49,9 @@ pub(crate) mod kind {
     pub(crate) const TRIMMED: &str = "trimmed";
     pub(crate) const LIFETIME: &str = "lifetime";
     pub(crate) const EXPIRED: &str = "expired";
+    /// PostgreSQL: a `DELETE` that did not come from the store (an operator's, a script's)
+    /// ended it, logged by a trigger ([`removed_sql`]).
+    pub(crate) const REMOVED: &str = "removed";
 }
 
 /// The history table, quoted: `"schema"."<table>_history"` on PostgreSQL, `"<table>_history"`
@@ -519,9 +522,69 @@ pub(crate) fn create_sql(table: &SessionTable, dialect: Dialect) -> Vec<String> 
             "CREATE INDEX IF NOT EXISTS {} ON {history} (\"xid\")",
             name("xid_idx")
         ));
+        sql.push(removed_sql(table));
     }
     sql
 }
+
+/// The trigger that logs a `DELETE` the store did not make (kind [`kind::REMOVED`]): an
+/// operator's `DELETE FROM … WHERE user_key = …`, a script's, another application's. Each
+/// `DELETE` statement on the table (and, when hash-partitioned, on any of its partitions:
+/// PostgreSQL fires a parent's statement-level triggers only for statements on the parent)
+/// logs every row it deleted that had a user and that the statement did not log itself: the
+/// store's own deletes log their rows in the same statement, with their reason, and the
+/// trigger (which runs at the statement's end and sees those entries) finds them by the
+/// transaction's id, on the `xid` index, and the handle. A `TRUNCATE` names no rows and logs
+/// nothing.
+///
+/// Installed with the history, under a transaction-scoped advisory lock (replicas migrating at
+/// once), the function replaced only when its text differs and the triggers created only
+/// where missing, so once installed `migrate()` takes no lock on the session table.
+pub(crate) fn removed_sql(table: &SessionTable) -> String {
+    let dialect = Dialect::Postgres;
+    let schema = quote(dialect, table.schema());
+    let target = table.quoted(dialect);
+    let history = quoted(table, dialect);
+    let function = format!(
+        "{schema}.{}",
+        quote(dialect, &format!("{}{SUFFIX}_removed", table.table()))
+    );
+    let trigger = quote(dialect, REMOVED_TRIGGER);
+    let body = format!(
+        "BEGIN INSERT INTO {history} (\"user_key\", \"kind\", \"at\", \"handle\", \
+         \"listed_values\") SELECT g.\"user_key\", '{removed}', statement_timestamp(), {gone}, \
+         g.\"listed_values\" FROM \"gone\" AS g WHERE g.\"user_key\" IS NOT NULL AND NOT EXISTS \
+         (SELECT 1 FROM {history} AS h WHERE h.\"xid\" = txid_current() AND h.\"handle\" = {gone}); \
+         RETURN NULL; END",
+        removed = kind::REMOVED,
+        gone = handle("g.\"id\""),
+    );
+    // Literals inside the DO block's `EXECUTE format(…)`: quotes doubled.
+    let literal = |text: &str| text.replace('\'', "''");
+    format!(
+        "DO $removed$ DECLARE part regclass; BEGIN \
+         PERFORM pg_advisory_xact_lock(hashtext('{lock}')); \
+         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE oid = \
+         to_regprocedure('{function_literal}()') AND prosrc = $body${body}$body$) THEN \
+         CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql \
+         AS $body${body}$body$; END IF; \
+         FOR part IN SELECT '{target_literal}'::regclass UNION SELECT relid FROM \
+         pg_catalog.pg_partition_tree('{target_literal}'::regclass) LOOP \
+         CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid = part \
+         AND t.tgname = '{REMOVED_TRIGGER}' AND t.tgfoid = to_regprocedure('{function_literal}()')); \
+         EXECUTE format('DROP TRIGGER IF EXISTS {trigger} ON %s', part); \
+         EXECUTE format('CREATE TRIGGER {trigger} AFTER DELETE ON %s REFERENCING OLD TABLE AS \
+         \"gone\" FOR EACH STATEMENT EXECUTE FUNCTION {function_in_format}()', part); \
+         END LOOP; END $removed$",
+        lock = literal(&format!("{history}/removed")),
+        function_literal = literal(&function),
+        target_literal = literal(&target),
+        function_in_format = literal(&function).replace('%', "%%"),
+    )
+}
+
+/// The name of the trigger [`removed_sql`] installs, on the table and each partition.
+pub(crate) const REMOVED_TRIGGER: &str = "tower_sessions_history_removed";
 
 #[cfg(test)]
 mod tests {
