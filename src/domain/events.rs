@@ -19,7 +19,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::{sync::broadcast, task::JoinHandle};
 
 use super::{RepositoryStore, SessionError, SessionEvent};
-use crate::ports::{Codec, SessionRepository};
+use crate::ports::{Clock, Codec, SessionRepository};
 
 /// How many events a subscriber may fall behind before it loses the oldest.
 pub(crate) const BUFFER: usize = 1024;
@@ -63,26 +63,42 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             })??;
         let (sender, receiver) = broadcast::channel(BUFFER);
         let task = runtime.spawn(read(
-            Arc::clone(&self.repository),
+            Reader {
+                repository: Arc::clone(&self.repository),
+                clock: Arc::clone(&self.clock),
+                timeout,
+                settle: self.policy.settle(),
+            },
             Arc::clone(&self.events),
             sender.clone(),
             cursor,
-            timeout,
         ));
         *running = Some((sender, task));
         Ok(receiver)
     }
 }
 
-/// The reader: every [`POLL`], the entries committed since `cursor`, to every subscriber; a
-/// read that takes longer than `timeout` (the store's operation timeout) is abandoned and
-/// retried.
-async fn read<R: SessionRepository>(
+/// What the reader reads with.
+struct Reader<R> {
     repository: Arc<R>,
+    clock: Arc<dyn Clock>,
+    /// The store's operation timeout: a read that takes longer is abandoned and retried.
+    timeout: Duration,
+    /// How long an entry missing from a read may still commit ([`super::Policy::settle`]).
+    settle: Duration,
+}
+
+/// The reader: every [`POLL`], the entries committed since `cursor`, to every subscriber.
+async fn read<R: SessionRepository>(
+    Reader {
+        repository,
+        clock,
+        timeout,
+        settle,
+    }: Reader<R>,
     feed: Arc<EventFeed>,
     sender: broadcast::Sender<SessionEvent>,
     mut cursor: String,
-    timeout: Duration,
 ) {
     let mut polls = tokio::time::interval(POLL);
     polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -97,7 +113,11 @@ async fn read<R: SessionRepository>(
                 return;
             }
         }
-        let read = tokio::time::timeout(timeout, repository.history_since(&cursor)).await;
+        let read = tokio::time::timeout(
+            timeout,
+            repository.history_since(&cursor, clock.now(), settle),
+        )
+        .await;
         match read.unwrap_or_else(|_| {
             Err(crate::ports::RepositoryError::Unavailable(format!(
                 "the read of the login history timed out after {timeout:?}"

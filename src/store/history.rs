@@ -15,11 +15,7 @@ pub(crate) fn history_table<R: SqlDriver, C: Codec>(
     table: &crate::adapters::sql::SessionTable,
 ) -> Result<crate::adapters::sql::SessionTable, SessionError> {
     store.refuse_if_cached("`with_login_history`")?;
-    history::checked(
-        table,
-        store.repository().dialect(),
-        store.policy.user_key.is_some(),
-    )
+    history::checked(table, store.policy.user_key.is_some())
 }
 
 /// `user`'s newest `limit` history entries.
