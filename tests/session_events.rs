@@ -1,6 +1,6 @@
 //! Live session events (`events()`): each committed change arrives on another replica (another
 //! pool, another store type, through PgBouncer), exactly once and with its reason, on
-//! PostgreSQL and SQLite; a stalled subscriber loses the oldest and is told how many; a writer
+//! PostgreSQL, SQLite and MariaDB (whose entries may commit out of their `seq` order); a stalled subscriber loses the oldest and is told how many; a writer
 //! killed mid-way leaves a history, and events, that match the sessions it committed.
 
 mod common;
@@ -13,8 +13,8 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::broadcast::{error::RecvError, Receiver};
 use tower_sessions_seaorm_store::{
     codec::Codec, repository::SessionRepository, sea_orm::ConnectionTrait, testing::ManualClock,
-    Id, LeanPostgresStore, PostgresStore, Record, RepositoryStore, SeaOrmStoreError, SessionEvent,
-    SessionStore, SqliteStore,
+    Id, LeanPostgresStore, MySqlStore, PostgresStore, Record, RepositoryStore, SeaOrmStoreError,
+    SessionEvent, SessionStore, SqliteStore,
 };
 
 /// How long an event may take to arrive: the reader polls every 10 ms; this only bounds a
@@ -333,8 +333,18 @@ async fn concurrent_writers_on_several_pools_are_each_heard_once_by_every_replic
     for _ in 0..3 {
         replicas.push(postgres(&schema, &clock).await);
     }
+    each_writer_is_heard_once_by_every_replica(&replicas, &clock).await;
+    drop_schema(connect_postgres(&database_url()).await, &schema).await;
+}
+
+/// 24 clients over `replicas` (each on a pool of its own), each signing a user in and logging
+/// out ten times: every replica's subscriber hears each change once.
+async fn each_writer_is_heard_once_by_every_replica(
+    replicas: &[PostgresStore],
+    clock: &ManualClock,
+) {
     let mut subscribers = Vec::new();
-    for replica in &replicas {
+    for replica in replicas {
         subscribers.push(replica.events().await.unwrap());
     }
     const CLIENTS: usize = 24;
@@ -368,7 +378,6 @@ async fn concurrent_writers_on_several_pools_are_each_heard_once_by_every_replic
         assert_eq!(summary(&heard), expected);
         assert!(events.try_recv().is_err(), "nothing more");
     }
-    drop_schema(connect_postgres(&database_url()).await, &schema).await;
 }
 
 /// A subscriber that never reads loses the oldest events beyond the buffer (1,024) and is told
@@ -764,4 +773,182 @@ async fn with_a_listening_cache_saves_log_once_and_evict_every_replica() {
     );
     assert!(events.try_recv().is_err(), "nothing more");
     drop_schema(connect_postgres(&database_url()).await, &schema).await;
+}
+
+/// A MySQL/MariaDB store with the history on `table`, on a pool of its own.
+async fn mariadb(table: &str, clock: &ManualClock) -> MySqlStore {
+    let conn = common::mysql::connect_mysql_with(&common::mysql::mysql_url(), 4).await;
+    let store = MySqlStore::new(conn).with_table_name(table).unwrap();
+    configured(store, clock).with_login_history(DAY).unwrap()
+}
+
+/// Two MariaDB stores on one migrated table with the history, each on a pool of its own, on one
+/// manual clock; `finish` drops the tables.
+struct MariaDbReplicas {
+    table: String,
+    clock: ManualClock,
+    writer: MySqlStore,
+    listener: MySqlStore,
+}
+
+impl MariaDbReplicas {
+    async fn new() -> Self {
+        let table = unique_name("ts_events");
+        let clock = ManualClock::new();
+        let writer = mariadb(&table, &clock).await;
+        writer.migrate().await.unwrap();
+        let listener = mariadb(&table, &clock).await;
+        Self {
+            table,
+            clock,
+            writer,
+            listener,
+        }
+    }
+
+    async fn finish(table: &str) {
+        let conn = common::mysql::connect_mysql_with(&common::mysql::mysql_url(), 1).await;
+        conn.execute_unprepared(&format!("DROP TABLE IF EXISTS `{table}_history`"))
+            .await
+            .unwrap();
+        common::mysql::drop_table(&conn, table).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_every_kind_arrives_on_another_pool_once_with_its_reason() {
+    let MariaDbReplicas {
+        table,
+        clock,
+        writer,
+        listener,
+    } = MariaDbReplicas::new().await;
+    every_kind_arrives_once_with_its_reason(&writer, &listener, &clock).await;
+    MariaDbReplicas::finish(&table).await;
+}
+
+/// MySQL's `AUTO_INCREMENT` hands out `seq` at the insert, not the commit: writers on four
+/// pools commit out of order, and every replica still hears each change once.
+#[tokio::test]
+async fn mariadb_concurrent_writers_on_several_pools_are_each_heard_once_by_every_replica() {
+    let MariaDbReplicas {
+        table,
+        clock,
+        writer,
+        listener,
+    } = MariaDbReplicas::new().await;
+    let mut replicas = vec![writer, listener];
+    for _ in 0..2 {
+        replicas.push(mariadb(&table, &clock).await);
+    }
+    each_writer_is_heard_once_by_every_replica(&replicas, &clock).await;
+    MariaDbReplicas::finish(&table).await;
+}
+
+/// The insert of a history entry on a connection of its own, in a transaction left open.
+async fn open_entry(
+    table: &str,
+    user: &str,
+) -> tower_sessions_seaorm_store::sea_orm::DatabaseTransaction {
+    use tower_sessions_seaorm_store::sea_orm::TransactionTrait;
+    let conn = common::mysql::connect_mysql_with(&common::mysql::mysql_url(), 1).await;
+    let open = conn.begin().await.unwrap();
+    open.execute_unprepared(&format!(
+        "INSERT INTO `{table}_history` (`user_key`, `kind`, `at`, `handle`, `listed_values`) \
+         VALUES ('{user}', 'signed_in', UTC_TIMESTAMP(6), 'ffffffffffffffffffffffffffffffff', \
+         NULL)"
+    ))
+    .await
+    .unwrap();
+    open
+}
+
+/// An entry whose transaction commits after later entries were read arrives once, when it
+/// commits; one rolled back never arrives and holds nothing up; one that commits after the
+/// horizon (twice the operation timeout, on the store's clock) is given up: at most once.
+#[tokio::test]
+async fn mariadb_an_entry_committed_after_later_ones_arrives_once() {
+    let MariaDbReplicas {
+        table,
+        clock,
+        writer,
+        listener,
+    } = MariaDbReplicas::new().await;
+    let mut events = listener.events().await.unwrap();
+    let login = |user: &'static str| {
+        let (writer, clock) = (writer.clone(), clock.clone());
+        async move {
+            let mut rec = record(Some(user), clock.now());
+            writer.create(&mut rec).await.unwrap();
+            writer.session_handle(rec.id)
+        }
+    };
+
+    let late = open_entry(&table, "late").await;
+    let rolled_back = open_entry(&table, "rolled_back").await;
+    let ada = login("ada").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, ada);
+    rolled_back.rollback().await.unwrap();
+    let bob = login("bob").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, bob);
+    late.commit().await.unwrap();
+    let cy = login("cy").await;
+    // In either order: a read may look for the missing entry just before it commits, and
+    // find the later one after.
+    let mut heard = next(&mut events, 2).await;
+    heard.sort_by(|a, b| a.user.cmp(&b.user));
+    assert_eq!(
+        heard.iter().map(|e| e.user.as_str()).collect::<Vec<_>>(),
+        ["cy", "late"]
+    );
+    assert_eq!(heard[0].handle, cy);
+
+    // Past the horizon, a missing entry is given up: the operation timeout is 5 s, the
+    // horizon 10 s of the store's clock.
+    let given_up = open_entry(&table, "given_up").await;
+    let dee = login("dee").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, dee);
+    clock.advance(StdDuration::from_secs(11));
+    let eve = login("eve").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, eve);
+    given_up.commit().await.unwrap();
+    let fay = login("fay").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, fay);
+    assert!(events.try_recv().is_err(), "nothing more");
+    MariaDbReplicas::finish(&table).await;
+}
+
+/// A save of a session revoked since its load writes nothing and logs nothing; neither does a
+/// delete of a session already gone.
+#[tokio::test]
+async fn mariadb_a_change_that_did_not_commit_is_not_heard() {
+    let MariaDbReplicas {
+        table,
+        clock,
+        writer,
+        listener,
+    } = MariaDbReplicas::new().await;
+    let mut events = listener.events().await.unwrap();
+    let mut rec = record(Some("ada"), clock.now());
+    writer.create(&mut rec).await.unwrap();
+    let handle = writer.session_handle(rec.id);
+    let loaded = writer.load(&rec.id).await.unwrap().unwrap();
+    assert_eq!(listener.delete_user_sessions("ada").await.unwrap(), 1);
+    let mut signed_out = loaded.clone();
+    signed_out.data.remove("user_id");
+    writer.save(&signed_out).await.unwrap();
+    writer.delete(&rec.id).await.unwrap();
+    assert!(writer.load(&rec.id).await.unwrap().is_none());
+    let mut last = record(Some("eve"), clock.now());
+    writer.create(&mut last).await.unwrap();
+    assert_eq!(
+        summary(&next(&mut events, 3).await),
+        expect(&[
+            ("signed_in", "ada", &handle),
+            ("revoked", "ada", &handle),
+            ("signed_in", "eve", &writer.session_handle(last.id)),
+        ])
+    );
+    assert!(events.try_recv().is_err(), "nothing more");
+    MariaDbReplicas::finish(&table).await;
 }

@@ -8,7 +8,9 @@
 //! repository ([`SessionRepository::history_since`]): on PostgreSQL one indexed statement that
 //! compares transaction ids with the previous read's snapshot, so every committed entry is
 //! read exactly once, whatever order the writes commit in; on SQLite the entries after the
-//! last one read. It hands them to every subscriber through a bounded broadcast channel: a
+//! last one read; on MySQL/MariaDB, whose entries may commit out of their order, also the
+//! ones missing from earlier reads, until they commit or [`Policy::settle`](super::Policy)
+//! (twice the operation timeout) passes on the store's clock. It hands them to every subscriber through a bounded broadcast channel: a
 //! subscriber that falls [`BUFFER`] events behind loses the oldest and is told how many
 //! ([`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged)); nothing a
 //! subscriber does (or fails to do) reaches a store operation, which never touches the channel.
