@@ -9,7 +9,7 @@ use super::{dialect::Dialect, errors::classify, SessionTable};
 use crate::{
     adapters::sql::{
         driver::{Before, Logged},
-        mysql_history::{deletes_by_key, locked_keys},
+        mysql_history::{by_key, locked_keys},
         Executed, Param, SqlDriver, SqlError, SqlRow, Statements,
     },
     ports::RepositoryError,
@@ -150,7 +150,7 @@ impl SqlDriver for SeaOrmRepository {
             }
         }
         let writes = match logged.by_key {
-            Some(deletes) => deletes_by_key(deletes, &locked_keys(&locked)?),
+            Some(deletes) => by_key(deletes, &locked_keys(&locked)?),
             None => vec![(logged.sql, logged.params)],
         };
         let (mut count, mut written) = (0, Vec::new());
@@ -184,11 +184,19 @@ impl SqlDriver for SeaOrmRepository {
                 entries.extend((logged.log)(None, None)?);
             }
         }
-        for params in entries {
+        let mut rest = entries.as_slice();
+        while !rest.is_empty() {
+            let (count, sql) = logged
+                .history
+                .insert_rows
+                .at_most(rest.len())
+                .unwrap_or((1, &logged.history.insert));
+            let (now, later) = rest.split_at(count.clamp(1, rest.len()));
             transaction
-                .execute_raw(self.statement(logged.insert, params))
+                .execute_raw(self.statement(sql, now.concat()))
                 .await
                 .map_err(failed)?;
+            rest = later;
         }
         transaction.commit().await.map_err(failed)?;
         Ok(count)

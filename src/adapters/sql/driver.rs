@@ -136,12 +136,13 @@ pub(crate) enum Before<'a> {
 
 /// A write and the history it logs, in one transaction: `before`, then the write (`sql`,
 /// `RETURNING` its rows on SQLite; or, with `by_key`, the deletes by key of the rows `before`
-/// locked: MySQL's cleanup), then `insert` with each entry `log` makes.
+/// locked: MySQL's cleanup), then the inserts of the entries `log` makes (`history.insert`,
+/// and on MySQL `history.insert_rows` for several at once).
 pub(crate) struct Logged<'a, R> {
     pub before: Before<'a>,
     pub sql: &'a str,
     pub params: Vec<Param>,
     pub by_key: Option<&'a super::per_user::KeyedDeletes>,
-    pub insert: &'a str,
+    pub history: &'a super::history::HistoryStatements,
     pub log: &'a LogFn<'a, R>,
 }

@@ -303,6 +303,8 @@ pub(crate) struct HistoryStatements {
     pub feed_gaps: KeyedDeletes,
     /// MySQL: the rows with these keys, deleted (the cleanup's, after its locking read).
     pub delete_keys: KeyedDeletes,
+    /// MySQL: several entries in one insert, as `insert`'s values one after the other.
+    pub insert_rows: KeyedDeletes,
 }
 
 impl HistoryStatements {
@@ -339,6 +341,7 @@ impl HistoryStatements {
                 ),
                 feed_gaps: KeyedDeletes::default(),
                 delete_keys: KeyedDeletes::default(),
+                insert_rows: KeyedDeletes::default(),
             };
         }
         Self {
@@ -372,6 +375,7 @@ impl HistoryStatements {
             ),
             feed_gaps: KeyedDeletes::default(),
             delete_keys: KeyedDeletes::default(),
+            insert_rows: KeyedDeletes::default(),
         }
     }
 }

@@ -47,6 +47,7 @@ pub(crate) fn statements(table: &SessionTable) -> HistoryStatements {
     let target = table.quoted(Dialect::MySql);
     let entry = "`seq`, `user_key`, `kind`, `at`, `handle`, `listed_values`";
     let keys = |count: usize| vec!["?"; count].join(", ");
+    let columns = "`user_key`, `kind`, `at`, `handle`, `listed_values`";
     HistoryStatements {
         find_by_user: format!(
             "SELECT `kind`, `at`, `handle`, `listed_values` FROM {history} WHERE `user_key` = ? \
@@ -54,10 +55,14 @@ pub(crate) fn statements(table: &SessionTable) -> HistoryStatements {
         ),
         // MySQL refuses `LIMIT` in an `IN` subquery but has `DELETE … LIMIT`.
         delete_before: format!("DELETE FROM {history} WHERE `at` < ? LIMIT ?"),
-        insert: format!(
-            "INSERT INTO {history} (`user_key`, `kind`, `at`, `handle`, `listed_values`) \
-             VALUES (?, ?, ?, ?, ?)"
-        ),
+        insert: format!("INSERT INTO {history} ({columns}) VALUES (?, ?, ?, ?, ?)"),
+        // A cleanup batch logs up to its size in entries: a few statements, not one each.
+        insert_rows: KeyedDeletes::rendered(|count| {
+            format!(
+                "INSERT INTO {history} ({columns}) VALUES {}",
+                vec!["(?, ?, ?, ?, ?)"; count].join(", ")
+            )
+        }),
         lock: String::new(),
         previous: String::new(),
         // The newest entries: the highest `seq`, and the ones missing below it (see `since`).
@@ -130,15 +135,12 @@ pub(crate) fn locked_keys<R: SqlRow>(rows: &[R]) -> Result<Vec<Param>, Repositor
         .collect()
 }
 
-/// The deletes of `keys` with `deletes`: each statement and its values, at most
-/// [`MAX_KEYS_PER_DELETE`] keys each.
-pub(crate) fn deletes_by_key<'a>(
-    deletes: &'a KeyedDeletes,
-    keys: &[Param],
-) -> Vec<(&'a str, Vec<Param>)> {
+/// The statements of `keyed` for `keys` (the deletes of those rows, the reads of those
+/// entries): each statement and its values, at most [`MAX_KEYS_PER_DELETE`] keys each.
+pub(crate) fn by_key<'a>(keyed: &'a KeyedDeletes, keys: &[Param]) -> Vec<(&'a str, Vec<Param>)> {
     keys.chunks(MAX_KEYS_PER_DELETE)
         .filter_map(|chunk| {
-            let (count, sql) = deletes.for_keys(chunk.len())?;
+            let (count, sql) = keyed.for_keys(chunk.len())?;
             Some((sql, padded(chunk, count)))
         })
         .collect()
@@ -258,7 +260,7 @@ pub(crate) async fn since<D: SqlDriver>(
         .iter()
         .map(|(seq, _)| Param::Integer(*seq))
         .collect();
-    for (sql, params) in deletes_by_key(&history.feed_gaps, &gap_seqs) {
+    for (sql, params) in by_key(&history.feed_gaps, &gap_seqs) {
         rows.extend(driver.query(sql, params).await?);
     }
     let filled_gaps = rows.len();
@@ -371,6 +373,19 @@ mod tests {
             )
         );
         assert!(locking_read(&s.insert_if_absent, &[]).is_none());
+    }
+
+    #[test]
+    fn many_entries_take_few_inserts() {
+        let history = statements(&SessionTable::default().with_history());
+        assert_eq!(
+            history.insert_rows.at_most(3),
+            Some((1, history.insert.as_str()))
+        );
+        let (count, sql) = history.insert_rows.at_most(100).unwrap();
+        assert_eq!(count, MAX_KEYS_PER_DELETE);
+        assert_eq!(sql.matches('?').count(), 5 * count);
+        assert_eq!(history.insert_rows.at_most(0), None);
     }
 
     #[test]

@@ -126,7 +126,7 @@ async fn written<D: SqlDriver>(
                     sql,
                     params,
                     by_key: None,
-                    insert: &history.insert,
+                    history,
                     log: &logged,
                 })
                 .await;
@@ -147,7 +147,7 @@ async fn written<D: SqlDriver>(
                     sql,
                     params,
                     by_key,
-                    insert: &history.insert,
+                    history,
                     log: &logged,
                 })
                 .await;
@@ -189,7 +189,7 @@ impl<D: SqlDriver> SessionRepository for D {
                     sql: &statements.insert_if_absent,
                     params,
                     by_key: None,
-                    insert: &history.insert,
+                    history,
                     log: &log,
                 })
                 .await
@@ -262,7 +262,7 @@ impl<D: SqlDriver> SessionRepository for D {
                     sql: &statement.sql,
                     params,
                     by_key: None,
-                    insert: &history.insert,
+                    history,
                     log: &log,
                 })
                 .await?;
@@ -297,7 +297,7 @@ impl<D: SqlDriver> SessionRepository for D {
                     sql: &statement.sql,
                     params,
                     by_key: None,
-                    insert: &history.insert,
+                    history,
                     log: &log,
                 })
                 .await?;
