@@ -476,6 +476,24 @@ async fn events_need_the_login_history() {
 const CHILD_URL: &str = "SESSION_EVENTS_CHILD_URL";
 const CHILD_SCHEMA: &str = "SESSION_EVENTS_CHILD_SCHEMA";
 
+/// The store the crash test's writer and reader share: on PostgreSQL in the schema `name`, on
+/// MySQL/MariaDB (a `mysql://` URL) on the table `name`.
+async fn crash_store(url: &str, name: &str) -> PostgresStore {
+    let store = if url.starts_with("mysql:") {
+        let conn = common::mysql::connect_mysql_with(url, 8).await;
+        MySqlStore::new(conn).with_table_name(name).unwrap()
+    } else {
+        PostgresStore::new(connect_postgres(url).await)
+            .with_schema_name(name)
+            .unwrap()
+    };
+    store
+        .with_user_key("user_id")
+        .unwrap()
+        .with_login_history(DAY)
+        .unwrap()
+}
+
 /// Not a test on its own: the writer process [`a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions`]
 /// starts and kills. It signs users in, out and logs them out on 8 connections until killed.
 #[tokio::test]
@@ -484,14 +502,7 @@ async fn killed_writer_child() {
     let (Ok(url), Ok(schema)) = (std::env::var(CHILD_URL), std::env::var(CHILD_SCHEMA)) else {
         panic!("run by the crash test only, with {CHILD_URL} and {CHILD_SCHEMA} set");
     };
-    let conn = connect_postgres(&url).await;
-    let store = PostgresStore::new(conn)
-        .with_schema_name(&schema)
-        .unwrap()
-        .with_user_key("user_id")
-        .unwrap()
-        .with_login_history(DAY)
-        .unwrap();
+    let store = crash_store(&url, &schema).await;
     let mut tasks = Vec::new();
     for client in 0..8 {
         let store = store.clone();
@@ -517,30 +528,20 @@ async fn killed_writer_child() {
     }
 }
 
-/// A writer process killed (SIGKILL) while its statements are in flight: every session it
-/// left signed in has "signed in" as its handle's last entry, every other handle's last entry
-/// ends it, and a subscriber heard exactly the entries that committed.
-#[tokio::test]
-async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions() {
-    let schema = unique_name("ts_events");
-    let conn = connect_postgres(&database_url()).await;
-    let store = PostgresStore::new(conn.clone())
-        .with_schema_name(&schema)
-        .unwrap()
-        .with_user_key("user_id")
-        .unwrap()
-        .with_login_history(DAY)
-        .unwrap();
-    store.migrate().await.unwrap();
-    let mut events = store.events().await.unwrap();
+/// Starts the crash test's writer process on `url` and `name`, lets it write until `events`
+/// has heard 400 entries, and kills it (SIGKILL) wherever it is; returns what was heard.
+async fn kill_a_writer_mid_way(
+    url: &str,
+    name: &str,
+    events: &mut Receiver<SessionEvent>,
+) -> Vec<SessionEvent> {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "killed_writer_child", "--ignored", "--nocapture"])
-        .env(CHILD_URL, database_url())
-        .env(CHILD_SCHEMA, &schema)
+        .env(CHILD_URL, url)
+        .env(CHILD_SCHEMA, name)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Let it write a few hundred entries, then kill it wherever it is.
     let mut heard = Vec::new();
     while heard.len() < 400 {
         match tokio::time::timeout(ARRIVAL, events.recv()).await {
@@ -554,23 +555,18 @@ async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "it was killed: {status}");
+    heard
+}
 
-    // Its connections are gone once the server has noticed: then nothing more can commit.
-    let quiet = format!(
-        "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND query LIKE '%{schema}%' AND state <> 'idle'"
-    );
-    for waited in 0.. {
-        if common::scalar_strings(&conn, &quiet, vec![]).await == ["0"] {
-            break;
-        }
-        assert!(
-            waited < 500,
-            "the killed writer's statements still run after 10 s"
-        );
-        // Real time: the server's noticing the killed process's sockets.
-        tokio::time::sleep(StdDuration::from_millis(20)).await;
-    }
+/// Once the killed writer can commit nothing more: every session it left signed in has
+/// "signed in" as its handle's last entry, every other handle's last entry ends it, and the
+/// events heard (`heard`, then the rest) are exactly the `committed` entries.
+async fn the_history_matches_the_sessions(
+    store: &PostgresStore,
+    mut heard: Vec<SessionEvent>,
+    events: &mut Receiver<SessionEvent>,
+    committed: usize,
+) {
     for user in (0..4).map(|n| format!("user{n}")) {
         let history = store.user_history(&user, u64::MAX).await.unwrap();
         let mut last: HashMap<String, &'static str> = HashMap::new();
@@ -593,7 +589,44 @@ async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions
         live.sort();
         assert_eq!(signed_in, live, "{user}: history against sessions");
     }
-    // The events: exactly the committed entries.
+    let rest = next(events, committed - heard.len()).await;
+    heard.extend(rest);
+    let mut from_history = Vec::new();
+    for user in (0..4).map(|n| format!("user{n}")) {
+        from_history.extend(store.user_history(&user, u64::MAX).await.unwrap());
+    }
+    assert_eq!(summary(&heard), summary(&from_history));
+    assert!(events.try_recv().is_err(), "nothing more");
+}
+
+/// A writer process killed (SIGKILL) while its statements are in flight: every session it
+/// left signed in has "signed in" as its handle's last entry, every other handle's last entry
+/// ends it, and a subscriber heard exactly the entries that committed.
+#[tokio::test]
+async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions() {
+    let schema = unique_name("ts_events");
+    let conn = connect_postgres(&database_url()).await;
+    let store = crash_store(&database_url(), &schema).await;
+    store.migrate().await.unwrap();
+    let mut events = store.events().await.unwrap();
+    let heard = kill_a_writer_mid_way(&database_url(), &schema, &mut events).await;
+
+    // Its connections are gone once the server has noticed: then nothing more can commit.
+    let quiet = format!(
+        "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND query LIKE '%{schema}%' AND state <> 'idle'"
+    );
+    for waited in 0.. {
+        if common::scalar_strings(&conn, &quiet, vec![]).await == ["0"] {
+            break;
+        }
+        assert!(
+            waited < 500,
+            "the killed writer's statements still run after 10 s"
+        );
+        // Real time: the server's noticing the killed process's sockets.
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
     let committed: usize = common::scalar_strings(
         &conn,
         &format!("SELECT count(*)::text FROM \"{schema}\".\"session_history\""),
@@ -602,15 +635,41 @@ async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions
     .await[0]
         .parse()
         .unwrap();
-    let rest = next(&mut events, committed - heard.len()).await;
-    heard.extend(rest);
-    let mut from_history = Vec::new();
-    for user in (0..4).map(|n| format!("user{n}")) {
-        from_history.extend(store.user_history(&user, u64::MAX).await.unwrap());
-    }
-    assert_eq!(summary(&heard), summary(&from_history));
-    assert!(events.try_recv().is_err(), "nothing more");
+    the_history_matches_the_sessions(&store, heard, &mut events, committed).await;
     drop_schema(conn, &schema).await;
+}
+
+/// The same on MariaDB, where each write and its entries are several statements in one
+/// transaction: a writer killed between them leaves neither.
+#[tokio::test]
+async fn mariadb_a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions() {
+    let table = unique_name("ts_events");
+    let url = common::mysql::mysql_url();
+    let store = crash_store(&url, &table).await;
+    store.migrate().await.unwrap();
+    let mut events = store.events().await.unwrap();
+    let heard = kill_a_writer_mid_way(&url, &table, &mut events).await;
+
+    // The killed writer's transactions hold the tables' metadata locks until the server has
+    // noticed its sockets and rolled them back: once this lock is granted, nothing more of
+    // its can commit.
+    let conn = common::mysql::connect_mysql_with(&url, 1).await;
+    conn.execute_unprepared(&format!(
+        "LOCK TABLES `{table}` WRITE, `{table}_history` WRITE"
+    ))
+    .await
+    .unwrap();
+    conn.execute_unprepared("UNLOCK TABLES").await.unwrap();
+    let committed: usize = common::scalar_strings(
+        &conn,
+        &format!("SELECT CAST(count(*) AS CHAR) FROM `{table}_history`"),
+        vec![],
+    )
+    .await[0]
+        .parse()
+        .unwrap();
+    the_history_matches_the_sessions(&store, heard, &mut events, committed).await;
+    MariaDbReplicas::finish(&table).await;
 }
 
 /// A history table made before the events (no `xid` column) gets one from `migrate()`, and
