@@ -1,6 +1,6 @@
 //! Live session events (`events()`): each committed change arrives on another replica (another
 //! pool, another store type, through PgBouncer), exactly once and with its reason, on
-//! PostgreSQL and SQLite; a stalled subscriber loses the oldest and is told how many; a writer
+//! PostgreSQL, SQLite and MariaDB (whose entries may commit out of their `seq` order); a stalled subscriber loses the oldest and is told how many; a writer
 //! killed mid-way leaves a history, and events, that match the sessions it committed.
 
 mod common;
@@ -13,8 +13,8 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::broadcast::{error::RecvError, Receiver};
 use tower_sessions_seaorm_store::{
     codec::Codec, repository::SessionRepository, sea_orm::ConnectionTrait, testing::ManualClock,
-    Id, LeanPostgresStore, PostgresStore, Record, RepositoryStore, SeaOrmStoreError, SessionEvent,
-    SessionStore, SqliteStore,
+    Id, LeanPostgresStore, MySqlStore, PostgresStore, Record, RepositoryStore, SeaOrmStoreError,
+    SessionEvent, SessionStore, SqliteStore,
 };
 
 /// How long an event may take to arrive: the reader polls every 10 ms; this only bounds a
@@ -333,8 +333,18 @@ async fn concurrent_writers_on_several_pools_are_each_heard_once_by_every_replic
     for _ in 0..3 {
         replicas.push(postgres(&schema, &clock).await);
     }
+    each_writer_is_heard_once_by_every_replica(&replicas, &clock).await;
+    drop_schema(connect_postgres(&database_url()).await, &schema).await;
+}
+
+/// 24 clients over `replicas` (each on a pool of its own), each signing a user in and logging
+/// out ten times: every replica's subscriber hears each change once.
+async fn each_writer_is_heard_once_by_every_replica(
+    replicas: &[PostgresStore],
+    clock: &ManualClock,
+) {
     let mut subscribers = Vec::new();
-    for replica in &replicas {
+    for replica in replicas {
         subscribers.push(replica.events().await.unwrap());
     }
     const CLIENTS: usize = 24;
@@ -368,7 +378,6 @@ async fn concurrent_writers_on_several_pools_are_each_heard_once_by_every_replic
         assert_eq!(summary(&heard), expected);
         assert!(events.try_recv().is_err(), "nothing more");
     }
-    drop_schema(connect_postgres(&database_url()).await, &schema).await;
 }
 
 /// A subscriber that never reads loses the oldest events beyond the buffer (1,024) and is told
@@ -467,6 +476,24 @@ async fn events_need_the_login_history() {
 const CHILD_URL: &str = "SESSION_EVENTS_CHILD_URL";
 const CHILD_SCHEMA: &str = "SESSION_EVENTS_CHILD_SCHEMA";
 
+/// The store the crash test's writer and reader share: on PostgreSQL in the schema `name`, on
+/// MySQL/MariaDB (a `mysql://` URL) on the table `name`.
+async fn crash_store(url: &str, name: &str) -> PostgresStore {
+    let store = if url.starts_with("mysql:") {
+        let conn = common::mysql::connect_mysql_with(url, 8).await;
+        MySqlStore::new(conn).with_table_name(name).unwrap()
+    } else {
+        PostgresStore::new(connect_postgres(url).await)
+            .with_schema_name(name)
+            .unwrap()
+    };
+    store
+        .with_user_key("user_id")
+        .unwrap()
+        .with_login_history(DAY)
+        .unwrap()
+}
+
 /// Not a test on its own: the writer process [`a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions`]
 /// starts and kills. It signs users in, out and logs them out on 8 connections until killed.
 #[tokio::test]
@@ -475,14 +502,7 @@ async fn killed_writer_child() {
     let (Ok(url), Ok(schema)) = (std::env::var(CHILD_URL), std::env::var(CHILD_SCHEMA)) else {
         panic!("run by the crash test only, with {CHILD_URL} and {CHILD_SCHEMA} set");
     };
-    let conn = connect_postgres(&url).await;
-    let store = PostgresStore::new(conn)
-        .with_schema_name(&schema)
-        .unwrap()
-        .with_user_key("user_id")
-        .unwrap()
-        .with_login_history(DAY)
-        .unwrap();
+    let store = crash_store(&url, &schema).await;
     let mut tasks = Vec::new();
     for client in 0..8 {
         let store = store.clone();
@@ -508,30 +528,20 @@ async fn killed_writer_child() {
     }
 }
 
-/// A writer process killed (SIGKILL) while its statements are in flight: every session it
-/// left signed in has "signed in" as its handle's last entry, every other handle's last entry
-/// ends it, and a subscriber heard exactly the entries that committed.
-#[tokio::test]
-async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions() {
-    let schema = unique_name("ts_events");
-    let conn = connect_postgres(&database_url()).await;
-    let store = PostgresStore::new(conn.clone())
-        .with_schema_name(&schema)
-        .unwrap()
-        .with_user_key("user_id")
-        .unwrap()
-        .with_login_history(DAY)
-        .unwrap();
-    store.migrate().await.unwrap();
-    let mut events = store.events().await.unwrap();
+/// Starts the crash test's writer process on `url` and `name`, lets it write until `events`
+/// has heard 400 entries, and kills it (SIGKILL) wherever it is; returns what was heard.
+async fn kill_a_writer_mid_way(
+    url: &str,
+    name: &str,
+    events: &mut Receiver<SessionEvent>,
+) -> Vec<SessionEvent> {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "killed_writer_child", "--ignored", "--nocapture"])
-        .env(CHILD_URL, database_url())
-        .env(CHILD_SCHEMA, &schema)
+        .env(CHILD_URL, url)
+        .env(CHILD_SCHEMA, name)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Let it write a few hundred entries, then kill it wherever it is.
     let mut heard = Vec::new();
     while heard.len() < 400 {
         match tokio::time::timeout(ARRIVAL, events.recv()).await {
@@ -545,23 +555,18 @@ async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "it was killed: {status}");
+    heard
+}
 
-    // Its connections are gone once the server has noticed: then nothing more can commit.
-    let quiet = format!(
-        "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND query LIKE '%{schema}%' AND state <> 'idle'"
-    );
-    for waited in 0.. {
-        if common::scalar_strings(&conn, &quiet, vec![]).await == ["0"] {
-            break;
-        }
-        assert!(
-            waited < 500,
-            "the killed writer's statements still run after 10 s"
-        );
-        // Real time: the server's noticing the killed process's sockets.
-        tokio::time::sleep(StdDuration::from_millis(20)).await;
-    }
+/// Once the killed writer can commit nothing more: every session it left signed in has
+/// "signed in" as its handle's last entry, every other handle's last entry ends it, and the
+/// events heard (`heard`, then the rest) are exactly the `committed` entries.
+async fn the_history_matches_the_sessions(
+    store: &PostgresStore,
+    mut heard: Vec<SessionEvent>,
+    events: &mut Receiver<SessionEvent>,
+    committed: usize,
+) {
     for user in (0..4).map(|n| format!("user{n}")) {
         let history = store.user_history(&user, u64::MAX).await.unwrap();
         let mut last: HashMap<String, &'static str> = HashMap::new();
@@ -584,7 +589,44 @@ async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions
         live.sort();
         assert_eq!(signed_in, live, "{user}: history against sessions");
     }
-    // The events: exactly the committed entries.
+    let rest = next(events, committed - heard.len()).await;
+    heard.extend(rest);
+    let mut from_history = Vec::new();
+    for user in (0..4).map(|n| format!("user{n}")) {
+        from_history.extend(store.user_history(&user, u64::MAX).await.unwrap());
+    }
+    assert_eq!(summary(&heard), summary(&from_history));
+    assert!(events.try_recv().is_err(), "nothing more");
+}
+
+/// A writer process killed (SIGKILL) while its statements are in flight: every session it
+/// left signed in has "signed in" as its handle's last entry, every other handle's last entry
+/// ends it, and a subscriber heard exactly the entries that committed.
+#[tokio::test]
+async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions() {
+    let schema = unique_name("ts_events");
+    let conn = connect_postgres(&database_url()).await;
+    let store = crash_store(&database_url(), &schema).await;
+    store.migrate().await.unwrap();
+    let mut events = store.events().await.unwrap();
+    let heard = kill_a_writer_mid_way(&database_url(), &schema, &mut events).await;
+
+    // Its connections are gone once the server has noticed: then nothing more can commit.
+    let quiet = format!(
+        "SELECT count(*)::text FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND query LIKE '%{schema}%' AND state <> 'idle'"
+    );
+    for waited in 0.. {
+        if common::scalar_strings(&conn, &quiet, vec![]).await == ["0"] {
+            break;
+        }
+        assert!(
+            waited < 500,
+            "the killed writer's statements still run after 10 s"
+        );
+        // Real time: the server's noticing the killed process's sockets.
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
     let committed: usize = common::scalar_strings(
         &conn,
         &format!("SELECT count(*)::text FROM \"{schema}\".\"session_history\""),
@@ -593,15 +635,41 @@ async fn a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions
     .await[0]
         .parse()
         .unwrap();
-    let rest = next(&mut events, committed - heard.len()).await;
-    heard.extend(rest);
-    let mut from_history = Vec::new();
-    for user in (0..4).map(|n| format!("user{n}")) {
-        from_history.extend(store.user_history(&user, u64::MAX).await.unwrap());
-    }
-    assert_eq!(summary(&heard), summary(&from_history));
-    assert!(events.try_recv().is_err(), "nothing more");
+    the_history_matches_the_sessions(&store, heard, &mut events, committed).await;
     drop_schema(conn, &schema).await;
+}
+
+/// The same on MariaDB, where each write and its entries are several statements in one
+/// transaction: a writer killed between them leaves neither.
+#[tokio::test]
+async fn mariadb_a_writer_killed_mid_way_leaves_history_and_events_matching_its_sessions() {
+    let table = unique_name("ts_events");
+    let url = common::mysql::mysql_url();
+    let store = crash_store(&url, &table).await;
+    store.migrate().await.unwrap();
+    let mut events = store.events().await.unwrap();
+    let heard = kill_a_writer_mid_way(&url, &table, &mut events).await;
+
+    // The killed writer's transactions hold the tables' metadata locks until the server has
+    // noticed its sockets and rolled them back: once this lock is granted, nothing more of
+    // its can commit.
+    let conn = common::mysql::connect_mysql_with(&url, 1).await;
+    conn.execute_unprepared(&format!(
+        "LOCK TABLES `{table}` WRITE, `{table}_history` WRITE"
+    ))
+    .await
+    .unwrap();
+    conn.execute_unprepared("UNLOCK TABLES").await.unwrap();
+    let committed: usize = common::scalar_strings(
+        &conn,
+        &format!("SELECT CAST(count(*) AS CHAR) FROM `{table}_history`"),
+        vec![],
+    )
+    .await[0]
+        .parse()
+        .unwrap();
+    the_history_matches_the_sessions(&store, heard, &mut events, committed).await;
+    MariaDbReplicas::finish(&table).await;
 }
 
 /// A history table made before the events (no `xid` column) gets one from `migrate()`, and
@@ -923,4 +991,182 @@ async fn an_operators_delete_racing_the_stores_ends_each_session_once() {
         "none ended twice: {ended:?}"
     );
     drop_schema(operator, &schema).await;
+}
+
+/// A MySQL/MariaDB store with the history on `table`, on a pool of its own.
+async fn mariadb(table: &str, clock: &ManualClock) -> MySqlStore {
+    let conn = common::mysql::connect_mysql_with(&common::mysql::mysql_url(), 4).await;
+    let store = MySqlStore::new(conn).with_table_name(table).unwrap();
+    configured(store, clock).with_login_history(DAY).unwrap()
+}
+
+/// Two MariaDB stores on one migrated table with the history, each on a pool of its own, on one
+/// manual clock; `finish` drops the tables.
+struct MariaDbReplicas {
+    table: String,
+    clock: ManualClock,
+    writer: MySqlStore,
+    listener: MySqlStore,
+}
+
+impl MariaDbReplicas {
+    async fn new() -> Self {
+        let table = unique_name("ts_events");
+        let clock = ManualClock::new();
+        let writer = mariadb(&table, &clock).await;
+        writer.migrate().await.unwrap();
+        let listener = mariadb(&table, &clock).await;
+        Self {
+            table,
+            clock,
+            writer,
+            listener,
+        }
+    }
+
+    async fn finish(table: &str) {
+        let conn = common::mysql::connect_mysql_with(&common::mysql::mysql_url(), 1).await;
+        conn.execute_unprepared(&format!("DROP TABLE IF EXISTS `{table}_history`"))
+            .await
+            .unwrap();
+        common::mysql::drop_table(&conn, table).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_every_kind_arrives_on_another_pool_once_with_its_reason() {
+    let MariaDbReplicas {
+        table,
+        clock,
+        writer,
+        listener,
+    } = MariaDbReplicas::new().await;
+    every_kind_arrives_once_with_its_reason(&writer, &listener, &clock).await;
+    MariaDbReplicas::finish(&table).await;
+}
+
+/// MySQL's `AUTO_INCREMENT` hands out `seq` at the insert, not the commit: writers on four
+/// pools commit out of order, and every replica still hears each change once.
+#[tokio::test]
+async fn mariadb_concurrent_writers_on_several_pools_are_each_heard_once_by_every_replica() {
+    let MariaDbReplicas {
+        table,
+        clock,
+        writer,
+        listener,
+    } = MariaDbReplicas::new().await;
+    let mut replicas = vec![writer, listener];
+    for _ in 0..2 {
+        replicas.push(mariadb(&table, &clock).await);
+    }
+    each_writer_is_heard_once_by_every_replica(&replicas, &clock).await;
+    MariaDbReplicas::finish(&table).await;
+}
+
+/// The insert of a history entry on a connection of its own, in a transaction left open.
+async fn open_entry(
+    table: &str,
+    user: &str,
+) -> tower_sessions_seaorm_store::sea_orm::DatabaseTransaction {
+    use tower_sessions_seaorm_store::sea_orm::TransactionTrait;
+    let conn = common::mysql::connect_mysql_with(&common::mysql::mysql_url(), 1).await;
+    let open = conn.begin().await.unwrap();
+    open.execute_unprepared(&format!(
+        "INSERT INTO `{table}_history` (`user_key`, `kind`, `at`, `handle`, `listed_values`) \
+         VALUES ('{user}', 'signed_in', UTC_TIMESTAMP(6), 'ffffffffffffffffffffffffffffffff', \
+         NULL)"
+    ))
+    .await
+    .unwrap();
+    open
+}
+
+/// An entry whose transaction commits after later entries were read arrives once, when it
+/// commits; one rolled back never arrives and holds nothing up; one that commits after the
+/// horizon (twice the operation timeout, on the store's clock) is given up: at most once.
+#[tokio::test]
+async fn mariadb_an_entry_committed_after_later_ones_arrives_once() {
+    let MariaDbReplicas {
+        table,
+        clock,
+        writer,
+        listener,
+    } = MariaDbReplicas::new().await;
+    let mut events = listener.events().await.unwrap();
+    let login = |user: &'static str| {
+        let (writer, clock) = (writer.clone(), clock.clone());
+        async move {
+            let mut rec = record(Some(user), clock.now());
+            writer.create(&mut rec).await.unwrap();
+            writer.session_handle(rec.id)
+        }
+    };
+
+    let late = open_entry(&table, "late").await;
+    let rolled_back = open_entry(&table, "rolled_back").await;
+    let ada = login("ada").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, ada);
+    rolled_back.rollback().await.unwrap();
+    let bob = login("bob").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, bob);
+    late.commit().await.unwrap();
+    let cy = login("cy").await;
+    // In either order: a read may look for the missing entry just before it commits, and
+    // find the later one after.
+    let mut heard = next(&mut events, 2).await;
+    heard.sort_by(|a, b| a.user.cmp(&b.user));
+    assert_eq!(
+        heard.iter().map(|e| e.user.as_str()).collect::<Vec<_>>(),
+        ["cy", "late"]
+    );
+    assert_eq!(heard[0].handle, cy);
+
+    // Past the horizon, a missing entry is given up: the operation timeout is 5 s, the
+    // horizon 10 s of the store's clock.
+    let given_up = open_entry(&table, "given_up").await;
+    let dee = login("dee").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, dee);
+    clock.advance(StdDuration::from_secs(11));
+    let eve = login("eve").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, eve);
+    given_up.commit().await.unwrap();
+    let fay = login("fay").await;
+    assert_eq!(next(&mut events, 1).await[0].handle, fay);
+    assert!(events.try_recv().is_err(), "nothing more");
+    MariaDbReplicas::finish(&table).await;
+}
+
+/// A save of a session revoked since its load writes nothing and logs nothing; neither does a
+/// delete of a session already gone.
+#[tokio::test]
+async fn mariadb_a_change_that_did_not_commit_is_not_heard() {
+    let MariaDbReplicas {
+        table,
+        clock,
+        writer,
+        listener,
+    } = MariaDbReplicas::new().await;
+    let mut events = listener.events().await.unwrap();
+    let mut rec = record(Some("ada"), clock.now());
+    writer.create(&mut rec).await.unwrap();
+    let handle = writer.session_handle(rec.id);
+    let loaded = writer.load(&rec.id).await.unwrap().unwrap();
+    assert_eq!(listener.delete_user_sessions("ada").await.unwrap(), 1);
+    let mut signed_out = loaded.clone();
+    signed_out.data.remove("user_id");
+    writer.save(&signed_out).await.unwrap();
+    writer.delete(&rec.id).await.unwrap();
+    assert!(writer.load(&rec.id).await.unwrap().is_none());
+    let mut last = record(Some("eve"), clock.now());
+    writer.create(&mut last).await.unwrap();
+    assert_eq!(
+        summary(&next(&mut events, 3).await),
+        expect(&[
+            ("signed_in", "ada", &handle),
+            ("revoked", "ada", &handle),
+            ("signed_in", "eve", &writer.session_handle(last.id)),
+        ])
+    );
+    assert!(events.try_recv().is_err(), "nothing more");
+    MariaDbReplicas::finish(&table).await;
 }

@@ -8,7 +8,9 @@
 //! repository ([`SessionRepository::history_since`]): on PostgreSQL one indexed statement that
 //! compares transaction ids with the previous read's snapshot, so every committed entry is
 //! read exactly once, whatever order the writes commit in; on SQLite the entries after the
-//! last one read. It hands them to every subscriber through a bounded broadcast channel: a
+//! last one read; on MySQL/MariaDB, whose entries may commit out of their order, also the
+//! ones missing from earlier reads, until they commit or [`Policy::settle`](super::Policy)
+//! (twice the operation timeout) passes on the store's clock. It hands them to every subscriber through a bounded broadcast channel: a
 //! subscriber that falls [`BUFFER`] events behind loses the oldest and is told how many
 //! ([`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged)); nothing a
 //! subscriber does (or fails to do) reaches a store operation, which never touches the channel.
@@ -20,7 +22,7 @@ use tokio::{sync::broadcast, task::JoinHandle};
 use tracing::Instrument;
 
 use super::{RepositoryStore, SessionError, SessionEvent};
-use crate::ports::{Codec, SessionRepository};
+use crate::ports::{Clock, Codec, SessionRepository};
 
 /// How many events a subscriber may fall behind before it loses the oldest.
 pub(crate) const BUFFER: usize = 1024;
@@ -66,29 +68,46 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             })??;
         let (sender, receiver) = broadcast::channel(BUFFER);
         let task = runtime.spawn(read(
-            Arc::clone(&self.repository),
+            Reader {
+                repository: Arc::clone(&self.repository),
+                clock: Arc::clone(&self.clock),
+                timeout,
+                settle: self.policy.settle(),
+            },
             Arc::clone(&self.events),
             sender.clone(),
             Arc::clone(&self.table_label),
             cursor,
-            timeout,
         ));
         *running = Some((sender, task));
         Ok(receiver)
     }
 }
 
-/// The reader: every [`POLL`], the entries committed since `cursor`, to every subscriber; a
-/// read that takes longer than `timeout` (the store's operation timeout) is abandoned and
-/// retried. Each read runs in a `session_store` span as the store's operations do, its
-/// `operation` `read_events` (`table`: `table`).
-async fn read<R: SessionRepository>(
+/// What the reader reads with.
+struct Reader<R> {
     repository: Arc<R>,
+    clock: Arc<dyn Clock>,
+    /// The store's operation timeout: a read that takes longer is abandoned and retried.
+    timeout: Duration,
+    /// How long an entry missing from a read may still commit ([`super::Policy::settle`]).
+    settle: Duration,
+}
+
+/// The reader: every [`POLL`], the entries committed since `cursor`, to every subscriber.
+/// Each read runs in a `session_store` span as the store's operations do, its `operation`
+/// `read_events` (`table`: `table`).
+async fn read<R: SessionRepository>(
+    Reader {
+        repository,
+        clock,
+        timeout,
+        settle,
+    }: Reader<R>,
     feed: Arc<EventFeed>,
     sender: broadcast::Sender<SessionEvent>,
     table: Arc<str>,
     mut cursor: String,
-    timeout: Duration,
 ) {
     let mut polls = tokio::time::interval(POLL);
     polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -111,15 +130,18 @@ async fn read<R: SessionRepository>(
             duration_us = tracing::field::Empty,
         );
         let started = std::time::Instant::now();
-        let read = tokio::time::timeout(timeout, repository.history_since(&cursor))
-            .instrument(span.clone())
-            .await
-            .unwrap_or_else(|_| {
-                Err(crate::ports::RepositoryError::Unavailable(format!(
-                    "the read of the login history timed out after {timeout:?}"
-                )))
-            })
-            .map_err(SessionError::Database);
+        let read = tokio::time::timeout(
+            timeout,
+            repository.history_since(&cursor, clock.now(), settle),
+        )
+        .instrument(span.clone())
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::ports::RepositoryError::Unavailable(format!(
+                "the read of the login history timed out after {timeout:?}"
+            )))
+        })
+        .map_err(SessionError::Database);
         span.record("duration_us", started.elapsed().as_micros() as u64);
         span.record(
             "outcome",

@@ -54,6 +54,15 @@ pub(crate) struct Policy {
     pub history_retention: Option<Duration>,
 }
 
+impl Policy {
+    /// How long a write abandoned by its store (timed out) may still commit: twice the
+    /// operation timeout, 60 s without one.
+    pub(crate) fn settle(&self) -> Duration {
+        self.operation_timeout
+            .map_or(Duration::from_secs(60), |limit| limit.saturating_mul(2))
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Self {

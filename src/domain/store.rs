@@ -470,10 +470,7 @@ impl<R, C> RepositoryStore<R, C> {
     pub(crate) fn eviction(&self, what: impl FnOnce() -> Evict) -> Eviction {
         Eviction {
             pending: self.cache.clone().map(|cache| (cache, what())),
-            settle: self
-                .policy
-                .operation_timeout
-                .map_or(Duration::from_secs(60), |limit| limit.saturating_mul(2)),
+            settle: self.policy.settle(),
             done: false,
         }
     }

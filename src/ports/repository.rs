@@ -216,12 +216,18 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// The login history's entries committed after `cursor` (from
     /// [`history_cursor`](Self::history_cursor) or an earlier call), oldest first, as
     /// `(user_key, kind, at, handle, listed_values)`, and the cursor to read from next. Along
-    /// a chain of cursors, each committed entry is returned exactly once, whatever order the
-    /// writes commit in.
+    /// a chain of cursors, each committed entry is returned at most once, and exactly once
+    /// when it commits within `settle` of `now` at the read that first saw it missing:
+    /// `settle` is how long a write abandoned by its store may still commit (a repository
+    /// whose entries become visible out of their order, as MySQL's `AUTO_INCREMENT` ones do,
+    /// looks for a missing entry that long; one that reads by snapshot, as PostgreSQL's, needs
+    /// neither).
     #[allow(clippy::type_complexity)]
     async fn history_since(
         &self,
         cursor: &str,
+        now: OffsetDateTime,
+        settle: std::time::Duration,
     ) -> Result<
         (
             String,
@@ -229,7 +235,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         ),
         RepositoryError,
     > {
-        let _ = cursor;
+        let _ = (cursor, now, settle);
         Err(no_history())
     }
 }

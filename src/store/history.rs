@@ -15,11 +15,7 @@ pub(crate) fn history_table<R: SqlDriver, C: Codec>(
     table: &crate::adapters::sql::SessionTable,
 ) -> Result<crate::adapters::sql::SessionTable, SessionError> {
     store.refuse_if_cached("`with_login_history`")?;
-    history::checked(
-        table,
-        store.repository().dialect(),
-        store.policy.user_key.is_some(),
-    )
+    history::checked(table, store.policy.user_key.is_some())
 }
 
 /// `user`'s newest `limit` history entries.
@@ -46,7 +42,8 @@ impl<R: crate::ports::SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// session end (and why) that commits after this returns, made by any replica or process
     /// sharing the database, as a [`SessionEvent`] — the entries of the login history
     /// ([`with_login_history`](crate::PostgresStore::with_login_history), which events need),
-    /// as they commit. PostgreSQL (either store, through PgBouncer too) and SQLite.
+    /// as they commit. PostgreSQL (either store, through PgBouncer too), SQLite and
+    /// MySQL/MariaDB.
     ///
     /// One reader per store (clones included) reads the entries committed since its last read
     /// every 10 ms, one indexed statement, and hands each to every subscriber; it stops when
@@ -55,7 +52,9 @@ impl<R: crate::ports::SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// ([`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged)); a slow or
     /// stalled subscriber never slows or blocks a store operation. Events committed while no
     /// one subscribed, or while the process was down, are not replayed: the history keeps
-    /// them. An event never holds a session id: the session is named by its handle.
+    /// them. On MySQL/MariaDB an entry that commits later than twice the operation timeout
+    /// after a read first missed it is not delivered (see `docs/session-events.md`). An event
+    /// never holds a session id: the session is named by its handle.
     ///
     /// Fails with `InvalidConfiguration` when the store keeps no history or when called
     /// outside a Tokio runtime, and with the database's error when the history's end cannot

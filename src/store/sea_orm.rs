@@ -183,17 +183,18 @@ impl<C: Codec> RepositoryStore<SeaOrmRepository, C> {
         super::cache::with_cache(self, cache, &table)
     }
 
-    /// The same store, keeping a **login history** (PostgreSQL, SQLite): an append-only table beside
-    /// the session table (`<table>_history`, created by `migrate()`) that every write of a
-    /// session with a user appends to **in its own statement**, so an entry exists exactly
-    /// when its change committed (on SQLite, in its transaction): sign-ins, sign-outs, and each
+    /// The same store, keeping a **login history** (PostgreSQL, SQLite, MySQL/MariaDB): an
+    /// append-only table beside the session table (`<table>_history`, created by `migrate()`)
+    /// that every write of a session with a user appends to **in its own statement**, so an
+    /// entry exists exactly when its change committed (on SQLite and MySQL/MariaDB, in its
+    /// transaction): sign-ins, sign-outs, and each
     /// session's end and why
     /// ([`SessionEvent`](crate::SessionEvent)). [`user_history`](Self::user_history) lists them;
     /// the cleanup deletes the entries older than `retention`.
     ///
     /// Call it after [`with_user_key`](Self::with_user_key) (refused without it) and the
-    /// table options, before `with_cache`. Refused on MySQL/MariaDB (not yet), on a
-    /// distributed table, and for a table name over 46 bytes. Without it no statement
+    /// table options, before `with_cache`. Refused on a distributed table, and for a table
+    /// name over 46 bytes. Without it no statement
     /// changes. See `docs/login-history.md`.
     pub fn with_login_history(
         self,

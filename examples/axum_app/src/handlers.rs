@@ -54,7 +54,7 @@ const ACTIVE_GRANULARITY: i64 = 60;
 pub struct App {
     pub store: Store,
     pub secure_cookies: bool,
-    /// Whether the store keeps the login history (not on MySQL/MariaDB).
+    /// Whether the store keeps the login history (every backend does now).
     pub history: bool,
     /// The sign-ins heard from the store's events.
     pub notices: Notices,

@@ -2,7 +2,7 @@
 //! out that cycle the session id, and an account page listing the user's devices (browser and
 //! OS, when they signed in, when they were last active) through the store's per-user index,
 //! with "sign out" for each and "log out my other devices". A device signed out from elsewhere
-//! is told so on its next visit. On PostgreSQL and SQLite the store keeps a login history: the
+//! is told so on its next visit. The store keeps a login history: the
 //! account page lists the recent sign-ins, and every other device of the user is told of a new
 //! sign-in, heard through the store's live events.
 //!
@@ -68,10 +68,10 @@ async fn main() -> Result<(), BoxError> {
     // sqlx would log every statement at `info`: the store's own spans say more, at `debug`.
     let conn = Database::connect(ConnectOptions::new(url).sqlx_logging(false).to_owned()).await?;
     // One name per backend; the store writes the SQL of the connection it is given.
-    // The login history (and the events it carries) is PostgreSQL's and SQLite's.
+    // Each keeps the login history (and the events it carries).
     match conn.get_database_backend() {
         DbBackend::Postgres => serve(PostgresStore::new(conn), true).await,
-        DbBackend::MySql => serve(MySqlStore::new(conn), false).await,
+        DbBackend::MySql => serve(MySqlStore::new(conn), true).await,
         DbBackend::Sqlite => serve(SqliteStore::new(conn), true).await,
         other => Err(format!("no session store for {other:?}").into()),
     }

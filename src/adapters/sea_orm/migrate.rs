@@ -39,7 +39,7 @@ impl SeaOrmRepository {
                 table.table(),
             )));
         }
-        if table.history() && self.dialect() != Dialect::MySql {
+        if table.history() {
             for sql in crate::adapters::sql::history::create_sql(table, self.dialect()) {
                 runner = runner.then_execute(sql);
             }

@@ -7,7 +7,11 @@ use sea_orm::{
 
 use super::{dialect::Dialect, errors::classify, SessionTable};
 use crate::{
-    adapters::sql::{driver::Logged, Executed, Param, SqlDriver, SqlError, SqlRow, Statements},
+    adapters::sql::{
+        driver::{Before, Logged},
+        mysql_history::{by_key, locked_keys},
+        Executed, Param, SqlDriver, SqlError, SqlRow, Statements,
+    },
     ports::RepositoryError,
 };
 
@@ -114,32 +118,85 @@ impl SqlDriver for SeaOrmRepository {
         };
         // Dropped without a commit on any error: rolled back, the change with its entries.
         let transaction = self.conn.begin().await.map_err(failed)?;
-        let mut before = None;
-        if let Some([(lock, lock_params), (read, read_params)]) = logged.before {
-            transaction
-                .execute_raw(self.statement(lock, lock_params))
-                .await
-                .map_err(failed)?;
-            before = transaction
-                .query_all_raw(self.statement(read, read_params))
-                .await
-                .map_err(failed)?
-                .into_iter()
-                .next()
-                .map(row);
-        }
-        let written = transaction
-            .query_all_raw(self.statement(logged.sql, logged.params))
-            .await
-            .map_err(failed)?;
-        let count = written.len() as u64;
-        for written in written.into_iter().map(row) {
-            for params in (logged.log)(before.as_ref(), &written)? {
+        let (mut previous, mut locked) = (None, Vec::new());
+        match logged.before {
+            Before::Nothing => {}
+            Before::Locked([(lock, lock_params), (read, read_params)]) => {
                 transaction
-                    .execute_raw(self.statement(logged.insert, params))
+                    .execute_raw(self.statement(lock, lock_params))
                     .await
                     .map_err(failed)?;
+                previous = transaction
+                    .query_all_raw(self.statement(read, read_params))
+                    .await
+                    .map_err(failed)?
+                    .into_iter()
+                    .next()
+                    .map(row);
             }
+            Before::ForUpdate(read, read_params) => {
+                locked = transaction
+                    .query_all_raw(self.statement(&read, read_params))
+                    .await
+                    .map_err(failed)?
+                    .into_iter()
+                    .map(row)
+                    .collect();
+                if locked.is_empty() {
+                    // Nothing to change: the write would find nothing either.
+                    transaction.commit().await.map_err(failed)?;
+                    return Ok(0);
+                }
+            }
+        }
+        let writes = match logged.by_key {
+            Some(deletes) => by_key(deletes, &locked_keys(&locked)?),
+            None => vec![(logged.sql, logged.params)],
+        };
+        let (mut count, mut written) = (0, Vec::new());
+        for (sql, params) in writes {
+            let statement = self.statement(sql, params);
+            match self.dialect {
+                // No `RETURNING`: what it changed is what it locked.
+                Dialect::MySql => {
+                    count += transaction
+                        .execute_raw(statement)
+                        .await
+                        .map_err(failed)?
+                        .rows_affected();
+                }
+                Dialect::Postgres | Dialect::Sqlite => {
+                    let rows = transaction.query_all_raw(statement).await.map_err(failed)?;
+                    count += rows.len() as u64;
+                    written.extend(rows.into_iter().map(row));
+                }
+            }
+        }
+        let mut entries = Vec::new();
+        for written in &written {
+            entries.extend((logged.log)(previous.as_ref(), Some(written))?);
+        }
+        if count > 0 {
+            for locked in &locked {
+                entries.extend((logged.log)(Some(locked), None)?);
+            }
+            if self.dialect == Dialect::MySql && locked.is_empty() {
+                entries.extend((logged.log)(None, None)?);
+            }
+        }
+        let mut rest = entries.as_slice();
+        while !rest.is_empty() {
+            let (count, sql) = logged
+                .history
+                .insert_rows
+                .at_most(rest.len())
+                .unwrap_or((1, &logged.history.insert));
+            let (now, later) = rest.split_at(count.clamp(1, rest.len()));
+            transaction
+                .execute_raw(self.statement(sql, now.concat()))
+                .await
+                .map_err(failed)?;
+            rest = later;
         }
         transaction.commit().await.map_err(failed)?;
         Ok(count)

@@ -101,8 +101,9 @@ pub(crate) trait SqlDriver: Send + Sync + 'static {
     /// Runs `sql` with `params` and returns its rows.
     async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Self::Row>, SqlError>;
 
-    /// SQLite's login history (see `history.rs`): runs `logged` in one transaction and returns
-    /// how many rows its write returned. Only the SeaORM driver has SQLite.
+    /// The login history on SQLite and MySQL (see `history.rs`, `mysql_history.rs`): runs
+    /// `logged` in one transaction and returns how many rows its write wrote. Only the SeaORM
+    /// driver has SQLite and MySQL.
     async fn logged(&self, logged: Logged<'_, Self::Row>) -> Result<u64, SqlError> {
         let _ = logged;
         Err(RepositoryError::Statement(
@@ -112,18 +113,36 @@ pub(crate) trait SqlDriver: Send + Sync + 'static {
     }
 }
 
-/// The entries a write's returned row (and the row as it was before, when read) logs: the
-/// values of one history insert each.
+/// The entries of one logged row: `(before, row)`, the values of one history insert each.
+/// SQLite: each row the write returned, with the row as it was before when read
+/// ([`Before::Locked`]). MySQL: each row [`Before::ForUpdate`] locked, as `before`, with no
+/// row; or, with [`Before::Nothing`] (an insert), once, with neither.
 pub(crate) type LogFn<'a, R> =
-    dyn Fn(Option<&R>, &R) -> Result<Vec<Vec<Param>>, RepositoryError> + Send + Sync + 'a;
+    dyn Fn(Option<&R>, Option<&R>) -> Result<Vec<Vec<Param>>, RepositoryError> + Send + Sync + 'a;
 
-/// A write and the history it logs, in one transaction: `before` (a write that takes the
-/// database's write lock first, then the read of the row as it is), then `sql` (the write,
-/// `RETURNING` its rows), then `insert` with each entry `log` makes of them.
+/// What a logged write reads first, in its transaction.
+pub(crate) enum Before<'a> {
+    /// Nothing: the rows the write returns are logged (SQLite), or what `log` knows already
+    /// (MySQL's insert).
+    Nothing,
+    /// SQLite's save: a write that takes the database's write lock, then the read of the row
+    /// as it is.
+    Locked([(&'a str, Vec<Param>); 2]),
+    /// MySQL: the rows the write changes, read `FOR UPDATE` with its own `WHERE`
+    /// (`mysql_history::locking_read`): the write is sent only when there are some, and each
+    /// is logged.
+    ForUpdate(String, Vec<Param>),
+}
+
+/// A write and the history it logs, in one transaction: `before`, then the write (`sql`,
+/// `RETURNING` its rows on SQLite; or, with `by_key`, the deletes by key of the rows `before`
+/// locked: MySQL's cleanup), then the inserts of the entries `log` makes (`history.insert`,
+/// and on MySQL `history.insert_rows` for several at once).
 pub(crate) struct Logged<'a, R> {
-    pub before: Option<[(&'a str, Vec<Param>); 2]>,
+    pub before: Before<'a>,
     pub sql: &'a str,
     pub params: Vec<Param>,
-    pub insert: &'a str,
+    pub by_key: Option<&'a super::per_user::KeyedDeletes>,
+    pub history: &'a super::history::HistoryStatements,
     pub log: &'a LogFn<'a, R>,
 }

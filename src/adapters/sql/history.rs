@@ -9,9 +9,8 @@
 //! PgBouncer in transaction mode and hash partitions see nothing new. Without the history the
 //! statements are untouched: [`wrap`] is not called.
 //!
-//! SQLite: see [`RETURNING`] and `wrap_sqlite`. MySQL/MariaDB: none yet (MySQL has no
-//! `RETURNING`, and MariaDB none on `UPDATE`; its per-user deletes read keys, then delete by
-//! key, so its history would read the rows `FOR UPDATE` in a transaction first).
+//! SQLite: see [`RETURNING`] and `wrap_sqlite`. MySQL/MariaDB: each write in a transaction
+//! that reads its rows `FOR UPDATE` first (see `mysql_history.rs`).
 //!
 //! A history row never holds the session's key (its id, or its hash in hashed mode): it holds
 //! the session's handle, the one-way hash the device list shows ([`HANDLE_CONTEXT`]), computed
@@ -22,6 +21,7 @@ use super::{
     dialect::{Dialect, POSTGRES_EARLIEST_SQL, POSTGRES_LATEST_SQL, POSTGRES_SNAPSHOT_SQL},
     driver::{Param, SqlDriver, SqlRow},
     identifier::quote,
+    per_user::KeyedDeletes,
     SessionTable, Statements,
 };
 use crate::{
@@ -194,7 +194,12 @@ pub(crate) fn wrap(mut statements: Statements, table: &SessionTable) -> Statemen
     match statements.dialect() {
         Dialect::Postgres => {}
         Dialect::Sqlite => return wrap_sqlite(statements, table),
-        Dialect::MySql => return statements,
+        Dialect::MySql => {
+            // The writes stay as they are: the repository sends each that logs in a
+            // transaction, after the locking read of its rows (`mysql_history.rs`).
+            statements.history = Some(super::mysql_history::statements(table));
+            return statements;
+        }
     }
     let history = quoted(table, Dialect::Postgres);
     statements.insert_if_absent = format!(
@@ -297,6 +302,12 @@ pub(crate) struct HistoryStatements {
     /// as `cursor', user_key, kind, at, handle, listed_values` (PostgreSQL: one row with nulls
     /// when there are none).
     pub feed_read: String,
+    /// MySQL: the entries with these `seq`s (the cursor's gaps), as `feed_read`'s rows.
+    pub feed_gaps: KeyedDeletes,
+    /// MySQL: the rows with these keys, deleted (the cleanup's, after its locking read).
+    pub delete_keys: KeyedDeletes,
+    /// MySQL: several entries in one insert, as `insert`'s values one after the other.
+    pub insert_rows: KeyedDeletes,
 }
 
 impl HistoryStatements {
@@ -331,6 +342,9 @@ impl HistoryStatements {
                      \"listed_values\" FROM {history} WHERE \"seq\" > CAST(? AS integer) \
                      ORDER BY \"seq\" LIMIT {FEED_PAGE}"
                 ),
+                feed_gaps: KeyedDeletes::default(),
+                delete_keys: KeyedDeletes::default(),
+                insert_rows: KeyedDeletes::default(),
             };
         }
         Self {
@@ -362,6 +376,9 @@ impl HistoryStatements {
                  AND NOT txid_visible_in_snapshot(h.\"xid\", $1::text::txid_snapshot) \
                  ORDER BY h.\"seq\""
             ),
+            feed_gaps: KeyedDeletes::default(),
+            delete_keys: KeyedDeletes::default(),
+            insert_rows: KeyedDeletes::default(),
         }
     }
 }
@@ -396,6 +413,9 @@ const FEED_PAGE: u32 = 1000;
 /// Where the events' reader starts: a cursor past every entry committed so far.
 pub(crate) async fn feed_start<D: SqlDriver>(driver: &D) -> Result<String, RepositoryError> {
     let history = history_statements(driver)?;
+    if driver.dialect() == Dialect::MySql {
+        return super::mysql_history::feed_start(driver, history).await;
+    }
     let rows = driver.query(&history.feed_start, Vec::new()).await?;
     match rows.first() {
         Some(row) => row.key(0),
@@ -405,12 +425,18 @@ pub(crate) async fn feed_start<D: SqlDriver>(driver: &D) -> Result<String, Repos
     }
 }
 
-/// The entries committed after `cursor`, oldest first, and the cursor after them.
+/// The entries committed after `cursor`, oldest first, and the cursor after them. On MySQL,
+/// `now` and `settle` bound how long a missing entry is waited for (see `mysql_history.rs`).
 pub(crate) async fn since<D: SqlDriver>(
     driver: &D,
     cursor: &str,
+    now: time::OffsetDateTime,
+    settle: std::time::Duration,
 ) -> Result<(String, Vec<FeedRow>), RepositoryError> {
     let history = history_statements(driver)?;
+    if driver.dialect() == Dialect::MySql {
+        return super::mysql_history::since(driver, history, cursor, now, settle).await;
+    }
     let rows = driver
         .query(&history.feed_read, vec![Param::text(cursor)])
         .await?;
@@ -442,11 +468,10 @@ fn history_statements<D: SqlDriver>(driver: &D) -> Result<&HistoryStatements, Re
     })
 }
 
-/// Checks that `table` on `dialect` can have a history, for a store whose user key is
+/// Checks that `table` can have a history (on any dialect), for a store whose user key is
 /// `has_user_key`, and returns it with one.
 pub(crate) fn checked(
     table: &SessionTable,
-    dialect: Dialect,
     has_user_key: bool,
 ) -> Result<SessionTable, SessionError> {
     let refuse = |why: &str| Err(SessionError::InvalidConfiguration(why.to_owned()));
@@ -454,11 +479,6 @@ pub(crate) fn checked(
         return refuse(
             "the login history records a user's sign-ins: call `.with_user_key(…)` before \
              `.with_login_history(…)`",
-        );
-    }
-    if dialect == Dialect::MySql {
-        return refuse(
-            "the login history is PostgreSQL's and SQLite's for now: MySQL has none yet",
         );
     }
     if table.distributed() {
@@ -482,6 +502,9 @@ const XID_COLUMN: &str = ", \"xid\" bigint NOT NULL DEFAULT txid_current()";
 /// PostgreSQL each entry also holds its writing transaction's id (`xid`, indexed), which the
 /// events' reader compares with its snapshots ([`since`]).
 pub(crate) fn create_sql(table: &SessionTable, dialect: Dialect) -> Vec<String> {
+    if dialect == Dialect::MySql {
+        return super::mysql_history::create_sql(table);
+    }
     let history = quoted(table, dialect);
     let name = |suffix: &str| quote(dialect, &format!("{}{SUFFIX}_{suffix}", table.table()));
     // SQLite's instants are integer microseconds since the epoch, as the session table's.
@@ -611,7 +634,10 @@ mod tests {
         for dialect in [Dialect::Postgres, Dialect::Sqlite, Dialect::MySql] {
             assert!(Statements::new(dialect, &table).history.is_none());
         }
-        let mysql = wrap(Statements::new(Dialect::MySql, &table), &table);
+        // MySQL's writes stay the same with the history: the repository sends those that log
+        // in a transaction, after a locking read (`mysql_history.rs`).
+        let mut mysql = Statements::new(Dialect::MySql, &table.clone().with_history());
+        assert!(mysql.history.take().is_some());
         assert_eq!(mysql, Statements::new(Dialect::MySql, &table));
     }
 

@@ -12,6 +12,7 @@ pub(crate) mod driver;
 pub(crate) mod eviction;
 pub(crate) mod history;
 pub(crate) mod identifier;
+pub(crate) mod mysql_history;
 pub(crate) mod per_user;
 mod repository;
 pub(crate) mod server_error;

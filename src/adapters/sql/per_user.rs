@@ -59,13 +59,14 @@ pub(crate) struct PerUser {
     pub delete_keys: KeyedDeletes,
 }
 
-/// MySQL deletes by key, rendered for each of [`KEY_COUNTS`].
+/// MySQL deletes by key, rendered for each of [`KEY_COUNTS`] (and, with the login history, its
+/// reads by `seq` and inserts of several entries: `mysql_history.rs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct KeyedDeletes(Vec<(usize, String)>);
 
 impl KeyedDeletes {
     /// One statement per count of [`KEY_COUNTS`], rendered by `sql`.
-    fn rendered(sql: impl Fn(usize) -> String) -> Self {
+    pub(crate) fn rendered(sql: impl Fn(usize) -> String) -> Self {
         Self(
             KEY_COUNTS
                 .iter()
@@ -85,6 +86,16 @@ impl KeyedDeletes {
         self.0
             .iter()
             .find(|(count, _)| *count >= keys)
+            .map(|(count, sql)| (*count, sql.as_str()))
+    }
+
+    /// The statement for the most rows, at most `rows`, and how many: for statements that
+    /// cannot be padded (inserts).
+    pub(crate) fn at_most(&self, rows: usize) -> Option<(usize, &str)> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(count, _)| *count <= rows)
             .map(|(count, sql)| (*count, sql.as_str()))
     }
 }

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use super::{
     columns::{Bind, Column, ROW_COLUMNS},
     dialect::EARLIEST,
-    driver::{Logged, Param, SqlDriver, SqlError, SqlRow},
-    history,
+    driver::{Before, Logged, Param, SqlDriver, SqlError, SqlRow},
+    history, mysql_history,
     per_user::{padded, KeyedDeletes, PerUser, MAX_KEYS_PER_DELETE},
     server_error::DELETE_ATTEMPTS,
     Dialect,
@@ -48,8 +48,8 @@ fn born_after(born_after: Option<OffsetDateTime>) -> Param {
     Param::Instant(born_after.unwrap_or(EARLIEST))
 }
 
-/// What a write's rows log in the login history on SQLite (PostgreSQL's statements say it
-/// themselves, see `history.rs`).
+/// What a write's rows log in the login history on SQLite and MySQL (PostgreSQL's statements
+/// say it themselves, see `history.rs`).
 #[derive(Clone, Copy)]
 enum Log {
     /// An insert: a sign-in, when the row has a user.
@@ -60,7 +60,8 @@ enum Log {
     Cleanup(OffsetDateTime, Option<OffsetDateTime>),
 }
 
-/// The entry `log` makes of the row a write returned (`history::RETURNING`).
+/// The entry `log` makes of the row a write returned (`history::RETURNING`), or MySQL's write
+/// locked (the same columns).
 fn entries<R: SqlRow>(log: Log, row: &R) -> Result<Vec<Vec<Param>>, RepositoryError> {
     let Some(user) = row.optional_text(0)? else {
         return Ok(Vec::new());
@@ -101,7 +102,9 @@ fn entry(
 
 /// Runs a write and returns how many rows it wrote: with the login history its statement
 /// returns that count as one row on PostgreSQL, and its rows on SQLite, which `log` then logs
-/// in the same transaction (see `history.rs`); else the driver reports it.
+/// in the same transaction (see `history.rs`); on MySQL the rows it changes are read `FOR
+/// UPDATE` first, in that transaction, and logged (`mysql_history.rs`); else the driver
+/// reports it.
 async fn written<D: SqlDriver>(
     driver: &D,
     sql: &str,
@@ -111,17 +114,45 @@ async fn written<D: SqlDriver>(
     let Some(history) = &driver.statements().history else {
         return Ok(driver.execute(sql, params).await?.rows);
     };
-    if driver.dialect() == Dialect::Sqlite {
-        let log = move |_: Option<&D::Row>, row: &D::Row| entries(log, row);
-        return driver
-            .logged(Logged {
-                before: None,
-                sql,
-                params,
-                insert: &history.insert,
-                log: &log,
-            })
-            .await;
+    let logged = move |before: Option<&D::Row>, row: Option<&D::Row>| match row.or(before) {
+        Some(row) => entries(log, row),
+        None => Ok(Vec::new()),
+    };
+    match driver.dialect() {
+        Dialect::Sqlite => {
+            return driver
+                .logged(Logged {
+                    before: Before::Nothing,
+                    sql,
+                    params,
+                    by_key: None,
+                    history,
+                    log: &logged,
+                })
+                .await;
+        }
+        Dialect::MySql => {
+            let (read, read_params) =
+                mysql_history::locking_read(sql, &params).ok_or_else(|| {
+                    RepositoryError::Statement(
+                        "a logged write on MySQL is a DELETE or an UPDATE".to_owned(),
+                    )
+                })?;
+            // The cleanup's `DELETE … LIMIT` need not pick the rows its read locked: those
+            // are deleted by key.
+            let by_key = matches!(log, Log::Cleanup(..)).then_some(&history.delete_keys);
+            return driver
+                .logged(Logged {
+                    before: Before::ForUpdate(read, read_params),
+                    sql,
+                    params,
+                    by_key,
+                    history,
+                    log: &logged,
+                })
+                .await;
+        }
+        Dialect::Postgres => {}
     }
     match driver.query(sql, params).await?.first() {
         Some(row) => Ok(u64::try_from(row.integer(0)?).unwrap_or_default()),
@@ -132,11 +163,48 @@ async fn written<D: SqlDriver>(
 #[async_trait]
 impl<D: SqlDriver> SessionRepository for D {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
+        let statements = self.statements();
         let row_saved_at = row.saved_at;
+        // MySQL: the insert and its sign-in, made of the row, in one transaction.
+        let sign_in = match (&statements.history, self.dialect(), &row.user_key) {
+            (Some(history), Dialect::MySql, Some(user)) => Some((
+                history,
+                entry(
+                    user.clone(),
+                    history::kind::SIGNED_IN,
+                    row_saved_at,
+                    &row.id,
+                    row.listed_values.clone(),
+                ),
+            )),
+            _ => None,
+        };
         // The insert binds the row's columns, in their order.
         let params = row_params(&ROW_COLUMNS.map(Bind::Column), row, None);
-        let log = Log::SignIn(row_saved_at);
-        match written(self, &self.statements().insert_if_absent, params, log).await {
+        let result = match sign_in {
+            Some((history, sign_in)) => {
+                let log = move |_: Option<&D::Row>, _: Option<&D::Row>| Ok(vec![sign_in.clone()]);
+                self.logged(Logged {
+                    before: Before::Nothing,
+                    sql: &statements.insert_if_absent,
+                    params,
+                    by_key: None,
+                    history,
+                    log: &log,
+                })
+                .await
+            }
+            // Without a user, MySQL's insert logs nothing: no transaction.
+            None if self.dialect() == Dialect::MySql => self
+                .execute(&statements.insert_if_absent, params)
+                .await
+                .map(|executed| executed.rows),
+            None => {
+                let log = Log::SignIn(row_saved_at);
+                written(self, &statements.insert_if_absent, params, log).await
+            }
+        };
+        match result {
             Ok(rows) => Ok(rows == 1),
             // MySQL's plain INSERT: the primary key refused the id, nothing was written.
             Err(err) if err.duplicate => Ok(false),
@@ -159,26 +227,77 @@ impl<D: SqlDriver> SessionRepository for D {
         };
         let has_user = row.user_key.is_some();
         let (key, saved_at) = (row.id.clone(), row.saved_at);
-        let params = row_params(&statement.binds, row, expected_version);
         let written = |rows: u64, user_changed: bool| (rows > 0).then_some(user_changed);
         // With the history, every save logs but the unreported version-checked one, which
         // keeps the user key the row has at that version (the port's contract).
         let logs = expected_version.is_none() || report_user_change;
         let history = statements.history.as_ref().filter(|_| logs);
-        if let (Some(history), Dialect::Sqlite) = (history, self.dialect()) {
-            // The row's previous user key, read once the transaction holds the write lock.
-            let log = move |before: Option<&D::Row>, after: &D::Row| {
-                save_entries(before, after, saved_at)
+        if let (Some(history), Dialect::MySql) = (history, self.dialect()) {
+            // The plain save, after the locking read of the row it writes, which tells the
+            // previous user key: its report is exact.
+            let statement = match expected_version {
+                Some(_) => &statements.update_if_version,
+                None => &statements.update_if_present,
+            };
+            let (user, listed) = (row.user_key.clone(), row.listed_values.clone());
+            let params = row_params(&statement.binds, row, expected_version);
+            let (read, read_params) = mysql_history::locking_read(&statement.sql, &params)
+                .ok_or_else(|| RepositoryError::Statement("a save is an UPDATE".to_owned()))?;
+            let changed = std::sync::atomic::AtomicBool::new(false);
+            let log = |before: Option<&D::Row>, _: Option<&D::Row>| {
+                let Some(before) = before else {
+                    return Ok(Vec::new());
+                };
+                let previous = (before.optional_text(0)?, before.optional_text(2)?);
+                changed.store(previous.0 != user, std::sync::atomic::Ordering::Relaxed);
+                Ok(save_entries(
+                    previous,
+                    (user.clone(), &key, listed.clone()),
+                    saved_at,
+                ))
             };
             let rows = self
                 .logged(Logged {
-                    before: Some([
+                    before: Before::ForUpdate(read, read_params),
+                    sql: &statement.sql,
+                    params,
+                    by_key: None,
+                    history,
+                    log: &log,
+                })
+                .await?;
+            let changed = changed.load(std::sync::atomic::Ordering::Relaxed);
+            return Ok(written(rows, report_user_change && changed));
+        }
+        let params = row_params(&statement.binds, row, expected_version);
+        if let (Some(history), Dialect::Sqlite) = (history, self.dialect()) {
+            // The row's previous user key, read once the transaction holds the write lock.
+            let log = move |before: Option<&D::Row>, after: Option<&D::Row>| {
+                let Some(after) = after else {
+                    return Ok(Vec::new());
+                };
+                let previous = match before {
+                    Some(before) => (before.optional_text(0)?, before.optional_text(1)?),
+                    None => (None, None),
+                };
+                let key = after.key(1)?;
+                let after = (
+                    after.optional_text(0)?,
+                    key.as_str(),
+                    after.optional_text(2)?,
+                );
+                Ok(save_entries(previous, after, saved_at))
+            };
+            let rows = self
+                .logged(Logged {
+                    before: Before::Locked([
                         (&history.lock, vec![Param::text(&key)]),
                         (&history.previous, vec![Param::text(&key)]),
                     ]),
                     sql: &statement.sql,
                     params,
-                    insert: &history.insert,
+                    by_key: None,
+                    history,
                     log: &log,
                 })
                 .await?;
@@ -359,43 +478,38 @@ impl<D: SqlDriver> SessionRepository for D {
     async fn history_since(
         &self,
         cursor: &str,
+        now: OffsetDateTime,
+        settle: std::time::Duration,
     ) -> Result<(String, Vec<history::FeedRow>), RepositoryError> {
-        history::since(self, cursor).await
+        history::since(self, cursor, now, settle).await
     }
 }
 
-/// A save's entries on SQLite: a sign-in when it gave the row a user it did not have, a
-/// sign-out when it took one away (with the listed values it had), both when the user changed.
-fn save_entries<R: SqlRow>(
-    before: Option<&R>,
-    after: &R,
+/// A save's entries on SQLite and MySQL, from the row's `(user_key, listed_values)` before
+/// and its `(user_key, key, listed_values)` after: a sign-in when it gave the row a user it
+/// did not have, a sign-out when it took one away (with the listed values it had), both when
+/// the user changed.
+fn save_entries(
+    (previous, previous_listed): (Option<String>, Option<String>),
+    (user, key, listed): (Option<String>, &str, Option<String>),
     at: OffsetDateTime,
-) -> Result<Vec<Vec<Param>>, RepositoryError> {
-    let (previous, previous_listed) = match before {
-        Some(before) => (before.optional_text(0)?, before.optional_text(1)?),
-        None => (None, None),
-    };
-    let (user, key, listed) = (
-        after.optional_text(0)?,
-        after.key(1)?,
-        after.optional_text(2)?,
-    );
+) -> Vec<Vec<Param>> {
     let mut entries = Vec::new();
     if user != previous {
         if let Some(user) = user {
-            entries.push(entry(user, history::kind::SIGNED_IN, at, &key, listed));
+            entries.push(entry(user, history::kind::SIGNED_IN, at, key, listed));
         }
         if let Some(previous) = previous {
             entries.push(entry(
                 previous,
                 history::kind::SIGNED_OUT,
                 at,
-                &key,
+                key,
                 previous_listed,
             ));
         }
     }
-    Ok(entries)
+    entries
 }
 
 /// Runs the delete `sql` with `params` and returns how many rows it deleted, running it again
