@@ -264,4 +264,29 @@ impl SessionRepository for InMemoryRepository {
         }
         Ok(false)
     }
+
+    async fn count_unexpired<'a>(
+        &self,
+        user_key: Option<&'a str>,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<u64, RepositoryError> {
+        let rows = self.rows();
+        let live = rows.values().filter(|row| {
+            row.is_live(now, born_after) && user_key.is_none_or(|user| row.of_user(user))
+        });
+        Ok(u64::try_from(live.count()).unwrap_or(u64::MAX))
+    }
+
+    async fn delete_created_before_batch<'a>(
+        &self,
+        before: OffsetDateTime,
+        user_key: Option<&'a str>,
+        limit: u64,
+    ) -> Result<(u64, u64), RepositoryError> {
+        let deleted = self.delete_where(limit, |_, row| {
+            row.created_at < before && user_key.is_none_or(|user| row.of_user(user))
+        });
+        Ok((deleted, deleted))
+    }
 }

@@ -65,7 +65,7 @@ pub(crate) struct KeyedDeletes(Vec<(usize, String)>);
 
 impl KeyedDeletes {
     /// One statement per count of [`KEY_COUNTS`], rendered by `sql`.
-    fn rendered(sql: impl Fn(usize) -> String) -> Self {
+    pub(crate) fn rendered(sql: impl Fn(usize) -> String) -> Self {
         Self(
             KEY_COUNTS
                 .iter()
