@@ -600,3 +600,166 @@ async fn sqlite_the_cli_and_migrate_share_one_history() {
     cli_and_migrate_mix(&db.url, db.conn.clone(), db.history).await;
     db.finish().await;
 }
+
+/// The `sessions` commands, run as a process in a database that also holds the application:
+/// each counts or ends exactly the sessions it names (the store cannot load them any more, and
+/// with the login history each ended session of a user is logged `revoked` under the handle
+/// the device list shows), `--dry-run` ends none, and the application is untouched.
+async fn the_sessions_commands_end_only_the_sessions_they_name(db: AppDatabase) {
+    use std::time::Duration as StdDuration;
+    use tower_sessions_seaorm_store::{testing::ManualClock, Id, Record};
+
+    db.plant_application().await;
+    run_cli(&db.url, "up");
+    let mut store = PostgresStore::new(db.conn.clone())
+        .with_user_key("user_id")
+        .unwrap();
+    let logged = db.backend() != DbBackend::MySql;
+    if logged {
+        store = store
+            .with_login_history(StdDuration::from_secs(86_400))
+            .unwrap();
+        store.migrate().await.unwrap();
+    }
+    // The history's table is the session table's (SQLite lists it with the application's).
+    let application = db.application().await;
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let old_clock = ManualClock::at(now - day * 2);
+    let old_store = store.clone().with_clock(old_clock.reader());
+    let create = |store: &PostgresStore, user: Option<&str>, expiry| {
+        let store = store.clone();
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: expiry,
+        };
+        if let Some(user) = user {
+            record
+                .data
+                .insert("user_id".into(), serde_json::json!(user));
+        }
+        async move {
+            store.create(&mut record).await.unwrap();
+            record
+        }
+    };
+    let mut old = Vec::new();
+    for user in [Some("ada"), Some("ada"), Some("bob"), None] {
+        old.push(create(&old_store, user, now + day).await);
+    }
+    let new_ada = create(&store, Some("ada"), now + day).await;
+    let new_anonymous = create(&store, None, now + day).await;
+    let expired = create(&store, None, now - time::Duration::hours(1)).await;
+
+    let sessions = |args: &[&str]| {
+        let mut all = vec!["sessions"];
+        all.extend_from_slice(args);
+        let outcome = cli(&db.url, &all);
+        assert!(outcome.success, "{args:?}: {}", outcome.stderr);
+        outcome.stdout
+    };
+    let table = match db.backend() {
+        DbBackend::Postgres => "\"tower_sessions\".\"session\"",
+        DbBackend::MySql => "`session`",
+        _ => "\"session\"",
+    };
+    assert_eq!(
+        sessions(&["count"]),
+        format!("6 live sessions in {table}\n")
+    );
+    assert_eq!(
+        sessions(&["count", "--user", "ada"]),
+        format!("3 live sessions in {table}\n")
+    );
+    let breach = (now - day)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(
+        sessions(&["revoke", "--created-before", &breach, "--dry-run"]),
+        format!("would end 4 sessions in {table} (dry run: nothing was deleted)\n")
+    );
+    assert!(
+        store.load(&old[0].id).await.unwrap().is_some(),
+        "a dry run ends nothing"
+    );
+    assert_eq!(
+        sessions(&["revoke", "--created-before", &breach, "--user", "ada"]),
+        format!("ended 2 sessions in {table}\n")
+    );
+    assert!(
+        store.load(&old[2].id).await.unwrap().is_some(),
+        "bob's stays"
+    );
+    assert_eq!(
+        sessions(&["revoke", "--created-before", &breach]),
+        format!("ended 2 sessions in {table}\n")
+    );
+    for record in &old {
+        assert_eq!(store.load(&record.id).await.unwrap(), None);
+    }
+    assert!(
+        store.load(&new_ada.id).await.unwrap().is_some(),
+        "created after the instant"
+    );
+    assert_eq!(
+        sessions(&["revoke", "--user", "ada"]),
+        format!("ended 1 sessions in {table}\n")
+    );
+    assert_eq!(store.load(&new_ada.id).await.unwrap(), None);
+    assert_eq!(
+        sessions(&["purge-expired", "--dry-run"]),
+        format!("would end 1 sessions in {table} (dry run: nothing was deleted)\n")
+    );
+    assert_eq!(
+        sessions(&["purge-expired"]),
+        format!("ended 1 sessions in {table}\n")
+    );
+    assert_eq!(
+        sessions(&["count"]),
+        format!("1 live sessions in {table}\n")
+    );
+    assert!(store.load(&new_anonymous.id).await.unwrap().is_some());
+    let _ = expired;
+
+    let refused = cli(&db.url, &["sessions", "revoke"]);
+    assert!(!refused.success && refused.stderr.contains("--user, --created-before"));
+    let refused = cli(
+        &db.url,
+        &["sessions", "revoke", "--created-before", "yesterday"],
+    );
+    assert!(
+        !refused.success && refused.stderr.contains("RFC 3339"),
+        "{}",
+        refused.stderr
+    );
+
+    if logged {
+        let history = store.user_history("ada", 10).await.unwrap();
+        let revoked: Vec<_> = history.iter().filter(|e| e.kind == "revoked").collect();
+        assert_eq!(revoked.len(), 3, "{history:?}");
+        let handle = store.session_handle(old[0].id);
+        assert!(revoked.iter().any(|event| event.handle == handle));
+    }
+    assert_eq!(
+        db.application().await,
+        application,
+        "the application is untouched"
+    );
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn postgres_the_sessions_commands_end_only_the_sessions_they_name() {
+    the_sessions_commands_end_only_the_sessions_they_name(AppDatabase::postgres().await).await;
+}
+
+#[tokio::test]
+async fn mysql_the_sessions_commands_end_only_the_sessions_they_name() {
+    the_sessions_commands_end_only_the_sessions_they_name(AppDatabase::mysql().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_the_sessions_commands_end_only_the_sessions_they_name() {
+    the_sessions_commands_end_only_the_sessions_they_name(AppDatabase::sqlite().await).await;
+}
