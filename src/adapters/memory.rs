@@ -24,6 +24,8 @@ use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, Use
 /// - `update_if_present` with an expected version writes only a row that holds it, and every
 ///   update adds one to the version, as the SQL table's `version` column does.
 /// - It keeps the per-user index, as a table migrated by `migrate()` does.
+/// - `count_unexpired` counts what `find_unexpired` would return; `delete_created_before_batch`
+///   deletes rows created strictly before the instant, expired or not.
 ///
 /// It never fails. Clones share the same sessions, so a test can keep one clone to look inside
 /// while a store owns another. Nothing is persisted: the sessions die with the last clone.
