@@ -8,7 +8,10 @@
 //!   `init` and `generate`, which are refused) leaves all of those exactly as they were;
 //! - an application table under the session table's name is refused, never altered;
 //! - on PostgreSQL, `reset` drops the read cache's eviction function with the table's triggers;
-//! - it records the same history as the store's `migrate()`, so the two can be mixed.
+//! - it records the same history as the store's `migrate()`, so the two can be mixed;
+//! - its `sessions` commands count and end exactly the sessions they name (hashed ids, a
+//!   hash-partitioned table, through PgBouncer), with `--dry-run` ending none, and log each
+//!   end in the login history when there is one.
 //!
 //! Each test works in a database of its own (a fresh PostgreSQL database, a fresh MariaDB
 //! database, a temporary SQLite file), since the CLI works on the default table.
@@ -611,9 +614,11 @@ async fn the_sessions_commands_end_only_the_sessions_they_name(db: AppDatabase) 
 
     db.plant_application().await;
     run_cli(&db.url, "up");
+    // Hashed ids: no command involves an id, and the history's handles are the stored keys'.
     let mut store = PostgresStore::new(db.conn.clone())
         .with_user_key("user_id")
-        .unwrap();
+        .unwrap()
+        .with_hashed_ids();
     let logged = db.backend() != DbBackend::MySql;
     if logged {
         store = store
@@ -762,4 +767,90 @@ async fn mysql_the_sessions_commands_end_only_the_sessions_they_name() {
 #[tokio::test]
 async fn sqlite_the_sessions_commands_end_only_the_sessions_they_name() {
     the_sessions_commands_end_only_the_sessions_they_name(AppDatabase::sqlite().await).await;
+}
+
+/// On a hash-partitioned table, through PgBouncer in transaction mode, in a schema of its own
+/// beside an application table: the commands count and end the same sessions.
+#[tokio::test]
+async fn postgres_the_sessions_commands_work_on_a_hash_partitioned_table_through_pgbouncer() {
+    use tower_sessions_seaorm_store::{testing::ManualClock, Id, Record};
+
+    let conn = common::connect_postgres(&common::database_url()).await;
+    let schema = common::unique_name("ts_cli_parts");
+    let store = PostgresStore::new(conn.clone())
+        .with_schema_name(&schema)
+        .unwrap()
+        .with_hash_partitions(4)
+        .unwrap()
+        .with_user_key("user_id")
+        .unwrap()
+        .with_hashed_ids();
+    store.migrate().await.unwrap();
+    conn.execute_unprepared(&format!(
+        "CREATE TABLE \"{schema}\".audit (line text); \
+         INSERT INTO \"{schema}\".audit VALUES ('kept')"
+    ))
+    .await
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let old_store = store
+        .clone()
+        .with_clock(ManualClock::at(now - day * 2).reader());
+    let mut sessions = Vec::new();
+    for (store, user) in [
+        (&old_store, Some("ada")),
+        (&old_store, Some("ada")),
+        (&old_store, None),
+        (&store, Some("ada")),
+    ] {
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: now + day,
+        };
+        if let Some(user) = user {
+            record
+                .data
+                .insert("user_id".into(), serde_json::json!(user));
+        }
+        store.create(&mut record).await.unwrap();
+        sessions.push(record);
+    }
+    let url = common::pgbouncer::pgbouncer_url();
+    let sessions_cli = |args: &[&str]| {
+        let mut all = vec!["--schema", schema.as_str(), "sessions"];
+        all.extend_from_slice(args);
+        let outcome = cli(&url, &all);
+        assert!(outcome.success, "{args:?}: {}", outcome.stderr);
+        outcome.stdout
+    };
+    let table = format!("\"{schema}\".\"session\"");
+    assert_eq!(
+        sessions_cli(&["count", "--user", "ada"]),
+        format!("3 live sessions in {table}\n")
+    );
+    let breach = (now - day)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(
+        sessions_cli(&["revoke", "--created-before", &breach]),
+        format!("ended 3 sessions in {table}\n")
+    );
+    for record in &sessions[..3] {
+        assert_eq!(store.load(&record.id).await.unwrap(), None);
+    }
+    assert!(store.load(&sessions[3].id).await.unwrap().is_some());
+    assert_eq!(
+        sessions_cli(&["count"]),
+        format!("1 live sessions in {table}\n")
+    );
+    let audit = common::scalar_strings(
+        &conn,
+        &format!("SELECT line FROM \"{schema}\".audit"),
+        vec![],
+    )
+    .await;
+    assert_eq!(audit, ["kept"], "the application's table is untouched");
+    common::drop_schema(conn, &schema).await;
 }
