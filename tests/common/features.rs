@@ -19,6 +19,7 @@ use super::replicas::Replicas;
 #[allow(unused_imports)] // Only the suites that run `features_suite!` name them.
 pub use super::operators::{
     ending_sessions_created_before_racing_creates_and_saves_fails_nothing,
+    ending_sessions_created_before_racing_logins_and_logouts_fails_nothing,
     operators_count_the_live_sessions_all_and_per_user,
     operators_end_every_session_only_when_the_table_is_named,
     operators_end_the_sessions_created_before_an_instant_only,
@@ -1185,6 +1186,7 @@ macro_rules! features_suite {
                 logins_racing_unrelated_saves_fail_no_operation,
                 logging_out_everywhere_racing_logins_fails_no_operation,
                 ending_sessions_created_before_racing_creates_and_saves_fails_nothing,
+                ending_sessions_created_before_racing_logins_and_logouts_fails_nothing,
             );
         }
     };

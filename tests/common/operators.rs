@@ -257,3 +257,76 @@ pub async fn ending_sessions_created_before_racing_creates_and_saves_fails_nothi
     }
     assert_eq!(stores[0].count_sessions().await.unwrap(), new.len() as u64);
 }
+
+/// Revocations "created before T" (everyone's and one user's) from two replicas, racing logins
+/// of a few users under a per-user limit (each followed by its trim) and "log out everywhere":
+/// no operation fails (no deadlock), and no session created before T survives.
+pub async fn ending_sessions_created_before_racing_logins_and_logouts_fails_nothing<F, R, C>(
+    fixture: &F,
+) where
+    F: Replicas<Store = RepositoryStore<R, C>>,
+    R: SessionRepository + Debug + Clone,
+    C: Codec + Debug,
+{
+    let limited = |store: &RepositoryStore<R, C>| {
+        store
+            .clone()
+            .with_user_key("user_id")
+            .unwrap()
+            .with_max_sessions_per_user(2)
+            .unwrap()
+            .with_cleanup_batch_size(3)
+    };
+    let stores = [limited(fixture.store()), limited(&fixture.replica().await)];
+    let users: Vec<String> = (0..4).map(|_| user()).collect();
+    let mut old = Vec::new();
+    for (n, who) in users.iter().enumerate() {
+        old.push(created(&stores[n % 2], Some(who)).await);
+        old.push(created(&stores[(n + 1) % 2], None).await);
+    }
+    tokio::time::sleep(StdDuration::from_millis(2)).await;
+    let before = OffsetDateTime::now_utc();
+    tokio::time::sleep(StdDuration::from_millis(2)).await;
+
+    let mut tasks = Vec::new();
+    for n in 0..fixture.tasks(40) {
+        let (store, who) = (stores[n % 2].clone(), users[n % users.len()].clone());
+        tasks.push(tokio::spawn(async move {
+            let mut record = session(Some(&who), whole_second() + Duration::hours(1));
+            store.create(&mut record).await.map_err(|e| e.to_string())
+        }));
+        if n % 10 == 0 {
+            let (store, who) = (stores[(n + 1) % 2].clone(), users[n % users.len()].clone());
+            tasks.push(tokio::spawn(async move {
+                store
+                    .delete_user_sessions(&who)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }));
+        }
+        if n % 8 == 0 {
+            let (store, who) = (stores[n % 2].clone(), users[(n + 1) % users.len()].clone());
+            tasks.push(tokio::spawn(async move {
+                let everyone = store.delete_sessions_created_before(before).await;
+                let theirs = store
+                    .delete_user_sessions_created_before(&who, before)
+                    .await;
+                everyone.and(theirs).map(drop).map_err(|e| e.to_string())
+            }));
+        }
+    }
+    let mut failures = Vec::new();
+    for task in tasks {
+        if let Err(err) = task.await.unwrap() {
+            failures.push(err);
+        }
+    }
+    assert!(failures.is_empty(), "failed: {failures:?}");
+    for record in &old {
+        assert_eq!(stores[0].load(&record.id).await.unwrap(), None);
+    }
+    for who in &users {
+        assert!(stores[1].count_user_sessions(who).await.unwrap() <= 2);
+    }
+}
