@@ -446,3 +446,45 @@ async fn replicas_migrating_at_once_all_find_the_history_table() {
     );
     drop_schema(conn, &schema).await;
 }
+
+#[tokio::test]
+async fn the_operators_calls_log_each_session_they_end_as_revoked() {
+    let clock = ManualClock::new();
+    let (store, conn, schema) =
+        history_store(|store| store.with_clock(clock.reader()).with_cleanup_batch_size(1)).await;
+    let mut old = [record(Some("ada"), clock.now()), record(None, clock.now())];
+    for record in &mut old {
+        store.create(record).await.unwrap();
+    }
+    clock.advance(StdDuration::from_secs(60));
+    let mut bobs = record(Some("bob"), clock.now());
+    store.create(&mut bobs).await.unwrap();
+
+    let ended = store.delete_sessions_created_before(clock.now()).await;
+    assert_eq!(ended.unwrap(), 2);
+    // (Revocations record the database's instant on PostgreSQL, as "log out everywhere"
+    // does, while this store's clock runs ahead: compared as sets.)
+    let revoked = |events: Vec<SessionEvent>| {
+        let mut kinds = kinds(&events);
+        kinds.sort_unstable();
+        let handles: Vec<_> = events
+            .into_iter()
+            .filter(|event| event.kind == "revoked")
+            .map(|event| event.handle)
+            .collect();
+        (kinds, handles)
+    };
+    let (kinds_of_ada, handles) = revoked(store.user_history("ada", 10).await.unwrap());
+    assert_eq!(kinds_of_ada, ["revoked", "signed_in"]);
+    assert_eq!(handles, [store.session_handle(old[0].id)]);
+
+    clock.advance(StdDuration::from_secs(1));
+    let ended = store.delete_user_sessions_created_before("bob", clock.now());
+    assert_eq!(ended.await.unwrap(), 1);
+    let table = store.table_name().to_owned();
+    assert_eq!(store.delete_all_sessions(&table).await.unwrap(), 0);
+    let (kinds_of_bob, handles) = revoked(store.user_history("bob", 10).await.unwrap());
+    assert_eq!(kinds_of_bob, ["revoked", "signed_in"]);
+    assert_eq!(handles, [store.session_handle(bobs.id)]);
+    drop_schema(conn, &schema).await;
+}

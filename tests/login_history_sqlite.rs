@@ -312,3 +312,45 @@ async fn hostile_user_keys_and_listed_values_round_trip_and_no_entry_holds_a_ses
         let _ = std::fs::remove_file(path);
     }
 }
+
+#[tokio::test]
+async fn the_operators_calls_log_each_session_they_end_as_revoked() {
+    let path = temp_db_path();
+    let clock = ManualClock::new();
+    let (store, _conn) = on_file(&path, |store| {
+        store.with_clock(clock.reader()).with_cleanup_batch_size(1)
+    })
+    .await;
+    let mut old = [record(Some("ada"), clock.now()), record(None, clock.now())];
+    for record in &mut old {
+        store.create(record).await.unwrap();
+    }
+    clock.advance(StdDuration::from_secs(60));
+    let mut bobs = record(Some("bob"), clock.now());
+    store.create(&mut bobs).await.unwrap();
+
+    let ended = store.delete_sessions_created_before(clock.now()).await;
+    assert_eq!(ended.unwrap(), 2);
+    // (Revocations record the database's instant on PostgreSQL, as "log out everywhere"
+    // does, while this store's clock runs ahead: compared as sets.)
+    let revoked = |events: Vec<SessionEvent>| {
+        let mut kinds = kinds(&events);
+        kinds.sort_unstable();
+        let handles: Vec<_> = events
+            .into_iter()
+            .filter(|event| event.kind == "revoked")
+            .map(|event| event.handle)
+            .collect();
+        (kinds, handles)
+    };
+    let (kinds_of_ada, handles) = revoked(store.user_history("ada", 10).await.unwrap());
+    assert_eq!(kinds_of_ada, ["revoked", "signed_in"]);
+    assert_eq!(handles, [store.session_handle(old[0].id)]);
+
+    let table = store.table_name().to_owned();
+    assert_eq!(store.delete_all_sessions(&table).await.unwrap(), 1);
+    let (kinds_of_bob, handles) = revoked(store.user_history("bob", 10).await.unwrap());
+    assert_eq!(kinds_of_bob, ["revoked", "signed_in"]);
+    assert_eq!(handles, [store.session_handle(bobs.id)]);
+    let _ = std::fs::remove_file(path);
+}

@@ -8,7 +8,10 @@
 //!   `init` and `generate`, which are refused) leaves all of those exactly as they were;
 //! - an application table under the session table's name is refused, never altered;
 //! - on PostgreSQL, `reset` drops the read cache's eviction function with the table's triggers;
-//! - it records the same history as the store's `migrate()`, so the two can be mixed.
+//! - it records the same history as the store's `migrate()`, so the two can be mixed;
+//! - its `sessions` commands count and end exactly the sessions they name (hashed ids, a
+//!   hash-partitioned table, through PgBouncer), with `--dry-run` ending none, and log each
+//!   end in the login history when there is one.
 //!
 //! Each test works in a database of its own (a fresh PostgreSQL database, a fresh MariaDB
 //! database, a temporary SQLite file), since the CLI works on the default table.
@@ -599,4 +602,255 @@ async fn sqlite_the_cli_and_migrate_share_one_history() {
     let db = AppDatabase::sqlite().await;
     cli_and_migrate_mix(&db.url, db.conn.clone(), db.history).await;
     db.finish().await;
+}
+
+/// The `sessions` commands, run as a process in a database that also holds the application:
+/// each counts or ends exactly the sessions it names (the store cannot load them any more, and
+/// with the login history each ended session of a user is logged `revoked` under the handle
+/// the device list shows), `--dry-run` ends none, and the application is untouched.
+async fn the_sessions_commands_end_only_the_sessions_they_name(db: AppDatabase) {
+    use std::time::Duration as StdDuration;
+    use tower_sessions_seaorm_store::{testing::ManualClock, Id, Record};
+
+    db.plant_application().await;
+    run_cli(&db.url, "up");
+    // Hashed ids: no command involves an id, and the history's handles are the stored keys'.
+    let mut store = PostgresStore::new(db.conn.clone())
+        .with_user_key("user_id")
+        .unwrap()
+        .with_hashed_ids();
+    let logged = db.backend() != DbBackend::MySql;
+    if logged {
+        store = store
+            .with_login_history(StdDuration::from_secs(86_400))
+            .unwrap();
+        store.migrate().await.unwrap();
+    }
+    // The history's table is the session table's (SQLite lists it with the application's).
+    let application = db.application().await;
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let old_clock = ManualClock::at(now - day * 2);
+    let old_store = store.clone().with_clock(old_clock.reader());
+    let create = |store: &PostgresStore, user: Option<&str>, expiry| {
+        let store = store.clone();
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: expiry,
+        };
+        if let Some(user) = user {
+            record
+                .data
+                .insert("user_id".into(), serde_json::json!(user));
+        }
+        async move {
+            store.create(&mut record).await.unwrap();
+            record
+        }
+    };
+    let mut old = Vec::new();
+    for user in [Some("ada"), Some("ada"), Some("bob"), None] {
+        old.push(create(&old_store, user, now + day).await);
+    }
+    let new_ada = create(&store, Some("ada"), now + day).await;
+    let new_anonymous = create(&store, None, now + day).await;
+    let expired = create(&store, None, now - time::Duration::hours(1)).await;
+
+    let sessions = |args: &[&str]| {
+        let mut all = vec!["sessions"];
+        all.extend_from_slice(args);
+        let outcome = cli(&db.url, &all);
+        assert!(outcome.success, "{args:?}: {}", outcome.stderr);
+        outcome.stdout
+    };
+    let table = match db.backend() {
+        DbBackend::Postgres => "\"tower_sessions\".\"session\"",
+        DbBackend::MySql => "`session`",
+        _ => "\"session\"",
+    };
+    assert_eq!(
+        sessions(&["count"]),
+        format!("6 live sessions in {table}\n")
+    );
+    assert_eq!(
+        sessions(&["count", "--user", "ada"]),
+        format!("3 live sessions in {table}\n")
+    );
+    let breach = (now - day)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(
+        sessions(&["revoke", "--created-before", &breach, "--dry-run"]),
+        format!("would end 4 sessions in {table} (dry run: nothing was deleted)\n")
+    );
+    assert!(
+        store.load(&old[0].id).await.unwrap().is_some(),
+        "a dry run ends nothing"
+    );
+    assert_eq!(
+        sessions(&["revoke", "--created-before", &breach, "--user", "ada"]),
+        format!("ended 2 sessions in {table}\n")
+    );
+    assert!(
+        store.load(&old[2].id).await.unwrap().is_some(),
+        "bob's stays"
+    );
+    assert_eq!(
+        sessions(&["revoke", "--created-before", &breach]),
+        format!("ended 2 sessions in {table}\n")
+    );
+    for record in &old {
+        assert_eq!(store.load(&record.id).await.unwrap(), None);
+    }
+    assert!(
+        store.load(&new_ada.id).await.unwrap().is_some(),
+        "created after the instant"
+    );
+    assert_eq!(
+        sessions(&["revoke", "--user", "ada"]),
+        format!("ended 1 sessions in {table}\n")
+    );
+    assert_eq!(store.load(&new_ada.id).await.unwrap(), None);
+    assert_eq!(
+        sessions(&["purge-expired", "--dry-run"]),
+        format!("would end 1 sessions in {table} (dry run: nothing was deleted)\n")
+    );
+    assert_eq!(
+        sessions(&["purge-expired"]),
+        format!("ended 1 sessions in {table}\n")
+    );
+    assert_eq!(
+        sessions(&["count"]),
+        format!("1 live sessions in {table}\n")
+    );
+    assert!(store.load(&new_anonymous.id).await.unwrap().is_some());
+    let _ = expired;
+
+    let refused = cli(&db.url, &["sessions", "revoke"]);
+    assert!(!refused.success && refused.stderr.contains("--user, --created-before"));
+    let refused = cli(
+        &db.url,
+        &["sessions", "revoke", "--created-before", "yesterday"],
+    );
+    assert!(
+        !refused.success && refused.stderr.contains("RFC 3339"),
+        "{}",
+        refused.stderr
+    );
+
+    if logged {
+        let history = store.user_history("ada", 10).await.unwrap();
+        let revoked: Vec<_> = history.iter().filter(|e| e.kind == "revoked").collect();
+        assert_eq!(revoked.len(), 3, "{history:?}");
+        let handle = store.session_handle(old[0].id);
+        assert!(revoked.iter().any(|event| event.handle == handle));
+    }
+    assert_eq!(
+        db.application().await,
+        application,
+        "the application is untouched"
+    );
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn postgres_the_sessions_commands_end_only_the_sessions_they_name() {
+    the_sessions_commands_end_only_the_sessions_they_name(AppDatabase::postgres().await).await;
+}
+
+#[tokio::test]
+async fn mysql_the_sessions_commands_end_only_the_sessions_they_name() {
+    the_sessions_commands_end_only_the_sessions_they_name(AppDatabase::mysql().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_the_sessions_commands_end_only_the_sessions_they_name() {
+    the_sessions_commands_end_only_the_sessions_they_name(AppDatabase::sqlite().await).await;
+}
+
+/// On a hash-partitioned table, through PgBouncer in transaction mode, in a schema of its own
+/// beside an application table: the commands count and end the same sessions.
+#[tokio::test]
+async fn postgres_the_sessions_commands_work_on_a_hash_partitioned_table_through_pgbouncer() {
+    use tower_sessions_seaorm_store::{testing::ManualClock, Id, Record};
+
+    let conn = common::connect_postgres(&common::database_url()).await;
+    let schema = common::unique_name("ts_cli_parts");
+    let store = PostgresStore::new(conn.clone())
+        .with_schema_name(&schema)
+        .unwrap()
+        .with_hash_partitions(4)
+        .unwrap()
+        .with_user_key("user_id")
+        .unwrap()
+        .with_hashed_ids();
+    store.migrate().await.unwrap();
+    conn.execute_unprepared(&format!(
+        "CREATE TABLE \"{schema}\".audit (line text); \
+         INSERT INTO \"{schema}\".audit VALUES ('kept')"
+    ))
+    .await
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let old_store = store
+        .clone()
+        .with_clock(ManualClock::at(now - day * 2).reader());
+    let mut sessions = Vec::new();
+    for (store, user) in [
+        (&old_store, Some("ada")),
+        (&old_store, Some("ada")),
+        (&old_store, None),
+        (&store, Some("ada")),
+    ] {
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: now + day,
+        };
+        if let Some(user) = user {
+            record
+                .data
+                .insert("user_id".into(), serde_json::json!(user));
+        }
+        store.create(&mut record).await.unwrap();
+        sessions.push(record);
+    }
+    let url = common::pgbouncer::pgbouncer_url();
+    let sessions_cli = |args: &[&str]| {
+        let mut all = vec!["--schema", schema.as_str(), "sessions"];
+        all.extend_from_slice(args);
+        let outcome = cli(&url, &all);
+        assert!(outcome.success, "{args:?}: {}", outcome.stderr);
+        outcome.stdout
+    };
+    let table = format!("\"{schema}\".\"session\"");
+    assert_eq!(
+        sessions_cli(&["count", "--user", "ada"]),
+        format!("3 live sessions in {table}\n")
+    );
+    let breach = (now - day)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(
+        sessions_cli(&["revoke", "--created-before", &breach]),
+        format!("ended 3 sessions in {table}\n")
+    );
+    for record in &sessions[..3] {
+        assert_eq!(store.load(&record.id).await.unwrap(), None);
+    }
+    assert!(store.load(&sessions[3].id).await.unwrap().is_some());
+    assert_eq!(
+        sessions_cli(&["count"]),
+        format!("1 live sessions in {table}\n")
+    );
+    let audit = common::scalar_strings(
+        &conn,
+        &format!("SELECT line FROM \"{schema}\".audit"),
+        vec![],
+    )
+    .await;
+    assert_eq!(audit, ["kept"], "the application's table is untouched");
+    common::drop_schema(conn, &schema).await;
 }

@@ -327,6 +327,49 @@ async fn a_delete_on_one_replica_is_honoured_by_the_other_within_the_bound() {
 }
 
 #[tokio::test]
+async fn ending_sessions_created_before_on_one_replica_is_honoured_by_the_other_within_the_bound() {
+    let replicas = Replicas::new().await;
+    let indexed = |store: PostgresStore| store.with_user_key("user_id").unwrap();
+    let a = replicas.replica_with("a", indexed).await;
+    let b = replicas.replica_with("b", indexed).await;
+    let mut adas = record(json!({"user_id": "u1"}));
+    let mut anonymous = record(json!({"n": 1}));
+    a.create(&mut adas).await.unwrap();
+    a.create(&mut anonymous).await.unwrap();
+    for id in [adas.id, anonymous.id] {
+        assert!(a.load(&id).await.unwrap().is_some(), "a caches it");
+        assert!(b.load(&id).await.unwrap().is_some(), "b caches it");
+    }
+    tokio::time::sleep(StdDuration::from_millis(2)).await;
+    let now = OffsetDateTime::now_utc();
+
+    let ended = a.delete_user_sessions_created_before("u1", now);
+    assert_eq!(ended.await.unwrap(), 1);
+    assert!(
+        a.load(&adas.id).await.unwrap().is_none(),
+        "a evicted its own"
+    );
+    within(BOUND, "b still serves a revoked session", || async {
+        b.load(&adas.id).await.unwrap().is_none()
+    })
+    .await;
+    assert!(b.load(&anonymous.id).await.unwrap().is_some());
+
+    assert_eq!(a.delete_sessions_created_before(now).await.unwrap(), 1);
+    assert!(a.load(&anonymous.id).await.unwrap().is_none());
+    within(BOUND, "b still serves a revoked session", || async {
+        b.load(&anonymous.id).await.unwrap().is_none()
+    })
+    .await;
+    // And they stay gone: nothing re-inserts them.
+    for _ in 0..20 {
+        assert!(b.load(&adas.id).await.unwrap().is_none());
+        assert!(b.load(&anonymous.id).await.unwrap().is_none());
+    }
+    replicas.finish().await;
+}
+
+#[tokio::test]
 async fn a_save_on_one_replica_replaces_the_others_cached_copy() {
     let replicas = Replicas::new().await;
     let (a, b) = (replicas.replica("a").await, replicas.replica("b").await);
@@ -1213,6 +1256,27 @@ async fn single_replica_rules(store: PostgresStore, what: &str) {
     assert!(
         store.load(&kept.id).await.unwrap().is_none(),
         "{what}: one device"
+    );
+
+    // The operators' calls: one user's sessions created before an instant, then everyone's.
+    let mut adas = record(json!({"user_id": "u3"}));
+    let mut anonymous = record(json!({"n": 1}));
+    store.create(&mut adas).await.unwrap();
+    store.create(&mut anonymous).await.unwrap();
+    assert!(store.load(&adas.id).await.unwrap().is_some());
+    assert!(store.load(&anonymous.id).await.unwrap().is_some());
+    tokio::time::sleep(StdDuration::from_millis(2)).await;
+    let now = OffsetDateTime::now_utc();
+    let ended = store.delete_user_sessions_created_before("u3", now);
+    assert_eq!(ended.await.unwrap(), 1);
+    assert!(
+        store.load(&adas.id).await.unwrap().is_none(),
+        "{what}: one user's, created before"
+    );
+    assert_eq!(store.delete_sessions_created_before(now).await.unwrap(), 1);
+    assert!(
+        store.load(&anonymous.id).await.unwrap().is_none(),
+        "{what}: everyone's, created before"
     );
 }
 

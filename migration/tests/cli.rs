@@ -152,7 +152,7 @@ fn help_offers_only_what_fits_a_session_table() {
         .collect();
     assert_eq!(
         commands,
-        ["up", "down", "status", "reset", "refresh", "help"]
+        ["up", "down", "status", "reset", "refresh", "sessions", "help"]
     );
     let words: Vec<&str> = help
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')

@@ -24,6 +24,8 @@ use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, Use
 /// - `update_if_present` with an expected version writes only a row that holds it, and every
 ///   update adds one to the version, as the SQL table's `version` column does.
 /// - It keeps the per-user index, as a table migrated by `migrate()` does.
+/// - `count_unexpired` counts what `find_unexpired` would return; `delete_created_before_batch`
+///   deletes rows created strictly before the instant, expired or not.
 ///
 /// It never fails. Clones share the same sessions, so a test can keep one clone to look inside
 /// while a store owns another. Nothing is persisted: the sessions die with the last clone.
@@ -263,5 +265,30 @@ impl SessionRepository for InMemoryRepository {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn count_unexpired<'a>(
+        &self,
+        user_key: Option<&'a str>,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<u64, RepositoryError> {
+        let rows = self.rows();
+        let live = rows.values().filter(|row| {
+            row.is_live(now, born_after) && user_key.is_none_or(|user| row.of_user(user))
+        });
+        Ok(u64::try_from(live.count()).unwrap_or(u64::MAX))
+    }
+
+    async fn delete_created_before_batch<'a>(
+        &self,
+        before: OffsetDateTime,
+        user_key: Option<&'a str>,
+        limit: u64,
+    ) -> Result<(u64, u64), RepositoryError> {
+        let deleted = self.delete_where(limit, |_, row| {
+            row.created_at < before && user_key.is_none_or(|user| row.of_user(user))
+        });
+        Ok((deleted, deleted))
     }
 }

@@ -23,11 +23,16 @@ pub enum Operation {
     ListUserSessions,
     /// Deleting a user's sessions (per-user index).
     DeleteUserSessions,
+    /// Counting the live sessions (all, or a user's).
+    CountSessions,
+    /// One batch of ending the sessions created before an instant (all, or a user's).
+    DeleteSessions,
 }
 
 impl Operation {
     /// The operation's name: `create`, `save`, `load`, `delete`, `delete_expired`, `health`,
-    /// `migrate`, `list_user_sessions`, `delete_user_sessions`.
+    /// `migrate`, `list_user_sessions`, `delete_user_sessions`, `count_sessions`,
+    /// `delete_sessions`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Create => "create",
@@ -39,6 +44,8 @@ impl Operation {
             Self::Migrate => "migrate",
             Self::ListUserSessions => "list_user_sessions",
             Self::DeleteUserSessions => "delete_user_sessions",
+            Self::CountSessions => "count_sessions",
+            Self::DeleteSessions => "delete_sessions",
         }
     }
 }

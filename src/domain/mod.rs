@@ -18,6 +18,7 @@ mod events;
 mod history;
 mod keys;
 mod merge;
+mod operators;
 mod policy;
 mod rows;
 mod store;

@@ -561,6 +561,7 @@ pub(crate) trait Outcome {
 
 impl Outcome for () {}
 impl Outcome for u64 {}
+impl Outcome for (u64, u64) {}
 impl<T> Outcome for Vec<T> {}
 impl Outcome for Written {}
 

@@ -160,7 +160,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         SessionHandle::of_key(&self.key(id.into()))
     }
 
-    fn require_user_index(&self) -> Result<(), SessionError> {
+    pub(super) fn require_user_index(&self) -> Result<(), SessionError> {
         match self.policy.user_key {
             Some(_) => Ok(()),
             None => Err(SessionError::InvalidConfiguration(

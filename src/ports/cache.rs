@@ -38,6 +38,7 @@ pub(crate) trait ReadCache: Send + Sync + 'static {
         match what {
             Evict::Key(key) => self.evict(key),
             Evict::User(user) => self.evict_user(user),
+            Evict::All => self.clear(),
         }
     }
     /// Runs [`forget`](Self::forget) again after `settle`: for a write given up before it
@@ -69,6 +70,8 @@ pub(crate) enum Evict {
     Key(String),
     /// Every session of this user.
     User(String),
+    /// Every session.
+    All,
 }
 
 /// The cache's state when a load that missed began: what it must still be for the load to

@@ -194,6 +194,45 @@ pub trait SessionRepository: Send + Sync + 'static {
         id: &str,
     ) -> Result<bool, RepositoryError>;
 
+    /// The number of rows that expire after `now` and, with `born_after`, were created after
+    /// it (exactly the rows [`find_unexpired`](Self::find_unexpired) returns): every live
+    /// session or, with `user_key`, that user's (per-user index). One statement. A repository
+    /// that does not implement it (the default) fails.
+    async fn count_unexpired<'a>(
+        &self,
+        user_key: Option<&'a str>,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<u64, RepositoryError> {
+        let _ = (user_key, now, born_after);
+        Err(no_operator_calls())
+    }
+
+    /// One batch of "end every session created before `before`": deletes rows created
+    /// strictly before `before`, expired or not, every user's or, with `user_key`, that
+    /// user's only, among at most `limit` it finds; returns `(deleted, found)`.
+    ///
+    /// `found` is how many matching rows the batch found (at most `limit`): the caller runs
+    /// another batch while `found == limit`. `deleted` may be fewer than `found` when another
+    /// operation deleted a row first. The batch waits for a row another transaction holds
+    /// (never skips it: a session being saved is ended all the same) and, like
+    /// [`trim_user_sessions`](Self::trim_user_sessions), never deadlocks with another
+    /// operation of the port: the crate's repositories read the rows to delete without locking
+    /// and lock them in key order (on MySQL and on a table distributed by Citus with more
+    /// statements: a plain read of the keys, then deletes by key that check every condition
+    /// again). A session created at or after `before` is never deleted. With a login history,
+    /// each row deleted is logged as revoked. A repository that does not implement it (the
+    /// default) fails.
+    async fn delete_created_before_batch<'a>(
+        &self,
+        before: OffsetDateTime,
+        user_key: Option<&'a str>,
+        limit: u64,
+    ) -> Result<(u64, u64), RepositoryError> {
+        let _ = (before, user_key, limit);
+        Err(no_operator_calls())
+    }
+
     /// Deletes at most `limit` rows of the login history recorded before `before` (its
     /// retention, in the cleanup), and returns how many. A repository that keeps no history
     /// (the default) deletes nothing.
@@ -238,6 +277,16 @@ pub trait SessionRepository: Send + Sync + 'static {
         let _ = (cursor, now, settle);
         Err(no_history())
     }
+}
+
+/// What a repository written before the operators' calls answers them (the crate's all
+/// implement them).
+fn no_operator_calls() -> RepositoryError {
+    RepositoryError::Statement(
+        "this session repository cannot count or end sessions in bulk: implement \
+         `count_unexpired` and `delete_created_before_batch`"
+            .to_owned(),
+    )
 }
 
 fn no_history() -> RepositoryError {

@@ -718,6 +718,109 @@ async fn a_reporting_update_tells_when_it_gave_the_row_another_user<R: SessionRe
     );
 }
 
+/// 1971-01-01 UTC: an era no other check writes rows in, so the global deletes below find
+/// exactly the rows written here.
+fn era() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(31_536_000).expect("an instant")
+}
+
+/// A row of `user`, created at `created_at`, expiring at `expires_at`.
+fn born_row(
+    user: Option<&str>,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> (String, SessionRow) {
+    let id = fresh_id();
+    let row = SessionRow {
+        created_at,
+        saved_at: created_at,
+        ..user_row(&id, user, expires_at)
+    };
+    (id, row)
+}
+
+async fn count_unexpired_counts_the_live_rows_all_and_per_user<R: SessionRepository>(repo: &R) {
+    let (ada, now) = (fresh_id(), now());
+    let (live, dead) = (now + Duration::hours(1), now - Duration::hours(1));
+    let before = repo.count_unexpired(None, now, None).await.unwrap();
+    for (user, created_at, expires_at) in [
+        (Some(&ada), now, live),
+        (Some(&ada), long_ago(), live),
+        (Some(&ada), now, dead),
+        (None, now, live),
+    ] {
+        let (_, row) = born_row(user.map(String::as_str), created_at, expires_at);
+        assert!(repo.insert_if_absent(row).await.unwrap());
+    }
+    assert_eq!(
+        repo.count_unexpired(None, now, None).await.unwrap(),
+        before + 3
+    );
+    let adas = repo.count_unexpired(Some(&ada), now, None);
+    assert_eq!(adas.await.unwrap(), 2, "the expired row is not live");
+    let within_lifetime = repo.count_unexpired(Some(&ada), now, Some(long_ago()));
+    assert_eq!(
+        within_lifetime.await.unwrap(),
+        1,
+        "a row created at or before born_after is not live"
+    );
+    let nobody = fresh_id();
+    let nobodys = repo.count_unexpired(Some(&nobody), now, None);
+    assert_eq!(nobodys.await.unwrap(), 0);
+}
+
+async fn delete_created_before_batch_deletes_only_rows_created_before_the_instant<
+    R: SessionRepository,
+>(
+    repo: &R,
+) {
+    let (ada, bob, now) = (fresh_id(), fresh_id(), now());
+    let (live, dead) = (now + Duration::hours(1), now - Duration::hours(1));
+    let at = |seconds: i64| era() + Duration::seconds(seconds);
+    let mut rows = Vec::new();
+    for (user, created_at, expires_at) in [
+        (Some(&ada), at(0), live),
+        (Some(&ada), at(1), dead),
+        (Some(&ada), now, live),
+        (Some(&bob), at(2), live),
+        (None, at(3), live),
+        (None, at(10), live),
+    ] {
+        let (id, row) = born_row(user.map(String::as_str), created_at, expires_at);
+        assert!(repo.insert_if_absent(row).await.unwrap());
+        rows.push(id);
+    }
+    // At `long_ago()` every row here is unexpired: a row is found exactly when it exists.
+    let exists = |id: &str| {
+        let id = id.to_owned();
+        async move {
+            let found = repo.find_unexpired(&id, long_ago(), None).await.unwrap();
+            found.is_some()
+        }
+    };
+    // One user's: their rows created before the instant, expired or not; not later ones.
+    let adas = repo.delete_created_before_batch(at(5), Some(&ada), 10);
+    assert_eq!(adas.await.unwrap(), (2, 2));
+    assert!(!exists(&rows[0]).await && !exists(&rows[1]).await);
+    assert!(
+        exists(&rows[2]).await,
+        "a row created after the instant stays"
+    );
+    assert!(exists(&rows[3]).await, "another user's row stays");
+    // Everyone's, in batches of one: a batch that found fewer than its limit was the last.
+    let first = repo.delete_created_before_batch(at(10), None, 1);
+    assert_eq!(first.await.unwrap(), (1, 1));
+    let second = repo.delete_created_before_batch(at(10), None, 1);
+    assert_eq!(second.await.unwrap(), (1, 1));
+    let last = repo.delete_created_before_batch(at(10), None, 1);
+    assert_eq!(last.await.unwrap(), (0, 0));
+    assert!(!exists(&rows[3]).await && !exists(&rows[4]).await);
+    assert!(
+        exists(&rows[5]).await,
+        "a row created at the instant itself stays (strictly before)"
+    );
+}
+
 /// Checks `repository` against the [`SessionRepository`] contract: every method, with every
 /// option, one check after another; panics at the first broken promise, with what was expected
 /// (the panic's location names the check).
@@ -756,4 +859,6 @@ pub async fn check_repository_contract<R: SessionRepository>(repository: &R) {
     delete_expired_batch_with_born_before_deletes_outlived_rows_too(repository).await;
     trim_user_sessions_keeps_the_most_recently_saved_live_rows_only(repository).await;
     a_reporting_update_tells_when_it_gave_the_row_another_user(repository).await;
+    count_unexpired_counts_the_live_rows_all_and_per_user(repository).await;
+    delete_created_before_batch_deletes_only_rows_created_before_the_instant(repository).await;
 }

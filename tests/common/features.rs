@@ -16,6 +16,16 @@ use tower_sessions_seaorm_store::{
 
 use super::replicas::Replicas;
 
+#[allow(unused_imports)] // Only the suites that run `features_suite!` name them.
+pub use super::operators::{
+    ending_sessions_created_before_racing_creates_and_saves_fails_nothing,
+    ending_sessions_created_before_racing_logins_and_logouts_fails_nothing,
+    operators_count_the_live_sessions_all_and_per_user,
+    operators_end_every_session_only_when_the_table_is_named,
+    operators_end_the_sessions_created_before_an_instant_only,
+    operators_per_user_calls_need_the_index,
+};
+
 /// A whole second, so instants survive every backend's precision.
 fn soon(minutes: i64) -> OffsetDateTime {
     OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::minutes(minutes)
@@ -1155,6 +1165,10 @@ macro_rules! features_suite {
             a_session_revoked_while_loaded_stays_revoked,
             hashed_rows_hold_no_session_id,
             a_user_key_with_a_nul_is_an_encode_error_and_nothing_is_written,
+            operators_count_the_live_sessions_all_and_per_user,
+            operators_end_the_sessions_created_before_an_instant_only,
+            operators_end_every_session_only_when_the_table_is_named,
+            operators_per_user_calls_need_the_index,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -1171,6 +1185,8 @@ macro_rules! features_suite {
                 logins_of_one_user_through_several_pools_never_fail_and_leave_exactly_the_limit,
                 logins_racing_unrelated_saves_fail_no_operation,
                 logging_out_everywhere_racing_logins_fails_no_operation,
+                ending_sessions_created_before_racing_creates_and_saves_fails_nothing,
+                ending_sessions_created_before_racing_logins_and_logouts_fails_nothing,
             );
         }
     };

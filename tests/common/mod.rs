@@ -13,6 +13,7 @@ pub mod lean;
 pub mod log_capture;
 pub mod memory;
 pub mod mysql;
+pub mod operators;
 pub mod partitioned;
 pub mod pgbouncer;
 pub mod replicas;

@@ -10,7 +10,7 @@ pub use crate::domain::Operation;
 /// The operations a fault can be aimed at and calls are counted by: the store's own
 /// [`Operation`]s, each standing for the repository calls it makes. A health probe is a `Load`;
 /// "sign out that device" is a `ListUserSessions`, then a `DeleteUserSessions`.
-pub(super) const COUNTED: [Operation; 7] = [
+pub(super) const COUNTED: [Operation; 9] = [
     Operation::Create,
     Operation::Save,
     Operation::Load,
@@ -18,6 +18,8 @@ pub(super) const COUNTED: [Operation; 7] = [
     Operation::DeleteExpired,
     Operation::ListUserSessions,
     Operation::DeleteUserSessions,
+    Operation::CountSessions,
+    Operation::DeleteSessions,
 ];
 
 /// Where `operation`'s calls are counted (`None`: the repository never sees it).

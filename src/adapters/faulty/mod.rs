@@ -180,4 +180,28 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         })
         .await
     }
+
+    async fn count_unexpired<'a>(
+        &self,
+        user_key: Option<&'a str>,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<u64, RepositoryError> {
+        self.call(Operation::CountSessions, |inner| {
+            inner.count_unexpired(user_key, now, born_after)
+        })
+        .await
+    }
+
+    async fn delete_created_before_batch<'a>(
+        &self,
+        before: OffsetDateTime,
+        user_key: Option<&'a str>,
+        limit: u64,
+    ) -> Result<(u64, u64), RepositoryError> {
+        self.call(Operation::DeleteSessions, |inner| {
+            inner.delete_created_before_batch(before, user_key, limit)
+        })
+        .await
+    }
 }

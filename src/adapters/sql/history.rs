@@ -109,7 +109,12 @@ fn handle(key: &str) -> String {
 
 /// `INSERT INTO <history> (…) SELECT <user>, <kind>, <at>, handle(<key>), <listed> FROM <from>
 /// WHERE <user> IS NOT NULL<and>`.
-fn log(history: &str, from: &str, [user, kind, at, key, listed]: [&str; 5], and: &str) -> String {
+pub(crate) fn log(
+    history: &str,
+    from: &str,
+    [user, kind, at, key, listed]: [&str; 5],
+    and: &str,
+) -> String {
     format!(
         "INSERT INTO {history} (\"user_key\", \"kind\", \"at\", \"handle\", \"listed_values\") \
          SELECT {user}, {kind}, {at}, {}, {listed} FROM \"{from}\" WHERE {user} IS NOT NULL{and}",

@@ -8,6 +8,7 @@
 pub(crate) mod columns;
 pub(crate) mod dialect;
 pub(crate) mod driver;
+pub(crate) mod ending;
 #[cfg(all(feature = "cache", feature = "postgres"))]
 pub(crate) mod eviction;
 pub(crate) mod history;

@@ -459,6 +459,83 @@ impl<D: SqlDriver> SessionRepository for D {
         Ok(written(self, sql, params, log).await? > 0)
     }
 
+    async fn count_unexpired<'a>(
+        &self,
+        user_key: Option<&'a str>,
+        now: OffsetDateTime,
+        born: Option<OffsetDateTime>,
+    ) -> Result<u64, RepositoryError> {
+        let ending = &self.statements().ending;
+        let (sql, mut params) = match user_key {
+            None => (&ending.count, Vec::new()),
+            Some(user) => (&ending.count_by_user, vec![Param::text(user)]),
+        };
+        params.extend([Param::Instant(now), born_after(born)]);
+        let rows = self.query(sql, params).await?;
+        let count = match rows.first() {
+            Some(row) => row.integer(0)?,
+            None => 0,
+        };
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn delete_created_before_batch<'a>(
+        &self,
+        before: OffsetDateTime,
+        user_key: Option<&'a str>,
+        limit: u64,
+    ) -> Result<(u64, u64), RepositoryError> {
+        let ending = &self.statements().ending;
+        let (sql, deletes, mut params) = match user_key {
+            None => (
+                &ending.created_before,
+                &ending.delete_keys,
+                vec![Param::Instant(before)],
+            ),
+            Some(user) => (
+                &ending.created_before_by_user,
+                &ending.delete_user_keys,
+                vec![Param::Instant(before), Param::text(user)],
+            ),
+        };
+        params.push(Param::count(limit));
+        let log = Log::Ended(history::kind::REVOKED, OffsetDateTime::now_utc());
+        if !deletes.is_empty() {
+            // MySQL and Citus: the keys, then deletes by key that check the instant (and the
+            // user) again.
+            let mut checks = vec![Param::Instant(before)];
+            checks.extend(user_key.map(Param::text));
+            return delete_keys_read_by(self, sql, params, deletes, checks, log).await;
+        }
+        match self.dialect() {
+            // One writing statement at a time: what it found, it deleted.
+            Dialect::Sqlite => {
+                let deleted = delete_retrying(self, sql, params, log).await?;
+                Ok((deleted, deleted))
+            }
+            // The batch returns `deleted, found` (with the history, logged in it).
+            Dialect::Postgres | Dialect::MySql => {
+                let mut attempt = 1;
+                loop {
+                    match self.query(sql, params.clone()).await {
+                        Ok(rows) => {
+                            let Some(row) = rows.first() else {
+                                return Ok((0, 0));
+                            };
+                            let count = |index| {
+                                row.integer(index)
+                                    .map(|n| u64::try_from(n).unwrap_or_default())
+                            };
+                            return Ok((count(0)?, count(1)?));
+                        }
+                        Err(err) if attempt < DELETE_ATTEMPTS && err.conflict => attempt += 1,
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+            }
+        }
+    }
+
     async fn delete_history_before(
         &self,
         before: OffsetDateTime,
@@ -552,6 +629,20 @@ async fn delete_per_user<D: SqlDriver>(
     if deletes.is_empty() {
         return delete_retrying(driver, sql, params, log).await;
     }
+    let (deleted, _found) = delete_keys_read_by(driver, sql, params, deletes, checks, log).await?;
+    Ok(deleted)
+}
+
+/// MySQL and Citus: the keys `sql` returns (a plain read, which locks nothing), deleted by key
+/// with `deletes`, each also binding `checks`; returns how many were deleted, and read.
+async fn delete_keys_read_by<D: SqlDriver>(
+    driver: &D,
+    sql: &str,
+    params: Vec<Param>,
+    deletes: &KeyedDeletes,
+    checks: Vec<Param>,
+    log: Log,
+) -> Result<(u64, u64), RepositoryError> {
     // MySQL's as bytes, bound back as bytes: a key another tool wrote need not be UTF-8.
     // PostgreSQL's are `text`, UTF-8 by the database's encoding.
     let keys = driver
@@ -574,5 +665,5 @@ async fn delete_per_user<D: SqlDriver>(
         params.extend(checks.iter().cloned());
         deleted += delete_retrying(driver, sql, params, log).await?;
     }
-    Ok(deleted)
+    Ok((deleted, u64::try_from(keys.len()).unwrap_or(u64::MAX)))
 }

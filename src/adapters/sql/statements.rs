@@ -14,6 +14,7 @@ use sea_orm::{
 use super::{
     columns::{Column, RowStatement, ROW_COLUMNS},
     dialect::{Dialect, POSTGRES_EARLIEST_SQL, POSTGRES_LATEST_SQL},
+    ending::Ending,
     per_user::PerUser,
     SessionTable,
 };
@@ -58,6 +59,9 @@ pub(crate) struct Statements {
     /// The same, deleting also the rows created at or before an instant (an absolute
     /// lifetime); the values of [`Statements::delete_outlived_values`].
     pub delete_outlived_batch: String,
+    /// The operators' counts and their batches ending the sessions created before an instant
+    /// (see [`super::ending`]); they log in the history themselves.
+    pub ending: Ending,
     /// With the login history (PostgreSQL): its own statements. Every write above then also
     /// logs, in the same statement, and returns rows (see [`super::history::wrap`]).
     pub history: Option<super::history::HistoryStatements>,
@@ -201,6 +205,7 @@ impl Statements {
             delete_by_id: render(dialect, &delete_by_id),
             delete_expired_batch: render(dialect, &delete_expired_batch),
             delete_outlived_batch: render(dialect, &delete_outlived_batch),
+            ending: Ending::new(dialect, table),
             history: None,
         };
         if table.history() {

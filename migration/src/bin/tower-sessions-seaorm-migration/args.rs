@@ -3,7 +3,8 @@
 use clap::{Parser, Subcommand};
 use tower_sessions_seaorm_migration::{DEFAULT_SCHEMA, DEFAULT_TABLE};
 
-/// Creates, migrates and drops tower-sessions-seaorm-store's session table, and nothing else.
+/// Creates, migrates and drops tower-sessions-seaorm-store's session table, counts and ends
+/// its sessions, and nothing else.
 ///
 /// Every command acts on the session table alone (its columns, indexes and triggers, the read
 /// cache's eviction function on PostgreSQL) and on its own rows of the history table
@@ -57,6 +58,12 @@ pub enum Command {
     Reset,
     /// `reset`, then `up`: an empty session table, freshly migrated
     Refresh,
+    /// Count or end sessions in the session table (its rows only; with the login history
+    /// beside it, each session ended is logged there)
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// Not offered: see the message
     #[command(hide = true)]
     Fresh {
@@ -77,6 +84,38 @@ pub enum Command {
     },
 }
 
+/// What `sessions` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SessionsCommand {
+    /// Print how many sessions are live (not expired), all or one user's
+    Count {
+        /// Only this user's sessions (the per-user index's key: the value of the session key
+        /// the store's `with_user_key` names)
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End sessions: every session of one user (`--user`), every session created before an
+    /// instant (`--created-before`), or both conditions at once
+    Revoke {
+        /// End this user's sessions
+        #[arg(long)]
+        user: Option<String>,
+        /// End the sessions created strictly before this instant, RFC 3339
+        /// (`2026-12-04T14:00:00Z`)
+        #[arg(long)]
+        created_before: Option<String>,
+        /// Print how many sessions would end, and end none
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete the expired sessions (what the store's cleanup does)
+    PurgeExpired {
+        /// Print how many sessions would go, and delete none
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 /// What a command does.
 pub enum Action {
     /// Apply this many pending migrations, all with `None`.
@@ -86,6 +125,8 @@ pub enum Action {
     Status,
     /// Roll back all, then apply all.
     Refresh,
+    /// Count or end sessions.
+    Sessions(SessionsCommand),
 }
 
 impl Command {
@@ -98,6 +139,7 @@ impl Command {
             Self::Status => Ok(Action::Status),
             Self::Reset => Ok(Action::Down(None)),
             Self::Refresh => Ok(Action::Refresh),
+            Self::Sessions { command } => Ok(Action::Sessions(command.clone())),
             Self::Fresh { .. } => Err(
                 "`fresh` is not offered: SeaORM's `fresh` drops every table in the database, \
                  your application's included, and this tool touches the session table alone. \

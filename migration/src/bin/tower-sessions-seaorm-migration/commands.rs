@@ -34,6 +34,12 @@ pub async fn run(
         Action::Down(num) => (Some(num), None),
         Action::Refresh => (Some(None), Some(None)),
         Action::Status => return status(runner, conn).await,
+        // Run by `sessions.rs`, not the runner.
+        Action::Sessions(_) => {
+            return Err(RunError::Refused(
+                "`sessions` commands do not migrate; nothing was done".to_owned(),
+            ))
+        }
     };
     if let Some(num) = down {
         let undone = runner.down(conn, num).await?;

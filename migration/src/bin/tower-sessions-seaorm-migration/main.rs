@@ -1,7 +1,9 @@
 //! The session table's command line. It acts on the session table alone: its columns and
 //! indexes, its triggers (and, on PostgreSQL, the read cache's eviction function), and its own
-//! rows of the history table. The application's tables, its `seaql_migrations` and other
-//! session tables' history rows are never touched, whatever the command.
+//! rows of the history table; `sessions` counts and ends its rows (and logs the ends in the
+//! login history beside it, when there is one). The application's tables, its
+//! `seaql_migrations` and other session tables' history rows are never touched, whatever the
+//! command.
 //!
 //! It is not SeaORM's generic migration CLI: that one's `fresh` drops every table of the
 //! database, and its `init` and `generate` write a migration crate, neither of which a session
@@ -9,6 +11,7 @@
 
 mod args;
 mod commands;
+mod sessions;
 
 use std::process::ExitCode;
 
@@ -50,6 +53,11 @@ async fn run(cli: Cli, action: Action) -> Result<(), String> {
         .map_err(|err| format!("cannot connect to the database: {}", without_url(err)))?;
     let backend = conn.get_database_backend();
     let runner = commands::runner(backend, &cli.schema, &cli.table)?;
+    if let Action::Sessions(command) = action {
+        let outcome = sessions::run(&runner, &conn, &cli.schema, &cli.table, command).await;
+        let _ = conn.close().await;
+        return outcome;
+    }
     let outcome = commands::run(&runner, &conn, action).await;
     let _ = conn.close().await;
     outcome.map_err(|err| match err {

@@ -1,0 +1,357 @@
+//! `sessions count`, `sessions revoke`, `sessions purge-expired`: the operators' commands, on
+//! the session table's rows alone (and, with the login history beside it, its new entries).
+//!
+//! The same statements as the store's (`src/adapters/sql/ending.rs` there; this crate cannot
+//! depend on the store, which depends on it): the rows to end are read without locking, at
+//! most a batch at a time, then locked in key order and deleted (PostgreSQL in one statement;
+//! MySQL reads the keys, then deletes them by primary key; SQLite deletes in one), so a command
+//! never deadlocks with the store's per-user deletes, and never skips a session being saved.
+//! None of them involves a session id: they work the same with hashed ids. On PostgreSQL the
+//! table's triggers evict every listening read cache of what they delete.
+
+use sea_orm_migration::sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
+};
+use sha2::{Digest, Sha256};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use tower_sessions_seaorm_migration::{quote, Runner, TableState};
+
+use crate::args::SessionsCommand;
+
+/// How many rows one statement ends at most: a huge table is worked through in batches, each
+/// a short transaction of its own.
+const BATCH: u64 = 1000;
+
+/// What the store's session handles hash before the key (`SessionHandle::of_key`): the
+/// history names an ended session by its handle, never its id.
+const HANDLE_CONTEXT: &[u8] = b"tower-sessions-seaorm-store/session-handle/v1\0";
+
+/// The session table, its history (when there is one) and the backend.
+struct Table {
+    backend: DbBackend,
+    name: String,
+    history: Option<String>,
+}
+
+/// Which rows a command counts or ends, and what the history calls their end.
+struct Rows {
+    /// The SQL condition, with the user (when given) as its one placeholder.
+    condition: String,
+    user: Option<String>,
+    kind: &'static str,
+}
+
+pub async fn run(
+    runner: &Runner,
+    conn: &DatabaseConnection,
+    schema: &str,
+    table: &str,
+    command: SessionsCommand,
+) -> Result<(), String> {
+    let backend = conn.get_database_backend();
+    let failed = |err: DbErr| format!("{} (in {})", err, runner.describe());
+    match runner.status(conn).await.map_err(failed)?.table {
+        TableState::SessionTable => {}
+        TableState::Missing => {
+            return Err(format!(
+                "{} does not exist: check --schema and --table (or run `up`). Nothing was done.",
+                runner.describe()
+            ))
+        }
+        TableState::NotASessionTable { .. } => {
+            return Err(format!(
+                "{} is not a session table. Nothing was done.",
+                runner.describe()
+            ))
+        }
+    }
+    let history_name = format!("{table}_history");
+    let history = match backend {
+        DbBackend::Postgres => format!(
+            "{}.{}",
+            quote(backend, schema),
+            quote(backend, &history_name)
+        ),
+        _ => quote(backend, &history_name),
+    };
+    // The history exists when a query of it succeeds; MySQL keeps none yet.
+    let probe = format!("SELECT 1 FROM {history} WHERE 1 = 0");
+    let has_history = backend != DbBackend::MySql
+        && conn
+            .query_all_raw(Statement::from_string(backend, probe))
+            .await
+            .is_ok();
+    let table = Table {
+        backend,
+        name: runner.describe(),
+        history: has_history.then_some(history),
+    };
+    let now = OffsetDateTime::now_utc();
+    let outcome = match command {
+        SessionsCommand::Count { user } => {
+            let live = format!(
+                "{} > {}",
+                quote(backend, "expiry_date"),
+                instant(backend, now)
+            );
+            let rows = table.rows(live, user, "");
+            let count = table.count(conn, &rows).await.map_err(failed)?;
+            println!("{count} live sessions in {}", table.name);
+            return Ok(());
+        }
+        SessionsCommand::Revoke {
+            user,
+            created_before,
+            dry_run,
+        } => {
+            let mut conditions = Vec::new();
+            if let Some(before) = &created_before {
+                let before = OffsetDateTime::parse(before, &Rfc3339).map_err(|err| {
+                    format!(
+                        "--created-before {before}: not an RFC 3339 instant ({err}); e.g. \
+                         2026-12-04T14:00:00Z. Nothing was done."
+                    )
+                })?;
+                conditions.push(format!(
+                    "{} < {}",
+                    quote(backend, "created_at"),
+                    instant(backend, before)
+                ));
+            }
+            if user.is_none() && conditions.is_empty() {
+                return Err(
+                    "sessions revoke needs --user, --created-before or both. Nothing was done."
+                        .to_owned(),
+                );
+            }
+            let condition = if conditions.is_empty() {
+                "1 = 1".to_owned()
+            } else {
+                conditions.join(" AND ")
+            };
+            (table.rows(condition, user, "revoked"), dry_run)
+        }
+        SessionsCommand::PurgeExpired { dry_run } => {
+            let expired = format!(
+                "{} <= {}",
+                quote(backend, "expiry_date"),
+                instant(backend, now)
+            );
+            (table.rows(expired, None, "expired"), dry_run)
+        }
+    };
+    let (rows, dry_run) = outcome;
+    if dry_run {
+        let count = table.count(conn, &rows).await.map_err(failed)?;
+        println!(
+            "would end {count} sessions in {} (dry run: nothing was deleted)",
+            table.name
+        );
+        return Ok(());
+    }
+    let mut ended = 0;
+    loop {
+        let (deleted, found) = table
+            .end_batch(conn, &rows, now)
+            .await
+            .map_err(|err| format!("{} after ending {ended} sessions", failed(err)))?;
+        ended += deleted;
+        if found < BATCH {
+            break;
+        }
+    }
+    println!("ended {ended} sessions in {}", table.name);
+    Ok(())
+}
+
+/// `at` as a SQL literal of the table's instant columns: `timestamptz` on PostgreSQL,
+/// `datetime(6)` in UTC on MySQL, microseconds since the epoch on SQLite (as the store writes
+/// them). Built from a parsed instant, never from text the user typed.
+fn instant(backend: DbBackend, at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let text = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.microsecond()
+    );
+    match backend {
+        DbBackend::Postgres => format!("TIMESTAMPTZ '{text}+00'"),
+        DbBackend::MySql => format!("'{text}'"),
+        _ => (at.unix_timestamp_nanos().div_euclid(1_000)).to_string(),
+    }
+}
+
+/// The handle the device list and the history show for the session stored under `key`.
+fn handle(key: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(HANDLE_CONTEXT)
+        .chain_update(key.as_bytes())
+        .finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Table {
+    fn rows(&self, condition: String, user: Option<String>, kind: &'static str) -> Rows {
+        let condition = match &user {
+            None => condition,
+            Some(_) => {
+                let placeholder = match self.backend {
+                    DbBackend::Postgres => "$1",
+                    _ => "?",
+                };
+                format!(
+                    "{condition} AND {} = {placeholder}",
+                    quote(self.backend, "user_key")
+                )
+            }
+        };
+        Rows {
+            condition,
+            user,
+            kind,
+        }
+    }
+
+    fn values(rows: &Rows) -> Vec<Value> {
+        rows.user
+            .iter()
+            .map(|user| Value::from(user.clone()))
+            .collect()
+    }
+
+    async fn count(&self, conn: &DatabaseConnection, rows: &Rows) -> Result<i64, DbErr> {
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {}",
+            self.name, rows.condition
+        );
+        let statement = Statement::from_sql_and_values(self.backend, sql, Self::values(rows));
+        match conn.query_one_raw(statement).await? {
+            Some(row) => row.try_get_by_index::<i64>(0),
+            None => Ok(0),
+        }
+    }
+
+    /// One batch: ends at most [`BATCH`] of `rows`, and returns how many it ended and found.
+    async fn end_batch(
+        &self,
+        conn: &DatabaseConnection,
+        rows: &Rows,
+        now: OffsetDateTime,
+    ) -> Result<(u64, u64), DbErr> {
+        let (backend, target, condition) = (self.backend, &self.name, &rows.condition);
+        let id = quote(backend, "id");
+        match backend {
+            DbBackend::Postgres => {
+                let logged = self.history.as_deref().map_or(String::new(), |history| {
+                    let context: String =
+                        HANDLE_CONTEXT.iter().map(|b| format!("{b:02x}")).collect();
+                    format!(
+                        ", \"logged\" AS (INSERT INTO {history} (\"user_key\", \"kind\", \"at\", \
+                         \"handle\", \"listed_values\") SELECT \"user_key\", '{}', \
+                         statement_timestamp(), left(encode(sha256(decode('{context}', 'hex') || \
+                         convert_to(\"id\", 'UTF8')), 'hex'), 32), \"listed_values\" FROM \
+                         \"ended\" WHERE \"user_key\" IS NOT NULL)",
+                        rows.kind
+                    )
+                });
+                let sql = format!(
+                    "WITH \"candidates\" AS (SELECT {id} FROM {target} WHERE {condition} LIMIT \
+                     {BATCH}), \"locked\" AS (SELECT {id} FROM {target} WHERE {id} IN (SELECT \
+                     {id} FROM \"candidates\") AND {condition} ORDER BY {id} FOR UPDATE), \
+                     \"ended\" AS (DELETE FROM {target} WHERE {id} IN (SELECT {id} FROM \
+                     \"locked\") RETURNING \"user_key\", \"id\", \"listed_values\"){logged} \
+                     SELECT (SELECT count(*) FROM \"ended\"), (SELECT count(*) FROM \
+                     \"candidates\")"
+                );
+                let statement = Statement::from_sql_and_values(backend, sql, Self::values(rows));
+                let Some(row) = conn.query_one_raw(statement).await? else {
+                    return Ok((0, 0));
+                };
+                let (deleted, found): (i64, i64) = row.try_get_many_by_index()?;
+                Ok((count(deleted), count(found)))
+            }
+            DbBackend::MySql => {
+                let read = format!(
+                    "SELECT {id} FROM {target} WHERE {condition} ORDER BY {id} LIMIT {BATCH}"
+                );
+                let statement = Statement::from_sql_and_values(backend, read, Self::values(rows));
+                let keys = conn
+                    .query_all_raw(statement)
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get_by_index::<Vec<u8>>(0))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if keys.is_empty() {
+                    return Ok((0, 0));
+                }
+                let placeholders = vec!["?"; keys.len()].join(", ");
+                let delete = format!(
+                    "DELETE {target} FROM {target} FORCE INDEX (PRIMARY) WHERE {id} IN \
+                     ({placeholders}) AND {condition}"
+                );
+                let mut values: Vec<Value> = keys.iter().cloned().map(Value::from).collect();
+                values.extend(Self::values(rows));
+                let deleted = conn
+                    .execute_raw(Statement::from_sql_and_values(backend, delete, values))
+                    .await?
+                    .rows_affected();
+                Ok((deleted, count(keys.len() as i64)))
+            }
+            _ => {
+                let returning = if self.history.is_some() {
+                    " RETURNING \"user_key\", \"id\", \"listed_values\""
+                } else {
+                    ""
+                };
+                let sql = format!(
+                    "DELETE FROM {target} WHERE {id} IN (SELECT {id} FROM {target} WHERE \
+                     {condition} LIMIT {BATCH}){returning}"
+                );
+                let statement = Statement::from_sql_and_values(backend, sql, Self::values(rows));
+                let Some(history) = &self.history else {
+                    let deleted = conn.execute_raw(statement).await?.rows_affected();
+                    return Ok((deleted, deleted));
+                };
+                // SQLite has no SHA-256: the handles are computed here, and logged in the
+                // delete's transaction.
+                let txn = conn.begin().await?;
+                let ended = txn.query_all_raw(statement).await?;
+                let insert = format!(
+                    "INSERT INTO {history} (\"user_key\", \"kind\", \"at\", \"handle\", \
+                     \"listed_values\") VALUES (?, ?, ?, ?, ?)"
+                );
+                let at = now.unix_timestamp_nanos().div_euclid(1_000) as i64;
+                for row in &ended {
+                    let (user, key, listed): (Option<String>, String, Option<String>) =
+                        row.try_get_many_by_index()?;
+                    let Some(user) = user else { continue };
+                    let values = vec![
+                        Value::from(user),
+                        Value::from(rows.kind),
+                        Value::from(at),
+                        Value::from(handle(&key)),
+                        Value::from(listed),
+                    ];
+                    txn.execute_raw(Statement::from_sql_and_values(
+                        backend,
+                        insert.clone(),
+                        values,
+                    ))
+                    .await?;
+                }
+                txn.commit().await?;
+                let deleted = count(ended.len() as i64);
+                Ok((deleted, deleted))
+            }
+        }
+    }
+}
+
+fn count(rows: i64) -> u64 {
+    u64::try_from(rows).unwrap_or_default()
+}
