@@ -74,13 +74,12 @@ pub async fn run(
         ),
         _ => quote(backend, &history_name),
     };
-    // The history exists when a query of it succeeds; MySQL keeps none yet.
+    // The history exists when a query of it succeeds.
     let probe = format!("SELECT 1 FROM {history} WHERE 1 = 0");
-    let has_history = backend != DbBackend::MySql
-        && conn
-            .query_all_raw(Statement::from_string(backend, probe))
-            .await
-            .is_ok();
+    let has_history = conn
+        .query_all_raw(Statement::from_string(backend, probe))
+        .await
+        .is_ok();
     let table = Table {
         backend,
         name: runner.describe(),
@@ -296,11 +295,59 @@ impl Table {
                 );
                 let mut values: Vec<Value> = keys.iter().cloned().map(Value::from).collect();
                 values.extend(Self::values(rows));
-                let deleted = conn
+                let found = count(keys.len() as i64);
+                let Some(history) = &self.history else {
+                    let deleted = conn
+                        .execute_raw(Statement::from_sql_and_values(backend, delete, values))
+                        .await?
+                        .rows_affected();
+                    return Ok((deleted, found));
+                };
+                // With the history, as the store logs on MySQL: in one transaction, the rows
+                // read `FOR UPDATE` by the delete's own condition (in key order), the delete,
+                // then an entry for each row with a user, its handle computed here.
+                let [user_key, kind, at, handle_column, listed] =
+                    ["user_key", "kind", "at", "handle", "listed_values"]
+                        .map(|column| quote(backend, column));
+                let txn = conn.begin().await?;
+                let locked = txn
+                    .query_all_raw(Statement::from_sql_and_values(
+                        backend,
+                        format!(
+                            "SELECT {user_key}, {id}, {listed} FROM {target} FORCE INDEX (PRIMARY) \
+                             WHERE {id} IN ({placeholders}) AND {condition} ORDER BY {id} FOR UPDATE"
+                        ),
+                        values.clone(),
+                    ))
+                    .await?;
+                let deleted = txn
                     .execute_raw(Statement::from_sql_and_values(backend, delete, values))
                     .await?
                     .rows_affected();
-                Ok((deleted, count(keys.len() as i64)))
+                let insert = format!(
+                    "INSERT INTO {history} ({user_key}, {kind}, {at}, {handle_column}, {listed}) \
+                     VALUES (?, ?, {}, ?, ?)",
+                    instant(backend, now)
+                );
+                for row in &locked {
+                    let (user, key, listed): (Option<Vec<u8>>, Vec<u8>, Option<String>) =
+                        row.try_get_many_by_index()?;
+                    let Some(user) = user else { continue };
+                    let values = vec![
+                        Value::from(user),
+                        Value::from(rows.kind),
+                        Value::from(handle(&String::from_utf8_lossy(&key))),
+                        Value::from(listed),
+                    ];
+                    txn.execute_raw(Statement::from_sql_and_values(
+                        backend,
+                        insert.clone(),
+                        values,
+                    ))
+                    .await?;
+                }
+                txn.commit().await?;
+                Ok((deleted, found))
             }
             _ => {
                 let returning = if self.history.is_some() {
