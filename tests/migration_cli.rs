@@ -868,3 +868,79 @@ async fn postgres_the_sessions_commands_work_on_a_hash_partitioned_table_through
     assert_eq!(audit, ["kept"], "the application's table is untouched");
     common::drop_schema(conn, &schema).await;
 }
+
+/// `up --login-history` creates what the store's `with_login_history` needs (the history table
+/// and, on PostgreSQL, the trigger that logs deletes the store did not make), idempotently and
+/// beside the application: a store with the history then works without its own `migrate()`.
+async fn up_with_the_login_history_makes_what_the_store_needs(db: AppDatabase) {
+    use std::time::Duration as StdDuration;
+    use tower_sessions_seaorm_store::{Id, Record};
+
+    db.plant_application().await;
+    let users = db.strings("SELECT name FROM users ORDER BY id").await;
+    let first = cli(&db.url, &["up", "--login-history"]);
+    assert!(first.success, "{}", first.stderr);
+    let again = cli(&db.url, &["up", "--login-history"]);
+    assert!(again.success, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("nothing to apply"),
+        "{}",
+        again.stdout
+    );
+    let store = PostgresStore::new(db.conn.clone())
+        .with_user_key("user_id")
+        .unwrap()
+        .with_login_history(StdDuration::from_secs(86_400))
+        .unwrap();
+    let mut record = Record {
+        id: Id::default(),
+        data: [("user_id".to_owned(), serde_json::json!("ada"))].into(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+    };
+    store.create(&mut record).await.unwrap();
+    store.delete(&record.id).await.unwrap();
+    let mut expected = vec!["deleted", "signed_in"];
+    if db.backend() == DbBackend::Postgres {
+        // The trigger is in place: an operator's delete is logged.
+        let mut other = Record {
+            id: Id::default(),
+            ..record.clone()
+        };
+        store.create(&mut other).await.unwrap();
+        db.execute(&format!(
+            "DELETE FROM {} WHERE user_key = 'ada'",
+            db.session
+        ))
+        .await;
+        expected = vec!["removed", "signed_in", "deleted", "signed_in"];
+    }
+    let kinds: Vec<_> = store
+        .user_history("ada", 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|entry| entry.kind)
+        .collect();
+    assert_eq!(kinds, expected);
+    assert_eq!(
+        db.strings("SELECT name FROM users ORDER BY id").await,
+        users,
+        "the application's rows are untouched"
+    );
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn postgres_up_with_the_login_history_makes_what_the_store_needs() {
+    up_with_the_login_history_makes_what_the_store_needs(AppDatabase::postgres().await).await;
+}
+
+#[tokio::test]
+async fn mysql_up_with_the_login_history_makes_what_the_store_needs() {
+    up_with_the_login_history_makes_what_the_store_needs(AppDatabase::mysql().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_up_with_the_login_history_makes_what_the_store_needs() {
+    up_with_the_login_history_makes_what_the_store_needs(AppDatabase::sqlite().await).await;
+}

@@ -13,8 +13,8 @@
 //!    ```
 //!    use sea_orm_migration::prelude::*;
 //!    use tower_sessions_seaorm_migration::{
-//!        AddSessionTimes, AddUserIndex, AddVersion, CreateSessionTable, ExactKeys,
-//!        InsertInstantDefaults,
+//!        AddLoginHistory, AddSessionTimes, AddUserIndex, AddVersion, CreateSessionTable,
+//!        ExactKeys, InsertInstantDefaults,
 //!    };
 //!
 //!    pub struct Migrator;
@@ -34,6 +34,8 @@
 //!                Box::new(InsertInstantDefaults::new("tower_sessions", "session")),
 //!                // The row version concurrent saves merge by (store 0.3+).
 //!                Box::new(AddVersion::new("tower_sessions", "session")),
+//!                // Only with the store's `with_login_history`: the history table.
+//!                Box::new(AddLoginHistory::new("tower_sessions", "session")),
 //!            ]
 //!        }
 //!    }
@@ -45,6 +47,7 @@
 //!    | command | what it does |
 //!    |---|---|
 //!    | `up [-n N]` | applies the pending migrations (all, or `N`), creating the table if missing |
+//!    | `up --login-history` | the same, then creates the login history beside the table if missing (`AddLoginHistory`: the store's `with_login_history` needs it) |
 //!    | `down [-n N]` | rolls back the last `N` applied migrations (1 by default); rolling back the first drops the table |
 //!    | `status` | lists the migrations, applied or pending; changes nothing |
 //!    | `reset` | rolls back every migration: drops the table and removes its history rows |
@@ -135,6 +138,7 @@ mod m20261201_000003_exact_keys;
 mod m20261202_000004_add_session_times;
 mod m20261203_000005_insert_instant_defaults;
 mod m20261204_000006_add_version;
+mod m20261205_000007_add_login_history;
 mod names;
 mod partitioned;
 mod runner;
@@ -146,6 +150,9 @@ pub use m20261201_000003_exact_keys::ExactKeys;
 pub use m20261202_000004_add_session_times::AddSessionTimes;
 pub use m20261203_000005_insert_instant_defaults::InsertInstantDefaults;
 pub use m20261204_000006_add_version::AddVersion;
+pub use m20261205_000007_add_login_history::{
+    postgres_handle_sql, AddLoginHistory, HANDLE_CONTEXT, REMOVED_TRIGGER,
+};
 pub use names::{
     check_names, created_at_index_name, expiry_index_name, partition_name, user_key_index_name,
     NameError, MAX_NAME_LEN,

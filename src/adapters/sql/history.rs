@@ -49,9 +49,6 @@ pub(crate) mod kind {
     pub(crate) const TRIMMED: &str = "trimmed";
     pub(crate) const LIFETIME: &str = "lifetime";
     pub(crate) const EXPIRED: &str = "expired";
-    /// PostgreSQL: a `DELETE` that did not come from the store (an operator's, a script's)
-    /// ended it, logged by a trigger ([`removed_sql`]).
-    pub(crate) const REMOVED: &str = "removed";
 }
 
 /// The history table, quoted: `"schema"."<table>_history"` on PostgreSQL, `"<table>_history"`
@@ -500,126 +497,42 @@ pub(crate) fn checked(
     Ok(table.clone().with_history())
 }
 
-/// PostgreSQL's entries hold their writing transaction's id.
-const XID_COLUMN: &str = ", \"xid\" bigint NOT NULL DEFAULT txid_current()";
-
-/// What `migrate()` runs for the history: the table and its indexes, if missing. On
-/// PostgreSQL each entry also holds its writing transaction's id (`xid`, indexed), which the
-/// events' reader compares with its snapshots ([`since`]).
+/// What `migrate()` runs for the history: the migration crate's
+/// [`AddLoginHistory`](tower_sessions_seaorm_migration::AddLoginHistory) statements (the table
+/// and its indexes, if missing; on PostgreSQL the `xid` column the events' reader compares
+/// with its snapshots, and the trigger that logs a `DELETE` the store did not make as
+/// `removed`).
+#[cfg(feature = "migration")]
 pub(crate) fn create_sql(table: &SessionTable, dialect: Dialect) -> Vec<String> {
-    if dialect == Dialect::MySql {
-        return super::mysql_history::create_sql(table);
-    }
-    let history = quoted(table, dialect);
-    let name = |suffix: &str| quote(dialect, &format!("{}{SUFFIX}_{suffix}", table.table()));
-    // SQLite's instants are integer microseconds since the epoch, as the session table's.
-    let (seq, at, xid) = match dialect {
-        Dialect::Postgres => (
-            "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-            "timestamptz",
-            XID_COLUMN,
-        ),
-        Dialect::Sqlite | Dialect::MySql => ("integer PRIMARY KEY AUTOINCREMENT", "integer", ""),
+    use sea_orm::DbBackend;
+    let backend = match dialect {
+        Dialect::Postgres => DbBackend::Postgres,
+        Dialect::Sqlite => DbBackend::Sqlite,
+        Dialect::MySql => DbBackend::MySql,
     };
-    let mut sql = vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS {history} (\"seq\" {seq}, \"user_key\" text NOT NULL, \
-             \"kind\" text NOT NULL, \"at\" {at} NOT NULL, \"handle\" text NOT NULL, \
-             \"listed_values\" text NULL{xid})"
-        ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {history} (\"user_key\", \"at\" DESC, \"seq\" DESC)",
-            name("user_idx")
-        ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {history} (\"at\")",
-            name("at_idx")
-        ),
-    ];
-    if dialect == Dialect::Postgres {
-        // Added where missing (a table created before the events), under the lock only then.
-        let regclass = history.replace('\'', "''");
-        sql.push(format!(
-            "DO $xid$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
-             WHERE attrelid = to_regclass('{regclass}') AND attname = 'xid' \
-             AND NOT attisdropped) THEN ALTER TABLE {history} ADD COLUMN IF NOT EXISTS{}; \
-             END IF; END $xid$",
-            XID_COLUMN.trim_start_matches(',')
-        ));
-        sql.push(format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {history} (\"xid\")",
-            name("xid_idx")
-        ));
-        sql.push(removed_sql(table));
-    }
-    sql
+    tower_sessions_seaorm_migration::AddLoginHistory::new(table.schema(), table.table())
+        .statements(backend)
 }
-
-/// The trigger that logs a `DELETE` the store did not make (kind [`kind::REMOVED`]): an
-/// operator's `DELETE FROM … WHERE user_key = …`, a script's, another application's. Each
-/// `DELETE` statement on the table (and, when hash-partitioned, on any of its partitions:
-/// PostgreSQL fires a parent's statement-level triggers only for statements on the parent)
-/// logs every row it deleted that had a user and that the statement did not log itself: the
-/// store's own deletes log their rows in the same statement, with their reason, and the
-/// trigger (which runs at the statement's end and sees those entries) reads the handles its
-/// transaction logged once, on the `xid` index, into a hash (`NOT IN`: `handle` is never null)
-/// and logs the rows not among them: linear in the rows deleted (a correlated `NOT EXISTS`
-/// probed every entry of the transaction per row, twice the cost on a cleanup batch). A
-/// `TRUNCATE` names no rows and logs nothing.
-///
-/// Installed with the history, under a transaction-scoped advisory lock (replicas migrating at
-/// once), the function replaced only when its text differs and the triggers created only
-/// where missing, so once installed `migrate()` takes no lock on the session table.
-pub(crate) fn removed_sql(table: &SessionTable) -> String {
-    let dialect = Dialect::Postgres;
-    let schema = quote(dialect, table.schema());
-    let target = table.quoted(dialect);
-    let history = quoted(table, dialect);
-    let function = format!(
-        "{schema}.{}",
-        quote(dialect, &format!("{}{SUFFIX}_removed", table.table()))
-    );
-    let trigger = quote(dialect, REMOVED_TRIGGER);
-    let body = format!(
-        "BEGIN INSERT INTO {history} (\"user_key\", \"kind\", \"at\", \"handle\", \
-         \"listed_values\") SELECT g.\"user_key\", '{removed}', statement_timestamp(), {gone}, \
-         g.\"listed_values\" FROM \"gone\" AS g WHERE g.\"user_key\" IS NOT NULL AND {gone} NOT IN \
-         (SELECT h.\"handle\" FROM {history} AS h WHERE h.\"xid\" = txid_current()); \
-         RETURN NULL; END",
-        removed = kind::REMOVED,
-        gone = handle("g.\"id\""),
-    );
-    // Literals inside the DO block's `EXECUTE format(…)`: quotes doubled.
-    let literal = |text: &str| text.replace('\'', "''");
-    format!(
-        "DO $removed$ DECLARE part regclass; BEGIN \
-         PERFORM pg_advisory_xact_lock(hashtext('{lock}')); \
-         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE oid = \
-         to_regprocedure('{function_literal}()') AND prosrc = $body${body}$body$) THEN \
-         CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql \
-         AS $body${body}$body$; END IF; \
-         FOR part IN SELECT '{target_literal}'::regclass UNION SELECT relid FROM \
-         pg_catalog.pg_partition_tree('{target_literal}'::regclass) LOOP \
-         CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid = part \
-         AND t.tgname = '{REMOVED_TRIGGER}' AND t.tgfoid = to_regprocedure('{function_literal}()')); \
-         EXECUTE format('DROP TRIGGER IF EXISTS {trigger} ON %s', part); \
-         EXECUTE format('CREATE TRIGGER {trigger} AFTER DELETE ON %s REFERENCING OLD TABLE AS \
-         \"gone\" FOR EACH STATEMENT EXECUTE FUNCTION {function_in_format}()', part); \
-         END LOOP; END $removed$",
-        lock = literal(&format!("{history}/removed")),
-        function_literal = literal(&function),
-        target_literal = literal(&target),
-        function_in_format = literal(&function).replace('%', "%%"),
-    )
-}
-
-/// The name of the trigger [`removed_sql`] installs, on the table and each partition.
-pub(crate) const REMOVED_TRIGGER: &str = "tower_sessions_history_removed";
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::SessionHandle;
+
+    /// The migration crate computes handles as the store does (its trigger names sessions by
+    /// the handle the store's statements log).
+    #[cfg(feature = "migration")]
+    #[test]
+    fn the_migrations_handle_is_the_stores() {
+        assert_eq!(
+            HANDLE_CONTEXT,
+            tower_sessions_seaorm_migration::HANDLE_CONTEXT
+        );
+        assert_eq!(
+            handle("\"id\""),
+            tower_sessions_seaorm_migration::postgres_handle_sql("\"id\"")
+        );
+    }
 
     #[test]
     fn the_handle_context_is_the_device_lists() {
@@ -703,7 +616,8 @@ mod tests {
     }
 
     /// The events' read binds its snapshot as text (tokio-postgres binds a string to text
-    /// only), compares it on the indexed `xid`, and the migration adds that column and index.
+    /// only) and compares it on the indexed `xid` (which the migration crate's
+    /// `AddLoginHistory` adds).
     #[test]
     fn postgres_events_read_by_snapshot_on_the_indexed_xid() {
         let table = SessionTable::default().with_history();
@@ -714,14 +628,6 @@ mod tests {
         assert!(history
             .feed_read
             .contains("NOT txid_visible_in_snapshot(h.\"xid\", $1::text::txid_snapshot)"));
-        let create = create_sql(&table, Dialect::Postgres);
-        assert!(create[0].contains("\"xid\" bigint NOT NULL DEFAULT txid_current()"));
-        assert!(create
-            .iter()
-            .any(|sql| sql.contains("ADD COLUMN IF NOT EXISTS \"xid\"")));
-        assert!(create.iter().any(|sql| sql.ends_with("(\"xid\")")));
-        let sqlite = create_sql(&table, Dialect::Sqlite);
-        assert!(sqlite.iter().all(|sql| !sql.contains("xid")));
     }
 
     #[test]

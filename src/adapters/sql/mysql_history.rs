@@ -23,8 +23,7 @@ use time::OffsetDateTime;
 
 use super::{
     driver::{Param, SqlDriver, SqlRow},
-    history::{quoted, FeedRow, HistoryStatements, SUFFIX},
-    identifier::quote,
+    history::{quoted, FeedRow, HistoryStatements},
     per_user::{padded, KeyedDeletes, MAX_KEYS_PER_DELETE},
     Dialect, SessionTable,
 };
@@ -80,29 +79,6 @@ pub(crate) fn statements(table: &SessionTable) -> HistoryStatements {
             format!("DELETE FROM {target} WHERE `id` IN ({})", keys(count))
         }),
     }
-}
-
-/// What `migrate()` runs for the history on MySQL: the table with its indexes, if missing (in
-/// the `CREATE TABLE`: MySQL has no `CREATE INDEX IF NOT EXISTS`). The columns take the
-/// session table's types: `user_key` `varbinary(255)` (compared byte for byte, and short
-/// enough to index whole), `listed_values` `longtext` in `utf8mb4`, `at` `datetime(6)` in UTC.
-pub(crate) fn create_sql(table: &SessionTable) -> Vec<String> {
-    let history = quoted(table, Dialect::MySql);
-    let name = |suffix: &str| {
-        quote(
-            Dialect::MySql,
-            &format!("{}{SUFFIX}_{suffix}", table.table()),
-        )
-    };
-    vec![format!(
-        "CREATE TABLE IF NOT EXISTS {history} (`seq` bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, \
-         `user_key` varbinary(255) NOT NULL, `kind` varbinary(16) NOT NULL, \
-         `at` datetime(6) NOT NULL, `handle` varbinary(64) NOT NULL, \
-         `listed_values` longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL, \
-         KEY {} (`user_key`, `at` DESC, `seq` DESC), KEY {} (`at`)) ENGINE=InnoDB",
-        name("user_idx"),
-        name("at_idx"),
-    )]
 }
 
 /// The locking read of the MySQL write `sql` bound with `params`: the rows it changes, read
@@ -386,16 +362,5 @@ mod tests {
         assert_eq!(count, MAX_KEYS_PER_DELETE);
         assert_eq!(sql.matches('?').count(), 5 * count);
         assert_eq!(history.insert_rows.at_most(0), None);
-    }
-
-    #[test]
-    fn the_table_indexes_the_user_and_the_instant_within_create_table() {
-        let sql = create_sql(&SessionTable::default().with_history());
-        assert_eq!(sql.len(), 1);
-        assert!(sql[0].starts_with("CREATE TABLE IF NOT EXISTS `session_history`"));
-        assert!(
-            sql[0].contains("KEY `session_history_user_idx` (`user_key`, `at` DESC, `seq` DESC)")
-        );
-        assert!(sql[0].contains("`user_key` varbinary(255) NOT NULL"));
     }
 }

@@ -43,6 +43,10 @@ pub enum Command {
         /// How many to apply (default: all)
         #[arg(short, long)]
         num: Option<u32>,
+        /// Also create the login history beside the table (`<table>_history`, for the store's
+        /// `with_login_history`), if missing
+        #[arg(long)]
+        login_history: bool,
     },
     /// Roll back the session table's last applied migrations, newest first; rolling back the
     /// first one drops the session table, and every session with it
@@ -118,8 +122,9 @@ pub enum SessionsCommand {
 
 /// What a command does.
 pub enum Action {
-    /// Apply this many pending migrations, all with `None`.
-    Up(Option<u32>),
+    /// Apply this many pending migrations, all with `None`; with `true`, then create the login
+    /// history if missing.
+    Up(Option<u32>, bool),
     /// Roll back this many applied migrations, all with `None`.
     Down(Option<u32>),
     Status,
@@ -134,7 +139,7 @@ impl Command {
     /// refused and what to run instead.
     pub fn action(&self) -> Result<Action, &'static str> {
         match self {
-            Self::Up { num } => Ok(Action::Up(*num)),
+            Self::Up { num, login_history } => Ok(Action::Up(*num, *login_history)),
             Self::Down { num } => Ok(Action::Down(Some(*num))),
             Self::Status => Ok(Action::Status),
             Self::Reset => Ok(Action::Down(None)),

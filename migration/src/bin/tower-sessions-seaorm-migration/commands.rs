@@ -30,7 +30,7 @@ pub async fn run(
     action: Action,
 ) -> Result<(), RunError> {
     let (down, up) = match action {
-        Action::Up(num) => (None, Some(num)),
+        Action::Up(num, _) => (None, Some(num)),
         Action::Down(num) => (Some(num), None),
         Action::Refresh => (Some(None), Some(None)),
         Action::Status => return status(runner, conn).await,

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sea_orm_migration::sea_orm::{Database, DbBackend, DbErr};
-use tower_sessions_seaorm_migration::RunError;
+use tower_sessions_seaorm_migration::{AddLoginHistory, RunError};
 
 use args::{Action, Cli};
 
@@ -52,7 +52,14 @@ async fn run(cli: Cli, action: Action) -> Result<(), String> {
         .await
         .map_err(|err| format!("cannot connect to the database: {}", without_url(err)))?;
     let backend = conn.get_database_backend();
-    let runner = commands::runner(backend, &cli.schema, &cli.table)?;
+    let mut runner = commands::runner(backend, &cli.schema, &cli.table)?;
+    if let Action::Up(_, true) = action {
+        // After the session table's steps, in every attempt: the history's statements are
+        // idempotent, as the store's `migrate()` runs them.
+        for sql in AddLoginHistory::new(&cli.schema, &cli.table).statements(backend) {
+            runner = runner.then_execute(sql);
+        }
+    }
     if let Action::Sessions(command) = action {
         let outcome = sessions::run(&runner, &conn, &cli.schema, &cli.table, command).await;
         let _ = conn.close().await;

@@ -14,17 +14,15 @@ use sea_orm_migration::sea_orm::{
 };
 use sha2::{Digest, Sha256};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
-use tower_sessions_seaorm_migration::{quote, Runner, TableState};
+use tower_sessions_seaorm_migration::{
+    postgres_handle_sql, quote, Runner, TableState, HANDLE_CONTEXT,
+};
 
 use crate::args::SessionsCommand;
 
 /// How many rows one statement ends at most: a huge table is worked through in batches, each
 /// a short transaction of its own.
 const BATCH: u64 = 1000;
-
-/// What the store's session handles hash before the key (`SessionHandle::of_key`): the
-/// history names an ended session by its handle, never its id.
-const HANDLE_CONTEXT: &[u8] = b"tower-sessions-seaorm-store/session-handle/v1\0";
 
 /// The session table, its history (when there is one) and the backend.
 struct Table {
@@ -247,15 +245,13 @@ impl Table {
         match backend {
             DbBackend::Postgres => {
                 let logged = self.history.as_deref().map_or(String::new(), |history| {
-                    let context: String =
-                        HANDLE_CONTEXT.iter().map(|b| format!("{b:02x}")).collect();
                     format!(
                         ", \"logged\" AS (INSERT INTO {history} (\"user_key\", \"kind\", \"at\", \
                          \"handle\", \"listed_values\") SELECT \"user_key\", '{}', \
-                         statement_timestamp(), left(encode(sha256(decode('{context}', 'hex') || \
-                         convert_to(\"id\", 'UTF8')), 'hex'), 32), \"listed_values\" FROM \
-                         \"ended\" WHERE \"user_key\" IS NOT NULL)",
-                        rows.kind
+                         statement_timestamp(), {}, \"listed_values\" FROM \"ended\" WHERE \
+                         \"user_key\" IS NOT NULL)",
+                        rows.kind,
+                        postgres_handle_sql("\"id\"")
                     )
                 });
                 let sql = format!(
