@@ -316,6 +316,7 @@ async fn sign_ins_sign_outs_and_endings_each_appear_once_with_their_reason<B: Ba
         kinds(&ada),
         ["signed_out", "signed_in", "signed_out", "signed_in"]
     );
+    // On PostgreSQL the statement computes the handle in SQL: the one `session_handle` computes.
     assert!(ada.iter().all(|event| event.handle == handle));
     assert_eq!(ada[1].listed["agent"], json!("Firefox on Linux"));
     let bob = store.user_history("bob", 10).await.unwrap();
