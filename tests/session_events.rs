@@ -221,24 +221,43 @@ async fn postgres(schema: &str, clock: &ManualClock) -> PostgresStore {
     configured(store, clock).with_login_history(DAY).unwrap()
 }
 
-/// Two replicas of one migrated PostgreSQL store with the history, each on a pool of its own,
-/// in a schema of their own, on one manual clock.
+/// Two replicas of one migrated store with the history, each on a pool of its own, on one
+/// manual clock, in a `place` of their own: a PostgreSQL schema or a MariaDB table.
+/// (`MySqlStore` is `PostgresStore`: one store type speaks every backend's SQL.)
 struct Replicas {
-    schema: String,
+    place: String,
     clock: ManualClock,
     writer: PostgresStore,
     listener: PostgresStore,
 }
 
 impl Replicas {
-    async fn new() -> Self {
-        let schema = unique_name("ts_events");
-        let clock = ManualClock::new();
-        let writer = postgres(&schema, &clock).await;
+    /// On PostgreSQL, in a schema of their own.
+    async fn postgres() -> Self {
+        let (schema, clock) = (unique_name("ts_events"), ManualClock::new());
+        let (writer, listener) = (
+            postgres(&schema, &clock).await,
+            postgres(&schema, &clock).await,
+        );
+        Self::migrated(schema, clock, writer, listener).await
+    }
+
+    /// On MariaDB, on a table of their own; [`drop_mariadb_tables`] drops it.
+    async fn mariadb() -> Self {
+        let (table, clock) = (unique_name("ts_events"), ManualClock::new());
+        let (writer, listener) = (mariadb(&table, &clock).await, mariadb(&table, &clock).await);
+        Self::migrated(table, clock, writer, listener).await
+    }
+
+    async fn migrated(
+        place: String,
+        clock: ManualClock,
+        writer: PostgresStore,
+        listener: PostgresStore,
+    ) -> Self {
         writer.migrate().await.unwrap();
-        let listener = postgres(&schema, &clock).await;
         Self {
-            schema,
+            place,
             clock,
             writer,
             listener,
@@ -249,11 +268,11 @@ impl Replicas {
 #[tokio::test]
 async fn postgres_every_kind_arrives_on_another_replica_once_with_its_reason() {
     let Replicas {
-        schema,
+        place: schema,
         clock,
         writer,
         listener,
-    } = Replicas::new().await;
+    } = Replicas::postgres().await;
     every_kind_arrives_once_with_its_reason(&writer, &listener, &clock).await;
     drop_schema(connect_postgres(&database_url()).await, &schema).await;
 }
@@ -386,11 +405,11 @@ async fn each_writer_is_heard_once_by_every_replica(
 #[tokio::test]
 async fn a_stalled_subscriber_loses_the_oldest_and_is_told_how_many() {
     let Replicas {
-        schema,
+        place: schema,
         clock,
         writer,
         listener,
-    } = Replicas::new().await;
+    } = Replicas::postgres().await;
     let mut stalled = listener.events().await.unwrap();
     let mut reading = listener.events().await.unwrap();
     const LOGINS: usize = 1024 + 100;
@@ -419,11 +438,11 @@ async fn a_stalled_subscriber_loses_the_oldest_and_is_told_how_many() {
 #[tokio::test]
 async fn a_later_subscriber_hears_only_what_commits_after_it_subscribed() {
     let Replicas {
-        schema,
+        place: schema,
         clock,
         writer,
         listener,
-    } = Replicas::new().await;
+    } = Replicas::postgres().await;
     let mut first = listener.events().await.unwrap();
     let mut before = record(Some("ada"), clock.now());
     writer.create(&mut before).await.unwrap();
@@ -669,7 +688,7 @@ async fn mariadb_a_writer_killed_mid_way_leaves_history_and_events_matching_its_
         .parse()
         .unwrap();
     the_history_matches_the_sessions(&store, heard, &mut events, committed).await;
-    MariaDbReplicas::finish(&table).await;
+    drop_mariadb_tables(&table).await;
 }
 
 /// A history table made before the events (no `xid` column) gets one from `migrate()`, and
@@ -711,11 +730,11 @@ async fn migrate_gives_an_older_history_table_what_the_events_read() {
 #[tokio::test]
 async fn overtaken_saves_log_exactly_the_sign_ins_and_outs_they_make() {
     let Replicas {
-        schema,
+        place: schema,
         clock,
         writer: a,
         listener: b,
-    } = Replicas::new().await;
+    } = Replicas::postgres().await;
     let mut events = a.events().await.unwrap();
 
     let mut rec = record(Some("ada"), clock.now());
@@ -1000,67 +1019,43 @@ async fn mariadb(table: &str, clock: &ManualClock) -> MySqlStore {
     configured(store, clock).with_login_history(DAY).unwrap()
 }
 
-/// Two MariaDB stores on one migrated table with the history, each on a pool of its own, on one
-/// manual clock; `finish` drops the tables.
-struct MariaDbReplicas {
-    table: String,
-    clock: ManualClock,
-    writer: MySqlStore,
-    listener: MySqlStore,
-}
-
-impl MariaDbReplicas {
-    async fn new() -> Self {
-        let table = unique_name("ts_events");
-        let clock = ManualClock::new();
-        let writer = mariadb(&table, &clock).await;
-        writer.migrate().await.unwrap();
-        let listener = mariadb(&table, &clock).await;
-        Self {
-            table,
-            clock,
-            writer,
-            listener,
-        }
-    }
-
-    async fn finish(table: &str) {
-        let conn = common::mysql::connect_mysql_with(&common::mysql::mysql_url(), 1).await;
-        conn.execute_unprepared(&format!("DROP TABLE IF EXISTS `{table}_history`"))
-            .await
-            .unwrap();
-        common::mysql::drop_table(&conn, table).await;
-    }
+/// Drops the MariaDB session table `table` and its history.
+async fn drop_mariadb_tables(table: &str) {
+    let conn = common::mysql::connect_mysql_with(&common::mysql::mysql_url(), 1).await;
+    conn.execute_unprepared(&format!("DROP TABLE IF EXISTS `{table}_history`"))
+        .await
+        .unwrap();
+    common::mysql::drop_table(&conn, table).await;
 }
 
 #[tokio::test]
 async fn mariadb_every_kind_arrives_on_another_pool_once_with_its_reason() {
-    let MariaDbReplicas {
-        table,
+    let Replicas {
+        place: table,
         clock,
         writer,
         listener,
-    } = MariaDbReplicas::new().await;
+    } = Replicas::mariadb().await;
     every_kind_arrives_once_with_its_reason(&writer, &listener, &clock).await;
-    MariaDbReplicas::finish(&table).await;
+    drop_mariadb_tables(&table).await;
 }
 
 /// MySQL's `AUTO_INCREMENT` hands out `seq` at the insert, not the commit: writers on four
 /// pools commit out of order, and every replica still hears each change once.
 #[tokio::test]
 async fn mariadb_concurrent_writers_on_several_pools_are_each_heard_once_by_every_replica() {
-    let MariaDbReplicas {
-        table,
+    let Replicas {
+        place: table,
         clock,
         writer,
         listener,
-    } = MariaDbReplicas::new().await;
+    } = Replicas::mariadb().await;
     let mut replicas = vec![writer, listener];
     for _ in 0..2 {
         replicas.push(mariadb(&table, &clock).await);
     }
     each_writer_is_heard_once_by_every_replica(&replicas, &clock).await;
-    MariaDbReplicas::finish(&table).await;
+    drop_mariadb_tables(&table).await;
 }
 
 /// The insert of a history entry on a connection of its own, in a transaction left open.
@@ -1086,12 +1081,12 @@ async fn open_entry(
 /// horizon (twice the operation timeout, on the store's clock) is given up: at most once.
 #[tokio::test]
 async fn mariadb_an_entry_committed_after_later_ones_arrives_once() {
-    let MariaDbReplicas {
-        table,
+    let Replicas {
+        place: table,
         clock,
         writer,
         listener,
-    } = MariaDbReplicas::new().await;
+    } = Replicas::mariadb().await;
     let mut events = listener.events().await.unwrap();
     let login = |user: &'static str| {
         let (writer, clock) = (writer.clone(), clock.clone());
@@ -1137,19 +1132,19 @@ async fn mariadb_an_entry_committed_after_later_ones_arrives_once() {
     let fay = login("fay").await;
     assert_eq!(next(&mut events, 1).await[0].handle, fay);
     assert!(events.try_recv().is_err(), "nothing more");
-    MariaDbReplicas::finish(&table).await;
+    drop_mariadb_tables(&table).await;
 }
 
 /// A save of a session revoked since its load writes nothing and logs nothing; neither does a
 /// delete of a session already gone.
 #[tokio::test]
 async fn mariadb_a_change_that_did_not_commit_is_not_heard() {
-    let MariaDbReplicas {
-        table,
+    let Replicas {
+        place: table,
         clock,
         writer,
         listener,
-    } = MariaDbReplicas::new().await;
+    } = Replicas::mariadb().await;
     let mut events = listener.events().await.unwrap();
     let mut rec = record(Some("ada"), clock.now());
     writer.create(&mut rec).await.unwrap();
@@ -1172,5 +1167,5 @@ async fn mariadb_a_change_that_did_not_commit_is_not_heard() {
         ])
     );
     assert!(events.try_recv().is_err(), "nothing more");
-    MariaDbReplicas::finish(&table).await;
+    drop_mariadb_tables(&table).await;
 }

@@ -148,11 +148,17 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
-/// A connection to the test PostgreSQL, or a panic that says how to start one.
+/// A connection to the test PostgreSQL (a pool of 16), or a panic that says how to start one.
 pub async fn connect_postgres(url: &str) -> DatabaseConnection {
+    connect_postgres_with(url, 16).await
+}
+
+/// A connection to the test PostgreSQL with a pool of `connections`, or a panic that says how
+/// to start one.
+pub async fn connect_postgres_with(url: &str, connections: u32) -> DatabaseConnection {
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(16)
+        .max_connections(connections)
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
     match Database::connect(options).await {
