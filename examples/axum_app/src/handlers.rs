@@ -54,8 +54,6 @@ const ACTIVE_GRANULARITY: i64 = 60;
 pub struct App {
     pub store: Store,
     pub secure_cookies: bool,
-    /// Whether the store keeps the login history (every backend does now).
-    pub history: bool,
     /// The sign-ins heard from the store's events.
     pub notices: Notices,
 }
@@ -163,11 +161,8 @@ pub async fn home(
             this_device: false,
         })
         .collect();
-    let recent = match app.history {
-        true => Some(recent_sign_ins(&app.store, &user, this).await?),
-        false => None,
-    };
-    Ok(pages::account(&user, visits, &devices, &notices, recent.as_deref(), now).into_response())
+    let recent = recent_sign_ins(&app.store, &user, this).await?;
+    Ok(pages::account(&user, visits, &devices, &notices, &recent, now).into_response())
 }
 
 /// The user's newest sign-ins, from the store's login history.

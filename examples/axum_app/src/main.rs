@@ -70,9 +70,9 @@ async fn main() -> Result<(), BoxError> {
     // One name per backend; the store writes the SQL of the connection it is given.
     // Each keeps the login history (and the events it carries).
     match conn.get_database_backend() {
-        DbBackend::Postgres => serve(PostgresStore::new(conn), true).await,
-        DbBackend::MySql => serve(MySqlStore::new(conn), true).await,
-        DbBackend::Sqlite => serve(SqliteStore::new(conn), true).await,
+        DbBackend::Postgres => serve(PostgresStore::new(conn)).await,
+        DbBackend::MySql => serve(MySqlStore::new(conn)).await,
+        DbBackend::Sqlite => serve(SqliteStore::new(conn)).await,
         other => Err(format!("no session store for {other:?}").into()),
     }
 }
@@ -104,7 +104,7 @@ fn cookie_is_secure() -> bool {
 /// One store type for every backend: the store speaks the SQL of the connection it is given.
 type Store = PostgresStore;
 
-async fn serve(store: Store, history: bool) -> Result<(), BoxError> {
+async fn serve(store: Store) -> Result<(), BoxError> {
     // Index sessions by the logged-in user's name, and skip rewriting a session whose values
     // did not change (the visit counter changes on every page, the other routes do not).
     // The device list shows each session's `LISTED` values (browser and OS, times), which the
@@ -118,16 +118,11 @@ async fn serve(store: Store, history: bool) -> Result<(), BoxError> {
         .with_max_sessions_per_user(10)?;
     // Every sign-in and session end, kept 90 days: the account page's "recent sign-ins", and
     // through `events()` the "new sign-in" notice on the user's other devices.
-    let store = match history {
-        true => store.with_login_history(Duration::from_secs(90 * 24 * 60 * 60))?,
-        false => store,
-    };
+    let store = store.with_login_history(Duration::from_secs(90 * 24 * 60 * 60))?;
     store.migrate().await?;
     let cleanup = store.spawn_cleanup_task(Duration::from_secs(60));
     let notices = Notices::default();
-    if history {
-        notices.listen(store.events().await?);
-    }
+    notices.listen(store.events().await?);
 
     let secure_cookies = cookie_is_secure();
     // SameSite=Lax is this app's defence against cross-site request forgery: see handlers.rs.
@@ -149,7 +144,6 @@ async fn serve(store: Store, history: bool) -> Result<(), BoxError> {
         .with_state(App {
             store,
             secure_cookies,
-            history,
             notices,
         });
 

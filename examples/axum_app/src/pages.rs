@@ -71,13 +71,13 @@ pub struct SignInRow {
 }
 
 /// The signed-in page: who, the visit counter, new sign-ins elsewhere, the user's devices and
-/// recent sign-ins (`None`: the store keeps no history).
+/// recent sign-ins (from the store's login history).
 pub fn account(
     name: &str,
     visits: u64,
     devices: &[DeviceRow],
     notices: &[SignInRow],
-    recent: Option<&[SignInRow]>,
+    recent: &[SignInRow],
     now: i64,
 ) -> Html<String> {
     let rows: String = devices.iter().map(|row| device_row(row, now)).collect();
@@ -108,10 +108,10 @@ pub fn account(
                 relative_time(notice.at, now),
             ))
             .collect::<String>(),
-        recent = recent.map_or(String::new(), |recent| format!(
+        recent = format!(
             "<section class=\"card\"><h2>Recent sign-ins</h2><ul class=\"devices recent\">{}</ul></section>",
             recent.iter().map(|row| sign_in_row(row, now)).collect::<String>()
-        )),
+        ),
     );
     Html(page("Your account", &body))
 }
