@@ -96,7 +96,7 @@ pub fn account(
          </div></section>\
          {notices}\
          <section class=\"card\"><h2>Your devices ({count})</h2><ul class=\"devices\">{rows}</ul>{others}</section>\
-         {recent}",
+         <section class=\"card\"><h2>Recent sign-ins</h2><ul class=\"devices recent\">{recent}</ul></section>",
         name = escape(name),
         count = devices.len(),
         notices = notices
@@ -108,10 +108,10 @@ pub fn account(
                 relative_time(notice.at, now),
             ))
             .collect::<String>(),
-        recent = format!(
-            "<section class=\"card\"><h2>Recent sign-ins</h2><ul class=\"devices recent\">{}</ul></section>",
-            recent.iter().map(|row| sign_in_row(row, now)).collect::<String>()
-        ),
+        recent = recent
+            .iter()
+            .map(|row| sign_in_row(row, now))
+            .collect::<String>(),
     );
     Html(page("Your account", &body))
 }
