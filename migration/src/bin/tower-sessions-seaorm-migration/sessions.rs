@@ -10,7 +10,8 @@
 //! table's triggers evict every listening read cache of what they delete.
 
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+    TransactionTrait, Value,
 };
 use sha2::{Digest, Sha256};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -302,9 +303,8 @@ impl Table {
                 // With the history, as the store logs on MySQL: in one transaction, the rows
                 // read `FOR UPDATE` by the delete's own condition (in key order), the delete,
                 // then an entry for each row with a user, its handle computed here.
-                let [user_key, kind, at, handle_column, listed] =
-                    ["user_key", "kind", "at", "handle", "listed_values"]
-                        .map(|column| quote(backend, column));
+                let [user_key, listed] =
+                    ["user_key", "listed_values"].map(|column| quote(backend, column));
                 let txn = conn.begin().await?;
                 let locked = txn
                     .query_all_raw(Statement::from_sql_and_values(
@@ -320,28 +320,19 @@ impl Table {
                     .execute_raw(Statement::from_sql_and_values(backend, delete, values))
                     .await?
                     .rows_affected();
-                let insert = format!(
-                    "INSERT INTO {history} ({user_key}, {kind}, {at}, {handle_column}, {listed}) \
-                     VALUES (?, ?, {}, ?, ?)",
-                    instant(backend, now)
-                );
+                let mut ended = Vec::new();
                 for row in &locked {
                     let (user, key, listed): (Option<Vec<u8>>, Vec<u8>, Option<String>) =
                         row.try_get_many_by_index()?;
-                    let Some(user) = user else { continue };
-                    let values = vec![
-                        Value::from(user),
-                        Value::from(rows.kind),
-                        Value::from(handle(&String::from_utf8_lossy(&key))),
-                        Value::from(listed),
-                    ];
-                    txn.execute_raw(Statement::from_sql_and_values(
-                        backend,
-                        insert.clone(),
-                        values,
-                    ))
-                    .await?;
+                    if let Some(user) = user {
+                        ended.push((
+                            Value::from(user),
+                            String::from_utf8_lossy(&key).into(),
+                            listed,
+                        ));
+                    }
                 }
+                self.log(&txn, history, rows.kind, now, ended).await?;
                 txn.commit().await?;
                 Ok((deleted, found))
             }
@@ -364,34 +355,56 @@ impl Table {
                 // delete's transaction.
                 let txn = conn.begin().await?;
                 let ended = txn.query_all_raw(statement).await?;
-                let insert = format!(
-                    "INSERT INTO {history} (\"user_key\", \"kind\", \"at\", \"handle\", \
-                     \"listed_values\") VALUES (?, ?, ?, ?, ?)"
-                );
-                let at = now.unix_timestamp_nanos().div_euclid(1_000) as i64;
+                let deleted = count(ended.len() as i64);
+                let mut entries = Vec::new();
                 for row in &ended {
                     let (user, key, listed): (Option<String>, String, Option<String>) =
                         row.try_get_many_by_index()?;
-                    let Some(user) = user else { continue };
-                    let values = vec![
-                        Value::from(user),
-                        Value::from(rows.kind),
-                        Value::from(at),
-                        Value::from(handle(&key)),
-                        Value::from(listed),
-                    ];
-                    txn.execute_raw(Statement::from_sql_and_values(
-                        backend,
-                        insert.clone(),
-                        values,
-                    ))
-                    .await?;
+                    if let Some(user) = user {
+                        entries.push((Value::from(user), key, listed));
+                    }
                 }
+                self.log(&txn, history, rows.kind, now, entries).await?;
                 txn.commit().await?;
-                let deleted = count(ended.len() as i64);
                 Ok((deleted, deleted))
             }
         }
+    }
+    /// SQLite and MySQL: the history entries of the rows a delete ended (each `user, key,
+    /// listed values`), `kind` at `now`, in the delete's transaction `txn`; the handles
+    /// computed here (SQLite has no SHA-256; MySQL's delete returns nothing).
+    async fn log(
+        &self,
+        txn: &DatabaseTransaction,
+        history: &str,
+        kind: &'static str,
+        now: OffsetDateTime,
+        ended: Vec<(Value, String, Option<String>)>,
+    ) -> Result<(), DbErr> {
+        let backend = self.backend;
+        let [user_key, kind_column, at, handle_column, listed] =
+            ["user_key", "kind", "at", "handle", "listed_values"]
+                .map(|column| quote(backend, column));
+        let insert = format!(
+            "INSERT INTO {history} ({user_key}, {kind_column}, {at}, {handle_column}, {listed}) \
+             VALUES (?, ?, {}, ?, ?)",
+            instant(backend, now)
+        );
+        for (user, key, listed) in ended {
+            let values = vec![
+                user,
+                Value::from(kind),
+                Value::from(handle(&key)),
+                Value::from(listed),
+            ];
+            txn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                insert.clone(),
+                values,
+            ))
+            .await?;
+        }
+        Ok(())
     }
 }
 
