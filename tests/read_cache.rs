@@ -340,8 +340,8 @@ async fn ending_sessions_created_before_on_one_replica_is_honoured_by_the_other_
         assert!(a.load(&id).await.unwrap().is_some(), "a caches it");
         assert!(b.load(&id).await.unwrap().is_some(), "b caches it");
     }
-    tokio::time::sleep(StdDuration::from_millis(2)).await;
-    let now = OffsetDateTime::now_utc();
+    // An instant after both sessions' creation (none is created after it here).
+    let now = OffsetDateTime::now_utc() + Duration::minutes(1);
 
     let ended = a.delete_user_sessions_created_before("u1", now);
     assert_eq!(ended.await.unwrap(), 1);
@@ -1265,8 +1265,8 @@ async fn single_replica_rules(store: PostgresStore, what: &str) {
     store.create(&mut anonymous).await.unwrap();
     assert!(store.load(&adas.id).await.unwrap().is_some());
     assert!(store.load(&anonymous.id).await.unwrap().is_some());
-    tokio::time::sleep(StdDuration::from_millis(2)).await;
-    let now = OffsetDateTime::now_utc();
+    // An instant after both sessions' creation (none is created after it here).
+    let now = OffsetDateTime::now_utc() + Duration::minutes(1);
     let ended = store.delete_user_sessions_created_before("u3", now);
     assert_eq!(ended.await.unwrap(), 1);
     assert!(

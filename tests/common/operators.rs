@@ -189,9 +189,12 @@ pub async fn ending_sessions_created_before_racing_creates_and_saves_fails_nothi
     R: SessionRepository + Debug + Clone,
     C: Codec + Debug,
 {
+    // One clock for both replicas: the sessions' creation instants are the store's.
+    let clock = ManualClock::at(whole_second());
     let indexed = |store: &RepositoryStore<R, C>| {
         store
             .clone()
+            .with_clock(clock.reader())
             .with_user_key("user_id")
             .unwrap()
             .with_cleanup_batch_size(7)
@@ -203,10 +206,10 @@ pub async fn ending_sessions_created_before_racing_creates_and_saves_fails_nothi
         let who = user();
         old.push(created(&stores[n % 2], Some(&who)).await);
     }
-    // Instants in the store are at microseconds: one millisecond on each side of T.
-    tokio::time::sleep(StdDuration::from_millis(2)).await;
-    let before = OffsetDateTime::now_utc();
-    tokio::time::sleep(StdDuration::from_millis(2)).await;
+    // T a second after the old sessions' creation, and a second before the new ones'.
+    clock.advance(StdDuration::from_secs(1));
+    let before = clock.now();
+    clock.advance(StdDuration::from_secs(1));
 
     let mut saves = Vec::new();
     let mut creates = Vec::new();
@@ -268,9 +271,11 @@ pub async fn ending_sessions_created_before_racing_logins_and_logouts_fails_noth
     R: SessionRepository + Debug + Clone,
     C: Codec + Debug,
 {
+    let clock = ManualClock::at(whole_second());
     let limited = |store: &RepositoryStore<R, C>| {
         store
             .clone()
+            .with_clock(clock.reader())
             .with_user_key("user_id")
             .unwrap()
             .with_max_sessions_per_user(2)
@@ -284,9 +289,10 @@ pub async fn ending_sessions_created_before_racing_logins_and_logouts_fails_noth
         old.push(created(&stores[n % 2], Some(who)).await);
         old.push(created(&stores[(n + 1) % 2], None).await);
     }
-    tokio::time::sleep(StdDuration::from_millis(2)).await;
-    let before = OffsetDateTime::now_utc();
-    tokio::time::sleep(StdDuration::from_millis(2)).await;
+    // T a second after the old sessions' creation, and a second before the new ones'.
+    clock.advance(StdDuration::from_secs(1));
+    let before = clock.now();
+    clock.advance(StdDuration::from_secs(1));
 
     let mut tasks = Vec::new();
     for n in 0..fixture.tasks(40) {
