@@ -706,21 +706,18 @@ async fn the_sessions_commands_end_only_the_sessions_they_name(db: AppDatabase) 
     );
     assert_eq!(
         sessions(&["revoke", "--user", "ada"]),
-        format!("ended 1 sessions in {table}\n")
+        format!("ended 1 session in {table}\n")
     );
     assert_eq!(store.load(&new_ada.id).await.unwrap(), None);
     assert_eq!(
         sessions(&["purge-expired", "--dry-run"]),
-        format!("would end 1 sessions in {table} (dry run: nothing was deleted)\n")
+        format!("would end 1 session in {table} (dry run: nothing was deleted)\n")
     );
     assert_eq!(
         sessions(&["purge-expired"]),
-        format!("ended 1 sessions in {table}\n")
+        format!("ended 1 session in {table}\n")
     );
-    assert_eq!(
-        sessions(&["count"]),
-        format!("1 live sessions in {table}\n")
-    );
+    assert_eq!(sessions(&["count"]), format!("1 live session in {table}\n"));
     assert!(store.load(&new_anonymous.id).await.unwrap().is_some());
     let _ = expired;
 
@@ -734,6 +731,48 @@ async fn the_sessions_commands_end_only_the_sessions_they_name(db: AppDatabase) 
         !refused.success && refused.stderr.contains("RFC 3339"),
         "{}",
         refused.stderr
+    );
+
+    // `--all` ends every session, once confirmed with the table's name as the store's
+    // `table_name()` gives it; anything else (or beside --user) ends none.
+    let refused = cli(&db.url, &["sessions", "revoke", "--all", "sessions"]);
+    assert!(
+        !refused.success
+            && refused.stderr.contains(&format!(
+                "(--all {}). Nothing was done.",
+                store.table_name()
+            )),
+        "{}",
+        refused.stderr
+    );
+    let refused = cli(
+        &db.url,
+        &[
+            "sessions",
+            "revoke",
+            "--all",
+            store.table_name(),
+            "--user",
+            "bob",
+        ],
+    );
+    assert!(!refused.success, "--all with --user is refused");
+    assert!(
+        store.load(&new_anonymous.id).await.unwrap().is_some(),
+        "an unconfirmed --all ends nothing"
+    );
+    assert_eq!(
+        sessions(&["revoke", "--all", store.table_name(), "--dry-run"]),
+        format!("would end 1 session in {table} (dry run: nothing was deleted)\n")
+    );
+    assert_eq!(
+        sessions(&["revoke", "--all", store.table_name()]),
+        format!("ended 1 session in {table}\n")
+    );
+    assert_eq!(store.load(&new_anonymous.id).await.unwrap(), None);
+    assert_eq!(
+        sessions(&["count"]),
+        format!("0 live sessions in {table}\n")
     );
 
     // Each ended session of a user logged once, as `revoked` (on PostgreSQL the trigger that
@@ -857,8 +896,13 @@ async fn postgres_the_sessions_commands_work_on_a_hash_partitioned_table_through
     assert!(store.load(&sessions[3].id).await.unwrap().is_some());
     assert_eq!(
         sessions_cli(&["count"]),
-        format!("1 live sessions in {table}\n")
+        format!("1 live session in {table}\n")
     );
+    assert_eq!(
+        sessions_cli(&["revoke", "--all", &format!("{schema}.session")]),
+        format!("ended 1 session in {table}\n")
+    );
+    assert_eq!(store.load(&sessions[3].id).await.unwrap(), None);
     let audit = common::scalar_strings(
         &conn,
         &format!("SELECT line FROM \"{schema}\".audit"),

@@ -108,6 +108,10 @@ pub enum SessionsCommand {
         /// (`2026-12-04T14:00:00Z`)
         #[arg(long)]
         created_before: Option<String>,
+        /// End every session: give the session table's name to confirm (`schema.table` on
+        /// PostgreSQL, e.g. `tower_sessions.session`; the table's name elsewhere)
+        #[arg(long, value_name = "TABLE", conflicts_with_all = ["user", "created_before"])]
+        all: Option<String>,
         /// Print how many sessions would end, and end none
         #[arg(long)]
         dry_run: bool,

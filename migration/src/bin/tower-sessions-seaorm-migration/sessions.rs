@@ -79,6 +79,11 @@ pub async fn run(
         .query_all_raw(Statement::from_string(backend, probe))
         .await
         .is_ok();
+    // The table as the store's `table_name()` names it, which `revoke --all` wants confirmed.
+    let label = match backend {
+        DbBackend::Postgres => format!("{schema}.{table}"),
+        _ => table.to_owned(),
+    };
     let table = Table {
         backend,
         name: runner.describe(),
@@ -94,12 +99,26 @@ pub async fn run(
             );
             let rows = table.rows(live, user, "");
             let count = table.count(conn, &rows).await.map_err(failed)?;
-            println!("{count} live sessions in {}", table.name);
+            println!("{} in {}", sessions(count, "live session"), table.name);
             return Ok(());
+        }
+        SessionsCommand::Revoke {
+            all: Some(confirm),
+            dry_run,
+            ..
+        } => {
+            if confirm != label {
+                return Err(format!(
+                    "sessions revoke --all was not confirmed: give the session table's name \
+                     (--all {label}). Nothing was done."
+                ));
+            }
+            (table.rows("1 = 1".to_owned(), None, "revoked"), dry_run)
         }
         SessionsCommand::Revoke {
             user,
             created_before,
+            all: None,
             dry_run,
         } => {
             let mut conditions = Vec::new();
@@ -118,7 +137,8 @@ pub async fn run(
             }
             if user.is_none() && conditions.is_empty() {
                 return Err(
-                    "sessions revoke needs --user, --created-before or both. Nothing was done."
+                    "sessions revoke needs --user, --created-before (or both), or --all. Nothing was \
+                     done."
                         .to_owned(),
                 );
             }
@@ -142,23 +162,27 @@ pub async fn run(
     if dry_run {
         let count = table.count(conn, &rows).await.map_err(failed)?;
         println!(
-            "would end {count} sessions in {} (dry run: nothing was deleted)",
+            "would end {} in {} (dry run: nothing was deleted)",
+            sessions(count, "session"),
             table.name
         );
         return Ok(());
     }
     let mut ended = 0;
     loop {
-        let (deleted, found) = table
-            .end_batch(conn, &rows, now)
-            .await
-            .map_err(|err| format!("{} after ending {ended} sessions", failed(err)))?;
+        let (deleted, found) = table.end_batch(conn, &rows, now).await.map_err(|err| {
+            format!(
+                "{} after ending {}",
+                failed(err),
+                sessions(ended, "session")
+            )
+        })?;
         ended += deleted;
         if found < BATCH {
             break;
         }
     }
-    println!("ended {ended} sessions in {}", table.name);
+    println!("ended {} in {}", sessions(ended, "session"), table.name);
     Ok(())
 }
 
@@ -410,4 +434,12 @@ impl Table {
 
 fn count(rows: i64) -> u64 {
     u64::try_from(rows).unwrap_or_default()
+}
+
+/// `count` of `noun`, in the plural unless there is one: "1 session", "3 live sessions".
+fn sessions(count: impl Into<i128>, noun: &str) -> String {
+    match count.into() {
+        1 => format!("1 {noun}"),
+        count => format!("{count} {noun}s"),
+    }
 }
