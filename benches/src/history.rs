@@ -1,16 +1,16 @@
-//! What the login history and its live events cost a write, on `PostgresStore` with a per-user
-//! index and a listed value: without the history, with it, and with it and a subscriber to
-//! `events()` that never reads (its reader polls every 10 ms and its buffer overflows). The
-//! three run interleaved in every round, at 1 and 16 clients; the mean latency of an operation
-//! in each round (a save after its request's untimed load), the median of the rounds reported
-//! with its ratio to "without".
+//! What the login history and its live events cost a write, on `PostgresStore` (or
+//! `MySqlStore`) with a per-user index and a listed value: without the history, with it, and
+//! with it and a subscriber to `events()` that never reads (its reader polls every 10 ms and its
+//! buffer overflows). The three run interleaved in every round, at 1 and 16 clients; the mean
+//! latency of an operation in each round (a save after its request's untimed load), the median
+//! of the rounds reported with its ratio to "without".
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use store::{PostgresStore, Record, SessionStore};
 
 use crate::{features::median, stacks::BoxError};
@@ -40,11 +40,17 @@ pub async fn run(
     rounds: usize,
     ops: usize,
 ) -> Result<Vec<Row>, BoxError> {
+    // `PostgresStore` and `MySqlStore` are one type: the connection decides.
+    let mysql = conn.get_database_backend() == DbBackend::MySql;
     let schema = "history_cost";
-    conn.execute_unprepared(&format!(r#"DROP SCHEMA IF EXISTS "{schema}" CASCADE"#))
-        .await?;
-    let without = PostgresStore::new(conn.clone())
-        .with_schema_name(schema)?
+    drop_tables(conn, mysql).await?;
+    let without = PostgresStore::new(conn.clone());
+    let without = if mysql {
+        without.with_table_name(schema)?
+    } else {
+        without.with_schema_name(schema)?
+    };
+    let without = without
         .with_user_key("user_id")?
         .with_listed_values(["device"])?;
     let with = without
@@ -99,9 +105,20 @@ pub async fn run(
         }
     }
     drop(stores);
-    conn.execute_unprepared(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))
-        .await?;
+    drop_tables(conn, mysql).await?;
     Ok(rows)
+}
+
+/// Drops what an earlier run left: PostgreSQL's schema, or MySQL's two tables.
+async fn drop_tables(conn: &DatabaseConnection, mysql: bool) -> Result<(), BoxError> {
+    if mysql {
+        conn.execute_unprepared("DROP TABLE IF EXISTS history_cost_history, history_cost")
+            .await?;
+    } else {
+        conn.execute_unprepared(r#"DROP SCHEMA IF EXISTS "history_cost" CASCADE"#)
+            .await?;
+    }
+    Ok(())
 }
 
 /// `ops` operations by `clients` concurrent clients, each on sessions of its own: µs per op.
@@ -148,13 +165,13 @@ async fn timed(
     Ok(spent.as_secs_f64() * 1e6 / (ops / clients * clients) as f64)
 }
 
-/// The section of results.md.
-pub fn report(md: &mut String, rows: &[Row]) {
+/// The section of results.md; `store` names the store measured.
+pub fn report(md: &mut String, store: &str, rows: &[Row]) {
     use std::fmt::Write;
     let _ = writeln!(
         md,
-        "## What the login history and its events cost\n\n\
-         `PostgresStore` with `with_user_key` and a listed value; \"save\" changes a value of a \
+        "## What the login history and its events cost: {store}\n\n\
+         `{store}` with `with_user_key` and a listed value; \"save\" changes a value of a \
          signed-in session after its request's load (untimed), \"login (create)\" creates one \
          more session for one of the users. The three configurations interleaved in every \
          round; the median of the rounds' mean latency per operation (µs), and \

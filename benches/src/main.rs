@@ -3,7 +3,8 @@
 //!
 //! Environment: `BENCH_URL` (server, no database; default `postgres://postgres@127.0.0.1:55433`,
 //! the cluster `scripts/bench` starts), `BENCH_ROUNDS` (15), `BENCH_OPS` (operations per stack,
-//! operation and round; 600), `BENCH_PARTS` (`ops,counts,merge,cache,hot,cleanup,payload,features,history`),
+//! operation and round; 600), `BENCH_PARTS` (`ops,counts,merge,cache,hot,cleanup,payload,features,history`; also
+//! `history-mysql`, on `BENCH_MYSQL_URL`, default `mysql://root@127.0.0.1:3306/test`),
 //! `BENCH_CLEANUP_EXPIRED` (1000000), `BENCH_CLEANUP_LIVE` (100000), `BENCH_OUT` (`target/bench`),
 //! `BENCH_STACKS` (comma-separated parts of stack names to keep; all by default, e.g. for a
 //! profile), `BENCH_POLL_MS` (how often the hot part's listening caches read their eviction
@@ -173,7 +174,17 @@ async fn main() -> Result<(), BoxError> {
         eprintln!("bench: the login history and its events");
         let conn = setup::seaorm(&bench_url, true).await?;
         let rows = history::run(&conn, &template, &CONCURRENCIES, rounds, ops).await?;
-        history::report(&mut md, &rows);
+        history::report(&mut md, "PostgresStore", &rows);
+    }
+
+    save(&md)?;
+    if has("history-mysql") {
+        let url = std::env::var("BENCH_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
+        eprintln!("bench: the login history and its events on MySQL/MariaDB at {url}");
+        let conn = setup::seaorm(&url, true).await?;
+        let rows = history::run(&conn, &template, &CONCURRENCIES, rounds, ops).await?;
+        history::report(&mut md, "MySqlStore", &rows);
     }
 
     save(&md)?;
