@@ -74,6 +74,10 @@ pub struct FoundRow {
 ///   [`delete_by_user`](Self::delete_by_user)) may take two on a database whose one statement would lock rows out of key order (the
 ///   crate's MySQL/MariaDB repository: a plain read of the keys, then a delete by key that
 ///   checks every condition again); they run at a login or a logout, never in an ordinary save.
+///   The writes within the refusing per-user limit
+///   ([`insert_within_limit`](Self::insert_within_limit),
+///   [`update_within_limit`](Self::update_within_limit)) are one transaction of a few: a lock,
+///   a count, the write; they run at a login only.
 /// - "Now" is always passed in by the caller; an implementation never asks the database for the
 ///   time, so the result does not depend on the connection's time zone or the server's clock.
 /// - A row whose `expires_at` is at or before `now` is **expired**: it is never returned, even
