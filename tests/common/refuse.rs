@@ -215,7 +215,8 @@ const LIMIT: u64 = 2;
 /// the limit are admitted, every other one fails with the distinct error (none with a deadlock
 /// or anything else) and leaves no row of the user, and the user has exactly the limit.
 ///
-/// 3 pools × 8 tasks × 40 rounds = 960 logins (on SQLite, fewer: see `Replicas::rounds`).
+/// 3 pools × 8 tasks × 100 rounds = 2,400 logins, 24 at once, each round from no session (on
+/// SQLite 3 × 3 × 20 = 180: see `Replicas::rounds`).
 pub async fn logins_of_one_user_through_several_pools_stop_at_the_refusing_limit<F, R, C>(
     fixture: &F,
 ) where
@@ -224,7 +225,7 @@ pub async fn logins_of_one_user_through_several_pools_stop_at_the_refusing_limit
     C: Codec + Debug,
 {
     const POOLS: usize = 3;
-    let (tasks_per_pool, rounds) = (fixture.tasks(8).max(3), fixture.rounds(40).max(4));
+    let (tasks_per_pool, rounds) = (fixture.tasks(8).max(3), fixture.rounds(100).max(4));
     let mut stores = vec![refusing(fixture.store(), LIMIT)];
     for _ in 1..POOLS {
         stores.push(refusing(&fixture.replica().await, LIMIT));
