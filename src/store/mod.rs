@@ -327,6 +327,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// timeout, and if it fails the login stands, a warning is logged, and the user keeps more
     /// sessions until their next login trims again.
     ///
+    /// To refuse the login beyond the limit instead of ending older sessions, add
+    /// [`refusing_logins_at_the_limit`](Self::refusing_logins_at_the_limit).
+    ///
     /// ```no_run
     /// # fn run(store: tower_sessions_seaorm_store::PostgresStore) -> Result<(), tower_sessions_seaorm_store::SeaOrmStoreError> {
     /// let store = store.with_user_key("user_id")?.with_max_sessions_per_user(5)?;
