@@ -227,15 +227,17 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         if let Some(limit) = self.refusing_limit() {
             let keeps_user = held.is_some_and(|(_, user)| *user == row.user_key);
             if row.user_key.is_some() && !keeps_user {
+                let key = row.id.clone();
+                let version = held.map(|(version, _)| version);
                 let written = self.repository.update_within_limit(
                     row,
-                    held.map(|(version, _)| version),
+                    version,
                     limit,
                     now,
                     self.born_after(now),
                 );
                 return match written.await? {
-                    None => Err(SessionError::TooManySessions { limit }),
+                    None => self.refused(&key, version, limit, now).await,
                     Some(true) => Ok(Some(Written::default())),
                     Some(false) => Ok(None),
                 };
@@ -292,6 +294,27 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         Err(SessionError::Contended {
             attempts: MAX_MERGE_ATTEMPTS,
         })
+    }
+
+    /// A save refused at the per-user limit: [`SessionError::TooManySessions`], unless the
+    /// save would have written nothing anyway (one read, on this path only): a session deleted
+    /// meanwhile stays deleted and its save succeeds, as any save of it does; one another save
+    /// moved on from `version` is merged again (`None`), and checked against the limit anew.
+    async fn refused(
+        &self,
+        key: &str,
+        version: Option<i64>,
+        limit: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<Written>, SessionError> {
+        let found = self
+            .repository
+            .find_unexpired(key, now, self.born_after(now));
+        match found.await? {
+            None => Ok(Some(Written::default())),
+            Some(found) if version.is_some_and(|version| version != found.version) => Ok(None),
+            Some(_) => Err(SessionError::TooManySessions { limit }),
+        }
     }
 
     /// The per-user limit, when the store refuses logins at it (rather than trimming).

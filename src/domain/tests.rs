@@ -1476,7 +1476,8 @@ async fn refusing_at_the_limit_a_save_that_keeps_its_user_is_one_statement() {
 
 /// Refusing logins at the limit, a login the repository refuses is
 /// [`SessionError::TooManySessions`], and a save that gives a session its user goes through
-/// the guarded write.
+/// the guarded write; refused, it fails too, unless the session is gone (a save of a deleted
+/// session writes nothing and succeeds, refused or not).
 #[tokio::test]
 async fn refusing_at_the_limit_a_refused_login_is_too_many_sessions() {
     let mut repo = MockSessionRepository::new();
@@ -1488,8 +1489,13 @@ async fn refusing_at_the_limit_a_refused_login_is_too_many_sessions() {
         .withf(|row, version, limit, _, _| {
             row.user_key.as_deref() == Some("ada") && version.is_none() && *limit == 2
         })
-        .times(1)
+        .times(2)
         .returning(|_, _, _, _, _| Ok(None));
+    // Refused: the row is there (the first save), or gone (the second: nothing to write).
+    let mut rows = vec![None, Some(found(Vec::new()))];
+    repo.expect_find_unexpired()
+        .times(2)
+        .returning(move |_, _, _| Ok(rows.pop().flatten()));
     let store = service(repo)
         .with_user_key("user")
         .unwrap()
@@ -1511,4 +1517,5 @@ async fn refusing_at_the_limit_a_refused_login_is_too_many_sessions() {
         "{err:?}"
     );
     assert!(!err.to_string().contains("ada"));
+    store.save_session(&rec).await.unwrap();
 }

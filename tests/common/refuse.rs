@@ -114,6 +114,17 @@ pub async fn refusing_at_the_limit_fails_a_login_with_its_own_error_and_writes_n
     for kept in [&first, &second] {
         assert!(store.load(&kept.id).await.unwrap().is_some(), "untouched");
     }
+    // A session deleted since its load (logged out in another tab) saves as any save of it
+    // does, refused or not: writing nothing, without an error.
+    let mut gone = session(&[("cart", json!([]))]);
+    store.create(&mut gone).await.unwrap();
+    let mut loaded = store.load(&gone.id).await.unwrap().unwrap();
+    store.delete(&gone.id).await.unwrap();
+    loaded.data.insert("user_id".into(), json!(ada));
+    store.save(&loaded).await.unwrap();
+    assert_eq!(store.load(&gone.id).await.unwrap(), None, "stays deleted");
+    assert_eq!(store.count_user_sessions(&ada).await.unwrap(), 2);
+
     // Another user is not limited by ada's sessions.
     log_in(&store, &user()).await.unwrap();
 }
