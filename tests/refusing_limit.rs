@@ -4,7 +4,8 @@
 //! user's next logins, through another pool, are admitted at once. MySQL's `GET_LOCK` belongs
 //! to the connection, not the transaction: released by the driver after the rollback.
 //! PostgreSQL's advisory lock is the transaction's: released by the rollback (SeaORM) or the
-//! closed connection (the lean store).
+//! closed connection (the lean store). And the guide's axum handler answering a refused login,
+//! run over the in-memory repository.
 //!
 //! The backend-generic scenarios (concurrent logins, a refused login writing nothing, a logout
 //! freeing a slot) are in `common/refuse.rs`, run by every `*_suite.rs`.
@@ -171,4 +172,73 @@ async fn lean_an_abandoned_login_closes_its_connection_and_so_its_lock() {
     )
     .await;
     fixture.finish().await;
+}
+
+/// The handler of docs/features.md, over the in-memory repository: a login at the limit is
+/// answered 409 with the message, sets no cookie and stores nothing; a logout frees the slot.
+#[tokio::test]
+async fn the_guides_handler_answers_a_refused_login_with_409_and_stores_nothing() {
+    use axum::{
+        http::StatusCode,
+        response::{IntoResponse, Response},
+        routing::post,
+        Router,
+    };
+    use common::demo_app::{body, send, session_cookie};
+    use tower_sessions::{Session, SessionManagerLayer};
+    use tower_sessions_seaorm_store::testing::InMemoryRepository;
+
+    async fn log_in(session: Session) -> Response {
+        if session.cycle_id().await.is_err() || session.insert("user_id", 42).await.is_err() {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+        match session.save().await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(err) if SeaOrmStoreError::is_too_many_sessions(&err) => {
+                let _ = session.flush().await;
+                let message = "You are signed in on too many devices: sign out of one first.";
+                (StatusCode::CONFLICT, message).into_response()
+            }
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    }
+
+    async fn log_out(session: Session) -> StatusCode {
+        match session.flush().await {
+            Ok(()) => StatusCode::NO_CONTENT,
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    let sessions = InMemoryRepository::new();
+    let store = RepositoryStore::from_repository(sessions.clone())
+        .with_user_key("user_id")
+        .unwrap()
+        .with_max_sessions_per_user(1)
+        .unwrap()
+        .refusing_logins_at_the_limit()
+        .unwrap();
+    let app = Router::new()
+        .route("/login", post(log_in))
+        .route("/logout", post(log_out))
+        .layer(SessionManagerLayer::new(store.clone()));
+
+    let first = send(&app, "POST", "/login", None).await;
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    let cookie = session_cookie(&first).expect("the login sets a cookie");
+
+    let refused = send(&app, "POST", "/login", None).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(
+        session_cookie(&refused).is_none(),
+        "no cookie for a refused login"
+    );
+    assert!(body(refused).await.contains("too many devices"));
+    assert_eq!(sessions.len(), 1, "nothing stored");
+
+    let logout = send(&app, "POST", "/logout", Some(&cookie)).await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let again = send(&app, "POST", "/login", None).await;
+    assert_eq!(again.status(), StatusCode::NO_CONTENT);
+    assert_eq!(store.count_user_sessions("42").await.unwrap(), 1);
 }
