@@ -26,6 +26,9 @@ use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, Use
 /// - It keeps the per-user index, as a table migrated by `migrate()` does.
 /// - `count_unexpired` counts what `find_unexpired` would return; `delete_created_before_batch`
 ///   deletes rows created strictly before the instant, expired or not.
+/// - `insert_within_limit` and `update_within_limit` (refusing logins at the per-user limit)
+///   count the user's other live rows and write under one lock, so concurrent logins of one
+///   user never pass the limit.
 ///
 /// It never fails. Clones share the same sessions, so a test can keep one clone to look inside
 /// while a store owns another. Nothing is persisted: the sessions die with the last clone.
