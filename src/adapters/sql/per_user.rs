@@ -85,6 +85,8 @@ pub(crate) struct PerUser {
 ///   waiting at most [`LOCK_WAIT_SECONDS`]. It belongs to the connection, not the transaction,
 ///   so it is released after the commit (or the rollback), on the same connection, also when
 ///   the login is abandoned midway (a time-out): the driver's transaction does it when dropped.
+///   The count is the transaction's first read of a table, so its REPEATABLE READ snapshot is
+///   taken once the lock is held, after the previous holder committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusing {
     /// What names the lock, with the user: the table as spans show it.
