@@ -56,6 +56,21 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_login_is_a_backend_error_recognised_through_tower_sessions() {
+        let refused: session_store::Error = SeaOrmStoreError::TooManySessions { limit: 5 }.into();
+        assert!(
+            matches!(&refused, session_store::Error::Backend(m) if m.contains("limit")),
+            "{refused:?}"
+        );
+        assert!(SeaOrmStoreError::is_too_many_sessions(&refused));
+        // What `Session::save` returns in a handler.
+        let in_a_handler = tower_sessions_core::session::Error::Store(refused);
+        assert!(SeaOrmStoreError::is_too_many_sessions(&in_a_handler));
+        let other: session_store::Error = SeaOrmStoreError::Contended { attempts: 3 }.into();
+        assert!(!SeaOrmStoreError::is_too_many_sessions(&other));
+    }
+
+    #[test]
     fn unstorable_sessions_are_encode_errors_and_refused_rows_decode_errors() {
         let unstorable: session_store::Error =
             SeaOrmStoreError::Unstorable("its expiry is out of range").into();

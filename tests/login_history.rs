@@ -432,6 +432,44 @@ async fn the_limit_trims_and_the_cleanup_ends_with_their_reasons<B: Backend>() {
     history.finish().await;
 }
 
+/// Refusing logins at the limit: each admitted login signs in once (by a create, or by a
+/// save that gives a session its user, in the guarded transaction); a refused one appends
+/// nothing, so it reaches no live event either.
+async fn refusing_at_the_limit_logs_the_admitted_logins_only<B: Backend>() {
+    let history = History::<B>::new(|store| {
+        store
+            .with_max_sessions_per_user(1)
+            .unwrap()
+            .refusing_logins_at_the_limit()
+            .unwrap()
+    })
+    .await;
+    let store = &history.store;
+    let now = OffsetDateTime::now_utc();
+    let mut first = record(Some("ada"), now);
+    store.create(&mut first).await.unwrap();
+    let mut refused = record(Some("ada"), now);
+    let err = store.create(&mut refused).await.unwrap_err();
+    assert!(SeaOrmStoreError::is_too_many_sessions(&err), "{err:?}");
+    let mut anonymous = record(None, now);
+    store.create(&mut anonymous).await.unwrap();
+    anonymous.data.insert("user_id".into(), json!("ada"));
+    let err = store.save(&anonymous).await.unwrap_err();
+    assert!(SeaOrmStoreError::is_too_many_sessions(&err), "{err:?}");
+    assert_eq!(
+        kinds(&store.user_history("ada", 10).await.unwrap()),
+        ["signed_in"]
+    );
+
+    // A logout frees the slot: the save is admitted, and signs in.
+    store.delete(&first.id).await.unwrap();
+    store.save(&anonymous).await.unwrap();
+    let ada = store.user_history("ada", 10).await.unwrap();
+    assert_eq!(kinds(&ada), ["signed_in", "deleted", "signed_in"]);
+    assert_eq!(ada[0].handle, store.session_handle(anonymous.id));
+    history.finish().await;
+}
+
 async fn a_change_that_did_not_commit_appends_nothing<B: Backend>() {
     let history = History::<B>::new(|store| store).await;
     let store = &history.store;
@@ -705,6 +743,7 @@ on_every_backend!(
     the_history_needs_the_user_key_and_is_off_by_default,
     replicas_migrating_at_once_all_find_the_history_table,
     the_operators_calls_log_each_session_they_end_as_revoked,
+    refusing_at_the_limit_logs_the_admitted_logins_only,
 );
 
 // What only one backend has.

@@ -26,6 +26,9 @@ use crate::ports::{FoundRow, RepositoryError, SessionRepository, SessionRow, Use
 /// - It keeps the per-user index, as a table migrated by `migrate()` does.
 /// - `count_unexpired` counts what `find_unexpired` would return; `delete_created_before_batch`
 ///   deletes rows created strictly before the instant, expired or not.
+/// - `insert_within_limit` and `update_within_limit` (refusing logins at the per-user limit)
+///   count the user's other live rows and write under one lock, so concurrent logins of one
+///   user never pass the limit.
 ///
 /// It never fails. Clones share the same sessions, so a test can keep one clone to look inside
 /// while a store owns another. Nothing is persisted: the sessions die with the last clone.
@@ -116,6 +119,59 @@ impl InMemoryRepository {
     }
 }
 
+/// Inserts `row` unless its id is taken; whether it did.
+fn insert(rows: &mut HashMap<String, Row>, row: SessionRow) -> bool {
+    if rows.contains_key(&row.id) {
+        return false;
+    }
+    rows.insert(row.id.clone(), row.into());
+    true
+}
+
+/// `update_if_present` on the locked rows.
+fn update(
+    rows: &mut HashMap<String, Row>,
+    row: SessionRow,
+    expected_version: Option<i64>,
+    report_user_change: bool,
+) -> Option<bool> {
+    // Deleted or revoked since it was loaded: it stays gone.
+    let stored = rows.get_mut(&row.id)?;
+    if expected_version.is_some_and(|version| version != stored.version) {
+        // Another save got there first.
+        return None;
+    }
+    let user_changed = report_user_change && stored.user_key != row.user_key;
+    // A save never makes a session younger.
+    let (created_at, version) = (stored.created_at, stored.version.wrapping_add(1));
+    *stored = Row {
+        created_at,
+        version,
+        ..row.into()
+    };
+    Some(user_changed)
+}
+
+/// Whether `row`'s user has `limit` live sessions other than `row` already.
+fn at_limit(
+    rows: &HashMap<String, Row>,
+    row: &SessionRow,
+    limit: u64,
+    now: OffsetDateTime,
+    born_after: Option<OffsetDateTime>,
+) -> bool {
+    let Some(user_key) = row.user_key.as_deref() else {
+        return false;
+    };
+    let others = rows
+        .iter()
+        .filter(|(id, other)| {
+            **id != row.id && other.of_user(user_key) && other.is_live(now, born_after)
+        })
+        .count();
+    others as u64 >= limit
+}
+
 /// Shows the number of rows only: ids and session data stay out of logs.
 impl fmt::Debug for InMemoryRepository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,12 +184,7 @@ impl fmt::Debug for InMemoryRepository {
 #[async_trait]
 impl SessionRepository for InMemoryRepository {
     async fn insert_if_absent(&self, row: SessionRow) -> Result<bool, RepositoryError> {
-        let mut rows = self.rows();
-        if rows.contains_key(&row.id) {
-            return Ok(false);
-        }
-        rows.insert(row.id.clone(), row.into());
-        Ok(true)
+        Ok(insert(&mut self.rows(), row))
     }
 
     async fn update_if_present(
@@ -142,24 +193,44 @@ impl SessionRepository for InMemoryRepository {
         expected_version: Option<i64>,
         report_user_change: bool,
     ) -> Result<Option<bool>, RepositoryError> {
+        Ok(update(
+            &mut self.rows(),
+            row,
+            expected_version,
+            report_user_change,
+        ))
+    }
+
+    async fn insert_within_limit(
+        &self,
+        row: SessionRow,
+        limit: u64,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<bool>, RepositoryError> {
+        // One lock over the count and the write: logins of one user are serialised.
         let mut rows = self.rows();
-        let Some(stored) = rows.get_mut(&row.id) else {
-            // Deleted or revoked since it was loaded: it stays gone.
-            return Ok(None);
-        };
-        if expected_version.is_some_and(|version| version != stored.version) {
-            // Another save got there first.
+        if at_limit(&rows, &row, limit, now, born_after) {
             return Ok(None);
         }
-        let user_changed = report_user_change && stored.user_key != row.user_key;
-        // A save never makes a session younger.
-        let (created_at, version) = (stored.created_at, stored.version.wrapping_add(1));
-        *stored = Row {
-            created_at,
-            version,
-            ..row.into()
-        };
-        Ok(Some(user_changed))
+        Ok(Some(insert(&mut rows, row)))
+    }
+
+    async fn update_within_limit(
+        &self,
+        row: SessionRow,
+        expected_version: Option<i64>,
+        limit: u64,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<bool>, RepositoryError> {
+        let mut rows = self.rows();
+        if at_limit(&rows, &row, limit, now, born_after) {
+            return Ok(None);
+        }
+        Ok(Some(
+            update(&mut rows, row, expected_version, false).is_some(),
+        ))
     }
 
     async fn find_unexpired(

@@ -136,6 +136,24 @@ pub enum SessionError {
     #[error("refused a stored session: {0}")]
     Unreadable(String),
 
+    /// A login was refused: the user has as many live sessions as the per-user limit allows,
+    /// and the store refuses logins at the limit
+    /// ([`refusing_logins_at_the_limit`](crate::RepositoryStore::refusing_logins_at_the_limit)).
+    /// Nothing was written. Tell the person they are signed in on too many devices (and where
+    /// to sign one out); [`is_too_many_sessions`](Self::is_too_many_sessions) recognises it
+    /// in the error tower-sessions returns. The message names neither the user nor the
+    /// session.
+    #[error(
+        "{}: the user already has {limit} live session(s), the per-user limit, and the store \
+         refuses logins at the limit; nothing was written (end one of the user's sessions to \
+         sign in)",
+        TOO_MANY_SESSIONS
+    )]
+    TooManySessions {
+        /// The per-user limit.
+        limit: u64,
+    },
+
     /// A builder option was refused, or a call needs an option the store was built without
     /// (the message says which, and what to do).
     #[error("invalid store configuration: {0}")]
@@ -170,7 +188,41 @@ pub enum SessionError {
     },
 }
 
+/// How the message of [`SessionError::TooManySessions`] begins, in every form it takes (a
+/// `session_store::Error::Backend` holds the message alone).
+const TOO_MANY_SESSIONS: &str = "too many sessions for one user";
+
 impl SessionError {
+    /// Whether `err` is, or was made from, [`SessionError::TooManySessions`]: a login refused
+    /// at the per-user limit. `err` is this error itself, or what tower-sessions made of it
+    /// (its `session::Error` from `Session::save`, the `session_store::Error` of a
+    /// `SessionStore` call), of either tower-sessions version.
+    ///
+    /// tower-sessions keeps only the message of a store's error, so beyond this crate's own
+    /// type the message is what is recognised; its beginning is fixed for that.
+    ///
+    /// ```
+    /// use tower_sessions_seaorm_store::{session_store, SeaOrmStoreError};
+    ///
+    /// let refused: session_store::Error = SeaOrmStoreError::TooManySessions { limit: 3 }.into();
+    /// assert!(SeaOrmStoreError::is_too_many_sessions(&refused));
+    /// let other = session_store::Error::Backend("the database is unavailable".to_owned());
+    /// assert!(!SeaOrmStoreError::is_too_many_sessions(&other));
+    /// ```
+    pub fn is_too_many_sessions(err: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(err);
+        while let Some(err) = next {
+            if let Some(own) = err.downcast_ref::<Self>() {
+                return matches!(own, Self::TooManySessions { .. });
+            }
+            if err.to_string().starts_with(TOO_MANY_SESSIONS) {
+                return true;
+            }
+            next = err.source();
+        }
+        false
+    }
+
     /// The error's kind, for spans.
     pub(crate) fn outcome(&self) -> &'static str {
         match self {
@@ -184,6 +236,7 @@ impl SessionError {
             Self::TooLarge { .. } => "too_large",
             Self::Contended { .. } => "contended",
             Self::UserKeyTooLong { .. } => "user_key_too_long",
+            Self::TooManySessions { .. } => "too_many_sessions",
             Self::InvalidConfiguration(_) => "invalid_configuration",
             Self::Migration { .. } => "migration_failed",
             Self::Unstorable(_) => "unstorable",

@@ -47,6 +47,10 @@ pub(crate) struct Policy {
     /// The per-user session limit: after a write that gives a user more live sessions than
     /// this, the least recently saved are deleted; `None` for no limit.
     pub max_sessions_per_user: Option<u64>,
+    /// What the per-user limit does with a login beyond it: `false` ends the user's least
+    /// recently active sessions (the trim), `true` refuses the login
+    /// ([`SessionError::TooManySessions`](super::SessionError::TooManySessions)).
+    pub refuse_at_limit: bool,
     /// The values the user's session list shows; none by default.
     pub listed_values: Vec<UserKeyPath>,
     /// The login history's retention: the cleanup deletes history rows older than this;
@@ -76,6 +80,7 @@ impl Default for Policy {
             touch_after: None,
             absolute_lifetime: None,
             max_sessions_per_user: None,
+            refuse_at_limit: false,
             listed_values: Vec::new(),
             history_retention: None,
         }

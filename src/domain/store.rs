@@ -113,7 +113,15 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                     // A plain row holds its id, so every attempt encodes again.
                     let row = self.row(record, now)?;
                     let user_key = row.user_key.clone();
-                    if self.repository.insert_if_absent(row).await? {
+                    let inserted = match self.refusing_limit().filter(|_| user_key.is_some()) {
+                        Some(limit) => self
+                            .repository
+                            .insert_within_limit(row, limit, now, self.born_after(now))
+                            .await?
+                            .ok_or(SessionError::TooManySessions { limit })?,
+                        None => self.repository.insert_if_absent(row).await?,
+                    };
+                    if inserted {
                         return Ok(Written { login_of: user_key });
                     }
                     tracing::debug!(attempt, "session id already taken; drawing a fresh one");
@@ -212,8 +220,33 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         held: Option<(i64, &Option<String>)>,
     ) -> Result<Option<Written>, SessionError> {
         let row = self.row(record, now)?;
+        // Refusing at the limit, a save that may give the session its user is a login, checked
+        // against the limit under the user's lock. One that writes the version it loaded, with
+        // the user the row had at that version, cannot (every write moves the version): it is
+        // the ordinary one statement.
+        if let Some(limit) = self.refusing_limit() {
+            let keeps_user = held.is_some_and(|(_, user)| *user == row.user_key);
+            if row.user_key.is_some() && !keeps_user {
+                let key = row.id.clone();
+                let version = held.map(|(version, _)| version);
+                let written = self.repository.update_within_limit(
+                    row,
+                    version,
+                    limit,
+                    now,
+                    self.born_after(now),
+                );
+                return match written.await? {
+                    None => self.refused(&key, version, limit, now).await,
+                    Some(true) => Ok(Some(Written::default())),
+                    Some(false) => Ok(None),
+                };
+            }
+        }
         // Only a save with a user can give a user one more session.
-        let limited = self.policy.max_sessions_per_user.is_some() && row.user_key.is_some();
+        let limited = self.policy.max_sessions_per_user.is_some()
+            && !self.policy.refuse_at_limit
+            && row.user_key.is_some();
         // With the history, a save that may sign someone in or out reports (and logs); one
         // checked against a version whose user key it keeps cannot: every write moves the
         // version.
@@ -261,6 +294,34 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         Err(SessionError::Contended {
             attempts: MAX_MERGE_ATTEMPTS,
         })
+    }
+
+    /// A save refused at the per-user limit: [`SessionError::TooManySessions`], unless the
+    /// save would have written nothing anyway (one read, on this path only): a session deleted
+    /// meanwhile stays deleted and its save succeeds, as any save of it does; one another save
+    /// moved on from `version` is merged again (`None`), and checked against the limit anew.
+    async fn refused(
+        &self,
+        key: &str,
+        version: Option<i64>,
+        limit: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<Written>, SessionError> {
+        let found = self
+            .repository
+            .find_unexpired(key, now, self.born_after(now));
+        match found.await? {
+            None => Ok(Some(Written::default())),
+            Some(found) if version.is_some_and(|version| version != found.version) => Ok(None),
+            Some(_) => Err(SessionError::TooManySessions { limit }),
+        }
+    }
+
+    /// The per-user limit, when the store refuses logins at it (rather than trimming).
+    fn refusing_limit(&self) -> Option<u64> {
+        self.policy
+            .max_sessions_per_user
+            .filter(|_| self.policy.refuse_at_limit)
     }
 
     /// The session with `id`, unless it is missing or expired: from the cache when it holds

@@ -1434,3 +1434,88 @@ async fn a_trim_that_times_out_never_fails_the_login_it_follows() {
 
     assert_eq!(started.elapsed(), std::time::Duration::from_secs(10));
 }
+
+/// Refusing logins at the per-user limit, a save of a session that keeps the user it was
+/// loaded with is the ordinary one statement: no count, no lock, no trim (the mock fails on
+/// any other call).
+#[tokio::test]
+async fn refusing_at_the_limit_a_save_that_keeps_its_user_is_one_statement() {
+    let rec = record(11, in_an_hour());
+    let stored = MessagePackCodec.encode(&rec).unwrap();
+    let mut repo = MockSessionRepository::new();
+    repo.expect_find_unexpired()
+        .times(1)
+        .returning(move |_, _, _| {
+            Ok(Some(FoundRow {
+                version: 3,
+                user_key: Some("ada".to_owned()),
+                ..found(stored.clone())
+            }))
+        });
+    repo.expect_update_if_present()
+        .withf(|row, version, report| {
+            row.user_key.as_deref() == Some("ada") && *version == Some(3) && !report
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(Some(false)));
+    let store = service(repo)
+        .with_user_key("user")
+        .unwrap()
+        .with_max_sessions_per_user(1)
+        .unwrap()
+        .refusing_logins_at_the_limit()
+        .unwrap();
+
+    let mut loaded = store.load_session(SessionId(11)).await.unwrap().unwrap();
+    loaded
+        .data
+        .to_mut()
+        .insert("theme".to_owned(), json!("dark"));
+    store.save_session(&loaded).await.unwrap();
+}
+
+/// Refusing logins at the limit, a login the repository refuses is
+/// [`SessionError::TooManySessions`], and a save that gives a session its user goes through
+/// the guarded write; refused, it fails too, unless the session is gone (a save of a deleted
+/// session writes nothing and succeeds, refused or not).
+#[tokio::test]
+async fn refusing_at_the_limit_a_refused_login_is_too_many_sessions() {
+    let mut repo = MockSessionRepository::new();
+    repo.expect_insert_within_limit()
+        .withf(|row, limit, _, _| row.user_key.as_deref() == Some("ada") && *limit == 2)
+        .times(1)
+        .returning(|_, _, _, _| Ok(None));
+    repo.expect_update_within_limit()
+        .withf(|row, version, limit, _, _| {
+            row.user_key.as_deref() == Some("ada") && version.is_none() && *limit == 2
+        })
+        .times(2)
+        .returning(|_, _, _, _, _| Ok(None));
+    // Refused: the row is there (the first save), or gone (the second: nothing to write).
+    let mut rows = vec![None, Some(found(Vec::new()))];
+    repo.expect_find_unexpired()
+        .times(2)
+        .returning(move |_, _, _| Ok(rows.pop().flatten()));
+    let store = service(repo)
+        .with_user_key("user")
+        .unwrap()
+        .with_max_sessions_per_user(2)
+        .unwrap()
+        .refusing_logins_at_the_limit()
+        .unwrap();
+
+    let mut rec = record(12, in_an_hour());
+    let err = store.create_session(&mut rec).await.unwrap_err();
+    assert!(
+        matches!(err, SessionError::TooManySessions { limit: 2 }),
+        "{err:?}"
+    );
+    assert!(SessionError::is_too_many_sessions(&err));
+    let err = store.save_session(&rec).await.unwrap_err();
+    assert!(
+        matches!(err, SessionError::TooManySessions { limit: 2 }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("ada"));
+    store.save_session(&rec).await.unwrap();
+}

@@ -187,6 +187,10 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         else {
             return;
         };
+        if self.policy.refuse_at_limit {
+            // The login was admitted below the limit: nothing to end.
+            return;
+        }
         let trimmed = self
             .run(Operation::DeleteUserSessions, async {
                 let eviction = self.eviction(|| Evict::User(user_key.clone()));

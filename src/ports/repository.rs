@@ -74,6 +74,10 @@ pub struct FoundRow {
 ///   [`delete_by_user`](Self::delete_by_user)) may take two on a database whose one statement would lock rows out of key order (the
 ///   crate's MySQL/MariaDB repository: a plain read of the keys, then a delete by key that
 ///   checks every condition again); they run at a login or a logout, never in an ordinary save.
+///   The writes within the refusing per-user limit
+///   ([`insert_within_limit`](Self::insert_within_limit),
+///   [`update_within_limit`](Self::update_within_limit)) are one transaction of a few: a lock,
+///   a count, the write; they run at a login only.
 /// - "Now" is always passed in by the caller; an implementation never asks the database for the
 ///   time, so the result does not depend on the connection's time zone or the server's clock.
 /// - A row whose `expires_at` is at or before `now` is **expired**: it is never returned, even
@@ -174,6 +178,48 @@ pub trait SessionRepository: Send + Sync + 'static {
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError>;
+
+    /// [`insert_if_absent`](Self::insert_if_absent), **only if the row's user has fewer than
+    /// `limit` live sessions** (expiring after `now` and, with `born_after`, created after it)
+    /// other than this id: the per-user limit that refuses logins. `None` when it refused,
+    /// having written nothing; else `Some` of what `insert_if_absent` answers.
+    ///
+    /// **Serialised per user**: concurrent calls for one user never leave it more than `limit`
+    /// live sessions, and never deadlock (a count and a write in one snapshot would: each
+    /// would count before the other's row commits). The crate's repositories take a lock
+    /// named after the table and the user in a transaction, count, write and commit.
+    ///
+    /// The store calls it only for a row with a user. A repository that does not implement it
+    /// (the default) fails, and so does every login of a store refusing at the limit.
+    async fn insert_within_limit(
+        &self,
+        row: SessionRow,
+        limit: u64,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<bool>, RepositoryError> {
+        let _ = (row, limit, now, born_after);
+        Err(no_refusing_limit())
+    }
+
+    /// [`update_if_present`](Self::update_if_present) (with `expected_version`, reporting
+    /// nothing), **only if the row's user has fewer than `limit` live sessions other than
+    /// this one**, serialised per user as
+    /// [`insert_within_limit`](Self::insert_within_limit): a save that gives the session a
+    /// user. `None` when it refused, having written nothing; else `Some(written)`, `false`
+    /// when the row is missing or holds another version. A repository that does not
+    /// implement it (the default) fails.
+    async fn update_within_limit(
+        &self,
+        row: SessionRow,
+        expected_version: Option<i64>,
+        limit: u64,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<bool>, RepositoryError> {
+        let _ = (row, expected_version, limit, now, born_after);
+        Err(no_refusing_limit())
+    }
 
     /// Deletes every row of `user_key`, expired or not, but the one with id `except` when
     /// given, and returns how many ("log out everywhere", "log out my other devices"). Like
@@ -285,6 +331,16 @@ fn no_operator_calls() -> RepositoryError {
     RepositoryError::Statement(
         "this session repository cannot count or end sessions in bulk: implement \
          `count_unexpired` and `delete_created_before_batch`"
+            .to_owned(),
+    )
+}
+
+/// What a repository written before the refusing limit answers its writes.
+fn no_refusing_limit() -> RepositoryError {
+    RepositoryError::Statement(
+        "this session repository cannot refuse logins at a per-user limit: implement \
+         `insert_within_limit` and `update_within_limit`, or build the store without \
+         `refusing_logins_at_the_limit`"
             .to_owned(),
     )
 }

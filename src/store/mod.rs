@@ -327,6 +327,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// timeout, and if it fails the login stands, a warning is logged, and the user keeps more
     /// sessions until their next login trims again.
     ///
+    /// To refuse the login beyond the limit instead of ending older sessions, add
+    /// [`refusing_logins_at_the_limit`](Self::refusing_logins_at_the_limit).
+    ///
     /// ```no_run
     /// # fn run(store: tower_sessions_seaorm_store::PostgresStore) -> Result<(), tower_sessions_seaorm_store::SeaOrmStoreError> {
     /// let store = store.with_user_key("user_id")?.with_max_sessions_per_user(5)?;
@@ -346,6 +349,49 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             ));
         }
         Ok(self.with_policy(|policy| policy.max_sessions_per_user = Some(sessions)))
+    }
+
+    /// The same store **refusing a login that would give its user more sessions than the
+    /// per-user limit**, instead of ending the user's least recently active ones: the create or
+    /// save of that login fails with [`SeaOrmStoreError::TooManySessions`] and writes nothing
+    /// (no session, no login history entry, no event), and the application tells the person
+    /// they are signed in on too many devices
+    /// ([`SeaOrmStoreError::is_too_many_sessions`] recognises the error tower-sessions
+    /// returns; the guide's [per-user limit](crate::guide::features#a-per-user-session-limit)
+    /// has an axum handler).
+    ///
+    /// Only live sessions count, and the session being saved does not count against itself.
+    /// Concurrent logins of one user are serialised per user, so however many race, the user
+    /// ends with at most the limit, and none fails with a deadlock: on PostgreSQL (both
+    /// drivers) a transaction takes `pg_advisory_xact_lock` on a hash of the table and the
+    /// user, counts the user's live sessions and writes only below the limit; on SQLite the
+    /// transaction takes the database's write lock first; on MySQL/MariaDB it takes
+    /// `GET_LOCK` on that hash, released after the commit. That transaction costs a login
+    /// three or four statements instead of one; a save that keeps its session's user stays
+    /// one statement (it writes only the version it loaded, which had that user).
+    ///
+    /// Needs the limit: call [`with_max_sessions_per_user`](Self::with_max_sessions_per_user)
+    /// first. A repository of your own must implement
+    /// [`SessionRepository::insert_within_limit`](crate::repository::SessionRepository::insert_within_limit)
+    /// and `update_within_limit`; without them every login fails with a database error.
+    ///
+    /// ```no_run
+    /// # fn run(store: tower_sessions_seaorm_store::PostgresStore) -> Result<(), tower_sessions_seaorm_store::SeaOrmStoreError> {
+    /// let store = store
+    ///     .with_user_key("user_id")?
+    ///     .with_max_sessions_per_user(5)?
+    ///     .refusing_logins_at_the_limit()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn refusing_logins_at_the_limit(self) -> Result<Self, SeaOrmStoreError> {
+        if self.policy.max_sessions_per_user.is_none() {
+            return Err(SeaOrmStoreError::InvalidConfiguration(
+                "refusing logins at the per-user limit needs the limit: call \
+                 `.with_max_sessions_per_user(n)` before `.refusing_logins_at_the_limit()`"
+                    .to_owned(),
+            ));
+        }
+        Ok(self.with_policy(|policy| policy.refuse_at_limit = true))
     }
 
     /// The same store copying the session values named by `paths` beside each session, so

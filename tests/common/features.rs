@@ -25,6 +25,14 @@ pub use super::operators::{
     operators_end_the_sessions_created_before_an_instant_only,
     operators_per_user_calls_need_the_index,
 };
+#[allow(unused_imports)]
+pub use super::refuse::{
+    a_logout_frees_a_slot_of_the_refusing_limit,
+    a_session_of_the_user_saves_as_before_at_the_limit,
+    dead_sessions_take_no_slot_when_refusing_at_the_limit,
+    logins_of_one_user_through_several_pools_stop_at_the_refusing_limit,
+    refusing_at_the_limit_fails_a_login_with_its_own_error_and_writes_nothing,
+};
 
 /// A whole second, so instants survive every backend's precision.
 fn soon(minutes: i64) -> OffsetDateTime {
@@ -1169,6 +1177,10 @@ macro_rules! features_suite {
             operators_end_the_sessions_created_before_an_instant_only,
             operators_end_every_session_only_when_the_table_is_named,
             operators_per_user_calls_need_the_index,
+            refusing_at_the_limit_fails_a_login_with_its_own_error_and_writes_nothing,
+            a_session_of_the_user_saves_as_before_at_the_limit,
+            dead_sessions_take_no_slot_when_refusing_at_the_limit,
+            a_logout_frees_a_slot_of_the_refusing_limit,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -1187,6 +1199,7 @@ macro_rules! features_suite {
                 logging_out_everywhere_racing_logins_fails_no_operation,
                 ending_sessions_created_before_racing_creates_and_saves_fails_nothing,
                 ending_sessions_created_before_racing_logins_and_logouts_fails_nothing,
+                logins_of_one_user_through_several_pools_stop_at_the_refusing_limit,
             );
         }
     };

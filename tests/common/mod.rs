@@ -16,6 +16,7 @@ pub mod mysql;
 pub mod operators;
 pub mod partitioned;
 pub mod pgbouncer;
+pub mod refuse;
 pub mod replicas;
 pub mod sqlite;
 pub mod suite;

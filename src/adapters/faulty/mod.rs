@@ -104,6 +104,33 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         .await
     }
 
+    async fn insert_within_limit(
+        &self,
+        row: SessionRow,
+        limit: u64,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<bool>, RepositoryError> {
+        self.call(Operation::Create, |inner| {
+            inner.insert_within_limit(row, limit, now, born_after)
+        })
+        .await
+    }
+
+    async fn update_within_limit(
+        &self,
+        row: SessionRow,
+        expected_version: Option<i64>,
+        limit: u64,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+    ) -> Result<Option<bool>, RepositoryError> {
+        self.call(Operation::Save, |inner| {
+            inner.update_within_limit(row, expected_version, limit, now, born_after)
+        })
+        .await
+    }
+
     async fn find_unexpired(
         &self,
         id: &str,

@@ -2,7 +2,8 @@ use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, QueryResult, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, ExecResult, QueryResult,
+    Statement, TransactionTrait, Value,
 };
 
 use super::{dialect::Dialect, errors::classify, SessionTable};
@@ -28,6 +29,73 @@ pub struct SeaOrmRepository {
     table: SessionTable,
     dialect: Dialect,
     statements: Arc<Statements>,
+    /// The transaction its statements run in, when it is the per-user limit's guarded one
+    /// ([`SqlDriver::begin_guarded`]); `None`: each statement on the pool.
+    guarded: Option<Arc<Guarded>>,
+}
+
+/// The per-user limit's transaction on one pooled connection, and what runs on that
+/// connection once the transaction has ended (MySQL's `RELEASE_LOCK`).
+struct Guarded {
+    transaction: Option<DatabaseTransaction>,
+    release: Option<Statement>,
+}
+
+impl Guarded {
+    fn transaction(&self) -> &DatabaseTransaction {
+        self.transaction
+            .as_ref()
+            .expect("a guarded transaction is taken only when it ends")
+    }
+
+    /// Commits or rolls back, then releases. MySQL: the transaction is ended by a statement
+    /// of its own, so that the release runs on its connection after it (SeaORM's commit would
+    /// hand the connection back to the pool); SeaORM's commit then finds none open.
+    async fn end(mut self, commit: bool) -> Result<(), DbErr> {
+        let Some(transaction) = self.transaction.take() else {
+            return Ok(());
+        };
+        let Some(release) = self.release.take() else {
+            return match commit {
+                true => transaction.commit().await,
+                false => transaction.rollback().await,
+            };
+        };
+        let ended = transaction
+            .execute_unprepared(if commit { "COMMIT" } else { "ROLLBACK" })
+            .await;
+        let released = transaction.execute_raw(release).await;
+        ended?;
+        released?;
+        transaction.commit().await
+    }
+}
+
+/// Abandoned midway (an error, a time-out): rolled back and released on the connection, by a
+/// task, since a drop cannot wait. Without a Tokio runtime, SeaORM rolls the transaction back
+/// and the connection keeps MySQL's lock until it closes.
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let Some(release) = self.release.take() else {
+            return;
+        };
+        let Some(transaction) = self.transaction.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = transaction.execute_unprepared("ROLLBACK").await;
+                if let Err(err) = transaction.execute_raw(release).await {
+                    tracing::warn!(
+                        error = %err,
+                        "could not release the per-user limit's lock of an abandoned login; \
+                         the connection keeps it until it closes"
+                    );
+                }
+                drop(transaction);
+            });
+        }
+    }
 }
 
 impl fmt::Debug for SeaOrmRepository {
@@ -49,6 +117,7 @@ impl SeaOrmRepository {
             table,
             dialect,
             statements,
+            guarded: None,
         }
     }
 
@@ -96,11 +165,12 @@ impl SqlDriver for SeaOrmRepository {
     }
 
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<Executed, SqlError> {
-        let result = self
-            .conn
-            .execute_raw(self.statement(sql, params))
-            .await
-            .map_err(|err| classify(self.dialect, err))?;
+        let statement = self.statement(sql, params);
+        let result = match &self.guarded {
+            Some(guarded) => guarded.transaction().execute_raw(statement).await,
+            None => self.conn.execute_raw(statement).await,
+        };
+        let result: ExecResult = result.map_err(|err| classify(self.dialect, err))?;
         Ok(Executed {
             rows: result.rows_affected(),
             last_insert_id: match self.dialect {
@@ -117,7 +187,12 @@ impl SqlDriver for SeaOrmRepository {
             dialect: self.dialect,
         };
         // Dropped without a commit on any error: rolled back, the change with its entries.
-        let transaction = self.conn.begin().await.map_err(failed)?;
+        let transaction = match &self.guarded {
+            // In the per-user limit's transaction: a savepoint.
+            Some(guarded) => guarded.transaction().begin().await,
+            None => self.conn.begin().await,
+        };
+        let transaction = transaction.map_err(failed)?;
         let (mut previous, mut locked) = (None, Vec::new());
         match logged.before {
             Before::Nothing => {}
@@ -202,12 +277,43 @@ impl SqlDriver for SeaOrmRepository {
         Ok(count)
     }
 
-    async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<SeaOrmRow>, SqlError> {
-        let rows = self
+    async fn begin_guarded(&self, release: Option<(String, Vec<Param>)>) -> Result<Self, SqlError> {
+        let transaction = self
             .conn
-            .query_all_raw(self.statement(sql, params))
+            .begin()
             .await
             .map_err(|err| classify(self.dialect, err))?;
+        let release = release.map(|(sql, params)| self.statement(&sql, params));
+        Ok(Self {
+            guarded: Some(Arc::new(Guarded {
+                transaction: Some(transaction),
+                release,
+            })),
+            ..self.clone()
+        })
+    }
+
+    async fn end_guarded(self, commit: bool) -> Result<(), SqlError> {
+        let dialect = self.dialect;
+        let Some(guarded) = self.guarded else {
+            return Ok(());
+        };
+        let guarded = Arc::into_inner(guarded).ok_or_else(|| {
+            RepositoryError::Statement("the per-user limit's transaction is still in use".into())
+        })?;
+        guarded
+            .end(commit)
+            .await
+            .map_err(|err| classify(dialect, err))
+    }
+
+    async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<SeaOrmRow>, SqlError> {
+        let statement = self.statement(sql, params);
+        let rows = match &self.guarded {
+            Some(guarded) => guarded.transaction().query_all_raw(statement).await,
+            None => self.conn.query_all_raw(statement).await,
+        };
+        let rows = rows.map_err(|err| classify(self.dialect, err))?;
         let dialect = self.dialect;
         Ok(rows
             .into_iter()

@@ -101,6 +101,22 @@ pub(crate) trait SqlDriver: Send + Sync + 'static {
     /// Runs `sql` with `params` and returns its rows.
     async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Self::Row>, SqlError>;
 
+    /// The per-user limit that refuses logins (`per_user::Refusing`): a driver whose
+    /// statements run in one new transaction, on one connection, until
+    /// [`end_guarded`](Self::end_guarded). `release` (MySQL's `RELEASE_LOCK`, with its values)
+    /// runs on that connection once the transaction has ended, however it ends: committed,
+    /// rolled back, or abandoned (the driver dropped midway, as by a time-out), which rolls
+    /// it back.
+    async fn begin_guarded(&self, release: Option<(String, Vec<Param>)>) -> Result<Self, SqlError>
+    where
+        Self: Sized;
+
+    /// Ends the transaction of [`begin_guarded`](Self::begin_guarded): commits it, or rolls it
+    /// back, then runs its `release`.
+    async fn end_guarded(self, commit: bool) -> Result<(), SqlError>
+    where
+        Self: Sized;
+
     /// The login history on SQLite and MySQL (see `history.rs`, `mysql_history.rs`): runs
     /// `logged` in one transaction and returns how many rows its write wrote. Only the SeaORM
     /// driver has SQLite and MySQL.

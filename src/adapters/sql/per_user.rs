@@ -30,7 +30,9 @@
 //!
 //! The names in these statements are validated identifiers, quoted here.
 
-use super::{dialect::Dialect, identifier::quote, SessionTable};
+use sha2::{Digest, Sha256};
+
+use super::{dialect::Dialect, driver::Param, identifier::quote, SessionTable};
 
 /// The most keys one MySQL delete by key names; more are deleted in several statements.
 pub(crate) const MAX_KEYS_PER_DELETE: usize = 64;
@@ -57,6 +59,124 @@ pub(crate) struct PerUser {
     pub delete_live_keys: KeyedDeletes,
     /// MySQL and Citus: `DELETE … WHERE id IN (keys) AND user_key = ?`; empty elsewhere.
     pub delete_keys: KeyedDeletes,
+    /// The per-user limit that refuses logins (see [`Refusing`]).
+    pub refusing: Refusing,
+}
+
+/// The statements of a login checked against the per-user limit, in a transaction of its own:
+/// [`Refusing::lock`], [`Refusing::count`], the write only below the limit, the commit, then
+/// [`Refusing::release`].
+///
+/// **Why a lock, and why this one.** A count and an insert in one statement cannot hold the
+/// limit under READ COMMITTED: the statement's snapshot is taken before it waits for any lock,
+/// so two logins of one user each count the other's row out. Locking the user's rows does not
+/// help when there are none yet (and on MySQL, gap locks over an index make two inserts
+/// deadlock). So each login takes a lock named after the table and the user, held until its
+/// transaction ends, and counts after it has the lock, when every earlier login of the user
+/// has committed:
+///
+/// - PostgreSQL: `pg_advisory_xact_lock` on a 64-bit hash of the table and the user, released
+///   by the commit or the rollback (transaction-scoped, so it works through PgBouncer's
+///   transaction pooling, and on partitioned and distributed tables: it locks no row).
+/// - SQLite: a write that takes the database's write lock (an `UPDATE` of no column), as the
+///   login history's saves do: SQLite runs one writing transaction at a time, and a deferred
+///   transaction that read first could not then write (`SQLITE_BUSY`).
+/// - MySQL/MariaDB: `GET_LOCK` on a name hashed from the table and the user (44 characters),
+///   waiting at most [`LOCK_WAIT_SECONDS`]. It belongs to the connection, not the transaction,
+///   so it is released after the commit (or the rollback), on the same connection, also when
+///   the login is abandoned midway (a time-out): the driver's transaction does it when dropped.
+///   The count is the transaction's first read of a table, so its REPEATABLE READ snapshot is
+///   taken once the lock is held, after the previous holder committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusing {
+    /// What names the lock, with the user: the table as spans show it.
+    scope: String,
+    /// The lock, bound by [`Refusing::lock_values`].
+    pub lock: String,
+    /// `user_key, id, now, born_after`: how many live sessions the user has but this one.
+    pub count: String,
+    /// MySQL: `RELEASE_LOCK` of the name; empty elsewhere.
+    pub release: String,
+}
+
+/// How long a MySQL login waits for another login of the same user to commit: far beyond
+/// what one takes, short enough that a stuck one fails the next rather than piling them up.
+pub(crate) const LOCK_WAIT_SECONDS: i64 = 10;
+
+impl Refusing {
+    fn new(dialect: Dialect, table: &SessionTable) -> Self {
+        let target = table.quoted(dialect);
+        let [id, user_key, expiry, created] =
+            ["id", "user_key", "expiry_date", "created_at"].map(|column| quote(dialect, column));
+        let (lock, count, release) = match dialect {
+            Dialect::Postgres => (
+                "SELECT pg_advisory_xact_lock($1)".to_owned(),
+                format!(
+                    "SELECT count(*) FROM {target} WHERE {user_key} = $1 AND {id} <> $2 AND \
+                     {expiry} > $3 AND {created} > $4"
+                ),
+                String::new(),
+            ),
+            Dialect::Sqlite => (
+                format!("UPDATE {target} SET {id} = {id} WHERE {id} = ?"),
+                format!(
+                    "SELECT count(*) FROM {target} WHERE {user_key} = ? AND {id} <> ? AND \
+                     {expiry} > ? AND {created} > ?"
+                ),
+                String::new(),
+            ),
+            // `CAST`: both answers as `BIGINT`, whatever the server's integer type.
+            Dialect::MySql => (
+                "SELECT CAST(GET_LOCK(?, ?) AS SIGNED)".to_owned(),
+                format!(
+                    "SELECT CAST(count(*) AS SIGNED) FROM {target} WHERE {user_key} = ? AND \
+                     {id} <> ? AND {expiry} > ? AND {created} > ?"
+                ),
+                "SELECT RELEASE_LOCK(?)".to_owned(),
+            ),
+        };
+        Self {
+            scope: table.label(dialect),
+            lock,
+            count,
+            release,
+        }
+    }
+
+    /// What [`Refusing::lock`] binds for `user_key` (the row's `id` on SQLite: any key will
+    /// do), and what [`Refusing::release`] binds (MySQL's lock name).
+    pub(crate) fn lock_values(
+        &self,
+        dialect: Dialect,
+        user_key: &str,
+        id: &str,
+    ) -> (Vec<Param>, Vec<Param>) {
+        let mut hasher = Sha256::new();
+        hasher.update(b"tower-sessions-seaorm-store/per-user-limit/v1\0");
+        hasher.update(self.scope.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(user_key.as_bytes());
+        let digest = hasher.finalize();
+        match dialect {
+            Dialect::Postgres => {
+                let mut first = [0; 8];
+                first.copy_from_slice(&digest[..8]);
+                (vec![Param::Integer(i64::from_be_bytes(first))], Vec::new())
+            }
+            Dialect::Sqlite => (vec![Param::text(id)], Vec::new()),
+            Dialect::MySql => {
+                let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
+                let name = format!("tss:{hex}");
+                (
+                    vec![
+                        Param::Text(Some(name.clone())),
+                        Param::Integer(LOCK_WAIT_SECONDS),
+                    ],
+                    vec![Param::Text(Some(name))],
+                )
+            }
+        }
+    }
 }
 
 /// MySQL deletes by key, rendered for each of [`KEY_COUNTS`] (and, with the login history, its
@@ -155,6 +275,7 @@ impl PerUser {
                     ),
                     delete_live_keys: by_key(&live),
                     delete_keys: by_key(&|_| String::new()),
+                    refusing: Refusing::new(dialect, table),
                 }
             }
             Dialect::Postgres => {
@@ -181,6 +302,7 @@ impl PerUser {
                     delete_by_user_except: by_user(&format!(" AND {id} <> $2")),
                     delete_live_keys: KeyedDeletes::default(),
                     delete_keys: KeyedDeletes::default(),
+                    refusing: Refusing::new(dialect, table),
                 }
             }
             // SQLite has no `OFFSET` without a `LIMIT`: -1 is "no limit".
@@ -196,6 +318,7 @@ impl PerUser {
                 ),
                 delete_live_keys: KeyedDeletes::default(),
                 delete_keys: KeyedDeletes::default(),
+                refusing: Refusing::new(dialect, table),
             },
             // MySQL has no `OFFSET` without a `LIMIT`: 2⁶⁴ − 1 is "no limit". Index hints need
             // the multiple-table form of `DELETE`.
@@ -223,6 +346,7 @@ impl PerUser {
                     ),
                     delete_live_keys: by_key(&format!(" AND {expiry} > ? AND {created} > ?")),
                     delete_keys: by_key(""),
+                    refusing: Refusing::new(dialect, table),
                 }
             }
         }

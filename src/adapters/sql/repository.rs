@@ -336,6 +336,42 @@ impl<D: SqlDriver> SessionRepository for D {
         }
     }
 
+    async fn insert_within_limit(
+        &self,
+        row: SessionRow,
+        limit: u64,
+        now: OffsetDateTime,
+        born: Option<OffsetDateTime>,
+    ) -> Result<Option<bool>, RepositoryError> {
+        let Some(guarded) = below_limit(self, &row, limit, now, born).await? else {
+            return Ok(None);
+        };
+        // An error drops `guarded`: rolled back, nothing written.
+        let inserted = guarded.insert_if_absent(row).await?;
+        guarded.end_guarded(true).await?;
+        Ok(Some(inserted))
+    }
+
+    async fn update_within_limit(
+        &self,
+        row: SessionRow,
+        expected_version: Option<i64>,
+        limit: u64,
+        now: OffsetDateTime,
+        born: Option<OffsetDateTime>,
+    ) -> Result<Option<bool>, RepositoryError> {
+        let Some(guarded) = below_limit(self, &row, limit, now, born).await? else {
+            return Ok(None);
+        };
+        // With the history, the save that may sign someone in reports, and so logs.
+        let logged = self.statements().history.is_some();
+        let written = guarded
+            .update_if_present(row, expected_version, logged)
+            .await?;
+        guarded.end_guarded(true).await?;
+        Ok(Some(written.is_some()))
+    }
+
     async fn find_unexpired(
         &self,
         id: &str,
@@ -560,6 +596,59 @@ impl<D: SqlDriver> SessionRepository for D {
     ) -> Result<(String, Vec<history::FeedRow>), RepositoryError> {
         history::since(self, cursor, now, settle).await
     }
+}
+
+/// The per-user limit that refuses logins (`per_user::Refusing`): a driver in a transaction
+/// of its own holding the user's lock, when the user has fewer than `limit` live sessions
+/// but `row`; `None`, rolled back, when they have `limit` already.
+async fn below_limit<D: SqlDriver>(
+    driver: &D,
+    row: &SessionRow,
+    limit: u64,
+    now: OffsetDateTime,
+    born: Option<OffsetDateTime>,
+) -> Result<Option<D>, RepositoryError> {
+    let Some(user) = row.user_key.as_deref() else {
+        return Err(RepositoryError::Statement(
+            "a login checked against the per-user limit needs a user".to_owned(),
+        ));
+    };
+    let refusing = &driver.statements().per_user.refusing;
+    let dialect = driver.dialect();
+    let (lock, release) = refusing.lock_values(dialect, user, &row.id);
+    let release = (!refusing.release.is_empty()).then(|| (refusing.release.clone(), release));
+    let guarded = driver.begin_guarded(release).await?;
+    match dialect {
+        // 1 when locked; 0 when another login of the user held it too long.
+        Dialect::MySql => {
+            let locked = guarded.query(&refusing.lock, lock).await?;
+            if locked.first().map(|row| row.integer(0)).transpose()? != Some(1) {
+                return Err(RepositoryError::Unavailable(format!(
+                    "another login of the same user held the per-user limit's lock for {} s",
+                    super::per_user::LOCK_WAIT_SECONDS
+                )));
+            }
+        }
+        Dialect::Postgres | Dialect::Sqlite => {
+            guarded.execute(&refusing.lock, lock).await?;
+        }
+    }
+    let params = vec![
+        Param::text(user),
+        Param::text(&row.id),
+        Param::Instant(now),
+        born_after(born),
+    ];
+    let counted = guarded.query(&refusing.count, params).await?;
+    let others = match counted.first() {
+        Some(row) => u64::try_from(row.integer(0)?).unwrap_or_default(),
+        None => 0,
+    };
+    if others >= limit {
+        guarded.end_guarded(false).await?;
+        return Ok(None);
+    }
+    Ok(Some(guarded))
 }
 
 /// A save's entries on SQLite and MySQL, from the row's `(user_key, listed_values)` before

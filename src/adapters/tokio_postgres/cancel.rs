@@ -52,7 +52,7 @@ impl Drop for Lent<'_> {
 
 /// Takes `client` out of its pool for good and, on the current Tokio runtime, cancels whatever
 /// it still runs on the server and then closes it. Never blocks or panics: it runs in `Drop`.
-fn abandon(client: Client, tls: CancelTls) {
+pub(super) fn abandon(client: Client, tls: CancelTls) {
     let token = client.cancel_token();
     // Detached: the pool forgets it (and may open another), so no operation ever gets it.
     let client = Object::take(client);

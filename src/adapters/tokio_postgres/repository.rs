@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    cancel::{CancelTls, Lent},
+    cancel::{abandon, CancelTls, Lent},
     errors,
 };
 use crate::{
@@ -38,6 +38,34 @@ pub struct TokioPostgresRepository {
     table: SessionTable,
     statements: Arc<Statements>,
     cancel_tls: CancelTls,
+    /// The per-user limit's transaction its statements run in ([`SqlDriver::begin_guarded`]);
+    /// `None`: each statement on a client of its own.
+    guarded: Option<Arc<Guarded>>,
+}
+
+/// The per-user limit's transaction, on a client taken from the pool for it.
+struct Guarded {
+    client: Option<deadpool_postgres::Client>,
+    cancel_tls: CancelTls,
+}
+
+impl Guarded {
+    fn client(&self) -> Result<&deadpool_postgres::Client, SqlError> {
+        self.client.as_ref().ok_or_else(|| {
+            RepositoryError::Statement("the per-user limit's transaction has ended".into()).into()
+        })
+    }
+}
+
+/// Abandoned midway (an error, a time-out): the client never returns to the pool; whatever it
+/// runs is cancelled and its connection closed, which rolls the transaction back and releases
+/// its lock ([`abandon`]).
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            abandon(client, self.cancel_tls.clone());
+        }
+    }
 }
 
 impl fmt::Debug for TokioPostgresRepository {
@@ -59,6 +87,7 @@ impl TokioPostgresRepository {
             table,
             statements,
             cancel_tls: CancelTls::default(),
+            guarded: None,
         }
     }
 
@@ -148,6 +177,18 @@ impl SqlDriver for TokioPostgresRepository {
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<Executed, SqlError> {
         let values: Vec<Value> = params.into_iter().map(Value::from).collect();
         let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Value::as_sql).collect();
+        if let Some(guarded) = &self.guarded {
+            let client = guarded.client()?;
+            let statement = client.prepare_cached(sql).await;
+            let rows = match statement {
+                Ok(statement) => client.execute(&statement, &params).await,
+                Err(err) => Err(err),
+            };
+            return Ok(Executed {
+                rows: rows.map_err(errors::statement)?,
+                last_insert_id: 0,
+            });
+        }
         let mut lent = Lent::new(&self.cancel_tls);
         let client = lent.lend(self.client().await?);
         let rows = match client.prepare_cached(sql).await {
@@ -161,6 +202,46 @@ impl SqlDriver for TokioPostgresRepository {
         })
     }
 
+    // The per-user limit's transaction: a client of its own, `BEGIN` … `COMMIT`. PostgreSQL
+    // has no `release`: the advisory lock is the transaction's.
+    async fn begin_guarded(
+        &self,
+        _release: Option<(String, Vec<Param>)>,
+    ) -> Result<Self, SqlError> {
+        let guarded = Guarded {
+            client: Some(self.client().await?),
+            cancel_tls: self.cancel_tls.clone(),
+        };
+        // Dropped on an error: the connection is closed, never handed back mid-transaction.
+        guarded
+            .client()?
+            .batch_execute("BEGIN")
+            .await
+            .map_err(errors::statement)?;
+        Ok(Self {
+            guarded: Some(Arc::new(guarded)),
+            ..self.clone()
+        })
+    }
+
+    async fn end_guarded(self, commit: bool) -> Result<(), SqlError> {
+        let Some(guarded) = self.guarded else {
+            return Ok(());
+        };
+        let mut guarded = Arc::into_inner(guarded).ok_or_else(|| {
+            RepositoryError::Statement("the per-user limit's transaction is still in use".into())
+        })?;
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        guarded
+            .client()?
+            .batch_execute(end)
+            .await
+            .map_err(errors::statement)?;
+        // Ended: the client goes back to the pool.
+        drop(guarded.client.take());
+        Ok(())
+    }
+
     async fn query(
         &self,
         sql: &str,
@@ -168,6 +249,14 @@ impl SqlDriver for TokioPostgresRepository {
     ) -> Result<Vec<tokio_postgres::Row>, SqlError> {
         let values: Vec<Value> = params.into_iter().map(Value::from).collect();
         let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Value::as_sql).collect();
+        if let Some(guarded) = &self.guarded {
+            let client = guarded.client()?;
+            let rows = match client.prepare_cached(sql).await {
+                Ok(statement) => client.query(&statement, &params).await,
+                Err(err) => Err(err),
+            };
+            return rows.map_err(errors::statement);
+        }
         let mut lent = Lent::new(&self.cancel_tls);
         let client = lent.lend(self.client().await?);
         let rows = match client.prepare_cached(sql).await {
