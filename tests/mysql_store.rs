@@ -93,21 +93,21 @@ async fn ids_that_differ_only_in_case_are_different_sessions() {
         .unwrap());
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now, None)
+        repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
         Some(b"upper".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abcdefghijklmnopqrstuv", now, None)
+        repo.find_unexpired("abcdefghijklmnopqrstuv", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
         Some(b"lower".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("ABCDEFGHIJKLMNOPQRSTUV", now, None)
+        repo.find_unexpired("ABCDEFGHIJKLMNOPQRSTUV", now, None, None)
             .await
             .unwrap(),
         None
@@ -158,7 +158,7 @@ async fn through_sqlx_a_duplicate_reports_a_found_row_so_create_cannot_use_on_du
         .await
         .unwrap());
     assert_eq!(
-        repo.find_unexpired("b", OffsetDateTime::now_utc(), None)
+        repo.find_unexpired("b", OffsetDateTime::now_utc(), None, None)
             .await
             .unwrap()
             .map(|found| found.data),
@@ -407,14 +407,14 @@ async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
     );
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("abc", now, None)
+        repo.find_unexpired("abc", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
         Some(b"plain".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abc ", now, None)
+        repo.find_unexpired("abc ", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
@@ -422,7 +422,7 @@ async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
     );
     repo.delete_by_id("abc ").await.unwrap();
     assert_eq!(
-        repo.find_unexpired("abc", now, None)
+        repo.find_unexpired("abc", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
@@ -626,7 +626,7 @@ async fn created_at_of(
 ) -> Option<OffsetDateTime> {
     store
         .repository()
-        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after))
+        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after), None)
         .await
         .unwrap()
         .map(|row| row.created_at)

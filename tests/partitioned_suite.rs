@@ -68,7 +68,7 @@ async fn one_cleanup_batch_deletes_up_to_its_limit_across_partitions() {
     let mut batches = Vec::new();
     loop {
         let deleted = repository
-            .delete_expired_batch(OffsetDateTime::now_utc(), None, 7)
+            .delete_expired_batch(OffsetDateTime::now_utc(), None, None, 7)
             .await
             .unwrap();
         batches.push(deleted);

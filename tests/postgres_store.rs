@@ -570,6 +570,7 @@ async fn a_row_inserted_without_created_at_counts_its_lifetime_from_its_insert()
             "written-by-another-tool",
             OffsetDateTime::now_utc(),
             Some(before - Duration::milliseconds(100)),
+            None,
         )
         .await
         .unwrap()

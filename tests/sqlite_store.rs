@@ -256,7 +256,7 @@ async fn created_at_of(
     use tower_sessions_seaorm_store::repository::SessionRepository;
     store
         .repository()
-        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after))
+        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after), None)
         .await
         .unwrap()
         .map(|row| row.created_at)

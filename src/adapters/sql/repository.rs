@@ -35,6 +35,7 @@ fn row_params(binds: &[Bind], row: SessionRow, version: Option<i64>) -> Vec<Para
             Bind::Column(Column::CreatedAt) => Param::Instant(row.created_at),
             Bind::Column(Column::UpdatedAt) => Param::Instant(row.saved_at),
             Bind::Column(Column::ListedValues) => Param::Text(row.listed_values.clone()),
+            Bind::Column(Column::LongLived) => Param::Boolean(row.long_lived),
             Bind::Column(Column::Version) | Bind::ExpectedVersion => {
                 Param::Integer(version.unwrap_or_default())
             }
@@ -42,10 +43,13 @@ fn row_params(binds: &[Bind], row: SessionRow, version: Option<i64>) -> Vec<Para
         .collect()
 }
 
-/// The lower bound on `created_at` of the rows a read returns: without an absolute lifetime,
-/// the earliest instant a row holds, so every row passes.
-fn born_after(born_after: Option<OffsetDateTime>) -> Param {
-    Param::Instant(born_after.unwrap_or(EARLIEST))
+/// The lower bounds on `created_at` of the rows a read returns, short then long-lived: without
+/// an absolute lifetime, the earliest instant a row holds, so every row passes; without a long
+/// lifetime, the short bound for both, so a marked row lives no longer than another.
+fn born_after(born_after: Option<OffsetDateTime>, long: Option<OffsetDateTime>) -> [Param; 2] {
+    let short = born_after.unwrap_or(EARLIEST);
+    let long = born_after.map_or(EARLIEST, |short| long.unwrap_or(short));
+    [Param::Instant(short), Param::Instant(long)]
 }
 
 /// What a write's rows log in the login history on SQLite and MySQL (PostgreSQL's statements
@@ -341,8 +345,10 @@ impl<D: SqlDriver> SessionRepository for D {
         id: &str,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError> {
-        let params = vec![Param::text(id), Param::Instant(now), born_after(born)];
+        let mut params = vec![Param::text(id), Param::Instant(now)];
+        params.extend(born_after(born, long_born));
         let rows = self
             .query(&self.statements().find_unexpired, params)
             .await?;
@@ -354,6 +360,7 @@ impl<D: SqlDriver> SessionRepository for D {
             created_at: row.instant(1)?,
             version: row.integer(2)?,
             user_key: row.optional_text(3)?,
+            long_lived: row.boolean(4)?,
         }))
     }
 
@@ -368,6 +375,7 @@ impl<D: SqlDriver> SessionRepository for D {
         &self,
         now: OffsetDateTime,
         born_before: Option<OffsetDateTime>,
+        long_born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         let statements = self.statements();
@@ -380,7 +388,11 @@ impl<D: SqlDriver> SessionRepository for D {
             ),
             Some(born_before) => (
                 &statements.delete_outlived_batch,
-                statements.delete_outlived_values(now, Param::Instant(born_before), limit),
+                statements.delete_outlived_values(
+                    now,
+                    born_after(Some(born_before), long_born_before),
+                    limit,
+                ),
             ),
         };
         Ok(written(self, sql, params, log).await?)
@@ -391,8 +403,10 @@ impl<D: SqlDriver> SessionRepository for D {
         user_key: &str,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
-        let params = vec![Param::text(user_key), Param::Instant(now), born_after(born)];
+        let mut params = vec![Param::text(user_key), Param::Instant(now)];
+        params.extend(born_after(born, long_born));
         let rows = self
             .query(&self.statements().find_unexpired_by_user, params)
             .await?;
@@ -404,6 +418,7 @@ impl<D: SqlDriver> SessionRepository for D {
                     created_at: row.instant(2)?,
                     saved_at: row.instant(3)?,
                     listed_values: row.optional_text(4)?,
+                    long_lived: row.boolean(5)?,
                 })
             })
             .collect()
@@ -415,10 +430,15 @@ impl<D: SqlDriver> SessionRepository for D {
         keep: u64,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let per_user = &self.statements().per_user;
         let log = Log::Ended(history::kind::TRIMMED, now);
-        let (user, now, born) = (Param::text(user_key), Param::Instant(now), born_after(born));
+        let (user, now, born) = (
+            Param::text(user_key),
+            Param::Instant(now),
+            born_after(born, long_born),
+        );
         let params = PerUser::trim_values(
             self.dialect(),
             user.clone(),
@@ -426,7 +446,9 @@ impl<D: SqlDriver> SessionRepository for D {
             born.clone(),
             Param::count(keep),
         );
-        let (deletes, checks) = (&per_user.delete_live_keys, vec![user, now, born]);
+        let mut checks = vec![user, now];
+        checks.extend(born);
+        let deletes = &per_user.delete_live_keys;
         delete_per_user(self, &per_user.trim, params, deletes, checks, log).await
     }
 
@@ -464,13 +486,15 @@ impl<D: SqlDriver> SessionRepository for D {
         user_key: Option<&'a str>,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let ending = &self.statements().ending;
         let (sql, mut params) = match user_key {
             None => (&ending.count, Vec::new()),
             Some(user) => (&ending.count_by_user, vec![Param::text(user)]),
         };
-        params.extend([Param::Instant(now), born_after(born)]);
+        params.push(Param::Instant(now));
+        params.extend(born_after(born, long_born));
         let rows = self.query(sql, params).await?;
         let count = match rows.first() {
             Some(row) => row.integer(0)?,
