@@ -620,6 +620,7 @@ async fn the_entity_reads_and_writes_the_default_session_table() {
     );
     assert_eq!(row.data_digest, None, "unused since 0.3.0");
     assert_eq!(row.version, 0, "a created row is at version 0");
+    assert!(!row.long_lived, "not marked: no long-lived sessions");
     assert_eq!(
         row.expiry_date.unix_timestamp(),
         record.expiry_date.unix_timestamp()
