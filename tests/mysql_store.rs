@@ -218,6 +218,7 @@ async fn eight_concurrent_migrations_on_a_fresh_table_all_succeed() {
                 format!("{table}/m20261202_000004_add_session_times"),
                 format!("{table}/m20261203_000005_insert_instant_defaults"),
                 format!("{table}/m20261204_000006_add_version"),
+                format!("{table}/m20261206_000008_add_long_lived"),
             ]
         );
         drop_table(&conn, &table).await;
@@ -248,6 +249,7 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "updated_at datetime(6) - NO ",
             "listed_values longtext utf8mb4_bin YES ",
             "version bigint(20) - NO ",
+            "long_lived tinyint(1) - NO ",
         ]
     );
     let indexes = scalar_strings(
@@ -450,7 +452,7 @@ async fn key_column_types(
 async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_eight_replicas() {
     use tower_sessions_seaorm_store::migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        AddSessionTimes, AddUserIndex, CreateSessionTable,
+        AddLongLived, AddSessionTimes, AddUserIndex, CreateSessionTable,
     };
     let conn = connect_mysql(&mysql_url()).await;
     let table = unique_name("ts_exact");
@@ -467,6 +469,11 @@ async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_ei
         .unwrap();
     // The columns today's store writes; the keys are still the first two migrations' types.
     AddSessionTimes::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    // The long-lived marker today's store writes.
+    AddLongLived::new("ignored", &table)
         .up(&manager)
         .await
         .unwrap();
@@ -533,6 +540,7 @@ async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_ei
             format!("{table}/m20261202_000004_add_session_times"),
             format!("{table}/m20261203_000005_insert_instant_defaults"),
             format!("{table}/m20261204_000006_add_version"),
+            format!("{table}/m20261206_000008_add_long_lived"),
         ]
     );
     drop_table(&conn, &table).await;
@@ -660,7 +668,7 @@ async fn migrate_gives_a_table_of_the_fourth_migration_insert_instant_defaults_u
 ) {
     use tower_sessions_seaorm_store::migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
+        AddLongLived, AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
     };
     let conn = connect_mysql(&mysql_url()).await;
     let table = unique_name("ts_defaults");
@@ -678,6 +686,11 @@ async fn migrate_gives_a_table_of_the_fourth_migration_insert_instant_defaults_u
         .await
         .unwrap();
     AddSessionTimes::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    // The long-lived marker today's store writes.
+    AddLongLived::new("ignored", &table)
         .up(&manager)
         .await
         .unwrap();

@@ -121,7 +121,8 @@ async fn eight_concurrent_migrations_on_an_empty_schema_all_succeed() {
                 "session/m20261201_000003_exact_keys",
                 "session/m20261202_000004_add_session_times",
                 "session/m20261203_000005_insert_instant_defaults",
-                "session/m20261204_000006_add_version"
+                "session/m20261204_000006_add_version",
+                "session/m20261206_000008_add_long_lived"
             ]
         );
         conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
@@ -147,8 +148,8 @@ async fn migrate_twice_changes_nothing_and_leaves_the_application_history_alone(
     .await;
     assert_eq!(
         history.len(),
-        6,
-        "six migrations, each recorded once: {history:?}"
+        7,
+        "seven migrations, each recorded once: {history:?}"
     );
     let app_history = scalar_strings(
         &fixture.conn,
@@ -183,7 +184,8 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "created_at timestamp with time zone NO",
             "updated_at timestamp with time zone NO",
             "listed_values text YES",
-            "version bigint NO"
+            "version bigint NO",
+            "long_lived boolean NO"
         ]
     );
     let indexes = scalar_strings(

@@ -509,6 +509,69 @@ async fn born_after_hides_rows_created_at_or_before_it<R: SessionRepository>(rep
     }
 }
 
+/// A long-lived row outlives `born_after` up to `long_born_after`, in every read, the count
+/// and the cleanup; `long_born_after` alone changes nothing for a row that is not marked.
+async fn a_long_lived_row_lives_to_long_born_after<R: SessionRepository>(repo: &R) {
+    let (now, user) = (now(), fresh_id());
+    let created = now - Duration::hours(2);
+    let (long, short) = (fresh_id(), fresh_id());
+    let expires = now + Duration::hours(1);
+    let marked = SessionRow {
+        long_lived: true,
+        ..timed_row(&long, Some(&user), created, now, expires)
+    };
+    repo.insert_if_absent(marked).await.unwrap();
+    repo.insert_if_absent(timed_row(&short, Some(&user), created, now, expires))
+        .await
+        .unwrap();
+    let born = Some(created + Duration::seconds(1));
+    for (long_born, visible) in [
+        (None, false),
+        (Some(created - Duration::seconds(1)), true),
+        (Some(created), false),
+    ] {
+        let found = repo
+            .find_unexpired(&long, now, born, long_born)
+            .await
+            .unwrap();
+        assert_eq!(found.is_some(), visible, "find_unexpired, {long_born:?}");
+        assert!(found.is_none_or(|found| found.long_lived));
+        let listed = repo
+            .find_unexpired_by_user(&user, now, born, long_born)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), usize::from(visible), "listed, {long_born:?}");
+        assert!(listed.iter().all(|row| row.id == long && row.long_lived));
+        if let Ok(count) = repo
+            .count_unexpired(Some(&user), now, born, long_born)
+            .await
+        {
+            assert_eq!(count, u64::from(visible), "counted, {long_born:?}");
+        }
+    }
+    let long_born = Some(created - Duration::seconds(1));
+    assert!(repo
+        .find_unexpired(&short, now, born, long_born)
+        .await
+        .unwrap()
+        .is_none());
+    repo.delete_expired_batch(now, born, long_born, 1_000)
+        .await
+        .unwrap();
+    assert!(
+        repo.find_unexpired(&long, now, None, None)
+            .await
+            .unwrap()
+            .is_some(),
+        "the cleanup deleted a long-lived row within its lifetime"
+    );
+    assert!(repo
+        .find_unexpired(&short, now, None, None)
+        .await
+        .unwrap()
+        .is_none());
+}
+
 async fn a_users_rows_are_listed_with_their_instants_and_listed_values<R: SessionRepository>(
     repo: &R,
 ) {
@@ -918,6 +981,7 @@ pub async fn check_repository_contract<R: SessionRepository>(repository: &R) {
     an_update_with_another_user_key_re_indexes_the_row(repository).await;
     find_unexpired_returns_the_data_and_the_creation_instant(repository).await;
     born_after_hides_rows_created_at_or_before_it(repository).await;
+    a_long_lived_row_lives_to_long_born_after(repository).await;
     a_users_rows_are_listed_with_their_instants_and_listed_values(repository).await;
     an_update_never_writes_created_at_and_writes_the_rest(repository).await;
     delete_expired_batch_with_born_before_deletes_outlived_rows_too(repository).await;

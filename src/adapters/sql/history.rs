@@ -234,8 +234,10 @@ pub(crate) fn wrap(mut statements: Statements, table: &SessionTable) -> Statemen
     per_user.delete_by_user = ended(&history, &per_user.delete_by_user, &revoked, now);
     per_user.delete_by_user_except =
         ended(&history, &per_user.delete_by_user_except, &revoked, now);
-    // The trim's `$2` is "now"; the cleanup's `$1` is "now" and, outliving, `$2` and `$3` the
-    // instants at or before which a session (`$3`: a long-lived one) was created too long ago.
+    // The trim's `$2` is "now"; the cleanup's `$1` is "now" and, outliving, `$2` the instant
+    // at or before which a session was created too long ago (a long-lived session deleted for
+    // its idle expiry past it is logged `lifetime` too, as on SQLite and MySQL: the entry's
+    // reason reads the creation instant only).
     per_user.trim = ended(
         &history,
         &per_user.trim,
@@ -252,8 +254,7 @@ pub(crate) fn wrap(mut statements: Statements, table: &SessionTable) -> Statemen
         &history,
         &statements.delete_outlived_batch,
         &format!(
-            "CASE WHEN \"created_at\" <= $2 AND (NOT \"long_lived\" OR \"created_at\" <= $3) \
-             THEN '{}' ELSE '{}' END",
+            "CASE WHEN \"created_at\" <= $2 THEN '{}' ELSE '{}' END",
             kind::LIFETIME,
             kind::EXPIRED
         ),
