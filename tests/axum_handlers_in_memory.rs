@@ -36,7 +36,7 @@ async fn login_stores_the_user_id_and_me_reads_it_back_with_the_cookie() {
     assert_eq!(sessions.len(), 1);
     let now = time::OffsetDateTime::now_utc();
     assert!(sessions
-        .find_unexpired(session_id(&cookie), now, None)
+        .find_unexpired(session_id(&cookie), now, None, None)
         .await
         .unwrap()
         .is_some());

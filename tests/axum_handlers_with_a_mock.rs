@@ -37,6 +37,7 @@ fn session_of_user_42(id: Id) -> FoundRow {
         created_at: OffsetDateTime::now_utc(),
         version: 0,
         user_key: None,
+        long_lived: false,
     }
 }
 
@@ -74,9 +75,9 @@ async fn me_loads_the_cookies_session_once_and_writes_nothing() {
     let mut repository = MockSessionRepository::new();
     repository
         .expect_find_unexpired()
-        .with(eq(id.to_string()), always(), always())
+        .with(eq(id.to_string()), always(), always(), always())
         .times(1)
-        .returning(move |_, _, _| Ok(Some(session_of_user_42(id))));
+        .returning(move |_, _, _, _| Ok(Some(session_of_user_42(id))));
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
 
     let me = send(&app, "GET", "/me", Some(&format!("id={id}"))).await;
@@ -101,7 +102,7 @@ async fn when_the_database_is_down_me_answers_the_applications_503() {
     repository
         .expect_find_unexpired()
         .times(1)
-        .returning(|_, _, _| Err(down()));
+        .returning(|_, _, _, _| Err(down()));
     let app = app(RepositoryStore::from_repository(repository), PATIENT);
 
     let me = send(&app, "GET", "/me", Some(&format!("id={}", Id::default()))).await;
@@ -117,12 +118,13 @@ async fn when_the_stored_session_is_corrupt_me_answers_the_applications_503() {
     repository
         .expect_find_unexpired()
         .times(1)
-        .returning(|_, _, _| {
+        .returning(|_, _, _, _| {
             Ok(Some(FoundRow {
                 data: b"\xc1 not a session".to_vec(),
                 created_at: OffsetDateTime::now_utc(),
                 version: 0,
                 user_key: None,
+                long_lived: false,
             }))
         });
     let app = app(RepositoryStore::from_repository(repository), PATIENT);

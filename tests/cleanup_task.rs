@@ -36,7 +36,7 @@ async fn row_disappears(store: &PostgresStore, id: Id) -> bool {
         let repo = repo.clone();
         let id = id.to_string();
         async move {
-            repo.find_unexpired(&id, OffsetDateTime::UNIX_EPOCH, None)
+            repo.find_unexpired(&id, OffsetDateTime::UNIX_EPOCH, None, None)
                 .await
                 .unwrap()
                 .is_none()

@@ -174,6 +174,7 @@ where
         data,
         expires_at: expiry,
         user_key: Some(user.clone()),
+        long_lived: false,
     };
     let repository = store.repository();
     let inserted = repository.insert_if_absent(row.clone()).await;
@@ -193,7 +194,7 @@ where
 
     let key = rec.id.to_string();
     let loaded = repository
-        .find_unexpired(&key, now, None)
+        .find_unexpired(&key, now, None, None)
         .await
         .map_err(|e| format!("find_unexpired: {e}"))?;
     if loaded.is_some() && expiry <= now {
@@ -207,11 +208,11 @@ where
         return Err("find_unexpired: a session live at `now` was not found".to_owned());
     }
     repository
-        .find_unexpired_by_user(&user, now, None)
+        .find_unexpired_by_user(&user, now, None, None)
         .await
         .map_err(|e| format!("find_unexpired_by_user: {e}"))?;
     repository
-        .delete_expired_batch(now, None, 10_000)
+        .delete_expired_batch(now, None, None, 10_000)
         .await
         .map_err(|e| format!("delete_expired_batch: {e}"))?;
     Ok(())

@@ -27,6 +27,7 @@ fn row(id: &str, data: &[u8], expires_at: OffsetDateTime) -> SessionRow {
         data: data.to_vec(),
         expires_at,
         user_key: None,
+        long_lived: false,
     }
 }
 
@@ -35,7 +36,7 @@ fn in_an_hour() -> OffsetDateTime {
 }
 
 async fn load(repo: &impl SessionRepository) -> Result<Option<FoundRow>, RepositoryError> {
-    repo.find_unexpired("some-id", OffsetDateTime::now_utc(), None)
+    repo.find_unexpired("some-id", OffsetDateTime::now_utc(), None, None)
         .await
 }
 
@@ -54,7 +55,7 @@ async fn with_no_fault_every_call_reaches_the_inner_repository() {
         .await
         .unwrap();
     assert_eq!(
-        repo.find_unexpired("a", OffsetDateTime::now_utc(), None)
+        repo.find_unexpired("a", OffsetDateTime::now_utc(), None, None)
             .await
             .unwrap()
             .map(|found| found.data)
@@ -63,7 +64,7 @@ async fn with_no_fault_every_call_reaches_the_inner_repository() {
     );
     repo.delete_by_id("a").await.unwrap();
     assert_eq!(
-        repo.delete_expired_batch(OffsetDateTime::now_utc(), None, 10)
+        repo.delete_expired_batch(OffsetDateTime::now_utc(), None, None, 10)
             .await
             .unwrap(),
         0

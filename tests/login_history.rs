@@ -497,6 +497,7 @@ async fn a_change_that_did_not_commit_appends_nothing<B: Backend>() {
         created_at: now,
         saved_at: now,
         listed_values: None,
+        long_lived: false,
     };
     assert!(store
         .repository()

@@ -75,13 +75,14 @@ fn run_cli(url: &str, command: &str) {
     );
 }
 
-const HISTORY: [&str; 6] = [
+const HISTORY: [&str; 7] = [
     "session/m20261125_000001_create_session_table",
     "session/m20261125_000002_add_user_index",
     "session/m20261201_000003_exact_keys",
     "session/m20261202_000004_add_session_times",
     "session/m20261203_000005_insert_instant_defaults",
     "session/m20261204_000006_add_version",
+    "session/m20261206_000008_add_long_lived",
 ];
 
 /// A database of the test's own, holding an application: its URL and a connection.
@@ -332,22 +333,22 @@ async fn every_command_leaves_the_application_alone(db: AppDatabase) {
     );
     let steps: &[(&[&str], Option<usize>)] = &[
         (&["status"], Some(0)),
-        (&["up"], Some(6)),
-        (&["status"], Some(6)),
-        (&["down"], Some(5)),
-        (&["down", "-n", "2"], Some(3)),
-        (&["up", "-n", "1"], Some(4)),
-        (&["up"], Some(6)),
+        (&["up"], Some(7)),
+        (&["status"], Some(7)),
+        (&["down"], Some(6)),
+        (&["down", "-n", "2"], Some(4)),
+        (&["up", "-n", "1"], Some(5)),
+        (&["up"], Some(7)),
         (&["reset"], Some(0)),
         (&["reset"], Some(0)),
-        (&["refresh"], Some(6)),
-        (&["refresh"], Some(6)),
+        (&["refresh"], Some(7)),
+        (&["refresh"], Some(7)),
         (&["down", "-n", "10"], Some(0)),
-        (&["up"], Some(6)),
+        (&["up"], Some(7)),
         (&["fresh"], None),
         (&["init"], None),
         (&["generate", "create_users"], None),
-        (&["status"], Some(6)),
+        (&["status"], Some(7)),
     ];
     for (args, history_rows) in steps {
         let outcome = cli(&db.url, args);
@@ -411,6 +412,62 @@ async fn sqlite_every_command_leaves_the_application_alone() {
 
 /// An application table under the session table's name: every command that would create,
 /// alter or drop it is refused, saying so, and the table keeps its rows.
+/// `up` adds the long-lived marker (`AddLongLived`) to a populated table of the seventh
+/// migration: the sessions in it are kept, short-lived, and the store marks them from then on;
+/// the application's tables are left alone.
+async fn up_adds_the_long_lived_marker_to_a_populated_table(db: AppDatabase) {
+    use std::time::Duration as StdDuration;
+    use tower_sessions_seaorm_store::testing::ManualClock;
+
+    db.plant_application().await;
+    let application = db.application().await;
+    run_cli(&db.url, "up");
+    let clock = ManualClock::new();
+    let store = PostgresStore::new(db.conn.clone()).with_clock(clock.reader());
+    let mut records = Vec::new();
+    for _ in 0..2 {
+        let mut record = common::suite::record(common::suite::in_a_day());
+        store.create(&mut record).await.unwrap();
+        records.push(record);
+    }
+    // Back to a table of the seventh migration, its sessions in it; then `up` again.
+    run_cli(&db.url, "down");
+    assert_eq!(db.session_history().await.len(), 6);
+    run_cli(&db.url, "up");
+    assert_eq!(db.session_history().await, HISTORY);
+
+    let hour = StdDuration::from_secs(60 * 60);
+    let remembering = store
+        .with_absolute_lifetime(hour)
+        .with_long_lived_sessions("remember_me", 24 * hour)
+        .unwrap();
+    let mut remembered = remembering.load(&records[0].id).await.unwrap().unwrap();
+    remembered
+        .data
+        .insert("remember_me".into(), serde_json::json!(true));
+    remembering.save(&remembered).await.unwrap();
+    clock.advance(hour + StdDuration::from_secs(1));
+    assert!(remembering.load(&records[0].id).await.unwrap().is_some());
+    assert_eq!(remembering.load(&records[1].id).await.unwrap(), None);
+    assert_eq!(db.application().await, application);
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_up_adds_the_long_lived_marker_to_a_populated_table() {
+    up_adds_the_long_lived_marker_to_a_populated_table(AppDatabase::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_up_adds_the_long_lived_marker_to_a_populated_table() {
+    up_adds_the_long_lived_marker_to_a_populated_table(AppDatabase::mysql().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_up_adds_the_long_lived_marker_to_a_populated_table() {
+    up_adds_the_long_lived_marker_to_a_populated_table(AppDatabase::sqlite().await).await;
+}
+
 async fn an_application_table_named_session_is_refused(db: AppDatabase) {
     let table = db.session;
     if db.backend() == DbBackend::Postgres {

@@ -93,21 +93,21 @@ async fn ids_that_differ_only_in_case_are_different_sessions() {
         .unwrap());
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now, None)
+        repo.find_unexpired("AbCdEfGhIjKlMnOpQrStUv", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
         Some(b"upper".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abcdefghijklmnopqrstuv", now, None)
+        repo.find_unexpired("abcdefghijklmnopqrstuv", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
         Some(b"lower".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("ABCDEFGHIJKLMNOPQRSTUV", now, None)
+        repo.find_unexpired("ABCDEFGHIJKLMNOPQRSTUV", now, None, None)
             .await
             .unwrap(),
         None
@@ -158,7 +158,7 @@ async fn through_sqlx_a_duplicate_reports_a_found_row_so_create_cannot_use_on_du
         .await
         .unwrap());
     assert_eq!(
-        repo.find_unexpired("b", OffsetDateTime::now_utc(), None)
+        repo.find_unexpired("b", OffsetDateTime::now_utc(), None, None)
             .await
             .unwrap()
             .map(|found| found.data),
@@ -218,6 +218,7 @@ async fn eight_concurrent_migrations_on_a_fresh_table_all_succeed() {
                 format!("{table}/m20261202_000004_add_session_times"),
                 format!("{table}/m20261203_000005_insert_instant_defaults"),
                 format!("{table}/m20261204_000006_add_version"),
+                format!("{table}/m20261206_000008_add_long_lived"),
             ]
         );
         drop_table(&conn, &table).await;
@@ -248,6 +249,7 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "updated_at datetime(6) - NO ",
             "listed_values longtext utf8mb4_bin YES ",
             "version bigint(20) - NO ",
+            "long_lived tinyint(1) - NO ",
         ]
     );
     let indexes = scalar_strings(
@@ -407,14 +409,14 @@ async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
     );
     let now = OffsetDateTime::now_utc();
     assert_eq!(
-        repo.find_unexpired("abc", now, None)
+        repo.find_unexpired("abc", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
         Some(b"plain".to_vec())
     );
     assert_eq!(
-        repo.find_unexpired("abc ", now, None)
+        repo.find_unexpired("abc ", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
@@ -422,7 +424,7 @@ async fn ids_that_differ_only_in_trailing_spaces_are_different_rows() {
     );
     repo.delete_by_id("abc ").await.unwrap();
     assert_eq!(
-        repo.find_unexpired("abc", now, None)
+        repo.find_unexpired("abc", now, None, None)
             .await
             .unwrap()
             .map(|found| found.data),
@@ -450,7 +452,7 @@ async fn key_column_types(
 async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_eight_replicas() {
     use tower_sessions_seaorm_store::migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        AddSessionTimes, AddUserIndex, CreateSessionTable,
+        AddLongLived, AddSessionTimes, AddUserIndex, CreateSessionTable,
     };
     let conn = connect_mysql(&mysql_url()).await;
     let table = unique_name("ts_exact");
@@ -467,6 +469,11 @@ async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_ei
         .unwrap();
     // The columns today's store writes; the keys are still the first two migrations' types.
     AddSessionTimes::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    // The long-lived marker today's store writes.
+    AddLongLived::new("ignored", &table)
         .up(&manager)
         .await
         .unwrap();
@@ -533,6 +540,7 @@ async fn migrate_converts_a_table_of_the_first_two_migrations_with_rows_under_ei
             format!("{table}/m20261202_000004_add_session_times"),
             format!("{table}/m20261203_000005_insert_instant_defaults"),
             format!("{table}/m20261204_000006_add_version"),
+            format!("{table}/m20261206_000008_add_long_lived"),
         ]
     );
     drop_table(&conn, &table).await;
@@ -626,7 +634,7 @@ async fn created_at_of(
 ) -> Option<OffsetDateTime> {
     store
         .repository()
-        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after))
+        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after), None)
         .await
         .unwrap()
         .map(|row| row.created_at)
@@ -660,7 +668,7 @@ async fn migrate_gives_a_table_of_the_fourth_migration_insert_instant_defaults_u
 ) {
     use tower_sessions_seaorm_store::migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
+        AddLongLived, AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
     };
     let conn = connect_mysql(&mysql_url()).await;
     let table = unique_name("ts_defaults");
@@ -678,6 +686,11 @@ async fn migrate_gives_a_table_of_the_fourth_migration_insert_instant_defaults_u
         .await
         .unwrap();
     AddSessionTimes::new("ignored", &table)
+        .up(&manager)
+        .await
+        .unwrap();
+    // The long-lived marker today's store writes.
+    AddLongLived::new("ignored", &table)
         .up(&manager)
         .await
         .unwrap();

@@ -262,7 +262,8 @@ async fn migrate_adds_the_user_index_to_an_existing_table_and_its_rows_still_loa
             "session/m20261201_000003_exact_keys",
             "session/m20261202_000004_add_session_times",
             "session/m20261203_000005_insert_instant_defaults",
-            "session/m20261204_000006_add_version"
+            "session/m20261204_000006_add_version",
+            "session/m20261206_000008_add_long_lived"
         ]
     );
     conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))

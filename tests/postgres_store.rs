@@ -121,7 +121,8 @@ async fn eight_concurrent_migrations_on_an_empty_schema_all_succeed() {
                 "session/m20261201_000003_exact_keys",
                 "session/m20261202_000004_add_session_times",
                 "session/m20261203_000005_insert_instant_defaults",
-                "session/m20261204_000006_add_version"
+                "session/m20261204_000006_add_version",
+                "session/m20261206_000008_add_long_lived"
             ]
         );
         conn.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
@@ -147,8 +148,8 @@ async fn migrate_twice_changes_nothing_and_leaves_the_application_history_alone(
     .await;
     assert_eq!(
         history.len(),
-        6,
-        "six migrations, each recorded once: {history:?}"
+        7,
+        "seven migrations, each recorded once: {history:?}"
     );
     let app_history = scalar_strings(
         &fixture.conn,
@@ -183,7 +184,8 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "created_at timestamp with time zone NO",
             "updated_at timestamp with time zone NO",
             "listed_values text YES",
-            "version bigint NO"
+            "version bigint NO",
+            "long_lived boolean NO"
         ]
     );
     let indexes = scalar_strings(
@@ -570,6 +572,7 @@ async fn a_row_inserted_without_created_at_counts_its_lifetime_from_its_insert()
             "written-by-another-tool",
             OffsetDateTime::now_utc(),
             Some(before - Duration::milliseconds(100)),
+            None,
         )
         .await
         .unwrap()
@@ -619,6 +622,7 @@ async fn the_entity_reads_and_writes_the_default_session_table() {
     );
     assert_eq!(row.data_digest, None, "unused since 0.3.0");
     assert_eq!(row.version, 0, "a created row is at version 0");
+    assert!(!row.long_lived, "not marked: no long-lived sessions");
     assert_eq!(
         row.expiry_date.unix_timestamp(),
         record.expiry_date.unix_timestamp()

@@ -1148,6 +1148,47 @@ async fn a_cached_session_ends_with_its_absolute_lifetime_and_its_expiry() {
 }
 
 #[tokio::test]
+async fn a_cached_long_lived_session_ends_with_its_own_lifetime() {
+    let replicas = Replicas::new().await;
+    let clock = ManualClock::new();
+    let reader = clock.reader();
+    let a = replicas
+        .replica_with("a", move |store| {
+            store
+                .with_absolute_lifetime(StdDuration::from_secs(30 * 60))
+                .with_long_lived_sessions("remember_me", StdDuration::from_secs(2 * 60 * 60))
+                .unwrap()
+                .with_clock(reader)
+        })
+        .await;
+    let mut remembered = record(json!({"remember_me": true}));
+    remembered.expiry_date = clock.now() + Duration::days(1);
+    a.create(&mut remembered).await.unwrap();
+    let mut plain = record(json!({"remember_me": "true"}));
+    plain.expiry_date = clock.now() + Duration::days(1);
+    a.create(&mut plain).await.unwrap();
+    // Both cached now.
+    assert!(a.load(&remembered.id).await.unwrap().is_some());
+    assert!(a.load(&plain.id).await.unwrap().is_some());
+
+    clock.advance(StdDuration::from_secs(31 * 60));
+    assert!(
+        a.load(&plain.id).await.unwrap().is_none(),
+        "served past the absolute lifetime"
+    );
+    assert!(
+        a.load(&remembered.id).await.unwrap().is_some(),
+        "a long-lived session ended at the short lifetime"
+    );
+    clock.advance(StdDuration::from_secs(90 * 60));
+    assert!(
+        a.load(&remembered.id).await.unwrap().is_none(),
+        "served past its own lifetime"
+    );
+    replicas.finish().await;
+}
+
+#[tokio::test]
 async fn without_its_triggers_a_listening_cache_never_serves() {
     let conn = connect_postgres(&database_url()).await;
     let schema = unique_name("ts_cache");

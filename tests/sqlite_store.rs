@@ -30,7 +30,8 @@ async fn the_table_has_the_documented_shape_and_an_expiry_index() {
             "created_at INTEGER 1 0",
             "updated_at INTEGER 1 0",
             "listed_values TEXT 0 0",
-            "version INTEGER 1 0"
+            "version INTEGER 1 0",
+            "long_lived boolean 1 0"
         ]
     );
     let user_index = scalar_strings(
@@ -125,7 +126,8 @@ async fn eight_concurrent_migrations_on_a_fresh_file_all_succeed() {
                 "session/m20261201_000003_exact_keys",
                 "session/m20261202_000004_add_session_times",
                 "session/m20261203_000005_insert_instant_defaults",
-                "session/m20261204_000006_add_version"
+                "session/m20261204_000006_add_version",
+                "session/m20261206_000008_add_long_lived"
             ]
         );
         let _ = conn.close().await;
@@ -256,7 +258,7 @@ async fn created_at_of(
     use tower_sessions_seaorm_store::repository::SessionRepository;
     store
         .repository()
-        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after))
+        .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after), None)
         .await
         .unwrap()
         .map(|row| row.created_at)
@@ -289,7 +291,7 @@ async fn migrate_gives_a_table_of_the_fourth_migration_insert_instant_defaults_u
 ) {
     use tower_sessions_seaorm_store::migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
+        AddLongLived, AddSessionTimes, AddUserIndex, CreateSessionTable, ExactKeys,
     };
     let path = temp_db_path();
     let conn = connect_sqlite(&file_url(&path), 8).await;
@@ -308,6 +310,11 @@ async fn migrate_gives_a_table_of_the_fourth_migration_insert_instant_defaults_u
         .await
         .unwrap();
     AddSessionTimes::new("ignored", "session")
+        .up(&manager)
+        .await
+        .unwrap();
+    // The long-lived marker today's store writes.
+    AddLongLived::new("ignored", "session")
         .up(&manager)
         .await
         .unwrap();

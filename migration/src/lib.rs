@@ -13,8 +13,8 @@
 //!    ```
 //!    use sea_orm_migration::prelude::*;
 //!    use tower_sessions_seaorm_migration::{
-//!        AddLoginHistory, AddSessionTimes, AddUserIndex, AddVersion, CreateSessionTable,
-//!        ExactKeys, InsertInstantDefaults,
+//!        AddLoginHistory, AddLongLived, AddSessionTimes, AddUserIndex, AddVersion,
+//!        CreateSessionTable, ExactKeys, InsertInstantDefaults,
 //!    };
 //!
 //!    pub struct Migrator;
@@ -34,6 +34,8 @@
 //!                Box::new(InsertInstantDefaults::new("tower_sessions", "session")),
 //!                // The row version concurrent saves merge by (store 0.3+).
 //!                Box::new(AddVersion::new("tower_sessions", "session")),
+//!                // The long-lived ("remember me") marker (store 0.3+).
+//!                Box::new(AddLongLived::new("tower_sessions", "session")),
 //!                // Only with the store's `with_login_history`: the history table.
 //!                Box::new(AddLoginHistory::new("tower_sessions", "session")),
 //!            ]
@@ -139,6 +141,7 @@ mod m20261202_000004_add_session_times;
 mod m20261203_000005_insert_instant_defaults;
 mod m20261204_000006_add_version;
 mod m20261205_000007_add_login_history;
+mod m20261206_000008_add_long_lived;
 mod names;
 mod partitioned;
 mod runner;
@@ -153,6 +156,7 @@ pub use m20261204_000006_add_version::AddVersion;
 pub use m20261205_000007_add_login_history::{
     postgres_handle_sql, AddLoginHistory, HANDLE_CONTEXT, REMOVED_TRIGGER,
 };
+pub use m20261206_000008_add_long_lived::AddLongLived;
 pub use names::{
     check_names, created_at_index_name, expiry_index_name, partition_name, user_key_index_name,
     NameError, MAX_NAME_LEN,
@@ -203,6 +207,7 @@ pub fn migrations_with_partitions(
         Box::new(AddSessionTimes::new(schema, table)),
         Box::new(InsertInstantDefaults::new(schema, table)),
         Box::new(AddVersion::new(schema, table)),
+        Box::new(AddLongLived::new(schema, table)),
     ]
 }
 

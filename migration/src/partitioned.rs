@@ -34,8 +34,8 @@ pub const MAX_HASH_PARTITIONS: u16 = 1024;
 /// ```
 /// use sea_orm_migration::prelude::*;
 /// use tower_sessions_seaorm_migration::{
-///     AddSessionTimes, AddUserIndex, CreatePartitionedSessionTable, ExactKeys,
-///     InsertInstantDefaults,
+///     AddLongLived, AddSessionTimes, AddUserIndex, AddVersion, CreatePartitionedSessionTable,
+///     ExactKeys, InsertInstantDefaults,
 /// };
 ///
 /// pub struct Migrator;
@@ -49,6 +49,8 @@ pub const MAX_HASH_PARTITIONS: u16 = 1024;
 ///             Box::new(ExactKeys::new("tower_sessions", "session")),
 ///             Box::new(AddSessionTimes::new("tower_sessions", "session")),
 ///             Box::new(InsertInstantDefaults::new("tower_sessions", "session")),
+///             Box::new(AddVersion::new("tower_sessions", "session")),
+///             Box::new(AddLongLived::new("tower_sessions", "session")),
 ///         ]
 ///     }
 /// }

@@ -54,6 +54,7 @@ struct Row {
     created_at: OffsetDateTime,
     saved_at: OffsetDateTime,
     listed_values: Option<String>,
+    long_lived: bool,
 }
 
 impl Row {
@@ -61,9 +62,23 @@ impl Row {
         self.expires_at <= now
     }
 
-    /// Live at `now` for a read with `born_after`.
-    fn is_live(&self, now: OffsetDateTime, born_after: Option<OffsetDateTime>) -> bool {
-        !self.is_expired_at(now) && born_after.is_none_or(|born| self.created_at > born)
+    /// Live at `now` for a read with `born_after` and `long_born_after` (see the port's
+    /// contract).
+    fn is_live(
+        &self,
+        now: OffsetDateTime,
+        born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
+    ) -> bool {
+        !self.is_expired_at(now) && self.is_young(born_after, long_born_after)
+    }
+
+    /// Within its absolute lifetime: its own, when it is long-lived and there is one.
+    fn is_young(&self, born_after: Option<OffsetDateTime>, long: Option<OffsetDateTime>) -> bool {
+        born_after.is_none_or(|born| {
+            self.created_at > born
+                || (self.long_lived && long.is_some_and(|long| self.created_at > long))
+        })
     }
 
     fn of_user(&self, user_key: &str) -> bool {
@@ -81,6 +96,7 @@ impl From<SessionRow> for Row {
             created_at: row.created_at,
             saved_at: row.saved_at,
             listed_values: row.listed_values,
+            long_lived: row.long_lived,
         }
     }
 }
@@ -158,7 +174,7 @@ fn at_limit(
     row: &SessionRow,
     limit: u64,
     now: OffsetDateTime,
-    born_after: Option<OffsetDateTime>,
+    (born_after, long_born_after): (Option<OffsetDateTime>, Option<OffsetDateTime>),
 ) -> bool {
     let Some(user_key) = row.user_key.as_deref() else {
         return false;
@@ -166,7 +182,9 @@ fn at_limit(
     let others = rows
         .iter()
         .filter(|(id, other)| {
-            **id != row.id && other.of_user(user_key) && other.is_live(now, born_after)
+            **id != row.id
+                && other.of_user(user_key)
+                && other.is_live(now, born_after, long_born_after)
         })
         .count();
     others as u64 >= limit
@@ -207,10 +225,11 @@ impl SessionRepository for InMemoryRepository {
         limit: u64,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Option<bool>, RepositoryError> {
         // One lock over the count and the write: logins of one user are serialised.
         let mut rows = self.rows();
-        if at_limit(&rows, &row, limit, now, born_after) {
+        if at_limit(&rows, &row, limit, now, (born_after, long_born_after)) {
             return Ok(None);
         }
         Ok(Some(insert(&mut rows, row)))
@@ -223,9 +242,10 @@ impl SessionRepository for InMemoryRepository {
         limit: u64,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Option<bool>, RepositoryError> {
         let mut rows = self.rows();
-        if at_limit(&rows, &row, limit, now, born_after) {
+        if at_limit(&rows, &row, limit, now, (born_after, long_born_after)) {
             return Ok(None);
         }
         Ok(Some(
@@ -238,16 +258,18 @@ impl SessionRepository for InMemoryRepository {
         id: &str,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError> {
         Ok(self
             .rows()
             .get(id)
-            .filter(|row| row.is_live(now, born_after))
+            .filter(|row| row.is_live(now, born_after, long_born_after))
             .map(|row| FoundRow {
                 data: row.data.clone(),
                 created_at: row.created_at,
                 version: row.version,
                 user_key: row.user_key.clone(),
+                long_lived: row.long_lived,
             }))
     }
 
@@ -260,11 +282,11 @@ impl SessionRepository for InMemoryRepository {
         &self,
         now: OffsetDateTime,
         born_before: Option<OffsetDateTime>,
+        long_born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         Ok(self.delete_where(limit, |_, row| {
-            let outlived = born_before.is_some_and(|born| row.created_at <= born);
-            row.is_expired_at(now) || outlived
+            !row.is_live(now, born_before, long_born_before)
         }))
     }
 
@@ -273,17 +295,21 @@ impl SessionRepository for InMemoryRepository {
         user_key: &str,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
         Ok(self
             .rows()
             .iter()
-            .filter(|(_, row)| row.of_user(user_key) && row.is_live(now, born_after))
+            .filter(|(_, row)| {
+                row.of_user(user_key) && row.is_live(now, born_after, long_born_after)
+            })
             .map(|(id, row)| UserSessionRow {
                 id: id.clone(),
                 expires_at: row.expires_at,
                 created_at: row.created_at,
                 saved_at: row.saved_at,
                 listed_values: row.listed_values.clone(),
+                long_lived: row.long_lived,
             })
             .collect())
     }
@@ -294,12 +320,15 @@ impl SessionRepository for InMemoryRepository {
         keep: u64,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let mut rows = self.rows();
         // Dead rows (expired, or outlived) take no slot and are left to the cleanup.
         let mut live: Vec<(OffsetDateTime, String)> = rows
             .iter()
-            .filter(|(_, row)| row.of_user(user_key) && row.is_live(now, born_after))
+            .filter(|(_, row)| {
+                row.of_user(user_key) && row.is_live(now, born_after, long_born_after)
+            })
             .map(|(id, row)| (row.saved_at, id.clone()))
             .collect();
         // Most recently saved first, ties by key (the greater first), as the SQL orders them.
@@ -343,10 +372,12 @@ impl SessionRepository for InMemoryRepository {
         user_key: Option<&'a str>,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let rows = self.rows();
         let live = rows.values().filter(|row| {
-            row.is_live(now, born_after) && user_key.is_none_or(|user| row.of_user(user))
+            row.is_live(now, born_after, long_born_after)
+                && user_key.is_none_or(|user| row.of_user(user))
         });
         Ok(u64::try_from(live.count()).unwrap_or(u64::MAX))
     }

@@ -50,9 +50,12 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     async fn count(&self, user: Option<&str>) -> Result<u64, SessionError> {
         let now = self.clock.now();
         self.run(Operation::CountSessions, async {
-            let count = self
-                .repository
-                .count_unexpired(user, now, self.born_after(now));
+            let count = self.repository.count_unexpired(
+                user,
+                now,
+                self.born_after(now),
+                self.long_born_after(now),
+            );
             Ok(count.await?)
         })
         .await

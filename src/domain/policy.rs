@@ -44,6 +44,9 @@ pub(crate) struct Policy {
     /// The absolute lifetime: a session created longer ago than this is never loaded or listed,
     /// however active, and the cleanup deletes it; `None` lets activity extend it forever.
     pub absolute_lifetime: Option<Duration>,
+    /// Long-lived sessions ("remember me"): a session whose value at this path is JSON `true`
+    /// lives to this lifetime instead of `absolute_lifetime` (at least as long; only with one).
+    pub long_lived: Option<(UserKeyPath, Duration)>,
     /// The per-user session limit: after a write that gives a user more live sessions than
     /// this, the least recently saved are deleted; `None` for no limit.
     pub max_sessions_per_user: Option<u64>,
@@ -79,6 +82,7 @@ impl Default for Policy {
             user_key: None,
             touch_after: None,
             absolute_lifetime: None,
+            long_lived: None,
             max_sessions_per_user: None,
             refuse_at_limit: false,
             listed_values: Vec::new(),

@@ -63,6 +63,16 @@ impl<R, C: Codec> RepositoryStore<R, C> {
             created_at: now,
             saved_at: now,
             listed_values,
+            long_lived: self.is_long_lived(record),
+        })
+    }
+
+    /// Whether the application marked `record` long-lived: its value at the store's path is
+    /// exactly JSON `true` (not `"true"`, not `1`). Only the server-side values the application
+    /// wrote are read, so a client cannot mark its own session.
+    pub(crate) fn is_long_lived(&self, record: &SessionRecord<'_>) -> bool {
+        self.policy.long_lived.as_ref().is_some_and(|(path, _)| {
+            path.value_in(&record.data) == Some(&serde_json::Value::Bool(true))
         })
     }
 

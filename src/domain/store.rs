@@ -116,7 +116,13 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                     let inserted = match self.refusing_limit().filter(|_| user_key.is_some()) {
                         Some(limit) => self
                             .repository
-                            .insert_within_limit(row, limit, now, self.born_after(now))
+                            .insert_within_limit(
+                                row,
+                                limit,
+                                now,
+                                self.born_after(now),
+                                self.long_born_after(now),
+                            )
                             .await?
                             .ok_or(SessionError::TooManySessions { limit })?,
                         None => self.repository.insert_if_absent(row).await?,
@@ -235,6 +241,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                     limit,
                     now,
                     self.born_after(now),
+                    self.long_born_after(now),
                 );
                 return match written.await? {
                     None => self.refused(&key, version, limit, now).await,
@@ -275,9 +282,12 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     ) -> Result<Written, SessionError> {
         for attempt in 1..=MAX_MERGE_ATTEMPTS {
             tracing::debug!(attempt, "another save overtook this one; merging");
-            let found = self
-                .repository
-                .find_unexpired(key, now, self.born_after(now));
+            let found = self.repository.find_unexpired(
+                key,
+                now,
+                self.born_after(now),
+                self.long_born_after(now),
+            );
             let Some(found) = found.await? else {
                 return Ok(Written::default());
             };
@@ -307,9 +317,12 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         limit: u64,
         now: OffsetDateTime,
     ) -> Result<Option<Written>, SessionError> {
-        let found = self
-            .repository
-            .find_unexpired(key, now, self.born_after(now));
+        let found = self.repository.find_unexpired(
+            key,
+            now,
+            self.born_after(now),
+            self.long_born_after(now),
+        );
         match found.await? {
             None => Ok(Some(Written::default())),
             Some(found) if version.is_some_and(|version| version != found.version) => Ok(None),
@@ -338,10 +351,10 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         }
         let ticket = cache.and_then(|cache| cache.ticket(&key));
         self.run(Operation::Load, async {
-            let born_after = self.born_after(now);
+            let (born_after, long) = (self.born_after(now), self.long_born_after(now));
             let Some(found) = self
                 .repository
-                .find_unexpired(&key, now, born_after)
+                .find_unexpired(&key, now, born_after, long)
                 .await?
             else {
                 return Ok(None);
@@ -361,7 +374,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             base.attach(record.data.to_mut());
             if let (Some(cache), Some(ticket)) = (cache, ticket) {
                 let valid_until = self
-                    .lifetime_end(found.created_at)
+                    .lifetime_end(found.created_at, found.long_lived)
                     .map_or(record.expiry_date, |end| end.min(record.expiry_date));
                 let entry = CachedSession {
                     record: record.clone(),
@@ -450,14 +463,17 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     pub async fn delete_expired_sessions(&self) -> Result<u64, SessionError> {
         let now = self.clock.now();
         let limit = self.policy.cleanup_batch_size;
-        let born_before = self.born_after(now);
+        let (born_before, long_born_before) = (self.born_after(now), self.long_born_after(now));
         let mut total = 0;
         loop {
             let deleted = self
                 .run(Operation::DeleteExpired, async {
-                    let batch = self
-                        .repository
-                        .delete_expired_batch(now, born_before, limit);
+                    let batch = self.repository.delete_expired_batch(
+                        now,
+                        born_before,
+                        long_born_before,
+                        limit,
+                    );
                     Ok(batch.await?)
                 })
                 .await?;
@@ -480,9 +496,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     /// [`RepositoryError::MissingTable`]: crate::repository::RepositoryError::MissingTable
     pub async fn health(&self) -> Result<(), SessionError> {
         self.run(Operation::Health, async {
-            let probe = self
-                .repository
-                .find_unexpired(HEALTH_PROBE_ID, self.clock.now(), None);
+            let probe =
+                self.repository
+                    .find_unexpired(HEALTH_PROBE_ID, self.clock.now(), None, None);
             Ok(probe.await.map(drop)?)
         })
         .await
@@ -516,11 +532,26 @@ impl<R, C> RepositoryStore<R, C> {
         now.checked_sub(lifetime)
     }
 
-    /// When a session created at `created_at` reaches the absolute lifetime; `None` without
-    /// one.
-    pub(crate) fn lifetime_end(&self, created_at: OffsetDateTime) -> Option<OffsetDateTime> {
-        let lifetime = time::Duration::try_from(self.policy.absolute_lifetime?).ok()?;
-        created_at.checked_add(lifetime)
+    /// The instant at or before which a long-lived session was created too long ago to live at
+    /// `now` (its own lifetime, [`Policy::long_lived`]); `None` without one.
+    pub(crate) fn long_born_after(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let short = self.policy.absolute_lifetime?;
+        let (_, long) = self.policy.long_lived.as_ref()?;
+        now.checked_sub(time::Duration::try_from((*long).max(short)).ok()?)
+    }
+
+    /// When a session created at `created_at` (long-lived or not) reaches its absolute
+    /// lifetime; `None` without one.
+    pub(crate) fn lifetime_end(
+        &self,
+        created_at: OffsetDateTime,
+        long_lived: bool,
+    ) -> Option<OffsetDateTime> {
+        let lifetime = match &self.policy.long_lived {
+            Some((_, long)) if long_lived => (*long).max(self.policy.absolute_lifetime?),
+            _ => self.policy.absolute_lifetime?,
+        };
+        created_at.checked_add(time::Duration::try_from(lifetime).ok()?)
     }
 
     /// What evicts `what()` from the cache when it drops: when the write it guards returns,

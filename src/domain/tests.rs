@@ -36,6 +36,7 @@ fn found(data: Vec<u8>) -> FoundRow {
         created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
         version: 0,
         user_key: None,
+        long_lived: false,
     }
 }
 
@@ -159,9 +160,9 @@ async fn load_asks_for_rows_unexpired_at_now() {
     let now = OffsetDateTime::now_utc();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .with(eq(SessionId(9).to_string()), eq(now), eq(None))
+        .with(eq(SessionId(9).to_string()), eq(now), eq(None), eq(None))
         .times(1)
-        .returning(|_, _, _| Ok(None));
+        .returning(|_, _, _, _| Ok(None));
 
     assert_eq!(
         service(repo)
@@ -179,7 +180,7 @@ async fn load_returns_the_decoded_record() {
     let bytes = MessagePackCodec.encode(&rec).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
+        .returning(move |_, _, _, _| Ok(Some(found(bytes.clone()))));
 
     let mut loaded = service(repo)
         .load_session(SessionId(9))
@@ -201,7 +202,7 @@ async fn load_never_returns_a_record_whose_own_expiry_has_passed() {
         .unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
+        .returning(move |_, _, _, _| Ok(Some(found(bytes.clone()))));
 
     assert_eq!(
         service(repo)
@@ -219,7 +220,7 @@ async fn load_treats_an_expiry_equal_to_now_as_expired() {
     let bytes = MessagePackCodec.encode(&record(9, now)).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
+        .returning(move |_, _, _, _| Ok(Some(found(bytes.clone()))));
 
     assert_eq!(
         service(repo)
@@ -235,7 +236,7 @@ async fn load_treats_an_expiry_equal_to_now_as_expired() {
 async fn load_of_undecodable_bytes_is_a_decode_error() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(|_, _, _| Ok(Some(found(vec![0xc1, 0x00, 0xff]))));
+        .returning(|_, _, _, _| Ok(Some(found(vec![0xc1, 0x00, 0xff]))));
 
     let err = service(repo).load_session(SessionId(9)).await.unwrap_err();
     assert!(matches!(err, SessionError::Decode(_)), "{err:?}");
@@ -259,10 +260,10 @@ async fn delete_expired_runs_batches_until_a_short_one() {
     let mut repo = MockSessionRepository::new();
     for deleted in [10, 10, 3] {
         repo.expect_delete_expired_batch()
-            .with(eq(now), eq(None), eq(10))
+            .with(eq(now), eq(None), eq(None), eq(10))
             .times(1)
             .in_sequence(&mut seq)
-            .returning(move |_, _, _| Ok(deleted));
+            .returning(move |_, _, _, _| Ok(deleted));
     }
     let service = service(repo).with_policy(|policy| {
         policy.cleanup_batch_size = 10;
@@ -283,7 +284,7 @@ async fn delete_expired_stops_at_the_first_error() {
     let mut repo = MockSessionRepository::new();
     repo.expect_delete_expired_batch()
         .times(1)
-        .returning(|_, _, _| Err(RepositoryError::Statement("relation does not exist".into())));
+        .returning(|_, _, _, _| Err(RepositoryError::Statement("relation does not exist".into())));
 
     let err = service(repo).delete_expired_sessions().await.unwrap_err();
     assert!(matches!(
@@ -379,11 +380,13 @@ async fn by_default_an_operation_times_out_after_five_seconds() {
 #[tokio::test]
 async fn health_reports_what_the_repository_says() {
     let mut repo = MockSessionRepository::new();
-    repo.expect_find_unexpired().times(1).returning(|_, _, _| {
-        Err(RepositoryError::MissingTable(
-            "relation does not exist".into(),
-        ))
-    });
+    repo.expect_find_unexpired()
+        .times(1)
+        .returning(|_, _, _, _| {
+            Err(RepositoryError::MissingTable(
+                "relation does not exist".into(),
+            ))
+        });
 
     let err = service(repo).health().await.unwrap_err();
     assert!(
@@ -399,9 +402,9 @@ async fn health_reports_what_the_repository_says() {
 async fn health_probes_an_id_no_session_can_have() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .withf(|id, _, _| id.parse::<SessionId>().is_err())
+        .withf(|id, _, _, _| id.parse::<SessionId>().is_err())
         .times(1)
-        .returning(|_, _, _| Ok(None));
+        .returning(|_, _, _, _| Ok(None));
 
     service(repo).health().await.unwrap();
 }
@@ -445,7 +448,7 @@ async fn a_session_at_the_size_limit_is_stored() {
 async fn an_undecodable_row_is_absent_when_the_policy_says_so() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(|_, _, _| Ok(Some(found(b"\xc1garbage".to_vec()))));
+        .returning(|_, _, _, _| Ok(Some(found(b"\xc1garbage".to_vec()))));
     let service = service(repo).with_policy(|policy| {
         policy.undecodable_as_absent = true;
     });
@@ -522,6 +525,7 @@ async fn deleting_by_handle_deletes_only_the_listed_row_it_names() {
             created_at: OffsetDateTime::now_utc(),
             saved_at: OffsetDateTime::now_utc(),
             listed_values: None,
+            long_lived: false,
         })
         .collect();
     let mut repo = MockSessionRepository::new();
@@ -530,8 +534,9 @@ async fn deleting_by_handle_deletes_only_the_listed_row_it_names() {
             eq("ada".to_owned()),
             mockall::predicate::always(),
             mockall::predicate::always(),
+            eq(None),
         )
-        .returning(move |_, _, _| Ok(rows.clone()));
+        .returning(move |_, _, _, _| Ok(rows.clone()));
     // The delete names the user again, so a row that changed hands since the list is left.
     repo.expect_delete_by_user_and_id()
         .with(eq("ada"), eq(SessionId(2).to_string()))
@@ -559,9 +564,10 @@ async fn with_hashed_ids_the_repository_only_sees_hashes() {
             eq(hashed.clone()),
             mockall::predicate::always(),
             mockall::predicate::always(),
+            eq(None),
         )
         .times(1)
-        .returning(|_, _, _| Ok(None));
+        .returning(|_, _, _, _| Ok(None));
     repo.expect_delete_by_id()
         .with(eq(hashed.clone()))
         .times(1)
@@ -599,7 +605,7 @@ async fn loaded(
     let bytes = MessagePackCodec.encode(stored).unwrap();
     repo.expect_find_unexpired()
         .times(1)
-        .returning(move |_, _, _| {
+        .returning(move |_, _, _, _| {
             Ok(Some(FoundRow {
                 version,
                 ..found(bytes.clone())
@@ -646,7 +652,7 @@ async fn an_overtaken_save_applies_its_changes_to_what_the_row_holds_now() {
     repo.expect_find_unexpired()
         .times(1)
         .in_sequence(&mut order)
-        .returning(move |_, _, _| {
+        .returning(move |_, _, _, _| {
             Ok(Some(FoundRow {
                 version: 1,
                 ..found(theirs_bytes.clone())
@@ -685,7 +691,7 @@ async fn a_save_overtaken_by_a_logout_writes_nothing() {
         .returning(|_, _, _| Ok(None));
     repo.expect_find_unexpired()
         .times(1)
-        .returning(|_, _, _| Ok(None));
+        .returning(|_, _, _, _| Ok(None));
     let (service, mut record) =
         loaded(MockSessionRepository::new(), &record(7, in_an_hour()), 0).await;
     let service = RepositoryStore {
@@ -714,7 +720,7 @@ async fn an_overtaken_save_onto_a_hostile_row_writes_nothing() {
             .returning(|_, _, _| Ok(None));
         repo.expect_find_unexpired()
             .times(1)
-            .returning(move |_, _, _| Ok(Some(found(stored.clone()))));
+            .returning(move |_, _, _, _| Ok(Some(found(stored.clone()))));
         let (service, mut record) =
             loaded(MockSessionRepository::new(), &record(7, in_an_hour()), 0).await;
         let service = RepositoryStore {
@@ -746,7 +752,7 @@ async fn a_save_overtaken_again_and_again_gives_up_having_written_nothing() {
         .returning(|_, _, _| Ok(None));
     repo.expect_find_unexpired()
         .times(256)
-        .returning(move |_, _, _| Ok(Some(found(stored.clone()))));
+        .returning(move |_, _, _, _| Ok(Some(found(stored.clone()))));
     let (service, mut record) =
         loaded(MockSessionRepository::new(), &record(7, in_an_hour()), 0).await;
     let service = RepositoryStore {
@@ -852,10 +858,11 @@ async fn deleting_by_handle_reports_a_row_that_changed_hands_in_between_as_not_d
         created_at: OffsetDateTime::now_utc(),
         saved_at: OffsetDateTime::now_utc(),
         listed_values: None,
+        long_lived: false,
     };
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired_by_user()
-        .returning(move |_, _, _| Ok(vec![row.clone()]));
+        .returning(move |_, _, _, _| Ok(vec![row.clone()]));
     // Between the list and the delete the session moved to another user: the delete matches
     // no row of "ada".
     repo.expect_delete_by_user_and_id()
@@ -920,8 +927,9 @@ async fn with_hashed_ids_load_restores_the_id_it_looked_up() {
             eq(super::IdStorage::Hashed.key(SessionId(77))),
             mockall::predicate::always(),
             mockall::predicate::always(),
+            eq(None),
         )
-        .returning(move |_, _, _| Ok(Some(found(stored.clone()))));
+        .returning(move |_, _, _, _| Ok(Some(found(stored.clone()))));
 
     let loaded = hashed(repo)
         .load_session(SessionId(77))
@@ -940,7 +948,7 @@ async fn load_refuses_a_row_that_holds_another_sessions_record() {
         let bytes = copied.clone();
         let mut repo = MockSessionRepository::new();
         repo.expect_find_unexpired()
-            .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
+            .returning(move |_, _, _, _| Ok(Some(found(bytes.clone()))));
         let service = service(repo).with_policy(|policy| {
             policy.id_storage = id_storage;
         });
@@ -958,7 +966,7 @@ async fn a_row_of_another_session_is_absent_when_the_policy_says_so() {
     let copied = MessagePackCodec.encode(&record(8, in_an_hour())).unwrap();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(found(copied.clone()))));
+        .returning(move |_, _, _, _| Ok(Some(found(copied.clone()))));
     let service = service(repo).with_policy(|policy| {
         policy.undecodable_as_absent = true;
     });
@@ -985,7 +993,7 @@ async fn a_stored_row_over_the_size_limit_is_refused_before_it_is_decoded() {
     let size = bytes.len();
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
-        .returning(move |_, _, _| Ok(Some(found(bytes.clone()))));
+        .returning(move |_, _, _, _| Ok(Some(found(bytes.clone()))));
     let service =
         RepositoryStore::from_parts(repo, CountingCodec::default()).with_policy(|policy| {
             policy.max_encoded_size = Some(size - 1);
@@ -1317,7 +1325,7 @@ async fn a_login_trims_its_users_live_sessions_at_the_instant_it_wrote() {
         });
     let at = Arc::clone(&written);
     repo.expect_trim_user_sessions()
-        .withf(move |user, keep, now, born_after| {
+        .withf(move |user, keep, now, born_after, _| {
             let written = at.lock().unwrap().expect("the insert came first");
             user == "ada"
                 && *keep == 2
@@ -1325,7 +1333,7 @@ async fn a_login_trims_its_users_live_sessions_at_the_instant_it_wrote() {
                 && *born_after == Some(written - Duration::hours(1))
         })
         .times(1)
-        .returning(|_, _, _, _| Ok(1));
+        .returning(|_, _, _, _, _| Ok(1));
 
     limited(repo)
         .create_session(&mut record(1, in_an_hour()))
@@ -1341,7 +1349,7 @@ async fn a_failed_trim_never_fails_the_login_it_follows() {
         .returning(|_, _, _| Ok(Some(true)));
     repo.expect_trim_user_sessions()
         .times(2)
-        .returning(|_, _, _, _| {
+        .returning(|_, _, _, _, _| {
             Err(RepositoryError::Statement(
                 "deadlock detected (SQLSTATE 40P01)".to_owned(),
             ))
@@ -1375,6 +1383,7 @@ impl crate::ports::SessionRepository for HangingTrim {
         _: &str,
         _: OffsetDateTime,
         _: Option<OffsetDateTime>,
+        _: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError> {
         Ok(None)
     }
@@ -1385,6 +1394,7 @@ impl crate::ports::SessionRepository for HangingTrim {
         &self,
         _: OffsetDateTime,
         _: Option<OffsetDateTime>,
+        _: Option<OffsetDateTime>,
         _: u64,
     ) -> Result<u64, RepositoryError> {
         Ok(0)
@@ -1394,6 +1404,7 @@ impl crate::ports::SessionRepository for HangingTrim {
         _: &str,
         _: OffsetDateTime,
         _: Option<OffsetDateTime>,
+        _: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
         Ok(Vec::new())
     }
@@ -1402,6 +1413,7 @@ impl crate::ports::SessionRepository for HangingTrim {
         _: &str,
         _: u64,
         _: OffsetDateTime,
+        _: Option<OffsetDateTime>,
         _: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         std::future::pending().await
@@ -1445,7 +1457,7 @@ async fn refusing_at_the_limit_a_save_that_keeps_its_user_is_one_statement() {
     let mut repo = MockSessionRepository::new();
     repo.expect_find_unexpired()
         .times(1)
-        .returning(move |_, _, _| {
+        .returning(move |_, _, _, _| {
             Ok(Some(FoundRow {
                 version: 3,
                 user_key: Some("ada".to_owned()),
@@ -1482,20 +1494,20 @@ async fn refusing_at_the_limit_a_save_that_keeps_its_user_is_one_statement() {
 async fn refusing_at_the_limit_a_refused_login_is_too_many_sessions() {
     let mut repo = MockSessionRepository::new();
     repo.expect_insert_within_limit()
-        .withf(|row, limit, _, _| row.user_key.as_deref() == Some("ada") && *limit == 2)
+        .withf(|row, limit, _, _, _| row.user_key.as_deref() == Some("ada") && *limit == 2)
         .times(1)
-        .returning(|_, _, _, _| Ok(None));
+        .returning(|_, _, _, _, _| Ok(None));
     repo.expect_update_within_limit()
-        .withf(|row, version, limit, _, _| {
+        .withf(|row, version, limit, _, _, _| {
             row.user_key.as_deref() == Some("ada") && version.is_none() && *limit == 2
         })
         .times(2)
-        .returning(|_, _, _, _, _| Ok(None));
+        .returning(|_, _, _, _, _, _| Ok(None));
     // Refused: the row is there (the first save), or gone (the second: nothing to write).
     let mut rows = vec![None, Some(found(Vec::new()))];
     repo.expect_find_unexpired()
         .times(2)
-        .returning(move |_, _, _| Ok(rows.pop().flatten()));
+        .returning(move |_, _, _, _| Ok(rows.pop().flatten()));
     let store = service(repo)
         .with_user_key("user")
         .unwrap()

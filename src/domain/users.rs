@@ -29,7 +29,8 @@ pub struct UserSession {
     pub last_active: OffsetDateTime,
     /// When it ends unless it is saved again: its expiry or, with an absolute lifetime
     /// ([`with_absolute_lifetime`](crate::RepositoryStore::with_absolute_lifetime)), its
-    /// creation plus that lifetime when that comes first.
+    /// creation plus that lifetime when that comes first (a long-lived session's own,
+    /// [`with_long_lived_sessions`](crate::RepositoryStore::with_long_lived_sessions)).
     pub expiry_date: OffsetDateTime,
     /// The values the store was told to list
     /// ([`with_listed_values`](crate::RepositoryStore::with_listed_values)), as they were at
@@ -55,7 +56,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         self.run(Operation::ListUserSessions, async {
             let rows = self
                 .repository
-                .find_unexpired_by_user(user, now, self.born_after(now))
+                .find_unexpired_by_user(user, now, self.born_after(now), self.long_born_after(now))
                 .await?;
             let mut sessions: Vec<_> = rows
                 .into_iter()
@@ -64,7 +65,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                     created_at: row.created_at,
                     last_active: row.saved_at,
                     expiry_date: self
-                        .lifetime_end(row.created_at)
+                        .lifetime_end(row.created_at, row.long_lived)
                         .map_or(row.expires_at, |end| end.min(row.expires_at)),
                     listed: listed_of(row.listed_values.as_deref()),
                 })
@@ -138,7 +139,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         self.run(Operation::DeleteUserSessions, async {
             let rows = self
                 .repository
-                .find_unexpired_by_user(user, now, self.born_after(now))
+                .find_unexpired_by_user(user, now, self.born_after(now), self.long_born_after(now))
                 .await?;
             let Some(row) = rows
                 .into_iter()
@@ -196,7 +197,13 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 let eviction = self.eviction(|| Evict::User(user_key.clone()));
                 let ended = self
                     .repository
-                    .trim_user_sessions(&user_key, limit, now, self.born_after(now))
+                    .trim_user_sessions(
+                        &user_key,
+                        limit,
+                        now,
+                        self.born_after(now),
+                        self.long_born_after(now),
+                    )
                     .await?;
                 eviction.done_if(ended > 0);
                 Ok(ended)

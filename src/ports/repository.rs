@@ -26,6 +26,10 @@ pub struct SessionRow {
     /// The values the user's session list shows, as a JSON object (`None` when the store lists
     /// none).
     pub listed_values: Option<String>,
+    /// Whether the application marked the session long-lived ("remember me"): it then lives to
+    /// the long lifetime (`long_born_after`) rather than the absolute lifetime (`born_after`).
+    /// Written by every insert and update.
+    pub long_lived: bool,
 }
 
 /// A live session of one user, as [`SessionRepository::find_unexpired_by_user`] lists it.
@@ -41,6 +45,8 @@ pub struct UserSessionRow {
     pub saved_at: OffsetDateTime,
     /// Its listed values ([`SessionRow::listed_values`]).
     pub listed_values: Option<String>,
+    /// Whether it is long-lived ([`SessionRow::long_lived`]).
+    pub long_lived: bool,
 }
 
 /// A live row as [`SessionRepository::find_unexpired`] returns it.
@@ -57,6 +63,9 @@ pub struct FoundRow {
     pub version: i64,
     /// The row's user key ([`SessionRow::user_key`]).
     pub user_key: Option<String>,
+    /// Whether it is long-lived ([`SessionRow::long_lived`]): a cached load stops serving it at
+    /// the long lifetime's end instead.
+    pub long_lived: bool,
 }
 
 /// Where encoded sessions live: the storage operations the store needs, one database
@@ -82,7 +91,10 @@ pub struct FoundRow {
 ///   time, so the result does not depend on the connection's time zone or the server's clock.
 /// - A row whose `expires_at` is at or before `now` is **expired**: it is never returned, even
 ///   before anything deleted it. So is a row created at or before `born_after`, when given (an
-///   absolute lifetime).
+///   absolute lifetime), unless it is long-lived ([`SessionRow::long_lived`]) and was created
+///   after `long_born_after`, when that is given too (its own, longer lifetime): the rows live
+///   at `now` are those with `expires_at > now AND (created_at > born_after OR (long_lived AND
+///   created_at > long_born_after))`. Without `born_after`, `long_born_after` is ignored.
 /// - Errors carry no session data and no session id.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
@@ -126,36 +138,41 @@ pub trait SessionRepository: Send + Sync + 'static {
         report_user_change: bool,
     ) -> Result<Option<bool>, RepositoryError>;
 
-    /// The data, creation instant, version and user key of the row with this id if it expires
-    /// after `now` and, with `born_after`, was created after it; `None` if there is no such
-    /// row.
+    /// The data, creation instant, version, user key and marker of the row with this id if it
+    /// is live at `now` (expires after `now`; `born_after` and `long_born_after` as in the
+    /// contract); `None` if there is no such row.
     async fn find_unexpired(
         &self,
         id: &str,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError>;
 
     /// Deletes the row with this id. Deleting a missing row is not an error.
     async fn delete_by_id(&self, id: &str) -> Result<(), RepositoryError>;
 
     /// Deletes at most `limit` rows that expired at or before `now` or, with `born_before`,
-    /// were created at or before it, and returns how many it deleted. A row that does not match
-    /// at the moment of deletion (say, a concurrent save extended it) is left alone.
+    /// were created at or before it (a long-lived row, with `long_born_before`: at or before
+    /// that), and returns how many it deleted: exactly the rows that are not live (see the
+    /// contract). A row that does not match at the moment of deletion (say, a concurrent save
+    /// extended it or marked it long-lived) is left alone.
     async fn delete_expired_batch(
         &self,
         now: OffsetDateTime,
         born_before: Option<OffsetDateTime>,
+        long_born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError>;
 
-    /// The rows of `user_key` that expire after `now` and, with `born_after`, were created
-    /// after it (per-user index), in no particular order.
+    /// The live rows of `user_key` at `now` (per-user index; `born_after` and
+    /// `long_born_after` as in the contract), in no particular order.
     async fn find_unexpired_by_user(
         &self,
         user_key: &str,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError>;
 
     /// Deletes the live rows of `user_key` (expiring after `now` and, with `born_after`,
@@ -177,6 +194,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         keep: u64,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError>;
 
     /// [`insert_if_absent`](Self::insert_if_absent), **only if the row's user has fewer than
@@ -197,8 +215,9 @@ pub trait SessionRepository: Send + Sync + 'static {
         limit: u64,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Option<bool>, RepositoryError> {
-        let _ = (row, limit, now, born_after);
+        let _ = (row, limit, now, born_after, long_born_after);
         Err(no_refusing_limit())
     }
 
@@ -216,8 +235,16 @@ pub trait SessionRepository: Send + Sync + 'static {
         limit: u64,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Option<bool>, RepositoryError> {
-        let _ = (row, expected_version, limit, now, born_after);
+        let _ = (
+            row,
+            expected_version,
+            limit,
+            now,
+            born_after,
+            long_born_after,
+        );
         Err(no_refusing_limit())
     }
 
@@ -249,8 +276,9 @@ pub trait SessionRepository: Send + Sync + 'static {
         user_key: Option<&'a str>,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
-        let _ = (user_key, now, born_after);
+        let _ = (user_key, now, born_after, long_born_after);
         Err(no_operator_calls())
     }
 

@@ -25,8 +25,8 @@ use crate::{
 /// It creates no tables: run [`PostgresStore::migrate`](crate::PostgresStore::migrate) once on a
 /// SeaORM connection, or add every step of the migration crate's
 /// [`migrations`](crate::migration::migrations) to your own `Migrator` (`CreateSessionTable`,
-/// `AddUserIndex`, `ExactKeys`, `AddSessionTimes`, `InsertInstantDefaults`: its writes need the
-/// columns of all of them).
+/// `AddUserIndex`, `ExactKeys`, `AddSessionTimes`, `InsertInstantDefaults`, `AddVersion`,
+/// `AddLongLived`: its writes need the columns of all of them).
 ///
 /// **Timeouts.** A statement still running when the operation timeout fires is cancelled on the
 /// server (a PostgreSQL cancel request) and its connection closed, never reused; give the store

@@ -303,6 +303,75 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         self.with_policy(|policy| policy.absolute_lifetime = Some(lifetime))
     }
 
+    /// The same store with **long-lived sessions** ("remember me"): a session whose value at
+    /// `path` is JSON `true` lives to `lifetime` after its creation instead of the absolute
+    /// lifetime ([`with_absolute_lifetime`](Self::with_absolute_lifetime), which must be set
+    /// first), while every other session keeps that one.
+    ///
+    /// `path` is read like [`with_user_key`](Self::with_user_key)'s (a session key, or a JSON
+    /// Pointer when it starts with `/`), at every create and save, and the answer is stored
+    /// beside the row (`long_lived`, added by the eighth migration,
+    /// [`AddLongLived`](crate::migration::AddLongLived); `migrate()` runs it). Only `true`
+    /// counts: `"true"`, `1` or a missing value leave the session short-lived. The value is
+    /// one the application wrote into the server-side session, never anything the client
+    /// sends, so a client cannot lengthen its own session. A save that sets it later lengthens
+    /// the session (counted from its creation still), one that removes it shortens it again.
+    /// Every read that applies the lifetime (a load, the read cache, a user's list and counts,
+    /// the per-user limit's trim) and the cleanup apply the session's own, each in its one
+    /// statement: a long-lived session is never deleted at the short lifetime.
+    ///
+    /// Only the absolute lifetime is the store's; the idle timeout is tower-sessions'. Give a
+    /// remembered session a longer one in the handler:
+    /// `session.set_expiry(Some(Expiry::OnInactivity(time::Duration::days(30))))`.
+    ///
+    /// Fails with `InvalidConfiguration` without an absolute lifetime, or with a `lifetime`
+    /// shorter than it, or an unusable `path`.
+    ///
+    /// ```
+    /// # use tower_sessions_seaorm_store::{testing::InMemoryRepository, RepositoryStore};
+    /// use std::time::Duration;
+    /// use tower_sessions::{Expiry, Session};
+    ///
+    /// # fn run() -> Result<(), tower_sessions_seaorm_store::SeaOrmStoreError> {
+    /// # let store = RepositoryStore::from_repository(InMemoryRepository::new());
+    /// const DAY: u64 = 24 * 60 * 60;
+    /// let store = store
+    ///     .with_absolute_lifetime(Duration::from_secs(DAY / 2))
+    ///     .with_long_lived_sessions("remember_me", Duration::from_secs(30 * DAY))?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    ///
+    /// // At login, when the user ticked "remember me":
+    /// async fn remember(session: &Session) -> Result<(), tower_sessions::session::Error> {
+    ///     session.insert("remember_me", true).await?;
+    ///     session.set_expiry(Some(Expiry::OnInactivity(time::Duration::days(30))));
+    ///     Ok(())
+    /// }
+    /// # run().unwrap();
+    /// ```
+    pub fn with_long_lived_sessions(
+        self,
+        path: &str,
+        lifetime: Duration,
+    ) -> Result<Self, SeaOrmStoreError> {
+        let path = UserKeyPath::new(path)
+            .map_err(|err| SeaOrmStoreError::InvalidConfiguration(err.to_string()))?;
+        match self.policy.absolute_lifetime {
+            None => Err(SeaOrmStoreError::InvalidConfiguration(
+                "long-lived sessions need an absolute lifetime for the others: call \
+                 `.with_absolute_lifetime(...)` first"
+                    .to_owned(),
+            )),
+            Some(short) if lifetime < short => {
+                Err(SeaOrmStoreError::InvalidConfiguration(format!(
+                    "the long-lived sessions' lifetime ({lifetime:?}) is shorter than the \
+                     absolute lifetime ({short:?}): give at least as long"
+                )))
+            }
+            Some(_) => Ok(self.with_policy(|policy| policy.long_lived = Some((path, lifetime)))),
+        }
+    }
+
     /// The same store with a **limit on each user's concurrent sessions**: after a create or a
     /// save that gives a user more than `sessions` live sessions, the user's least recently
     /// active ones (by last save) are ended, so no user has more than `sessions` once every

@@ -16,12 +16,13 @@ fn row(id: &str, data: &[u8], expires_at: OffsetDateTime) -> SessionRow {
         created_at: OffsetDateTime::now_utc(),
         saved_at: OffsetDateTime::now_utc(),
         listed_values: None,
+        long_lived: false,
     }
 }
 
 /// The data of the live row with `id`, as `find_unexpired` returns it.
 async fn data_of<R: SessionRepository>(repo: &R, id: &str, now: OffsetDateTime) -> Option<Vec<u8>> {
-    let found = repo.find_unexpired(id, now, None).await.unwrap();
+    let found = repo.find_unexpired(id, now, None, None).await.unwrap();
     found.map(|found| found.data)
 }
 
@@ -62,7 +63,7 @@ async fn insert_if_absent_never_overwrites_a_taken_id<R: SessionRepository>(repo
         .unwrap();
     assert!(!inserted, "the id is taken");
     assert_eq!(
-        repo.find_unexpired(&id, now + Duration::minutes(90), None)
+        repo.find_unexpired(&id, now + Duration::minutes(90), None, None)
             .await
             .unwrap(),
         None,
@@ -84,7 +85,10 @@ async fn insert_if_absent_reports_an_expired_row_as_taken<R: SessionRepository>(
         .await
         .unwrap();
     assert!(!inserted, "an expired row still holds its id until cleanup");
-    assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
+    assert_eq!(
+        repo.find_unexpired(&id, now, None, None).await.unwrap(),
+        None
+    );
 }
 
 async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionRepository>(repo: &R) {
@@ -96,9 +100,12 @@ async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionReposito
             .as_deref(),
         Some(&b"data"[..])
     );
-    assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
     assert_eq!(
-        repo.find_unexpired(&id, now + Duration::seconds(1), None)
+        repo.find_unexpired(&id, now, None, None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.find_unexpired(&id, now + Duration::seconds(1), None, None)
             .await
             .unwrap(),
         None
@@ -107,7 +114,9 @@ async fn find_unexpired_hides_a_row_expiring_at_or_before_now<R: SessionReposito
 
 async fn find_unexpired_of_an_unknown_id_is_none<R: SessionRepository>(repo: &R) {
     assert_eq!(
-        repo.find_unexpired(&fresh_id(), now(), None).await.unwrap(),
+        repo.find_unexpired(&fresh_id(), now(), None, None)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -128,7 +137,10 @@ async fn update_if_present_never_inserts_a_missing_row<R: SessionRepository>(rep
     repo.update_if_present(row(&id, b"ghost", now + Duration::hours(1)), None, false)
         .await
         .unwrap();
-    assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
+    assert_eq!(
+        repo.find_unexpired(&id, now, None, None).await.unwrap(),
+        None
+    );
     assert!(
         repo.insert_if_absent(row(&id, b"fresh", now + Duration::hours(1)))
             .await
@@ -152,7 +164,7 @@ async fn update_if_present_of_a_deleted_row_leaves_it_deleted<R: SessionReposito
             .unwrap();
         assert_eq!(written, None, "nothing written");
         assert_eq!(
-            repo.find_unexpired(&id, now, None).await.unwrap(),
+            repo.find_unexpired(&id, now, None, None).await.unwrap(),
             None,
             "a revoked row stays revoked (expected version: {expected_version:?})"
         );
@@ -167,7 +179,10 @@ async fn delete_by_id_is_idempotent<R: SessionRepository>(repo: &R) {
     repo.delete_by_id(&id).await.unwrap();
     repo.delete_by_id(&id).await.unwrap();
     repo.delete_by_id(&fresh_id()).await.unwrap();
-    assert_eq!(repo.find_unexpired(&id, now, None).await.unwrap(), None);
+    assert_eq!(
+        repo.find_unexpired(&id, now, None, None).await.unwrap(),
+        None
+    );
     assert!(
         repo.insert_if_absent(row(&id, b"again", now + Duration::hours(1)))
             .await
@@ -197,19 +212,33 @@ async fn delete_expired_batch_deletes_at_most_limit_rows_expired_at_or_before_no
             .unwrap();
     }
 
-    assert_eq!(repo.delete_expired_batch(now, None, 3).await.unwrap(), 3);
-    assert_eq!(repo.delete_expired_batch(now, None, 3).await.unwrap(), 2);
-    assert_eq!(repo.delete_expired_batch(now, None, 3).await.unwrap(), 0);
+    assert_eq!(
+        repo.delete_expired_batch(now, None, None, 3).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        repo.delete_expired_batch(now, None, None, 3).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        repo.delete_expired_batch(now, None, None, 3).await.unwrap(),
+        0
+    );
     for id in &live {
         assert!(
-            repo.find_unexpired(id, now, None).await.unwrap().is_some(),
+            repo.find_unexpired(id, now, None, None)
+                .await
+                .unwrap()
+                .is_some(),
             "a live row survives cleanup"
         );
     }
     // Live rows expire later and only then become cleanup's business.
     let later = now + Duration::seconds(3);
     assert_eq!(
-        repo.delete_expired_batch(later, None, 100).await.unwrap(),
+        repo.delete_expired_batch(later, None, None, 100)
+            .await
+            .unwrap(),
         3
     );
 }
@@ -240,7 +269,7 @@ async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionRepository
         .unwrap();
 
     let mut listed: Vec<String> = repo
-        .find_unexpired_by_user(&ada, now, None)
+        .find_unexpired_by_user(&ada, now, None, None)
         .await
         .unwrap()
         .into_iter()
@@ -257,18 +286,18 @@ async fn the_user_index_lists_and_deletes_a_users_rows_only<R: SessionRepository
         "two live rows and the expired one"
     );
     assert!(repo
-        .find_unexpired(&adas[0], now, None)
+        .find_unexpired(&adas[0], now, None, None)
         .await
         .unwrap()
         .is_some());
     assert_eq!(repo.delete_by_user(&ada, None).await.unwrap(), 1);
     assert!(repo
-        .find_unexpired(&adas[0], now, None)
+        .find_unexpired(&adas[0], now, None, None)
         .await
         .unwrap()
         .is_none());
     assert!(repo
-        .find_unexpired(&bobs, now, None)
+        .find_unexpired(&bobs, now, None, None)
         .await
         .unwrap()
         .is_some());
@@ -290,9 +319,17 @@ async fn delete_by_user_and_id_deletes_only_a_row_still_of_that_user<R: SessionR
     .await
     .unwrap();
     assert!(!repo.delete_by_user_and_id(&ada, &id).await.unwrap());
-    assert!(repo.find_unexpired(&id, now, None).await.unwrap().is_some());
+    assert!(repo
+        .find_unexpired(&id, now, None, None)
+        .await
+        .unwrap()
+        .is_some());
     assert!(repo.delete_by_user_and_id(&bob, &id).await.unwrap());
-    assert!(repo.find_unexpired(&id, now, None).await.unwrap().is_none());
+    assert!(repo
+        .find_unexpired(&id, now, None, None)
+        .await
+        .unwrap()
+        .is_none());
     assert!(!repo.delete_by_user_and_id(&bob, &id).await.unwrap());
 }
 
@@ -307,7 +344,7 @@ async fn an_update_without_a_user_key_takes_the_row_out_of_the_index<R: SessionR
         .await
         .unwrap();
     assert!(repo
-        .find_unexpired_by_user(&user, now, None)
+        .find_unexpired_by_user(&user, now, None, None)
         .await
         .unwrap()
         .is_empty());
@@ -317,7 +354,7 @@ async fn an_update_with_a_version_writes_only_over_that_version<R: SessionReposi
     let (id, now) = (fresh_id(), now());
     let expiry = now + Duration::hours(1);
     let version = || async {
-        let found = repo.find_unexpired(&id, now, None).await.unwrap();
+        let found = repo.find_unexpired(&id, now, None, None).await.unwrap();
         found.expect("a live row").version
     };
     repo.insert_if_absent(row(&id, b"first", expiry))
@@ -357,7 +394,7 @@ async fn an_update_with_another_user_key_re_indexes_the_row<R: SessionRepository
         .await
         .unwrap();
     let listed = |user: String| async move {
-        repo.find_unexpired_by_user(&user, now, None)
+        repo.find_unexpired_by_user(&user, now, None, None)
             .await
             .unwrap()
             .into_iter()
@@ -368,7 +405,7 @@ async fn an_update_with_another_user_key_re_indexes_the_row<R: SessionRepository
         let save = user_row(&id, user.map(String::as_str), expiry);
         let written = repo.update_if_present(save, Some(version), false);
         assert_eq!(written.await.unwrap(), Some(false));
-        let found = repo.find_unexpired(&id, now, None).await.unwrap();
+        let found = repo.find_unexpired(&id, now, None, None).await.unwrap();
         assert_eq!(found.expect("a live row").user_key.as_ref(), user);
         if let Some(user) = user {
             assert_eq!(listed(user.clone()).await, std::slice::from_ref(&id));
@@ -407,7 +444,7 @@ async fn find_unexpired_returns_the_data_and_the_creation_instant<R: SessionRepo
     .await
     .unwrap();
     let found = repo
-        .find_unexpired(&id, now, None)
+        .find_unexpired(&id, now, None, None)
         .await
         .unwrap()
         .expect("a live row");
@@ -416,23 +453,27 @@ async fn find_unexpired_returns_the_data_and_the_creation_instant<R: SessionRepo
     assert_eq!((found.version, found.user_key), (0, None));
     // Expiry, and the absolute lifetime's bound.
     assert_eq!(
-        repo.find_unexpired(&id, now + Duration::hours(1), None)
+        repo.find_unexpired(&id, now + Duration::hours(1), None, None)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        repo.find_unexpired(&id, now, Some(created)).await.unwrap(),
+        repo.find_unexpired(&id, now, Some(created), None)
+            .await
+            .unwrap(),
         None,
         "created at the bound: outlived"
     );
     assert!(repo
-        .find_unexpired(&id, now, Some(created - Duration::seconds(1)))
+        .find_unexpired(&id, now, Some(created - Duration::seconds(1)), None)
         .await
         .unwrap()
         .is_some());
     assert_eq!(
-        repo.find_unexpired(&fresh_id(), now, None).await.unwrap(),
+        repo.find_unexpired(&fresh_id(), now, None, None)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -455,14 +496,80 @@ async fn born_after_hides_rows_created_at_or_before_it<R: SessionRepository>(rep
         (Some(created), false),
         (Some(created + Duration::seconds(1)), false),
     ] {
-        let found = repo.find_unexpired(&id, now, born_after).await.unwrap();
+        let found = repo
+            .find_unexpired(&id, now, born_after, None)
+            .await
+            .unwrap();
         assert_eq!(found.is_some(), visible, "find_unexpired, {born_after:?}");
         let listed = repo
-            .find_unexpired_by_user(&user, now, born_after)
+            .find_unexpired_by_user(&user, now, born_after, None)
             .await
             .unwrap();
         assert_eq!(listed.len(), usize::from(visible), "listed, {born_after:?}");
     }
+}
+
+/// A long-lived row outlives `born_after` up to `long_born_after`, in every read, the count
+/// and the cleanup; `long_born_after` alone changes nothing for a row that is not marked.
+async fn a_long_lived_row_lives_to_long_born_after<R: SessionRepository>(repo: &R) {
+    let (now, user) = (now(), fresh_id());
+    let created = now - Duration::hours(2);
+    let (long, short) = (fresh_id(), fresh_id());
+    let expires = now + Duration::hours(1);
+    let marked = SessionRow {
+        long_lived: true,
+        ..timed_row(&long, Some(&user), created, now, expires)
+    };
+    repo.insert_if_absent(marked).await.unwrap();
+    repo.insert_if_absent(timed_row(&short, Some(&user), created, now, expires))
+        .await
+        .unwrap();
+    let born = Some(created + Duration::seconds(1));
+    for (long_born, visible) in [
+        (None, false),
+        (Some(created - Duration::seconds(1)), true),
+        (Some(created), false),
+    ] {
+        let found = repo
+            .find_unexpired(&long, now, born, long_born)
+            .await
+            .unwrap();
+        assert_eq!(found.is_some(), visible, "find_unexpired, {long_born:?}");
+        assert!(found.is_none_or(|found| found.long_lived));
+        let listed = repo
+            .find_unexpired_by_user(&user, now, born, long_born)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), usize::from(visible), "listed, {long_born:?}");
+        assert!(listed.iter().all(|row| row.id == long && row.long_lived));
+        if let Ok(count) = repo
+            .count_unexpired(Some(&user), now, born, long_born)
+            .await
+        {
+            assert_eq!(count, u64::from(visible), "counted, {long_born:?}");
+        }
+    }
+    let long_born = Some(created - Duration::seconds(1));
+    assert!(repo
+        .find_unexpired(&short, now, born, long_born)
+        .await
+        .unwrap()
+        .is_none());
+    repo.delete_expired_batch(now, born, long_born, 1_000)
+        .await
+        .unwrap();
+    assert!(
+        repo.find_unexpired(&long, now, None, None)
+            .await
+            .unwrap()
+            .is_some(),
+        "the cleanup deleted a long-lived row within its lifetime"
+    );
+    assert!(repo
+        .find_unexpired(&short, now, None, None)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn a_users_rows_are_listed_with_their_instants_and_listed_values<R: SessionRepository>(
@@ -477,7 +584,10 @@ async fn a_users_rows_are_listed_with_their_instants_and_listed_values<R: Sessio
     repo.insert_if_absent(timed_row(&id, Some(&user), created, saved, expires))
         .await
         .unwrap();
-    let listed = repo.find_unexpired_by_user(&user, now, None).await.unwrap();
+    let listed = repo
+        .find_unexpired_by_user(&user, now, None, None)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     let row = &listed[0];
     assert_eq!(row.id, id);
@@ -508,7 +618,10 @@ async fn an_update_never_writes_created_at_and_writes_the_rest<R: SessionReposit
         ..timed_row(&id, Some(&user), now, now, now + Duration::hours(2))
     };
     repo.update_if_present(update, None, false).await.unwrap();
-    let listed = repo.find_unexpired_by_user(&user, now, None).await.unwrap();
+    let listed = repo
+        .find_unexpired_by_user(&user, now, None, None)
+        .await
+        .unwrap();
     assert_eq!(
         listed[0].created_at, created,
         "a save does not make it younger"
@@ -542,14 +655,16 @@ async fn delete_expired_batch_with_born_before_deletes_outlived_rows_too<R: Sess
             .unwrap();
     }
     assert_eq!(
-        repo.delete_expired_batch(now, None, 100).await.unwrap(),
+        repo.delete_expired_batch(now, None, None, 100)
+            .await
+            .unwrap(),
         0,
         "without the bound, only expiry counts"
     );
     let mut deleted = 0;
     loop {
         let batch = repo
-            .delete_expired_batch(now, Some(born_before), 1)
+            .delete_expired_batch(now, Some(born_before), None, 1)
             .await
             .unwrap();
         assert!(batch <= 1, "at most the limit");
@@ -560,12 +675,16 @@ async fn delete_expired_batch_with_born_before_deletes_outlived_rows_too<R: Sess
     }
     assert_eq!(deleted, 2);
     assert!(repo
-        .find_unexpired(&young, now, None)
+        .find_unexpired(&young, now, None, None)
         .await
         .unwrap()
         .is_some());
     for id in [&outlived, &at_the_bound] {
-        assert!(repo.find_unexpired(id, now, None).await.unwrap().is_none());
+        assert!(repo
+            .find_unexpired(id, now, None, None)
+            .await
+            .unwrap()
+            .is_none());
     }
 }
 
@@ -612,13 +731,13 @@ async fn trim_user_sessions_keeps_the_most_recently_saved_live_rows_only<R: Sess
 
     // Keeps the two saved 30 s ago and the one saved a minute ago.
     let ended = repo
-        .trim_user_sessions(&ada, 3, now, Some(born_after))
+        .trim_user_sessions(&ada, 3, now, Some(born_after), None)
         .await
         .unwrap();
 
     assert_eq!(ended, 3, "the live rows beyond three");
     let mut kept: Vec<String> = repo
-        .find_unexpired_by_user(&ada, now, Some(born_after))
+        .find_unexpired_by_user(&ada, now, Some(born_after), None)
         .await
         .unwrap()
         .into_iter()
@@ -629,49 +748,54 @@ async fn trim_user_sessions_keeps_the_most_recently_saved_live_rows_only<R: Sess
     expected.sort();
     assert_eq!(kept, expected);
     assert!(
-        repo.find_unexpired(&outlived, now, None)
+        repo.find_unexpired(&outlived, now, None, None)
             .await
             .unwrap()
             .is_some(),
         "a dead row takes no slot and is left to the cleanup"
     );
     assert!(repo
-        .find_unexpired(&expired, now - Duration::seconds(1), None)
+        .find_unexpired(&expired, now - Duration::seconds(1), None, None)
         .await
         .unwrap()
         .is_some());
     assert!(
-        repo.find_unexpired(&bobs, now, None)
+        repo.find_unexpired(&bobs, now, None, None)
             .await
             .unwrap()
             .is_some(),
         "another user's rows are untouched"
     );
     assert_eq!(
-        repo.trim_user_sessions(&ada, 3, now, Some(born_after))
+        repo.trim_user_sessions(&ada, 3, now, Some(born_after), None)
             .await
             .unwrap(),
         0
     );
     // A tie at the cut: the greater key is kept.
     assert_eq!(
-        repo.trim_user_sessions(&ada, 1, now, Some(born_after))
+        repo.trim_user_sessions(&ada, 1, now, Some(born_after), None)
             .await
             .unwrap(),
         2
     );
     let kept = repo
-        .find_unexpired_by_user(&ada, now, Some(born_after))
+        .find_unexpired_by_user(&ada, now, Some(born_after), None)
         .await
         .unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].id.starts_with("tie1"), "{:?}", kept[0].id);
     // Without the bound, the outlived row is live, and the most recently saved.
     assert_eq!(
-        repo.trim_user_sessions(&ada, 1, now, None).await.unwrap(),
+        repo.trim_user_sessions(&ada, 1, now, None, None)
+            .await
+            .unwrap(),
         1
     );
-    let left = repo.find_unexpired_by_user(&ada, now, None).await.unwrap();
+    let left = repo
+        .find_unexpired_by_user(&ada, now, None, None)
+        .await
+        .unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, outlived);
 }
@@ -742,7 +866,7 @@ fn born_row(
 async fn count_unexpired_counts_the_live_rows_all_and_per_user<R: SessionRepository>(repo: &R) {
     let (ada, now) = (fresh_id(), now());
     let (live, dead) = (now + Duration::hours(1), now - Duration::hours(1));
-    let before = repo.count_unexpired(None, now, None).await.unwrap();
+    let before = repo.count_unexpired(None, now, None, None).await.unwrap();
     for (user, created_at, expires_at) in [
         (Some(&ada), now, live),
         (Some(&ada), long_ago(), live),
@@ -753,19 +877,19 @@ async fn count_unexpired_counts_the_live_rows_all_and_per_user<R: SessionReposit
         assert!(repo.insert_if_absent(row).await.unwrap());
     }
     assert_eq!(
-        repo.count_unexpired(None, now, None).await.unwrap(),
+        repo.count_unexpired(None, now, None, None).await.unwrap(),
         before + 3
     );
-    let adas = repo.count_unexpired(Some(&ada), now, None);
+    let adas = repo.count_unexpired(Some(&ada), now, None, None);
     assert_eq!(adas.await.unwrap(), 2, "the expired row is not live");
-    let within_lifetime = repo.count_unexpired(Some(&ada), now, Some(long_ago()));
+    let within_lifetime = repo.count_unexpired(Some(&ada), now, Some(long_ago()), None);
     assert_eq!(
         within_lifetime.await.unwrap(),
         1,
         "a row created at or before born_after is not live"
     );
     let nobody = fresh_id();
-    let nobodys = repo.count_unexpired(Some(&nobody), now, None);
+    let nobodys = repo.count_unexpired(Some(&nobody), now, None, None);
     assert_eq!(nobodys.await.unwrap(), 0);
 }
 
@@ -794,7 +918,10 @@ async fn delete_created_before_batch_deletes_only_rows_created_before_the_instan
     let exists = |id: &str| {
         let id = id.to_owned();
         async move {
-            let found = repo.find_unexpired(&id, long_ago(), None).await.unwrap();
+            let found = repo
+                .find_unexpired(&id, long_ago(), None, None)
+                .await
+                .unwrap();
             found.is_some()
         }
     };
@@ -854,6 +981,7 @@ pub async fn check_repository_contract<R: SessionRepository>(repository: &R) {
     an_update_with_another_user_key_re_indexes_the_row(repository).await;
     find_unexpired_returns_the_data_and_the_creation_instant(repository).await;
     born_after_hides_rows_created_at_or_before_it(repository).await;
+    a_long_lived_row_lives_to_long_born_after(repository).await;
     a_users_rows_are_listed_with_their_instants_and_listed_values(repository).await;
     an_update_never_writes_created_at_and_writes_the_rest(repository).await;
     delete_expired_batch_with_born_before_deletes_outlived_rows_too(repository).await;

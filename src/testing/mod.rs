@@ -120,7 +120,7 @@ pub use crate::adapters::{
 /// repository
 ///     .expect_find_unexpired()
 ///     .times(1)
-///     .returning(|_, _, _| Err(RepositoryError::Unavailable("connection refused".into())));
+///     .returning(|_, _, _, _| Err(RepositoryError::Unavailable("connection refused".into())));
 /// let layer = SessionManagerLayer::new(RepositoryStore::from_repository(repository));
 /// let app = Router::new().route("/whoami", get(whoami)).layer(layer);
 ///

@@ -122,7 +122,7 @@ async fn one_cleanup_batch_deletes_up_to_its_limit_across_shards() {
     let mut batches = Vec::new();
     loop {
         let deleted = repository
-            .delete_expired_batch(OffsetDateTime::now_utc(), None, 7)
+            .delete_expired_batch(OffsetDateTime::now_utc(), None, None, 7)
             .await
             .unwrap();
         batches.push(deleted);
@@ -210,7 +210,12 @@ async fn the_cleanup_task_removes_expired_sessions() {
     let gone = async {
         loop {
             let row = repository
-                .find_unexpired(&expired.id.to_string(), OffsetDateTime::UNIX_EPOCH, None)
+                .find_unexpired(
+                    &expired.id.to_string(),
+                    OffsetDateTime::UNIX_EPOCH,
+                    None,
+                    None,
+                )
                 .await
                 .unwrap();
             if row.is_none() {

@@ -17,6 +17,14 @@ use tower_sessions_seaorm_store::{
 use super::replicas::Replicas;
 
 #[allow(unused_imports)] // Only the suites that run `features_suite!` name them.
+pub use super::long_lived::{
+    a_long_lived_session_outlives_the_absolute_lifetime_to_its_own,
+    a_save_that_marks_a_session_lengthens_it_and_one_that_unmarks_it_shortens_it,
+    cleanups_racing_saves_that_mark_sessions_never_delete_a_long_lived_one,
+    long_lived_sessions_need_an_absolute_lifetime_no_longer_than_theirs,
+    the_per_user_limit_counts_a_long_lived_session_past_the_short_lifetime,
+};
+#[allow(unused_imports)] // Only the suites that run `features_suite!` name them.
 pub use super::operators::{
     ending_sessions_created_before_racing_creates_and_saves_fails_nothing,
     ending_sessions_created_before_racing_logins_and_logouts_fails_nothing,
@@ -621,6 +629,7 @@ fn row_of(
         created_at,
         saved_at,
         listed_values: None,
+        long_lived: false,
     }
 }
 
@@ -965,7 +974,12 @@ where
     assert_eq!(
         hashed
             .repository()
-            .find_unexpired(&record.id.to_string(), OffsetDateTime::now_utc(), None)
+            .find_unexpired(
+                &record.id.to_string(),
+                OffsetDateTime::now_utc(),
+                None,
+                None
+            )
             .await
             .unwrap(),
         None,
@@ -1101,7 +1115,7 @@ where
     let key = hex::encode(Sha256::digest(record.id.to_string().as_bytes()));
     let stored = hashed
         .repository()
-        .find_unexpired(&key, OffsetDateTime::now_utc(), None)
+        .find_unexpired(&key, OffsetDateTime::now_utc(), None, None)
         .await
         .unwrap()
         .expect("stored under the hash of its id");
@@ -1181,6 +1195,10 @@ macro_rules! features_suite {
             a_session_of_the_user_saves_as_before_at_the_limit,
             dead_sessions_take_no_slot_when_refusing_at_the_limit,
             a_logout_frees_a_slot_of_the_refusing_limit,
+            a_long_lived_session_outlives_the_absolute_lifetime_to_its_own,
+            a_save_that_marks_a_session_lengthens_it_and_one_that_unmarks_it_shortens_it,
+            the_per_user_limit_counts_a_long_lived_session_past_the_short_lifetime,
+            long_lived_sessions_need_an_absolute_lifetime_no_longer_than_theirs,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -1200,6 +1218,7 @@ macro_rules! features_suite {
                 ending_sessions_created_before_racing_creates_and_saves_fails_nothing,
                 ending_sessions_created_before_racing_logins_and_logouts_fails_nothing,
                 logins_of_one_user_through_several_pools_stop_at_the_refusing_limit,
+                cleanups_racing_saves_that_mark_sessions_never_delete_a_long_lived_one,
             );
         }
     };

@@ -11,6 +11,7 @@ pub mod features;
 #[cfg(feature = "tokio-postgres")]
 pub mod lean;
 pub mod log_capture;
+pub mod long_lived;
 pub mod memory;
 pub mod mysql;
 pub mod operators;
@@ -121,6 +122,7 @@ pub fn row(
         data: data.to_vec(),
         expires_at,
         user_key: None,
+        long_lived: false,
     }
 }
 

@@ -1,12 +1,12 @@
 //! A store on a hash-partitioned session table in a schema of its own, created by the migration
 //! crate's `CreatePartitionedSessionTable`, `AddUserIndex`, `AddSessionTimes`,
-//! `InsertInstantDefaults` and `AddVersion` the way an application's own `Migrator` would run
+//! `InsertInstantDefaults`, `AddVersion` and `AddLongLived` the way an application's own `Migrator` would run
 //! them.
 
 use tower_sessions_seaorm_store::{
     migration::{
         sea_orm_migration::{MigrationTrait, SchemaManager},
-        AddSessionTimes, AddUserIndex, AddVersion, CreatePartitionedSessionTable,
+        AddLongLived, AddSessionTimes, AddUserIndex, AddVersion, CreatePartitionedSessionTable,
         InsertInstantDefaults,
     },
     sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value},
@@ -56,6 +56,10 @@ impl PartitionedFixture {
             .up(&SchemaManager::new(&conn))
             .await
             .expect("add the row version to the partitioned table");
+        AddLongLived::new(&schema, "session")
+            .up(&SchemaManager::new(&conn))
+            .await
+            .expect("add the long-lived marker to the partitioned table");
         let store = PostgresStore::new(conn.clone())
             .with_schema_name(&schema)
             .expect("a valid schema name");
@@ -87,6 +91,10 @@ impl PartitionedFixture {
             .await
             .map_err(|e| e.to_string())?;
         AddVersion::new(&self.schema, "session")
+            .up(&manager)
+            .await
+            .map_err(|e| e.to_string())?;
+        AddLongLived::new(&self.schema, "session")
             .up(&manager)
             .await
             .map_err(|e| e.to_string())

@@ -162,6 +162,7 @@ fn row_of(user: &str, created_at: OffsetDateTime, expires_at: OffsetDateTime) ->
         created_at,
         saved_at: created_at,
         listed_values: None,
+        long_lived: false,
     }
 }
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tower_sessions::{
     cookie::{Cookie, SameSite},
-    session, session_store, Session,
+    session, session_store, Expiry, Session,
 };
 use tower_sessions_seaorm_store::{SeaOrmStoreError, SessionHandle, UserSession};
 
@@ -37,6 +37,11 @@ pub const LAST_ACTIVE: &str = "last_active";
 pub const LISTED: [&str; 3] = [DEVICE, SIGNED_IN_AT, LAST_ACTIVE];
 /// Until when (microseconds) this device was told of the user's sign-ins elsewhere.
 pub const NOTICES_SEEN: &str = "notices_seen";
+/// `true` when the user ticked "remember me": the store then keeps the login 30 days, not one.
+pub const REMEMBER_ME: &str = "remember_me";
+/// How long a session lives unused: the layer's, and a remembered session's.
+pub const IDLE: time::Duration = time::Duration::days(7);
+const REMEMBERED_IDLE: time::Duration = time::Duration::days(30);
 
 /// How many of the user's recent sign-ins the account page shows.
 const RECENT_SIGN_INS: usize = 5;
@@ -224,6 +229,8 @@ fn device_row(
 #[derive(Deserialize)]
 pub struct Login {
     name: String,
+    /// The checkbox: sent (as "on") only when ticked.
+    remember_me: Option<String>,
 }
 
 /// Logs in as `name`, and records the device. The session id changes, so an id planted
@@ -254,14 +261,27 @@ pub async fn login(
     session
         .insert(NOTICES_SEEN, micros(OffsetDateTime::now_utc()))
         .await?;
+    // The server writes the mark; nothing the browser sends later can set it.
+    if form.remember_me.is_some() {
+        session.insert(REMEMBER_ME, true).await?;
+        session.set_expiry(Some(Expiry::OnInactivity(REMEMBERED_IDLE)));
+    }
     Ok(([(header::SET_COOKIE, app.marker(true))], Redirect::to("/")).into_response())
 }
 
 /// Logs out, keeping the visit count, under a new session id.
 pub async fn logout(State(app): State<App>, session: Session) -> Result<Response, Failure> {
-    for key in [USER, DEVICE, SIGNED_IN_AT, LAST_ACTIVE, NOTICES_SEEN] {
+    for key in [
+        USER,
+        DEVICE,
+        SIGNED_IN_AT,
+        LAST_ACTIVE,
+        NOTICES_SEEN,
+        REMEMBER_ME,
+    ] {
         session.remove_value(key).await?;
     }
+    session.set_expiry(Some(Expiry::OnInactivity(IDLE)));
     session.cycle_id().await?;
     Ok(([(header::SET_COOKIE, app.marker(false))], Redirect::to("/")).into_response())
 }

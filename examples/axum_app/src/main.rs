@@ -108,13 +108,19 @@ async fn serve(store: Store) -> Result<(), BoxError> {
     // Index sessions by the logged-in user's name, and skip rewriting a session whose values
     // did not change (the visit counter changes on every page, the other routes do not).
     // The device list shows each session's `LISTED` values (browser and OS, times), which the
-    // store copies beside the session at each write. A login lasts 30 days at most, however
-    // active, and a user keeps at most 10 devices signed in (the least recently active go).
+    // store copies beside the session at each write. A login lasts a day at most, however
+    // active, or 30 days when the user ticked "remember me" (`REMEMBER_ME`, which only the
+    // login handler writes); a user keeps at most 10 devices signed in (the least recently
+    // active go).
     let store = store
         .with_user_key(handlers::USER)?
         .with_listed_values(handlers::LISTED)?
         .with_touch_after(Duration::from_secs(60))
-        .with_absolute_lifetime(Duration::from_secs(30 * 24 * 60 * 60))
+        .with_absolute_lifetime(Duration::from_secs(24 * 60 * 60))
+        .with_long_lived_sessions(
+            handlers::REMEMBER_ME,
+            Duration::from_secs(30 * 24 * 60 * 60),
+        )?
         .with_max_sessions_per_user(10)?;
     // Every sign-in and session end, kept 90 days: the account page's "recent sign-ins", and
     // through `events()` the "new sign-in" notice on the user's other devices.
@@ -130,7 +136,7 @@ async fn serve(store: Store) -> Result<(), BoxError> {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(secure_cookies)
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
+        .with_expiry(Expiry::OnInactivity(handlers::IDLE));
     let app = Router::new()
         .route("/", get(handlers::home))
         .route("/login", post(handlers::login))

@@ -166,6 +166,7 @@ pub fn sign_in(visits: u64, signed_out_elsewhere: bool) -> Html<String> {
          <section class=\"card\"><p style=\"margin-top:0\">Not logged in</p>\
          <form class=\"row\" method=\"post\" action=\"/login\">\
          <input name=\"name\" placeholder=\"Your name\" aria-label=\"Your name\" required maxlength=\"64\" autofocus>\
+         <label><input type=\"checkbox\" name=\"remember_me\"> Remember me</label>\
          <button>Log in</button></form></section>"
     );
     Html(page("Sign in", &body))

@@ -177,6 +177,47 @@ async fn the_example_counts_visits_logs_in_and_out_and_survives_a_restart() {
     app.kill();
 }
 
+/// "Remember me" marks the session long-lived in the store (the handler writes the mark) and
+/// gives it a 30-day idle timeout; a login without it stays short.
+#[tokio::test]
+async fn remember_me_makes_a_long_lived_session_and_a_30_day_cookie() {
+    let example = Example::start();
+    let mut remembered = Browser::new();
+    let page = remembered.get(&example.url("/")).await;
+    assert!(page.body.contains("name=\"remember_me\""), "{}", page.body);
+    let login = remembered
+        .post_form(&example.url("/login"), "name=Ada&remember_me=on")
+        .await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
+    let max_age = |cookies: &[String]| {
+        cookies
+            .iter()
+            .filter(|cookie| cookie.starts_with("id="))
+            .flat_map(|cookie| cookie.split(';'))
+            .find_map(|attribute| attribute.trim().strip_prefix("Max-Age=").map(str::to_owned))
+    };
+    assert_eq!(max_age(&login.set_cookies).as_deref(), Some("2592000"));
+    let mut plain = Browser::new();
+    plain.get(&example.url("/")).await;
+    let login = plain.post_form(&example.url("/login"), "name=Grace").await;
+    assert_eq!(max_age(&login.set_cookies).as_deref(), Some("604800"));
+
+    let conn = Database::connect(file_url(&example.db.0)).await.unwrap();
+    for (user, marked) in [("Ada", 1), ("Grace", 0)] {
+        let row = conn
+            .query_one_raw(
+                tower_sessions_seaorm_store::sea_orm::Statement::from_string(
+                    conn.get_database_backend(),
+                    format!("SELECT long_lived FROM session WHERE user_key = '{user}'"),
+                ),
+            )
+            .await
+            .unwrap()
+            .expect("the user's session");
+        assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), marked, "{user}");
+    }
+}
+
 #[tokio::test]
 async fn each_device_is_listed_as_a_person_recognises_it() {
     let example = Example::start();

@@ -110,9 +110,10 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         limit: u64,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Option<bool>, RepositoryError> {
         self.call(Operation::Create, |inner| {
-            inner.insert_within_limit(row, limit, now, born_after)
+            inner.insert_within_limit(row, limit, now, born_after, long_born_after)
         })
         .await
     }
@@ -124,9 +125,17 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         limit: u64,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Option<bool>, RepositoryError> {
         self.call(Operation::Save, |inner| {
-            inner.update_within_limit(row, expected_version, limit, now, born_after)
+            inner.update_within_limit(
+                row,
+                expected_version,
+                limit,
+                now,
+                born_after,
+                long_born_after,
+            )
         })
         .await
     }
@@ -136,9 +145,10 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         id: &str,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError> {
         self.call(Operation::Load, |inner| {
-            inner.find_unexpired(id, now, born_after)
+            inner.find_unexpired(id, now, born_after, long_born_after)
         })
         .await
     }
@@ -152,10 +162,11 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         &self,
         now: OffsetDateTime,
         born_before: Option<OffsetDateTime>,
+        long_born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         self.call(Operation::DeleteExpired, |inner| {
-            inner.delete_expired_batch(now, born_before, limit)
+            inner.delete_expired_batch(now, born_before, long_born_before, limit)
         })
         .await
     }
@@ -165,9 +176,10 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         user_key: &str,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
         self.call(Operation::ListUserSessions, |inner| {
-            inner.find_unexpired_by_user(user_key, now, born_after)
+            inner.find_unexpired_by_user(user_key, now, born_after, long_born_after)
         })
         .await
     }
@@ -179,9 +191,10 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         keep: u64,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         self.call(Operation::DeleteUserSessions, |inner| {
-            inner.trim_user_sessions(user_key, keep, now, born_after)
+            inner.trim_user_sessions(user_key, keep, now, born_after, long_born_after)
         })
         .await
     }
@@ -213,9 +226,10 @@ impl<R: SessionRepository> SessionRepository for FaultyRepository<R> {
         user_key: Option<&'a str>,
         now: OffsetDateTime,
         born_after: Option<OffsetDateTime>,
+        long_born_after: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         self.call(Operation::CountSessions, |inner| {
-            inner.count_unexpired(user_key, now, born_after)
+            inner.count_unexpired(user_key, now, born_after, long_born_after)
         })
         .await
     }

@@ -47,6 +47,9 @@ pub struct Model {
     /// The row's version: 0 when created, one more at every save. Concurrent saves merge by
     /// it; a program that writes `data` itself should add one too.
     pub version: i64,
+    /// Whether the session is long-lived ("remember me", `with_long_lived_sessions`): it then
+    /// lives to that lifetime instead of the absolute lifetime.
+    pub long_lived: bool,
 }
 
 /// The table's columns.
@@ -70,10 +73,12 @@ pub enum Column {
     ListedValues,
     /// `version`.
     Version,
+    /// `long_lived`.
+    LongLived,
 }
 
 impl Iterable for Column {
-    type Iterator = std::array::IntoIter<Self, 9>;
+    type Iterator = std::array::IntoIter<Self, 10>;
 
     fn iter() -> Self::Iterator {
         [
@@ -86,6 +91,7 @@ impl Iterable for Column {
             Self::UpdatedAt,
             Self::ListedValues,
             Self::Version,
+            Self::LongLived,
         ]
         .into_iter()
     }
@@ -105,6 +111,7 @@ impl ColumnTrait for Column {
             Self::UserKey | Self::ListedValues => ColumnType::Text.def().nullable(),
             Self::DataDigest => bytes().def().nullable(),
             Self::Version => ColumnType::BigInteger.def(),
+            Self::LongLived => ColumnType::Boolean.def(),
         }
     }
 }

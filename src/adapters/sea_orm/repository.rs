@@ -142,6 +142,7 @@ impl SeaOrmRepository {
             Param::Bytes(bytes) => Value::Bytes(bytes),
             Param::Instant(at) => self.dialect.instant(at),
             Param::Integer(value) => Value::BigInt(Some(value)),
+            Param::Boolean(value) => Value::Bool(Some(value)),
         });
         Statement::from_sql_and_values(self.conn.get_database_backend(), sql, values)
     }

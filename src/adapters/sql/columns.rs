@@ -11,6 +11,7 @@ pub(crate) enum Column {
     UpdatedAt,
     ListedValues,
     Version,
+    LongLived,
 }
 
 impl sea_orm::sea_query::Iden for Column {
@@ -24,6 +25,7 @@ impl sea_orm::sea_query::Iden for Column {
             Self::UpdatedAt => "updated_at",
             Self::ListedValues => "listed_values",
             Self::Version => "version",
+            Self::LongLived => "long_lived",
         }
     }
 }
@@ -46,7 +48,7 @@ pub(crate) struct RowStatement {
 
 /// The columns a row is written to, in the order its values are bound (`version` takes its
 /// default, 0).
-pub(crate) const ROW_COLUMNS: [Column; 7] = [
+pub(crate) const ROW_COLUMNS: [Column; 8] = [
     Column::Id,
     Column::Data,
     Column::ExpiryDate,
@@ -54,4 +56,14 @@ pub(crate) const ROW_COLUMNS: [Column; 7] = [
     Column::CreatedAt,
     Column::UpdatedAt,
     Column::ListedValues,
+    Column::LongLived,
 ];
+
+/// The creation bound of a live row in hand-written SQL, `short` and `long` its placeholders:
+/// created after `short` (the absolute lifetime) or, marked long-lived, after `long` (its own).
+/// The one place the two lifetimes meet; `statements.rs` builds the same with sea-query.
+pub(crate) fn born_live(dialect: super::Dialect, short: &str, long: &str) -> String {
+    let [created, long_lived] =
+        ["created_at", "long_lived"].map(|column| super::identifier::quote(dialect, column));
+    format!("({created} > {short} OR ({long_lived} AND {created} > {long}))")
+}

@@ -18,6 +18,8 @@ pub(crate) enum Param {
     Instant(OffsetDateTime),
     /// A bigint: a row's version, or a `LIMIT` or `OFFSET` ([`Param::count`]).
     Integer(i64),
+    /// A boolean: the long-lived marker.
+    Boolean(bool),
 }
 
 impl Param {

@@ -22,14 +22,17 @@
 //! login history, each ended row logs `revoked` in the same statement (SQLite: the same
 //! transaction, from the rows the delete returns).
 
-use super::{dialect::Dialect, history, identifier::quote, per_user::KeyedDeletes, SessionTable};
+use super::{
+    columns::born_live, dialect::Dialect, history, identifier::quote, per_user::KeyedDeletes,
+    SessionTable,
+};
 
 /// The operators' statements of one dialect, for one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ending {
-    /// `now, born_after`: the number of live rows.
+    /// `now, born_after, long_born_after`: the number of live rows.
     pub count: String,
-    /// `user_key, now, born_after`: the number of the user's live rows.
+    /// `user_key, now, born_after, long_born_after`: the number of the user's live rows.
     pub count_by_user: String,
     /// `before, limit`. PostgreSQL: the batch, returning `deleted, found`. SQLite: the delete
     /// of at most `limit` rows. MySQL and Citus: the read of at most `limit` keys, which
@@ -49,13 +52,12 @@ impl Ending {
         let [id, user_key, expiry, created] =
             ["id", "user_key", "expiry_date", "created_at"].map(|column| quote(dialect, column));
         let count = |user: &str, first: usize| {
-            let (now, born) = match dialect {
-                Dialect::Postgres => (format!("${first}"), format!("${}", first + 1)),
-                Dialect::Sqlite | Dialect::MySql => ("?".to_owned(), "?".to_owned()),
+            let [now, short, long] = match dialect {
+                Dialect::Postgres => [0, 1, 2].map(|n| format!("${}", first + n)),
+                Dialect::Sqlite | Dialect::MySql => ["?", "?", "?"].map(str::to_owned),
             };
-            format!(
-                "SELECT count(*) FROM {target} WHERE {user}{expiry} > {now} AND {created} > {born}"
-            )
+            let born = born_live(dialect, &short, &long);
+            format!("SELECT count(*) FROM {target} WHERE {user}{expiry} > {now} AND {born}")
         };
         let (count_all, count_by_user) = match dialect {
             Dialect::Postgres => (count("", 1), count(&format!("{user_key} = $1 AND "), 2)),
@@ -199,7 +201,7 @@ mod tests {
         );
         assert_eq!(
             pg.count_by_user,
-            r#"SELECT count(*) FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
+            r#"SELECT count(*) FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND ("created_at" > $3 OR ("long_lived" AND "created_at" > $4))"#
         );
         assert!(pg.delete_keys.is_empty());
     }
@@ -224,7 +226,7 @@ mod tests {
         assert!(logged.created_before_by_user.ends_with(history::RETURNING));
         assert_eq!(
             plain.count,
-            r#"SELECT count(*) FROM "session" WHERE "expiry_date" > ? AND "created_at" > ?"#
+            r#"SELECT count(*) FROM "session" WHERE "expiry_date" > ? AND ("created_at" > ? OR ("long_lived" AND "created_at" > ?))"#
         );
     }
 

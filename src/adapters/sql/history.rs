@@ -235,7 +235,9 @@ pub(crate) fn wrap(mut statements: Statements, table: &SessionTable) -> Statemen
     per_user.delete_by_user_except =
         ended(&history, &per_user.delete_by_user_except, &revoked, now);
     // The trim's `$2` is "now"; the cleanup's `$1` is "now" and, outliving, `$2` the instant
-    // at or before which a session was created too long ago.
+    // at or before which a session was created too long ago (a long-lived session deleted for
+    // its idle expiry past it is logged `lifetime` too, as on SQLite and MySQL: the entry's
+    // reason reads the creation instant only).
     per_user.trim = ended(
         &history,
         &per_user.trim,

@@ -32,7 +32,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{dialect::Dialect, driver::Param, identifier::quote, SessionTable};
+use super::{columns::born_live, dialect::Dialect, driver::Param, identifier::quote, SessionTable};
 
 /// The most keys one MySQL delete by key names; more are deleted in several statements.
 pub(crate) const MAX_KEYS_PER_DELETE: usize = 64;
@@ -93,7 +93,8 @@ pub(crate) struct Refusing {
     scope: String,
     /// The lock, bound by [`Refusing::lock_values`].
     pub lock: String,
-    /// `user_key, id, now, born_after`: how many live sessions the user has but this one.
+    /// `user_key, id, now, born_after, long_born_after`: how many live sessions the user has
+    /// but this one.
     pub count: String,
     /// MySQL: `RELEASE_LOCK` of the name; empty elsewhere.
     pub release: String,
@@ -106,14 +107,15 @@ pub(crate) const LOCK_WAIT_SECONDS: i64 = 10;
 impl Refusing {
     fn new(dialect: Dialect, table: &SessionTable) -> Self {
         let target = table.quoted(dialect);
-        let [id, user_key, expiry, created] =
-            ["id", "user_key", "expiry_date", "created_at"].map(|column| quote(dialect, column));
+        let [id, user_key, expiry] =
+            ["id", "user_key", "expiry_date"].map(|column| quote(dialect, column));
         let (lock, count, release) = match dialect {
             Dialect::Postgres => (
                 "SELECT pg_advisory_xact_lock($1)".to_owned(),
                 format!(
                     "SELECT count(*) FROM {target} WHERE {user_key} = $1 AND {id} <> $2 AND \
-                     {expiry} > $3 AND {created} > $4"
+                     {expiry} > $3 AND {}",
+                    born_live(dialect, "$4", "$5")
                 ),
                 String::new(),
             ),
@@ -121,7 +123,8 @@ impl Refusing {
                 format!("UPDATE {target} SET {id} = {id} WHERE {id} = ?"),
                 format!(
                     "SELECT count(*) FROM {target} WHERE {user_key} = ? AND {id} <> ? AND \
-                     {expiry} > ? AND {created} > ?"
+                     {expiry} > ? AND {}",
+                    born_live(dialect, "?", "?")
                 ),
                 String::new(),
             ),
@@ -130,7 +133,8 @@ impl Refusing {
                 "SELECT CAST(GET_LOCK(?, ?) AS SIGNED)".to_owned(),
                 format!(
                     "SELECT CAST(count(*) AS SIGNED) FROM {target} WHERE {user_key} = ? AND \
-                     {id} <> ? AND {expiry} > ? AND {created} > ?"
+                     {id} <> ? AND {expiry} > ? AND {}",
+                    born_live(dialect, "?", "?")
                 ),
                 "SELECT RELEASE_LOCK(?)".to_owned(),
             ),
@@ -233,9 +237,8 @@ pub(crate) fn padded<T: Clone>(keys: &[T], count: usize) -> Vec<T> {
 impl PerUser {
     pub(crate) fn new(dialect: Dialect, table: &SessionTable) -> Self {
         let target = table.quoted(dialect);
-        let [id, user_key, expiry, created, updated] =
-            ["id", "user_key", "expiry_date", "created_at", "updated_at"]
-                .map(|column| quote(dialect, column));
+        let [id, user_key, expiry, updated] =
+            ["id", "user_key", "expiry_date", "updated_at"].map(|column| quote(dialect, column));
         let ranking = format!("ORDER BY {updated} DESC, {id} DESC");
         match dialect {
             // On a table distributed by Citus, MySQL's two steps: Citus refuses `FOR UPDATE` in
@@ -248,8 +251,13 @@ impl PerUser {
             // multi-shard write at a time into a shard: 42 logins per second from one client on
             // the test machine, where this does 94 (SCALING.md).
             Dialect::Postgres if table.distributed() => {
+                // "Now" at `$first`, the two creation bounds after it.
                 let live = |first: usize| {
-                    format!(" AND {expiry} > ${} AND {created} > ${}", first, first + 1)
+                    let (short, long) = (format!("${}", first + 1), format!("${}", first + 2));
+                    format!(
+                        " AND {expiry} > ${first} AND {}",
+                        born_live(dialect, &short, &long)
+                    )
                 };
                 let by_key = |live: &dyn Fn(usize) -> String| {
                     KeyedDeletes::rendered(|count| {
@@ -266,7 +274,7 @@ impl PerUser {
                 };
                 Self {
                     trim: format!(
-                        "SELECT {id} FROM {target} WHERE {user_key} = $1{} {ranking} OFFSET $4",
+                        "SELECT {id} FROM {target} WHERE {user_key} = $1{} {ranking} OFFSET $5",
                         live(2)
                     ),
                     delete_by_user: format!("SELECT {id} FROM {target} WHERE {user_key} = $1"),
@@ -279,12 +287,12 @@ impl PerUser {
                 }
             }
             Dialect::Postgres => {
-                let live = format!("{expiry} > $2 AND {created} > $3");
+                let live = format!("{expiry} > $2 AND {}", born_live(dialect, "$3", "$4"));
                 // Locks what the plain read (`ranked`) chose, in key order, re-checking each
                 // row as it is once locked; the DELETE then finds every row locked already.
                 let trim = format!(
                     "WITH \"ranked\" AS (SELECT {id} FROM {target} WHERE {user_key} = $1 AND \
-                     {live} {ranking} OFFSET $4), \"locked\" AS (SELECT {id} FROM {target} \
+                     {live} {ranking} OFFSET $5), \"locked\" AS (SELECT {id} FROM {target} \
                      WHERE {id} IN (SELECT {id} FROM \"ranked\") AND {user_key} = $1 AND {live} \
                      ORDER BY {id} FOR UPDATE) DELETE FROM {target} WHERE {id} IN (SELECT {id} \
                      FROM \"locked\") AND {user_key} = $1"
@@ -309,8 +317,9 @@ impl PerUser {
             Dialect::Sqlite => Self {
                 trim: format!(
                     "DELETE FROM {target} WHERE {user_key} = ? AND {id} IN (SELECT {id} FROM \
-                     {target} WHERE {user_key} = ? AND {expiry} > ? AND {created} > ? {ranking} \
-                     LIMIT -1 OFFSET ?)"
+                     {target} WHERE {user_key} = ? AND {expiry} > ? AND {} {ranking} LIMIT -1 \
+                     OFFSET ?)",
+                    born_live(dialect, "?", "?")
                 ),
                 delete_by_user: format!("DELETE FROM {target} WHERE {user_key} = ?"),
                 delete_by_user_except: format!(
@@ -334,8 +343,9 @@ impl PerUser {
                 };
                 Self {
                     trim: format!(
-                        "SELECT {id} FROM {target} WHERE {user_key} = ? AND {expiry} > ? AND \
-                         {created} > ? {ranking} LIMIT 18446744073709551615 OFFSET ?"
+                        "SELECT {id} FROM {target} WHERE {user_key} = ? AND {expiry} > ? AND {} \
+                         {ranking} LIMIT 18446744073709551615 OFFSET ?",
+                        born_live(dialect, "?", "?")
                     ),
                     delete_by_user: format!(
                         "SELECT {id} FROM {target} WHERE {user_key} = ? ORDER BY {id}"
@@ -344,7 +354,10 @@ impl PerUser {
                         "SELECT {id} FROM {target} WHERE {user_key} = ? AND {id} <> ? ORDER BY \
                          {id}"
                     ),
-                    delete_live_keys: by_key(&format!(" AND {expiry} > ? AND {created} > ?")),
+                    delete_live_keys: by_key(&format!(
+                        " AND {expiry} > ? AND {}",
+                        born_live(dialect, "?", "?")
+                    )),
                     delete_keys: by_key(""),
                     refusing: Refusing::new(dialect, table),
                 }
@@ -352,18 +365,28 @@ impl PerUser {
         }
     }
 
-    /// The values [`PerUser::trim`] takes, in order, from the user, "now", the lower bound on
-    /// the creation instant of a live row, and how many of the most recently saved to keep.
+    /// The values [`PerUser::trim`] takes, in order, from the user, "now", the lower bounds on
+    /// the creation instant of a live row (short, then long-lived), and how many of the most
+    /// recently saved to keep.
     pub(crate) fn trim_values<V: Clone>(
         dialect: Dialect,
         user_key: V,
         now: V,
-        born_after: V,
+        [born_after, long_born_after]: [V; 2],
         keep: V,
     ) -> Vec<V> {
         match dialect {
-            Dialect::Postgres | Dialect::MySql => vec![user_key, now, born_after, keep],
-            Dialect::Sqlite => vec![user_key.clone(), user_key, now, born_after, keep],
+            Dialect::Postgres | Dialect::MySql => {
+                vec![user_key, now, born_after, long_born_after, keep]
+            }
+            Dialect::Sqlite => vec![
+                user_key.clone(),
+                user_key,
+                now,
+                born_after,
+                long_born_after,
+                keep,
+            ],
         }
     }
 }
@@ -377,7 +400,7 @@ mod tests {
         let pg = PerUser::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             pg.trim,
-            r#"WITH "ranked" AS (SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3 ORDER BY "updated_at" DESC, "id" DESC OFFSET $4), "locked" AS (SELECT "id" FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "ranked") AND "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3 ORDER BY "id" FOR UPDATE) DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "locked") AND "user_key" = $1"#
+            r#"WITH "ranked" AS (SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND ("created_at" > $3 OR ("long_lived" AND "created_at" > $4)) ORDER BY "updated_at" DESC, "id" DESC OFFSET $5), "locked" AS (SELECT "id" FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "ranked") AND "user_key" = $1 AND "expiry_date" > $2 AND ("created_at" > $3 OR ("long_lived" AND "created_at" > $4)) ORDER BY "id" FOR UPDATE) DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "locked") AND "user_key" = $1"#
         );
         assert_eq!(
             pg.delete_by_user,
@@ -396,7 +419,7 @@ mod tests {
         let pg = PerUser::new(Dialect::Postgres, &table);
         assert_eq!(
             pg.trim,
-            r#"SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3 ORDER BY "updated_at" DESC, "id" DESC OFFSET $4"#
+            r#"SELECT "id" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND ("created_at" > $3 OR ("long_lived" AND "created_at" > $4)) ORDER BY "updated_at" DESC, "id" DESC OFFSET $5"#
         );
         assert_eq!(
             pg.delete_by_user_except,
@@ -406,7 +429,7 @@ mod tests {
             pg.delete_live_keys.for_keys(1),
             Some((
                 1,
-                r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN ($1) AND "user_key" = $2 AND "expiry_date" > $3 AND "created_at" > $4"#
+                r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN ($1) AND "user_key" = $2 AND "expiry_date" > $3 AND ("created_at" > $4 OR ("long_lived" AND "created_at" > $5))"#
             ))
         );
         assert_eq!(
@@ -423,9 +446,9 @@ mod tests {
         let sqlite = PerUser::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
             sqlite.trim,
-            r#"DELETE FROM "session" WHERE "user_key" = ? AND "id" IN (SELECT "id" FROM "session" WHERE "user_key" = ? AND "expiry_date" > ? AND "created_at" > ? ORDER BY "updated_at" DESC, "id" DESC LIMIT -1 OFFSET ?)"#
+            r#"DELETE FROM "session" WHERE "user_key" = ? AND "id" IN (SELECT "id" FROM "session" WHERE "user_key" = ? AND "expiry_date" > ? AND ("created_at" > ? OR ("long_lived" AND "created_at" > ?)) ORDER BY "updated_at" DESC, "id" DESC LIMIT -1 OFFSET ?)"#
         );
-        let values = PerUser::trim_values(Dialect::Sqlite, 1, 2, 3, 4);
+        let values = PerUser::trim_values(Dialect::Sqlite, 1, 2, [3, 4], 5);
         assert_eq!(values.len(), sqlite.trim.matches('?').count());
     }
 
@@ -434,14 +457,14 @@ mod tests {
         let mysql = PerUser::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             mysql.trim,
-            "SELECT `id` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ? AND `created_at` > ? ORDER BY `updated_at` DESC, `id` DESC LIMIT 18446744073709551615 OFFSET ?"
+            "SELECT `id` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ? AND (`created_at` > ? OR (`long_lived` AND `created_at` > ?)) ORDER BY `updated_at` DESC, `id` DESC LIMIT 18446744073709551615 OFFSET ?"
         );
         assert!(!mysql.trim.contains("FOR UPDATE") && !mysql.trim.contains("SHARE"));
         assert_eq!(
             mysql.delete_live_keys.for_keys(3),
             Some((
                 4,
-                "DELETE `session` FROM `session` FORCE INDEX (PRIMARY) WHERE `id` IN (?, ?, ?, ?) AND `user_key` = ? AND `expiry_date` > ? AND `created_at` > ?"
+                "DELETE `session` FROM `session` FORCE INDEX (PRIMARY) WHERE `id` IN (?, ?, ?, ?) AND `user_key` = ? AND `expiry_date` > ? AND (`created_at` > ? OR (`long_lived` AND `created_at` > ?))"
             ))
         );
         assert_eq!(

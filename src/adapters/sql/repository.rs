@@ -35,6 +35,7 @@ fn row_params(binds: &[Bind], row: SessionRow, version: Option<i64>) -> Vec<Para
             Bind::Column(Column::CreatedAt) => Param::Instant(row.created_at),
             Bind::Column(Column::UpdatedAt) => Param::Instant(row.saved_at),
             Bind::Column(Column::ListedValues) => Param::Text(row.listed_values.clone()),
+            Bind::Column(Column::LongLived) => Param::Boolean(row.long_lived),
             Bind::Column(Column::Version) | Bind::ExpectedVersion => {
                 Param::Integer(version.unwrap_or_default())
             }
@@ -42,10 +43,13 @@ fn row_params(binds: &[Bind], row: SessionRow, version: Option<i64>) -> Vec<Para
         .collect()
 }
 
-/// The lower bound on `created_at` of the rows a read returns: without an absolute lifetime,
-/// the earliest instant a row holds, so every row passes.
-fn born_after(born_after: Option<OffsetDateTime>) -> Param {
-    Param::Instant(born_after.unwrap_or(EARLIEST))
+/// The lower bounds on `created_at` of the rows a read returns, short then long-lived: without
+/// an absolute lifetime, the earliest instant a row holds, so every row passes; without a long
+/// lifetime, the short bound for both, so a marked row lives no longer than another.
+fn born_after(born_after: Option<OffsetDateTime>, long: Option<OffsetDateTime>) -> [Param; 2] {
+    let short = born_after.unwrap_or(EARLIEST);
+    let long = born_after.map_or(EARLIEST, |short| long.unwrap_or(short));
+    [Param::Instant(short), Param::Instant(long)]
 }
 
 /// What a write's rows log in the login history on SQLite and MySQL (PostgreSQL's statements
@@ -342,8 +346,9 @@ impl<D: SqlDriver> SessionRepository for D {
         limit: u64,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<Option<bool>, RepositoryError> {
-        let Some(guarded) = below_limit(self, &row, limit, now, born).await? else {
+        let Some(guarded) = below_limit(self, &row, limit, now, born, long_born).await? else {
             return Ok(None);
         };
         // An error drops `guarded`: rolled back, nothing written.
@@ -359,8 +364,9 @@ impl<D: SqlDriver> SessionRepository for D {
         limit: u64,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<Option<bool>, RepositoryError> {
-        let Some(guarded) = below_limit(self, &row, limit, now, born).await? else {
+        let Some(guarded) = below_limit(self, &row, limit, now, born, long_born).await? else {
             return Ok(None);
         };
         // With the history, the save that may sign someone in reports, and so logs.
@@ -377,8 +383,10 @@ impl<D: SqlDriver> SessionRepository for D {
         id: &str,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError> {
-        let params = vec![Param::text(id), Param::Instant(now), born_after(born)];
+        let mut params = vec![Param::text(id), Param::Instant(now)];
+        params.extend(born_after(born, long_born));
         let rows = self
             .query(&self.statements().find_unexpired, params)
             .await?;
@@ -390,6 +398,7 @@ impl<D: SqlDriver> SessionRepository for D {
             created_at: row.instant(1)?,
             version: row.integer(2)?,
             user_key: row.optional_text(3)?,
+            long_lived: row.boolean(4)?,
         }))
     }
 
@@ -404,6 +413,7 @@ impl<D: SqlDriver> SessionRepository for D {
         &self,
         now: OffsetDateTime,
         born_before: Option<OffsetDateTime>,
+        long_born_before: Option<OffsetDateTime>,
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         let statements = self.statements();
@@ -416,7 +426,11 @@ impl<D: SqlDriver> SessionRepository for D {
             ),
             Some(born_before) => (
                 &statements.delete_outlived_batch,
-                statements.delete_outlived_values(now, Param::Instant(born_before), limit),
+                statements.delete_outlived_values(
+                    now,
+                    born_after(Some(born_before), long_born_before),
+                    limit,
+                ),
             ),
         };
         Ok(written(self, sql, params, log).await?)
@@ -427,8 +441,10 @@ impl<D: SqlDriver> SessionRepository for D {
         user_key: &str,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<Vec<UserSessionRow>, RepositoryError> {
-        let params = vec![Param::text(user_key), Param::Instant(now), born_after(born)];
+        let mut params = vec![Param::text(user_key), Param::Instant(now)];
+        params.extend(born_after(born, long_born));
         let rows = self
             .query(&self.statements().find_unexpired_by_user, params)
             .await?;
@@ -440,6 +456,7 @@ impl<D: SqlDriver> SessionRepository for D {
                     created_at: row.instant(2)?,
                     saved_at: row.instant(3)?,
                     listed_values: row.optional_text(4)?,
+                    long_lived: row.boolean(5)?,
                 })
             })
             .collect()
@@ -451,10 +468,15 @@ impl<D: SqlDriver> SessionRepository for D {
         keep: u64,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let per_user = &self.statements().per_user;
         let log = Log::Ended(history::kind::TRIMMED, now);
-        let (user, now, born) = (Param::text(user_key), Param::Instant(now), born_after(born));
+        let (user, now, born) = (
+            Param::text(user_key),
+            Param::Instant(now),
+            born_after(born, long_born),
+        );
         let params = PerUser::trim_values(
             self.dialect(),
             user.clone(),
@@ -462,7 +484,9 @@ impl<D: SqlDriver> SessionRepository for D {
             born.clone(),
             Param::count(keep),
         );
-        let (deletes, checks) = (&per_user.delete_live_keys, vec![user, now, born]);
+        let mut checks = vec![user, now];
+        checks.extend(born);
+        let deletes = &per_user.delete_live_keys;
         delete_per_user(self, &per_user.trim, params, deletes, checks, log).await
     }
 
@@ -500,13 +524,15 @@ impl<D: SqlDriver> SessionRepository for D {
         user_key: Option<&'a str>,
         now: OffsetDateTime,
         born: Option<OffsetDateTime>,
+        long_born: Option<OffsetDateTime>,
     ) -> Result<u64, RepositoryError> {
         let ending = &self.statements().ending;
         let (sql, mut params) = match user_key {
             None => (&ending.count, Vec::new()),
             Some(user) => (&ending.count_by_user, vec![Param::text(user)]),
         };
-        params.extend([Param::Instant(now), born_after(born)]);
+        params.push(Param::Instant(now));
+        params.extend(born_after(born, long_born));
         let rows = self.query(sql, params).await?;
         let count = match rows.first() {
             Some(row) => row.integer(0)?,
@@ -607,6 +633,7 @@ async fn below_limit<D: SqlDriver>(
     limit: u64,
     now: OffsetDateTime,
     born: Option<OffsetDateTime>,
+    long_born: Option<OffsetDateTime>,
 ) -> Result<Option<D>, RepositoryError> {
     let Some(user) = row.user_key.as_deref() else {
         return Err(RepositoryError::Statement(
@@ -633,12 +660,8 @@ async fn below_limit<D: SqlDriver>(
             guarded.execute(&refusing.lock, lock).await?;
         }
     }
-    let params = vec![
-        Param::text(user),
-        Param::text(&row.id),
-        Param::Instant(now),
-        born_after(born),
-    ];
+    let mut params = vec![Param::text(user), Param::text(&row.id), Param::Instant(now)];
+    params.extend(born_after(born, long_born));
     let counted = guarded.query(&refusing.count, params).await?;
     let others = match counted.first() {
         Some(row) => u64::try_from(row.integer(0)?).unwrap_or_default(),

@@ -41,16 +41,17 @@ pub(crate) struct Statements {
     /// [`Statements::update_if_version`], also telling whether it gave the row another user
     /// key.
     pub update_if_version_reporting: RowStatement,
-    /// `user_key, now, born_after`; returns `id, expiry_date, created_at, updated_at,
-    /// listed_values` (the instants on PostgreSQL clamped to years 1 to 9999).
+    /// `user_key, now, born_after, long_born_after`; returns `id, expiry_date, created_at,
+    /// updated_at, listed_values, long_lived` (the instants on PostgreSQL clamped to years 1 to
+    /// 9999).
     pub find_unexpired_by_user: String,
     /// The deletes of several rows of one user: the per-user limit's trim, "log out
     /// everywhere", "log out my other devices" (see [`super::per_user`]).
     pub per_user: PerUser,
     /// `user_key, id`.
     pub delete_by_user_and_id: String,
-    /// `id, now, born_after`; returns `data, created_at` (clamped like a listing's), `version,
-    /// user_key`.
+    /// `id, now, born_after, long_born_after`; returns `data, created_at` (clamped like a
+    /// listing's), `version, user_key, long_lived`.
     pub find_unexpired: String,
     /// `id`.
     pub delete_by_id: String,
@@ -115,6 +116,7 @@ fn placeholder(column: Column) -> Value {
         Column::Data => data(),
         Column::ExpiryDate | Column::CreatedAt | Column::UpdatedAt | Column::Version => instant(),
         Column::ListedValues => id(),
+        Column::LongLived => Value::Bool(None),
     }
 }
 
@@ -158,10 +160,11 @@ impl Statements {
             .expr(read_instant(dialect, Column::CreatedAt))
             .expr(read_instant(dialect, Column::UpdatedAt))
             .column(Column::ListedValues)
+            .column(Column::LongLived)
             .from(target())
             .and_where(Expr::col(Column::UserKey).eq(id()))
             .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
-            .and_where(Expr::col(Column::CreatedAt).gt(instant()))
+            .cond_where(born_live())
             .to_owned();
         // The user is checked again in the delete itself: a session that changed hands since
         // it was listed is not deleted for its former user.
@@ -176,10 +179,11 @@ impl Statements {
             .expr(read_instant(dialect, Column::CreatedAt))
             .column(Column::Version)
             .column(Column::UserKey)
+            .column(Column::LongLived)
             .from(target())
             .and_where(Expr::col(Column::Id).eq(id()))
             .and_where(Expr::col(Column::ExpiryDate).gt(instant()))
-            .and_where(Expr::col(Column::CreatedAt).gt(instant()))
+            .cond_where(born_live())
             .to_owned();
 
         let delete_by_id = Query::delete()
@@ -223,16 +227,21 @@ impl Statements {
     }
 
     /// The values `delete_outlived_batch` takes, in order: rows that expired at or before
-    /// `now` or were created at or before `born_before`.
+    /// `now` or were created at or before `born_before` (long-lived: `long_born_before`).
     pub(crate) fn delete_outlived_values<V: Clone>(
         &self,
         now: V,
-        born_before: V,
+        [born_before, long_born_before]: [V; 2],
         limit: V,
     ) -> Vec<V> {
+        let bounds = [born_before, long_born_before];
         match self.dialect {
-            Dialect::Postgres => vec![now.clone(), born_before.clone(), limit, now, born_before],
-            Dialect::Sqlite | Dialect::MySql => vec![now, born_before, limit],
+            Dialect::Postgres => [vec![now.clone()], bounds.to_vec(), vec![limit, now]]
+                .into_iter()
+                .flatten()
+                .chain(bounds)
+                .collect(),
+            Dialect::Sqlite | Dialect::MySql => [vec![now], bounds.to_vec(), vec![limit]].concat(),
         }
     }
 }
@@ -248,9 +257,17 @@ fn delete_expired(
     let gone = || {
         let expired = Expr::col(Column::ExpiryDate).lte(instant());
         if outlived {
-            Cond::any()
-                .add(expired)
-                .add(Expr::col(Column::CreatedAt).lte(instant()))
+            // Not live: the negation of [`born_live`], so a long-lived row outlives only its
+            // own lifetime.
+            Cond::any().add(expired).add(
+                Cond::all()
+                    .add(Expr::col(Column::CreatedAt).lte(instant()))
+                    .add(
+                        Cond::any()
+                            .add(Expr::col(Column::LongLived).not())
+                            .add(Expr::col(Column::CreatedAt).lte(instant())),
+                    ),
+            )
         } else {
             Cond::all().add(expired)
         }
@@ -307,6 +324,19 @@ fn delete_expired(
     }
 }
 
+/// The creation bound of a live row: created after the absolute lifetime's bound, or marked
+/// long-lived and created after the long lifetime's (two placeholders, in that order); the same
+/// as `columns::born_live` writes by hand.
+fn born_live() -> Cond {
+    Cond::any()
+        .add(Expr::col(Column::CreatedAt).gt(instant()))
+        .add(
+            Cond::all()
+                .add(Expr::col(Column::LongLived))
+                .add(Expr::col(Column::CreatedAt).gt(instant())),
+        )
+}
+
 /// An instant column (`expiry_date`, `created_at`, `updated_at`) as a listing reads it. PostgreSQL's `timestamptz` holds
 /// `'infinity'`, `'-infinity'` and years up to 294276, which sqlx cannot turn into a `time`
 /// instant (it panics) and tokio-postgres refuses; clamped to years 1 to 9999 (UTC), the range
@@ -341,16 +371,16 @@ mod tests {
         let s = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "created_at", "updated_at", "listed_values") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT ("id") DO NOTHING"#
+            r#"INSERT INTO "tower_sessions"."session" ("id", "data", "expiry_date", "user_key", "created_at", "updated_at", "listed_values", "long_lived") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
             s.update_if_present.sql,
-            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "version" = "version" + 1 WHERE "id" = $1"#
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "long_lived" = $7, "version" = "version" + 1 WHERE "id" = $1"#
         );
         assert_eq!(s.update_if_present.binds, row_binds());
         assert_eq!(
             s.find_unexpired,
-            r#"SELECT "data", LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), "version", "user_key" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
+            r#"SELECT "data", LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), "version", "user_key", "long_lived" FROM "tower_sessions"."session" WHERE "id" = $1 AND "expiry_date" > $2 AND ("created_at" > $3 OR ("long_lived" AND "created_at" > $4))"#
         );
         assert_eq!(
             s.delete_by_id,
@@ -366,8 +396,8 @@ mod tests {
             ["now", "limit", "now"]
         );
         assert_eq!(
-            s.delete_outlived_values("now", "born", "limit"),
-            ["now", "born", "limit", "now", "born"]
+            s.delete_outlived_values("now", ["born", "long"], "limit"),
+            ["now", "born", "long", "limit", "now", "born", "long"]
         );
     }
 
@@ -376,16 +406,16 @@ mod tests {
         let s = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "created_at", "updated_at", "listed_values") VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
+            r#"INSERT INTO "session" ("id", "data", "expiry_date", "user_key", "created_at", "updated_at", "listed_values", "long_lived") VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("id") DO NOTHING"#
         );
         assert_eq!(
             s.update_if_present.sql,
-            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "updated_at" = ?, "listed_values" = ?, "version" = "version" + 1 WHERE "id" = ?"#
+            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "updated_at" = ?, "listed_values" = ?, "long_lived" = ?, "version" = "version" + 1 WHERE "id" = ?"#
         );
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
-            r#"SELECT "data", "created_at", "version", "user_key" FROM "session" WHERE "id" = ? AND "expiry_date" > ? AND "created_at" > ?"#
+            r#"SELECT "data", "created_at", "version", "user_key", "long_lived" FROM "session" WHERE "id" = ? AND "expiry_date" > ? AND ("created_at" > ? OR ("long_lived" AND "created_at" > ?))"#
         );
         assert_eq!(s.delete_by_id, r#"DELETE FROM "session" WHERE "id" = ?"#);
         assert_eq!(
@@ -401,16 +431,16 @@ mod tests {
         let s = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             s.insert_if_absent,
-            "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `created_at`, `updated_at`, `listed_values`) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO `session` (`id`, `data`, `expiry_date`, `user_key`, `created_at`, `updated_at`, `listed_values`, `long_lived`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         );
         assert_eq!(
             s.update_if_present.sql,
-            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `updated_at` = ?, `listed_values` = ?, `version` = `version` + 1 WHERE `id` = ?"
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `updated_at` = ?, `listed_values` = ?, `long_lived` = ?, `version` = `version` + 1 WHERE `id` = ?"
         );
         assert_eq!(s.update_if_present.binds, set_then_id_binds());
         assert_eq!(
             s.find_unexpired,
-            "SELECT `data`, `created_at`, `version`, `user_key` FROM `session` WHERE `id` = ? AND `expiry_date` > ? AND `created_at` > ?"
+            "SELECT `data`, `created_at`, `version`, `user_key`, `long_lived` FROM `session` WHERE `id` = ? AND `expiry_date` > ? AND (`created_at` > ? OR (`long_lived` AND `created_at` > ?))"
         );
         assert_eq!(s.delete_by_id, "DELETE FROM `session` WHERE `id` = ?");
         assert_eq!(
@@ -486,7 +516,7 @@ mod tests {
         let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             pg.update_if_version.sql,
-            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "version" = "version" + 1 WHERE "id" = $1 AND "version" = $7"#
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "long_lived" = $7, "version" = "version" + 1 WHERE "id" = $1 AND "version" = $8"#
         );
         let mut binds = row_binds();
         binds.push(Bind::ExpectedVersion);
@@ -494,7 +524,7 @@ mod tests {
         let sqlite = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
             sqlite.update_if_version.sql,
-            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "updated_at" = ?, "listed_values" = ?, "version" = "version" + 1 WHERE "id" = ? AND "version" = ?"#
+            r#"UPDATE "session" SET "data" = ?, "expiry_date" = ?, "user_key" = ?, "updated_at" = ?, "listed_values" = ?, "long_lived" = ?, "version" = "version" + 1 WHERE "id" = ? AND "version" = ?"#
         );
         let mut binds = set_then_id_binds();
         binds.push(Bind::ExpectedVersion);
@@ -502,7 +532,7 @@ mod tests {
         let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             mysql.update_if_version.sql,
-            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `updated_at` = ?, `listed_values` = ?, `version` = `version` + 1 WHERE `id` = ? AND `version` = ?"
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = ?, `updated_at` = ?, `listed_values` = ?, `long_lived` = ?, `version` = `version` + 1 WHERE `id` = ? AND `version` = ?"
         );
         assert_eq!(mysql.update_if_version.binds, binds);
     }
@@ -512,7 +542,7 @@ mod tests {
         let s = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             s.find_unexpired_by_user,
-            r#"SELECT "id", LEAST(GREATEST("expiry_date", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("updated_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), "listed_values" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND "created_at" > $3"#
+            r#"SELECT "id", LEAST(GREATEST("expiry_date", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("created_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), LEAST(GREATEST("updated_at", TIMESTAMPTZ '0001-01-01 00:00:00+00'), TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'), "listed_values", "long_lived" FROM "tower_sessions"."session" WHERE "user_key" = $1 AND "expiry_date" > $2 AND ("created_at" > $3 OR ("long_lived" AND "created_at" > $4))"#
         );
         assert_eq!(
             s.delete_by_user_and_id,
@@ -525,12 +555,12 @@ mod tests {
         let sqlite = Statements::new(Dialect::Sqlite, &SessionTable::default());
         assert_eq!(
             sqlite.find_unexpired_by_user,
-            r#"SELECT "id", "expiry_date", "created_at", "updated_at", "listed_values" FROM "session" WHERE "user_key" = ? AND "expiry_date" > ? AND "created_at" > ?"#
+            r#"SELECT "id", "expiry_date", "created_at", "updated_at", "listed_values", "long_lived" FROM "session" WHERE "user_key" = ? AND "expiry_date" > ? AND ("created_at" > ? OR ("long_lived" AND "created_at" > ?))"#
         );
         let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             mysql.find_unexpired_by_user,
-            "SELECT `id`, `expiry_date`, `created_at`, `updated_at`, `listed_values` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ? AND `created_at` > ?"
+            "SELECT `id`, `expiry_date`, `created_at`, `updated_at`, `listed_values`, `long_lived` FROM `session` WHERE `user_key` = ? AND `expiry_date` > ? AND (`created_at` > ? OR (`long_lived` AND `created_at` > ?))"
         );
     }
 
@@ -539,15 +569,15 @@ mod tests {
         let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             pg.update_if_present_reporting.sql,
-            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "version" = "version" + 1 FROM (SELECT "user_key" AS "previous_user_key" FROM "tower_sessions"."session" WHERE "id" = $1 FOR UPDATE) AS "previous" WHERE "tower_sessions"."session"."id" = $1 RETURNING "previous"."previous_user_key" IS DISTINCT FROM $4"#
+            r#"UPDATE "tower_sessions"."session" SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "long_lived" = $7, "version" = "version" + 1 FROM (SELECT "user_key" AS "previous_user_key" FROM "tower_sessions"."session" WHERE "id" = $1 FOR UPDATE) AS "previous" WHERE "tower_sessions"."session"."id" = $1 RETURNING "previous"."previous_user_key" IS DISTINCT FROM $4"#
         );
         assert!(pg.update_if_version_reporting.sql.ends_with(
-            r#"AND "version" = $7 RETURNING "previous"."previous_user_key" IS DISTINCT FROM $4"#
+            r#"AND "version" = $8 RETURNING "previous"."previous_user_key" IS DISTINCT FROM $4"#
         ));
         let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             mysql.update_if_present_reporting.sql,
-            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = IF(LAST_INSERT_ID(IF(`user_key` <=> ?, 1, 2)) > 0, ?, NULL), `updated_at` = ?, `listed_values` = ?, `version` = `version` + 1 WHERE `id` = ?"
+            "UPDATE `session` SET `data` = ?, `expiry_date` = ?, `user_key` = IF(LAST_INSERT_ID(IF(`user_key` <=> ?, 1, 2)) > 0, ?, NULL), `updated_at` = ?, `listed_values` = ?, `long_lived` = ?, `version` = `version` + 1 WHERE `id` = ?"
         );
         for statement in [
             &mysql.update_if_present_reporting,
@@ -565,16 +595,16 @@ mod tests {
         let pg = Statements::new(Dialect::Postgres, &SessionTable::default());
         assert_eq!(
             pg.delete_outlived_batch,
-            r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 OR "created_at" <= $2 LIMIT $3 FOR UPDATE SKIP LOCKED) AND ("expiry_date" <= $4 OR "created_at" <= $5)"#
+            r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 OR ("created_at" <= $2 AND ((NOT "long_lived") OR "created_at" <= $3)) LIMIT $4 FOR UPDATE SKIP LOCKED) AND ("expiry_date" <= $5 OR ("created_at" <= $6 AND ((NOT "long_lived") OR "created_at" <= $7)))"#
         );
         let mysql = Statements::new(Dialect::MySql, &SessionTable::default());
         assert_eq!(
             mysql.delete_outlived_batch,
-            "DELETE FROM `session` WHERE `expiry_date` <= ? OR `created_at` <= ? LIMIT ?"
+            "DELETE FROM `session` WHERE `expiry_date` <= ? OR (`created_at` <= ? AND ((NOT `long_lived`) OR `created_at` <= ?)) LIMIT ?"
         );
         assert_eq!(
-            mysql.delete_outlived_values("now", "born", "limit"),
-            ["now", "born", "limit"]
+            mysql.delete_outlived_values("now", ["born", "long"], "limit"),
+            ["now", "born", "long", "limit"]
         );
     }
 
@@ -588,7 +618,7 @@ mod tests {
         );
         assert_eq!(
             pg.delete_outlived_batch,
-            r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 OR "created_at" <= $2 LIMIT $3) AND ("expiry_date" <= $4 OR "created_at" <= $5)"#
+            r#"DELETE FROM "tower_sessions"."session" WHERE "id" IN (SELECT "id" FROM "tower_sessions"."session" WHERE "expiry_date" <= $1 OR ("created_at" <= $2 AND ((NOT "long_lived") OR "created_at" <= $3)) LIMIT $4) AND ("expiry_date" <= $5 OR ("created_at" <= $6 AND ((NOT "long_lived") OR "created_at" <= $7)))"#
         );
         for sql in [
             &pg.per_user.trim,

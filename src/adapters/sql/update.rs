@@ -21,12 +21,13 @@ use sea_orm::sea_query::Iden;
 pub(crate) const QUIET_SETTING: &str = "tower_sessions.quiet";
 
 /// The columns a save writes, in the order of its `SET` (then `version`, one more).
-const SET_COLUMNS: [Column; 5] = [
+const SET_COLUMNS: [Column; 6] = [
     Column::Data,
     Column::ExpiryDate,
     Column::UserKey,
     Column::UpdatedAt,
     Column::ListedValues,
+    Column::LongLived,
 ];
 
 /// `UPDATE … SET data, expiry_date, user_key, updated_at, listed_values, version = version + 1

@@ -9,8 +9,8 @@
 //! This adapter creates no tables: create the table with
 //! [`PostgresStore::migrate`](crate::PostgresStore::migrate) on a SeaORM connection, or add every
 //! step of the migration crate's `migrations()` to your own `Migrator` (`CreateSessionTable`,
-//! `AddUserIndex`, `ExactKeys`, `AddSessionTimes`, `InsertInstantDefaults`): its writes need the
-//! columns of all of them.
+//! `AddUserIndex`, `ExactKeys`, `AddSessionTimes`, `InsertInstantDefaults`, `AddVersion`,
+//! `AddLongLived`): its writes need the columns of all of them.
 
 mod cancel;
 mod errors;

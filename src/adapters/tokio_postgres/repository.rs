@@ -129,6 +129,7 @@ enum Value {
     Bytes(Option<Vec<u8>>),
     Instant(OffsetDateTime),
     BigInt(i64),
+    Bool(bool),
 }
 
 impl From<Param> for Value {
@@ -138,6 +139,7 @@ impl From<Param> for Value {
             Param::Bytes(bytes) => Self::Bytes(bytes),
             Param::Instant(at) => Self::Instant(postgres_instant(at)),
             Param::Integer(value) => Self::BigInt(value),
+            Param::Boolean(value) => Self::Bool(value),
         }
     }
 }
@@ -149,6 +151,7 @@ impl Value {
             Self::Bytes(bytes) => bytes,
             Self::Instant(at) => at,
             Self::BigInt(n) => n,
+            Self::Bool(b) => b,
         }
     }
 }
