@@ -115,7 +115,8 @@ async fn drop_tables(conn: &DatabaseConnection, mysql: bool) -> Result<(), BoxEr
         conn.execute_unprepared("DROP TABLE IF EXISTS history_cost_history, history_cost")
             .await?;
         // MySQL has no schema to drop: the table's migrations are recorded beside it.
-        let forget = "DELETE FROM seaql_migrations_tower_sessions WHERE version LIKE 'history_cost/%'";
+        let forget =
+            "DELETE FROM seaql_migrations_tower_sessions WHERE version LIKE 'history_cost/%'";
         if let Err(err) = conn.execute_unprepared(forget).await {
             // None recorded yet: the first run on this database.
             eprintln!("bench: no migrations of history_cost to forget ({err})");
