@@ -432,6 +432,55 @@ async fn the_limit_trims_and_the_cleanup_ends_with_their_reasons<B: Backend>() {
     history.finish().await;
 }
 
+/// The cleanup's reason applies each session's own lifetime: a long-lived session deleted for
+/// its idle expiry past the short lifetime (not its own) `expired`; past its own, `lifetime`;
+/// a short one past the short lifetime, `lifetime`.
+async fn the_cleanup_gives_long_lived_sessions_their_own_reason<B: Backend>() {
+    let clock = ManualClock::new();
+    let history = History::<B>::new(|store| {
+        store
+            .with_clock(clock.reader())
+            .with_absolute_lifetime(StdDuration::from_secs(3600))
+            .with_long_lived_sessions("remember_me", StdDuration::from_secs(10 * 3600))
+            .unwrap()
+    })
+    .await;
+    let store = &history.store;
+    let session = |user: &str, long: bool, idle: Duration| {
+        let mut rec = record(Some(user), clock.now());
+        rec.expiry_date = clock.now().replace_nanosecond(0).unwrap() + idle;
+        if long {
+            rec.data.insert("remember_me".to_owned(), json!(true));
+        }
+        rec
+    };
+    let mut idle = session("idle", true, Duration::hours(2));
+    let mut remembered = session("remembered", true, Duration::days(1));
+    let mut short = session("short", false, Duration::days(1));
+    for rec in [&mut idle, &mut remembered, &mut short] {
+        store.create(rec).await.unwrap();
+    }
+    clock.advance(StdDuration::from_secs(3 * 3600));
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 2);
+    let reason =
+        |user: &'static str| async move { kinds(&store.user_history(user, 1).await.unwrap()) };
+    assert_eq!(
+        reason("idle").await,
+        ["expired"],
+        "idle past its own expiry"
+    );
+    assert_eq!(reason("short").await, ["lifetime"]);
+    assert_eq!(reason("remembered").await, ["signed_in"], "still live");
+    clock.advance(StdDuration::from_secs(8 * 3600));
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 1);
+    assert_eq!(
+        reason("remembered").await,
+        ["lifetime"],
+        "past its own lifetime"
+    );
+    history.finish().await;
+}
+
 /// Refusing logins at the limit: each admitted login signs in once (by a create, or by a
 /// save that gives a session its user, in the guarded transaction); a refused one appends
 /// nothing, so it reaches no live event either.
@@ -745,6 +794,7 @@ on_every_backend!(
     replicas_migrating_at_once_all_find_the_history_table,
     the_operators_calls_log_each_session_they_end_as_revoked,
     refusing_at_the_limit_logs_the_admitted_logins_only,
+    the_cleanup_gives_long_lived_sessions_their_own_reason,
 );
 
 // What only one backend has.

@@ -25,7 +25,7 @@ pub struct SessionEvent {
     /// - `"revoked"`: a per-user call ended it ("log out everywhere", "other devices", "that
     ///   device");
     /// - `"trimmed"`: the per-user limit ended it after another login;
-    /// - `"lifetime"`: the cleanup deleted it past its absolute lifetime;
+    /// - `"lifetime"`: the cleanup deleted it past its absolute lifetime (its own, long-lived);
     /// - `"expired"`: the cleanup deleted it expired;
     /// - `"removed"` (PostgreSQL): a `DELETE` that did not come from the store ended it (an
     ///   operator's statement, a script, another application), logged by a trigger that

@@ -63,7 +63,7 @@ pub(crate) fn quoted(table: &SessionTable, dialect: Dialect) -> String {
 
 /// What SQLite's writes return for the history: `user_key, id, listed_values, created_at`.
 pub(crate) const RETURNING: &str =
-    "RETURNING \"user_key\", \"id\", \"listed_values\", \"created_at\"";
+    "RETURNING \"user_key\", \"id\", \"listed_values\", \"created_at\", \"long_lived\"";
 
 /// SQLite: each write `RETURNING` what its entries need ([`RETURNING`]), for the repository
 /// to insert them in the same transaction (`SqlDriver::logged`). SQLite has no data-modifying
@@ -122,7 +122,8 @@ pub(crate) fn log(
 /// A delete, ending what it deletes with `kind` (a SQL expression) at `at`: returns the count
 /// of rows it deleted, as one row.
 fn ended(history: &str, delete: &str, kind: &str, at: &str) -> String {
-    let returning = "RETURNING \"user_key\", \"id\", \"listed_values\", \"created_at\"";
+    let returning =
+        "RETURNING \"user_key\", \"id\", \"listed_values\", \"created_at\", \"long_lived\"";
     format!(
         "WITH \"ended\" AS ({delete} {returning}), \"logged\" AS ({}) SELECT count(*) FROM \"ended\"",
         log(
@@ -235,9 +236,8 @@ pub(crate) fn wrap(mut statements: Statements, table: &SessionTable) -> Statemen
     per_user.delete_by_user_except =
         ended(&history, &per_user.delete_by_user_except, &revoked, now);
     // The trim's `$2` is "now"; the cleanup's `$1` is "now" and, outliving, `$2` the instant
-    // at or before which a session was created too long ago (a long-lived session deleted for
-    // its idle expiry past it is logged `lifetime` too, as on SQLite and MySQL: the entry's
-    // reason reads the creation instant only).
+    // at or before which a session was created too long ago, `$3` the same for a long-lived
+    // one: a long-lived session deleted for its idle expiry past `$2` (but not `$3`) expired.
     per_user.trim = ended(
         &history,
         &per_user.trim,
@@ -254,7 +254,8 @@ pub(crate) fn wrap(mut statements: Statements, table: &SessionTable) -> Statemen
         &history,
         &statements.delete_outlived_batch,
         &format!(
-            "CASE WHEN \"created_at\" <= $2 THEN '{}' ELSE '{}' END",
+            "CASE WHEN \"created_at\" <= $2 AND (NOT \"long_lived\" OR \"created_at\" <= $3) \
+             THEN '{}' ELSE '{}' END",
             kind::LIFETIME,
             kind::EXPIRED
         ),
@@ -638,7 +639,7 @@ mod tests {
         let s = Statements::new(Dialect::Postgres, &table);
         assert_eq!(
             s.delete_by_id,
-            r#"WITH "ended" AS (DELETE FROM "tower_sessions"."session" WHERE "id" = $1 RETURNING "user_key", "id", "listed_values", "created_at"), "logged" AS (INSERT INTO "tower_sessions"."session_history" ("user_key", "kind", "at", "handle", "listed_values") SELECT "user_key", 'deleted', statement_timestamp(), left(encode(sha256(decode('746f7765722d73657373696f6e732d7365616f726d2d73746f72652f73657373696f6e2d68616e646c652f763100', 'hex') || convert_to("id", 'UTF8')), 'hex'), 32), "listed_values" FROM "ended" WHERE "user_key" IS NOT NULL) SELECT count(*) FROM "ended""#
+            r#"WITH "ended" AS (DELETE FROM "tower_sessions"."session" WHERE "id" = $1 RETURNING "user_key", "id", "listed_values", "created_at", "long_lived"), "logged" AS (INSERT INTO "tower_sessions"."session_history" ("user_key", "kind", "at", "handle", "listed_values") SELECT "user_key", 'deleted', statement_timestamp(), left(encode(sha256(decode('746f7765722d73657373696f6e732d7365616f726d2d73746f72652f73657373696f6e2d68616e646c652f763100', 'hex') || convert_to("id", 'UTF8')), 'hex'), 32), "listed_values" FROM "ended" WHERE "user_key" IS NOT NULL) SELECT count(*) FROM "ended""#
         );
     }
 }

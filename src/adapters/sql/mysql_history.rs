@@ -36,9 +36,9 @@ pub(crate) const MAX_GAPS: usize = 256;
 /// The most entries one read returns: a reader far behind catches up over several reads.
 const FEED_PAGE: u32 = 1000;
 
-/// What the locking read of a logged write returns: `user_key, id, listed_values, created_at`,
-/// as SQLite's `RETURNING` (`history::RETURNING`).
-const LOCKED_COLUMNS: &str = "`user_key`, `id`, `listed_values`, `created_at`";
+/// What the locking read of a logged write returns: `user_key, id, listed_values, created_at,
+/// long_lived`, as SQLite's `RETURNING` (`history::RETURNING`).
+const LOCKED_COLUMNS: &str = "`user_key`, `id`, `listed_values`, `created_at`, `long_lived`";
 
 /// The history's statements on MySQL.
 pub(crate) fn statements(table: &SessionTable) -> HistoryStatements {
@@ -326,25 +326,25 @@ mod tests {
         assert_eq!(
             locking_read(&s.delete_by_id, std::slice::from_ref(&id)).unwrap(),
             (
-                "SELECT `user_key`, `id`, `listed_values`, `created_at` FROM `session` WHERE `id` = ? FOR UPDATE".to_owned(),
+                "SELECT `user_key`, `id`, `listed_values`, `created_at`, `long_lived` FROM `session` WHERE `id` = ? FOR UPDATE".to_owned(),
                 vec![id.clone()]
             )
         );
         assert_eq!(
             locking_read(&s.delete_expired_batch, &[]).unwrap().0,
-            "SELECT `user_key`, `id`, `listed_values`, `created_at` FROM `session` WHERE `expiry_date` <= ? LIMIT ? FOR UPDATE"
+            "SELECT `user_key`, `id`, `listed_values`, `created_at`, `long_lived` FROM `session` WHERE `expiry_date` <= ? LIMIT ? FOR UPDATE"
         );
         let (_, keyed) = s.per_user.delete_keys.for_keys(1).unwrap();
         assert_eq!(
             locking_read(keyed, &[]).unwrap().0,
-            "SELECT `user_key`, `id`, `listed_values`, `created_at` FROM `session` FORCE INDEX (PRIMARY) WHERE `id` IN (?) AND `user_key` = ? FOR UPDATE"
+            "SELECT `user_key`, `id`, `listed_values`, `created_at`, `long_lived` FROM `session` FORCE INDEX (PRIMARY) WHERE `id` IN (?) AND `user_key` = ? FOR UPDATE"
         );
         let save = &s.update_if_version;
         let params: Vec<Param> = (0..save.binds.len() as i64).map(Param::Integer).collect();
         assert_eq!(
             locking_read(&save.sql, &params).unwrap(),
             (
-                "SELECT `user_key`, `id`, `listed_values`, `created_at` FROM `session` WHERE `id` = ? AND `version` = ? FOR UPDATE".to_owned(),
+                "SELECT `user_key`, `id`, `listed_values`, `created_at`, `long_lived` FROM `session` WHERE `id` = ? AND `version` = ? FOR UPDATE".to_owned(),
                 params[params.len() - 2..].to_vec()
             )
         );

@@ -60,8 +60,9 @@ enum Log {
     SignIn(OffsetDateTime),
     /// The end of each row written: why, and when.
     Ended(&'static str, OffsetDateTime),
-    /// The cleanup's: `lifetime` for a row created at or before the instant, else `expired`.
-    Cleanup(OffsetDateTime, Option<OffsetDateTime>),
+    /// The cleanup's: `lifetime` for a row created at or before the first instant (at or
+    /// before the second when it is long-lived), else `expired`.
+    Cleanup(OffsetDateTime, Option<(OffsetDateTime, OffsetDateTime)>),
 }
 
 /// The entry `log` makes of the row a write returned (`history::RETURNING`), or MySQL's write
@@ -73,10 +74,18 @@ fn entries<R: SqlRow>(log: Log, row: &R) -> Result<Vec<Vec<Param>>, RepositoryEr
     let (kind, at) = match log {
         Log::SignIn(at) => (history::kind::SIGNED_IN, at),
         Log::Ended(kind, at) => (kind, at),
-        Log::Cleanup(at, born_before) => match born_before {
-            Some(born_before) if row.instant(3)? <= born_before => (history::kind::LIFETIME, at),
-            _ => (history::kind::EXPIRED, at),
-        },
+        Log::Cleanup(at, outlived) => {
+            let created = row.instant(3)?;
+            let outlived = match outlived {
+                Some((short, long)) => created <= short && (!row.boolean(4)? || created <= long),
+                None => false,
+            };
+            let kind = match outlived {
+                true => history::kind::LIFETIME,
+                false => history::kind::EXPIRED,
+            };
+            (kind, at)
+        }
     };
     Ok(vec![entry(
         user,
@@ -417,7 +426,8 @@ impl<D: SqlDriver> SessionRepository for D {
         limit: u64,
     ) -> Result<u64, RepositoryError> {
         let statements = self.statements();
-        let log = Log::Cleanup(now, born_before);
+        let outlived = born_before.map(|short| (short, long_born_before.unwrap_or(short)));
+        let log = Log::Cleanup(now, outlived);
         let (now, limit) = (Param::Instant(now), Param::count(limit));
         let (sql, params) = match born_before {
             None => (
