@@ -74,7 +74,7 @@ async fn up_records_each_step_under_the_name_migrate_gives_it() {
     let (dir, url) = fresh_database("up");
     run(&url, &["up"]);
     let status = run(&url, &["status"]);
-    assert_eq!(status.matches("applied").count(), 6, "{status}");
+    assert_eq!(status.matches("applied").count(), 7, "{status}");
     assert_eq!(
         versions(&url).await,
         [
@@ -84,6 +84,7 @@ async fn up_records_each_step_under_the_name_migrate_gives_it() {
             "session/m20261202_000004_add_session_times",
             "session/m20261203_000005_insert_instant_defaults",
             "session/m20261204_000006_add_version",
+            "session/m20261206_000008_add_long_lived",
         ]
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -94,10 +95,10 @@ async fn another_table_is_recorded_under_its_own_name() {
     let (dir, url) = fresh_database("table");
     run(&url, &["--table", "web_session", "up"]);
     run(&url, &["up"]);
-    run(&url, &["--table", "web_session", "down", "-n", "6"]);
+    run(&url, &["--table", "web_session", "down", "-n", "7"]);
     assert_eq!(
         versions(&url).await.len(),
-        6,
+        7,
         "the default table's steps stay: {:?}",
         versions(&url).await
     );
@@ -120,7 +121,7 @@ async fn a_history_with_the_bare_names_of_an_older_cli_counts_as_applied_and_is_
     .await;
 
     let status = run(&url, &["status"]);
-    assert_eq!(status.matches("applied").count(), 6, "{status}");
+    assert_eq!(status.matches("applied").count(), 7, "{status}");
     assert!(
         versions(&url).await.iter().all(|v| !v.contains('/')),
         "status changes nothing"
