@@ -223,12 +223,23 @@ impl Runner {
         limit: usize,
         applied: &mut Vec<String>,
     ) -> Result<(), RunError> {
-        if let TableState::NotASessionTable { lacks } = self.table_state(conn).await? {
+        let state = self.table_state(conn).await?;
+        if let TableState::NotASessionTable { lacks } = state {
             return Err(self.not_a_session_table(&lacks, "migrate"));
         }
         self.history.create_if_missing(conn).await?;
         let steps = self.steps();
         let recorded = self.history.named_versions(conn, &names(&steps)).await?;
+        // Missing, yet recorded: dropped by hand, unless a concurrent run created it and
+        // recorded its steps since the look above. A step is recorded after its table exists
+        // (in its transaction on PostgreSQL, after MySQL's self-committing DDL), so a second
+        // look, after the records were read, tells the two apart.
+        if state == TableState::Missing
+            && !recorded.is_empty()
+            && self.table_state(conn).await? == TableState::Missing
+        {
+            return Err(self.dropped_by_hand());
+        }
         for step in &steps {
             let version = self.history.version(step.name());
             if applied.len() >= limit {
@@ -246,6 +257,24 @@ impl Runner {
             applied.push(version);
         }
         Ok(execute_all(conn, self.then.clone()).await?)
+    }
+
+    /// The table is missing, but its steps are recorded: it was dropped without them (by hand,
+    /// or by a tool of its own). Creating it again silently could hide a mistake (a wrong
+    /// `--schema`, a restore that left it out), so the run says what to do instead.
+    fn dropped_by_hand(&self) -> RunError {
+        let prefix = self.history.version("");
+        let length = prefix.chars().count();
+        let prefix = prefix.replace('\'', "''");
+        RunError::Refused(format!(
+            "{} does not exist, but its migrations are recorded in {} (was it dropped by \
+             hand?). To create it again, forget them: DELETE FROM {} WHERE substr(version, 1, \
+             {}) = '{prefix}'; then migrate again. Nothing was done.",
+            self.describe(),
+            self.history.describe(),
+            self.history.describe(),
+            length,
+        ))
     }
 
     /// Rolls back the last `num` applied steps (all with `None`), newest first; rolling back

@@ -90,6 +90,31 @@ async fn up_records_each_step_under_the_name_migrate_gives_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A table dropped by hand, its steps still recorded: `up` refuses, saying what to delete, and
+/// creates it again once that is done (the remedy it prints is run as printed).
+#[tokio::test]
+async fn a_table_dropped_by_hand_is_refused_with_the_remedy_that_works() {
+    let (dir, url) = fresh_database("dropped");
+    run(&url, &["up"]);
+    execute(&url, "DROP TABLE session").await;
+    let refused = cli(&url, &["up"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("was it dropped by hand?"), "{stderr}");
+    assert_eq!(versions(&url).await.len(), 7, "nothing was forgotten");
+    let remedy = stderr
+        .split_once("forget them: ")
+        .and_then(|(_, rest)| rest.split_once("; then"))
+        .map(|(remedy, _)| remedy.to_owned())
+        .unwrap_or_else(|| panic!("no remedy in: {stderr}"));
+    execute(&url, &remedy).await;
+    assert!(versions(&url).await.is_empty(), "{remedy}");
+    run(&url, &["up"]);
+    assert_eq!(versions(&url).await.len(), 7);
+    execute(&url, "SELECT id, data, expiry_date FROM session").await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test]
 async fn another_table_is_recorded_under_its_own_name() {
     let (dir, url) = fresh_database("table");
