@@ -27,6 +27,18 @@ impl Param {
         Self::Text(Some(value.to_owned()))
     }
 
+    /// About how many bytes the value takes bound, with its length prefix: what a driver
+    /// reserves for a statement's values at once.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn encoded_size(&self) -> usize {
+        4 + match self {
+            Self::Text(text) => text.as_ref().map_or(0, String::len),
+            Self::Bytes(bytes) => bytes.as_ref().map_or(0, Vec::len),
+            Self::Instant(_) | Self::Integer(_) => 8,
+            Self::Boolean(_) => 1,
+        }
+    }
+
     /// A `LIMIT` or `OFFSET`: beyond `i64::MAX` means "no limit" anyway.
     pub(crate) fn count(rows: u64) -> Self {
         Self::Integer(i64::try_from(rows).unwrap_or(i64::MAX))
