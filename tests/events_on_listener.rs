@@ -1,6 +1,6 @@
 //! Live events on a replica with a listening read cache (PostgreSQL): its cache's listener reads
 //! them, on its own connection, so one listener per replica serves both. Each kind arrives on
-//! the other replica once (SeaORM and lean stores); they arrive while the replica's whole pool
+//! the other replica once (SeaORM and lean stores, a pool behind PgBouncer); they arrive while the replica's whole pool
 //! is held by someone else (so the pool carries no event reads); none is lost or repeated
 //! across a listener killed mid-stream; and a listening URL naming another database delivers
 //! none of that database's entries.
@@ -119,6 +119,30 @@ async fn every_kind_arrives_once_on_a_lean_replica_whose_listener_reads_them() {
     let pool = common::lean::lean_pool(&database_url());
     let b = lean(pool, &schema, &clock, Cache::listening(database_url()));
     wait_until_serving(&b, "the lean b").await;
+    every_kind_arrives_once_with_its_reason(&a, &b, &clock).await;
+    drop_schema(connect_postgres(&database_url()).await, &schema).await;
+}
+
+/// The store's pool through PgBouncer in transaction mode, its listener on a direct URL (as
+/// docs/cache.md says): the heartbeats prove the listener through PgBouncer, and it reads the
+/// events.
+#[tokio::test]
+async fn every_kind_arrives_once_on_a_replica_behind_pgbouncer_whose_listener_reads_them() {
+    let (schema, clock) = (unique_name("ts_ev_listen"), ManualClock::new());
+    let a = cached(&schema, &clock, Cache::listening(database_url())).await;
+    a.migrate().await.unwrap();
+    let pooled = common::pgbouncer::connect_through_pgbouncer().await;
+    let b = configured(
+        PostgresStore::new(pooled)
+            .with_schema_name(&schema)
+            .unwrap(),
+        &clock,
+    )
+    .with_login_history(DAY)
+    .unwrap()
+    .with_cache(Cache::listening(database_url()))
+    .unwrap();
+    wait_until_serving(&b, "b, behind PgBouncer").await;
     every_kind_arrives_once_with_its_reason(&a, &b, &clock).await;
     drop_schema(connect_postgres(&database_url()).await, &schema).await;
 }
