@@ -33,7 +33,7 @@ use tracing::Instrument;
 
 use crate::{
     adapters::sql::{history, SqlRow},
-    domain::EVENTS_POLL,
+    domain::{SessionError, EVENTS_POLL},
     ports::{HistoryCarrier, HistoryFeed, RepositoryError, TakenCursor},
 };
 
@@ -153,7 +153,12 @@ impl EventReads {
         let rows = match read {
             Ok(Ok(rows)) => rows,
             Ok(Err(error)) => {
-                span.record("outcome", "error");
+                // The outcomes the pool's reads report (docs/features.md, "Tracing").
+                let outcome = match error {
+                    sqlx::Error::Database(_) => "statement_failed",
+                    _ => "unavailable",
+                };
+                span.record("outcome", outcome);
                 // The cursor goes back as it was (`taken` drops): nothing is lost.
                 self.stop(&format!("{error}"));
                 return Ok(());
@@ -174,8 +179,9 @@ impl EventReads {
                 taken.deliver(next, entries);
             }
             Err(error) => {
-                span.record("outcome", "error");
-                self.stop(&error.to_string());
+                let why = error.to_string();
+                span.record("outcome", SessionError::Database(error).outcome());
+                self.stop(&why);
             }
         }
         Ok(())
