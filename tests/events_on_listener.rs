@@ -1,7 +1,8 @@
 //! Live events on a replica with a listening read cache (PostgreSQL): its cache's listener reads
 //! them, on its own connection, so one listener per replica serves both. Each kind arrives on
 //! the other replica once (SeaORM and lean stores, a pool behind PgBouncer); they arrive while the replica's whole pool
-//! is held by someone else (so the pool carries no event reads); none is lost or repeated
+//! is held by someone else (so the pool carries no event reads), for a later subscription and
+//! a clone's too; none is lost or repeated
 //! across a listener killed mid-stream; and a listening URL naming another database delivers
 //! none of that database's entries.
 #![cfg(all(feature = "cache", feature = "tokio-postgres"))]
@@ -395,4 +396,64 @@ async fn a_listener_on_another_database_delivers_none_of_its_events() {
         .await
         .unwrap();
     drop_schema(admin, &schema).await;
+}
+
+/// A subscription after the last one dropped starts a new reader, which the listener carries
+/// too (the replica's one pooled connection is held meanwhile); clones share it: each of two
+/// subscribers, one on a clone, hears each event once.
+#[tokio::test]
+async fn a_later_subscription_and_a_clones_are_carried_by_the_listener_too() {
+    let (schema, clock) = (unique_name("ts_ev_listen"), ManualClock::new());
+    let writer = postgres(&schema, &clock).await;
+    let conn = connect_postgres_with(&database_url(), 1).await;
+    let store = PostgresStore::new(conn.clone())
+        .with_schema_name(&schema)
+        .unwrap();
+    let listener = configured(store, &clock)
+        .with_login_history(DAY)
+        .unwrap()
+        .with_cache(Cache::listening(database_url()).max_staleness(HELD_BOUND))
+        .unwrap();
+    listener.migrate().await.unwrap();
+    wait_until_proven(&listener, HELD_BOUND).await;
+    let sign_in = |user: &'static str| {
+        let (writer, clock) = (writer.clone(), clock.clone());
+        async move {
+            let mut rec = record(Some(user), clock.now());
+            writer.create(&mut rec).await.unwrap();
+            writer.session_handle(rec.id)
+        }
+    };
+
+    let mut first = listener.events().await.unwrap();
+    let handle = sign_in("ada").await;
+    assert_eq!(
+        summary(&next(&mut first, 1).await),
+        expect(&[("signed_in", "ada", &handle)])
+    );
+    drop(first);
+    // Real time is the point: the reader ends at its next poll (10 ms) without subscribers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut second = listener.events().await.unwrap();
+    let mut on_a_clone = listener.clone().events().await.unwrap();
+    let held = conn.begin().await.unwrap();
+    held.execute_unprepared("SELECT 1").await.unwrap();
+    let handle = sign_in("bob").await;
+    for events in [&mut second, &mut on_a_clone] {
+        assert_eq!(
+            summary(&next(events, 1).await),
+            expect(&[("signed_in", "bob", &handle)])
+        );
+    }
+    drop(held);
+    let handle = sign_in("cy").await;
+    for events in [&mut second, &mut on_a_clone] {
+        assert_eq!(
+            summary(&next(events, 1).await),
+            expect(&[("signed_in", "cy", &handle)])
+        );
+        nothing_more(events);
+    }
+    drop_schema(connect_postgres(&database_url()).await, &schema).await;
 }
