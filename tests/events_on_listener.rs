@@ -1,10 +1,10 @@
 //! Live events on a replica with a listening read cache (PostgreSQL): its cache's listener reads
 //! them, on its own connection, so one listener per replica serves both. Each kind arrives on
-//! the other replica once (SeaORM and lean stores, a pool behind PgBouncer); they arrive while the replica's whole pool
-//! is held by someone else (so the pool carries no event reads), for a later subscription and
-//! a clone's too; none is lost or repeated
-//! across a listener killed mid-stream; and a listening URL naming another database delivers
-//! none of that database's entries.
+//! the other replica once (SeaORM and lean stores, a pool behind PgBouncer); they arrive while
+//! the replica's whole pool is held by someone else (so the pool carries no event reads), for
+//! a later subscription and a clone's too; none is lost or repeated across a listener killed
+//! mid-stream; and a listening URL naming another database delivers none of that database's
+//! entries.
 #![cfg(all(feature = "cache", feature = "tokio-postgres"))]
 
 mod common;
