@@ -15,14 +15,26 @@
 //! ([`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged)); nothing a
 //! subscriber does (or fails to do) reaches a store operation, which never touches the channel.
 //! The reader stops when its last subscriber drops.
+//!
+//! A store whose read cache offers a [`HistoryCarrier`] (PostgreSQL, a listening cache) hands
+//! the reading to it: while the carrier carries, the cache's listener reads the same entries
+//! with the same statement on its own connection, and the store's reader only watches its
+//! subscribers; while it does not (its connection not yet proven, or lost), the store's reader
+//! reads through the repository. Both take the one cursor of the subscription's `Feed`
+//! ([`TakenCursor`]), so neither reads what the other has read, and nothing is skipped.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
 
 use tokio::{sync::broadcast, task::JoinHandle};
 use tracing::Instrument;
 
 use super::{RepositoryStore, SessionError, SessionEvent};
-use crate::ports::{Clock, Codec, SessionRepository};
+use crate::ports::{
+    Clock, Codec, HistoryCarrier, HistoryEntry, HistoryFeed, SessionRepository, TakenCursor,
+};
 
 /// How many events a subscriber may fall behind before it loses the oldest.
 pub(crate) const BUFFER: usize = 1024;
@@ -67,17 +79,28 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 after: timeout,
             })??;
         let (sender, receiver) = broadcast::channel(BUFFER);
+        let feed = Arc::new(Feed {
+            sender: sender.clone(),
+            cursor: Mutex::new(Some(cursor)),
+        });
+        let carrier = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.history_carrier());
+        if let Some(carrier) = &carrier {
+            carrier.carry(Arc::downgrade(&feed) as Weak<dyn HistoryFeed>);
+        }
         let task = runtime.spawn(read(
             Reader {
                 repository: Arc::clone(&self.repository),
                 clock: Arc::clone(&self.clock),
                 timeout,
                 settle: self.policy.settle(),
+                carrier,
             },
             Arc::clone(&self.events),
-            sender.clone(),
+            feed,
             Arc::clone(&self.table_label),
-            cursor,
         ));
         *running = Some((sender, task));
         Ok(receiver)
@@ -92,22 +115,60 @@ struct Reader<R> {
     timeout: Duration,
     /// How long an entry missing from a read may still commit ([`super::Policy::settle`]).
     settle: Duration,
+    /// Who reads instead while it carries (a listening cache's listener).
+    carrier: Option<Arc<dyn HistoryCarrier>>,
 }
 
-/// The reader: every [`POLL`], the entries committed since `cursor`, to every subscriber.
-/// Each read runs in a `session_store` span as the store's operations do, its `operation`
-/// `read_events` (`table`: `table`).
+/// One subscription's cursor and channel, which whoever reads takes turns at
+/// ([`HistoryFeed`]).
+struct Feed {
+    sender: broadcast::Sender<SessionEvent>,
+    /// The cursor, while no reader holds it.
+    cursor: Mutex<Option<String>>,
+}
+
+impl Feed {
+    fn cursor(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.cursor.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl HistoryFeed for Feed {
+    fn take(&self) -> Option<String> {
+        self.cursor().take()
+    }
+
+    fn deliver(&self, next: String, entries: Vec<HistoryEntry>) {
+        // Sent before the cursor goes back: no other reader can send later entries first.
+        for (user, kind, at, handle, listed) in entries {
+            if let Some(event) = SessionEvent::of_entry(user, &kind, at, handle, listed) {
+                // Never waits; fails only when every subscriber has gone (seen at the next
+                // poll).
+                let _ = self.sender.send(event);
+            }
+        }
+        *self.cursor() = Some(next);
+    }
+
+    fn put_back(&self, cursor: String) {
+        *self.cursor() = Some(cursor);
+    }
+}
+
+/// The reader: every [`POLL`], the entries committed since the feed's cursor, to every
+/// subscriber, unless the carrier reads them. Each read runs in a `session_store` span as the
+/// store's operations do, its `operation` `read_events` (`table`: `table`).
 async fn read<R: SessionRepository>(
     Reader {
         repository,
         clock,
         timeout,
         settle,
+        carrier,
     }: Reader<R>,
-    feed: Arc<EventFeed>,
-    sender: broadcast::Sender<SessionEvent>,
+    events: Arc<EventFeed>,
+    feed: Arc<Feed>,
     table: Arc<str>,
-    mut cursor: String,
 ) {
     let mut polls = tokio::time::interval(POLL);
     polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -116,12 +177,23 @@ async fn read<R: SessionRepository>(
         polls.tick().await;
         {
             // Under the lock a new subscriber takes: none can join a reader that is ending.
-            let mut running = feed.running.lock().await;
-            if sender.receiver_count() == 0 {
+            // (Ending drops the feed, so a carrier reads it no more.)
+            let mut running = events.running.lock().await;
+            if feed.sender.receiver_count() == 0 {
                 *running = None;
                 return;
             }
         }
+        if carrier
+            .as_ref()
+            .is_some_and(|carrier| carrier.is_carrying())
+        {
+            continue;
+        }
+        // `None`: the carrier is reading (it stopped carrying since): its read ends first.
+        let Some(taken) = TakenCursor::take(&*feed) else {
+            continue;
+        };
         let span = tracing::debug_span!(
             "session_store",
             operation = READ_EVENTS,
@@ -132,7 +204,7 @@ async fn read<R: SessionRepository>(
         let started = std::time::Instant::now();
         let read = tokio::time::timeout(
             timeout,
-            repository.history_since(&cursor, clock.now(), settle),
+            repository.history_since(taken.cursor(), clock.now(), settle),
         )
         .instrument(span.clone())
         .await
@@ -153,20 +225,156 @@ async fn read<R: SessionRepository>(
         match read {
             Ok((next, entries)) => {
                 backoff = POLL;
-                cursor = next;
-                for (user, kind, at, handle, listed) in entries {
-                    if let Some(event) = SessionEvent::of_entry(user, &kind, at, handle, listed) {
-                        // Fails only when every subscriber has gone: seen at the next poll.
-                        let _ = sender.send(event);
-                    }
-                }
+                taken.deliver(next, entries);
             }
             Err(error) => {
-                // Nothing is lost: the next read starts from the same cursor.
+                // Nothing is lost: the cursor goes back as it was, and the next read (this
+                // reader's or the carrier's) starts from it.
+                drop(taken);
                 tracing::warn!(%error, "the session events' reader cannot read the history; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "cache"))]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::{
+        adapters::cache::SessionCache,
+        codec::MessagePackCodec,
+        ports::{MockSessionRepository, RepositoryError},
+    };
+
+    /// A carrier the test drives: it carries while `carrying`, and reads when told to.
+    #[derive(Debug, Default)]
+    struct Carrier {
+        carrying: AtomicBool,
+        feed: Mutex<Option<Weak<dyn HistoryFeed>>>,
+    }
+
+    impl std::fmt::Debug for dyn HistoryFeed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a feed")
+        }
+    }
+
+    impl HistoryCarrier for Carrier {
+        fn carry(&self, feed: Weak<dyn HistoryFeed>) {
+            *self.feed.lock().unwrap() = Some(feed);
+        }
+        fn is_carrying(&self) -> bool {
+            self.carrying.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Carrier {
+        fn feed(&self) -> Option<Arc<dyn HistoryFeed>> {
+            self.feed.lock().unwrap().as_ref()?.upgrade()
+        }
+    }
+
+    /// A history of sign-ins, `user0`, `user1`…: a cursor is how many have been read.
+    #[derive(Clone, Default)]
+    struct History(Arc<Mutex<Vec<String>>>);
+
+    impl History {
+        fn push(&self, user: &str) {
+            self.0.lock().unwrap().push(user.to_owned());
+        }
+        fn since(&self, cursor: &str) -> (String, Vec<HistoryEntry>) {
+            let users = self.0.lock().unwrap();
+            let from: usize = cursor.parse().unwrap();
+            let entries = users[from..]
+                .iter()
+                .map(|user| {
+                    let at = OffsetDateTime::UNIX_EPOCH;
+                    (user.clone(), "signed_in".to_owned(), at, "h".into(), None)
+                })
+                .collect();
+            (users.len().to_string(), entries)
+        }
+    }
+
+    fn users(events: &mut broadcast::Receiver<SessionEvent>) -> Vec<String> {
+        std::iter::from_fn(|| events.try_recv().ok())
+            .map(|event| event.user)
+            .collect()
+    }
+
+    /// The store's reader reads while the carrier does not carry, and only then; a cursor the
+    /// carrier holds is not read past by the reader; a read the carrier abandons leaves the
+    /// cursor as it was: each entry arrives once, in order, whoever reads it.
+    #[tokio::test(start_paused = true)]
+    async fn the_reader_and_a_carrier_take_turns_at_one_cursor() {
+        let history = History::default();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let mut repo = MockSessionRepository::new();
+        repo.expect_history_cursor()
+            .returning(|| Ok("0".to_owned()));
+        let (log, counted) = (history.clone(), Arc::clone(&reads));
+        repo.expect_history_since().returning(
+            move |cursor: &str, _, _| -> Result<_, RepositoryError> {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(log.since(cursor))
+            },
+        );
+        let carrier = Arc::new(Carrier::default());
+        let cache = SessionCache::local(1 << 20)
+            .with_history_carrier(Arc::clone(&carrier) as Arc<dyn HistoryCarrier>);
+        let store = RepositoryStore {
+            cache: Some(Arc::new(cache)),
+            ..RepositoryStore::from_parts(repo, MessagePackCodec)
+        }
+        .with_policy(|policy| policy.history_retention = Some(Duration::from_secs(60)));
+        let mut events = store.subscribe().await.unwrap();
+        let poll = || tokio::time::sleep(POLL * 5);
+
+        // Not carrying: the store's reader reads.
+        history.push("user0");
+        poll().await;
+        assert_eq!(users(&mut events), ["user0"]);
+
+        // Carrying: the reader reads nothing; the carrier delivers from the same cursor.
+        carrier.carrying.store(true, Ordering::SeqCst);
+        poll().await;
+        let before = reads.load(Ordering::SeqCst);
+        history.push("user1");
+        poll().await;
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            before,
+            "the pool read while carried"
+        );
+        assert!(users(&mut events).is_empty());
+        let feed = carrier.feed().expect("the subscription's feed");
+        let taken = TakenCursor::take(&*feed).unwrap();
+        let (next, entries) = history.since(taken.cursor());
+        taken.deliver(next, entries);
+        assert_eq!(users(&mut events), ["user1"]);
+
+        // The carrier stops mid-read (its connection lost): the reader waits for the cursor,
+        // which comes back unread, and reads from it.
+        history.push("user2");
+        let taken = TakenCursor::take(&*feed).unwrap();
+        carrier.carrying.store(false, Ordering::SeqCst);
+        poll().await;
+        assert!(users(&mut events).is_empty(), "read past a taken cursor");
+        drop(taken);
+        poll().await;
+        assert_eq!(users(&mut events), ["user2"]);
+        poll().await;
+        assert!(users(&mut events).is_empty(), "an entry came twice");
+
+        // The last subscriber gone, the reader ends and its feed with it.
+        drop((events, feed));
+        poll().await;
+        assert!(carrier.feed().is_none(), "the feed outlived its reader");
     }
 }

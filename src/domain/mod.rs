@@ -27,6 +27,9 @@ mod users;
 
 pub use error::{Operation, SessionError};
 pub(crate) use events::EventFeed;
+/// The cadence and span name a listening cache's listener reads the events with.
+#[cfg(all(feature = "cache", feature = "postgres"))]
+pub(crate) use events::{POLL as EVENTS_POLL, READ_EVENTS};
 pub(crate) use history::HistoryRow;
 pub use history::SessionEvent;
 pub use keys::{IdStorage, SessionHandle};

@@ -1,8 +1,8 @@
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use time::OffsetDateTime;
 
-use super::SessionRecord;
+use super::{HistoryCarrier, SessionRecord};
 
 /// A read cache of decoded sessions, keyed by the repository's keys (a session id's text, or
 /// its hash with hashed ids). The rules hold one as `Option<Arc<dyn ReadCache>>`: a store
@@ -43,12 +43,18 @@ pub(crate) trait ReadCache: Send + Sync + 'static {
     }
     /// Runs [`forget`](Self::forget) again after `settle`: for a write given up before it
     /// returned, which may still commit until then.
-    fn evict_later(self: std::sync::Arc<Self>, what: Evict, settle: Duration);
+    fn evict_later(self: Arc<Self>, what: Evict, settle: Duration);
     /// Whether the cache may serve now.
     fn is_serving(&self) -> bool;
     /// Whether only this process writes the table (no listener proves the cache fresh).
     #[cfg_attr(not(feature = "migration"), allow(dead_code))]
     fn is_local(&self) -> bool;
+    /// A reader of the login history on the cache's own connection, if it has one (a listening
+    /// cache on a store with the history): the live events are read by it while it
+    /// [carries](HistoryCarrier::is_carrying), so one listener per replica serves both.
+    fn history_carrier(&self) -> Option<Arc<dyn HistoryCarrier>> {
+        None
+    }
 }
 
 /// What a load that missed caches.

@@ -9,12 +9,14 @@
 pub(crate) mod cache;
 mod clock;
 mod codec;
+mod events;
 mod record;
 mod repository;
 
 pub(crate) use cache::{CachedSession, Evict, ReadCache};
 pub(crate) use clock::{Clock, SystemClock};
 pub use codec::{Codec, CodecError};
+pub(crate) use events::{HistoryCarrier, HistoryEntry, HistoryFeed, TakenCursor};
 pub use record::{SessionData, SessionId, SessionRecord};
 #[cfg(any(test, feature = "testing"))]
 pub use repository::MockSessionRepository;

@@ -335,19 +335,12 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// whose entries become visible out of their order, as MySQL's `AUTO_INCREMENT` ones do,
     /// looks for a missing entry that long; one that reads by snapshot, as PostgreSQL's, needs
     /// neither).
-    #[allow(clippy::type_complexity)]
     async fn history_since(
         &self,
         cursor: &str,
         now: OffsetDateTime,
         settle: std::time::Duration,
-    ) -> Result<
-        (
-            String,
-            Vec<(String, String, OffsetDateTime, String, Option<String>)>,
-        ),
-        RepositoryError,
-    > {
+    ) -> Result<(String, Vec<super::HistoryEntry>), RepositoryError> {
         let _ = (cursor, now, settle);
         Err(no_history())
     }

@@ -2,14 +2,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-#[cfg(feature = "postgres")]
-use crate::{
-    adapters::{
-        cache::pg_listener,
-        sql::{eviction, Dialect},
-    },
-    ports::RepositoryError,
-};
 use crate::{
     adapters::{
         cache::SessionCache,
@@ -17,6 +9,14 @@ use crate::{
     },
     domain::{RepositoryStore, SessionError as SeaOrmStoreError},
     ports::Codec,
+};
+#[cfg(feature = "postgres")]
+use crate::{
+    adapters::{
+        cache::{pg_events, pg_listener},
+        sql::{eviction, Dialect},
+    },
+    ports::RepositoryError,
 };
 
 /// An in-memory read cache for a store (feature `cache`): a load that finds its session in the
@@ -87,7 +87,11 @@ impl Cache {
     /// A cache evicted through PostgreSQL `LISTEN/NOTIFY`, listening over `url`: a direct
     /// connection to the store's database (not through PgBouncer's transaction pooling, where
     /// `LISTEN` does not work). The listener takes one connection; its heartbeats go through
-    /// the store's own pool, so a URL naming another database by mistake never serves.
+    /// the store's own pool, so a URL naming another database by mistake never serves. On a
+    /// store with the login history, the listener also reads the live events
+    /// ([`events`](RepositoryStore::events)) on that connection once a heartbeat proves it
+    /// reaches the store's database (the pool reads them until then): one listener per
+    /// replica serves both.
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub fn listening(url: impl Into<String>) -> Self {
@@ -181,11 +185,20 @@ pub(crate) fn with_cache<R: SqlDriver + Clone, C: Codec>(
             let mut repository = (*store.repository).clone();
             let quiet = repository.statements().clone().with_quiet_saves(table);
             *repository.statements_mut() = quiet;
+            // With the login history, the listener also reads the live events (`pg_events`):
+            // one listener per replica serves both.
+            let events = repository.statements().history.as_ref().map(|history| {
+                Arc::new(pg_events::Carrier::new(
+                    history.feed_read.clone(),
+                    Arc::clone(&store.table_label),
+                ))
+            });
             let store = store.with_repository(repository);
-            let shared = Arc::new(SessionCache::listening(
-                cache.max_memory,
-                cache.max_staleness,
-            ));
+            let mut listening = SessionCache::listening(cache.max_memory, cache.max_staleness);
+            if let Some(carrier) = &events {
+                listening = listening.with_history_carrier(Arc::clone(carrier) as _);
+            }
+            let shared = Arc::new(listening);
             let settings = pg_listener::ListenerSettings {
                 url,
                 table: table.clone(),
@@ -195,6 +208,7 @@ pub(crate) fn with_cache<R: SqlDriver + Clone, C: Codec>(
                 silence: cache.max_staleness * 2,
                 poll: cache.poll.min(cache.max_staleness / 4),
                 send: Arc::clone(&store.repository) as Arc<dyn pg_listener::Heartbeat>,
+                events,
             };
             pg_listener::spawn(&shared, settings)
                 .map_err(SeaOrmStoreError::InvalidConfiguration)?;

@@ -47,7 +47,10 @@ impl<R: crate::ports::SessionRepository, C: Codec> RepositoryStore<R, C> {
     ///
     /// One reader per store (clones included) reads the entries committed since its last read
     /// every 10 ms, one indexed statement, and hands each to every subscriber; it stops when
-    /// the last subscriber drops. Delivery is **at most once**: a subscriber more than 1,024
+    /// the last subscriber drops. With a listening read cache (PostgreSQL), the cache's
+    /// listener does those reads, on its own connection, once a returned heartbeat proves that
+    /// connection reaches the store's database (the store's pool until then, and while it
+    /// reconnects): one listener per replica serves both. Delivery is **at most once**: a subscriber more than 1,024
     /// events behind loses the oldest, and its next `recv` says how many
     /// ([`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged)); a slow or
     /// stalled subscriber never slows or blocks a store operation. Events committed while no

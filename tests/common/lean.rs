@@ -11,6 +11,11 @@ use super::{connect_postgres, database_url, unique_name};
 
 /// A deadpool of 16 connections on the database at `url`.
 pub fn lean_pool(url: &str) -> Pool {
+    lean_pool_of(url, 16)
+}
+
+/// A deadpool of `size` connections on the database at `url`.
+pub fn lean_pool_of(url: &str, size: usize) -> Pool {
     let config: tokio_postgres::Config = url
         .parse()
         .unwrap_or_else(|err| panic!("DATABASE_URL is not a PostgreSQL URL: {err}"));
@@ -22,7 +27,7 @@ pub fn lean_pool(url: &str) -> Pool {
         },
     );
     Pool::builder(manager)
-        .max_size(16)
+        .max_size(size)
         .build()
         .expect("a deadpool with a Tokio runtime")
 }

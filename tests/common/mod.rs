@@ -5,6 +5,7 @@
 pub mod citus;
 pub mod codecs;
 pub mod demo_app;
+pub mod events;
 #[cfg(feature = "tokio-postgres")]
 pub mod failover;
 pub mod features;

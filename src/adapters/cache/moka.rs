@@ -40,7 +40,7 @@ use std::{
 
 use time::OffsetDateTime;
 
-use crate::ports::{cache::Ticket, CachedSession, Evict, ReadCache, SessionRecord};
+use crate::ports::{cache::Ticket, CachedSession, Evict, HistoryCarrier, ReadCache, SessionRecord};
 
 /// How many eviction counters the keys share: enough that a busy cache rarely sees an
 /// unrelated eviction abort a load's insert, small enough to stay in cache lines.
@@ -90,6 +90,8 @@ pub struct SessionCache {
     max_weight: u32,
     /// The background tasks feeding this cache (the listener), stopped when it drops.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The listener's reads of the live events, for a store with the login history.
+    history: Option<Arc<dyn HistoryCarrier>>,
 }
 
 impl SessionCache {
@@ -105,7 +107,14 @@ impl SessionCache {
             freshness,
             max_weight: u32::try_from(max_bytes / 8).unwrap_or(u32::MAX),
             tasks: Mutex::new(Vec::new()),
+            history: None,
         }
+    }
+
+    /// The same cache, whose listener also reads the live events through `carrier`.
+    pub(crate) fn with_history_carrier(mut self, carrier: Arc<dyn HistoryCarrier>) -> Self {
+        self.history = Some(carrier);
+        self
     }
 
     /// A cache for a table only this store writes, holding at most about `max_bytes` of
@@ -271,6 +280,10 @@ impl ReadCache for SessionCache {
 
     fn is_local(&self) -> bool {
         matches!(self.freshness, Freshness::Local)
+    }
+
+    fn history_carrier(&self) -> Option<Arc<dyn HistoryCarrier>> {
+        self.history.clone()
     }
 }
 

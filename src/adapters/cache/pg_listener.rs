@@ -26,6 +26,8 @@
 //!   drops, when it hears nothing for `silence`, or when the triggers are missing, it tells the
 //!   cache it is [lost](SessionCache::lost) (cleared, not serving) and connects again, with
 //!   backoff. It runs on a thread of its own; the heartbeat on the application's runtime.
+//!   With the login history it also reads the live events after its reads of the log, once a
+//!   heartbeat has come back on its connection ([`pg_events`](super::pg_events)).
 //!
 //! Both hold the cache weakly and end when it drops (the cache also aborts them).
 
@@ -38,7 +40,10 @@ use std::{
 use async_trait::async_trait;
 use sea_orm::sqlx::{self, postgres::PgListener};
 
-use super::SessionCache;
+use super::{
+    pg_events::{Carrier, EventReads},
+    SessionCache,
+};
 use crate::{
     adapters::sql::{eviction, Param, SessionTable, SqlDriver},
     ports::ReadCache,
@@ -142,6 +147,8 @@ pub(crate) struct ListenerSettings {
     pub poll: Duration,
     /// How heartbeats reach the database: through the store's own connections.
     pub send: Arc<dyn Heartbeat>,
+    /// The live events' reads, for a store with the login history (`pg_events`).
+    pub events: Option<Arc<Carrier>>,
 }
 
 /// Starts the listener and heartbeat tasks for `cache` on the current Tokio runtime.
@@ -296,6 +303,9 @@ async fn receive(
     let mut polls = tokio::time::interval(settings.poll);
     polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
+    // Carries the live events once this connection has proven it reaches the store's
+    // database; stops when dropped, with the connection.
+    let mut events = settings.events.clone().map(EventReads::new);
     loop {
         // A poll of the log does not count as hearing anything: only a notification does.
         let received = tokio::select! {
@@ -306,6 +316,11 @@ async fn receive(
                 let cache = cache.upgrade()?;
                 if let Err(why) = log.read(&mut listener, &cache).await {
                     return Some(why);
+                }
+                if let Some(events) = &mut events {
+                    if let Err(why) = events.read(&mut listener, silence).await {
+                        return Some(why);
+                    }
                 }
                 continue;
             }
@@ -343,6 +358,9 @@ async fn receive(
                 }
                 fingerprint = Some(seen);
                 cache.prove(sent);
+                if let Some(events) = &mut events {
+                    events.proven();
+                }
             }
         } else {
             cache.evict(payload);

@@ -445,9 +445,19 @@ pub(crate) async fn since<D: SqlDriver>(
     let rows = driver
         .query(&history.feed_read, vec![Param::text(cursor)])
         .await?;
+    feed_rows(cursor, &rows)
+}
+
+/// What [`HistoryStatements::feed_read`] returned after `cursor`: the entries, oldest first,
+/// and the cursor after them. (The read cache's listener reads the same statement over its
+/// own connection, `cache/pg_events.rs`.)
+pub(crate) fn feed_rows<R: SqlRow>(
+    cursor: &str,
+    rows: &[R],
+) -> Result<(String, Vec<FeedRow>), RepositoryError> {
     let mut next = cursor.to_owned();
     let mut entries = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         next = row.key(0)?;
         // PostgreSQL's one row when nothing is new: the snapshot and nulls.
         let Some(user) = row.optional_text(1)? else {
@@ -465,7 +475,7 @@ pub(crate) async fn since<D: SqlDriver>(
 }
 
 /// An entry as the events' reader returns it: `user_key, kind, at, handle, listed_values`.
-pub(crate) type FeedRow = (String, String, time::OffsetDateTime, String, Option<String>);
+pub(crate) type FeedRow = crate::ports::HistoryEntry;
 
 fn history_statements<D: SqlDriver>(driver: &D) -> Result<&HistoryStatements, RepositoryError> {
     driver.statements().history.as_ref().ok_or_else(|| {
