@@ -82,7 +82,8 @@ impl Drop for TakenCursor<'_> {
 ///   feed's cursor ([`TakenCursor`]).
 /// - It carries only over a connection proven to reach the store's database (a heartbeat sent
 ///   through the store's own connections came back on it), and stops carrying as soon as that
-///   connection is lost or a read over it fails.
+///   connection is lost or a read over it fails, or when its poll loop has not come round for
+///   a while (a stalled connection): the store's reader then reads until it comes back.
 pub(crate) trait HistoryCarrier: fmt::Debug + Send + Sync + 'static {
     /// Reads `feed` from now on, instead of any feed it read before (one reader per store).
     fn carry(&self, feed: Weak<dyn HistoryFeed>);

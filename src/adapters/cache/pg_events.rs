@@ -46,7 +46,17 @@ pub(crate) struct Carrier {
     table: Arc<str>,
     feed: Mutex<Option<Weak<dyn HistoryFeed>>>,
     carrying: AtomicBool,
+    /// When the listener's poll loop last came round while carrying: a loop stuck longer than
+    /// [`STALLED`] (a read of the eviction log waiting on a connection that went silent, a
+    /// starved thread) carries no more, and the store's reader reads meanwhile.
+    alive_at: Mutex<Option<Instant>>,
+    stalled: Duration,
 }
+
+/// How long the listener's poll loop (every 5 ms) may go without coming round before the
+/// store's reader reads the events instead: long enough that a busy machine does not hand
+/// them back and forth, short against the listener's own silence bound (seconds).
+const STALLED: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Carrier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,7 +74,14 @@ impl Carrier {
             table,
             feed: Mutex::new(None),
             carrying: AtomicBool::new(false),
+            alive_at: Mutex::new(None),
+            stalled: STALLED,
         }
+    }
+
+    /// The listener's poll loop came round.
+    fn alive(&self) {
+        *self.alive_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
     fn feed(&self) -> Option<Arc<dyn HistoryFeed>> {
@@ -79,7 +96,9 @@ impl HistoryCarrier for Carrier {
     }
 
     fn is_carrying(&self) -> bool {
+        let alive_at = *self.alive_at.lock().unwrap_or_else(|p| p.into_inner());
         self.carrying.load(Ordering::SeqCst)
+            && alive_at.is_some_and(|at| at.elapsed() < self.stalled)
     }
 }
 
@@ -107,6 +126,7 @@ impl EventReads {
     /// may read the store's history.
     pub(crate) fn proven(&mut self) {
         if !self.failed {
+            self.carrier.alive();
             self.carrier.carrying.store(true, Ordering::SeqCst);
         }
     }
@@ -120,6 +140,9 @@ impl EventReads {
         timeout: Duration,
     ) -> Result<(), String> {
         let started = Instant::now();
+        if self.carrier.carrying.load(Ordering::SeqCst) {
+            self.carrier.alive();
+        }
         if !self.carrier.is_carrying()
             || self
                 .read_at
@@ -243,5 +266,33 @@ impl SqlRow for ListenedRow {
 
     fn integer(&self, index: usize) -> Result<i64, RepositoryError> {
         self.get(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A proven carrier carries while its poll loop comes round, not once the loop has stalled
+    /// past the bound (the store's reader reads then), and again when it comes round.
+    #[test]
+    fn a_stalled_listener_hands_the_events_back_to_the_store_until_it_comes_round() {
+        let carrier = Carrier {
+            stalled: Duration::from_millis(500),
+            ..Carrier::new("SELECT 1".to_owned(), Arc::from("t"))
+        };
+        let mut reads = EventReads::new(Arc::new(carrier));
+        assert!(!reads.carrier.is_carrying(), "carries before any proof");
+        reads.proven();
+        assert!(reads.carrier.is_carrying(), "a proven connection carries");
+        // Real time is the point: the bound is measured on the monotonic clock.
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(!reads.carrier.is_carrying(), "a stalled loop still carries");
+        reads.carrier.alive();
+        assert!(
+            reads.carrier.is_carrying(),
+            "a loop come round carries again"
+        );
+        drop(reads);
     }
 }
