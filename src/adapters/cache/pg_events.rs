@@ -23,18 +23,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sea_orm::sqlx::{
-    self,
-    postgres::{PgListener, PgRow},
-    Row,
-};
-use time::OffsetDateTime;
+use sea_orm::sqlx::{self, postgres::PgListener};
 use tracing::Instrument;
 
 use crate::{
-    adapters::sql::{history, SqlRow},
+    adapters::{sea_orm::PostgresRow, sql::history},
     domain::{SessionError, EVENTS_POLL},
-    ports::{HistoryCarrier, HistoryFeed, RepositoryError, TakenCursor},
+    ports::{HistoryCarrier, HistoryFeed, TakenCursor},
 };
 
 /// The listener's side of the live events: the feed it reads, and whether it reads it now.
@@ -195,7 +190,7 @@ impl EventReads {
                 ));
             }
         };
-        let rows: Vec<ListenedRow> = rows.into_iter().map(ListenedRow).collect();
+        let rows: Vec<PostgresRow> = rows.into_iter().map(PostgresRow).collect();
         match history::feed_rows(&cursor, &rows) {
             Ok((next, entries)) => {
                 span.record("outcome", "ok");
@@ -225,47 +220,6 @@ impl EventReads {
 impl Drop for EventReads {
     fn drop(&mut self) {
         self.carrier.carrying.store(false, Ordering::SeqCst);
-    }
-}
-
-/// A row the listener's connection returned, read as the store's drivers read theirs.
-struct ListenedRow(PgRow);
-
-impl ListenedRow {
-    fn get<'r, T>(&'r self, index: usize) -> Result<T, RepositoryError>
-    where
-        T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-    {
-        self.0
-            .try_get(index)
-            .map_err(|e| RepositoryError::CorruptRow(format!("column {index}: {e}")))
-    }
-}
-
-impl SqlRow for ListenedRow {
-    fn bytes(&self, index: usize) -> Result<Vec<u8>, RepositoryError> {
-        self.get(index)
-    }
-
-    fn key(&self, index: usize) -> Result<String, RepositoryError> {
-        self.get(index)
-    }
-
-    fn optional_text(&self, index: usize) -> Result<Option<String>, RepositoryError> {
-        self.get(index)
-    }
-
-    fn instant(&self, index: usize) -> Result<OffsetDateTime, RepositoryError> {
-        // The statement clamps its instants to what `time` holds (sqlx panics beyond them).
-        self.get(index)
-    }
-
-    fn boolean(&self, index: usize) -> Result<bool, RepositoryError> {
-        self.get(index)
-    }
-
-    fn integer(&self, index: usize) -> Result<i64, RepositoryError> {
-        self.get(index)
     }
 }
 

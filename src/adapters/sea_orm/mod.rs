@@ -8,7 +8,11 @@ pub mod entity;
 mod errors;
 #[cfg(feature = "migration")]
 mod migrate;
+#[cfg(feature = "postgres")]
+mod pg_row;
 mod repository;
 
 use crate::adapters::sql::SessionTable;
+#[cfg(feature = "postgres")]
+pub(crate) use pg_row::PostgresRow;
 pub use repository::SeaOrmRepository;

@@ -258,10 +258,8 @@ impl SqlDriver for SeaOrmRepository {
 
     async fn logged(&self, logged: Logged<'_, SeaOrmRow>) -> Result<u64, SqlError> {
         let failed = |err| classify(self.dialect, err);
-        let row = |row| SeaOrmRow {
-            row,
-            dialect: self.dialect,
-        };
+        let dialect = self.dialect;
+        let row = |row| SeaOrmRow(Read::SeaOrm { row, dialect });
         // Dropped without a commit on any error: rolled back, the change with its entries.
         let transaction = match &self.guarded {
             // In the per-user limit's transaction: a savepoint.
@@ -390,14 +388,7 @@ impl SqlDriver for SeaOrmRepository {
                 .fetch_all(pool)
                 .await
                 .map_err(|err| self.sqlx_failed(err))?;
-            let dialect = self.dialect;
-            return Ok(rows
-                .into_iter()
-                .map(|row| SeaOrmRow {
-                    row: row.into(),
-                    dialect,
-                })
-                .collect());
+            return Ok(rows.into_iter().map(SeaOrmRow::direct).collect());
         }
         let statement = self.statement(sql, params);
         let rows = match &self.guarded {
@@ -408,45 +399,73 @@ impl SqlDriver for SeaOrmRepository {
         let dialect = self.dialect;
         Ok(rows
             .into_iter()
-            .map(|row| SeaOrmRow { row, dialect })
+            .map(|row| SeaOrmRow(Read::SeaOrm { row, dialect }))
             .collect())
     }
 }
 
-/// A row SeaORM returned, read as its dialect stores each column.
-pub(crate) struct SeaOrmRow {
-    row: QueryResult,
-    dialect: Dialect,
+/// A row the repository read: through SeaORM, or straight from its PostgreSQL pool.
+pub(crate) struct SeaOrmRow(Read);
+
+enum Read {
+    /// Through SeaORM, read as its dialect stores each column.
+    SeaOrm { row: QueryResult, dialect: Dialect },
+    /// Straight from SeaORM's sqlx PostgreSQL pool: the columns read off sqlx's row, with no
+    /// `QueryResult` around it.
+    #[cfg(feature = "postgres")]
+    Postgres(super::PostgresRow),
 }
 
 impl SeaOrmRow {
-    fn read<T>(&self, read: Result<T, sea_orm::DbErr>) -> Result<T, RepositoryError> {
-        read.map_err(|err| classify(self.dialect, err).error)
+    #[cfg(feature = "postgres")]
+    fn direct(row: sea_orm::sqlx::postgres::PgRow) -> Self {
+        Self(Read::Postgres(super::PostgresRow(row)))
     }
+}
+
+/// Reads column `$index` of a [`SeaOrmRow`]: `$direct` on a direct row, `$seaorm` (a function
+/// of the `QueryResult`, the dialect and the index) on one SeaORM returned.
+macro_rules! read {
+    ($row:expr, $index:expr, $direct:ident, $seaorm:expr) => {
+        match &$row.0 {
+            Read::SeaOrm { row, dialect } => {
+                $seaorm(row, *dialect, $index).map_err(|err| classify(*dialect, err).error)
+            }
+            #[cfg(feature = "postgres")]
+            Read::Postgres(row) => row.$direct($index),
+        }
+    };
 }
 
 impl SqlRow for SeaOrmRow {
     fn bytes(&self, index: usize) -> Result<Vec<u8>, RepositoryError> {
-        self.read(self.row.try_get_by_index(index))
+        read!(self, index, bytes, |row: &QueryResult, _, index| row
+            .try_get_by_index(index))
     }
 
     fn key(&self, index: usize) -> Result<String, RepositoryError> {
-        self.read(self.dialect.read_key(&self.row, index))
+        read!(self, index, key, |row, dialect: Dialect, index| dialect
+            .read_key(row, index))
     }
 
     fn optional_text(&self, index: usize) -> Result<Option<String>, RepositoryError> {
-        self.read(self.row.try_get_by_index(index))
+        read!(self, index, optional_text, |row: &QueryResult, _, index| {
+            row.try_get_by_index(index)
+        })
     }
 
     fn instant(&self, index: usize) -> Result<time::OffsetDateTime, RepositoryError> {
-        self.read(self.dialect.read_instant(&self.row, index))
+        read!(self, index, instant, |row, dialect: Dialect, index| dialect
+            .read_instant(row, index))
     }
 
     fn boolean(&self, index: usize) -> Result<bool, RepositoryError> {
-        self.read(self.row.try_get_by_index(index))
+        read!(self, index, boolean, |row: &QueryResult, _, index| row
+            .try_get_by_index(index))
     }
 
     fn integer(&self, index: usize) -> Result<i64, RepositoryError> {
-        self.read(self.row.try_get_by_index(index))
+        read!(self, index, integer, |row: &QueryResult, _, index| row
+            .try_get_by_index(index))
     }
 }
