@@ -34,10 +34,10 @@ fn session_of_user_42(id: Id) -> FoundRow {
     };
     FoundRow {
         data: MessagePackCodec.encode(&(&record).into()).unwrap(),
-        created_at: OffsetDateTime::now_utc(),
+        created_at: None,
         version: 0,
         user_key: None,
-        long_lived: false,
+        long_lived: None,
     }
 }
 
@@ -121,10 +121,10 @@ async fn when_the_stored_session_is_corrupt_me_answers_the_applications_503() {
         .returning(|_, _, _, _| {
             Ok(Some(FoundRow {
                 data: b"\xc1 not a session".to_vec(),
-                created_at: OffsetDateTime::now_utc(),
+                created_at: None,
                 version: 0,
                 user_key: None,
-                long_lived: false,
+                long_lived: None,
             }))
         });
     let app = app(RepositoryStore::from_repository(repository), PATIENT);

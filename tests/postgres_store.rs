@@ -576,8 +576,8 @@ async fn a_row_inserted_without_created_at_counts_its_lifetime_from_its_insert()
         )
         .await
         .unwrap()
-        .map(|row| row.created_at)
-        .expect("live: created at its insert");
+        .and_then(|row| row.created_at)
+        .expect("live, and read with an absolute lifetime: created at its insert");
     assert!(created <= after + Duration::milliseconds(100));
     fixture.finish().await;
 }

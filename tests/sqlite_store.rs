@@ -261,7 +261,7 @@ async fn created_at_of(
         .find_unexpired(id, OffsetDateTime::now_utc(), Some(born_after), None)
         .await
         .unwrap()
-        .map(|row| row.created_at)
+        .map(|row| row.created_at.expect("read with an absolute lifetime"))
 }
 
 #[tokio::test]

@@ -266,10 +266,10 @@ impl SessionRepository for InMemoryRepository {
             .filter(|row| row.is_live(now, born_after, long_born_after))
             .map(|row| FoundRow {
                 data: row.data.clone(),
-                created_at: row.created_at,
+                created_at: Some(row.created_at),
                 version: row.version,
                 user_key: row.user_key.clone(),
-                long_lived: row.long_lived,
+                long_lived: Some(row.long_lived),
             }))
     }
 

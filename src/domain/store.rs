@@ -373,9 +373,16 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             );
             base.attach(record.data.to_mut());
             if let (Some(cache), Some(ticket)) = (cache, ticket) {
-                let valid_until = self
-                    .lifetime_end(found.created_at, found.long_lived)
-                    .map_or(record.expiry_date, |end| end.min(record.expiry_date));
+                let lifetime_end = match found.created_at {
+                    Some(created_at) => {
+                        self.lifetime_end(created_at, found.long_lived.unwrap_or(false))
+                    }
+                    // Not read: none is needed without an absolute lifetime. With one, a
+                    // repository that read no age gets its session served no longer than now.
+                    None => self.born_after(now).map(|_| now),
+                };
+                let valid_until =
+                    lifetime_end.map_or(record.expiry_date, |end| end.min(record.expiry_date));
                 let entry = CachedSession {
                     record: record.clone(),
                     valid_until,

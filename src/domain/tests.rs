@@ -33,10 +33,10 @@ fn record(id: i128, expiry_date: OffsetDateTime) -> SessionRecord<'static> {
 fn found(data: Vec<u8>) -> FoundRow {
     FoundRow {
         data,
-        created_at: OffsetDateTime::now_utc() - Duration::minutes(1),
+        created_at: Some(OffsetDateTime::now_utc() - Duration::minutes(1)),
         version: 0,
         user_key: None,
-        long_lived: false,
+        long_lived: Some(false),
     }
 }
 
@@ -1280,6 +1280,43 @@ mod read_cache {
             json!("grace"),
             "the second eviction, twice the timeout after the first, must drop the stale entry"
         );
+    }
+
+    /// A store with an absolute lifetime caches a session only as long as its lifetime lasts,
+    /// so it must know the row's age: a repository that did not read it (allowed only without
+    /// a lifetime) gets its session loaded but never served from the cache. `reads` is how
+    /// many times two loads reach the repository.
+    async fn two_cached_loads_with_a_lifetime(created_at: Option<OffsetDateTime>, reads: usize) {
+        let stored = record(9, in_an_hour());
+        let bytes = MessagePackCodec.encode(&stored).unwrap();
+        let mut repo = MockSessionRepository::new();
+        repo.expect_find_unexpired()
+            .times(reads)
+            .returning(move |_, _, born_after, _| {
+                assert!(born_after.is_some(), "the lifetime's bound is asked for");
+                Ok(Some(FoundRow {
+                    created_at,
+                    long_lived: created_at.map(|_| false),
+                    ..found(bytes.clone())
+                }))
+            });
+        let store = cached(service(repo).with_policy(|policy| {
+            policy.absolute_lifetime = Some(StdDuration::from_secs(3600));
+        }));
+        for _ in 0..2 {
+            let loaded = store.load_session(stored.id).await.unwrap().unwrap();
+            assert_eq!(value(&loaded), json!("ada"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_whose_age_is_read_is_served_from_the_cache_within_its_lifetime() {
+        two_cached_loads_with_a_lifetime(Some(OffsetDateTime::now_utc()), 1).await;
+    }
+
+    #[tokio::test]
+    async fn a_session_whose_age_was_not_read_is_never_served_from_the_cache_under_a_lifetime() {
+        two_cached_loads_with_a_lifetime(None, 2).await;
     }
 
     /// A save that returned evicts once, at once: the next load reads the database.

@@ -54,9 +54,11 @@ pub struct UserSessionRow {
 pub struct FoundRow {
     /// What the store's [`Codec`](super::Codec) produced.
     pub data: Vec<u8>,
-    /// When the session was created ([`SessionRow::created_at`]): a cached load stops serving
-    /// the session once its absolute lifetime is over.
-    pub created_at: OffsetDateTime,
+    /// When the session was created ([`SessionRow::created_at`]), read when `find_unexpired`
+    /// is given a `born_after` (the store has an absolute lifetime): a cached load stops serving
+    /// the session once that lifetime is over. Without one the store does not use it, and a
+    /// repository may leave it `None` (the SQL repositories then read two columns fewer).
+    pub created_at: Option<OffsetDateTime>,
     /// The row's version: 0 when inserted, one more at every update. A save of what was
     /// loaded at this version writes only if the row still holds it
     /// ([`SessionRepository::update_if_present`]).
@@ -64,8 +66,8 @@ pub struct FoundRow {
     /// The row's user key ([`SessionRow::user_key`]).
     pub user_key: Option<String>,
     /// Whether it is long-lived ([`SessionRow::long_lived`]): a cached load stops serving it at
-    /// the long lifetime's end instead.
-    pub long_lived: bool,
+    /// the long lifetime's end instead. Read, or left `None`, with `created_at`.
+    pub long_lived: Option<bool>,
 }
 
 /// Where encoded sessions live: the storage operations the store needs, one database

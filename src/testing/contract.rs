@@ -449,8 +449,20 @@ async fn find_unexpired_returns_the_data_and_the_creation_instant<R: SessionRepo
         .unwrap()
         .expect("a live row");
     assert_eq!(found.data, b"data");
-    assert_eq!(found.created_at, created);
+    // Without an absolute lifetime the row's age need not be read; if it is, it is right.
+    assert!(found.created_at.is_none_or(|at| at == created));
+    assert!(found.long_lived.is_none_or(|long| !long));
     assert_eq!((found.version, found.user_key), (0, None));
+    // With one, it is read.
+    let found = repo
+        .find_unexpired(&id, now, Some(created - Duration::minutes(1)), None)
+        .await
+        .unwrap()
+        .expect("a live row, created after the lifetime's bound");
+    assert_eq!(
+        (found.created_at, found.long_lived),
+        (Some(created), Some(false))
+    );
     // Expiry, and the absolute lifetime's bound.
     assert_eq!(
         repo.find_unexpired(&id, now + Duration::hours(1), None, None)
@@ -535,7 +547,7 @@ async fn a_long_lived_row_lives_to_long_born_after<R: SessionRepository>(repo: &
             .await
             .unwrap();
         assert_eq!(found.is_some(), visible, "find_unexpired, {long_born:?}");
-        assert!(found.is_none_or(|found| found.long_lived));
+        assert!(found.is_none_or(|found| found.long_lived == Some(true)));
         let listed = repo
             .find_unexpired_by_user(&user, now, born, long_born)
             .await

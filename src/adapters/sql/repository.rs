@@ -395,6 +395,22 @@ impl<D: SqlDriver> SessionRepository for D {
         long_born: Option<OffsetDateTime>,
     ) -> Result<Option<FoundRow>, RepositoryError> {
         let mut params = vec![Param::text(id), Param::Instant(now)];
+        // Without an absolute lifetime, the row's age is neither checked nor read.
+        if born.is_none() {
+            let rows = self
+                .query(&self.statements().find_unexpired_any_age, params)
+                .await?;
+            let Some(row) = rows.first() else {
+                return Ok(None);
+            };
+            return Ok(Some(FoundRow {
+                data: row.bytes(0)?,
+                created_at: None,
+                version: row.integer(1)?,
+                user_key: row.optional_text(2)?,
+                long_lived: None,
+            }));
+        }
         params.extend(born_after(born, long_born));
         let rows = self
             .query(&self.statements().find_unexpired, params)
@@ -404,10 +420,10 @@ impl<D: SqlDriver> SessionRepository for D {
         };
         Ok(Some(FoundRow {
             data: row.bytes(0)?,
-            created_at: row.instant(1)?,
+            created_at: Some(row.instant(1)?),
             version: row.integer(2)?,
             user_key: row.optional_text(3)?,
-            long_lived: row.boolean(4)?,
+            long_lived: Some(row.boolean(4)?),
         }))
     }
 
