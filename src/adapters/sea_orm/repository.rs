@@ -423,49 +423,59 @@ impl SeaOrmRow {
     }
 }
 
-/// Reads column `$index` of a [`SeaOrmRow`]: `$direct` on a direct row, `$seaorm` (a function
-/// of the `QueryResult`, the dialect and the index) on one SeaORM returned.
-macro_rules! read {
-    ($row:expr, $index:expr, $direct:ident, $seaorm:expr) => {
-        match &$row.0 {
-            Read::SeaOrm { row, dialect } => {
-                $seaorm(row, *dialect, $index).map_err(|err| classify(*dialect, err).error)
-            }
-            #[cfg(feature = "postgres")]
-            Read::Postgres(row) => row.$direct($index),
-        }
-    };
+/// A column SeaORM read, its error classified in the row's dialect.
+fn through_seaorm<T>(dialect: Dialect, read: Result<T, DbErr>) -> Result<T, RepositoryError> {
+    read.map_err(|err| classify(dialect, err).error)
 }
 
 impl SqlRow for SeaOrmRow {
     fn bytes(&self, index: usize) -> Result<Vec<u8>, RepositoryError> {
-        read!(self, index, bytes, |row: &QueryResult, _, index| row
-            .try_get_by_index(index))
+        match &self.0 {
+            Read::SeaOrm { row, dialect } => through_seaorm(*dialect, row.try_get_by_index(index)),
+            #[cfg(feature = "postgres")]
+            Read::Postgres(row) => row.bytes(index),
+        }
     }
 
     fn key(&self, index: usize) -> Result<String, RepositoryError> {
-        read!(self, index, key, |row, dialect: Dialect, index| dialect
-            .read_key(row, index))
+        match &self.0 {
+            Read::SeaOrm { row, dialect } => through_seaorm(*dialect, dialect.read_key(row, index)),
+            #[cfg(feature = "postgres")]
+            Read::Postgres(row) => row.key(index),
+        }
     }
 
     fn optional_text(&self, index: usize) -> Result<Option<String>, RepositoryError> {
-        read!(self, index, optional_text, |row: &QueryResult, _, index| {
-            row.try_get_by_index(index)
-        })
+        match &self.0 {
+            Read::SeaOrm { row, dialect } => through_seaorm(*dialect, row.try_get_by_index(index)),
+            #[cfg(feature = "postgres")]
+            Read::Postgres(row) => row.optional_text(index),
+        }
     }
 
     fn instant(&self, index: usize) -> Result<time::OffsetDateTime, RepositoryError> {
-        read!(self, index, instant, |row, dialect: Dialect, index| dialect
-            .read_instant(row, index))
+        match &self.0 {
+            Read::SeaOrm { row, dialect } => {
+                through_seaorm(*dialect, dialect.read_instant(row, index))
+            }
+            #[cfg(feature = "postgres")]
+            Read::Postgres(row) => row.instant(index),
+        }
     }
 
     fn boolean(&self, index: usize) -> Result<bool, RepositoryError> {
-        read!(self, index, boolean, |row: &QueryResult, _, index| row
-            .try_get_by_index(index))
+        match &self.0 {
+            Read::SeaOrm { row, dialect } => through_seaorm(*dialect, row.try_get_by_index(index)),
+            #[cfg(feature = "postgres")]
+            Read::Postgres(row) => row.boolean(index),
+        }
     }
 
     fn integer(&self, index: usize) -> Result<i64, RepositoryError> {
-        read!(self, index, integer, |row: &QueryResult, _, index| row
-            .try_get_by_index(index))
+        match &self.0 {
+            Read::SeaOrm { row, dialect } => through_seaorm(*dialect, row.try_get_by_index(index)),
+            #[cfg(feature = "postgres")]
+            Read::Postgres(row) => row.integer(index),
+        }
     }
 }
