@@ -179,15 +179,19 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                     eviction.done();
                     return Ok(written.unwrap_or_default());
                 };
-                let delta = base.delta(&record.data);
-                if self.is_unchanged(&base, &delta, &record)? {
+                if self.is_unchanged(&base, &record)? {
                     return Ok(Written::default());
                 }
                 let eviction = self.eviction(|| Evict::Key(key.clone()));
                 let held = Some((base.version, &base.user_key));
                 let written = match self.update(&record, now, held).await? {
                     Some(written) => written,
-                    None => self.merge(&key, record, &delta, now).await?,
+                    // What this request changed is measured only now that another save
+                    // overtook it: the uncontended save needs only the base's version.
+                    None => {
+                        let delta = base.delta(&record.data);
+                        self.merge(&key, record, &delta, now).await?
+                    }
                 };
                 eviction.done();
                 Ok(written)
@@ -199,12 +203,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
 
     /// Whether write avoidance lets this save write nothing: no value changed, nor the user
     /// key, and the expiry moves later by less than the window.
-    fn is_unchanged(
-        &self,
-        base: &Base,
-        delta: &Delta,
-        record: &SessionRecord<'_>,
-    ) -> Result<bool, SessionError> {
+    fn is_unchanged(&self, base: &Base, record: &SessionRecord<'_>) -> Result<bool, SessionError> {
         let Some(window) = self.policy.touch_after else {
             return Ok(false);
         };
@@ -212,9 +211,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             return Ok(false);
         };
         let moved = record.expiry_date - base.expiry;
-        Ok(delta.is_empty()
-            && (time::Duration::ZERO..window).contains(&moved)
-            && self.user_key_of(record)? == base.user_key)
+        Ok((time::Duration::ZERO..window).contains(&moved)
+            && self.user_key_of(record)? == base.user_key
+            && base.delta(&record.data).is_empty())
     }
 
     /// Writes `record` over the row if it holds the version of `held` (the version and the
@@ -379,7 +378,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                     }
                     // Not read: none is needed without an absolute lifetime. With one, a
                     // repository that read no age gets its session served no longer than now.
-                    None => self.born_after(now).map(|_| now),
+                    None => born_after.map(|_| now),
                 };
                 let valid_until =
                     lifetime_end.map_or(record.expiry_date, |end| end.min(record.expiry_date));
