@@ -498,6 +498,33 @@ mod tests {
     }
 
     #[test]
+    fn values_of_every_kind_hash_apart() {
+        let values = [
+            json!(null),
+            json!(false),
+            json!(true),
+            json!(0),
+            json!(-1),
+            json!(u64::MAX),
+            json!(0.5),
+            json!(""),
+            json!("ab"),
+            json!(["a", "b"]),
+            json!(["ab"]),
+            json!([]),
+            json!({}),
+            json!({"a": "b"}),
+            json!({"ab": ""}),
+            json!([null]),
+        ];
+        for (i, a) in values.iter().enumerate() {
+            for b in &values[i + 1..] {
+                assert_ne!(value_hash(a), value_hash(b), "{a} and {b}");
+            }
+        }
+    }
+
+    #[test]
     fn values_too_deep_for_a_hash_are_always_written() {
         let deep = (0..200).fold(json!(1), |inner, _| json!([inner]));
         assert_eq!(value_hash(&deep), None);
