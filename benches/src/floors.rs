@@ -35,8 +35,8 @@ impl Sql {
     }
 }
 
-fn encode(sample: &Sample) -> Result<Vec<u8>, BoxError> {
-    Ok(rmp_serde::to_vec(&sample.record)?)
+fn encode(record: &store::Record) -> Result<Vec<u8>, BoxError> {
+    Ok(rmp_serde::to_vec(record)?)
 }
 
 /// tokio-postgres through deadpool, statements prepared once per connection.
@@ -48,7 +48,7 @@ pub struct LeanFloor {
 #[async_trait]
 impl Stack for LeanFloor {
     async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
-        let data = encode(sample)?;
+        let data = encode(&sample.record)?;
         let id = sample.record.id.to_string();
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&self.sql.insert_if_absent).await?;
@@ -58,7 +58,7 @@ impl Stack for LeanFloor {
         Ok(())
     }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
-        let data = encode(sample)?;
+        let data = encode(&sample.changed)?;
         let id = sample.record.id.to_string();
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&self.sql.update_if_present).await?;
@@ -97,7 +97,7 @@ pub struct SqlxFloor {
 #[async_trait]
 impl Stack for SqlxFloor {
     async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
-        let data = encode(sample)?;
+        let data = encode(&sample.record)?;
         sqlx::query(sqlx::AssertSqlSafe(self.sql.insert_if_absent.as_str()))
             .bind(sample.record.id.to_string())
             .bind(data)
@@ -107,7 +107,7 @@ impl Stack for SqlxFloor {
         Ok(())
     }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
-        let data = encode(sample)?;
+        let data = encode(&sample.changed)?;
         sqlx::query(sqlx::AssertSqlSafe(self.sql.update_if_present.as_str()))
             .bind(sample.record.id.to_string())
             .bind(data)

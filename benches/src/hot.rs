@@ -62,6 +62,8 @@ pub struct HotResults {
     pub names: Vec<String>,
     /// (stack, op, concurrency) → median µs/op over the rounds.
     pub medians: std::collections::HashMap<(usize, Op, usize), f64>,
+    /// (stack, op, concurrency) → µs/op of each round, in round order.
+    pub rounds: std::collections::HashMap<(usize, Op, usize), Vec<f64>>,
     pub eviction: Option<EvictionDelay>,
 }
 
@@ -311,16 +313,14 @@ pub async fn run(
         eprintln!("bench: hot path round {}/{rounds} done", r + 1);
     }
     let medians = values
-        .into_iter()
-        .map(|(key, mut v)| {
-            v.sort_by(f64::total_cmp);
-            (key, v[v.len() / 2])
-        })
+        .iter()
+        .map(|(key, v)| (*key, median(v.iter().copied())))
         .collect();
     let eviction = Some(eviction_delay(base, template).await?);
     Ok(HotResults {
         names: stacks.into_iter().map(|s| s.name).collect(),
         medians,
+        rounds: values,
         eviction,
     })
 }
@@ -449,6 +449,7 @@ pub fn report(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
         }
         let _ = writeln!(md, "{line}");
     }
+    cache_cost(md, results, concurrencies);
     if let Some(e) = &results.eviction {
         let _ = writeln!(
             md,
@@ -458,4 +459,60 @@ pub fn report(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
             e.samples, e.p50_us, e.p99_us, e.max_us
         );
     }
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// What the listening cache costs a save: each cached stack's save against the same stack
+/// without the cache, round by round (the two run in the same round, one after the other), as
+/// the median of the rounds' ratios and of their differences.
+fn cache_cost(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
+    use std::fmt::Write;
+    const PAIRS: [(&str, &str); 2] = [
+        ("PostgresStore + Cache::listening", "PostgresStore (SeaORM)"),
+        ("LeanPostgresStore + Cache::listening", "LeanPostgresStore"),
+    ];
+    let position = |name: &str| results.names.iter().position(|n| n == name);
+    let mut lines = String::new();
+    for (name, plain) in PAIRS {
+        let (Some(cached), Some(plain)) = (position(name), position(plain)) else {
+            continue;
+        };
+        let _ = write!(lines, "| {name} |");
+        for &c in concurrencies {
+            let (Some(with), Some(without)) = (
+                results.rounds.get(&(cached, Op::Save, c)),
+                results.rounds.get(&(plain, Op::Save, c)),
+            ) else {
+                lines.push_str(" – | – |");
+                continue;
+            };
+            let pairs = || with.iter().zip(without);
+            let ratio = median(pairs().map(|(w, o)| w / o));
+            let more = median(pairs().map(|(w, o)| w - o));
+            let _ = write!(lines, " {ratio:.2}× | {more:+.1} µs |");
+        }
+        lines.push('\n');
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\nWhat the listening cache costs a save: the median of the rounds' ratios and \
+         differences, each round's save with the cache against the same store's without.\n"
+    );
+    let mut header = "| stack |".to_owned();
+    for c in concurrencies {
+        let _ = write!(header, " save ×{c} ratio | save ×{c} more |");
+    }
+    let _ = writeln!(
+        md,
+        "{header}\n|---|{}\n{lines}",
+        "---:|".repeat(2 * concurrencies.len())
+    );
 }

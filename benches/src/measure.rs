@@ -31,6 +31,27 @@ impl Timings {
         median_of(&self.rounds, (stack, op, concurrency))
     }
 
+    /// `baseline ÷ subject` per round, each round's two measured side by side (so a slow
+    /// stretch of the machine weighs on both): the median and the interquartile range of those
+    /// ratios. Steadier than the ratio of the medians, which pairs figures of different rounds.
+    pub fn paired_ratio(
+        &self,
+        subject: usize,
+        baseline: usize,
+        op: Op,
+        concurrency: usize,
+    ) -> Option<(f64, f64, f64)> {
+        let s = self.rounds.get(&(subject, op, concurrency))?;
+        let b = self.rounds.get(&(baseline, op, concurrency))?;
+        let mut ratios: Vec<f64> = s.iter().zip(b).map(|(s, b)| b / s).collect();
+        if ratios.is_empty() {
+            return None;
+        }
+        ratios.sort_by(f64::total_cmp);
+        let at = |q: usize| ratios[(ratios.len() - 1) * q / 4];
+        Some((at(2), at(1), at(3)))
+    }
+
     /// The median client CPU µs/op over the rounds.
     pub fn cpu_median(&self, stack: usize, op: Op, concurrency: usize) -> Option<f64> {
         median_of(&self.cpu, (stack, op, concurrency))

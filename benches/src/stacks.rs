@@ -39,19 +39,35 @@ impl Op {
 pub struct Sample {
     pub record: Record,
     pub record014: core014::session::Record,
-    /// The record as this crate's stores loaded it (with the base a save merges from), set by
-    /// [`Stack::prepare_save`]: what a request saves.
+    /// The record as a request that changed one value (its CSRF token) saves it: what every
+    /// stack's save writes. tower-sessions saves only a session its request modified, so a
+    /// save that writes the stored bytes again would flatter every stack (PostgreSQL then
+    /// logs almost nothing of the row).
+    pub changed: Record,
+    pub changed014: core014::session::Record,
+    /// The record as this crate's stores loaded it (with the base a save merges from), with
+    /// [`Sample::changed`]'s change made, set by [`Stack::prepare_save`]: what a request saves.
     pub loaded: std::sync::OnceLock<Record>,
 }
+
+/// The value a request changes before its save, and its changed value.
+const CHANGED_KEY: &str = "csrf";
 
 impl Sample {
     /// A fresh session with the bench's record and a fresh id.
     pub fn new(template: &Record) -> Self {
         let mut record = template.clone();
         record.id = Id::default();
+        let mut changed = record.clone();
+        changed.data.insert(
+            CHANGED_KEY.to_owned(),
+            serde_json::json!(Id::default().to_string()),
+        );
         Sample {
             record014: to_014(&record),
+            changed014: to_014(&changed),
             record,
+            changed,
             loaded: std::sync::OnceLock::new(),
         }
     }
@@ -114,12 +130,16 @@ impl<S: SessionStore> Stack for Store15<S> {
     }
     async fn prepare_save(&self, sample: &Sample) -> Result<(), BoxError> {
         let loaded = self.0.load(&sample.record.id).await?;
-        let loaded = loaded.ok_or("a created session did not load")?;
+        let mut loaded = loaded.ok_or("a created session did not load")?;
+        loaded.data.insert(
+            CHANGED_KEY.to_owned(),
+            sample.changed.data[CHANGED_KEY].clone(),
+        );
         let _ = sample.loaded.set(loaded);
         Ok(())
     }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
-        let record = sample.loaded.get().unwrap_or(&sample.record);
+        let record = sample.loaded.get().unwrap_or(&sample.changed);
         Ok(self.0.save(record).await?)
     }
     async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
@@ -141,7 +161,7 @@ impl<S: core014::SessionStore> Stack for Store14<S> {
         Ok(())
     }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
-        Ok(self.0.save(&sample.record014).await?)
+        Ok(self.0.save(&sample.changed014).await?)
     }
     async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
         Ok(self.0.load(&sample.record014.id).await?.is_some())
