@@ -799,6 +799,7 @@ on_every_backend!(
 
 // What only one backend has.
 
+#[cfg(feature = "tokio-postgres")]
 #[tokio::test]
 async fn postgres_the_lean_store_on_a_hash_partitioned_table_logs_the_same() {
     let history = History::<Postgres>::new(|store| store.with_hash_partitions(4).unwrap()).await;

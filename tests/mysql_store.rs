@@ -183,6 +183,40 @@ async fn migrate_refuses_an_application_table_named_like_the_session_table() {
         .unwrap();
 }
 
+/// A session table dropped by hand while its steps stay recorded: `migrate` refuses, saying
+/// so, rather than creating it empty again. (Here the runner's second look opens the table,
+/// where PostgreSQL reads the catalog: MariaDB's catalog leaves out a table a concurrent run is
+/// altering.)
+#[tokio::test]
+async fn migrate_refuses_a_table_dropped_by_hand() {
+    let conn = connect_mysql(&mysql_url()).await;
+    let table = unique_name("ts_dropped");
+    let store = MySqlStore::new(conn.clone())
+        .with_table_name(&table)
+        .unwrap();
+    store.migrate().await.unwrap();
+    conn.execute_unprepared(&format!("DROP TABLE `{table}`"))
+        .await
+        .unwrap();
+    let refused = store
+        .migrate()
+        .await
+        .expect_err("a table dropped by hand is not created again, empty");
+    assert!(
+        refused.to_string().contains("was it dropped by hand?"),
+        "{refused}"
+    );
+    let tables = scalar_strings(
+        &conn,
+        "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+         WHERE table_schema = DATABASE() AND table_name = ?",
+        vec![table.clone().into()],
+    )
+    .await;
+    assert!(tables.is_empty(), "nothing was created: {tables:?}");
+    drop_table(&conn, &table).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_concurrent_migrations_on_a_fresh_table_all_succeed() {
     let conn = connect_mysql(&mysql_url()).await;

@@ -13,14 +13,14 @@ use common::{
         configured, every_kind_arrives_once_with_its_reason, expect, next, postgres, record,
         summary, ARRIVAL, DAY, HOSTILE,
     },
-    unique_name, wait_until_serving,
+    unique_name,
 };
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::broadcast::{error::RecvError, Receiver};
 use tower_sessions_seaorm_store::{
-    sea_orm::ConnectionTrait, testing::ManualClock, LeanPostgresStore, MySqlStore, PostgresStore,
-    SeaOrmStoreError, SessionEvent, SessionStore, SqliteStore,
+    sea_orm::ConnectionTrait, testing::ManualClock, MySqlStore, PostgresStore, SeaOrmStoreError,
+    SessionEvent, SessionStore, SqliteStore,
 };
 
 /// Two replicas of one migrated store with the history, each on a pool of its own, on one
@@ -79,8 +79,10 @@ async fn postgres_every_kind_arrives_on_another_replica_once_with_its_reason() {
     drop_schema(connect_postgres(&database_url()).await, &schema).await;
 }
 
+#[cfg(feature = "tokio-postgres")]
 #[tokio::test]
 async fn the_lean_store_hears_a_seaorm_store_on_a_hash_partitioned_table() {
+    use tower_sessions_seaorm_store::LeanPostgresStore;
     let schema = unique_name("ts_events");
     let clock = ManualClock::new();
     let conn = connect_postgres(&database_url()).await;
@@ -580,6 +582,7 @@ async fn overtaken_saves_log_exactly_the_sign_ins_and_outs_they_make() {
 #[cfg(feature = "cache")]
 #[tokio::test]
 async fn with_a_listening_cache_saves_log_once_and_evict_every_replica() {
+    use common::wait_until_serving;
     use tower_sessions_seaorm_store::Cache;
     let schema = unique_name("ts_events");
     let clock = ManualClock::new();

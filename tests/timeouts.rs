@@ -11,16 +11,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{
-    database_url, mysql::mysql_url, scalar_strings, suite::in_a_day, unique_name, PgFixture,
-};
+use common::{database_url, mysql::mysql_url, scalar_strings, suite::in_a_day, PgFixture};
 use serde_json::json;
 use tower_sessions_seaorm_store::{
     sea_orm::{
         sqlx, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
         Statement, TransactionTrait, Value,
     },
-    session_store, Id, MySqlStore, PostgresStore, Record, SessionStore,
+    session_store, MySqlStore, PostgresStore, Record, SessionStore,
 };
 
 /// Saves of the locked session fired at once: twice the pool.
@@ -183,10 +181,11 @@ mod lean {
     };
     use tower_sessions_seaorm_store::{
         deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod},
-        LeanPostgresStore,
+        Id, LeanPostgresStore,
     };
 
     use super::*;
+    use crate::common::unique_name;
 
     /// The store's operation timeout in these tests.
     const TIMEOUT: Duration = Duration::from_millis(300);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sea_orm_migration::{
     prelude::*,
-    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend},
+    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr},
 };
 
 use crate::{migrations_with_partitions, qualified, sql::execute_all};
@@ -234,10 +234,7 @@ impl Runner {
         // recorded its steps since the look above. A step is recorded after its table exists
         // (in its transaction on PostgreSQL, after MySQL's self-committing DDL), so a second
         // look, after the records were read, tells the two apart.
-        if state == TableState::Missing
-            && !recorded.is_empty()
-            && self.table_state(conn).await? == TableState::Missing
-        {
+        if state == TableState::Missing && !recorded.is_empty() && self.missing(conn).await? {
             return Err(self.dropped_by_hand());
         }
         for step in &steps {
@@ -257,6 +254,17 @@ impl Runner {
             applied.push(version);
         }
         Ok(execute_all(conn, self.then.clone()).await?)
+    }
+
+    /// Whether the table is missing, on a second look. MySQL's and MariaDB's catalog leaves the
+    /// name out for a moment while a concurrent run's `ALTER TABLE` swaps in the table's new
+    /// copy, so there the table is opened instead: opening waits for that `ALTER` (its
+    /// metadata lock), and fails only when no table has the name.
+    async fn missing(&self, conn: &DatabaseConnection) -> Result<bool, DbErr> {
+        match self.backend {
+            DbBackend::MySql => Ok(!self.opens(conn).await?),
+            _ => Ok(self.table_state(conn).await? == TableState::Missing),
+        }
     }
 
     /// The table is missing, but its steps are recorded: it was dropped without them (by hand,

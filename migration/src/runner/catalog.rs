@@ -2,7 +2,7 @@
 //! a type in the way of the tables it creates (PostgreSQL), the eviction functions the table's
 //! triggers call (PostgreSQL).
 
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
 use super::{Runner, TableState};
 use crate::{partition_name, qualified, sql::rows, HISTORY_TABLE};
@@ -76,6 +76,21 @@ impl Runner {
         } else {
             TableState::NotASessionTable { lacks }
         })
+    }
+
+    /// Whether the session table opens: `SELECT` of no row from it, which waits for a
+    /// concurrent `ALTER TABLE` of it to finish. `false` when no table has its name (MySQL's
+    /// 42S02).
+    pub(super) async fn opens(&self, conn: &impl ConnectionTrait) -> Result<bool, DbErr> {
+        let sql = format!("SELECT 1 FROM {} LIMIT 0", self.describe());
+        match conn
+            .query_all_raw(Statement::from_string(self.backend, sql))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if super::races::is_missing_table(self.backend, &err) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// After PostgreSQL's duplicate_object (42710): a type that is not a table's, named like

@@ -56,6 +56,12 @@ pub(super) fn lost_a_race(backend: DbBackend, err: &DbErr) -> bool {
     lost(backend, &said(err))
 }
 
+/// Whether `err` says that the table a statement named does not exist (MySQL's and MariaDB's
+/// 42S02).
+pub(super) fn is_missing_table(backend: DbBackend, err: &DbErr) -> bool {
+    backend == DbBackend::MySql && said(err).code.as_deref() == Some("42S02")
+}
+
 fn lost(backend: DbBackend, said: &Said) -> bool {
     if array_type_name_exhausted(backend, said) {
         return false;
