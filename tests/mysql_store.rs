@@ -185,8 +185,8 @@ async fn migrate_refuses_an_application_table_named_like_the_session_table() {
 
 /// A session table dropped by hand while its steps stay recorded: `migrate` refuses, saying
 /// so, rather than creating it empty again. (Here the runner's second look opens the table,
-/// where PostgreSQL reads the catalog: MariaDB's catalog leaves out a table a concurrent run is
-/// altering.)
+/// where PostgreSQL's reads the catalog: MariaDB's lists a table a concurrent run is altering
+/// without its columns for a moment.)
 #[tokio::test]
 async fn migrate_refuses_a_table_dropped_by_hand() {
     let conn = connect_mysql(&mysql_url()).await;

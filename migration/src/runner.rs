@@ -256,10 +256,11 @@ impl Runner {
         Ok(execute_all(conn, self.then.clone()).await?)
     }
 
-    /// Whether the table is missing, on a second look. MySQL's and MariaDB's catalog leaves the
-    /// name out for a moment while a concurrent run's `ALTER TABLE` swaps in the table's new
-    /// copy, so there the table is opened instead: opening waits for that `ALTER` (its
-    /// metadata lock), and fails only when no table has the name.
+    /// Whether the table is missing, on a second look. MariaDB's catalog lists the table
+    /// without its columns for a moment while a concurrent run's `ALTER TABLE` runs (6 looks in
+    /// 400 during a loop of them), which [`table_state`](Self::table_state) takes for a table
+    /// being created, so missing: there the table is opened instead, which waits for that
+    /// `ALTER` (its metadata lock) and fails only when no table has the name.
     async fn missing(&self, conn: &DatabaseConnection) -> Result<bool, DbErr> {
         match self.backend {
             DbBackend::MySql => Ok(!self.opens(conn).await?),
