@@ -998,6 +998,87 @@ async fn a_store_behind_pgbouncer_listens_on_a_direct_url() {
     replicas.finish().await;
 }
 
+/// A read of the eviction log that never ends (here it waits for a lock another connection
+/// holds; in production, a server gone without a word, after a failover) does not hold the
+/// listener until the kernel gives up on the connection: the listener abandons it after its
+/// silence bound (twice the staleness bound), connects again, and serves again once it can
+/// read the log.
+#[tokio::test]
+async fn a_read_of_the_eviction_log_that_hangs_is_abandoned_for_a_new_connection() {
+    let replicas = Replicas::new().await;
+    let b = replicas.replica("b").await;
+    let application = replicas.application("b");
+    let mut raw = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    assert_eq!(
+        connections_of(&mut raw, &application).await,
+        1,
+        "b's one listener connection"
+    );
+    let log: String = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = to_regnamespace($1) \
+         AND relkind = 'r' AND relname::text LIKE 'tower_sessions_log_%'",
+    )
+    .bind(&replicas.schema)
+    .fetch_one(&mut raw)
+    .await
+    .unwrap();
+
+    let mut locker = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "BEGIN; LOCK TABLE \"{}\".\"{log}\" IN ACCESS EXCLUSIVE MODE",
+        replicas.schema
+    )))
+    .execute(&mut locker)
+    .await
+    .unwrap();
+    // Its next poll waits for the lock; after the silence bound it connects again (and that
+    // connection's poll waits too). The waiting connection stays until the lock is gone:
+    // PostgreSQL notices a client gone only when it next talks to it.
+    let silence = BOUND * 2;
+    let started = Instant::now();
+    loop {
+        if connections_of(&mut raw, &application).await >= 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < silence * 4,
+            "b's listener still waits on its read of the eviction log after {:?}",
+            silence * 4
+        );
+        // Real time: the bound is the listener's, on the runtime's clock.
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    assert!(
+        !b.is_cache_serving(),
+        "b serves while it cannot read its log"
+    );
+
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    wait_until_serving(&b, "b, once its log can be read again").await;
+    let a = replicas.replica("a").await;
+    let mut session = record(json!({"n": 1}));
+    a.create(&mut session).await.unwrap();
+    assert!(b.load(&session.id).await.unwrap().is_some(), "b caches it");
+    a.delete(&session.id).await.unwrap();
+    within(BOUND, "b does not evict after reconnecting", || async {
+        b.load(&session.id).await.unwrap().is_none()
+    })
+    .await;
+    replicas.finish().await;
+}
+
+/// How many connections of `application` the server has.
+async fn connections_of(raw: &mut sqlx::PgConnection, application: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+        .bind(application)
+        .fetch_one(raw)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn no_stale_read_after_the_listener_reconnects() {
     let replicas = Replicas::new().await;

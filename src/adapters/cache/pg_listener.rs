@@ -217,7 +217,18 @@ async fn listen(
             Some(cache) => cache.lost(),
             None => return,
         }
-        match connect(&settings, &channel, &heartbeats.channel(&channel)).await {
+        // Bounded as the log's reads are: a server gone without a word would hold it.
+        let heartbeat_channel = heartbeats.channel(&channel);
+        let connecting = connect(&settings, &channel, &heartbeat_channel);
+        let connected = tokio::time::timeout(settings.silence, connecting)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "connecting, listening and checking the triggers took over {:?}",
+                    settings.silence
+                ))
+            });
+        match connected {
             Ok((listener, snapshot)) => {
                 backoff = FIRST_BACKOFF;
                 tracing::debug!("session cache listener connected");
@@ -314,7 +325,7 @@ async fn receive(
             received = tokio::time::timeout_at(heard + silence, listener.try_recv()) => received,
             _ = polls.tick() => {
                 let cache = cache.upgrade()?;
-                if let Err(why) = log.read(&mut listener, &cache).await {
+                if let Err(why) = log.read(&mut listener, &cache, silence).await {
                     return Some(why);
                 }
                 if let Some(events) = &mut events {
@@ -346,7 +357,7 @@ async fn receive(
                 let seen = seen.to_owned();
                 // The saves logged before the heartbeat was sent (it has committed since),
                 // whenever the last poll was.
-                if let Err(why) = log.read(&mut listener, &cache).await {
+                if let Err(why) = log.read(&mut listener, &cache, silence).await {
                     return Some(why);
                 }
                 if fingerprint.as_deref().is_some_and(|known| known != seen) {
@@ -395,17 +406,25 @@ impl Log {
     }
 
     /// Evicts the keys saved since the last read; prunes what every listener has read.
+    ///
+    /// `Err` when a statement did not end within `timeout` (the listener's silence bound): a
+    /// connection whose server died without a word (a failover, a host gone) would otherwise
+    /// hold the listener until the kernel gives up on it, many minutes later; the listener
+    /// reconnects instead.
     async fn read(
         &mut self,
         listener: &mut PgListener,
         cache: &SessionCache,
+        timeout: Duration,
     ) -> Result<(), String> {
         let started = Instant::now();
+        let read = sqlx::query_as(sqlx::AssertSqlSafe(self.read.as_str()))
+            .bind(&self.snapshot)
+            .fetch_one(&mut *listener);
         let (snapshot, horizon, keys): (String, i64, Vec<String>) =
-            sqlx::query_as(sqlx::AssertSqlSafe(self.read.as_str()))
-                .bind(&self.snapshot)
-                .fetch_one(&mut *listener)
+            tokio::time::timeout(timeout, read)
                 .await
+                .map_err(|_| format!("the read of the eviction log took over {timeout:?}"))?
                 .map_err(|e| format!("cannot read the eviction log: {e}"))?;
         if started.duration_since(self.read_at) > LOG_RETENTION / 2 {
             // Saves this listener has not read may have been pruned by another.
@@ -432,10 +451,12 @@ impl Log {
             self.horizons.pop_front();
         }
         if let Some(old) = prune_before {
-            let pruned = sqlx::query(sqlx::AssertSqlSafe(self.prune.as_str()))
+            let prune = sqlx::query(sqlx::AssertSqlSafe(self.prune.as_str()))
                 .bind(old)
-                .execute(&mut *listener)
-                .await;
+                .execute(&mut *listener);
+            let pruned = tokio::time::timeout(timeout, prune)
+                .await
+                .map_err(|_| format!("pruning the eviction log took over {timeout:?}"))?;
             if let Err(error) = pruned {
                 tracing::debug!(%error, "the session cache could not prune its eviction log");
             }
