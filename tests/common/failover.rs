@@ -112,6 +112,23 @@ fn run_as_postgres(program: &Path, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("run {}: {e}", program.display()))
 }
 
+/// As [`succeeded`], with the end of the server's log in the failure's message: why a server
+/// did not start is only there.
+fn succeeded_or_log(what: &str, log: &Path, output: Output) {
+    if output.status.success() {
+        return;
+    }
+    let log = std::fs::read_to_string(log).unwrap_or_else(|e| format!("(unreadable: {e})"));
+    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    panic!(
+        "{what} failed: {}{}\nthe end of its log:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        tail.join("\n")
+    );
+}
+
 fn succeeded(what: &str, output: Output) {
     assert!(
         output.status.success(),
@@ -267,8 +284,9 @@ impl ReplicatedPair {
             node.port,
             self.dir.path().display(),
         );
-        succeeded(
+        succeeded_or_log(
             &format!("pg_ctl start ({})", node.name),
+            &node.log,
             run_as_postgres(
                 &self.bindir.join("pg_ctl"),
                 &[

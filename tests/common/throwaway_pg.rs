@@ -2,9 +2,11 @@
 //! port — that the test may stop and start without touching the shared server.
 
 use std::{
+    collections::BTreeSet,
     net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
+    sync::{Mutex, PoisonError},
 };
 
 use tempfile::TempDir;
@@ -48,11 +50,36 @@ pub fn bindir() -> PathBuf {
     })
 }
 
+/// A loopback port nothing listens on, for a server the test starts later (after an `initdb`
+/// or a `pg_basebackup`, seconds away). Taken below the kernel's ephemeral range where it can:
+/// a port `bind(0)` hands out lies in that range, where any outgoing connection of the tests
+/// may take it as its source port before the server binds it (the server then fails to start).
+/// Never the same port twice in one test process.
 pub fn spare_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a spare loopback port")
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_from > 12_000 {
+        for _ in 0..1_000 {
+            let port = rand::random_range(10_000..ephemeral_from);
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.insert(port);
+                return port;
+            }
+        }
+    }
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a spare loopback port");
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 impl ThrowawayPostgres {
