@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use sha2::{Digest, Sha256};
 
 use crate::ports::SessionId;
@@ -21,9 +22,25 @@ pub enum IdStorage {
 impl IdStorage {
     /// The repository key of `id`.
     pub fn key(self, id: SessionId) -> String {
+        // Every load and save computes it (a cached load too): encoded on the stack, without
+        // `Display`'s formatting machinery and a growing `String`.
+        let mut buffer = [0u8; 22];
+        let text = URL_SAFE_NO_PAD
+            .encode_slice(id.0.to_le_bytes(), &mut buffer)
+            .ok()
+            .and_then(|len| std::str::from_utf8(&buffer[..len]).ok());
+        match text {
+            Some(text) => self.key_of_text(text),
+            // Never: 16 bytes always take 22 base64 characters, all ASCII.
+            None => self.key_of_text(&id.to_string()),
+        }
+    }
+
+    /// The repository key of the session whose id's text is `text`.
+    fn key_of_text(self, text: &str) -> String {
         match self {
-            Self::Plain => id.to_string(),
-            Self::Hashed => sha256_hex(id.to_string().as_bytes()),
+            Self::Plain => text.to_owned(),
+            Self::Hashed => sha256_hex(text.as_bytes()),
         }
     }
 }
@@ -86,6 +103,25 @@ impl fmt::Debug for SessionHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_keys_are_the_id_text() {
+        for id in [
+            0,
+            7,
+            -1,
+            i128::MIN,
+            i128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            let id = SessionId(id);
+            assert_eq!(IdStorage::Plain.key(id), id.to_string());
+            assert_eq!(
+                IdStorage::Hashed.key(id),
+                sha256_hex(id.to_string().as_bytes())
+            );
+        }
+    }
 
     #[test]
     fn hashed_keys_are_the_hex_sha256_of_the_id_text() {
