@@ -213,6 +213,25 @@ impl Replicas {
         self.admin.execute_unprepared(sql).await.unwrap();
     }
 
+    /// How many connections replica `name`'s listener has on the server.
+    async fn listener_connections(&self, name: &str) -> i64 {
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{}'",
+            self.application(name)
+        );
+        let rows = self
+            .admin
+            .query_all_raw(
+                tower_sessions_seaorm_store::sea_orm::Statement::from_string(
+                    self.admin.get_database_backend(),
+                    sql,
+                ),
+            )
+            .await
+            .unwrap();
+        rows[0].try_get_by_index::<i64>(0).unwrap()
+    }
+
     /// Ends the listener connection of replica `name`.
     async fn cut_listener(&self, name: &str) -> u64 {
         let sql = format!(
@@ -1007,21 +1026,27 @@ async fn a_store_behind_pgbouncer_listens_on_a_direct_url() {
 async fn a_read_of_the_eviction_log_that_hangs_is_abandoned_for_a_new_connection() {
     let replicas = Replicas::new().await;
     let b = replicas.replica("b").await;
-    let application = replicas.application("b");
-    let mut raw = sqlx::PgConnection::connect(&database_url()).await.unwrap();
     assert_eq!(
-        connections_of(&mut raw, &application).await,
+        replicas.listener_connections("b").await,
         1,
         "b's one listener connection"
     );
-    let log: String = sqlx::query_scalar(
-        "SELECT relname::text FROM pg_class WHERE relnamespace = to_regnamespace($1) \
-         AND relkind = 'r' AND relname::text LIKE 'tower_sessions_log_%'",
-    )
-    .bind(&replicas.schema)
-    .fetch_one(&mut raw)
-    .await
-    .unwrap();
+    let log: String = replicas
+        .admin
+        .query_all_raw(
+            tower_sessions_seaorm_store::sea_orm::Statement::from_string(
+                replicas.admin.get_database_backend(),
+                format!(
+                "SELECT relname::text FROM pg_class WHERE relnamespace = to_regnamespace('{}') \
+                 AND relkind = 'r' AND relname::text LIKE 'tower_sessions_log_%'",
+                replicas.schema
+            ),
+            ),
+        )
+        .await
+        .unwrap()[0]
+        .try_get_by_index(0)
+        .unwrap();
 
     let mut locker = sqlx::PgConnection::connect(&database_url()).await.unwrap();
     sqlx::raw_sql(AssertSqlSafe(format!(
@@ -1031,23 +1056,15 @@ async fn a_read_of_the_eviction_log_that_hangs_is_abandoned_for_a_new_connection
     .execute(&mut locker)
     .await
     .unwrap();
-    // Its next poll waits for the lock; after the silence bound it connects again (and that
-    // connection's poll waits too). The waiting connection stays until the lock is gone:
-    // PostgreSQL notices a client gone only when it next talks to it.
-    let silence = BOUND * 2;
-    let started = Instant::now();
-    loop {
-        if connections_of(&mut raw, &application).await >= 2 {
-            break;
-        }
-        assert!(
-            started.elapsed() < silence * 4,
-            "b's listener still waits on its read of the eviction log after {:?}",
-            silence * 4
-        );
-        // Real time: the bound is the listener's, on the runtime's clock.
-        tokio::time::sleep(StdDuration::from_millis(10)).await;
-    }
+    // Its next poll waits for the lock; after the silence bound (twice `BOUND`) it connects
+    // again (and that connection's poll waits too). The waiting connection stays until the
+    // lock is gone: PostgreSQL notices a client gone only when it next talks to it.
+    within(
+        BOUND * 2 * 4,
+        "b's listener waits on its read of the eviction log past its silence bound",
+        || async { replicas.listener_connections("b").await >= 2 },
+    )
+    .await;
     assert!(
         !b.is_cache_serving(),
         "b serves while it cannot read its log"
@@ -1068,15 +1085,6 @@ async fn a_read_of_the_eviction_log_that_hangs_is_abandoned_for_a_new_connection
     })
     .await;
     replicas.finish().await;
-}
-
-/// How many connections of `application` the server has.
-async fn connections_of(raw: &mut sqlx::PgConnection, application: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
-        .bind(application)
-        .fetch_one(raw)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use store::{PostgresStore, Record, SessionStore};
 
-use crate::stacks::BoxError;
+use crate::{measure::median, stacks::BoxError};
 
 /// One configuration's figures.
 pub struct Row {
@@ -43,12 +43,6 @@ async fn wal_since(conn: &DatabaseConnection, lsn: &str) -> Result<f64, BoxError
         .await?
         .ok_or("no LSN")?;
     Ok(row.try_get_by_index::<f64>(0)?)
-}
-
-/// The median of `values` (the upper one of an even count).
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Runs `rounds` rounds of `ops` operations for each configuration, one client.

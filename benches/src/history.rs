@@ -13,7 +13,7 @@ use std::{
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use store::{PostgresStore, Record, SessionStore};
 
-use crate::{features::median, stacks::BoxError};
+use crate::{measure::median, stacks::BoxError};
 
 /// One configuration's figure for one operation at one concurrency.
 pub struct Row {

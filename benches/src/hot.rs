@@ -21,7 +21,7 @@ use store::{
 };
 
 use crate::{
-    measure::phase,
+    measure::{median, phase},
     setup,
     stacks::{BoxError, Op, Sample, Stack, Store14, Store15},
 };
@@ -459,12 +459,6 @@ pub fn report(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
             e.samples, e.p50_us, e.p99_us, e.max_us
         );
     }
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// What the listening cache costs a save: each cached stack's save against the same stack

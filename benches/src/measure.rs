@@ -20,9 +20,15 @@ pub struct Timings {
 }
 
 fn median_of(map: &HashMap<(usize, Op, usize), Vec<f64>>, key: (usize, Op, usize)) -> Option<f64> {
-    let mut values = map.get(&key)?.clone();
+    Some(median(map.get(&key)?.iter().copied()))
+}
+
+/// The median of `values` (the upper one of an even count; NaN of none): the bench's one
+/// summary of rounds.
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
     values.sort_by(f64::total_cmp);
-    Some(values[values.len() / 2])
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 impl Timings {

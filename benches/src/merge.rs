@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::json;
 use store::{LeanPostgresStore, PostgresStore, Record, SessionStore};
 
-use crate::{setup, stacks::BoxError};
+use crate::{measure::median, setup, stacks::BoxError};
 
 /// Median µs per save of each kind, per store: (name, uncontended, overtaken).
 pub type Costs = Vec<(&'static str, f64, f64)>;
@@ -95,11 +95,6 @@ async fn one_round<S: SessionStore>(
     }
     let per_op = |d: std::time::Duration| d.as_secs_f64() * 1e6 / ops as f64;
     Ok((per_op(uncontended), per_op(overtaken)))
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// The table of [`run`]'s costs.
