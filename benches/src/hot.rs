@@ -450,6 +450,7 @@ pub fn report(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
         let _ = writeln!(md, "{line}");
     }
     cache_cost(md, results, concurrencies);
+    cached_loads_against_redis(md, results, concurrencies);
     if let Some(e) = &results.eviction {
         let _ = writeln!(
             md,
@@ -503,6 +504,59 @@ fn cache_cost(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
     let mut header = "| stack |".to_owned();
     for c in concurrencies {
         let _ = write!(header, " save ×{c} ratio | save ×{c} more |");
+    }
+    let _ = writeln!(
+        md,
+        "{header}\n|---|{}\n{lines}",
+        "---:|".repeat(2 * concurrencies.len())
+    );
+}
+
+/// What a cached load is worth against Redis: each cached stack's warm load against Redis's,
+/// round by round (both measured in the same round), as the median of the rounds' ratios, with
+/// the cached load's median µs to two decimals (the table above rounds it to one).
+fn cached_loads_against_redis(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
+    use std::fmt::Write;
+    const CACHED: [&str; 2] = [
+        "PostgresStore + Cache::listening",
+        "LeanPostgresStore + Cache::listening",
+    ];
+    let position = |name: &str| results.names.iter().position(|n| n.as_str() == name);
+    let Some(redis) = results.names.iter().position(|n| n.contains("(Redis)")) else {
+        return;
+    };
+    let mut lines = String::new();
+    for name in CACHED {
+        let Some(cached) = position(name) else {
+            continue;
+        };
+        let _ = write!(lines, "| {name} |");
+        for &c in concurrencies {
+            let (Some(ours), Some(theirs)) = (
+                results.rounds.get(&(cached, Op::Load, c)),
+                results.rounds.get(&(redis, Op::Load, c)),
+            ) else {
+                lines.push_str(" – | – |");
+                continue;
+            };
+            let ratio = median(ours.iter().zip(theirs).map(|(o, t)| t / o));
+            let micros = median(ours.iter().copied());
+            let _ = write!(lines, " {micros:.2} µs | {ratio:.1}× |");
+        }
+        lines.push('\n');
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\nCached loads against Redis: the cached load's median µs, and the median of the \
+         rounds' ratios of Redis's load time to the cached load's (both measured in the same \
+         round).\n"
+    );
+    let mut header = "| stack |".to_owned();
+    for c in concurrencies {
+        let _ = write!(header, " load ×{c} | ÷ Redis ×{c} |");
     }
     let _ = writeln!(
         md,
