@@ -131,8 +131,10 @@ impl Base {
     /// Version, expiry, row, user key, entries; little-endian, lengths before contents.
     fn to_bytes(&self) -> Vec<u8> {
         let user_key = self.user_key.as_deref().map(str::as_bytes);
-        let mut bytes =
-            Vec::with_capacity(48 + user_key.map_or(0, <[u8]>::len) + 17 * self.entries.len());
+        // With room for the tag `attach` appends: no second allocation and copy at every load.
+        let mut bytes = Vec::with_capacity(
+            48 + user_key.map_or(0, <[u8]>::len) + 17 * self.entries.len() + TAG_LEN,
+        );
         bytes.extend_from_slice(&self.version.to_le_bytes());
         bytes.extend_from_slice(&self.expiry.unix_timestamp_nanos().to_le_bytes());
         bytes.extend_from_slice(&self.row.to_le_bytes());
