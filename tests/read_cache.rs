@@ -215,8 +215,19 @@ impl Replicas {
 
     /// How many connections replica `name`'s listener has on the server.
     async fn listener_connections(&self, name: &str) -> i64 {
+        self.count_of_listener(name, "count(*)").await
+    }
+
+    /// Ends the listener connection of replica `name`.
+    async fn cut_listener(&self, name: &str) -> u64 {
+        self.count_of_listener(name, "count(pg_terminate_backend(pid))")
+            .await as u64
+    }
+
+    /// `count`, an aggregate over replica `name`'s listener connections.
+    async fn count_of_listener(&self, name: &str, count: &str) -> i64 {
         let sql = format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{}'",
+            "SELECT {count} FROM pg_stat_activity WHERE application_name = '{}'",
             self.application(name)
         );
         let rows = self
@@ -230,26 +241,6 @@ impl Replicas {
             .await
             .unwrap();
         rows[0].try_get_by_index::<i64>(0).unwrap()
-    }
-
-    /// Ends the listener connection of replica `name`.
-    async fn cut_listener(&self, name: &str) -> u64 {
-        let sql = format!(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = '{}'",
-            self.application(name)
-        );
-        let rows = self
-            .admin
-            .query_all_raw(
-                tower_sessions_seaorm_store::sea_orm::Statement::from_string(
-                    self.admin.get_database_backend(),
-                    sql,
-                ),
-            )
-            .await
-            .unwrap();
-        rows[0].try_get_by_index::<i64>(0).unwrap() as u64
     }
 
     async fn finish(self) {

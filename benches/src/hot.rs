@@ -466,49 +466,28 @@ pub fn report(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
 /// without the cache, round by round (the two run in the same round, one after the other), as
 /// the median of the rounds' ratios and of their differences.
 fn cache_cost(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
-    use std::fmt::Write;
-    const PAIRS: [(&str, &str); 2] = [
+    let position = |name: &str| results.names.iter().position(|n| n == name);
+    let rows: Vec<_> = [
         ("PostgresStore + Cache::listening", "PostgresStore (SeaORM)"),
         ("LeanPostgresStore + Cache::listening", "LeanPostgresStore"),
-    ];
-    let position = |name: &str| results.names.iter().position(|n| n == name);
-    let mut lines = String::new();
-    for (name, plain) in PAIRS {
-        let (Some(cached), Some(plain)) = (position(name), position(plain)) else {
-            continue;
-        };
-        let _ = write!(lines, "| {name} |");
-        for &c in concurrencies {
-            let (Some(with), Some(without)) = (
-                results.rounds.get(&(cached, Op::Save, c)),
-                results.rounds.get(&(plain, Op::Save, c)),
-            ) else {
-                lines.push_str(" – | – |");
-                continue;
-            };
+    ]
+    .into_iter()
+    .filter_map(|(name, plain)| Some((name, position(name)?, position(plain)?)))
+    .collect();
+    paired_table(
+        md,
+        results,
+        concurrencies,
+        "What the listening cache costs a save: the median of the rounds' ratios and \
+         differences, each round's save with the cache against the same store's without.",
+        |c| format!(" save ×{c} ratio | save ×{c} more |"),
+        (&rows, Op::Save),
+        |with, without| {
             let pairs = || with.iter().zip(without);
             let ratio = median(pairs().map(|(w, o)| w / o));
             let more = median(pairs().map(|(w, o)| w - o));
-            let _ = write!(lines, " {ratio:.2}× | {more:+.1} µs |");
-        }
-        lines.push('\n');
-    }
-    if lines.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        md,
-        "\nWhat the listening cache costs a save: the median of the rounds' ratios and \
-         differences, each round's save with the cache against the same store's without.\n"
-    );
-    let mut header = "| stack |".to_owned();
-    for c in concurrencies {
-        let _ = write!(header, " save ×{c} ratio | save ×{c} more |");
-    }
-    let _ = writeln!(
-        md,
-        "{header}\n|---|{}\n{lines}",
-        "---:|".repeat(2 * concurrencies.len())
+            format!(" {ratio:.2}× | {more:+.1} µs |")
+        },
     );
 }
 
@@ -516,51 +495,70 @@ fn cache_cost(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
 /// round by round (both measured in the same round), as the median of the rounds' ratios, with
 /// the cached load's median µs to two decimals (the table above rounds it to one).
 fn cached_loads_against_redis(md: &mut String, results: &HotResults, concurrencies: &[usize]) {
-    use std::fmt::Write;
-    const CACHED: [&str; 2] = [
-        "PostgresStore + Cache::listening",
-        "LeanPostgresStore + Cache::listening",
-    ];
-    let position = |name: &str| results.names.iter().position(|n| n.as_str() == name);
+    let position = |name: &str| results.names.iter().position(|n| n == name);
     let Some(redis) = results.names.iter().position(|n| n.contains("(Redis)")) else {
         return;
     };
-    let mut lines = String::new();
-    for name in CACHED {
-        let Some(cached) = position(name) else {
-            continue;
-        };
-        let _ = write!(lines, "| {name} |");
-        for &c in concurrencies {
-            let (Some(ours), Some(theirs)) = (
-                results.rounds.get(&(cached, Op::Load, c)),
-                results.rounds.get(&(redis, Op::Load, c)),
-            ) else {
-                lines.push_str(" – | – |");
-                continue;
-            };
+    let rows: Vec<_> = [
+        "PostgresStore + Cache::listening",
+        "LeanPostgresStore + Cache::listening",
+    ]
+    .into_iter()
+    .filter_map(|name| Some((name, position(name)?, redis)))
+    .collect();
+    paired_table(
+        md,
+        results,
+        concurrencies,
+        "Cached loads against Redis: the cached load's median µs, and the median of the \
+         rounds' ratios of Redis's load time to the cached load's (both measured in the same \
+         round).",
+        |c| format!(" load ×{c} | ÷ Redis ×{c} |"),
+        (&rows, Op::Load),
+        |ours, theirs| {
             let ratio = median(ours.iter().zip(theirs).map(|(o, t)| t / o));
             let micros = median(ours.iter().copied());
-            let _ = write!(lines, " {micros:.2} µs | {ratio:.1}× |");
-        }
-        lines.push('\n');
-    }
-    if lines.is_empty() {
+            format!(" {micros:.2} µs | {ratio:.1}× |")
+        },
+    );
+}
+
+/// A table with a row per `(name, stack, against)` of `rows`, and two cells per concurrency
+/// (their headers from `columns`), which `cells` makes of the two stacks' figures for `op`,
+/// round by round. Nothing when no row has both stacks.
+fn paired_table(
+    md: &mut String,
+    results: &HotResults,
+    concurrencies: &[usize],
+    intro: &str,
+    columns: impl Fn(usize) -> String,
+    (rows, op): (&[(&str, usize, usize)], Op),
+    cells: impl Fn(&[f64], &[f64]) -> String,
+) {
+    use std::fmt::Write;
+    if rows.is_empty() {
         return;
     }
-    let _ = writeln!(
-        md,
-        "\nCached loads against Redis: the cached load's median µs, and the median of the \
-         rounds' ratios of Redis's load time to the cached load's (both measured in the same \
-         round).\n"
-    );
     let mut header = "| stack |".to_owned();
-    for c in concurrencies {
-        let _ = write!(header, " load ×{c} | ÷ Redis ×{c} |");
+    for &c in concurrencies {
+        header.push_str(&columns(c));
     }
     let _ = writeln!(
         md,
-        "{header}\n|---|{}\n{lines}",
+        "\n{intro}\n\n{header}\n|---|{}",
         "---:|".repeat(2 * concurrencies.len())
     );
+    for &(name, stack, against) in rows {
+        let _ = write!(md, "| {name} |");
+        for &c in concurrencies {
+            match (
+                results.rounds.get(&(stack, op, c)),
+                results.rounds.get(&(against, op, c)),
+            ) {
+                (Some(ours), Some(theirs)) => md.push_str(&cells(ours, theirs)),
+                _ => md.push_str(" – | – |"),
+            }
+        }
+        md.push('\n');
+    }
 }
