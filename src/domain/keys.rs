@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use sha2::{Digest, Sha256};
 
 use crate::ports::SessionId;
@@ -22,16 +21,11 @@ pub enum IdStorage {
 impl IdStorage {
     /// The repository key of `id`.
     pub fn key(self, id: SessionId) -> String {
-        // Every load and save computes it (a cached load too): encoded on the stack, without
+        // Every load and save computes it (a cached load too): the text on the stack, without
         // `Display`'s formatting machinery and a growing `String`.
-        let mut buffer = [0u8; 22];
-        let text = URL_SAFE_NO_PAD
-            .encode_slice(id.0.to_le_bytes(), &mut buffer)
-            .ok()
-            .and_then(|len| std::str::from_utf8(&buffer[..len]).ok());
-        match text {
+        match id.text(&mut [0u8; 22]) {
             Some(text) => self.key_of_text(text),
-            // Never: 16 bytes always take 22 base64 characters, all ASCII.
+            // Never (see `SessionId::text`).
             None => self.key_of_text(&id.to_string()),
         }
     }

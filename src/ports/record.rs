@@ -32,16 +32,21 @@ impl SessionId {
     pub fn random() -> Self {
         Self(rand::random())
     }
+
+    /// The id's text, as `Display` prints it, written into `buffer` (no allocation: every load
+    /// and save computes its key from it). Never `None`: 16 bytes are always 22 base64
+    /// characters, all ASCII.
+    pub(crate) fn text(self, buffer: &mut [u8; 22]) -> Option<&str> {
+        match URL_SAFE_NO_PAD.encode_slice(self.0.to_le_bytes(), buffer) {
+            Ok(22) => std::str::from_utf8(buffer).ok(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut encoded = [0u8; 22];
-        match URL_SAFE_NO_PAD.encode_slice(self.0.to_le_bytes(), &mut encoded) {
-            // 16 bytes are always 22 base64 characters, all ASCII.
-            Ok(22) => f.write_str(std::str::from_utf8(&encoded).map_err(|_| fmt::Error)?),
-            _ => Err(fmt::Error),
-        }
+        f.write_str(self.text(&mut [0u8; 22]).ok_or(fmt::Error)?)
     }
 }
 
