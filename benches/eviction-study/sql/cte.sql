@@ -1,0 +1,2 @@
+\set n random(1, 1000)
+WITH u AS (UPDATE s_cte SET data = decode(md5(random()::text) || repeat('ab', 134), 'hex'), expiry = now() + interval '1 day', version = version + 1 WHERE id = 'k' || :n AND expiry > now() AND set_config('tower_sessions.quiet', 'on', true) = 'on' RETURNING id, version), l AS (INSERT INTO s_log (key) SELECT id FROM u) SELECT version FROM u;
