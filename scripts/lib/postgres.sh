@@ -14,7 +14,8 @@
 #    A private cluster left running by an earlier run is used again.
 #
 # Only a loopback URL (127.x.x.x, localhost) gets a server started; any other must answer.
-# Also used by scripts/bench (as_root, pg_bindir, install_postgres, run_as_postgres, pg_answers).
+# Also used by scripts/bench and benches/eviction-study/run (start_tuned_cluster, pg_bindir,
+# install_postgres, run_as_postgres, pg_answers).
 
 pg_answers() {
   psql "$1" -Atqc 'select 1' >/dev/null 2>&1
@@ -125,6 +126,27 @@ port_of_a_debian_cluster() {
 
 pg_running() {
   run_as_postgres "$(pg_bindir)/pg_ctl" -D "$1" status >/dev/null 2>&1
+}
+
+# start_tuned_cluster DATA PORT SETTINGS: a trust-auth cluster of its own on 127.0.0.1:PORT, data
+# in DATA, SETTINGS appended to its postgresql.conf when it is created (in the file, not on the
+# command line, so ALTER SYSTEM can still change them). Nothing when the port answers already.
+# The benchmarks' clusters: scripts/bench, benches/eviction-study/run.
+start_tuned_cluster() {
+  local data=$1 port=$2 settings=$3 bindir
+  if pg_answers "postgres://postgres@127.0.0.1:$port/postgres"; then return 0; fi
+  command -v psql >/dev/null 2>&1 || install_postgres
+  bindir=$(pg_bindir)
+  [ -n "$bindir" ] || { install_postgres; bindir=$(pg_bindir); }
+  if [ ! -f "$data/PG_VERSION" ]; then
+    rm -rf "$data"; mkdir -p "$data"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$data"; fi
+    run_as_postgres "$bindir/initdb" -D "$data" -U postgres -A trust -E UTF8 >/dev/null
+    printf '%s\n' "$settings" >>"$data/postgresql.conf"
+  fi
+  echo "${0##*/}: starting PostgreSQL on 127.0.0.1:$port ($data)" >&2
+  run_as_postgres "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w \
+    -o "-p $port -c listen_addresses=127.0.0.1 -k /tmp" start >/dev/null
 }
 
 start_private_cluster() {
