@@ -9,7 +9,7 @@ use common::codecs::all;
 use proptest::{collection, prelude::*};
 use serde_json::{Map, Number, Value};
 use time::{OffsetDateTime, UtcOffset};
-use tower_sessions_seaorm_store::codec::{SessionId, SessionRecord};
+use tower_sessions_seaorm_store::codec::{CodecError, SessionId, SessionRecord};
 
 /// Finite floats of every magnitude, and the edges.
 fn float() -> impl Strategy<Value = f64> {
@@ -88,6 +88,19 @@ fn record() -> impl Strategy<Value = SessionRecord<'static>> {
         .prop_map(|(id, data, expiry_date)| SessionRecord::owned(SessionId(id), data, expiry_date))
 }
 
+/// A codec implementing only what the trait requires, as a user's would.
+struct UsersCodec;
+
+impl tower_sessions_seaorm_store::codec::Codec for UsersCodec {
+    fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
+        serde_json::to_vec(&as_text(record)).map_err(|_| CodecError::new("user's", "encode"))
+    }
+
+    fn decode(&self, _bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
+        Err(CodecError::new("user's", "this test only encodes"))
+    }
+}
+
 fn as_text<'r>(record: &'r SessionRecord<'_>) -> BTreeMap<&'r str, String> {
     record
         .data
@@ -113,6 +126,39 @@ proptest! {
             prop_assert_eq!(&decoded, &record, "{}", name);
             prop_assert_eq!(as_text(&decoded), as_text(&record), "{}", name);
             prop_assert_eq!(decoded.expiry_date.nanosecond(), record.expiry_date.nanosecond());
+        }
+    }
+
+    /// The store encodes a loaded session without the entry its load added (the merge base),
+    /// through `encode_row_without`: the built-in codecs skip the key as they write, a codec
+    /// of the user's copies the values without it. Either way, byte for byte what the record
+    /// without that key encodes to.
+    #[test]
+    fn a_key_left_out_is_written_as_if_the_record_never_had_it(
+        record in record(),
+        pick in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        use tower_sessions_seaorm_store::codec::Codec;
+        let keys: Vec<&String> = record.data.keys().collect();
+        let reserved = match pick {
+            Some(pick) if !keys.is_empty() => keys[pick.index(keys.len())].clone(),
+            _ => "a key the record has not".to_owned(),
+        };
+        let mut data = record.data.clone().into_owned();
+        data.remove(&reserved);
+        let without = SessionRecord::owned(record.id, data, record.expiry_date);
+        let users: (&str, Box<dyn Codec>) = ("a codec of the user's", Box::new(UsersCodec));
+        for (name, codec) in all().into_iter().chain([users]) {
+            prop_assert_eq!(
+                codec.encode_row_without("row", &record, &reserved).unwrap(),
+                codec.encode_row("row", &without).unwrap(),
+                "{}", name
+            );
+            prop_assert_eq!(
+                codec.encode_without(&record, &reserved).unwrap(),
+                codec.encode(&without).unwrap(),
+                "{}", name
+            );
         }
     }
 
@@ -246,6 +292,26 @@ mod encrypted {
             let codec = codec();
             let bytes = codec.encode_row(&row_key, &record).unwrap();
             prop_assert_eq!(codec.decode_row(&row_key, &bytes).unwrap(), record);
+        }
+
+        /// What the store writes: the inner codec leaves the key out as it encodes, and the
+        /// row decodes to the record without it.
+        #[test]
+        fn a_key_left_out_under_encryption_is_not_in_the_row(
+            record in record(),
+            pick in any::<prop::sample::Index>(),
+        ) {
+            let codec = codec();
+            let keys: Vec<String> = record.data.keys().cloned().collect();
+            let reserved = if keys.is_empty() {
+                "a key the record has not".to_owned()
+            } else {
+                keys[pick.index(keys.len())].clone()
+            };
+            let bytes = codec.encode_row_without("row", &record, &reserved).unwrap();
+            let mut without = record.clone().into_owned();
+            without.data.to_mut().remove(&reserved);
+            prop_assert_eq!(codec.decode_row("row", &bytes).unwrap(), without);
         }
 
         /// Arbitrary bytes, half of them behind a valid header (version 1, a key id of the

@@ -3,9 +3,10 @@
 //! tower-sessions hands `save` the whole record its request holds, and nothing of what that
 //! request loaded. So `load` adds what the save will need to the record's data, under
 //! [`BASE_KEY`]: the row's version, the loaded expiry and user key, and a hash of each loaded
-//! key and value (its [`Base`]). A save takes it out again ([`Base::detach`]) before anything is
-//! encoded; what its request changed is then the [`Delta`] between the base and the record:
-//! keys whose value differs from the loaded one, and loaded keys that are gone.
+//! key and value (its [`Base`]). A save reads it back ([`Base::read`]) and leaves it out of
+//! everything else: the codec skips the key as it encodes (`Codec::encode_row_without`), and
+//! what the request changed is the [`Delta`] between the base and the rest of the record: keys
+//! whose value differs from the loaded one, and loaded keys that are gone.
 //!
 //! The entry is one string: the base in a compact binary form, then a 128-bit SipHash-2-4 tag
 //! under a key drawn once per process, in URL-safe base64. SipHash is a keyed pseudo-random
@@ -103,12 +104,12 @@ impl Base {
         data.insert(BASE_KEY.to_owned(), URL_SAFE_NO_PAD.encode(bytes).into());
     }
 
-    /// Takes the base out of `data`: `Ok(None)` when there is none (a session cleared, or
+    /// The base in `data`, left there: `Ok(None)` when there is none (a session cleared, or
     /// created, in this request); [`Forged`] when the entry was not made by [`Base::attach`]
     /// in this process for the row stored under `row_key` (a genuine base of another session
     /// included: `create` strips the one `cycle_id` carries over).
-    pub(crate) fn detach(row_key: &str, data: &mut SessionData) -> Result<Option<Self>, Forged> {
-        let Some(entry) = data.remove(BASE_KEY) else {
+    pub(crate) fn read(row_key: &str, data: &SessionData) -> Result<Option<Self>, Forged> {
+        let Some(entry) = data.get(BASE_KEY) else {
             return Ok(None);
         };
         let text = entry.as_str().ok_or(Forged)?;
@@ -192,11 +193,15 @@ impl Base {
         })
     }
 
-    /// What the request holding `data` changed since it loaded this base.
+    /// What the request holding `data` changed since it loaded this base (its entry under
+    /// [`BASE_KEY`] is no change).
     pub(crate) fn delta(&self, data: &SessionData) -> Delta {
         let mut present = Vec::with_capacity(data.len());
         let mut set = Vec::new();
         for (key, value) in data {
+            if key == BASE_KEY {
+                continue;
+            }
             let hash = key_hash(key);
             present.push(hash);
             let loaded = self
@@ -368,26 +373,26 @@ mod tests {
     }
 
     #[test]
-    fn a_base_survives_attach_and_detach_and_is_stripped() {
+    fn a_base_survives_attach_and_read_and_is_no_change() {
         let (base, mut data) = loaded(&[("a", json!(1)), ("deep", json!({"x": [1, 2]}))]);
         base.attach(&mut data);
         assert!(data[BASE_KEY].is_string());
-        assert_eq!(Base::detach("row", &mut data), Ok(Some(base)));
-        assert!(!data.contains_key(BASE_KEY));
-        assert_eq!(data.len(), 2);
+        assert_eq!(data.len(), 3);
+        assert_eq!(Base::read("row", &data), Ok(Some(base.clone())));
+        assert!(base.delta(&data).is_empty(), "the entry is not a change");
     }
 
     #[test]
     fn no_base_is_no_base() {
-        let mut data = data(&[("a", json!(1))]);
-        assert_eq!(Base::detach("row", &mut data), Ok(None));
+        let data = data(&[("a", json!(1))]);
+        assert_eq!(Base::read("row", &data), Ok(None));
     }
 
     #[test]
     fn a_genuine_base_of_another_row_is_forged() {
         let (base, mut data) = loaded(&[("a", json!(1))]);
         base.attach(&mut data);
-        assert_eq!(Base::detach("other", &mut data), Err(Forged));
+        assert_eq!(Base::read("other", &data), Err(Forged));
     }
 
     #[test]
@@ -413,8 +418,8 @@ mod tests {
             forgeries.push(encode(&edited));
         }
         for forged in forgeries {
-            let mut data = with_entry(&genuine, forged.clone());
-            assert_eq!(Base::detach("row", &mut data), Err(Forged), "{forged}");
+            let data = with_entry(&genuine, forged.clone());
+            assert_eq!(Base::read("row", &data), Err(Forged), "{forged}");
         }
     }
 
@@ -433,7 +438,7 @@ mod tests {
         for base in [none, empty] {
             let mut data = data.clone();
             base.attach(&mut data);
-            assert_eq!(Base::detach("row", &mut data), Ok(Some(base)));
+            assert_eq!(Base::read("row", &data), Ok(Some(base)));
         }
     }
 
@@ -444,6 +449,8 @@ mod tests {
             ("changed", json!("x")),
             ("gone", json!(true)),
         ]);
+        // The record still holds its base, as a save sees it: that entry is no change.
+        base.attach(&mut data);
         data.insert("changed".into(), json!("y"));
         data.remove("gone");
         data.insert("new".into(), json!([1]));

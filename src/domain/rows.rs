@@ -1,11 +1,12 @@
-//! How a session record becomes the row a repository stores: encoded (without its id when ids
-//! are hashed), size-checked, with its user key and its listed values.
+//! How a session record becomes the row a repository stores: encoded (without its merge base,
+//! and without its id when ids are hashed), size-checked, with its user key and its listed
+//! values.
 
 use std::borrow::Cow;
 
 use time::{OffsetDateTime, UtcOffset};
 
-use super::{RepositoryStore, SessionError, MAX_USER_KEY_LEN};
+use super::{RepositoryStore, SessionError, BASE_KEY, MAX_USER_KEY_LEN};
 use crate::ports::{Codec, SessionId, SessionRecord, SessionRow};
 
 /// The id encoded into the rows of a store that hashes ids: such a row holds no session id,
@@ -42,9 +43,9 @@ impl<R, C: Codec> RepositoryStore<R, C> {
                 data: Cow::Borrowed(record.data.as_ref()),
                 expiry_date: record.expiry_date,
             };
-            self.codec.encode_row(&key, &record)
+            self.codec.encode_row_without(&key, &record, BASE_KEY)
         } else {
-            self.codec.encode_row(&key, record)
+            self.codec.encode_row_without(&key, record, BASE_KEY)
         };
         let data = encoded.map_err(SessionError::Encode)?;
         if let Some(limit) = self.policy.max_encoded_size {

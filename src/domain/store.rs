@@ -165,26 +165,26 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         let key = self.key(record.id);
         let written = self
             .run(Operation::Save, async {
-                let mut data = record.data.clone().into_owned();
-                let base = Base::detach(&key, &mut data).map_err(|Forged| {
+                // The base stays in the record: encoding, the delta and write avoidance all
+                // leave its key out, so the session's values are not copied at every save.
+                let base = Base::read(&key, &record.data).map_err(|Forged| {
                     SessionError::Unstorable(
                         "its reserved entry `tower-sessions-seaorm-store:base` was not made by \
                          this store's load (an application must not write that key)",
                     )
                 })?;
-                let record = SessionRecord::owned(record.id, data, record.expiry_date);
                 let Some(base) = base else {
                     let eviction = self.eviction(|| Evict::Key(key.clone()));
-                    let written = self.update(&record, now, None).await?;
+                    let written = self.update(record, now, None).await?;
                     eviction.done();
                     return Ok(written.unwrap_or_default());
                 };
-                if self.is_unchanged(&base, &record)? {
+                if self.is_unchanged(&base, record)? {
                     return Ok(Written::default());
                 }
                 let eviction = self.eviction(|| Evict::Key(key.clone()));
                 let held = Some((base.version, &base.user_key));
-                let written = match self.update(&record, now, held).await? {
+                let written = match self.update(record, now, held).await? {
                     Some(written) => written,
                     // What this request changed is measured only now that another save
                     // overtook it: the uncontended save needs only the base's version.
@@ -275,7 +275,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
     async fn merge(
         &self,
         key: &str,
-        record: SessionRecord<'static>,
+        record: &SessionRecord<'_>,
         delta: &Delta,
         now: OffsetDateTime,
     ) -> Result<Written, SessionError> {

@@ -54,11 +54,12 @@ impl BincodeCodec {
 const NAME: &str = "bincode";
 const CONFIG: Configuration = config::standard();
 
-struct Encoding<'a, 'r>(&'a SessionRecord<'r>);
+/// A record to encode, and the key to leave out of it, if any.
+struct Encoding<'a, 'r>(&'a SessionRecord<'r>, Option<&'a str>);
 
 impl Encode for Encoding<'_, '_> {
     fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
-        encode_record(self.0, encoder)
+        encode_record(self.0, self.1, encoder)
     }
 }
 
@@ -74,8 +75,26 @@ impl<'de> BorrowDecode<'de, ()> for Decoding {
 
 impl Codec for BincodeCodec {
     fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
-        ::bincode::encode_to_vec(Encoding(record), CONFIG)
+        ::bincode::encode_to_vec(Encoding(record, None), CONFIG)
             .map_err(|err| CodecError::new(NAME, encode_reason(&err)))
+    }
+
+    fn encode_without(
+        &self,
+        record: &SessionRecord<'_>,
+        reserved: &str,
+    ) -> Result<Vec<u8>, CodecError> {
+        ::bincode::encode_to_vec(Encoding(record, Some(reserved)), CONFIG)
+            .map_err(|err| CodecError::new(NAME, encode_reason(&err)))
+    }
+
+    fn encode_row_without(
+        &self,
+        _row_key: &str,
+        record: &SessionRecord<'_>,
+        reserved: &str,
+    ) -> Result<Vec<u8>, CodecError> {
+        self.encode_without(record, reserved)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {

@@ -37,8 +37,10 @@ const PREALLOCATE_AT_MOST: usize = 256;
 const TOO_DEEP_TO_WRITE: &str =
     "the session data nests arrays or objects too deeply for bincode (at most 100 levels): flatten it";
 
+/// Writes `record`, without its key `reserved` if given.
 pub(super) fn encode_record<E: Encoder>(
     record: &SessionRecord<'_>,
+    reserved: Option<&str>,
     encoder: &mut E,
 ) -> Result<(), EncodeError> {
     encoder.writer().write(&HEADER)?;
@@ -50,7 +52,11 @@ pub(super) fn encode_record<E: Encoder>(
         .whole_seconds()
         .encode(encoder)?;
 
-    let mut entries: Vec<_> = record.data.iter().collect();
+    let mut entries: Vec<_> = record
+        .data
+        .iter()
+        .filter(|(key, _)| Some(key.as_str()) != reserved)
+        .collect();
     entries.sort_unstable_by_key(|(key, _)| *key);
     entries.len().encode(encoder)?;
     for (key, value) in entries {

@@ -110,19 +110,9 @@ impl<C: Codec> Encrypted<C> {
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }
-}
 
-impl<C: Codec> Codec for Encrypted<C> {
-    fn encode(&self, _record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
-        Err(needs_row_key())
-    }
-
-    fn decode(&self, _bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
-        Err(needs_row_key())
-    }
-
-    fn encode_row(&self, row_key: &str, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
-        let plaintext = Zeroizing::new(self.inner.encode(record)?);
+    /// `plaintext` encrypted under the primary key, for the row stored under `row_key`.
+    fn seal(&self, row_key: &str, plaintext: Zeroizing<Vec<u8>>) -> Result<Vec<u8>, CodecError> {
         let key = self.keys.primary();
         let mut nonce = [0; NONCE_LEN];
         OsRng.try_fill_bytes(&mut nonce).map_err(|_| {
@@ -146,6 +136,32 @@ impl<C: Codec> Codec for Encrypted<C> {
             .map_err(|_| CodecError::new(NAME, "the session is too large to encrypt"))?;
         row.extend_from_slice(&tag);
         Ok(row)
+    }
+}
+
+impl<C: Codec> Codec for Encrypted<C> {
+    fn encode(&self, _record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
+        Err(needs_row_key())
+    }
+
+    fn decode(&self, _bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
+        Err(needs_row_key())
+    }
+
+    fn encode_row(&self, row_key: &str, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
+        self.seal(row_key, Zeroizing::new(self.inner.encode(record)?))
+    }
+
+    fn encode_row_without(
+        &self,
+        row_key: &str,
+        record: &SessionRecord<'_>,
+        reserved: &str,
+    ) -> Result<Vec<u8>, CodecError> {
+        self.seal(
+            row_key,
+            Zeroizing::new(self.inner.encode_without(record, reserved)?),
+        )
     }
 
     fn decode_row(

@@ -77,8 +77,12 @@ struct RecordIn {
     data: SessionData,
 }
 
-impl Codec for JsonCodec {
-    fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
+impl JsonCodec {
+    /// `record` encoded without its key `reserved`, if given.
+    fn encode_skipping(
+        record: &SessionRecord<'_>,
+        reserved: Option<&str>,
+    ) -> Result<Vec<u8>, CodecError> {
         let expiry_date = record
             .expiry_date
             .checked_to_offset(UtcOffset::UTC)
@@ -92,9 +96,35 @@ impl Codec for JsonCodec {
         let out = RecordOut {
             id: record.id.to_string(),
             expiry_date,
-            data: SortedData(&record.data),
+            data: SortedData {
+                data: &record.data,
+                reserved,
+            },
         };
         serde_json::to_vec(&out).map_err(|err| CodecError::new(NAME, encode_reason(&err)))
+    }
+}
+
+impl Codec for JsonCodec {
+    fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
+        Self::encode_skipping(record, None)
+    }
+
+    fn encode_without(
+        &self,
+        record: &SessionRecord<'_>,
+        reserved: &str,
+    ) -> Result<Vec<u8>, CodecError> {
+        Self::encode_skipping(record, Some(reserved))
+    }
+
+    fn encode_row_without(
+        &self,
+        _row_key: &str,
+        record: &SessionRecord<'_>,
+        reserved: &str,
+    ) -> Result<Vec<u8>, CodecError> {
+        Self::encode_skipping(record, Some(reserved))
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
@@ -108,12 +138,19 @@ impl Codec for JsonCodec {
     }
 }
 
-/// The session's values with keys in order, nesting checked on the way.
-struct SortedData<'a>(&'a SessionData);
+/// The session's values with keys in order, but for `reserved`; nesting checked on the way.
+struct SortedData<'a> {
+    data: &'a SessionData,
+    reserved: Option<&'a str>,
+}
 
 impl Serialize for SortedData<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut entries: Vec<_> = self.0.iter().collect();
+        let mut entries: Vec<_> = self
+            .data
+            .iter()
+            .filter(|(key, _)| Some(key.as_str()) != self.reserved)
+            .collect();
         entries.sort_unstable_by_key(|(key, _)| *key);
         let mut map = serializer.serialize_map(Some(entries.len()))?;
         for (key, value) in entries {

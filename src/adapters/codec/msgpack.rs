@@ -1,9 +1,10 @@
 use crate::{
-    ports::SessionRecord,
     ports::{Codec, CodecError},
+    ports::{SessionData, SessionId, SessionRecord},
 };
-use serde::Deserialize;
+use serde::{ser::SerializeMap, Deserialize, Serialize, Serializer};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 /// MessagePack, the default codec: `rmp_serde::to_vec(&record)` and `rmp_serde::from_slice`,
 /// where the record has tower-sessions' `Record` shape.
@@ -36,20 +37,80 @@ const NAME: &str = "MessagePack";
 /// and rmp_serde refuses the level that reaches its limit.
 const MAX_READ_DEPTH: usize = MessagePackCodec::MAX_DEPTH + 3;
 
+/// A record as `SessionRecord` serializes, without its key `reserved`.
+#[derive(Serialize)]
+#[serde(rename = "Record")]
+struct Skipping<'a> {
+    id: SessionId,
+    data: WithoutKey<'a>,
+    expiry_date: OffsetDateTime,
+}
+
+/// `data` serialized as its map is, without the key `reserved`.
+struct WithoutKey<'a> {
+    data: &'a SessionData,
+    reserved: &'a str,
+}
+
+impl Serialize for WithoutKey<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Compared, not hashed: a session holds a few keys, and SipHash costs more than that.
+        let len = self.data.len() - usize::from(self.data.keys().any(|key| key == self.reserved));
+        let mut map = serializer.serialize_map(Some(len))?;
+        for (key, value) in self.data {
+            if key != self.reserved {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Refuses data MessagePack could not read back.
+fn check_depth(data: &SessionData) -> Result<(), CodecError> {
+    if data
+        .values()
+        .any(|value| nests_deeper_than(value, MessagePackCodec::MAX_DEPTH))
+    {
+        return Err(CodecError::new(
+            NAME,
+            "the session data nests arrays or objects too deeply for MessagePack \
+             (at most 100 levels): flatten it",
+        ));
+    }
+    Ok(())
+}
+
 impl Codec for MessagePackCodec {
     fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
-        if record
-            .data
-            .values()
-            .any(|value| nests_deeper_than(value, MessagePackCodec::MAX_DEPTH))
-        {
-            return Err(CodecError::new(
-                NAME,
-                "the session data nests arrays or objects too deeply for MessagePack \
-                 (at most 100 levels): flatten it",
-            ));
-        }
+        check_depth(&record.data)?;
         rmp_serde::to_vec(record).map_err(|err| CodecError::new(NAME, encode_reason(&err)))
+    }
+
+    fn encode_without(
+        &self,
+        record: &SessionRecord<'_>,
+        reserved: &str,
+    ) -> Result<Vec<u8>, CodecError> {
+        check_depth(&record.data)?;
+        let skipping = Skipping {
+            id: record.id,
+            data: WithoutKey {
+                data: &record.data,
+                reserved,
+            },
+            expiry_date: record.expiry_date,
+        };
+        rmp_serde::to_vec(&skipping).map_err(|err| CodecError::new(NAME, encode_reason(&err)))
+    }
+
+    fn encode_row_without(
+        &self,
+        _row_key: &str,
+        record: &SessionRecord<'_>,
+        reserved: &str,
+    ) -> Result<Vec<u8>, CodecError> {
+        self.encode_without(record, reserved)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<SessionRecord<'static>, CodecError> {
