@@ -26,16 +26,18 @@ pub(crate) struct Written {
 }
 
 impl<R, C: Codec> RepositoryStore<R, C> {
-    /// The row that stores `record` at `now`.
+    /// The row that stores `record` at `now` under `key`, the repository key of its id
+    /// ([`RepositoryStore::key`]: the caller has it already).
     pub(crate) fn row(
         &self,
+        key: String,
         record: &SessionRecord<'_>,
         now: OffsetDateTime,
     ) -> Result<SessionRow, SessionError> {
+        debug_assert_eq!(key, self.key(record.id));
         check_expiry(record.expiry_date)?;
         let user_key = self.user_key_of(record)?;
         let listed_values = self.listed_values_of(record)?;
-        let key = self.key(record.id);
         let encoded = if self.hashes_ids() {
             // A hashed table must not hold working ids, and a codec encodes the whole record.
             let record = SessionRecord {

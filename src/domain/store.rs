@@ -111,7 +111,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                         record.id = SessionId::random();
                     }
                     // A plain row holds its id, so every attempt encodes again.
-                    let row = self.row(record, now)?;
+                    let row = self.row(self.key(record.id), record, now)?;
                     let user_key = row.user_key.clone();
                     let inserted = match self.refusing_limit().filter(|_| user_key.is_some()) {
                         Some(limit) => self
@@ -175,7 +175,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 })?;
                 let Some(base) = base else {
                     let eviction = self.eviction(|| Evict::Key(key.clone()));
-                    let written = self.update(record, now, None).await?;
+                    let written = self.update(&key, record, now, None).await?;
                     eviction.done();
                     return Ok(written.unwrap_or_default());
                 };
@@ -184,7 +184,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 }
                 let eviction = self.eviction(|| Evict::Key(key.clone()));
                 let held = Some((base.version, &base.user_key));
-                let written = match self.update(record, now, held).await? {
+                let written = match self.update(&key, record, now, held).await? {
                     Some(written) => written,
                     // What this request changed is measured only now that another save
                     // overtook it: the uncontended save needs only the base's version.
@@ -216,15 +216,17 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             && base.delta(&record.data).is_empty())
     }
 
-    /// Writes `record` over the row if it holds the version of `held` (the version and the
-    /// user key the row had at it; any version with `None`); `None` when nothing was written.
+    /// Writes `record` over the row stored under `key` if it holds the version of `held` (the
+    /// version and the user key the row had at it; any version with `None`); `None` when
+    /// nothing was written.
     async fn update(
         &self,
+        key: &str,
         record: &SessionRecord<'_>,
         now: OffsetDateTime,
         held: Option<(i64, &Option<String>)>,
     ) -> Result<Option<Written>, SessionError> {
-        let row = self.row(record, now)?;
+        let row = self.row(key.to_owned(), record, now)?;
         // Refusing at the limit, a save that may give the session its user is a login, checked
         // against the limit under the user's lock. One that writes the version it loaded, with
         // the user the row had at that version, cannot (every write moves the version): it is
@@ -296,7 +298,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             delta.apply(current.data.to_mut());
             current.expiry_date = record.expiry_date;
             let held = Some((found.version, &found.user_key));
-            if let Some(written) = self.update(&current, now, held).await? {
+            if let Some(written) = self.update(key, &current, now, held).await? {
                 return Ok(written);
             }
         }
