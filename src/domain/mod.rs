@@ -21,6 +21,7 @@ mod merge;
 mod operators;
 mod policy;
 mod rows;
+mod run;
 mod store;
 mod user_key;
 mod users;

@@ -2,20 +2,15 @@
 //! [`SessionRepository`], a [`Codec`], a [`Clock`] and, optionally, a [`ReadCache`]. The
 //! builder (`src/store`) sets its policy; the tower-sessions impls (`src/compat`) call it.
 
-use std::{
-    fmt,
-    future::Future,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use time::OffsetDateTime;
-use tracing::Instrument;
 
 use super::{
     merge::{Base, Delta, Forged},
     policy::Policy,
     rows::{Written, NO_ID},
+    run::Run,
     IdStorage, Operation, SessionError,
 };
 use crate::ports::{
@@ -187,10 +182,12 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 let written = match self.update(&key, record, now, held).await? {
                     Some(written) => written,
                     // What this request changed is measured only now that another save
-                    // overtook it: the uncontended save needs only the base's version.
+                    // overtook it: the uncontended save needs only the base's version. (The
+                    // merge's future, an update's inside it, is boxed: every save would
+                    // otherwise carry its room.)
                     None => {
                         let delta = base.delta(&record.data);
-                        self.merge(&key, record, &delta, now).await?
+                        Box::pin(self.merge(&key, record, &delta, now)).await?
                     }
                 };
                 eviction.done();
@@ -575,12 +572,12 @@ impl<R, C> RepositoryStore<R, C> {
         }
     }
 
-    /// Runs `operation` within the policy's timeout, in its span.
-    pub(crate) async fn run<T: Outcome>(
+    /// Runs `operation` within the policy's timeout, in its span ([`Run`]).
+    pub(crate) fn run<T: Outcome, F: Future<Output = Result<T, SessionError>>>(
         &self,
         operation: Operation,
-        work: impl Future<Output = Result<T, SessionError>>,
-    ) -> Result<T, SessionError> {
+        work: F,
+    ) -> Run<F> {
         let span = tracing::debug_span!(
             "session_store",
             operation = operation.as_str(),
@@ -588,35 +585,7 @@ impl<R, C> RepositoryStore<R, C> {
             outcome = tracing::field::Empty,
             duration_us = tracing::field::Empty,
         );
-        let bounded = async {
-            let Some(limit) = self.policy.operation_timeout else {
-                return work.await;
-            };
-            match tokio::time::timeout(limit, work).await {
-                Ok(result) => result,
-                Err(_elapsed) => Err(SessionError::TimedOut {
-                    operation,
-                    after: limit,
-                }),
-            }
-        };
-        // No subscriber wants the span: nothing to enter at each poll or to record. (tracing's
-        // `log` fallback, for applications with a logger and no subscriber, then gets no span
-        // lines: its enter and exit cost every operation about 1,500 instructions.)
-        if span.is_disabled() {
-            return bounded.await;
-        }
-        let started = Instant::now();
-        let result = bounded.instrument(span.clone()).await;
-        span.record("duration_us", started.elapsed().as_micros() as u64);
-        span.record(
-            "outcome",
-            match &result {
-                Ok(value) => value.outcome(),
-                Err(err) => err.outcome(),
-            },
-        );
-        result
+        Run::new(operation, work, self.policy.operation_timeout, span)
     }
 }
 
