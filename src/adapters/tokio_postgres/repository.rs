@@ -1,9 +1,10 @@
 use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
+use bytes::BytesMut;
 use deadpool_postgres::Pool;
 use time::OffsetDateTime;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{IsNull, ToSql, Type};
 
 use super::{
     cancel::{abandon, CancelTls, Lent},
@@ -121,39 +122,47 @@ impl TokioPostgresRepository {
     }
 }
 
-/// A parameter as tokio-postgres sends it: instants as [`postgres_instant`]s, in UTC, since
+/// A parameter as tokio-postgres sends it, converted as it is written into the message (no
+/// vector of converted values per statement): instants as [`postgres_instant`]s, in UTC, since
 /// postgres-types converts to UTC with `to_offset`, which panics for an instant `time` cannot
-/// express there.
-enum Value {
-    Text(Option<String>),
-    Bytes(Option<Vec<u8>>),
-    Instant(OffsetDateTime),
-    BigInt(i64),
-    Bool(bool),
-}
-
-impl From<Param> for Value {
-    fn from(param: Param) -> Self {
-        match param {
-            Param::Text(text) => Self::Text(text),
-            Param::Bytes(bytes) => Self::Bytes(bytes),
-            Param::Instant(at) => Self::Instant(postgres_instant(at)),
-            Param::Integer(value) => Self::BigInt(value),
-            Param::Boolean(value) => Self::Bool(value),
-        }
-    }
-}
-
-impl Value {
-    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+/// express there. Each variant is checked against the column's type as its value type checks
+/// it (`to_sql_checked`), so a parameter of the wrong kind is an error, as before.
+impl ToSql for Param {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxedError> {
         match self {
-            Self::Text(text) => text,
-            Self::Bytes(bytes) => bytes,
-            Self::Instant(at) => at,
-            Self::BigInt(n) => n,
-            Self::Bool(b) => b,
+            Self::Text(text) => text.to_sql(ty, out),
+            Self::Bytes(bytes) => bytes.to_sql(ty, out),
+            Self::Instant(at) => postgres_instant(*at).to_sql(ty, out),
+            Self::Integer(value) => value.to_sql(ty, out),
+            Self::Boolean(value) => value.to_sql(ty, out),
         }
     }
+
+    /// Every type some variant accepts; [`Param::to_sql_checked`] checks the variant's own.
+    fn accepts(ty: &Type) -> bool {
+        <Option<String> as ToSql>::accepts(ty)
+            || <Option<Vec<u8>> as ToSql>::accepts(ty)
+            || <OffsetDateTime as ToSql>::accepts(ty)
+            || <i64 as ToSql>::accepts(ty)
+            || <bool as ToSql>::accepts(ty)
+    }
+
+    fn to_sql_checked(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxedError> {
+        match self {
+            Self::Text(text) => text.to_sql_checked(ty, out),
+            Self::Bytes(bytes) => bytes.to_sql_checked(ty, out),
+            Self::Instant(at) => postgres_instant(*at).to_sql_checked(ty, out),
+            Self::Integer(value) => value.to_sql_checked(ty, out),
+            Self::Boolean(value) => value.to_sql_checked(ty, out),
+        }
+    }
+}
+
+type BoxedError = Box<dyn std::error::Error + Sync + Send>;
+
+/// The statement's parameters as tokio-postgres's `query` takes them.
+fn as_sql(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|param| param as _).collect()
 }
 
 #[async_trait]
@@ -178,13 +187,11 @@ impl SqlDriver for TokioPostgresRepository {
     // cancelled on the server and the connection closed, never reused: see [`Lent`].
 
     async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<Executed, SqlError> {
-        let values: Vec<Value> = params.into_iter().map(Value::from).collect();
-        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Value::as_sql).collect();
         if let Some(guarded) = &self.guarded {
             let client = guarded.client()?;
             let statement = client.prepare_cached(sql).await;
             let rows = match statement {
-                Ok(statement) => client.execute(&statement, &params).await,
+                Ok(statement) => client.execute_raw(&statement, params.iter()).await,
                 Err(err) => Err(err),
             };
             return Ok(Executed {
@@ -195,7 +202,7 @@ impl SqlDriver for TokioPostgresRepository {
         let mut lent = Lent::new(&self.cancel_tls);
         let client = lent.lend(self.client().await?);
         let rows = match client.prepare_cached(sql).await {
-            Ok(statement) => client.execute(&statement, &params).await,
+            Ok(statement) => client.execute_raw(&statement, params.iter()).await,
             Err(err) => Err(err),
         };
         lent.returned();
@@ -250,8 +257,7 @@ impl SqlDriver for TokioPostgresRepository {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<Vec<tokio_postgres::Row>, SqlError> {
-        let values: Vec<Value> = params.into_iter().map(Value::from).collect();
-        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(Value::as_sql).collect();
+        let params = as_sql(&params);
         if let Some(guarded) = &self.guarded {
             let client = guarded.client()?;
             let rows = match client.prepare_cached(sql).await {
