@@ -21,8 +21,7 @@
 //! `RandomState`): a client cannot choose a changed value that hashes like the loaded one.
 
 use std::{
-    collections::hash_map::RandomState,
-    hash::{BuildHasher, Hasher},
+    hash::{BuildHasher, DefaultHasher, Hasher, RandomState},
     sync::OnceLock,
 };
 
@@ -84,7 +83,10 @@ impl Base {
     ) -> Self {
         let mut entries: Vec<_> = data
             .iter()
-            .map(|(key, value)| (key_hash(key), value_hash(value)))
+            .map(|(key, value)| {
+                let hasher = key_hasher(key);
+                (hasher.finish(), value_hash(hasher, value))
+            })
             .collect();
         entries.sort_unstable();
         Self {
@@ -202,7 +204,8 @@ impl Base {
             if key == BASE_KEY {
                 continue;
             }
-            let hash = key_hash(key);
+            let hasher = key_hasher(key);
+            let hash = hasher.finish();
             present.push(hash);
             let loaded = self
                 .entries
@@ -210,7 +213,7 @@ impl Base {
                 .ok()
                 .and_then(|at| self.entries[at].1);
             // Not loaded, loaded without a hash, or another value.
-            if loaded.is_none() || loaded != value_hash(value) {
+            if loaded.is_none() || loaded != value_hash(hasher, value) {
                 set.push((key.clone(), value.clone()));
             }
         }
@@ -260,27 +263,33 @@ impl Reader<'_> {
     }
 }
 
-/// The SipHash keys of this process.
-fn hasher() -> impl Hasher {
+/// A hasher under this process's SipHash keys, fed `key`: its bytes, then `0xff`, which UTF-8
+/// never holds, so that no key's input is a prefix of another's. Its hash is the key's; fed on
+/// ([`value_hash`]), it hashes the key's value: one hasher, and the key written once, for both
+/// of an entry's hashes.
+fn key_hasher(key: &str) -> DefaultHasher {
     static KEYS: OnceLock<RandomState> = OnceLock::new();
-    KEYS.get_or_init(RandomState::new).build_hasher()
+    let mut hasher = KEYS.get_or_init(RandomState::new).build_hasher();
+    hasher.write(key.as_bytes());
+    hasher.write_u8(0xff);
+    hasher
 }
 
 fn key_hash(key: &str) -> u64 {
-    let mut hasher = hasher();
-    hasher.write_u8(0);
-    hasher.write(key.as_bytes());
-    hasher.finish()
+    key_hasher(key).finish()
 }
 
-/// The hash of `value` in a canonical form: object keys sorted at every level, every value
-/// tagged with its kind and length-prefixed. `None` for a value nested deeper than
-/// [`MAX_DEPTH`].
-fn value_hash(value: &Value) -> Option<u64> {
-    let mut hasher = hasher();
-    hasher.write_u8(1);
+/// The hash of `value` under its key (`hasher`, from [`key_hasher`]), in a canonical form:
+/// object keys sorted at every level, every value tagged with its kind and length-prefixed.
+/// `None` for a value nested deeper than [`MAX_DEPTH`].
+fn value_hash(mut hasher: DefaultHasher, value: &Value) -> Option<u64> {
     hash_value(&mut hasher, value, MAX_DEPTH)?;
     Some(hasher.finish())
+}
+
+/// A kind's tag and a length, in one write.
+fn kind_and_len(hasher: &mut impl Hasher, kind: u8, len: usize) {
+    hasher.write_u64(u64::from(kind) | (len as u64) << 8);
 }
 
 fn hash_value(hasher: &mut impl Hasher, value: &Value, depth: usize) -> Option<()> {
@@ -300,20 +309,17 @@ fn hash_value(hasher: &mut impl Hasher, value: &Value, depth: usize) -> Option<(
             }
         }
         Value::String(text) => {
-            hasher.write_u8(6);
-            hasher.write_usize(text.len());
+            kind_and_len(hasher, 6, text.len());
             hasher.write(text.as_bytes());
         }
         Value::Array(items) => {
-            hasher.write_u8(7);
-            hasher.write_usize(items.len());
+            kind_and_len(hasher, 7, items.len());
             for item in items {
                 hash_value(hasher, item, depth.checked_sub(1)?)?;
             }
         }
         Value::Object(entries) => {
-            hasher.write_u8(8);
-            hasher.write_usize(entries.len());
+            kind_and_len(hasher, 8, entries.len());
             let mut sorted: Vec<_> = entries.iter().collect();
             sorted.sort_unstable_by_key(|(key, _)| *key);
             for (key, item) in sorted {
@@ -488,11 +494,16 @@ mod tests {
         assert!(base.delta(&data).is_empty());
     }
 
+    /// A value's hash under one key.
+    fn hash(value: &Value) -> Option<u64> {
+        value_hash(key_hasher("key"), value)
+    }
+
     #[test]
     fn the_value_hash_ignores_key_order_and_sees_every_change() {
         let a = json!({"x": 1, "y": [1, 2], "z": {"b": "two", "a": 1}});
         let b = json!({"z": {"a": 1, "b": "two"}, "y": [1, 2], "x": 1});
-        assert_eq!(value_hash(&a), value_hash(&b));
+        assert_eq!(hash(&a), hash(&b));
         for changed in [
             json!({"x": 1, "y": [2, 1], "z": {"b": "two", "a": 1}}),
             json!({"x": 1.0, "y": [1, 2], "z": {"b": "two", "a": 1}}),
@@ -502,7 +513,7 @@ mod tests {
             json!({"x": 1, "y": [[1], 2], "z": {"b": "two", "a": 1}}),
             json!({"x": -1, "y": [1, 2], "z": {"b": "two", "a": 1}}),
         ] {
-            assert_ne!(value_hash(&a), value_hash(&changed), "{changed}");
+            assert_ne!(hash(&a), hash(&changed), "{changed}");
         }
     }
 
@@ -528,7 +539,7 @@ mod tests {
         ];
         for (i, a) in values.iter().enumerate() {
             for b in &values[i + 1..] {
-                assert_ne!(value_hash(a), value_hash(b), "{a} and {b}");
+                assert_ne!(hash(a), hash(b), "{a} and {b}");
             }
         }
     }
@@ -536,7 +547,7 @@ mod tests {
     #[test]
     fn values_too_deep_for_a_hash_are_always_written() {
         let deep = (0..200).fold(json!(1), |inner, _| json!([inner]));
-        assert_eq!(value_hash(&deep), None);
+        assert_eq!(hash(&deep), None);
         let (base, data) = loaded(&[("deep", deep)]);
         assert!(!base.delta(&data).is_empty());
     }
