@@ -8,8 +8,12 @@
 //! what the request changed is the [`Delta`] between the base and the rest of the record: keys
 //! whose value differs from the loaded one, and loaded keys that are gone.
 //!
-//! The entry is one string: the base in a compact binary form, then a 128-bit SipHash-2-4 tag
-//! under a key drawn once per process, in URL-safe base64. SipHash is a keyed pseudo-random
+//! The entry is an array of numbers: a 128-bit SipHash-2-4 tag (two words) under a key drawn once
+//! per process, then the base, word by word (the user key as a string, or `null`; a value
+//! without a hash as `null`). The tag covers the base's canonical bytes, which a save rebuilds
+//! from the words it reads. Numbers, not text: a base is written at every load and read at every
+//! save, and base64 (what the entry was before) cost more than its hashing. SipHash is a keyed
+//! pseudo-random
 //! function made to authenticate short messages, and a base is about a hundred bytes: its tag
 //! costs a fraction of an HMAC-SHA256's, which a CPU without SHA instructions computes in
 //! software at every load and save. Only this
@@ -25,7 +29,6 @@ use std::{
     sync::OnceLock,
 };
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use serde_json::Value;
 use siphasher::sip128::{Hash128, SipHasher24};
 use time::OffsetDateTime;
@@ -36,8 +39,14 @@ use crate::ports::SessionData;
 /// stored, never encoded, never an application's.
 pub(crate) const BASE_KEY: &str = "tower-sessions-seaorm-store:base";
 
-/// How many bytes the tag takes: all 128 bits of it.
-const TAG_LEN: usize = 16;
+/// Where the entry's words are: the tag's two, then the base's header (version, expiry in two,
+/// row, user key), then each loaded key's hash and its value's.
+const TAG: usize = 0;
+const VERSION: usize = 2;
+const EXPIRY: usize = 3;
+const ROW: usize = 5;
+const USER_KEY: usize = 6;
+const ENTRIES: usize = 7;
 
 /// Values nested deeper than this get no hash (a value without one is always taken as
 /// changed), so a codec without a depth limit cannot make the hashing overflow the stack.
@@ -100,10 +109,19 @@ impl Base {
 
     /// Puts this base into `data`.
     pub(crate) fn attach(&self, data: &mut SessionData) {
-        let mut bytes = self.to_bytes();
-        let tag = tag(&bytes).as_bytes();
-        bytes.extend_from_slice(&tag);
-        data.insert(BASE_KEY.to_owned(), URL_SAFE_NO_PAD.encode(bytes).into());
+        let tag = tag(&self.to_bytes()).as_u128();
+        let nanos = self.expiry.unix_timestamp_nanos() as u128;
+        let mut entry = Vec::with_capacity(ENTRIES + 2 * self.entries.len());
+        entry.extend([tag as u64, (tag >> 64) as u64].map(Value::from));
+        entry.push(Value::from(self.version as u64));
+        entry.extend([nanos as u64, (nanos >> 64) as u64].map(Value::from));
+        entry.push(Value::from(self.row));
+        entry.push(self.user_key.clone().map_or(Value::Null, Value::String));
+        for (key, value) in &self.entries {
+            entry.push(Value::from(*key));
+            entry.push(value.map_or(Value::Null, Value::from));
+        }
+        data.insert(BASE_KEY.to_owned(), Value::Array(entry));
     }
 
     /// The base in `data`, left there: `Ok(None)` when there is none (a session cleared, or
@@ -114,17 +132,42 @@ impl Base {
         let Some(entry) = data.get(BASE_KEY) else {
             return Ok(None);
         };
-        let text = entry.as_str().ok_or(Forged)?;
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| Forged)?;
-        let split = bytes.len().checked_sub(TAG_LEN).ok_or(Forged)?;
-        let (body, given) = bytes.split_at(split);
-        let given: [u8; TAG_LEN] = given.try_into().map_err(|_| Forged)?;
-        let given = Hash128::from(u128::from_le_bytes(given));
-        // `Hash128`'s equality takes the same time wherever the tags differ.
-        if tag(body) != given {
+        let words = entry.as_array().ok_or(Forged)?;
+        let word = |at: usize| words.get(at).and_then(Value::as_u64).ok_or(Forged);
+        let pair =
+            |at: usize| Ok::<_, Forged>(u128::from(word(at)?) | u128::from(word(at + 1)?) << 64);
+        let given = Hash128::from(pair(TAG)?);
+        let expiry =
+            OffsetDateTime::from_unix_timestamp_nanos(pair(EXPIRY)? as i128).map_err(|_| Forged)?;
+        let user_key = match words.get(USER_KEY).ok_or(Forged)? {
+            Value::Null => None,
+            Value::String(key) => Some(key.clone()),
+            _ => return Err(Forged),
+        };
+        let loaded = words.get(ENTRIES..).ok_or(Forged)?;
+        if loaded.len() % 2 != 0 {
             return Err(Forged);
         }
-        let base = Self::from_bytes(body).ok_or(Forged)?;
+        let mut entries = Vec::with_capacity(loaded.len() / 2);
+        for entry in loaded.chunks_exact(2) {
+            let key = entry[0].as_u64().ok_or(Forged)?;
+            let value = match &entry[1] {
+                Value::Null => None,
+                value => Some(value.as_u64().ok_or(Forged)?),
+            };
+            entries.push((key, value));
+        }
+        let base = Self {
+            version: word(VERSION)? as i64,
+            expiry,
+            user_key,
+            row: word(ROW)?,
+            entries,
+        };
+        // `Hash128`'s equality takes the same time wherever the tags differ.
+        if tag(&base.to_bytes()) != given {
+            return Err(Forged);
+        }
         if base.row != key_hash(row_key) {
             return Err(Forged);
         }
@@ -134,10 +177,8 @@ impl Base {
     /// Version, expiry, row, user key, entries; little-endian, lengths before contents.
     fn to_bytes(&self) -> Vec<u8> {
         let user_key = self.user_key.as_deref().map(str::as_bytes);
-        // With room for the tag `attach` appends: no second allocation and copy at every load.
-        let mut bytes = Vec::with_capacity(
-            48 + user_key.map_or(0, <[u8]>::len) + 17 * self.entries.len() + TAG_LEN,
-        );
+        let mut bytes =
+            Vec::with_capacity(48 + user_key.map_or(0, <[u8]>::len) + 17 * self.entries.len());
         bytes.extend_from_slice(&self.version.to_le_bytes());
         bytes.extend_from_slice(&self.expiry.unix_timestamp_nanos().to_le_bytes());
         bytes.extend_from_slice(&self.row.to_le_bytes());
@@ -160,39 +201,6 @@ impl Base {
             }
         }
         bytes
-    }
-
-    fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let mut reader = Reader(bytes);
-        let version = i64::from_le_bytes(reader.take()?);
-        let nanos = i128::from_le_bytes(reader.take()?);
-        let expiry = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
-        let row = u64::from_le_bytes(reader.take()?);
-        let user_key = match reader.take::<1>()? {
-            [0] => None,
-            [1] => {
-                let len = usize::try_from(u64::from_le_bytes(reader.take()?)).ok()?;
-                Some(String::from_utf8(reader.bytes(len)?.to_vec()).ok()?)
-            }
-            _ => return None,
-        };
-        let mut entries = Vec::new();
-        while !reader.0.is_empty() {
-            let key = u64::from_le_bytes(reader.take()?);
-            let value = match reader.take::<1>()? {
-                [0] => None,
-                [1] => Some(u64::from_le_bytes(reader.take()?)),
-                _ => return None,
-            };
-            entries.push((key, value));
-        }
-        Some(Self {
-            version,
-            expiry,
-            user_key,
-            row,
-            entries,
-        })
     }
 
     /// What the request holding `data` changed since it loaded this base (its entry under
@@ -242,24 +250,6 @@ impl Delta {
         for (key, value) in &self.set {
             data.insert(key.clone(), value.clone());
         }
-    }
-}
-
-/// Reads fixed-size fields off the front of a byte string.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn bytes(&mut self, len: usize) -> Option<&[u8]> {
-        if self.0.len() < len {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(len);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.bytes(N)?.try_into().ok()
     }
 }
 
@@ -365,13 +355,6 @@ mod tests {
         (base, data)
     }
 
-    /// The entry's bytes, and a record holding `bytes` as its entry instead.
-    fn entry_bytes(data: &SessionData) -> Vec<u8> {
-        URL_SAFE_NO_PAD
-            .decode(data[BASE_KEY].as_str().unwrap())
-            .unwrap()
-    }
-
     fn with_entry(data: &SessionData, entry: Value) -> SessionData {
         let mut data = data.clone();
         data.insert(BASE_KEY.into(), entry);
@@ -382,7 +365,7 @@ mod tests {
     fn a_base_survives_attach_and_read_and_is_no_change() {
         let (base, mut data) = loaded(&[("a", json!(1)), ("deep", json!({"x": [1, 2]}))]);
         base.attach(&mut data);
-        assert!(data[BASE_KEY].is_string());
+        assert!(data[BASE_KEY].is_array());
         assert_eq!(data.len(), 3);
         assert_eq!(Base::read("row", &data), Ok(Some(base.clone())));
         assert!(base.delta(&data).is_empty(), "the entry is not a change");
@@ -403,25 +386,42 @@ mod tests {
 
     #[test]
     fn a_base_edited_or_made_up_is_forged() {
-        let (base, mut genuine) = loaded(&[("a", json!(1)), ("b", json!(2))]);
+        let (base, mut genuine) = loaded(&[("a", json!(1)), ("b", json!({"c": 2}))]);
         base.attach(&mut genuine);
-        let bytes = entry_bytes(&genuine);
-        let encode = |bytes: &[u8]| Value::from(URL_SAFE_NO_PAD.encode(bytes));
+        let words = genuine[BASE_KEY].as_array().unwrap().clone();
+        assert_eq!(words.len(), ENTRIES + 4);
+        let edited = |at: usize, word: Value| {
+            let mut words = words.clone();
+            words[at] = word;
+            Value::Array(words)
+        };
         let mut forgeries = vec![
             json!({"v": 0}),
             json!("a string"),
             json!(""),
             Value::Null,
             json!(7),
-            encode(&bytes[..bytes.len() - 1]),
-            encode(&bytes[..TAG_LEN - 1]),
+            json!([]),
+            Value::Array(words[..words.len() - 1].to_vec()),
+            Value::Array(words[..words.len() - 2].to_vec()),
+            Value::Array(words[..ENTRIES - 1].to_vec()),
+            Value::Array([&words[..], &[json!(1), json!(2)]].concat()),
+            Value::Array([&words[..], &[json!(1)]].concat()),
         ];
-        // Every byte flipped in turn: the version, the expiry, the row, the user key, the
-        // entries, the tag.
-        for at in 0..bytes.len() {
-            let mut edited = bytes.clone();
-            edited[at] ^= 1;
-            forgeries.push(encode(&edited));
+        // Every word changed in turn (the tag, the version, the expiry, the row, the user key,
+        // the entries), and made another kind of value.
+        for (at, word) in words.iter().enumerate() {
+            let changed = match word {
+                Value::Number(n) => json!(n.as_u64().unwrap() ^ 1),
+                Value::String(key) => json!(format!("{key}!")),
+                other => panic!("a word of the entry is {other}"),
+            };
+            forgeries.push(edited(at, changed));
+            forgeries.push(edited(at, json!(word.to_string())));
+            forgeries.push(edited(at, json!(-1)));
+            forgeries.push(edited(at, json!(0.5)));
+            forgeries.push(edited(at, json!([word])));
+            forgeries.push(edited(at, Value::Null));
         }
         for forged in forgeries {
             let data = with_entry(&genuine, forged.clone());

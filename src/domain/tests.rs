@@ -774,11 +774,11 @@ async fn a_forged_base_is_refused_before_anything_is_sent() {
     let (service, genuine) =
         loaded(MockSessionRepository::new(), &record(7, in_an_hour()), 5).await;
     let mut forged = genuine.clone();
-    // One character of the entry changed.
-    let entry = forged.data[BASE_KEY].as_str().unwrap().to_owned();
-    let edited = if entry.ends_with('A') { "B" } else { "A" };
-    let edited = format!("{}{edited}", &entry[..entry.len() - 1]);
-    forged.data.to_mut().insert(BASE_KEY.into(), json!(edited));
+    // One word of the entry changed: its last, a loaded value's hash.
+    let mut entry = forged.data[BASE_KEY].as_array().unwrap().clone();
+    let last = entry.last().and_then(serde_json::Value::as_u64).unwrap();
+    *entry.last_mut().unwrap() = json!(last ^ 1);
+    forged.data.to_mut().insert(BASE_KEY.into(), json!(entry));
     let mut made_up = record(7, in_an_hour());
     made_up
         .data

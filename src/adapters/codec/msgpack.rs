@@ -66,12 +66,12 @@ impl Serialize for WithoutKey<'_> {
     }
 }
 
-/// Refuses data MessagePack could not read back.
-fn check_depth(data: &SessionData) -> Result<(), CodecError> {
-    if data
-        .values()
-        .any(|value| nests_deeper_than(value, MessagePackCodec::MAX_DEPTH))
-    {
+/// Refuses data MessagePack could not read back (the entry under `reserved`, left out of the
+/// bytes, is not looked at).
+fn check_depth(data: &SessionData, reserved: Option<&str>) -> Result<(), CodecError> {
+    if data.iter().any(|(key, value)| {
+        Some(key.as_str()) != reserved && nests_deeper_than(value, MessagePackCodec::MAX_DEPTH)
+    }) {
         return Err(CodecError::new(
             NAME,
             "the session data nests arrays or objects too deeply for MessagePack \
@@ -83,7 +83,7 @@ fn check_depth(data: &SessionData) -> Result<(), CodecError> {
 
 impl Codec for MessagePackCodec {
     fn encode(&self, record: &SessionRecord<'_>) -> Result<Vec<u8>, CodecError> {
-        check_depth(&record.data)?;
+        check_depth(&record.data, None)?;
         rmp_serde::to_vec(record).map_err(|err| CodecError::new(NAME, encode_reason(&err)))
     }
 
@@ -92,7 +92,7 @@ impl Codec for MessagePackCodec {
         record: &SessionRecord<'_>,
         reserved: &str,
     ) -> Result<Vec<u8>, CodecError> {
-        check_depth(&record.data)?;
+        check_depth(&record.data, Some(reserved))?;
         let skipping = Skipping {
             id: record.id,
             data: WithoutKey {
