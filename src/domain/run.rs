@@ -41,7 +41,9 @@ pin_project! {
 
 impl<F> Run<F> {
     /// `work` as `operation`, bounded by `limit` (none: unbounded) and traced in `span` unless
-    /// no subscriber wants it (its enter and exit would cost every operation for nothing).
+    /// no subscriber wants it: its enter and exit would cost every operation for nothing.
+    /// (tracing's `log` fallback, for applications with a logger and no subscriber, then gets
+    /// no span lines: its enter and exit cost every operation about 1,500 instructions.)
     pub(crate) fn new(operation: Operation, work: F, limit: Option<Duration>, span: Span) -> Self
     where
         F: Future,
