@@ -125,20 +125,25 @@ impl TokioPostgresRepository {
 /// A parameter as tokio-postgres sends it, converted as it is written into the message (no
 /// vector of converted values per statement): instants as [`postgres_instant`]s, in UTC, since
 /// postgres-types converts to UTC with `to_offset`, which panics for an instant `time` cannot
-/// express there. Each variant is checked against the column's type as its value type checks
-/// it (`to_sql_checked`), so a parameter of the wrong kind is an error, as before.
+/// express there.
+///
+/// Each variant is checked against the column's type as its value type checks it, in `to_sql`
+/// itself: `accepts` cannot tell the variants apart, and tokio-postgres's blanket impl for
+/// `&Param` (what `execute_raw` is handed) checks only `accepts` before calling `to_sql`. So a
+/// parameter of the wrong kind is refused before anything is sent, whichever way it is bound,
+/// rather than sent as bytes the server might read as another type's.
 impl ToSql for Param {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxedError> {
         match self {
-            Self::Text(text) => text.to_sql(ty, out),
-            Self::Bytes(bytes) => bytes.to_sql(ty, out),
-            Self::Instant(at) => postgres_instant(*at).to_sql(ty, out),
-            Self::Integer(value) => value.to_sql(ty, out),
-            Self::Boolean(value) => value.to_sql(ty, out),
+            Self::Text(text) => text.to_sql_checked(ty, out),
+            Self::Bytes(bytes) => bytes.to_sql_checked(ty, out),
+            Self::Instant(at) => postgres_instant(*at).to_sql_checked(ty, out),
+            Self::Integer(value) => value.to_sql_checked(ty, out),
+            Self::Boolean(value) => value.to_sql_checked(ty, out),
         }
     }
 
-    /// Every type some variant accepts; [`Param::to_sql_checked`] checks the variant's own.
+    /// Every type some variant accepts; `to_sql` checks the variant's own.
     fn accepts(ty: &Type) -> bool {
         <Option<String> as ToSql>::accepts(ty)
             || <Option<Vec<u8>> as ToSql>::accepts(ty)
@@ -148,13 +153,7 @@ impl ToSql for Param {
     }
 
     fn to_sql_checked(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxedError> {
-        match self {
-            Self::Text(text) => text.to_sql_checked(ty, out),
-            Self::Bytes(bytes) => bytes.to_sql_checked(ty, out),
-            Self::Instant(at) => postgres_instant(*at).to_sql_checked(ty, out),
-            Self::Integer(value) => value.to_sql_checked(ty, out),
-            Self::Boolean(value) => value.to_sql_checked(ty, out),
-        }
+        self.to_sql(ty, out)
     }
 }
 
@@ -300,5 +299,63 @@ impl SqlRow for tokio_postgres::Row {
 
     fn integer(&self, index: usize) -> Result<i64, RepositoryError> {
         self.try_get(index).map_err(errors::row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind of parameter, with a column type it binds to and one it must not.
+    fn kinds() -> Vec<(Param, Type, Type)> {
+        vec![
+            (Param::text("id"), Type::TEXT, Type::INT8),
+            (Param::Text(None), Type::TEXT, Type::BOOL),
+            (Param::Bytes(Some(vec![1, 2])), Type::BYTEA, Type::TEXT),
+            (
+                Param::Instant(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)),
+                Type::TIMESTAMPTZ,
+                Type::INT8,
+            ),
+            (Param::Integer(7), Type::INT8, Type::TIMESTAMPTZ),
+            (Param::Boolean(true), Type::BOOL, Type::INT8),
+        ]
+    }
+
+    #[test]
+    fn a_parameter_of_the_wrong_kind_is_refused_however_it_is_bound() {
+        for (param, right, wrong) in kinds() {
+            let mut out = BytesMut::new();
+            assert!(param.to_sql_checked(&right, &mut out).is_ok(), "{param:?}");
+            // As `query` binds it (a trait object), as `execute_raw` does (a reference, whose
+            // blanket impl checks only `accepts`), and directly.
+            let by_object: &(dyn ToSql + Sync) = &param;
+            let by_reference = &param;
+            let refused = [
+                by_object.to_sql_checked(&wrong, &mut out),
+                by_reference.to_sql_checked(&wrong, &mut out),
+                param.to_sql(&wrong, &mut out),
+            ];
+            for result in refused {
+                assert!(result.is_err(), "{param:?} bound as {wrong}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_instant_is_sent_in_utc_clamped_to_what_postgres_stores() {
+        let far = OffsetDateTime::new_utc(
+            time::Date::from_calendar_date(-9999, time::Month::January, 1).unwrap(),
+            time::Time::MIDNIGHT,
+        );
+        let mut sent = BytesMut::new();
+        Param::Instant(far)
+            .to_sql_checked(&Type::TIMESTAMPTZ, &mut sent)
+            .unwrap();
+        let mut clamped = BytesMut::new();
+        postgres_instant(far)
+            .to_sql_checked(&Type::TIMESTAMPTZ, &mut clamped)
+            .unwrap();
+        assert_eq!(sent, clamped);
     }
 }
