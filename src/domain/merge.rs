@@ -13,13 +13,12 @@
 //! without a hash as `null`). The tag covers the base's canonical bytes, which a save rebuilds
 //! from the words it reads. Numbers, not text: a base is written at every load and read at every
 //! save, and base64 (what the entry was before) cost more than its hashing. SipHash is a keyed
-//! pseudo-random
-//! function made to authenticate short messages, and a base is about a hundred bytes: its tag
-//! costs a fraction of an HMAC-SHA256's, which a CPU without SHA instructions computes in
-//! software at every load and save. Only this
-//! process's loads produce one a save accepts, and only for the row it was loaded from: an
-//! application that writes the reserved key itself (from a key name a client chose, say), or
-//! copies another session's, cannot make a save remove or keep keys its request did not touch.
+//! pseudo-random function made to authenticate short messages, and a base is about a hundred
+//! bytes: its tag costs a fraction of an HMAC-SHA256's, which a CPU without SHA instructions
+//! computes in software at every load and save. Only this process's loads produce one a save
+//! accepts, and only for the row it was loaded from: an application that writes the reserved key
+//! itself (from a key name a client chose, say), or copies another session's, cannot make a save
+//! remove or keep keys its request did not touch.
 //!
 //! The hashes are SipHash under keys drawn once per process too (the standard library's
 //! `RandomState`): a client cannot choose a changed value that hashes like the loaded one.
