@@ -1,11 +1,14 @@
 //! Statements per operation, counted by the server: pg_stat_statements, switched on only while
 //! counting (`pg_stat_statements.track` is `none` otherwise, so it costs the timed rounds
-//! nothing).
+//! nothing). The same pass checks that each floor still sends its store's statements, word for
+//! word but the schema: the floors are only a measure of the store while they do.
+
+use std::collections::BTreeSet;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use store::Record;
 
-use crate::stacks::{BoxError, Named, Op, Sample};
+use crate::stacks::{BoxError, Kind, Named, Op, Sample};
 
 /// Per stack: statements completed per operation, in `Op::ALL` order, and statements that
 /// failed per operation (pg_stat_statements records only the statements that complete, so
@@ -31,6 +34,20 @@ async fn calls(conn: &DatabaseConnection) -> Result<f64, BoxError> {
     Ok(row.try_get_by_index::<f64>(0)?)
 }
 
+/// The session-table statements run since the last reset, their schema written `"…"`.
+async fn statements(conn: &DatabaseConnection) -> Result<BTreeSet<String>, BoxError> {
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            r#"SELECT DISTINCT regexp_replace(query, '"[^"]*"\."session"', '"…"."session"', 'g')
+               FROM pg_stat_statements WHERE query LIKE '%"session"%'"#,
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get_by_index::<String>(0)?))
+        .collect()
+}
+
 /// The `ERROR:` lines in the server log so far: the cluster `scripts/bench` starts logs to
 /// `server.log` in its data directory, which a superuser can read.
 async fn errors(conn: &DatabaseConnection) -> Option<f64> {
@@ -52,13 +69,14 @@ async fn reset(conn: &DatabaseConnection) -> Result<(), BoxError> {
     exec(conn, "SELECT pg_stat_statements_reset()").await
 }
 
-/// Counts the statements each stack sends per operation. `conn` is a superuser connection to a
+/// Counts the statements each stack sends per operation, and says where a floor sent other
+/// statements than its store (see [`drifted_floors`]). `conn` is a superuser connection to a
 /// database of the bench cluster.
 pub async fn count(
     conn: &DatabaseConnection,
     stacks: &[Named],
     template: &Record,
-) -> Result<Counts, BoxError> {
+) -> Result<(Counts, Vec<String>), BoxError> {
     exec(conn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         .await
         .map_err(|err| {
@@ -70,16 +88,55 @@ pub async fn count(
     let result = count_each(conn, stacks, template).await;
     exec(conn, "ALTER SYSTEM RESET pg_stat_statements.track").await?;
     exec(conn, "SELECT pg_reload_conf()").await?;
-    result
+    let (counts, sent) = result?;
+    Ok((counts, drifted_floors(stacks, &sent)))
+}
+
+/// Each floor against the store of its driver (with the same pool options): the operations
+/// where they sent different statements, described. Empty when every floor sends what its store
+/// does.
+fn drifted_floors(stacks: &[Named], sent: &[[BTreeSet<String>; 4]]) -> Vec<String> {
+    let store_of = |floor: &Named| match floor.kind {
+        Kind::LeanFloor => Some(Kind::LeanStore),
+        Kind::SqlxFloor => Some(Kind::SeaOrmStore),
+        _ => None,
+    };
+    let mut drifted = Vec::new();
+    for (f, floor) in stacks.iter().enumerate() {
+        let Some(kind) = store_of(floor) else {
+            continue;
+        };
+        let Some(s) = stacks
+            .iter()
+            .position(|named| named.kind == kind && named.tuned == floor.tuned)
+        else {
+            continue;
+        };
+        for (slot, op) in Op::ALL.into_iter().enumerate() {
+            if sent[f][slot] != sent[s][slot] {
+                drifted.push(format!(
+                    "{} {}: the floor sent {:?}, {} sent {:?}",
+                    floor.name,
+                    op.name(),
+                    sent[f][slot],
+                    stacks[s].name,
+                    sent[s][slot]
+                ));
+            }
+        }
+    }
+    drifted
 }
 
 async fn count_each(
     conn: &DatabaseConnection,
     stacks: &[Named],
     template: &Record,
-) -> Result<Counts, BoxError> {
+) -> Result<(Counts, Vec<[BTreeSet<String>; 4]>), BoxError> {
     let mut counts = Vec::new();
+    let mut all_sent = Vec::new();
     for named in stacks {
+        let mut sent: [BTreeSet<String>; 4] = Default::default();
         let samples: Vec<Sample> = (0..SAMPLES).map(|_| Sample::new(template)).collect();
         let mut per_op = [0.0; 4];
         let mut failed = Some([0.0; 4]);
@@ -103,6 +160,7 @@ async fn count_each(
                 }
             }
             per_op[slot] = calls(conn).await? / SAMPLES as f64;
+            sent[slot] = statements(conn).await?;
             match (errors_before, errors(conn).await, failed.as_mut()) {
                 (Some(before), Some(after), Some(failed)) => {
                     failed[slot] = (after - before) / SAMPLES as f64;
@@ -111,6 +169,7 @@ async fn count_each(
             }
         }
         counts.push((named.name.clone(), per_op, failed));
+        all_sent.push(sent);
     }
-    Ok(counts)
+    Ok((counts, all_sent))
 }

@@ -1,5 +1,8 @@
 //! The floors: one hand-written statement per operation, MessagePack-encoded, on the same table
-//! shape. The same SQL text the stores send, so the only difference left is the store itself.
+//! shape. The same SQL text the stores send (the counts part checks it, see
+//! [`crate::counts`]), with the values a hand-written client would bind, so the only difference
+//! left is the store itself: its checks, its merge and its layers, not what its statements ask
+//! of the server.
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -10,30 +13,35 @@ use crate::stacks::{BoxError, Sample, Stack};
 
 pub struct Sql {
     insert_if_absent: String,
-    update_if_present: String,
+    update_if_version: String,
     find_unexpired: String,
     delete_by_id: String,
 }
 
 impl Sql {
+    /// The statements `PostgresStore` and `LeanPostgresStore` send, in `schema`, for a session
+    /// with no user, no listed values and no lifetime limits (the bench's sessions).
     pub fn new(schema: &str) -> Self {
         let t = format!(r#""{schema}"."session""#);
-        let insert = format!(
-            r#"INSERT INTO {t} ("id", "data", "expiry_date") VALUES ($1, $2, $3) ON CONFLICT ("id")"#
-        );
         Sql {
-            insert_if_absent: format!("{insert} DO NOTHING"),
-            // A save updates the stored row and never inserts, as the stores' saves do.
-            update_if_present: format!(
-                r#"UPDATE {t} SET "data" = $2, "expiry_date" = $3 WHERE "id" = $1"#
+            // A create inserts the row with its instants, never overwriting.
+            insert_if_absent: format!(
+                r#"INSERT INTO {t} ("id", "data", "expiry_date", "user_key", "created_at", "updated_at", "listed_values", "long_lived") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT ("id") DO NOTHING"#
+            ),
+            // A save updates the version it loaded and never inserts, as the stores' saves do.
+            update_if_version: format!(
+                r#"UPDATE {t} SET "data" = $2, "expiry_date" = $3, "user_key" = $4, "updated_at" = $5, "listed_values" = $6, "long_lived" = $7, "version" = "version" + 1 WHERE "id" = $1 AND "version" = $8"#
             ),
             find_unexpired: format!(
-                r#"SELECT "data" FROM {t} WHERE "id" = $1 AND "expiry_date" > $2"#
+                r#"SELECT "data", "version", "user_key" FROM {t} WHERE "id" = $1 AND "expiry_date" > $2"#
             ),
             delete_by_id: format!(r#"DELETE FROM {t} WHERE "id" = $1"#),
         }
     }
 }
+
+/// The version a created session has, which the bench's one save per session expects.
+const CREATED_VERSION: i64 = 0;
 
 fn encode(record: &store::Record) -> Result<Vec<u8>, BoxError> {
     Ok(rmp_serde::to_vec(record)?)
@@ -50,20 +58,48 @@ impl Stack for LeanFloor {
     async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
         let data = encode(&sample.record)?;
         let id = sample.record.id.to_string();
+        let now = OffsetDateTime::now_utc();
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&self.sql.insert_if_absent).await?;
+        let no_text: Option<&str> = None;
         client
-            .execute(&stmt, &[&id, &data, &sample.record.expiry_date])
+            .execute(
+                &stmt,
+                &[
+                    &id,
+                    &data,
+                    &sample.record.expiry_date,
+                    &no_text,
+                    &now,
+                    &now,
+                    &no_text,
+                    &false,
+                ],
+            )
             .await?;
         Ok(())
     }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
         let data = encode(&sample.changed)?;
         let id = sample.record.id.to_string();
+        let now = OffsetDateTime::now_utc();
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&self.sql.update_if_present).await?;
+        let stmt = client.prepare_cached(&self.sql.update_if_version).await?;
+        let no_text: Option<&str> = None;
         client
-            .execute(&stmt, &[&id, &data, &sample.record.expiry_date])
+            .execute(
+                &stmt,
+                &[
+                    &id,
+                    &data,
+                    &sample.record.expiry_date,
+                    &no_text,
+                    &now,
+                    &no_text,
+                    &false,
+                    &CREATED_VERSION,
+                ],
+            )
             .await?;
         Ok(())
     }
@@ -76,6 +112,8 @@ impl Stack for LeanFloor {
             return Ok(false);
         };
         let data: Vec<u8> = row.try_get(0)?;
+        let _version: i64 = row.try_get(1)?;
+        let _user: Option<String> = row.try_get(2)?;
         let record: store::Record = rmp_serde::from_slice(&data)?;
         Ok(record.expiry_date > now)
     }
@@ -98,33 +136,47 @@ pub struct SqlxFloor {
 impl Stack for SqlxFloor {
     async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
         let data = encode(&sample.record)?;
+        let now = OffsetDateTime::now_utc();
         sqlx::query(sqlx::AssertSqlSafe(self.sql.insert_if_absent.as_str()))
             .bind(sample.record.id.to_string())
             .bind(data)
             .bind(sample.record.expiry_date)
+            .bind(None::<String>)
+            .bind(now)
+            .bind(now)
+            .bind(None::<String>)
+            .bind(false)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
         let data = encode(&sample.changed)?;
-        sqlx::query(sqlx::AssertSqlSafe(self.sql.update_if_present.as_str()))
+        let now = OffsetDateTime::now_utc();
+        sqlx::query(sqlx::AssertSqlSafe(self.sql.update_if_version.as_str()))
             .bind(sample.record.id.to_string())
             .bind(data)
             .bind(sample.record.expiry_date)
+            .bind(None::<String>)
+            .bind(now)
+            .bind(None::<String>)
+            .bind(false)
+            .bind(CREATED_VERSION)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
     async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
         let now = OffsetDateTime::now_utc();
-        let row: Option<(Vec<u8>,)> =
+        let row: Option<(Vec<u8>, i64, Option<String>)> =
             sqlx::query_as(sqlx::AssertSqlSafe(self.sql.find_unexpired.as_str()))
                 .bind(sample.record.id.to_string())
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await?;
-        let Some((data,)) = row else { return Ok(false) };
+        let Some((data, _version, _user)) = row else {
+            return Ok(false);
+        };
         let record: store::Record = rmp_serde::from_slice(&data)?;
         Ok(record.expiry_date > now)
     }

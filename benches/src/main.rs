@@ -114,7 +114,25 @@ async fn main() -> Result<(), BoxError> {
     if has("counts") {
         eprintln!("bench: counting statements");
         match counts::count(&admin, &stacks, &template).await {
-            Ok(counts) => report::counts(&mut md, &counts),
+            Ok((counts, drifted)) => {
+                report::counts(&mut md, &counts);
+                if !drifted.is_empty() {
+                    // The timings above compare each store with a floor that no longer does
+                    // what it does: say so in the report, and fail.
+                    let _ = writeln!(
+                        md,
+                        "**The floors no longer send their stores' statements** (benches/src/floors.rs):\n\n- {}\n",
+                        drifted.join("\n- ")
+                    );
+                    save(&md)?;
+                    for drift in &drifted {
+                        eprintln!("bench: {drift}");
+                    }
+                    return Err("the floors no longer send their stores' statements: \
+                                benches/src/floors.rs must send what the stores do"
+                        .into());
+                }
+            }
             Err(err) => {
                 let _ = writeln!(md, "## Statements per operation\n\nNot counted: {err}\n");
             }
