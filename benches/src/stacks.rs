@@ -5,7 +5,7 @@
 //! that driver. The stores are driven through their own `SessionStore` trait (tower-sessions-core
 //! 0.15 for this crate, 0.14 for the peers).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use store::{Id, Record, SessionStore};
@@ -35,7 +35,6 @@ impl Op {
 }
 
 /// One session of the workload, in the record type of each tower-sessions-core.
-#[derive(Clone)]
 pub struct Sample {
     pub record: Record,
     pub record014: core014::session::Record,
@@ -48,6 +47,11 @@ pub struct Sample {
     /// The record as this crate's stores loaded it (with the base a save merges from), with
     /// [`Sample::changed`]'s change made, set by [`Stack::prepare_save`]: what a request saves.
     pub loaded: std::sync::OnceLock<Record>,
+    /// A copy of [`Sample::record`] (and of [`Sample::record014`]) made with the sample, for
+    /// the one `create` that takes it: `create` takes the record `&mut`, and a request hands
+    /// it the record it holds, so the copy is not the store's to pay for in the timed window.
+    for_create: Mutex<Option<Record>>,
+    for_create014: Mutex<Option<core014::session::Record>>,
 }
 
 /// The value a request changes before its save, and its changed value.
@@ -66,10 +70,31 @@ impl Sample {
         Sample {
             record014: to_014(&record),
             changed014: to_014(&changed),
+            for_create: Mutex::new(Some(record.clone())),
+            for_create014: Mutex::new(Some(to_014(&record))),
             record,
             changed,
             loaded: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The record to create: the copy made with the sample, or (created again) a new one.
+    fn record_to_create(&self) -> Record {
+        let spare = self
+            .for_create
+            .lock()
+            .ok()
+            .and_then(|mut spare| spare.take());
+        spare.unwrap_or_else(|| self.record.clone())
+    }
+
+    fn record014_to_create(&self) -> core014::session::Record {
+        let spare = self
+            .for_create014
+            .lock()
+            .ok()
+            .and_then(|mut spare| spare.take());
+        spare.unwrap_or_else(|| self.record014.clone())
     }
 }
 
@@ -124,7 +149,7 @@ pub struct Store15<S>(pub S);
 #[async_trait]
 impl<S: SessionStore> Stack for Store15<S> {
     async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
-        let mut record = sample.record.clone();
+        let mut record = sample.record_to_create();
         self.0.create(&mut record).await?;
         Ok(())
     }
@@ -156,7 +181,7 @@ pub struct Store14<S>(pub S);
 #[async_trait]
 impl<S: core014::SessionStore> Stack for Store14<S> {
     async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
-        let mut record = sample.record014.clone();
+        let mut record = sample.record014_to_create();
         self.0.create(&mut record).await?;
         Ok(())
     }
