@@ -80,22 +80,18 @@ impl Sample {
 
     /// The record to create: the copy made with the sample, or (created again) a new one.
     fn record_to_create(&self) -> Record {
-        let spare = self
-            .for_create
-            .lock()
-            .ok()
-            .and_then(|mut spare| spare.take());
-        spare.unwrap_or_else(|| self.record.clone())
+        take_or_clone(&self.for_create, &self.record)
     }
 
     fn record014_to_create(&self) -> core014::session::Record {
-        let spare = self
-            .for_create014
-            .lock()
-            .ok()
-            .and_then(|mut spare| spare.take());
-        spare.unwrap_or_else(|| self.record014.clone())
+        take_or_clone(&self.for_create014, &self.record014)
     }
+}
+
+/// What `spare` holds, taken, or a clone of `original` once it has been.
+fn take_or_clone<T: Clone>(spare: &Mutex<Option<T>>, original: &T) -> T {
+    let taken = spare.lock().ok().and_then(|mut spare| spare.take());
+    taken.unwrap_or_else(|| original.clone())
 }
 
 pub fn to_014(record: &Record) -> core014::session::Record {
