@@ -43,6 +43,16 @@ impl Sql {
 /// The version a created session has, which the bench's one save per session expects.
 const CREATED_VERSION: i64 = 0;
 
+/// A floor's save must have written its session, as the stores' saves check theirs did: a
+/// save of the wrong version would update nothing and cost the floor less than a save.
+fn one_row_updated(rows: u64) -> Result<(), BoxError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(format!("the floor's save updated {rows} rows, not its session's one").into())
+    }
+}
+
 fn encode(record: &store::Record) -> Result<Vec<u8>, BoxError> {
     Ok(rmp_serde::to_vec(record)?)
 }
@@ -86,7 +96,7 @@ impl Stack for LeanFloor {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&self.sql.update_if_version).await?;
         let no_text: Option<&str> = None;
-        client
+        let updated = client
             .execute(
                 &stmt,
                 &[
@@ -101,7 +111,7 @@ impl Stack for LeanFloor {
                 ],
             )
             .await?;
-        Ok(())
+        one_row_updated(updated)
     }
     async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
         let id = sample.record.id.to_string();
@@ -153,7 +163,7 @@ impl Stack for SqlxFloor {
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
         let data = encode(&sample.changed)?;
         let now = OffsetDateTime::now_utc();
-        sqlx::query(sqlx::AssertSqlSafe(self.sql.update_if_version.as_str()))
+        let updated = sqlx::query(sqlx::AssertSqlSafe(self.sql.update_if_version.as_str()))
             .bind(sample.record.id.to_string())
             .bind(data)
             .bind(sample.record.expiry_date)
@@ -164,7 +174,7 @@ impl Stack for SqlxFloor {
             .bind(CREATED_VERSION)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        one_row_updated(updated.rows_affected())
     }
     async fn load(&self, sample: &Sample) -> Result<bool, BoxError> {
         let now = OffsetDateTime::now_utc();
