@@ -10,7 +10,7 @@
 //!
 //! The entry is an array of numbers: a 128-bit SipHash-2-4 tag (two words) under a key drawn once
 //! per process, then the base, word by word (the user key as a string, or `null`; a value
-//! without a hash as `null`). The tag covers the base's canonical bytes, which a save rebuilds
+//! without a hash as `null`). The tag covers the base's canonical bytes, which a save hashes again
 //! from the words it reads. Numbers, not text: a base is written at every load and read at every
 //! save, and base64 (what the entry was before) cost more than its hashing. SipHash is a keyed
 //! pseudo-random function made to authenticate short messages, and a base is about a hundred
@@ -29,7 +29,7 @@ use std::{
 };
 
 use serde_json::Value;
-use siphasher::sip128::{Hash128, SipHasher24};
+use siphasher::sip128::{Hash128, Hasher128, SipHasher24};
 use time::OffsetDateTime;
 
 use crate::ports::SessionData;
@@ -108,7 +108,7 @@ impl Base {
 
     /// Puts this base into `data`.
     pub(crate) fn attach(&self, data: &mut SessionData) {
-        let tag = tag(&self.to_bytes()).as_u128();
+        let tag = self.tag().as_u128();
         let nanos = self.expiry.unix_timestamp_nanos() as u128;
         let mut entry = Vec::with_capacity(ENTRIES + 2 * self.entries.len());
         entry.extend([tag as u64, (tag >> 64) as u64].map(Value::from));
@@ -164,7 +164,7 @@ impl Base {
             entries,
         };
         // `Hash128`'s equality takes the same time wherever the tags differ.
-        if tag(&base.to_bytes()) != given {
+        if base.tag() != given {
             return Err(Forged);
         }
         if base.row != key_hash(row_key) {
@@ -173,33 +173,37 @@ impl Base {
         Ok(Some(base))
     }
 
-    /// Version, expiry, row, user key, entries; little-endian, lengths before contents.
-    fn to_bytes(&self) -> Vec<u8> {
-        let user_key = self.user_key.as_deref().map(str::as_bytes);
-        let mut bytes =
-            Vec::with_capacity(48 + user_key.map_or(0, <[u8]>::len) + 17 * self.entries.len());
-        bytes.extend_from_slice(&self.version.to_le_bytes());
-        bytes.extend_from_slice(&self.expiry.unix_timestamp_nanos().to_le_bytes());
-        bytes.extend_from_slice(&self.row.to_le_bytes());
-        match user_key {
+    /// This base's tag: SipHash-2-4, 128 bits, under the process's key, over its canonical
+    /// bytes (version, expiry, row, user key, entries; little-endian, lengths before contents,
+    /// a flag byte before what may be absent). The words go to the hasher as they are, with no
+    /// buffer of bytes built first: a load and a save each tag a base.
+    fn tag(&self) -> Hash128 {
+        static KEYED: OnceLock<SipHasher24> = OnceLock::new();
+        let mut hasher = *KEYED.get_or_init(|| SipHasher24::new_with_key(&rand::random()));
+        hasher.write_u64(self.version as u64);
+        let nanos = self.expiry.unix_timestamp_nanos() as u128;
+        hasher.write_u64(nanos as u64);
+        hasher.write_u64((nanos >> 64) as u64);
+        hasher.write_u64(self.row);
+        match self.user_key.as_deref() {
             Some(key) => {
-                bytes.push(1);
-                bytes.extend_from_slice(&(key.len() as u64).to_le_bytes());
-                bytes.extend_from_slice(key);
+                hasher.write_u8(1);
+                hasher.write_u64(key.len() as u64);
+                hasher.write(key.as_bytes());
             }
-            None => bytes.push(0),
+            None => hasher.write_u8(0),
         }
         for (key, value) in &self.entries {
-            bytes.extend_from_slice(&key.to_le_bytes());
+            hasher.write_u64(*key);
             match value {
                 Some(value) => {
-                    bytes.push(1);
-                    bytes.extend_from_slice(&value.to_le_bytes());
+                    hasher.write_u8(1);
+                    hasher.write_u64(*value);
                 }
-                None => bytes.push(0),
+                None => hasher.write_u8(0),
             }
         }
-        bytes
+        hasher.finish128()
     }
 
     /// What the request holding `data` changed since it loaded this base (its entry under
@@ -321,14 +325,6 @@ fn hash_value(hasher: &mut impl Hasher, value: &Value, depth: usize) -> Option<(
     Some(())
 }
 
-/// The tag of a base's bytes: SipHash-2-4, 128 bits, under the process's key.
-fn tag(bytes: &[u8]) -> Hash128 {
-    static KEYED: OnceLock<SipHasher24> = OnceLock::new();
-    KEYED
-        .get_or_init(|| SipHasher24::new_with_key(&rand::random()))
-        .hash(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -439,7 +435,7 @@ mod tests {
             OffsetDateTime::UNIX_EPOCH,
             Some(String::new()),
         );
-        assert_ne!(none.to_bytes(), empty.to_bytes());
+        assert_ne!(none.tag(), empty.tag());
         for base in [none, empty] {
             let mut data = data.clone();
             base.attach(&mut data);
