@@ -3,7 +3,8 @@
 //! and the tokio-postgres adapter each implement it once; everything a repository decides (which
 //! statement, which values, what the result means) is written once, for both.
 
-use async_trait::async_trait;
+use std::future::Future;
+
 use time::OffsetDateTime;
 
 use super::{Dialect, Statements};
@@ -99,7 +100,11 @@ pub(crate) trait SqlRow: Send {
 
 /// A SQL connection (pool) the store's sessions live behind. Every type that implements it is
 /// a [`SessionRepository`](crate::ports::SessionRepository) (`repository.rs`).
-#[async_trait]
+///
+/// Its futures are returned as they are, not boxed (as `async_trait` would box them): a store
+/// operation runs one or two statements, and each box was an allocation and a copy of the
+/// statement's state in every operation. The repository's own futures, which the store calls
+/// through the port, are boxed once there.
 pub(crate) trait SqlDriver: Send + Sync + 'static {
     type Row: SqlRow;
 
@@ -110,10 +115,30 @@ pub(crate) trait SqlDriver: Send + Sync + 'static {
     fn statements_mut(&mut self) -> &mut Statements;
 
     /// Runs `sql` with `params`.
-    async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<Executed, SqlError>;
+    fn execute(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> impl Future<Output = Result<Executed, SqlError>> + Send;
 
     /// Runs `sql` with `params` and returns its rows.
-    async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Self::Row>, SqlError>;
+    fn query(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, SqlError>> + Send;
+
+    /// Runs `sql`, a read by key (one row or none), with `params` and returns its first row.
+    /// A driver may ask for that row alone (on SeaORM's PostgreSQL pool, sqlx's
+    /// `fetch_optional`, which costs the client less than collecting the rows). Never for a
+    /// write: a statement asked for one row may stop at it.
+    fn query_first(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> impl Future<Output = Result<Option<Self::Row>, SqlError>> + Send {
+        async move { Ok(self.query(sql, params).await?.into_iter().next()) }
+    }
 
     /// The per-user limit that refuses logins (`per_user::Refusing`): a driver whose
     /// statements run in one new transaction, on one connection, until
@@ -121,25 +146,31 @@ pub(crate) trait SqlDriver: Send + Sync + 'static {
     /// runs on that connection once the transaction has ended, however it ends: committed,
     /// rolled back, or abandoned (the driver dropped midway, as by a time-out), which rolls
     /// it back.
-    async fn begin_guarded(&self, release: Option<(String, Vec<Param>)>) -> Result<Self, SqlError>
+    fn begin_guarded(
+        &self,
+        release: Option<(String, Vec<Param>)>,
+    ) -> impl Future<Output = Result<Self, SqlError>> + Send
     where
         Self: Sized;
 
     /// Ends the transaction of [`begin_guarded`](Self::begin_guarded): commits it, or rolls it
     /// back, then runs its `release`.
-    async fn end_guarded(self, commit: bool) -> Result<(), SqlError>
+    fn end_guarded(self, commit: bool) -> impl Future<Output = Result<(), SqlError>> + Send
     where
         Self: Sized;
 
     /// The login history on SQLite and MySQL (see `history.rs`, `mysql_history.rs`): runs
     /// `logged` in one transaction and returns how many rows its write wrote. Only the SeaORM
     /// driver has SQLite and MySQL.
-    async fn logged(&self, logged: Logged<'_, Self::Row>) -> Result<u64, SqlError> {
+    fn logged(
+        &self,
+        logged: Logged<'_, Self::Row>,
+    ) -> impl Future<Output = Result<u64, SqlError>> + Send {
         let _ = logged;
-        Err(RepositoryError::Statement(
+        std::future::ready(Err(RepositoryError::Statement(
             "this driver keeps no login history in a transaction".to_owned(),
         )
-        .into())
+        .into()))
     }
 }
 

@@ -397,10 +397,10 @@ impl<D: SqlDriver> SessionRepository for D {
         let mut params = vec![Param::text(id), Param::Instant(now)];
         // Without an absolute lifetime, the row's age is neither checked nor read.
         if born.is_none() {
-            let rows = self
-                .query(&self.statements().find_unexpired_any_age, params)
-                .await?;
-            let Some(row) = rows.first() else {
+            let Some(row) = self
+                .query_first(&self.statements().find_unexpired_any_age, params)
+                .await?
+            else {
                 return Ok(None);
             };
             return Ok(Some(FoundRow {
@@ -412,10 +412,10 @@ impl<D: SqlDriver> SessionRepository for D {
             }));
         }
         params.extend(born_after(born, long_born));
-        let rows = self
-            .query(&self.statements().find_unexpired, params)
-            .await?;
-        let Some(row) = rows.first() else {
+        let Some(row) = self
+            .query_first(&self.statements().find_unexpired, params)
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some(FoundRow {

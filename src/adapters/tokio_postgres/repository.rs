@@ -1,6 +1,5 @@
 use std::{fmt, sync::Arc};
 
-use async_trait::async_trait;
 use bytes::BytesMut;
 use deadpool_postgres::Pool;
 use time::OffsetDateTime;
@@ -164,7 +163,6 @@ fn as_sql(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|param| param as _).collect()
 }
 
-#[async_trait]
 impl SqlDriver for TokioPostgresRepository {
     type Row = tokio_postgres::Row;
 
