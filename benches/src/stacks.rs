@@ -50,6 +50,8 @@ pub struct Sample {
     /// A copy of [`Sample::record`] (and of [`Sample::record014`]) made with the sample, for
     /// the one `create` that takes it: `create` takes the record `&mut`, and a request hands
     /// it the record it holds, so the copy is not the store's to pay for in the timed window.
+    /// The create hands it back ([`Sample::created`]): a request keeps its record after the
+    /// create, so neither is its drop the store's (the floors only borrow the sample's).
     for_create: Mutex<Option<Record>>,
     for_create014: Mutex<Option<core014::session::Record>>,
 }
@@ -86,12 +88,28 @@ impl Sample {
     fn record014_to_create(&self) -> core014::session::Record {
         take_or_clone(&self.for_create014, &self.record014)
     }
+
+    /// The record a create was handed, back with the sample, dropped with it (untimed).
+    fn created(&self, record: Record) {
+        put_back(&self.for_create, record);
+    }
+
+    fn created014(&self, record: core014::session::Record) {
+        put_back(&self.for_create014, record);
+    }
 }
 
 /// What `spare` holds, taken, or a clone of `original` once it has been.
 fn take_or_clone<T: Clone>(spare: &Mutex<Option<T>>, original: &T) -> T {
     let taken = spare.lock().ok().and_then(|mut spare| spare.take());
     taken.unwrap_or_else(|| original.clone())
+}
+
+/// `value` into `spare`, to be dropped with it (or taken by another create).
+fn put_back<T>(spare: &Mutex<Option<T>>, value: T) {
+    if let Ok(mut spare) = spare.lock() {
+        *spare = Some(value);
+    }
 }
 
 pub fn to_014(record: &Record) -> core014::session::Record {
@@ -147,6 +165,7 @@ impl<S: SessionStore> Stack for Store15<S> {
     async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
         let mut record = sample.record_to_create();
         self.0.create(&mut record).await?;
+        sample.created(record);
         Ok(())
     }
     async fn prepare_save(&self, sample: &Sample) -> Result<(), BoxError> {
@@ -179,6 +198,7 @@ impl<S: core014::SessionStore> Stack for Store14<S> {
     async fn create(&self, sample: &Sample) -> Result<(), BoxError> {
         let mut record = sample.record014_to_create();
         self.0.create(&mut record).await?;
+        sample.created014(record);
         Ok(())
     }
     async fn save(&self, sample: &Sample) -> Result<(), BoxError> {
