@@ -249,6 +249,30 @@ impl SqlDriver for TokioPostgresRepository {
         Ok(())
     }
 
+    // A read by key: its one row read off the stream (see [`first_row`]).
+    async fn query_first(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<Option<tokio_postgres::Row>, SqlError> {
+        if let Some(guarded) = &self.guarded {
+            let client = guarded.client()?;
+            let row = match client.prepare_cached(sql).await {
+                Ok(statement) => first_row(client, &statement, &params).await,
+                Err(err) => Err(err),
+            };
+            return row.map_err(errors::statement);
+        }
+        let mut lent = Lent::new(&self.cancel_tls);
+        let client = lent.lend(self.client().await?);
+        let row = match client.prepare_cached(sql).await {
+            Ok(statement) => first_row(client, &statement, &params).await,
+            Err(err) => Err(err),
+        };
+        lent.returned();
+        row.map_err(errors::statement)
+    }
+
     async fn query(
         &self,
         sql: &str,
@@ -272,6 +296,21 @@ impl SqlDriver for TokioPostgresRepository {
         lent.returned();
         rows.map_err(errors::statement)
     }
+}
+
+/// The first row `statement` returns, read off its stream: no vector of rows, and the client
+/// goes back to the pool as soon as the row is read (what follows it, if anything, is
+/// discarded by the connection as it arrives).
+async fn first_row(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    params: &[Param],
+) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+    let rows = client.query_raw(statement, params.iter()).await?;
+    let mut rows = std::pin::pin!(rows);
+    std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx))
+        .await
+        .transpose()
 }
 
 impl SqlRow for tokio_postgres::Row {
