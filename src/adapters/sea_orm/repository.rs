@@ -380,7 +380,7 @@ impl SqlDriver for SeaOrmRepository {
     }
 
     // A read by key: sqlx's `fetch_optional` reads the one row, without `fetch_all`'s boxed
-    // stream and its collection (about 4,500 instructions less per load; BENCHMARKS.md).
+    // stream and its collection (about 4,800 instructions less per load; BENCHMARKS.md).
     async fn query_first(
         &self,
         sql: &str,
