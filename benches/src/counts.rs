@@ -111,8 +111,8 @@ pub async fn count(
 /// does.
 fn drifted_floors(stacks: &[Named], sent: &[[BTreeSet<String>; 4]]) -> Vec<String> {
     let store_of = |floor: &Named| match floor.kind {
-        Kind::LeanFloor => Some(Kind::LeanStore),
-        Kind::SqlxFloor => Some(Kind::SeaOrmStore),
+        Kind::LeanFloor | Kind::LeanFloorTwin => Some(Kind::LeanStore),
+        Kind::SqlxFloor | Kind::SqlxFloorTwin => Some(Kind::SeaOrmStore),
         _ => None,
     };
     let mut drifted = Vec::new();

@@ -1,5 +1,7 @@
 //! Side-by-side benchmarks of session stores on one PostgreSQL: this crate's two stores, the two
-//! driver floors and the peer stores, interleaved round by round. Run with `scripts/bench`.
+//! driver floors and the peer stores, interleaved round by round; and the controls: a twin of
+//! each floor (two identical stacks' ratio is the measure's noise) and the lean store without
+//! its operation time-out. Run with `scripts/bench`.
 //!
 //! Environment: `BENCH_URL` (server, no database; default `postgres://postgres@127.0.0.1:55433`,
 //! the cluster `scripts/bench` starts), `BENCH_ROUNDS` (15), `BENCH_OPS` (operations per stack,
@@ -104,6 +106,9 @@ async fn main() -> Result<(), BoxError> {
         let timings = measure::run(&stacks, &template, &CONCURRENCIES, rounds, ops).await?;
         report::timings(&mut md, &stacks, &timings);
         report::ratios(&mut md, &stacks, &timings);
+        if let Err(err) = report::table_scans(&mut md, &admin).await {
+            let _ = writeln!(md, "## Table scans\n\nNot read: {err}\n");
+        }
         let svg = report::chart(&stacks, &timings);
         std::fs::write(format!("{out}/chart.svg"), svg)?;
     }

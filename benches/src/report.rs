@@ -78,7 +78,15 @@ pub fn timings(md: &mut String, stacks: &[Named], timings: &Timings) {
 
 fn find(stacks: &[Named], kind: Kind, tuned: bool) -> Option<usize> {
     stacks.iter().position(|s| {
-        s.kind == kind && (s.tuned == tuned || matches!(kind, Kind::LeanFloor | Kind::LeanStore))
+        s.kind == kind
+            && (s.tuned == tuned
+                || matches!(
+                    kind,
+                    Kind::LeanFloor
+                        | Kind::LeanFloorTwin
+                        | Kind::LeanStore
+                        | Kind::LeanStoreUntimed
+                ))
     })
 }
 
@@ -87,7 +95,7 @@ fn find(stacks: &[Named], kind: Kind, tuned: bool) -> Option<usize> {
 pub fn ratios(md: &mut String, stacks: &[Named], timings: &Timings) {
     use Kind::*;
     type Stack = (Kind, bool);
-    let rows: [(&str, Stack, Stack, &str); 12] = [
+    let rows: [(&str, Stack, Stack, &str); 15] = [
         (
             "PostgresStore ÷ sqlx floor",
             (SeaOrmStore, true),
@@ -105,6 +113,24 @@ pub fn ratios(md: &mut String, stacks: &[Named], timings: &Timings) {
             (LeanStore, true),
             (LeanFloor, true),
             "≥ 0.95",
+        ),
+        (
+            "lean store, no time-out ÷ lean floor",
+            (LeanStoreUntimed, true),
+            (LeanFloor, true),
+            "",
+        ),
+        (
+            "floor twin ÷ sqlx floor",
+            (SqlxFloorTwin, true),
+            (SqlxFloor, true),
+            "(control: 1)",
+        ),
+        (
+            "floor twin ÷ lean floor",
+            (LeanFloorTwin, true),
+            (LeanFloor, true),
+            "(control: 1)",
         ),
         (
             "PostgresStore ÷ lean floor",
@@ -199,9 +225,9 @@ pub fn ratios(md: &mut String, stacks: &[Named], timings: &Timings) {
 
 fn color(kind: Kind) -> &'static str {
     match kind {
-        Kind::LeanFloor => "#9e9e9e",
-        Kind::LeanStore => "#1b7837",
-        Kind::SqlxFloor => "#cfcfcf",
+        Kind::LeanFloor | Kind::LeanFloorTwin => "#9e9e9e",
+        Kind::LeanStore | Kind::LeanStoreUntimed => "#1b7837",
+        Kind::SqlxFloor | Kind::SqlxFloorTwin => "#cfcfcf",
         Kind::SeaOrmStore => "#2166ac",
         Kind::SqlxStorePeer => "#d6604d",
         Kind::SeaOrm01Peer => "#f4a582",
@@ -335,4 +361,40 @@ pub fn payload(md: &mut String, rows: &crate::payload::Sizes) {
         let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
     }
     md.push('\n');
+}
+
+/// The session tables' sequential scans over the run, by schema (every stack has a schema of its
+/// own): a load by key that scans its table (a generic plan made while the table was nearly
+/// empty, say: BENCHMARKS.md, "Controls") shows here as rows read by scans. The migration's own
+/// scans of the empty table read none.
+pub async fn table_scans(
+    md: &mut String,
+    conn: &sea_orm::DatabaseConnection,
+) -> Result<(), crate::stacks::BoxError> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT schemaname::text, seq_scan, seq_tup_read, COALESCE(idx_scan, 0) \
+             FROM pg_stat_user_tables WHERE relname = 'session' ORDER BY schemaname",
+        ))
+        .await?;
+    let _ = writeln!(
+        md,
+        "## Table scans\n\nEach stack's table over the run (`pg_stat_user_tables`; counters \
+         flushed up to a second late): rows read by sequential scans should be 0.\n\n\
+         | schema | sequential scans | rows they read | index scans |\n|---|---:|---:|---:|"
+    );
+    for row in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            row.try_get_by_index::<String>(0)?,
+            row.try_get_by_index::<i64>(1)?,
+            row.try_get_by_index::<i64>(2)?,
+            row.try_get_by_index::<i64>(3)?,
+        );
+    }
+    md.push('\n');
+    Ok(())
 }

@@ -105,12 +105,40 @@ pub async fn stacks(base: &str) -> Result<Vec<Named>, BoxError> {
         },
     ));
 
+    // The control: the same floor again, on a pool and a table of its own. Its ratio to the
+    // first is what two identical stacks read on this machine (named so that no filter
+    // naming the floors selects it).
+    migrated(&admin, "floor_twin_lean").await?;
+    all.push(named(
+        "floor twin (tokio-postgres)",
+        Kind::LeanFloorTwin,
+        true,
+        LeanFloor {
+            pool: lean_pool(&bench)?,
+            sql: Sql::new("floor_twin_lean"),
+        },
+    ));
+
     migrated(&admin, "lean_store").await?;
     all.push(named(
         "LeanPostgresStore",
         Kind::LeanStore,
         true,
         Store15(LeanPostgresStore::new(lean_pool(&bench)?).with_schema_name("lean_store")?),
+    ));
+
+    // The same store without its operation time-out: what the time-out costs (a tokio timer
+    // per operation). Named so that no filter naming `LeanPostgresStore` selects it.
+    migrated(&admin, "lean_store_untimed").await?;
+    all.push(named(
+        "lean store, no time-out",
+        Kind::LeanStoreUntimed,
+        true,
+        Store15(
+            LeanPostgresStore::new(lean_pool(&bench)?)
+                .with_schema_name("lean_store_untimed")?
+                .with_operation_timeout(None),
+        ),
     ));
 
     for tuned in [true, false] {
@@ -129,6 +157,20 @@ pub async fn stacks(base: &str) -> Result<Vec<Named>, BoxError> {
                 sql: Sql::new(&schema),
             },
         ));
+
+        if tuned {
+            let conn = seaorm(&bench, tuned).await?;
+            migrated(&admin, "floor_twin_sqlx").await?;
+            all.push(named(
+                "floor twin (SeaORM pool)",
+                Kind::SqlxFloorTwin,
+                tuned,
+                SqlxFloor {
+                    pool: conn.get_postgres_connection_pool().clone(),
+                    sql: Sql::new("floor_twin_sqlx"),
+                },
+            ));
+        }
 
         let conn = seaorm(&bench, tuned).await?;
         let schema = format!("store_{tag}");

@@ -153,6 +153,13 @@ pub enum Kind {
     LeanStore,
     SqlxFloor,
     SeaOrmStore,
+    /// A second copy of a floor (its own pool and table), measured against the first: the
+    /// control that tells what a ratio of two identical stacks reads on this machine.
+    LeanFloorTwin,
+    SqlxFloorTwin,
+    /// `LeanPostgresStore` with its operation time-out off (`with_operation_timeout(None)`):
+    /// what the time-out costs.
+    LeanStoreUntimed,
     SqlxStorePeer,
     SeaOrm01Peer,
 }
