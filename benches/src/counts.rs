@@ -1,7 +1,8 @@
 //! Statements per operation, counted by the server: pg_stat_statements, switched on only while
 //! counting (`pg_stat_statements.track` is `none` otherwise, so it costs the timed rounds
 //! nothing). The same pass checks that each floor still sends its store's statements, word for
-//! word but the schema: the floors are only a measure of the store while they do.
+//! word but the schema and the parameters' numbering: the floors are only a measure of the store
+//! while they do.
 
 use std::collections::BTreeSet;
 
@@ -34,12 +35,19 @@ async fn calls(conn: &DatabaseConnection) -> Result<f64, BoxError> {
     Ok(row.try_get_by_index::<f64>(0)?)
 }
 
-/// The session-table statements run since the last reset, their schema written `"…"`.
+/// The session-table statements run since the last reset, their schema written `"…"` and
+/// every parameter and number `$?`. pg_stat_statements writes a statement's numbers as
+/// parameters (`"version" + 1` as `"version" + $9`) only when it was prepared while tracking was
+/// on: one a pool's connection prepared during the timed rounds (tracking off) keeps its text as
+/// sent, one another connection prepares while counting does not, so the same statement could
+/// read two ways.
 async fn statements(conn: &DatabaseConnection) -> Result<BTreeSet<String>, BoxError> {
     let rows = conn
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
-            r#"SELECT DISTINCT regexp_replace(query, '"[^"]*"\."session"', '"…"."session"', 'g')
+            r#"SELECT DISTINCT regexp_replace(
+                   regexp_replace(query, '"[^"]*"\."session"', '"…"."session"', 'g'),
+                   '\$[0-9]+|\m[0-9]+\M', '$?', 'g')
                FROM pg_stat_statements WHERE query LIKE '%"session"%'"#,
         ))
         .await?;
