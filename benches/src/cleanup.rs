@@ -61,12 +61,23 @@ pub async fn run(
         )
         .await?;
     let ids: Vec<Id> = (0..live).map(|_| Id::default()).collect();
+    // Each live row holds its own session's record: a load refuses a row whose record names
+    // another id (a row copied from another session).
     for chunk in ids.chunks(10_000) {
         let texts: Vec<String> = chunk.iter().map(Id::to_string).collect();
+        let records = chunk
+            .iter()
+            .map(|id| {
+                rmp_serde::to_vec(&Record {
+                    id: *id,
+                    ..template.clone()
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         client
             .execute(
-                &format!("INSERT INTO {table} SELECT unnest($1::text[]), $2, $3"),
-                &[&texts, &data, &in_a_day],
+                &format!("INSERT INTO {table} SELECT unnest($1::text[]), unnest($2::bytea[]), $3"),
+                &[&texts, &records, &in_a_day],
             )
             .await?;
     }
