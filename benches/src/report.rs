@@ -78,15 +78,7 @@ pub fn timings(md: &mut String, stacks: &[Named], timings: &Timings) {
 
 fn find(stacks: &[Named], kind: Kind, tuned: bool) -> Option<usize> {
     stacks.iter().position(|s| {
-        s.kind == kind
-            && (s.tuned == tuned
-                || matches!(
-                    kind,
-                    Kind::LeanFloor
-                        | Kind::LeanFloorTwin
-                        | Kind::LeanStore
-                        | Kind::LeanStoreUntimed
-                ))
+        s.kind == kind && (s.tuned == tuned || matches!(kind, Kind::LeanFloor | Kind::LeanStore))
     })
 }
 
