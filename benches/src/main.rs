@@ -144,7 +144,7 @@ async fn main() -> Result<(), BoxError> {
         }
     }
 
-    // The side-by-side stacks' pools (16 connections each, 13 stacks) close before the parts
+    // The side-by-side stacks' pools (16 connections each, up to 13 stacks) close before the parts
     // that open pools of their own: together they would pass the cluster's `max_connections`.
     drop(stacks);
     settle_connections(&admin).await;
@@ -286,8 +286,9 @@ async fn cache_runs(
     Ok(results)
 }
 
-/// Waits (up to 5 s) until the server has let go of the connections of the pools just dropped:
-/// their backends end as they read the closed sockets, a few milliseconds later.
+/// Waits while the server's count of client connections keeps falling (read every 100 ms, for
+/// at most 5 s): the backends of the pools just dropped end as they read their closed sockets,
+/// a few milliseconds later. Returns at the first read that is not lower than the one before.
 async fn settle_connections(admin: &sea_orm::DatabaseConnection) {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
     let count = Statement::from_string(
