@@ -167,12 +167,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                         "its reserved entry `tower-sessions-seaorm-store:base` was not made by \
                          this store's load (an application must not write that key)",
                     )
-                })?;
-                let Some(base) = base else {
-                    let eviction = self.eviction(|| Evict::Key(key.clone()));
-                    let written = self.update(&key, record, now, None).await?;
-                    eviction.done();
-                    return Ok(written.unwrap_or_default());
+                });
+                let Some(base) = base? else {
+                    return Box::pin(self.replace(&key, record, now)).await;
                 };
                 if self.is_unchanged(&base, record)? {
                     return Ok(Written::default());
@@ -196,6 +193,20 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             .await?;
         self.trim_after_login(written, now).await;
         Ok(())
+    }
+
+    /// A save of a record without a base (cleared, or cycled, in this request): it replaces
+    /// the whole session, if it is still stored.
+    async fn replace(
+        &self,
+        key: &str,
+        record: &SessionRecord<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Written, SessionError> {
+        let eviction = self.eviction(|| Evict::Key(key.to_owned()));
+        let written = self.update(key, record, now, None).await?;
+        eviction.done();
+        Ok(written.unwrap_or_default())
     }
 
     /// Whether write avoidance lets this save write nothing: no value changed, nor the user
