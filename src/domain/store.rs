@@ -168,6 +168,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                          this store's load (an application must not write that key)",
                     )
                 });
+                // The rare save without a base is boxed: inline, its update kept a room of its
+                // own in every save's future, which outgrew what glibc serves from its
+                // per-thread cache (1,032 bytes; tower-sessions boxes every operation's future).
                 let Some(base) = base? else {
                     return Box::pin(self.replace(&key, record, now)).await;
                 };
@@ -195,8 +198,8 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
         Ok(())
     }
 
-    /// A save of a record without a base (cleared, or cycled, in this request): it replaces
-    /// the whole session, if it is still stored.
+    /// A save of a record without a base (cleared in this request): it replaces the whole
+    /// session, if it is still stored.
     async fn replace(
         &self,
         key: &str,
