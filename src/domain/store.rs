@@ -162,7 +162,7 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
             .run(Operation::Save, async {
                 // The base stays in the record: encoding, the delta and write avoidance all
                 // leave its key out, so the session's values are not copied at every save.
-                let base = Base::read(&key, &record.data).map_err(|Forged| {
+                let read = Base::read(&key, &record.data).map_err(|Forged| {
                     SessionError::Unstorable(
                         "its reserved entry `tower-sessions-seaorm-store:base` was not made by \
                          this store's load (an application must not write that key)",
@@ -171,7 +171,9 @@ impl<R: SessionRepository, C: Codec> RepositoryStore<R, C> {
                 // The rare save without a base is boxed: inline, its update kept a room of its
                 // own in every save's future, which outgrew what glibc serves from its
                 // per-thread cache (1,032 bytes; tower-sessions boxes every operation's future).
-                let Some(base) = base? else {
+                // The `?` stays in the `let`: a named `Option<Base>` would keep a room (80
+                // bytes) beside the `Base` it holds.
+                let Some(base) = read? else {
                     return Box::pin(self.replace(&key, record, now)).await;
                 };
                 if self.is_unchanged(&base, record)? {
